@@ -1,0 +1,151 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { recommend } from '../keepalive/recommend.js';
+import { parseSoKeepalive } from '../keepalive/spec.js';
+import { parseDuration } from '../units/time.js';
+import { EXIT, UsageError } from './errors.js';
+import { renderSelfcheck, selfcheck } from './selfcheck.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Parses a time argument such as `90s` or `1m30s` into whole seconds. */
+function secondsArg(value: string): number {
+  const parsed = parseDuration(value);
+  if (!parsed.ok) throw new InvalidArgumentError(parsed.error.message);
+  if (parsed.value % 1000 !== 0)
+    throw new InvalidArgumentError(`"${value}" is not a whole number of seconds`);
+  return parsed.value / 1000;
+}
+
+function msArg(value: string): number {
+  const parsed = parseDuration(value);
+  if (!parsed.ok) throw new InvalidArgumentError(parsed.error.message);
+  return parsed.value;
+}
+
+function specArg(value: string) {
+  const parsed = parseSoKeepalive(value);
+  if (!parsed.ok) {
+    const e = parsed.error;
+    throw new InvalidArgumentError(`${e.message} (column ${e.column})${e.hint ? `; ${e.hint}` : ''}`);
+  }
+  return parsed.value;
+}
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export function buildProgram(io: Io, setExit: (code: number) => void): Command {
+  const program = new Command('keepwire')
+    .description(
+      'TCP keepalive done right across load balancers: per-socket control, proxy, and a kernel lab',
+    )
+    .version(version(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  program
+    .command('selfcheck')
+    .description("print this host's keepalive defaults and verify that per-socket settings reach the kernel")
+    .addOption(
+      new Option(
+        '--spec <so_keepalive>',
+        'keepalive to apply, nginx so_keepalive syntax (default: recommended for --lb-idle)',
+      ).argParser(specArg),
+    )
+    .addOption(
+      new Option('--user-timeout <time>', 'TCP_USER_TIMEOUT to apply')
+        .argParser(msArg)
+        .default(30_000, '30s'),
+    )
+    .addOption(
+      new Option('--lb-idle <time>', 'idle timeout of the load balancer in front')
+        .argParser(secondsArg)
+        .default(90, '90s'),
+    )
+    .option('--json', 'print the report as JSON')
+    .action(
+      async (opts: {
+        spec?: ReturnType<typeof specArg>;
+        userTimeout: number;
+        lbIdle: number;
+        json?: boolean;
+      }) => {
+        const spec = opts.spec ?? { enable: true, ...recommend(opts.lbIdle).keepalive };
+        const report = await selfcheck(spec, opts.userTimeout, opts.lbIdle);
+        io.out(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderSelfcheck(report)}\n`);
+        setExit(report.ok ? EXIT.ok : EXIT.failed);
+      },
+    );
+
+  program
+    .command('recommend')
+    .description('keepalive and HTTP keep-alive settings for a load balancer idle timeout')
+    .requiredOption('--lb-idle <time>', 'idle timeout of the load balancer (e.g. 90s, 350s, 4m)', secondsArg)
+    .addOption(
+      new Option('--margin <time>', 'how long before the LB deadline the first probe goes out').argParser(
+        secondsArg,
+      ),
+    )
+    .option('--json', 'print as JSON')
+    .action((opts: { lbIdle: number; margin?: number; json?: boolean }) => {
+      let rec: ReturnType<typeof recommend>;
+      try {
+        rec = recommend(opts.lbIdle, opts.margin === undefined ? {} : { margin: opts.margin });
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      if (opts.json) {
+        io.out(`${JSON.stringify(rec, null, 2)}\n`);
+        return;
+      }
+      const k = rec.keepalive;
+      io.out(
+        [
+          `LB idle timeout ${rec.lbIdleTimeout}s:`,
+          `  TCP keepalive         idle ${k.idle}s, interval ${k.interval}s, count ${k.count} (dead peer noticed after ${rec.detectionTime}s)`,
+          `  nginx                 listen 80 so_keepalive=${rec.soKeepalive};`,
+          `  sysctl                net.ipv4.tcp_keepalive_time = ${k.idle}`,
+          `  HTTP server keep-alive > LB: keepalive_timeout ${rec.httpServerKeepaliveTimeout}s;`,
+          `  client pool idle      < LB: ${rec.clientPoolIdleTimeout}s`,
+          ...rec.reasoning.map((r) => `  - ${r}`),
+          '',
+        ].join('\n'),
+      );
+    });
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. Never lets a stack trace reach the user for their own mistakes. */
+export async function run(argv: string[], io: Io): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  if (argv.length === 0) {
+    program.outputHelp();
+    return EXIT.usage;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end with exit code 0; every other commander error is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof UsageError) {
+      io.err(`keepwire: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+}

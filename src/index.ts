@@ -1,0 +1,3 @@
+/** keepwire's library entry: TCP keepalive control for Node.js sockets. */
+export * from './keepalive/index.js';
+export { formatDuration, parseDuration } from './units/time.js';

@@ -1,0 +1,22 @@
+export { keepaliveConnector, withKeepalive } from './pool.js';
+export { type DetectionInput, detectionTime, type Recommendation, recommend } from './recommend.js';
+export {
+  applyKeepalive,
+  type KeepaliveBackend,
+  type KeepaliveOptions,
+  type KeepaliveState,
+  nativeKeepaliveSupported,
+  readKeepalive,
+  toKeepaliveOptions,
+  validateKeepaliveOptions,
+} from './socket.js';
+export { KeepaliveUnsupportedError, SockoptError } from './sockopt.js';
+export {
+  formatSoKeepalive,
+  KERNEL_LIMITS,
+  type KeepaliveSpec,
+  parseSoKeepalive,
+  type SpecError,
+  type SpecResult,
+} from './spec.js';
+export { KEEPALIVE_SYSCTLS, type SystemKeepaliveDefaults, systemDefaults } from './system.js';

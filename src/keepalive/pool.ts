@@ -1,0 +1,85 @@
+/**
+ * Keepalive for sockets that connection pools open on their own.
+ *
+ * Pools set keepalive themselves and would undo ours: Node's http.Agent calls
+ * `socket.setKeepAlive(true, keepAliveMsecs)` each time a socket returns to
+ * the pool (which on Node 20 also resets the interval to 1 s and the count to
+ * 10), and undici's connector sets a 60 s idle on every new socket. So the
+ * hooks apply keepwire's settings after the pool's own.
+ */
+import type { Agent as HttpAgent } from 'node:http';
+import type { Socket } from 'node:net';
+import { buildConnector } from 'undici';
+import { applyKeepalive, type KeepaliveOptions, validateKeepaliveOptions } from './socket.js';
+
+type CreateConnection = (
+  options: object,
+  callback?: (err: Error | null, socket?: Socket) => void,
+) => Socket | undefined;
+
+/**
+ * Makes every socket of a Node `http.Agent` (or `https.Agent`) carry the given
+ * keepalive settings, from connect and after each return to the pool.
+ * Returns the same agent.
+ */
+export function withKeepalive<A extends HttpAgent>(agent: A, opts: KeepaliveOptions): A {
+  // Validate once, here, instead of failing inside the agent later.
+  validateKeepaliveOptions(opts);
+  const target = agent as unknown as {
+    createConnection: CreateConnection;
+    keepSocketAlive: (socket: Socket) => boolean;
+  };
+  const create = target.createConnection.bind(agent);
+  target.createConnection = (options, callback) => {
+    const wrapped =
+      callback &&
+      ((err: Error | null, socket?: Socket) => {
+        if (!err && socket) applyKeepalive(tcpSocketOf(socket), opts);
+        callback(err, socket);
+      });
+    const socket = create(options, wrapped);
+    if (socket) applyKeepalive(tcpSocketOf(socket), opts);
+    return socket;
+  };
+  const keepSocketAlive = target.keepSocketAlive.bind(agent);
+  target.keepSocketAlive = (socket) => {
+    const kept = keepSocketAlive(socket);
+    if (kept && !socket.destroyed) applyKeepalive(tcpSocketOf(socket), opts);
+    return kept;
+  };
+  return agent;
+}
+
+/**
+ * An undici `connect` function that opens sockets like undici's default
+ * connector and then applies keepalive. Use as
+ * `new Pool(origin, { connect: keepaliveConnector({ idle: 30 }) })`.
+ */
+export function keepaliveConnector(
+  opts: KeepaliveOptions,
+  connectOptions: buildConnector.BuildOptions = {},
+): buildConnector.connector {
+  validateKeepaliveOptions(opts);
+  const connect = buildConnector(connectOptions);
+  return (options, callback) =>
+    connect(options, (err, socket) => {
+      if (err || !socket) {
+        callback(err ?? new Error('undici connector returned no socket'), null);
+        return;
+      }
+      try {
+        applyKeepalive(tcpSocketOf(socket as Socket), opts);
+      } catch (error) {
+        socket.destroy();
+        callback(error as Error, null);
+        return;
+      }
+      callback(null, socket);
+    });
+}
+
+/** TLS sockets wrap the TCP socket that owns the file descriptor. */
+function tcpSocketOf(socket: Socket): Socket {
+  const parent = (socket as unknown as { _parent?: Socket | null })._parent;
+  return parent ?? socket;
+}

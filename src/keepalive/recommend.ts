@@ -1,0 +1,79 @@
+/**
+ * What keepalive settings follow from a load balancer's idle timeout, and what
+ * a dead peer costs with a given set of settings.
+ */
+import { formatDuration } from '../units/time.js';
+import { formatSoKeepalive, KERNEL_LIMITS } from './spec.js';
+
+export interface DetectionInput {
+  idle: number;
+  interval: number;
+  count: number;
+}
+
+/**
+ * Seconds from the last packet until the kernel declares an idle peer dead:
+ * the first probe after `idle`, then `count` unanswered probes `interval` apart.
+ */
+export function detectionTime(opts: DetectionInput): number {
+  return opts.idle + opts.interval * opts.count;
+}
+
+export interface Recommendation {
+  lbIdleTimeout: number;
+  margin: number;
+  /** TCP keepalive for both legs through the LB, seconds. */
+  keepalive: { idle: number; interval: number; count: number };
+  /** The same as an nginx `so_keepalive=` value. */
+  soKeepalive: string;
+  /** Seconds a dead peer goes unnoticed with these settings. */
+  detectionTime: number;
+  /** The HTTP keep-alive timeout of servers behind the LB: longer than the LB's idle timeout. */
+  httpServerKeepaliveTimeout: number;
+  /** The idle timeout of client-side connection pools that go through the LB: shorter than it. */
+  clientPoolIdleTimeout: number;
+  /** The rules behind each number, one sentence each. */
+  reasoning: string[];
+}
+
+/**
+ * Settings that keep a connection alive across a middlebox that forgets flows
+ * idle for `lbIdleTimeout` seconds. `margin` (seconds) is how far before the
+ * LB's deadline the first probe is sent; by default a third of the timeout.
+ */
+export function recommend(lbIdleTimeout: number, options: { margin?: number } = {}): Recommendation {
+  if (!Number.isFinite(lbIdleTimeout) || lbIdleTimeout < 2) {
+    throw new RangeError(
+      `an LB idle timeout below 2 s leaves no room for a keepalive probe (TCP_KEEPIDLE counts whole seconds), got ${lbIdleTimeout}`,
+    );
+  }
+  const lb = Math.floor(lbIdleTimeout);
+  const margin = options.margin ?? Math.max(1, Math.round(lb / 3));
+  if (!Number.isInteger(margin) || margin < 1 || margin >= lb) {
+    throw new RangeError(`margin must be a whole number of seconds in 1..${lb - 1}, got ${margin}`);
+  }
+  const idle = Math.min(lb - margin, KERNEL_LIMITS.idle.max);
+  // A lost probe is retried after `interval`; that retry must still reach the LB in time.
+  const interval = Math.max(1, Math.min(75, Math.floor(margin / 2)));
+  const count = 3;
+  const httpServerKeepaliveTimeout = lb + Math.max(5, Math.ceil(lb / 10));
+  const clientPoolIdleTimeout = lb - margin;
+  const keepalive = { idle, interval, count };
+  const fmt = (s: number) => formatDuration(s * 1000);
+  return {
+    lbIdleTimeout: lb,
+    margin,
+    keepalive,
+    soKeepalive: formatSoKeepalive({ enable: true, ...keepalive }),
+    detectionTime: detectionTime(keepalive),
+    httpServerKeepaliveTimeout,
+    clientPoolIdleTimeout,
+    reasoning: [
+      `TCP keepalive idle ${fmt(idle)} < LB idle ${fmt(lb)}: the first probe refreshes the LB's session ${fmt(margin)} before it would be forgotten.`,
+      `Probe interval ${fmt(interval)} <= half the margin: if one probe is lost, the retry still arrives before the LB's deadline.`,
+      `Count ${count}: a dead peer is noticed after ${fmt(detectionTime(keepalive))} (idle + interval x count) instead of the kernel default 2h11m15s.`,
+      `HTTP server keep-alive timeout ${fmt(httpServerKeepaliveTimeout)} > LB idle ${fmt(lb)}: the LB, which pools connections to the server, closes idle ones first, so it never reuses one the server is closing.`,
+      `Client pool idle timeout ${fmt(clientPoolIdleTimeout)} < LB idle ${fmt(lb)}: the client drops idle pooled connections before the LB forgets them, so a reused connection is never a dead one.`,
+    ],
+  };
+}
