@@ -1,0 +1,175 @@
+/**
+ * The typed configuration model: what `serve` runs and `check` audits.
+ *
+ * It is produced from the AST by the directive table with every default
+ * already merged (nginx semantics: a directive at an outer level is inherited
+ * by inner levels unless they set it). Runtime code reads only this model,
+ * never config text. Durations are milliseconds (`...Ms`), keepalive specs are
+ * kernel units (seconds, probes).
+ */
+import type { KeepaliveSpec } from '../keepalive/spec.js';
+
+/** Where a model element came from, for diagnostics and logs. */
+export interface SourceRef {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** A TCP endpoint. `host` is an IP literal or a name; IPv6 without brackets. */
+export interface Address {
+  host: string;
+  port: number;
+  /** The text as written (`127.0.0.1:5432`, `[::1]:80`, `8080`). */
+  text: string;
+}
+
+export interface UpstreamServer {
+  address: Address;
+  /** Default 1. */
+  weight: number;
+  /** Default 1; 0 disables passive health accounting for this server. */
+  maxFails: number;
+  /** Default 10s. Both the window in which maxFails are counted and how long the server stays out. */
+  failTimeoutMs: number;
+  /** Default 0 = unlimited. */
+  maxConns: number;
+  backup: boolean;
+  down: boolean;
+  source: SourceRef;
+}
+
+export type Balancing =
+  | { kind: 'round_robin' }
+  | { kind: 'least_conn' }
+  /** `hash KEY [consistent]`; KEY may contain variables such as `$remote_addr`. */
+  | { kind: 'hash'; key: string; consistent: boolean }
+  /** `random [two]`: with `two`, power of two choices by least connections. */
+  | { kind: 'random'; two: boolean };
+
+export interface UpstreamGroup {
+  name: string;
+  servers: UpstreamServer[];
+  balancing: Balancing;
+  source: SourceRef;
+}
+
+/** HTTP upstreams add the keep-alive pool settings (ngx_http_upstream_keepalive_module). */
+export interface HttpUpstreamGroup extends UpstreamGroup {
+  /** `keepalive N`: idle connections kept per worker; 0 = no pooling (nginx default: directive absent). */
+  keepalive: number;
+  /** Default 60s. */
+  keepaliveTimeoutMs: number;
+  /** Default 1000. */
+  keepaliveRequests: number;
+  /** Default 1h. */
+  keepaliveTimeMs: number;
+}
+
+export interface Listen {
+  address: Address;
+  /** Absent: the socket keeps the system's keepalive (off unless something enables it). */
+  soKeepalive?: KeepaliveSpec;
+  /** Default 511, as nginx on Linux. */
+  backlog: number;
+  reuseport: boolean;
+  source: SourceRef;
+}
+
+/** The target of proxy_pass: a named group, or a single address (an implicit one-server group). */
+export type ProxyTarget = { kind: 'group'; name: string } | { kind: 'address'; address: Address };
+
+export interface StreamServer {
+  listens: Listen[];
+  proxyPass: ProxyTarget;
+  /** proxy_timeout, default 10m: idle session timeout (no byte either way). */
+  proxyTimeoutMs: number;
+  /** Default 60s. */
+  proxyConnectTimeoutMs: number;
+  /** proxy_socket_keepalive: off (default), on (system values) or a full spec. */
+  proxySocketKeepalive: KeepaliveSpec;
+  /** Default on. */
+  proxyNextUpstream: boolean;
+  /** Default 0 = unlimited. */
+  proxyNextUpstreamTries: number;
+  /** Default 0 = unlimited. */
+  proxyNextUpstreamTimeoutMs: number;
+  /** Default off: FIN at idle expiry; on: RST both ways. */
+  resetTimedoutConnection: boolean;
+  lbIdleTimeoutMs?: number;
+  source: SourceRef;
+}
+
+export interface StreamBlock {
+  upstreams: Map<string, UpstreamGroup>;
+  servers: StreamServer[];
+}
+
+export type NextUpstreamCondition =
+  | 'error'
+  | 'timeout'
+  | 'invalid_header'
+  | 'http_500'
+  | 'http_502'
+  | 'http_503'
+  | 'http_504'
+  | 'http_403'
+  | 'http_404'
+  | 'http_429'
+  | 'non_idempotent';
+
+export interface HttpLocation {
+  prefix: string;
+  /** Exactly one of proxyPass and returnDirective is set. */
+  proxyPass?: { scheme: 'http'; target: ProxyTarget; text: string };
+  returnDirective?: { code: number; text?: string };
+  proxyConnectTimeoutMs: number;
+  proxyReadTimeoutMs: number;
+  proxySendTimeoutMs: number;
+  /** Default '1.0' as nginx (1.1 needed for upstream keep-alive before nginx 1.29.7). */
+  proxyHttpVersion: '1.0' | '1.1';
+  /** In order; an empty value removes the header, as in nginx. */
+  proxySetHeaders: { name: string; value: string }[];
+  proxySocketKeepalive: KeepaliveSpec;
+  /** Default ['error', 'timeout']; empty for `off`. */
+  proxyNextUpstream: NextUpstreamCondition[];
+  proxyNextUpstreamTries: number;
+  source: SourceRef;
+}
+
+export interface HttpServer {
+  listens: Listen[];
+  /** Empty: matches any Host. */
+  serverNames: string[];
+  /** keepalive_timeout first value, default 75s; 0 disables client keep-alive. */
+  keepaliveTimeoutMs: number;
+  /** Optional second value, sent as `Keep-Alive: timeout=N`. */
+  keepaliveHeaderTimeoutMs?: number;
+  keepaliveRequests: number;
+  keepaliveTimeMs: number;
+  clientHeaderTimeoutMs: number;
+  clientBodyTimeoutMs: number;
+  sendTimeoutMs: number;
+  /** Bytes; 0 = unlimited. Default 1m. */
+  clientMaxBodySize: number;
+  locations: HttpLocation[];
+  lbIdleTimeoutMs?: number;
+  source: SourceRef;
+}
+
+export interface HttpBlock {
+  upstreams: Map<string, HttpUpstreamGroup>;
+  servers: HttpServer[];
+}
+
+export interface Config {
+  /** The main file; includes are resolved relative to the including file. */
+  file: string;
+  lbIdleTimeoutMs?: number;
+  /** Global cap on concurrent client connections (worker_connections-like). */
+  workerConnections: number;
+  /** Grace period for draining sessions on SIGTERM/SIGINT. */
+  shutdownTimeoutMs: number;
+  stream?: StreamBlock;
+  http?: HttpBlock;
+}
