@@ -1,0 +1,71 @@
+/**
+ * A listening socket, kept apart from the server block that handles its
+ * connections so a reload can hand an already-bound address to the new
+ * configuration without a window in which connections are refused.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Listen } from '../config/model.js';
+
+export type ConnectionHandler = (socket: Socket) => void;
+
+/** `listen 8080` binds every IPv4 address, as in nginx. */
+export function bindHost(listen: Listen): string {
+  const host = listen.address.host;
+  return host === '' || host === '*' ? '0.0.0.0' : host;
+}
+
+export function listenKey(listen: Listen): string {
+  return `${bindHost(listen)}:${listen.address.port}`;
+}
+
+export class Listener {
+  readonly key: string;
+  readonly server: Server;
+  handler: ConnectionHandler | undefined;
+
+  constructor(readonly listen: Listen) {
+    this.key = listenKey(listen);
+    // pauseOnConnect: nothing is read from the client until its upstream is
+    // connected, so early bytes wait in the kernel's receive buffer (bounded)
+    // instead of in ours. allowHalfOpen: a client FIN must not close our side.
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+      if (this.handler) this.handler(socket);
+      else socket.destroy();
+    });
+    // Errors on accepted sockets are the session's; the server itself only
+    // fails at bind time, which open() reports.
+    this.server.on('error', () => {});
+  }
+
+  open(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => reject(error);
+      this.server.once('error', onError);
+      this.server.listen(
+        {
+          host: bindHost(this.listen),
+          port: this.listen.address.port,
+          backlog: this.listen.backlog,
+          exclusive: true,
+          ...(this.listen.reuseport ? { reusePort: true } : {}),
+        },
+        () => {
+          this.server.off('error', onError);
+          resolve();
+        },
+      );
+    });
+  }
+
+  /** Stops accepting. Sessions already accepted are not touched. */
+  close(): void {
+    this.handler = undefined;
+    if (this.server.listening) this.server.close();
+  }
+
+  /** The bound port (useful with port 0 in tests). */
+  get port(): number {
+    const a = this.server.address();
+    return a !== null && typeof a === 'object' ? a.port : this.listen.address.port;
+  }
+}

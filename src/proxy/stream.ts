@@ -1,0 +1,414 @@
+/**
+ * The L4 (TCP) proxy: one StreamProxy per `stream { server { ... } }` block.
+ * Each accepted client becomes a StreamSession bridging it to one upstream
+ * server, byte for byte, with backpressure both ways, half-close carried
+ * across, resets mirrored, and an idle timeout that ends the session with a
+ * FIN, or with a RST both ways like LVS/F5/NLB when
+ * reset_timedout_connection is on.
+ *
+ * Lifecycle: build from the model (constructor) → start (attach to
+ * listeners) → drain (wait for live sessions) → stop (reset what is left).
+ */
+import { connect, type Socket } from 'node:net';
+import type { Listen, StreamServer } from '../config/model.js';
+import { applyKeepalive, toKeepaliveOptions } from '../keepalive/socket.js';
+import type { KeepaliveSpec } from '../keepalive/spec.js';
+import type { UpstreamHost } from '../upstream/hosts.js';
+import type { Upstream } from '../upstream/index.js';
+import type { ConnectionLimiter } from './limits.js';
+import type { Listener } from './listener.js';
+
+export type SessionEndReason =
+  | 'client_closed'
+  | 'upstream_closed'
+  | 'idle_timeout'
+  | 'connect_failed'
+  | 'client_reset'
+  | 'upstream_reset'
+  | 'shutdown';
+
+/** The one log record each session writes when it ends. */
+export interface SessionRecord {
+  msg: 'session';
+  listen: string;
+  client: string;
+  /** The upstream that carried the session; null if none connected. */
+  upstream: string | null;
+  upstreamGroup: string;
+  /** Connection attempts, including failed ones. */
+  tries: number;
+  bytesFromClient: number;
+  bytesFromUpstream: number;
+  durationMs: number;
+  idleTimeoutMs: number;
+  reason: SessionEndReason;
+  /** Why, when the reason alone does not say it (e.g. "no live upstreams", an errno). */
+  detail?: string;
+}
+
+export interface StreamDeps {
+  limiter: ConnectionLimiter;
+  log: (record: SessionRecord) => void;
+  /** Called once when the session's sockets are all closed. */
+  now?: () => number;
+}
+
+function endpoint(address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return '-';
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function keepaliveOn(socket: Socket, spec: KeepaliveSpec | undefined): void {
+  // Absent or "off": leave the socket as the kernel made it, as nginx does.
+  if (spec === undefined || !spec.enable) return;
+  applyKeepalive(socket, toKeepaliveOptions(spec));
+}
+
+function resetSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  // A reset needs a connection; one still connecting is simply abandoned.
+  if (socket.connecting) {
+    socket.destroy();
+    return;
+  }
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
+}
+
+export class StreamProxy {
+  readonly sessions = new Set<StreamSession>();
+  private readonly attached: Listener[] = [];
+  private draining = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly model: StreamServer,
+    readonly upstream: Upstream,
+    readonly deps: StreamDeps,
+  ) {}
+
+  /** Takes over the given listeners (already bound, possibly by a previous configuration). */
+  start(listeners: ReadonlyMap<Listen, Listener>): void {
+    for (const [listen, listener] of listeners) {
+      listener.handler = (socket) => this.accept(socket, listen);
+      this.attached.push(listener);
+    }
+  }
+
+  /** Stops taking new sessions from this block; listeners are closed by their owner. */
+  detach(): void {
+    this.draining = true;
+    for (const l of this.attached) l.handler = undefined;
+    this.attached.length = 0;
+  }
+
+  /** Resolves when every live session has ended (or at once if none). */
+  drained(): Promise<void> {
+    if (this.sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Resets every remaining session (reason `shutdown`). */
+  stop(): void {
+    this.detach();
+    for (const s of [...this.sessions]) s.terminate('shutdown');
+  }
+
+  private accept(client: Socket, listen: Listen): void {
+    const listenText = listen.address.text;
+    if (this.draining || !this.deps.limiter.tryAcquire()) {
+      resetSocket(client);
+      this.deps.log({
+        msg: 'session',
+        listen: listenText,
+        client: endpoint(client.remoteAddress, client.remotePort),
+        upstream: null,
+        upstreamGroup: this.upstream.name,
+        tries: 0,
+        bytesFromClient: 0,
+        bytesFromUpstream: 0,
+        durationMs: 0,
+        idleTimeoutMs: this.model.proxyTimeoutMs,
+        reason: 'connect_failed',
+        detail: this.draining ? 'shutting down' : `worker_connections (${this.deps.limiter.limit}) reached`,
+      });
+      return;
+    }
+    const session = new StreamSession(this, client, listen);
+    this.sessions.add(session);
+    session.begin();
+  }
+
+  /** @internal */
+  ended(session: StreamSession): void {
+    this.sessions.delete(session);
+    this.deps.limiter.release();
+    if (this.sessions.size === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+}
+
+export class StreamSession {
+  upstreamSocket: Socket | undefined;
+  /** The upstream that accepted the connection. */
+  host: UpstreamHost | undefined;
+  private readonly clientText: string;
+  private readonly startedAt: number;
+  private lastActivity: number;
+  private bytesFromClient = 0;
+  private bytesFromUpstream = 0;
+  private tries = 0;
+  private readonly tried = new Set<UpstreamHost>();
+  private reason: SessionEndReason | undefined;
+  private detail: string | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private clientClosed = false;
+  private upstreamClosed = true;
+  private finished = false;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly proxy: StreamProxy,
+    readonly client: Socket,
+    private readonly listen: Listen,
+  ) {
+    this.now = proxy.deps.now ?? Date.now;
+    this.startedAt = this.now();
+    this.lastActivity = this.startedAt;
+    this.clientText = endpoint(client.remoteAddress, client.remotePort);
+  }
+
+  begin(): void {
+    const client = this.client;
+    client.on('error', (error: NodeJS.ErrnoException) => this.onClientError(error));
+    client.on('close', () => {
+      this.clientClosed = true;
+      this.maybeFinish();
+    });
+    try {
+      keepaliveOn(client, this.listen.soKeepalive);
+    } catch (error) {
+      // The kernel refused a setting it accepted at check time: keep the
+      // session (keepalive is a safety net, not the data path) but say so.
+      this.detail = `so_keepalive not applied: ${(error as Error).message}`;
+    }
+    this.connectNext();
+  }
+
+  private vars(): Record<string, string> {
+    const c = this.client;
+    return {
+      remote_addr: c.remoteAddress ?? '',
+      remote_port: String(c.remotePort ?? ''),
+      server_addr: c.localAddress ?? '',
+      server_port: String(c.localPort ?? ''),
+    };
+  }
+
+  private mayRetry(): boolean {
+    const m = this.proxy.model;
+    if (!m.proxyNextUpstream) return false;
+    if (m.proxyNextUpstreamTries > 0 && this.tries >= m.proxyNextUpstreamTries) return false;
+    if (m.proxyNextUpstreamTimeoutMs > 0 && this.now() - this.startedAt >= m.proxyNextUpstreamTimeoutMs)
+      return false;
+    return true;
+  }
+
+  private connectNext(): void {
+    if (this.reason !== undefined) return;
+    const host = this.proxy.upstream.pick(this.vars(), this.tried, this.now());
+    if (host === undefined) {
+      this.failConnect(this.tries === 0 ? 'no live upstreams' : (this.detail ?? 'all tries failed'));
+      return;
+    }
+    this.tried.add(host);
+    this.tries++;
+    host.acquire();
+    const m = this.proxy.model;
+    const socket = connect({
+      host: host.address.host,
+      port: host.address.port,
+      allowHalfOpen: true,
+      noDelay: true,
+    });
+    this.upstreamSocket = socket;
+    this.upstreamClosed = false;
+    let connected = false;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        host.release();
+      }
+    };
+    const attemptFailed = (why: string) => {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+      host.health.failure(this.now());
+      release();
+      this.upstreamSocket = undefined;
+      this.upstreamClosed = true;
+      this.detail = `${host.address.text}: ${why}`;
+      if (this.mayRetry()) this.connectNext();
+      else this.failConnect(this.detail);
+    };
+    try {
+      keepaliveOn(socket, m.proxySocketKeepalive);
+    } catch (error) {
+      this.detail = `proxy_socket_keepalive not applied: ${(error as Error).message}`;
+    }
+    this.connectTimer = setTimeout(() => {
+      socket.removeAllListeners('error');
+      socket.on('error', () => {});
+      socket.destroy();
+      attemptFailed('connect timed out');
+    }, m.proxyConnectTimeoutMs);
+    socket.once('connect', () => {
+      connected = true;
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+      host.health.success();
+      this.host = host;
+      this.detail = undefined;
+      if (this.reason !== undefined) {
+        // Terminated (shutdown) while connecting.
+        resetSocket(socket);
+        return;
+      }
+      this.bridge(socket);
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!connected) attemptFailed(error.code ?? error.message);
+      else this.onUpstreamError(error);
+    });
+    socket.on('close', () => {
+      release();
+      // A failed attempt has already moved on (upstreamSocket changed); a
+      // socket abandoned while connecting (shutdown) has not.
+      if (connected || this.upstreamSocket === socket) {
+        this.upstreamClosed = true;
+        this.maybeFinish();
+      }
+    });
+  }
+
+  private failConnect(detail: string): void {
+    this.reason ??= 'connect_failed';
+    this.detail = detail;
+    // The client only learns of the failure now, after every allowed try.
+    this.client.destroy();
+  }
+
+  private bridge(upstream: Socket): void {
+    const client = this.client;
+    const touch = () => {
+      this.lastActivity = this.now();
+    };
+    client.on('data', (chunk: Buffer) => {
+      this.bytesFromClient += chunk.length;
+      touch();
+      if (!upstream.write(chunk)) client.pause();
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      this.bytesFromUpstream += chunk.length;
+      touch();
+      if (!client.write(chunk)) upstream.pause();
+    });
+    upstream.on('drain', () => client.resume());
+    client.on('drain', () => upstream.resume());
+    // Half-close: a FIN from one peer becomes a FIN to the other, and the
+    // opposite direction keeps flowing until that peer closes too.
+    client.on('end', () => {
+      this.reason ??= 'client_closed';
+      upstream.end();
+    });
+    upstream.on('end', () => {
+      this.reason ??= 'upstream_closed';
+      client.end();
+    });
+    this.armIdleTimer();
+    client.resume();
+  }
+
+  private armIdleTimer(): void {
+    const timeoutMs = this.proxy.model.proxyTimeoutMs;
+    if (timeoutMs <= 0) return;
+    // One timer per session, re-armed lazily for the time left, so the data
+    // path only stores a timestamp instead of resetting a timer per chunk.
+    const check = () => {
+      const idleFor = this.now() - this.lastActivity;
+      if (idleFor >= timeoutMs) this.expire();
+      else this.idleTimer = setTimeout(check, timeoutMs - idleFor);
+    };
+    this.idleTimer = setTimeout(check, timeoutMs);
+  }
+
+  private expire(): void {
+    this.idleTimer = undefined;
+    if (this.reason !== undefined && this.reason !== 'client_closed' && this.reason !== 'upstream_closed')
+      return;
+    this.reason = 'idle_timeout';
+    const upstream = this.upstreamSocket;
+    if (this.proxy.model.resetTimedoutConnection) {
+      resetSocket(this.client);
+      if (upstream) resetSocket(upstream);
+    } else {
+      // Nothing is in flight (that is what idle means), so close() sends a FIN.
+      this.client.destroy();
+      upstream?.destroy();
+    }
+  }
+
+  private onClientError(error: NodeJS.ErrnoException): void {
+    this.reason ??= 'client_reset';
+    this.detail ??= error.code ?? error.message;
+    // The client's stream broke mid-flight: the upstream must not mistake
+    // that for a clean end of data, so it gets a reset as well.
+    if (this.upstreamSocket) resetSocket(this.upstreamSocket);
+  }
+
+  private onUpstreamError(error: NodeJS.ErrnoException): void {
+    this.reason ??= 'upstream_reset';
+    this.detail ??= error.code ?? error.message;
+    resetSocket(this.client);
+  }
+
+  /** Ends the session now with a reset both ways (drain deadline passed). */
+  terminate(reason: SessionEndReason): void {
+    if (this.reason === undefined || this.reason === 'client_closed' || this.reason === 'upstream_closed')
+      this.reason = reason;
+    clearTimeout(this.connectTimer);
+    resetSocket(this.client);
+    if (this.upstreamSocket) resetSocket(this.upstreamSocket);
+  }
+
+  private maybeFinish(): void {
+    if (this.finished || !this.clientClosed || !this.upstreamClosed) return;
+    this.finished = true;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.connectTimer);
+    const record: SessionRecord = {
+      msg: 'session',
+      listen: this.listen.address.text,
+      client: this.clientText,
+      upstream: this.host ? this.host.address.text : null,
+      upstreamGroup: this.proxy.upstream.name,
+      tries: this.tries,
+      bytesFromClient: this.bytesFromClient,
+      bytesFromUpstream: this.bytesFromUpstream,
+      durationMs: this.now() - this.startedAt,
+      idleTimeoutMs: this.proxy.model.proxyTimeoutMs,
+      reason: this.reason ?? 'client_closed',
+    };
+    if (this.detail !== undefined) record.detail = this.detail;
+    this.proxy.deps.log(record);
+    this.proxy.ended(this);
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Runs a Config: binds its listeners, builds one StreamProxy per stream
+ * server block, and carries the process through reloads and shutdown.
+ *
+ * Reload (SIGHUP) builds a new generation next to the old one. Addresses in
+ * both configurations keep their bound socket and simply switch handler, so
+ * no connection is refused during the swap; sessions accepted earlier stay
+ * with the generation (and upstream objects) they started on until they end.
+ * If anything in the new configuration cannot be started, nothing changes.
+ */
+import type { Config, Listen } from '../config/model.js';
+import { ConnectionLimiter } from '../proxy/limits.js';
+import { Listener, listenKey } from '../proxy/listener.js';
+import { type SessionRecord, StreamProxy } from '../proxy/stream.js';
+import { groupFor, Upstream } from '../upstream/index.js';
+
+export interface RuntimeDeps {
+  sessionLog: (record: SessionRecord) => void;
+  /** Lifecycle events (started, reloaded, draining, stopped). */
+  event?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export class ConfigStartError extends Error {
+  override name = 'ConfigStartError';
+}
+
+export class Runtime {
+  readonly limiter = new ConnectionLimiter(0);
+  private listeners = new Map<string, Listener>();
+  private current: StreamProxy[] = [];
+  /** Earlier generations that still carry live sessions. */
+  private readonly retired = new Set<StreamProxy>();
+  private config: Config | undefined;
+  private stopping = false;
+
+  constructor(private readonly deps: RuntimeDeps) {}
+
+  get active(): Config | undefined {
+    return this.config;
+  }
+
+  /** Live sessions across every generation. */
+  get sessionCount(): number {
+    let n = 0;
+    for (const p of [...this.current, ...this.retired]) n += p.sessions.size;
+    return n;
+  }
+
+  /** Ports actually bound, in listen order (for tests that listen on port 0). */
+  boundPorts(): number[] {
+    return [...this.listeners.values()].map((l) => l.port);
+  }
+
+  /** Starts a configuration, or replaces the running one. Throws ConfigStartError and keeps the old one on failure. */
+  async apply(config: Config): Promise<void> {
+    if (this.stopping) throw new ConfigStartError('shutting down');
+    const servers = config.stream?.servers ?? [];
+    const groups = config.stream?.upstreams ?? new Map();
+
+    const upstreams = servers.map((server) => {
+      const group = groupFor(server.proxyPass, groups, server.source);
+      if (group === undefined) {
+        const s = server.source;
+        const name = server.proxyPass.kind === 'group' ? server.proxyPass.name : '';
+        throw new ConfigStartError(`${s.file}:${s.line}:${s.col}: no upstream group "${name}"`);
+      }
+      return new Upstream(group);
+    });
+
+    const next = new Map<string, Listener>();
+    const opened: Listener[] = [];
+    const bindings: Map<Listen, Listener>[] = [];
+    let anonymous = 0;
+    try {
+      for (const server of servers) {
+        const mine = new Map<Listen, Listener>();
+        for (const listen of server.listens) {
+          // Port 0 asks the kernel for a fresh port each time: never shared.
+          const key = listen.address.port === 0 ? `${listenKey(listen)}#${anonymous++}` : listenKey(listen);
+          if (next.has(key)) {
+            const s = listen.source;
+            throw new ConfigStartError(`${s.file}:${s.line}:${s.col}: duplicate listen ${key}`);
+          }
+          let listener = listen.address.port === 0 ? undefined : this.listeners.get(key);
+          if (listener === undefined) {
+            listener = new Listener(listen);
+            try {
+              await listener.open();
+            } catch (error) {
+              const s = listen.source;
+              throw new ConfigStartError(
+                `${s.file}:${s.line}:${s.col}: cannot listen on ${key}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+              );
+            }
+            opened.push(listener);
+          }
+          next.set(key, listener);
+          mine.set(listen, listener);
+        }
+        bindings.push(mine);
+      }
+    } catch (error) {
+      for (const l of opened) l.close();
+      throw error;
+    }
+
+    // Point of no return: swap generations.
+    this.limiter.limit = config.workerConnections;
+    for (const old of this.current) this.retire(old);
+    this.current = servers.map((server, i) => {
+      const proxy = new StreamProxy(server, upstreams[i]!, {
+        limiter: this.limiter,
+        log: this.deps.sessionLog,
+      });
+      proxy.start(bindings[i]!);
+      return proxy;
+    });
+    for (const [key, l] of this.listeners) if (!next.has(key)) l.close();
+    this.listeners = next;
+    const first = this.config === undefined;
+    this.config = config;
+    this.deps.event?.(first ? 'started' : 'reloaded', {
+      listen: [...next.values()].map(
+        (l) => `${l.key.replace(/#\d+$/, '')}${l.listen.address.port === 0 ? `->${l.port}` : ''}`,
+      ),
+      servers: servers.length,
+    });
+  }
+
+  private retire(proxy: StreamProxy): void {
+    proxy.detach();
+    if (proxy.sessions.size === 0) return;
+    this.retired.add(proxy);
+    void proxy.drained().then(() => this.retired.delete(proxy));
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let live sessions finish for up to
+   * `graceMs`, then reset the rest (reason `shutdown`). Returns how many were reset.
+   */
+  async shutdown(graceMs: number): Promise<{ drained: number; reset: number }> {
+    this.stopping = true;
+    for (const l of this.listeners.values()) l.close();
+    this.listeners.clear();
+    const all = [...this.current, ...this.retired];
+    for (const p of all) p.detach();
+    const before = this.sessionCount;
+    this.deps.event?.('draining', { sessions: before, graceMs });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(all.map((p) => p.drained())),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    const reset = this.sessionCount;
+    for (const p of all) p.stop();
+    await Promise.all(all.map((p) => p.drained()));
+    this.deps.event?.('stopped', { drained: before - reset, reset });
+    return { drained: before - reset, reset };
+  }
+}
