@@ -2,6 +2,7 @@ export { keepaliveConnector, withKeepalive } from './pool.js';
 export { type DetectionInput, detectionTime, type Recommendation, recommend } from './recommend.js';
 export {
   applyKeepalive,
+  applyKeepaliveVia,
   type KeepaliveBackend,
   type KeepaliveOptions,
   type KeepaliveState,

@@ -63,8 +63,27 @@ export function toKeepaliveOptions(spec: KeepaliveSpec): KeepaliveOptions {
  * Returns the backend that was (or will be) used.
  */
 export function applyKeepalive(socket: Socket, opts: KeepaliveOptions): KeepaliveBackend {
+  return applyKeepaliveVia(socket, opts, chooseBackend(opts));
+}
+
+/**
+ * applyKeepalive with the backend chosen by the caller. For tests that must
+ * cover both paths on one Node; 'native' throws where Node lacks it.
+ */
+export function applyKeepaliveVia(
+  socket: Socket,
+  opts: KeepaliveOptions,
+  backend: KeepaliveBackend,
+): KeepaliveBackend {
   validateKeepaliveOptions(opts);
-  const backend = chooseBackend(opts);
+  if (backend === 'native' && !nativeKeepaliveSupported) {
+    throw new KeepaliveUnsupportedError(
+      `keepwire: Node ${process.version} has no setKeepAlive interval/count options`,
+    );
+  }
+  if (backend === 'native' && opts.enable !== false && !isComplete(opts)) {
+    throw new RangeError('the native setKeepAlive path needs idle, interval and count all given');
+  }
   if (needsConnect(socket)) {
     // Fail now, not at connect time, on a platform that cannot do this at all.
     sockoptConstants();
@@ -110,8 +129,11 @@ function chooseBackend(opts: KeepaliveOptions): KeepaliveBackend {
   const enable = opts.enable ?? true;
   // The native form forces libuv's defaults (1 s, 10 probes) into fields it is
   // not given, so it is only right when the caller gave all three.
-  const complete = opts.idle !== undefined && opts.interval !== undefined && opts.count !== undefined;
-  return nativeKeepaliveSupported && (!enable || complete) ? 'native' : 'ffi';
+  return nativeKeepaliveSupported && (!enable || isComplete(opts)) ? 'native' : 'ffi';
+}
+
+function isComplete(opts: KeepaliveOptions): boolean {
+  return opts.idle !== undefined && opts.interval !== undefined && opts.count !== undefined;
 }
 
 function applyNow(socket: Socket, opts: KeepaliveOptions, backend: KeepaliveBackend): void {

@@ -44,7 +44,9 @@ export function parseDuration(text: string): Parsed<number> {
     const start = pos;
     while (pos < text.length && text.charCodeAt(pos) >= 48 && text.charCodeAt(pos) <= 57) pos++;
     if (pos === start) {
-      return fail(`invalid time value "${text}": expected a digit at "${text.slice(pos)}"`, pos);
+      return pos === 0
+        ? fail(`invalid time value "${text}": it must start with a number`, 0, 'e.g. 60s, 1m30s, 500ms')
+        : fail(`unexpected "${text[pos]}" in time value "${text}"`, pos, 'e.g. 60s, 1m30s, 500ms');
     }
     const amount = Number(text.slice(start, pos));
     let unit = '';

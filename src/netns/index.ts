@@ -1,0 +1,20 @@
+export { type AgentEvent, SocketAgent } from './agent.js';
+export { type Capability, netnsAvailable, requireNetns } from './capability.js';
+export {
+  createLbTopology,
+  createPairTopology,
+  type Expiry,
+  LB_ADDRESSES,
+  type LbTopology,
+  type LbTopologyOptions,
+  type PairTopology,
+} from './lb.js';
+export {
+  cleanupStale,
+  type ExecResult,
+  Host,
+  type LinkEnd,
+  listNamespaces,
+  NS_PREFIX,
+  Topology,
+} from './topology.js';
