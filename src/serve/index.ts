@@ -11,7 +11,7 @@
 import type { Config, Listen } from '../config/model.js';
 import { ConnectionLimiter } from '../proxy/limits.js';
 import { Listener, listenKey } from '../proxy/listener.js';
-import { type SessionRecord, StreamProxy } from '../proxy/stream.js';
+import { type SessionRecord, StreamProxy, type StreamSession } from '../proxy/stream.js';
 import { groupFor, Upstream } from '../upstream/index.js';
 
 export interface RuntimeDeps {
@@ -44,6 +44,11 @@ export class Runtime {
     let n = 0;
     for (const p of [...this.current, ...this.retired]) n += p.sessions.size;
     return n;
+  }
+
+  /** Live sessions across every generation, oldest generation first. */
+  liveSessions(): StreamSession[] {
+    return [...this.retired, ...this.current].flatMap((p) => [...p.sessions]);
   }
 
   /** Ports actually bound, in listen order (for tests that listen on port 0). */

@@ -250,3 +250,8 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     }),
   ]);
 }
+
+/** `proxy_pass 127.0.0.1:PORT;` */
+export function passTo(port: number): { kind: 'address'; address: Address } {
+  return { kind: 'address', address: address(port) };
+}
