@@ -1,5 +1,11 @@
 export { keepaliveConnector, withKeepalive } from './pool.js';
-export { type DetectionInput, detectionTime, type Recommendation, recommend } from './recommend.js';
+export {
+  type DetectionInput,
+  detectionTime,
+  probePeriod,
+  type Recommendation,
+  recommend,
+} from './recommend.js';
 export {
   applyKeepalive,
   applyKeepaliveVia,

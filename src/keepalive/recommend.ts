@@ -19,6 +19,16 @@ export function detectionTime(opts: DetectionInput): number {
   return opts.idle + opts.interval * opts.count;
 }
 
+/**
+ * Seconds between keepalive packets on a healthy idle connection. The kernel
+ * re-arms its keepalive timer with TCP_KEEPINTVL after every probe, answered
+ * or not (tcp_keepalive_timer), so probes go out every max(idle, interval):
+ * this, not idle alone, must stay under every middlebox's idle timeout.
+ */
+export function probePeriod(opts: { idle: number; interval: number }): number {
+  return Math.max(opts.idle, opts.interval);
+}
+
 export interface Recommendation {
   lbIdleTimeout: number;
   margin: number;
@@ -70,7 +80,7 @@ export function recommend(lbIdleTimeout: number, options: { margin?: number } = 
     clientPoolIdleTimeout,
     reasoning: [
       `TCP keepalive idle ${fmt(idle)} < LB idle ${fmt(lb)}: the first probe refreshes the LB's session ${fmt(margin)} before it would be forgotten.`,
-      `Probe interval ${fmt(interval)} <= half the margin: if one probe is lost, the retry still arrives before the LB's deadline.`,
+      `Probe interval ${fmt(interval)} <= half the margin: if one probe is lost, the retry still arrives before the LB's deadline; and since the kernel waits the interval after every probe, a healthy idle connection sends one every max(idle, interval) = ${fmt(probePeriod(keepalive))} < ${fmt(lb)}.`,
       `Count ${count}: a dead peer is noticed after ${fmt(detectionTime(keepalive))} (idle + interval x count) instead of the kernel default 2h11m15s.`,
       `HTTP server keep-alive timeout ${fmt(httpServerKeepaliveTimeout)} > LB idle ${fmt(lb)}: the LB, which pools connections to the server, closes idle ones first, so it never reuses one the server is closing.`,
       `Client pool idle timeout ${fmt(clientPoolIdleTimeout)} < LB idle ${fmt(lb)}: the client drops idle pooled connections before the LB forgets them, so a reused connection is never a dead one.`,
