@@ -8,7 +8,9 @@ const addr = (i: number) => ({
   remote_port: String(40_000 + (i % 1000)),
 });
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: nginx variable syntax, not a JS template
 test('hash key templates expand $var and ${var}; unknown variables are empty', () => {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx variable syntax
   const k = compileKey('$remote_addr:${remote_port}-$nope');
   assert.equal(k({ remote_addr: '1.2.3.4', remote_port: '99' }), '1.2.3.4:99-');
   assert.equal(compileKey('static')({}), 'static');

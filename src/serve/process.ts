@@ -1,0 +1,146 @@
+/**
+ * `keepwire serve` as a process: load the configuration, start it, and map
+ * signals onto the runtime like nginx's master process does.
+ *
+ *   SIGHUP           reload; a configuration that does not load or start is
+ *                    rejected with its diagnostics and the running one stays
+ *   SIGTERM, SIGINT  stop accepting, drain live sessions for
+ *                    shutdown_timeout, then reset the rest; a second signal
+ *                    resets at once
+ *
+ * Every log line (lifecycle events and one per session) is JSON on stdout;
+ * diagnostics for the operator go to stderr as `file:line:col: ...`.
+ */
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+import { type Diagnostic, formatDiagnostic, sortDiagnostics } from '../config/diagnostics.js';
+import type { Config } from '../config/model.js';
+import { ConfigStartError, Runtime } from './index.js';
+
+export type ConfigLoader = (path: string) => { config?: Config; diagnostics: Diagnostic[] };
+
+export interface ServeIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export interface ServeOptions {
+  file: string;
+  load: ConfigLoader;
+  io: ServeIo;
+  /** Where signals come from; the real process by default. */
+  signals?: NodeJS.EventEmitter;
+}
+
+function renderDiagnostics(diagnostics: readonly Diagnostic[]): string {
+  const sources = new Map<string, string | undefined>();
+  const source = (file: string) => {
+    if (!sources.has(file)) {
+      try {
+        sources.set(file, readFileSync(file, 'utf8'));
+      } catch {
+        sources.set(file, undefined);
+      }
+    }
+    return sources.get(file);
+  };
+  return sortDiagnostics(diagnostics)
+    .map((d) => `${formatDiagnostic(d, source(d.file))}\n`)
+    .join('');
+}
+
+/** Loads and checks a configuration; prints diagnostics; returns the config only if it has no errors. */
+function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | undefined {
+  const { config, diagnostics } = load(file);
+  if (diagnostics.length > 0) io.err(renderDiagnostics(diagnostics));
+  if (config === undefined || diagnostics.some((d) => d.severity === 'error')) return undefined;
+  const streams = config.stream?.servers.length ?? 0;
+  if (streams === 0) {
+    io.err(
+      `${file}: error: nothing to serve: no stream { server { ... } } block${config.http ? ' (http { } blocks are not served yet)' : ''}\n`,
+    );
+    return undefined;
+  }
+  if (config.http && config.http.servers.length > 0)
+    io.err(`${file}: warning: http { } blocks are not served yet; only stream { } runs\n`);
+  return config;
+}
+
+/** Runs until a stop signal; resolves with the exit code. */
+export async function serve(opts: ServeOptions): Promise<number> {
+  const { io, file, load } = opts;
+  const signals = opts.signals ?? process;
+  const logger = pino(
+    { base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    { write: (line: string) => io.out(line) },
+  );
+  const runtime = new Runtime({
+    sessionLog: ({ msg, ...fields }) => logger.info(fields, msg),
+    event: (msg, fields) => logger.info(fields ?? {}, msg),
+  });
+
+  const first = loadChecked(file, load, io);
+  if (first === undefined) return 1;
+  try {
+    await runtime.apply(first);
+  } catch (error) {
+    if (error instanceof ConfigStartError) {
+      io.err(`${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+
+  return new Promise<number>((resolve) => {
+    let reloading = Promise.resolve();
+    let stopping = false;
+
+    const onHup = () => {
+      if (stopping) return;
+      reloading = reloading.then(async () => {
+        logger.info({ file }, 'reloading');
+        let next: Config | undefined;
+        try {
+          next = loadChecked(file, load, io);
+        } catch (error) {
+          io.err(`${file}: error: ${(error as Error).message}\n`);
+        }
+        if (next === undefined) {
+          logger.error({ file }, 'reload rejected: configuration has errors; keeping the running one');
+          return;
+        }
+        try {
+          await runtime.apply(next);
+        } catch (error) {
+          if (!(error instanceof ConfigStartError)) throw error;
+          io.err(`${error.message}\n`);
+          logger.error({ file, error: error.message }, 'reload rejected: keeping the running configuration');
+        }
+      });
+    };
+
+    const onStop = (signal: string) => {
+      if (stopping) {
+        // Second signal: do not wait for the grace period.
+        logger.info({ signal }, 'stopping now');
+        for (const s of runtime.liveSessions()) s.terminate('shutdown');
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      void reloading
+        .then(() => runtime.shutdown(runtime.active?.shutdownTimeoutMs ?? 0))
+        .then(() => {
+          signals.off('SIGHUP', onHup);
+          signals.off('SIGTERM', onTerm);
+          signals.off('SIGINT', onInt);
+          resolve(0);
+        });
+    };
+    const onTerm = () => onStop('SIGTERM');
+    const onInt = () => onStop('SIGINT');
+    signals.on('SIGHUP', onHup);
+    signals.on('SIGTERM', onTerm);
+    signals.on('SIGINT', onInt);
+  });
+}
