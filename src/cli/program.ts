@@ -3,8 +3,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { recommend } from '../keepalive/recommend.js';
 import { parseSoKeepalive } from '../keepalive/spec.js';
 import { parseDuration } from '../units/time.js';
+import { registerCheck } from './check.js';
 import { EXIT, UsageError } from './errors.js';
 import { renderSelfcheck, selfcheck } from './selfcheck.js';
+import { registerServe } from './serve.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -121,6 +123,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         ].join('\n'),
       );
     });
+  registerServe(program, io, setExit);
+  registerCheck(program, io, setExit);
   return program;
 }
 

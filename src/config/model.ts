@@ -36,6 +36,12 @@ export interface UpstreamServer {
   maxConns: number;
   backup: boolean;
   down: boolean;
+  /**
+   * keepwire extension `keepalive_timeout=T` on an http upstream server: the
+   * server's own keep-alive timeout, when the operator knows it. Used by
+   * `check` only; absent when not given.
+   */
+  keepaliveTimeoutMs?: number;
   source: SourceRef;
 }
 

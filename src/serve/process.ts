@@ -17,7 +17,12 @@ import { type Diagnostic, formatDiagnostic, sortDiagnostics } from '../config/di
 import type { Config } from '../config/model.js';
 import { ConfigStartError, Runtime } from './index.js';
 
-export type ConfigLoader = (path: string) => { config?: Config; diagnostics: Diagnostic[] };
+export type ConfigLoader = (path: string) => {
+  config?: Config;
+  diagnostics: Diagnostic[];
+  /** Text of the files read, to show the offending line. */
+  sources?: ReadonlyMap<string, string>;
+};
 
 export interface ServeIo {
   out: (text: string) => void;
@@ -32,8 +37,8 @@ export interface ServeOptions {
   signals?: NodeJS.EventEmitter;
 }
 
-function renderDiagnostics(diagnostics: readonly Diagnostic[]): string {
-  const sources = new Map<string, string | undefined>();
+function renderDiagnostics(diagnostics: readonly Diagnostic[], known?: ReadonlyMap<string, string>): string {
+  const sources = new Map<string, string | undefined>(known ?? []);
   const source = (file: string) => {
     if (!sources.has(file)) {
       try {
@@ -51,8 +56,8 @@ function renderDiagnostics(diagnostics: readonly Diagnostic[]): string {
 
 /** Loads and checks a configuration; prints diagnostics; returns the config only if it has no errors. */
 function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | undefined {
-  const { config, diagnostics } = load(file);
-  if (diagnostics.length > 0) io.err(renderDiagnostics(diagnostics));
+  const { config, diagnostics, sources } = load(file);
+  if (diagnostics.length > 0) io.err(renderDiagnostics(diagnostics, sources));
   if (config === undefined || diagnostics.some((d) => d.severity === 'error')) return undefined;
   const streams = config.stream?.servers.length ?? 0;
   if (streams === 0) {

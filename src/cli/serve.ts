@@ -1,0 +1,20 @@
+/**
+ * `keepwire serve -c FILE`: runs the stream (L4) servers of a configuration
+ * until SIGTERM/SIGINT; SIGHUP reloads it.
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../config/index.js';
+import { serve } from '../serve/process.js';
+import type { Io } from './program.js';
+
+export function registerServe(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('serve')
+    .description(
+      'run the load balancer: every stream { server { ... } } block; SIGHUP reloads, SIGTERM/SIGINT drain and stop',
+    )
+    .requiredOption('-c, --config <file>', 'configuration file (nginx syntax)')
+    .action(async (opts: { config: string }) => {
+      setExit(await serve({ file: opts.config, load: (path) => loadConfig(path), io }));
+    });
+}

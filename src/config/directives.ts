@@ -1,0 +1,1036 @@
+/**
+ * The directive table, keepwire's `ngx_command_t`: one entry per directive
+ * and context gives its arity, value parser, default and documentation.
+ * Parsing, validation, defaults and docs/config.md all come from here.
+ */
+import type { KeepaliveSpec } from '../keepalive/spec.js';
+import type { Address, Balancing, NextUpstreamCondition, UpstreamServer } from './model.js';
+import {
+  type ArgError,
+  bad,
+  commaError,
+  parseAddress,
+  parseFlag,
+  parseInteger,
+  parseKeepalive,
+  parseSize,
+  parseTime,
+  type Result,
+  shifted,
+  splitParam,
+} from './values.js';
+
+/** Where a directive may appear. nginx names both `server` blocks `server`; keepwire tells them apart. */
+export type Context =
+  | 'main'
+  | 'events'
+  | 'stream'
+  | 'stream_upstream'
+  | 'stream_server'
+  | 'http'
+  | 'http_upstream'
+  | 'http_server'
+  | 'location';
+
+/** How nginx's documentation names each context. */
+export const CONTEXT_LABEL: Record<Context, string> = {
+  main: 'main',
+  events: 'events',
+  stream: 'stream',
+  stream_upstream: 'upstream (stream)',
+  stream_server: 'server (stream)',
+  http: 'http',
+  http_upstream: 'upstream (http)',
+  http_server: 'server (http)',
+  location: 'location',
+};
+
+export type DirectiveResult<T> = { ok: true; value: T } | { ok: false; error: ArgError & { arg: number } };
+
+export interface Directive<T = unknown> {
+  name: string;
+  /** Which part of the docs lists it. */
+  module: 'core' | 'stream' | 'http';
+  contexts: readonly Context[];
+  /** For block directives: the context their contents are in. */
+  block?: Context;
+  /** Arguments as the docs show them, after the name. */
+  syntax: string;
+  minArgs: number;
+  maxArgs: number;
+  /** May appear more than once in one block. */
+  multiple?: boolean;
+  /** The default as written in config; parsed by `parse` itself, so docs and model cannot disagree. */
+  default?: string;
+  /** Why there is no default, for the docs (e.g. "—, keepalive off"). */
+  defaultNote?: string;
+  /** keepwire's own directive, or a keepwire extension of an nginx directive. */
+  keepwire?: 'directive' | 'extension';
+  parse: (args: readonly string[]) => DirectiveResult<T>;
+  doc: string;
+}
+
+const done = <T>(value: T): DirectiveResult<T> => ({ ok: true, value });
+
+function atArg<T>(result: Result<T>, arg: number): DirectiveResult<T> {
+  return result.ok ? result : { ok: false, error: { ...result.error, arg } };
+}
+
+const single =
+  <T>(parser: (text: string) => Result<T>) =>
+  (args: readonly string[]): DirectiveResult<T> =>
+    atArg(parser(args[0]!), 0);
+
+const none = (): DirectiveResult<true> => done(true);
+const time = single(parseTime);
+const flag = single(parseFlag);
+const count = (min: number, max?: number) => single((t) => parseInteger(t, min, max));
+
+// ---- values of structured directives ------------------------------------------------
+
+export interface ListenValue {
+  address: Address;
+  soKeepalive?: KeepaliveSpec;
+  /** Index of the `so_keepalive=` argument, for hazards pointing at it. */
+  soKeepaliveArg?: number;
+  backlog: number;
+  reuseport: boolean;
+  /** Whether any socket option was written (nginx lets only one server set them per address). */
+  hasOptions: boolean;
+}
+
+/** Default 511 as nginx on Linux (NGX_LISTEN_BACKLOG). */
+export const DEFAULT_BACKLOG = 511;
+
+const NGINX_ONLY_LISTEN = new Set([
+  'default_server',
+  'ssl',
+  'http2',
+  'quic',
+  'proxy_protocol',
+  'udp',
+  'bind',
+  'ipv6only',
+  'fastopen',
+  'deferred',
+  'rcvbuf',
+  'sndbuf',
+  'accept_filter',
+  'setfib',
+  'multipath',
+]);
+
+function parseListen(args: readonly string[]): DirectiveResult<ListenValue> {
+  const address = parseAddress(args[0]!, { listen: true, defaultPort: 80 });
+  if (!address.ok) return atArg(address, 0);
+  const value: ListenValue = {
+    address: address.value,
+    backlog: DEFAULT_BACKLOG,
+    reuseport: false,
+    hasOptions: false,
+  };
+  for (let i = 1; i < args.length; i++) {
+    const text = args[i]!;
+    const comma = commaError<never>(text, 'listen');
+    if (comma) return atArg(comma, i);
+    const p = splitParam(text);
+    value.hasOptions = true;
+    if (p.name === 'so_keepalive' && p.value !== undefined) {
+      const spec = parseKeepalive(text);
+      if (!spec.ok) return atArg(spec, i);
+      value.soKeepalive = spec.value;
+      value.soKeepaliveArg = i;
+    } else if (p.name === 'backlog' && p.value !== undefined) {
+      const n = shifted(parseInteger(p.value, 1, 65535), p.valueOffset);
+      if (!n.ok) return atArg(n, i);
+      value.backlog = n.value;
+    } else if (text === 'reuseport') {
+      value.reuseport = true;
+    } else {
+      const known = NGINX_ONLY_LISTEN.has(p.name);
+      return atArg(
+        bad(
+          known
+            ? `listen parameter "${p.name}" is not supported by keepwire`
+            : `invalid listen parameter "${text}"`,
+          0,
+          'keepwire listen takes ADDRESS [so_keepalive=on|off|idle:interval:count] [backlog=N] [reuseport]',
+          known ? 'unsupported' : 'bad-value',
+        ),
+        i,
+      );
+    }
+  }
+  return done(value);
+}
+
+export type UpstreamServerValue = Omit<UpstreamServer, 'source'>;
+
+const NGINX_ONLY_SERVER = new Set(['resolve', 'service', 'route', 'slow_start', 'drain']);
+
+function parseUpstreamServer(defaultPort?: number) {
+  return (args: readonly string[]): DirectiveResult<UpstreamServerValue> => {
+    const address = parseAddress(args[0]!, defaultPort === undefined ? {} : { defaultPort });
+    if (!address.ok) return atArg(address, 0);
+    const value: UpstreamServerValue = {
+      address: address.value,
+      weight: 1,
+      maxFails: 1,
+      failTimeoutMs: 10_000,
+      maxConns: 0,
+      backup: false,
+      down: false,
+    };
+    for (let i = 1; i < args.length; i++) {
+      const text = args[i]!;
+      const comma = commaError<never>(text, 'server');
+      if (comma) return atArg(comma, i);
+      const p = splitParam(text);
+      const at = p.valueOffset;
+      let r: Result<unknown>;
+      if (p.value === undefined && (p.name === 'backup' || p.name === 'down')) {
+        value[p.name] = true;
+        continue;
+      }
+      if (p.value === undefined) r = bad(`invalid server parameter "${text}"`, 0, SERVER_HINT);
+      else if (p.name === 'weight') r = shifted(parseInteger(p.value, 1), at);
+      else if (p.name === 'max_fails') r = shifted(parseInteger(p.value, 0), at);
+      else if (p.name === 'max_conns') r = shifted(parseInteger(p.value, 0), at);
+      else if (p.name === 'fail_timeout') r = shifted(parseTime(p.value), at);
+      else if (p.name === 'keepalive_timeout') r = shifted(parseTime(p.value), at);
+      else if (NGINX_ONLY_SERVER.has(p.name))
+        r = bad(`server parameter "${p.name}" is not supported by keepwire`, 0, SERVER_HINT, 'unsupported');
+      else r = bad(`invalid server parameter "${text}"`, 0, SERVER_HINT);
+      if (!r.ok) return atArg(r, i);
+      const n = r.value as number;
+      if (p.name === 'weight') value.weight = n;
+      else if (p.name === 'max_fails') value.maxFails = n;
+      else if (p.name === 'max_conns') value.maxConns = n;
+      else if (p.name === 'fail_timeout') value.failTimeoutMs = n;
+      else value.keepaliveTimeoutMs = n;
+    }
+    return done(value);
+  };
+}
+
+const SERVER_HINT =
+  'server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME] [max_conns=N] [keepalive_timeout=TIME] [backup] [down]';
+
+/** What `proxy_pass` names, resolved against the upstreams once the whole block is read. */
+export interface ProxyPassValue {
+  text: string;
+  /** The host part: an upstream name or a host. */
+  host: string;
+  /** The host/port as an address when it parses as one; a name alone is left to resolution. */
+  address?: Address;
+  /** Offset of the host part inside the argument. */
+  hostOffset: number;
+  /** Whether a port was written: `NAME` alone must be an upstream. */
+  explicitPort: boolean;
+}
+
+function proxyTarget(text: string, hostOffset: number, defaultPort?: number): Result<ProxyPassValue> {
+  const hostText = text.slice(hostOffset);
+  if (hostText.includes('$')) {
+    return bad(
+      'variables in proxy_pass are not supported by keepwire',
+      hostOffset + hostText.indexOf('$'),
+      'name an upstream block or write host:port',
+      'unsupported',
+    );
+  }
+  const explicitPort = /^\[.*\]:|^[^[\]:]*:/.test(hostText);
+  const host = hostText.startsWith('[') ? hostText.slice(1, hostText.indexOf(']')) : hostText.split(':')[0]!;
+  const rules = defaultPort === undefined ? {} : { defaultPort };
+  const address = shifted(parseAddress(hostText, rules), hostOffset);
+  if (!address.ok) {
+    // A bare name is fine here: it may name an upstream block, checked later.
+    const bareName = !explicitPort && /^[A-Za-z0-9_.-]+$/.test(hostText);
+    if (!bareName) return address;
+  }
+  const value: ProxyPassValue = { text, host, hostOffset, explicitPort };
+  if (address.ok) value.address = address.value;
+  return done(value);
+}
+
+function parseStreamProxyPass(args: readonly string[]): DirectiveResult<ProxyPassValue> {
+  const text = args[0]!;
+  if (/^[a-z]+:\/\//i.test(text)) {
+    return atArg(
+      bad(
+        `stream proxy_pass takes an upstream name or host:port, not a URL ("${text}")`,
+        0,
+        'URLs belong to http locations; here write e.g. proxy_pass db; or proxy_pass 127.0.0.1:5432;',
+      ),
+      0,
+    );
+  }
+  return atArg(proxyTarget(text, 0), 0);
+}
+
+function parseHttpProxyPass(args: readonly string[]): DirectiveResult<ProxyPassValue> {
+  const text = args[0]!;
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(text);
+  if (!scheme) {
+    return atArg(
+      bad(
+        `proxy_pass "${text}" needs an http:// URL`,
+        0,
+        'e.g. proxy_pass http://app; or http://127.0.0.1:3000',
+      ),
+      0,
+    );
+  }
+  if (scheme[1]!.toLowerCase() !== 'http') {
+    return atArg(
+      bad(
+        `the "${scheme[1]}" scheme is not supported by keepwire`,
+        0,
+        'keepwire proxies HTTP/1.x in clear text: use http://',
+        'unsupported',
+      ),
+      0,
+    );
+  }
+  const start = scheme[0].length;
+  const slash = text.indexOf('/', start);
+  if (slash !== -1) {
+    return atArg(
+      bad(
+        `a URI part in proxy_pass ("${text.slice(slash)}") is not supported by keepwire`,
+        slash,
+        'keepwire passes the request URI unchanged; remove the path',
+        'unsupported',
+      ),
+      0,
+    );
+  }
+  return atArg(proxyTarget(text, start, 80), 0);
+}
+
+function parseBalancingHash(args: readonly string[]): DirectiveResult<Balancing> {
+  if (args[1] !== undefined && args[1] !== 'consistent') {
+    return atArg(bad(`invalid parameter "${args[1]}"`, 0, 'hash KEY [consistent]'), 1);
+  }
+  return done({ kind: 'hash', key: args[0]!, consistent: args[1] === 'consistent' });
+}
+
+function parseBalancingRandom(args: readonly string[]): DirectiveResult<Balancing> {
+  if (args[0] !== undefined && args[0] !== 'two') {
+    return atArg(bad(`invalid parameter "${args[0]}"`, 0, 'random [two [least_conn]]'), 0);
+  }
+  // `least_conn` is the only method nginx accepts after `two`, and keepwire's default for it.
+  if (args[1] !== undefined && args[1] !== 'least_conn') {
+    return atArg(bad(`invalid parameter "${args[1]}"`, 0, 'random [two [least_conn]]'), 1);
+  }
+  return done({ kind: 'random', two: args[0] === 'two' });
+}
+
+export interface KeepaliveTimeoutValue {
+  timeoutMs: number;
+  headerMs?: number;
+}
+
+function parseServerKeepaliveTimeout(args: readonly string[]): DirectiveResult<KeepaliveTimeoutValue> {
+  const t = atArg(parseTime(args[0]!), 0);
+  if (!t.ok) return t;
+  if (args[1] === undefined) return done({ timeoutMs: t.value });
+  const h = atArg(parseTime(args[1]), 1);
+  if (!h.ok) return h;
+  return done({ timeoutMs: t.value, headerMs: h.value });
+}
+
+function parseHttpVersion(args: readonly string[]): DirectiveResult<'1.0' | '1.1'> {
+  const v = args[0]!;
+  if (v === '1.0' || v === '1.1') return done(v);
+  return atArg(bad(`invalid value "${v}"`, 0, 'proxy_http_version takes 1.0 or 1.1'), 0);
+}
+
+function parseSocketKeepalive(args: readonly string[]): DirectiveResult<KeepaliveSpec> {
+  return atArg(parseKeepalive(args[0]!), 0);
+}
+
+const NEXT_UPSTREAM: readonly NextUpstreamCondition[] = [
+  'error',
+  'timeout',
+  'invalid_header',
+  'http_500',
+  'http_502',
+  'http_503',
+  'http_504',
+  'http_403',
+  'http_404',
+  'http_429',
+  'non_idempotent',
+];
+
+function parseNextUpstream(args: readonly string[]): DirectiveResult<NextUpstreamCondition[]> {
+  if (args.length === 1 && args[0] === 'off') return done([]);
+  const out: NextUpstreamCondition[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === 'off') return atArg(bad('"off" cannot be combined with other conditions', 0), i);
+    if (!NEXT_UPSTREAM.includes(a as NextUpstreamCondition)) {
+      return atArg(bad(`invalid value "${a}"`, 0, `conditions: ${NEXT_UPSTREAM.join(' ')} | off`), i);
+    }
+    if (!out.includes(a as NextUpstreamCondition)) out.push(a as NextUpstreamCondition);
+  }
+  return done(out);
+}
+
+function parseReturn(args: readonly string[]): DirectiveResult<{ code: number; text?: string }> {
+  // nginx accepts 0..999 and 444 ("close without response").
+  const code = atArg(parseInteger(args[0]!, 0, 999), 0);
+  if (!code.ok) return code;
+  return done(args[1] === undefined ? { code: code.value } : { code: code.value, text: args[1] });
+}
+
+function parseLocation(args: readonly string[]): DirectiveResult<{ prefix: string }> {
+  if (args.length === 2 || ['=', '~', '~*', '^~'].includes(args[0]!) || args[0]!.startsWith('@')) {
+    return atArg(
+      bad(
+        `location modifier "${args.length === 2 ? args[0] : args[0]![0]}" is not supported by keepwire`,
+        0,
+        'keepwire matches prefix locations only (longest prefix wins): location /api/ { ... }',
+        'unsupported',
+      ),
+      0,
+    );
+  }
+  return done({ prefix: args[0]! });
+}
+
+function parseName(args: readonly string[]): DirectiveResult<{ name: string }> {
+  const name = args[0]!;
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
+    const at = /[^A-Za-z0-9_.-]/.exec(name)?.index ?? 0;
+    return atArg(bad(`invalid upstream name "${name}"`, at, 'use letters, digits, "_", "-" and "."'), 0);
+  }
+  return done({ name });
+}
+
+function parseHeader(args: readonly string[]): DirectiveResult<{ name: string; value: string }> {
+  const name = args[0]!;
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+    const at = /[^!#$%&'*+.^_`|~0-9A-Za-z-]/.exec(name)?.index ?? 0;
+    return atArg(bad(`invalid header name "${name}"`, at, 'header names are RFC 9110 tokens'), 0);
+  }
+  return done({ name, value: args[1]! });
+}
+
+function parseServerNames(args: readonly string[]): DirectiveResult<string[]> {
+  return done(args.filter((a) => a !== ''));
+}
+
+// ---- the table -------------------------------------------------------------------------
+
+const UPSTREAMS: readonly Context[] = ['stream_upstream', 'http_upstream'];
+
+function d<T>(directive: Directive<T>): Directive<T> {
+  return directive;
+}
+
+export const D = {
+  include: d({
+    name: 'include',
+    module: 'core',
+    contexts: [
+      'main',
+      'events',
+      'stream',
+      'stream_upstream',
+      'stream_server',
+      'http',
+      'http_upstream',
+      'http_server',
+      'location',
+    ],
+    syntax: 'file | glob',
+    minArgs: 1,
+    maxArgs: 1,
+    multiple: true,
+    parse: none,
+    doc: 'Reads another file in place. Relative paths are relative to the file containing the `include`; `*`, `?` and `[...]` globs are expanded in sorted order and may match nothing. Cycles are reported.',
+  }),
+  lbIdleTimeout: d({
+    name: 'lb_idle_timeout',
+    module: 'core',
+    contexts: ['main', 'stream', 'stream_server', 'http', 'http_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    keepwire: 'directive',
+    defaultNote: '— (unknown)',
+    parse: time,
+    doc: 'The idle timeout of the load balancer in front of or behind this server (e.g. 350s for an AWS NLB, 4m for Azure). Inherited by inner blocks. `check` uses it to warn about keepalive settings that let the load balancer forget a connection.',
+  }),
+  workerShutdownTimeout: d({
+    name: 'worker_shutdown_timeout',
+    module: 'core',
+    contexts: ['main'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '30s',
+    parse: time,
+    doc: 'How long `serve` lets sessions drain after SIGTERM/SIGINT before closing them. nginx has no default (it waits for every connection); keepwire bounds the wait at 30s.',
+  }),
+  events: d({
+    name: 'events',
+    module: 'core',
+    contexts: ['main'],
+    block: 'events',
+    syntax: '{ ... }',
+    minArgs: 0,
+    maxArgs: 0,
+    parse: none,
+    doc: 'Connection processing settings.',
+  }),
+  workerConnections: d({
+    name: 'worker_connections',
+    module: 'core',
+    contexts: ['events'],
+    syntax: 'number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '512',
+    parse: count(1),
+    doc: 'The most client connections open at once; further connections wait in the listen backlog.',
+  }),
+  stream: d({
+    name: 'stream',
+    module: 'core',
+    contexts: ['main'],
+    block: 'stream',
+    syntax: '{ ... }',
+    minArgs: 0,
+    maxArgs: 0,
+    parse: none,
+    doc: 'TCP (layer 4) proxying.',
+  }),
+  http: d({
+    name: 'http',
+    module: 'core',
+    contexts: ['main'],
+    block: 'http',
+    syntax: '{ ... }',
+    minArgs: 0,
+    maxArgs: 0,
+    parse: none,
+    doc: 'HTTP/1.x (layer 7) proxying.',
+  }),
+
+  // ---- upstream blocks (shared by stream and http) ----
+  streamUpstream: d({
+    name: 'upstream',
+    module: 'stream',
+    contexts: ['stream'],
+    block: 'stream_upstream',
+    syntax: 'name { ... }',
+    minArgs: 1,
+    maxArgs: 1,
+    multiple: true,
+    parse: parseName,
+    doc: 'A group of servers that `proxy_pass` can name.',
+  }),
+  streamUpstreamServer: d({
+    name: 'server',
+    module: 'stream',
+    contexts: ['stream_upstream'],
+    syntax:
+      'address [weight=number] [max_fails=number] [fail_timeout=time] [max_conns=number] [backup] [down]',
+    minArgs: 1,
+    maxArgs: 8,
+    multiple: true,
+    parse: parseUpstreamServer(),
+    doc: 'A server of the group; the address needs a port. Defaults as nginx: `weight=1 max_fails=1 fail_timeout=10s max_conns=0` (0 = unlimited). `backup` servers get traffic only when every primary is unavailable; `down` marks a server out of service.',
+  }),
+  httpUpstream: d({
+    name: 'upstream',
+    module: 'http',
+    contexts: ['http'],
+    block: 'http_upstream',
+    syntax: 'name { ... }',
+    minArgs: 1,
+    maxArgs: 1,
+    multiple: true,
+    parse: parseName,
+    doc: 'A group of servers that `proxy_pass http://name` can name, with an optional keep-alive pool.',
+  }),
+  httpUpstreamServer: d({
+    name: 'server',
+    module: 'http',
+    contexts: ['http_upstream'],
+    syntax:
+      'address [weight=number] [max_fails=number] [fail_timeout=time] [max_conns=number] [keepalive_timeout=time] [backup] [down]',
+    minArgs: 1,
+    maxArgs: 9,
+    multiple: true,
+    keepwire: 'extension',
+    parse: parseUpstreamServer(80),
+    doc: "A server of the group; the port defaults to 80. Parameters as in stream. keepwire extension: `keepalive_timeout=time` declares the server's own keep-alive timeout (e.g. 5s for Node.js `http.Server`), so `check` can warn when the pool keeps connections idle longer than the server does.",
+  }),
+  leastConn: d({
+    name: 'least_conn',
+    module: 'stream',
+    contexts: UPSTREAMS,
+    syntax: '',
+    minArgs: 0,
+    maxArgs: 0,
+    defaultNote: '— (weighted round robin)',
+    parse: (): DirectiveResult<Balancing> => done({ kind: 'least_conn' }),
+    doc: 'Sends each new connection to the server with the fewest active connections, weighted.',
+  }),
+  hash: d({
+    name: 'hash',
+    module: 'stream',
+    contexts: UPSTREAMS,
+    syntax: 'key [consistent]',
+    minArgs: 1,
+    maxArgs: 2,
+    defaultNote: '— (weighted round robin)',
+    parse: parseBalancingHash,
+    doc: 'Chooses the server by a hash of `key` (text and variables such as `$remote_addr`); `consistent` uses ketama consistent hashing so few keys move when servers change.',
+  }),
+  random: d({
+    name: 'random',
+    module: 'stream',
+    contexts: UPSTREAMS,
+    syntax: '[two [least_conn]]',
+    minArgs: 0,
+    maxArgs: 2,
+    defaultNote: '— (weighted round robin)',
+    parse: parseBalancingRandom,
+    doc: 'Chooses a random server, weighted; with `two`, picks two at random and uses the one with fewer connections.',
+  }),
+  upstreamKeepalive: d({
+    name: 'keepalive',
+    module: 'http',
+    contexts: ['http_upstream'],
+    syntax: 'connections',
+    minArgs: 1,
+    maxArgs: 1,
+    defaultNote: '— (no pooling)',
+    parse: count(1),
+    doc: "Keeps up to `connections` idle keep-alive connections to the group's servers. Needs `proxy_http_version 1.1` in the locations using the group.",
+  }),
+  upstreamKeepaliveTimeout: d({
+    name: 'keepalive_timeout',
+    module: 'http',
+    contexts: ['http_upstream'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '60s',
+    parse: time,
+    doc: "How long an idle pooled connection is kept. Keep it below the servers' own keep-alive timeout and below any load balancer idle timeout on the way, so the pool, not the server, closes idle connections.",
+  }),
+  upstreamKeepaliveRequests: d({
+    name: 'keepalive_requests',
+    module: 'http',
+    contexts: ['http_upstream'],
+    syntax: 'number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1000',
+    parse: count(0),
+    doc: 'Requests served through one pooled connection before it is closed.',
+  }),
+  upstreamKeepaliveTime: d({
+    name: 'keepalive_time',
+    module: 'http',
+    contexts: ['http_upstream'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1h',
+    parse: time,
+    doc: 'The longest lifetime of a pooled connection; it is closed after the request in flight.',
+  }),
+
+  // ---- stream server ----
+  streamServer: d({
+    name: 'server',
+    module: 'stream',
+    contexts: ['stream'],
+    block: 'stream_server',
+    syntax: '{ ... }',
+    minArgs: 0,
+    maxArgs: 0,
+    multiple: true,
+    parse: none,
+    doc: 'A TCP proxy: its listeners and where connections go.',
+  }),
+  streamListen: d({
+    name: 'listen',
+    module: 'stream',
+    contexts: ['stream_server'],
+    syntax: 'address[:port] [so_keepalive=on|off|[idle]:[interval]:[count]] [backlog=number] [reuseport]',
+    minArgs: 1,
+    maxArgs: 4,
+    multiple: true,
+    parse: parseListen,
+    doc: 'An address to accept connections on: `host:port`, `port`, `*:port` or `[::1]:port`; `unix:` sockets are not supported. Parameters are separated by spaces. `so_keepalive` sets TCP keepalive on accepted connections (an empty field keeps the system value); `backlog` defaults to 511.',
+  }),
+  streamProxyPass: d({
+    name: 'proxy_pass',
+    module: 'stream',
+    contexts: ['stream_server'],
+    syntax: 'name | address:port',
+    minArgs: 1,
+    maxArgs: 1,
+    parse: parseStreamProxyPass,
+    doc: 'Where connections go: an `upstream` block of this `stream`, or one `host:port`.',
+  }),
+  streamProxyTimeout: d({
+    name: 'proxy_timeout',
+    module: 'stream',
+    contexts: ['stream', 'stream_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '10m',
+    parse: time,
+    doc: 'The idle session timeout: a session with no byte in either direction for this long is closed, as an LVS director would forget it.',
+  }),
+  streamProxyConnectTimeout: d({
+    name: 'proxy_connect_timeout',
+    module: 'stream',
+    contexts: ['stream', 'stream_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '60s',
+    parse: time,
+    doc: 'How long connecting to an upstream server may take.',
+  }),
+  streamProxySocketKeepalive: d({
+    name: 'proxy_socket_keepalive',
+    module: 'stream',
+    contexts: ['stream', 'stream_server'],
+    syntax: 'on | off | [idle]:[interval]:[count]',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    keepwire: 'extension',
+    parse: parseSocketKeepalive,
+    doc: 'TCP keepalive on connections to upstream servers. nginx takes `on|off` (system values); keepwire also takes a full spec in `so_keepalive` syntax, e.g. `60s:10s:6`.',
+  }),
+  streamProxyNextUpstream: d({
+    name: 'proxy_next_upstream',
+    module: 'stream',
+    contexts: ['stream', 'stream_server'],
+    syntax: 'on | off',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'on',
+    parse: flag,
+    doc: 'Whether a connection that cannot be established is retried on the next server.',
+  }),
+  streamProxyNextUpstreamTries: d({
+    name: 'proxy_next_upstream_tries',
+    module: 'stream',
+    contexts: ['stream', 'stream_server'],
+    syntax: 'number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '0',
+    parse: count(0),
+    doc: 'The most servers tried for one connection; 0 means no limit.',
+  }),
+  streamProxyNextUpstreamTimeout: d({
+    name: 'proxy_next_upstream_timeout',
+    module: 'stream',
+    contexts: ['stream', 'stream_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '0',
+    parse: time,
+    doc: 'The longest time spent trying servers for one connection; 0 means no limit.',
+  }),
+  streamResetTimedoutConnection: d({
+    name: 'reset_timedout_connection',
+    module: 'stream',
+    contexts: ['stream', 'stream_server'],
+    syntax: 'on | off',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    keepwire: 'extension',
+    parse: flag,
+    doc: 'At idle expiry, reset both connections (RST) instead of closing them (FIN), as a load balancer with reset-on-timeout does. nginx has this directive for http only.',
+  }),
+
+  // ---- http server ----
+  httpServer: d({
+    name: 'server',
+    module: 'http',
+    contexts: ['http'],
+    block: 'http_server',
+    syntax: '{ ... }',
+    minArgs: 0,
+    maxArgs: 0,
+    multiple: true,
+    parse: none,
+    doc: 'A virtual server: its listeners, names and locations.',
+  }),
+  httpListen: d({
+    name: 'listen',
+    module: 'http',
+    contexts: ['http_server'],
+    syntax: 'address[:port] [so_keepalive=on|off|[idle]:[interval]:[count]] [backlog=number] [reuseport]',
+    minArgs: 1,
+    maxArgs: 4,
+    multiple: true,
+    defaultNote: '*:80',
+    parse: parseListen,
+    doc: 'As in stream. A server without `listen` listens on `*:80`, as in nginx. Several servers may share an address (chosen by `server_name`), but only one of them may set its socket parameters.',
+  }),
+  serverName: d({
+    name: 'server_name',
+    module: 'http',
+    contexts: ['http_server'],
+    syntax: 'name ...',
+    minArgs: 1,
+    maxArgs: Number.POSITIVE_INFINITY,
+    multiple: true,
+    default: '""',
+    parse: parseServerNames,
+    doc: 'Host names this server answers for; with none, it answers any Host on its addresses.',
+  }),
+  keepaliveTimeout: d({
+    name: 'keepalive_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'timeout [header_timeout]',
+    minArgs: 1,
+    maxArgs: 2,
+    default: '75s',
+    parse: parseServerKeepaliveTimeout,
+    doc: "How long an idle client keep-alive connection stays open; 0 disables client keep-alive. The optional second value is sent as `Keep-Alive: timeout=N`. Behind a load balancer that pools connections, keep it above the balancer's idle timeout.",
+  }),
+  keepaliveRequests: d({
+    name: 'keepalive_requests',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1000',
+    parse: count(0),
+    doc: 'Requests served on one client connection before it is closed.',
+  }),
+  keepaliveTime: d({
+    name: 'keepalive_time',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1h',
+    parse: time,
+    doc: 'The longest lifetime of a client connection; it is closed after the request in flight.',
+  }),
+  clientHeaderTimeout: d({
+    name: 'client_header_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '60s',
+    parse: time,
+    doc: 'How long reading a request header may take; then 408.',
+  }),
+  clientBodyTimeout: d({
+    name: 'client_body_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '60s',
+    parse: time,
+    doc: 'The longest pause between two reads of a request body; then 408.',
+  }),
+  sendTimeout: d({
+    name: 'send_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '60s',
+    parse: time,
+    doc: 'The longest pause between two writes of a response to the client; then the connection is closed.',
+  }),
+  clientMaxBodySize: d({
+    name: 'client_max_body_size',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'size',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1m',
+    parse: single(parseSize),
+    doc: 'The largest request body accepted; larger gets 413. 0 means no limit.',
+  }),
+  location: d({
+    name: 'location',
+    module: 'http',
+    contexts: ['http_server'],
+    block: 'location',
+    syntax: 'prefix { ... }',
+    minArgs: 1,
+    maxArgs: 2,
+    multiple: true,
+    parse: parseLocation,
+    doc: 'Requests whose path starts with `prefix`; the longest matching prefix wins. Modifiers (`=`, `~`, `^~`) and named locations are not supported.',
+  }),
+  httpProxyPass: d({
+    name: 'proxy_pass',
+    module: 'http',
+    contexts: ['location'],
+    syntax: 'http://name | http://address[:port]',
+    minArgs: 1,
+    maxArgs: 1,
+    parse: parseHttpProxyPass,
+    doc: 'Where requests go: an `upstream` block of this `http`, or one address (port 80 by default). The request URI is passed unchanged; a URI part in the URL is not supported.',
+  }),
+  httpProxyConnectTimeout: d({
+    name: 'proxy_connect_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '60s',
+    parse: time,
+    doc: 'How long connecting to an upstream server may take.',
+  }),
+  proxyReadTimeout: d({
+    name: 'proxy_read_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '60s',
+    parse: time,
+    doc: 'The longest pause between two reads from the upstream server, including the wait for the response header.',
+  }),
+  proxySendTimeout: d({
+    name: 'proxy_send_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '60s',
+    parse: time,
+    doc: 'The longest pause between two writes of the request to the upstream server.',
+  }),
+  proxyHttpVersion: d({
+    name: 'proxy_http_version',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: '1.0 | 1.1',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1.0',
+    parse: parseHttpVersion,
+    doc: 'The HTTP version spoken to upstream servers. Pooled upstream connections (`keepalive`) need 1.1.',
+  }),
+  proxySetHeader: d({
+    name: 'proxy_set_header',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'field value',
+    minArgs: 2,
+    maxArgs: 2,
+    multiple: true,
+    defaultNote: '— (nginx: `Host $proxy_host`, `Connection close`)',
+    parse: parseHeader,
+    doc: 'Sets a request header sent upstream; an empty value removes it. As in nginx, a level inherits these only if it sets none itself.',
+  }),
+  httpProxySocketKeepalive: d({
+    name: 'proxy_socket_keepalive',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'on | off | [idle]:[interval]:[count]',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    keepwire: 'extension',
+    parse: parseSocketKeepalive,
+    doc: 'TCP keepalive on connections to upstream servers; keepwire also takes a full spec as in stream.',
+  }),
+  httpProxyNextUpstream: d({
+    name: 'proxy_next_upstream',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax:
+      'error | timeout | invalid_header | http_500 | http_502 | http_503 | http_504 | http_403 | http_404 | http_429 | non_idempotent | off ...',
+    minArgs: 1,
+    maxArgs: 11,
+    default: 'error timeout',
+    parse: parseNextUpstream,
+    doc: 'When a request is passed to the next server. Requests with non-idempotent methods (POST, LOCK, PATCH) are retried only with `non_idempotent`.',
+  }),
+  httpProxyNextUpstreamTries: d({
+    name: 'proxy_next_upstream_tries',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '0',
+    parse: count(0),
+    doc: 'The most servers tried for one request; 0 means no limit.',
+  }),
+  return: d({
+    name: 'return',
+    module: 'http',
+    contexts: ['location'],
+    syntax: 'code [text]',
+    minArgs: 1,
+    maxArgs: 2,
+    parse: parseReturn,
+    doc: 'Answers with `code` (and `text` as the body) without proxying.',
+  }),
+} as const;
+
+export const DIRECTIVES: readonly Directive[] = Object.values(D) as Directive[];
+
+export const DIRECTIVE_NAMES: ReadonlySet<string> = new Set(DIRECTIVES.map((x) => x.name));
+
+const BY_NAME = new Map<string, Directive[]>();
+for (const directive of DIRECTIVES) {
+  const list = BY_NAME.get(directive.name) ?? [];
+  list.push(directive);
+  BY_NAME.set(directive.name, list);
+}
+
+export function directivesNamed(name: string): readonly Directive[] {
+  return BY_NAME.get(name) ?? [];
+}
+
+/** The entry for a name in a context; the table never has two for the same pair (a test checks). */
+export function lookup(name: string, context: Context): Directive | undefined {
+  return BY_NAME.get(name)?.find((x) => x.contexts.includes(context));
+}
+
+/** Names valid in a context, for "did you mean". */
+export function namesIn(context: Context): string[] {
+  return DIRECTIVES.filter((x) => x.contexts.includes(context)).map((x) => x.name);
+}
+
+/** The default value of a directive, parsed by its own parser. */
+export function defaultOf<T>(directive: Directive<T>): T | undefined {
+  if (directive.default === undefined) return undefined;
+  const args = directive.default === '""' ? [''] : directive.default.split(' ');
+  const parsed = directive.parse(args);
+  if (!parsed.ok) throw new Error(`default "${directive.default}" of ${directive.name} does not parse`);
+  return parsed.value;
+}

@@ -1,0 +1,612 @@
+/**
+ * AST → typed model. Each directive is checked against the table (context,
+ * block or not, arity, duplicates, value), then each block's settings are
+ * merged with inherited ones and the table's defaults, nginx style, and the
+ * rules that span directives (upstream names, duplicate addresses) run.
+ */
+import { isIP } from 'node:net';
+import type { KeepaliveSpec } from '../keepalive/spec.js';
+import { type DiagnosticList, type Position, sortDiagnostics } from './diagnostics.js';
+import {
+  CONTEXT_LABEL,
+  type Context,
+  D,
+  DEFAULT_BACKLOG,
+  DIRECTIVE_NAMES,
+  type Directive,
+  defaultOf,
+  directivesNamed,
+  type ListenValue,
+  lookup,
+  namesIn,
+  type ProxyPassValue,
+} from './directives.js';
+import { checkHazards, Origins } from './hazards.js';
+import { positionInToken } from './lexer.js';
+import type {
+  Balancing,
+  Config,
+  HttpBlock,
+  HttpLocation,
+  HttpServer,
+  HttpUpstreamGroup,
+  Listen,
+  ProxyTarget,
+  SourceRef,
+  StreamBlock,
+  StreamServer,
+  UpstreamGroup,
+  UpstreamServer,
+} from './model.js';
+import type { ConfigAst, DirectiveNode } from './parser.js';
+import { closest } from './values.js';
+
+export interface ValidateOptions {
+  /**
+   * Keep going past directives keepwire does not know (reported as warnings
+   * and skipped), for reading real nginx files.
+   */
+  tolerant?: boolean;
+}
+
+interface Setting<T = unknown> {
+  value: T;
+  node: DirectiveNode;
+}
+
+class Block {
+  readonly settings = new Map<Directive, Setting[]>();
+  readonly children: Block[] = [];
+  /** Directives present but invalid: no "missing directive" error for them on top of their own. */
+  readonly failed = new Set<Directive>();
+
+  constructor(
+    readonly context: Context,
+    readonly node?: DirectiveNode,
+    /** The parsed arguments of the directive that opened the block (upstream name, location prefix). */
+    readonly value?: unknown,
+  ) {}
+
+  add(directive: Directive, setting: Setting): void {
+    const list = this.settings.get(directive) ?? [];
+    list.push(setting);
+    this.settings.set(directive, list);
+  }
+
+  all<T>(directive: Directive<T>): Setting<T>[] {
+    return (this.settings.get(directive as Directive) ?? []) as Setting<T>[];
+  }
+
+  first<T>(directive: Directive<T>): Setting<T> | undefined {
+    return this.all(directive)[0];
+  }
+
+  blocks(context: Context): Block[] {
+    return this.children.filter((c) => c.context === context);
+  }
+}
+
+const ref = (p: Position): SourceRef => ({ file: p.file, line: p.line, col: p.col });
+
+function tokenPosition(node: DirectiveNode, arg: number, offset: number): Position {
+  const a = node.args[arg];
+  return a ? positionInToken(a.token, offset) : node;
+}
+
+/** Reads a file's directives into blocks, reporting every directive-level error. */
+function collect(
+  nodes: readonly DirectiveNode[],
+  block: Block,
+  diags: DiagnosticList,
+  opts: ValidateOptions,
+) {
+  for (const node of nodes) {
+    const candidates = directivesNamed(node.name);
+    if (candidates.length === 0) {
+      const guess = closest(node.name, namesIn(block.context)) ?? closest(node.name, DIRECTIVE_NAMES);
+      const message = `unknown directive "${node.name}"`;
+      const hint = guess
+        ? `did you mean "${guess}"?`
+        : 'see docs/config.md for the directives keepwire supports';
+      if (opts.tolerant) diags.warning('unknown-directive', node, message, hint);
+      else diags.error('unknown-directive', node, message, hint);
+      // A misspelt `listen` should not also produce "no listen in this server".
+      const meant = guess === undefined ? undefined : lookup(guess, block.context);
+      if (meant) block.failed.add(meant);
+      continue;
+    }
+    const directive = lookup(node.name, block.context);
+    if (!directive) {
+      const where = [...new Set(candidates.flatMap((c) => c.contexts.map((x) => CONTEXT_LABEL[x])))];
+      diags.error(
+        'wrong-context',
+        node,
+        `"${node.name}" directive is not allowed in ${CONTEXT_LABEL[block.context]}`,
+        `"${node.name}" is allowed in: ${where.join(', ')}`,
+      );
+      continue;
+    }
+    if (directive.block && !node.children) {
+      diags.error(
+        'block-expected',
+        node,
+        `directive "${node.name}" has no opening "{"`,
+        `write ${node.name} ${directive.syntax}`,
+      );
+      continue;
+    }
+    if (!directive.block && node.children) {
+      diags.error(
+        'block-unexpected',
+        node,
+        `directive "${node.name}" takes no block`,
+        `end it with ";": ${node.name} ${directive.syntax};`,
+      );
+      continue;
+    }
+    const n = node.args.length;
+    if (n < directive.minArgs || n > directive.maxArgs) {
+      const extra = node.args[directive.maxArgs];
+      diags.error(
+        'wrong-arity',
+        n > directive.maxArgs && extra ? extra : node,
+        `invalid number of arguments in "${node.name}" directive: ${arityText(directive)}, got ${n}`,
+        `syntax: ${node.name}${directive.syntax ? ` ${directive.syntax}` : ''}${directive.block ? '' : ';'}`,
+      );
+      continue;
+    }
+    if (!directive.multiple) {
+      const previous = block.all(directive)[0];
+      if (previous) {
+        diags.error(
+          'duplicate-directive',
+          node,
+          `"${node.name}" directive is duplicate`,
+          `it is already set at ${previous.node.file}:${previous.node.line}:${previous.node.col}`,
+        );
+        continue;
+      }
+    }
+    if (node.name === 'include') continue;
+    const parsed = directive.parse(node.args.map((a) => a.value));
+    if (!parsed.ok) {
+      const e = parsed.error;
+      let hint = e.hint;
+      if (e.code === 'comma-separator') {
+        // nginx itself reads `80,` as a host name and fails with `host not found in "80,"`.
+        const fixed = node.args.map((a) => a.value.replace(/,/g, ' ').trim()).filter(Boolean);
+        hint = `write: ${node.name} ${fixed.join(' ')};`;
+      }
+      diags.error(
+        e.code ?? 'bad-value',
+        tokenPosition(node, e.arg, e.offset),
+        `${node.name}: ${e.message}`,
+        hint,
+      );
+      block.failed.add(directive);
+      if (directive.block) collect(node.children ?? [], new Block(directive.block, node), diags, opts);
+      continue;
+    }
+    block.add(directive, { value: parsed.value, node });
+    if (directive.block) {
+      const child = new Block(directive.block, node, parsed.value);
+      block.children.push(child);
+      collect(node.children ?? [], child, diags, opts);
+    }
+  }
+}
+
+function arityText(d: Directive): string {
+  if (d.minArgs === d.maxArgs)
+    return `takes ${d.minArgs === 0 ? 'no' : d.minArgs} argument${d.minArgs === 1 ? '' : 's'}`;
+  if (d.maxArgs === Number.POSITIVE_INFINITY) return `takes at least ${d.minArgs}`;
+  return `takes ${d.minArgs} to ${d.maxArgs}`;
+}
+
+/** The innermost setting along `chain` (innermost first), else the table's default. */
+function resolve<T>(chain: readonly Block[], directive: Directive<T>): { value: T; node?: DirectiveNode } {
+  for (const block of chain) {
+    const s = block.first(directive);
+    if (s) return { value: s.value, node: s.node };
+  }
+  const value = defaultOf(directive);
+  if (value === undefined) throw new Error(`${directive.name} has no default`);
+  return { value };
+}
+
+function resolveOptional<T>(chain: readonly Block[], directive: Directive<T>): Setting<T> | undefined {
+  for (const block of chain) {
+    const s = block.first(directive);
+    if (s) return s;
+  }
+  return undefined;
+}
+
+class Builder {
+  readonly origins = new Origins();
+
+  constructor(private readonly diags: DiagnosticList) {}
+
+  /** Records where a field was set, for hazards that point at the directive. */
+  private at<T extends object>(obj: T, field: string, node: Position | undefined): void {
+    if (node) this.origins.set(obj, field, node);
+  }
+
+  build(file: string, main: Block): Config {
+    const config: Config = {
+      file,
+      workerConnections: resolve(main.blocks('events'), D.workerConnections).value,
+      shutdownTimeoutMs: resolve([main], D.workerShutdownTimeout).value,
+    };
+    const lb = main.first(D.lbIdleTimeout);
+    if (lb) {
+      config.lbIdleTimeoutMs = lb.value;
+      this.at(config, 'lbIdleTimeoutMs', lb.node);
+    }
+    const stream = main.blocks('stream')[0];
+    if (stream) config.stream = this.stream(stream, main);
+    const http = main.blocks('http')[0];
+    if (http) config.http = this.http(http, main);
+    this.duplicateListens(config);
+    return config;
+  }
+
+  private listen(s: Setting<ListenValue>): Listen {
+    const v = s.value;
+    const listen: Listen = {
+      address: v.address,
+      backlog: v.backlog,
+      reuseport: v.reuseport,
+      source: ref(s.node),
+    };
+    if (v.soKeepalive) {
+      listen.soKeepalive = v.soKeepalive;
+      this.at(listen, 'soKeepalive', s.node.args[v.soKeepaliveArg ?? 0]);
+    }
+    return listen;
+  }
+
+  private upstreams<G extends UpstreamGroup>(
+    parent: Block,
+    context: 'stream_upstream' | 'http_upstream',
+    make: (group: UpstreamGroup, block: Block) => G,
+  ): Map<string, G> {
+    const groups = new Map<string, G>();
+    const serverDirective = context === 'stream_upstream' ? D.streamUpstreamServer : D.httpUpstreamServer;
+    for (const block of parent.blocks(context)) {
+      const { name } = block.value as { name: string };
+      const node = block.node!;
+      const existing = groups.get(name);
+      if (existing) {
+        this.diags.error(
+          'duplicate-upstream',
+          node.args[0] ?? node,
+          `duplicate upstream "${name}"`,
+          `"${name}" is already defined at ${existing.source.file}:${existing.source.line}:${existing.source.col}`,
+        );
+        continue;
+      }
+      const servers: UpstreamServer[] = block
+        .all(serverDirective)
+        .map((s) => ({ ...s.value, source: ref(s.node) }));
+      if (servers.length === 0 && !block.failed.has(serverDirective as Directive)) {
+        this.diags.error(
+          'missing-directive',
+          node,
+          `no servers are inside upstream "${name}"`,
+          `add at least one: server 127.0.0.1:8080;`,
+        );
+      }
+      const methods = [...block.all(D.leastConn), ...block.all(D.hash), ...block.all(D.random)].sort(
+        (a, b) => a.node.line - b.node.line || a.node.col - b.node.col,
+      );
+      for (const extra of methods.slice(1)) {
+        this.diags.warning(
+          'conflict',
+          extra.node,
+          `load balancing method redefined in upstream "${name}"`,
+          `the last one ("${extra.node.name}") wins; keep only one of least_conn, hash, random`,
+        );
+      }
+      const balancing: Balancing = methods[methods.length - 1]?.value ?? { kind: 'round_robin' };
+      if (balancing.kind === 'hash' || balancing.kind === 'random') {
+        for (const s of block.all(serverDirective)) {
+          if (s.value.backup) {
+            const arg = s.node.args.findIndex((a) => a.value === 'backup');
+            this.diags.error(
+              'conflict',
+              s.node.args[arg] ?? s.node,
+              `balancing method "${balancing.kind}" does not support the "backup" parameter`,
+              'use round robin or least_conn for a group with backup servers',
+            );
+          }
+        }
+      }
+      groups.set(name, make({ name, servers, balancing, source: ref(node) }, block));
+    }
+    return groups;
+  }
+
+  private target(
+    s: Setting<ProxyPassValue>,
+    upstreams: ReadonlyMap<string, UpstreamGroup>,
+    where: string,
+  ): ProxyTarget | undefined {
+    const v = s.value;
+    if (!v.explicitPort && upstreams.has(v.host)) return { kind: 'group', name: v.host };
+    if (v.address && (v.explicitPort || isIP(v.host) !== 0)) return { kind: 'address', address: v.address };
+    const guess = closest(v.host, upstreams.keys());
+    this.diags.error(
+      'unknown-upstream',
+      positionInToken(s.node.args[0]!.token, v.hostOffset),
+      `proxy_pass to unknown upstream "${v.host}": no upstream "${v.host}" in this ${where} block`,
+      guess
+        ? `did you mean "${guess}"?`
+        : `define it (upstream ${v.host} { server 127.0.0.1:8080; }) or give host:port`,
+    );
+    return undefined;
+  }
+
+  private stream(block: Block, main: Block): StreamBlock {
+    const upstreams = this.upstreams(block, 'stream_upstream', (g) => g);
+    const servers: StreamServer[] = [];
+    for (const sb of block.blocks('stream_server')) {
+      const chain = [sb, block];
+      const node = sb.node!;
+      const listens = sb.all(D.streamListen).map((s) => this.listen(s));
+      if (listens.length === 0 && !sb.failed.has(D.streamListen)) {
+        this.diags.error(
+          'missing-directive',
+          node,
+          'no "listen" is defined for this stream server',
+          'listen 127.0.0.1:6432;',
+        );
+      }
+      const pass = sb.first(D.streamProxyPass);
+      let proxyPass: ProxyTarget | undefined;
+      if (!pass && !sb.failed.has(D.streamProxyPass)) {
+        this.diags.error(
+          'missing-directive',
+          node,
+          'no "proxy_pass" in this stream server: connections would have nowhere to go',
+          'proxy_pass NAME; or proxy_pass host:port;',
+        );
+      } else if (pass) {
+        proxyPass = this.target(pass, upstreams, 'stream');
+      }
+      const server: StreamServer = {
+        listens,
+        proxyPass: proxyPass ?? { kind: 'group', name: '' },
+        proxyTimeoutMs: 0,
+        proxyConnectTimeoutMs: 0,
+        proxySocketKeepalive: { enable: false },
+        proxyNextUpstream: true,
+        proxyNextUpstreamTries: 0,
+        proxyNextUpstreamTimeoutMs: 0,
+        resetTimedoutConnection: false,
+        source: ref(node),
+      };
+      const set = <K extends keyof StreamServer>(key: K, directive: Directive<StreamServer[K]>) => {
+        const r = resolve(chain, directive);
+        server[key] = r.value;
+        this.at(server, key, r.node);
+      };
+      set('proxyTimeoutMs', D.streamProxyTimeout);
+      set('proxyConnectTimeoutMs', D.streamProxyConnectTimeout);
+      set('proxySocketKeepalive', D.streamProxySocketKeepalive as Directive<KeepaliveSpec>);
+      set('proxyNextUpstream', D.streamProxyNextUpstream);
+      set('proxyNextUpstreamTries', D.streamProxyNextUpstreamTries);
+      set('proxyNextUpstreamTimeoutMs', D.streamProxyNextUpstreamTimeout);
+      set('resetTimedoutConnection', D.streamResetTimedoutConnection);
+      const lb = resolveOptional([sb, block, main], D.lbIdleTimeout);
+      if (lb) {
+        server.lbIdleTimeoutMs = lb.value;
+        this.at(server, 'lbIdleTimeoutMs', lb.node);
+      }
+      if (pass) this.at(server, 'proxyPass', pass.node);
+      servers.push(server);
+    }
+    return { upstreams, servers };
+  }
+
+  private http(block: Block, main: Block): HttpBlock {
+    const upstreams = this.upstreams(block, 'http_upstream', (g, ub): HttpUpstreamGroup => {
+      const group: HttpUpstreamGroup = {
+        ...g,
+        keepalive: ub.first(D.upstreamKeepalive)?.value ?? 0,
+        keepaliveTimeoutMs: resolve([ub], D.upstreamKeepaliveTimeout).value,
+        keepaliveRequests: resolve([ub], D.upstreamKeepaliveRequests).value,
+        keepaliveTimeMs: resolve([ub], D.upstreamKeepaliveTime).value,
+      };
+      this.at(group, 'keepalive', ub.first(D.upstreamKeepalive)?.node);
+      this.at(group, 'keepaliveTimeoutMs', ub.first(D.upstreamKeepaliveTimeout)?.node);
+      return group;
+    });
+    const servers: HttpServer[] = [];
+    for (const sb of block.blocks('http_server')) {
+      const chain = [sb, block];
+      const node = sb.node!;
+      let listens = sb.all(D.httpListen).map((s) => this.listen(s));
+      if (listens.length === 0) {
+        // nginx: a server without listen listens on *:80.
+        listens = [
+          {
+            address: { host: '0.0.0.0', port: 80, text: '*:80' },
+            backlog: DEFAULT_BACKLOG,
+            reuseport: false,
+            source: ref(node),
+          },
+        ];
+      }
+      const keepalive = resolve(chain, D.keepaliveTimeout);
+      const server: HttpServer = {
+        listens,
+        serverNames: sb.all(D.serverName).flatMap((s) => s.value),
+        keepaliveTimeoutMs: keepalive.value.timeoutMs,
+        keepaliveRequests: resolve(chain, D.keepaliveRequests).value,
+        keepaliveTimeMs: resolve(chain, D.keepaliveTime).value,
+        clientHeaderTimeoutMs: resolve(chain, D.clientHeaderTimeout).value,
+        clientBodyTimeoutMs: resolve(chain, D.clientBodyTimeout).value,
+        sendTimeoutMs: resolve(chain, D.sendTimeout).value,
+        clientMaxBodySize: resolve(chain, D.clientMaxBodySize).value,
+        locations: [],
+        source: ref(node),
+      };
+      if (keepalive.value.headerMs !== undefined) server.keepaliveHeaderTimeoutMs = keepalive.value.headerMs;
+      this.at(server, 'keepaliveTimeoutMs', keepalive.node);
+      const lb = resolveOptional([sb, block, main], D.lbIdleTimeout);
+      if (lb) {
+        server.lbIdleTimeoutMs = lb.value;
+        this.at(server, 'lbIdleTimeoutMs', lb.node);
+      }
+      const prefixes = new Map<string, DirectiveNode>();
+      for (const lb of sb.blocks('location')) {
+        const location = this.location(lb, [lb, sb, block], upstreams, prefixes);
+        if (location) server.locations.push(location);
+      }
+      servers.push(server);
+    }
+    return { upstreams, servers };
+  }
+
+  private location(
+    block: Block,
+    chain: Block[],
+    upstreams: ReadonlyMap<string, HttpUpstreamGroup>,
+    prefixes: Map<string, DirectiveNode>,
+  ): HttpLocation | undefined {
+    const node = block.node!;
+    const { prefix } = block.value as { prefix: string };
+    const previous = prefixes.get(prefix);
+    if (previous) {
+      this.diags.error(
+        'duplicate-location',
+        node.args[0] ?? node,
+        `duplicate location "${prefix}"`,
+        `the same prefix is already handled at ${previous.file}:${previous.line}:${previous.col}`,
+      );
+      return undefined;
+    }
+    prefixes.set(prefix, node);
+    let headers: { name: string; value: string }[] = [];
+    // nginx array inheritance: a level that sets any proxy_set_header inherits none.
+    for (const b of chain) {
+      const set = b.all(D.proxySetHeader);
+      if (set.length > 0) {
+        headers = set.map((s) => s.value);
+        break;
+      }
+    }
+    const version = resolve(chain, D.proxyHttpVersion);
+    const location: HttpLocation = {
+      prefix,
+      proxyConnectTimeoutMs: resolve(chain, D.httpProxyConnectTimeout).value,
+      proxyReadTimeoutMs: resolve(chain, D.proxyReadTimeout).value,
+      proxySendTimeoutMs: resolve(chain, D.proxySendTimeout).value,
+      proxyHttpVersion: version.value,
+      proxySetHeaders: headers,
+      proxySocketKeepalive: resolve(chain, D.httpProxySocketKeepalive).value,
+      proxyNextUpstream: resolve(chain, D.httpProxyNextUpstream).value,
+      proxyNextUpstreamTries: resolve(chain, D.httpProxyNextUpstreamTries).value,
+      source: ref(node),
+    };
+    this.at(location, 'proxyHttpVersion', version.node);
+    this.at(location, 'proxyReadTimeoutMs', resolve(chain, D.proxyReadTimeout).node);
+    this.at(location, 'proxySocketKeepalive', resolve(chain, D.httpProxySocketKeepalive).node);
+    const pass = block.first(D.httpProxyPass);
+    const ret = block.first(D.return);
+    if (pass && ret) {
+      const later = pass.node.line > ret.node.line ? pass.node : ret.node;
+      this.diags.error(
+        'conflict',
+        later,
+        `location "${prefix}" has both "proxy_pass" and "return"`,
+        'a location either proxies or answers itself; keep one',
+      );
+    } else if (!pass && !ret && !block.failed.has(D.httpProxyPass) && !block.failed.has(D.return)) {
+      this.diags.error(
+        'missing-directive',
+        node,
+        `location "${prefix}" has neither "proxy_pass" nor "return"`,
+        'add proxy_pass http://NAME; or return CODE;',
+      );
+    }
+    if (pass) {
+      const target = this.target(pass, upstreams, 'http');
+      if (target) location.proxyPass = { scheme: 'http', target, text: pass.value.text };
+      this.at(location, 'proxyPass', pass.node);
+    }
+    if (ret && !pass) location.returnDirective = ret.value;
+    return location;
+  }
+
+  /**
+   * nginx refuses two stream servers on one address, and lets http servers
+   * share one (told apart by Host) as long as only one sets socket options.
+   * An address used by both stream and http cannot be bound twice.
+   */
+  private duplicateListens(config: Config): void {
+    type Seen = { listen: Listen; kind: 'stream' | 'http'; server: object; hasOptions: boolean };
+    const seen = new Map<string, Seen>();
+    const visit = (kind: 'stream' | 'http', server: { listens: Listen[] }) => {
+      for (const listen of server.listens) {
+        const key = `${listen.address.host.toLowerCase()}:${listen.address.port}`;
+        const hasOptions =
+          listen.soKeepalive !== undefined || listen.reuseport || listen.backlog !== DEFAULT_BACKLOG;
+        const first = seen.get(key);
+        const display = listen.address.host.includes(':')
+          ? `[${listen.address.host}]:${listen.address.port}`
+          : `${listen.address.host}:${listen.address.port}`;
+        if (!first) {
+          seen.set(key, { listen, kind, server, hasOptions });
+          continue;
+        }
+        const where = `${first.listen.source.file}:${first.listen.source.line}:${first.listen.source.col}`;
+        if (first.server === server) {
+          this.diags.error(
+            'duplicate-listen',
+            listen.source,
+            `duplicate listen ${display} in this server`,
+            `first listed at ${where}`,
+          );
+        } else if (first.kind !== kind || kind === 'stream') {
+          this.diags.error(
+            'duplicate-listen',
+            listen.source,
+            `duplicate listen ${display}: already used by the ${first.kind} server at ${where}`,
+            'each address:port can be bound by one stream server only, and not by both stream and http',
+          );
+        } else if (first.hasOptions && hasOptions) {
+          this.diags.error(
+            'duplicate-listen',
+            listen.source,
+            `duplicate listen options for ${display}`,
+            `socket parameters (so_keepalive, backlog, reuseport) for this address are already set at ${where}`,
+          );
+        } else if (hasOptions) {
+          first.hasOptions = true;
+        }
+      }
+    };
+    for (const s of config.stream?.servers ?? []) visit('stream', s);
+    for (const s of config.http?.servers ?? []) visit('http', s);
+  }
+}
+
+/** Builds the model from an AST. Returns a config only when there is no error. */
+export function validate(
+  ast: ConfigAst,
+  diags: DiagnosticList,
+  opts: ValidateOptions = {},
+): Config | undefined {
+  const main = new Block('main');
+  collect(ast.directives, main, diags, opts);
+  // Built even after errors, so cross-directive mistakes show up in the same run.
+  const builder = new Builder(diags);
+  const config = builder.build(ast.file, main);
+  if (diags.hasErrors) return undefined;
+  checkHazards(config, builder.origins, diags);
+  return config;
+}
+
+export { sortDiagnostics };
