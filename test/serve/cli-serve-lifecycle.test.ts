@@ -121,7 +121,10 @@ test('serve: SIGHUP reloads (live session stays), rejects a broken file, SIGTERM
     writeFileSync(file, conf(port, b.port, 'proxy_timeout 5parsecs;'));
     p.child.kill('SIGHUP');
     await p.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('reload rejected'), 'rejection');
-    assert.match(p.stderr(), new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:7:\\d+: error`));
+    // stderr and stdout are separate pipes: the diagnostics may arrive after the log line.
+    const diag = new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:7:\\d+: error`);
+    for (let i = 0; i < 100 && !diag.test(p.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(p.stderr(), diag);
     assert.equal(await ask(await dial(port)), 'B', 'still serving the last good configuration');
 
     const began = Date.now();
