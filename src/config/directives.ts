@@ -293,6 +293,10 @@ function parseHttpProxyPass(args: readonly string[]): DirectiveResult<ProxyPassV
     );
   }
   const start = scheme[0].length;
+  if (text.startsWith('unix:', start)) {
+    const refused = shifted(parseAddress(text.slice(start)), start);
+    if (!refused.ok) return atArg(refused, 0);
+  }
   const slash = text.indexOf('/', start);
   if (slash !== -1) {
     return atArg(
@@ -369,7 +373,9 @@ function parseNextUpstream(args: readonly string[]): DirectiveResult<NextUpstrea
   const out: NextUpstreamCondition[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === 'off') return atArg(bad('"off" cannot be combined with other conditions', 0), i);
+    if (a === 'off') {
+      return atArg(bad('"off" cannot be combined with other conditions', 0, 'write either off or a list'), i);
+    }
     if (!NEXT_UPSTREAM.includes(a as NextUpstreamCondition)) {
       return atArg(bad(`invalid value "${a}"`, 0, `conditions: ${NEXT_UPSTREAM.join(' ')} | off`), i);
     }

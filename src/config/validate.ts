@@ -516,7 +516,9 @@ class Builder {
     const pass = block.first(D.httpProxyPass);
     const ret = block.first(D.return);
     if (pass && ret) {
-      const later = pass.node.line > ret.node.line ? pass.node : ret.node;
+      const passLater =
+        pass.node.line > ret.node.line || (pass.node.line === ret.node.line && pass.node.col > ret.node.col);
+      const later = passLater ? pass.node : ret.node;
       this.diags.error(
         'conflict',
         later,

@@ -12,7 +12,7 @@ const STREAM_OK = `stream {
 `;
 
 describe('lexical rules', () => {
-  it('reads quoted words with escapes, comments and ${variables} as nginx does', () => {
+  it('reads quoted words with escapes, comments and braced variables as nginx does', () => {
     const { ast, diagnostics } = parseConfigAst(
       `# comment\nhash "a b\\"c" 'd\\'e' \${host}x f#g; # trailing\n`,
       'x.conf',
@@ -22,6 +22,7 @@ describe('lexical rules', () => {
     assert.equal(d.name, 'hash');
     assert.deepEqual(
       d.args.map((a) => a.value),
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an nginx variable, not a template
       ['a b"c', "d'e", '${host}x', 'f#g'],
     );
     assert.deepEqual(

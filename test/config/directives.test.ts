@@ -1,0 +1,513 @@
+/**
+ * One row per directive behaviour: a valid use and what it puts in the model,
+ * or an invalid use and the exact diagnostic (code, line, column).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CONTEXT_LABEL, type Config, DIRECTIVES, defaultOf, lookup } from '../../src/config/index.js';
+import { check } from './support.js';
+
+type Ctx =
+  | 'main'
+  | 'events'
+  | 'stream'
+  | 'sserver'
+  | 'supstream'
+  | 'http'
+  | 'hupstream'
+  | 'hserver'
+  | 'location';
+
+const starts = (x: string, name: string) => x.startsWith(`${name} `) || x.startsWith(`${name};`);
+
+/** Each template puts the directive under test on `line` at `col`, inside an otherwise valid config. */
+const TEMPLATES: Record<Ctx, { line: number; col: number; wrap: (x: string) => string }> = {
+  main: { line: 1, col: 1, wrap: (x) => `${x}\n` },
+  events: { line: 2, col: 5, wrap: (x) => `events {\n    ${x}\n}\n` },
+  stream: {
+    line: 2,
+    col: 5,
+    wrap: (x) =>
+      `stream {\n    ${x}\n    upstream db { server 127.0.0.1:1; }\n    server { listen 127.0.0.1:9000; proxy_pass db; }\n}\n`,
+  },
+  sserver: {
+    line: 4,
+    col: 9,
+    wrap: (x) =>
+      `stream {\n    upstream db { server 127.0.0.1:1; }\n    server {\n        ${x}\n${
+        starts(x, 'listen') ? '' : '        listen 127.0.0.1:9000;\n'
+      }${starts(x, 'proxy_pass') ? '' : '        proxy_pass db;\n'}    }\n}\n`,
+  },
+  supstream: {
+    line: 3,
+    col: 9,
+    wrap: (x) =>
+      `stream {\n    upstream db {\n        ${x}\n        server 127.0.0.1:1;\n    }\n    server { listen 127.0.0.1:9000; proxy_pass db; }\n}\n`,
+  },
+  http: {
+    line: 2,
+    col: 5,
+    wrap: (x) =>
+      `http {\n    ${x}\n    upstream app { server 127.0.0.1:1; }\n    server { listen 127.0.0.1:8080; location / { proxy_pass http://app; } }\n}\n`,
+  },
+  hupstream: {
+    line: 3,
+    col: 9,
+    wrap: (x) =>
+      `http {\n    upstream app {\n        ${x}\n        server 127.0.0.1:1;\n    }\n    server { listen 127.0.0.1:8080; location / { proxy_pass http://app; } }\n}\n`,
+  },
+  hserver: {
+    line: 4,
+    col: 9,
+    wrap: (x) =>
+      `http {\n    upstream app { server 127.0.0.1:1; }\n    server {\n        ${x}\n        location /x { proxy_pass http://app; }\n    }\n}\n`,
+  },
+  location: {
+    line: 6,
+    col: 13,
+    wrap: (x) =>
+      `http {\n    upstream app { server 127.0.0.1:1; }\n    server {\n        listen 127.0.0.1:8080;\n        location / {\n            ${x}\n${
+        starts(x, 'proxy_pass') || starts(x, 'return') ? '' : '            proxy_pass http://app;\n'
+      }        }\n    }\n}\n`,
+  },
+};
+
+const stream = (c: Config) => c.stream!.servers[0]!;
+const db = (c: Config) => c.stream!.upstreams.get('db')!;
+const hserver = (c: Config) => c.http!.servers[0]!;
+const loc = (c: Config) => c.http!.servers[0]!.locations[0]!;
+const app = (c: Config) => c.http!.upstreams.get('app')!;
+
+type Valid = [ctx: Ctx, text: string, get: (c: Config) => unknown, want: unknown];
+/** `at` is the 0-based offset in `text` of the reported column, or the substring it points at. */
+type Invalid = [ctx: Ctx, text: string, code: string, at: number | string, message: string];
+
+const VALID: Valid[] = [
+  ['main', 'lb_idle_timeout 350s;', (c) => c.lbIdleTimeoutMs, 350_000],
+  ['main', 'worker_shutdown_timeout 1m30s;', (c) => c.shutdownTimeoutMs, 90_000],
+  ['events', 'worker_connections 4096;', (c) => c.workerConnections, 4096],
+  ['stream', 'lb_idle_timeout 90s;', (c) => stream(c).lbIdleTimeoutMs, 90_000],
+  ['stream', 'proxy_timeout 90s;', (c) => stream(c).proxyTimeoutMs, 90_000],
+  [
+    'sserver',
+    'listen 6432;',
+    (c) => stream(c).listens[0]!.address,
+    { host: '0.0.0.0', port: 6432, text: '6432' },
+  ],
+  ['sserver', 'listen *:6432;', (c) => stream(c).listens[0]!.address.host, '0.0.0.0'],
+  [
+    'sserver',
+    'listen [::1]:6432;',
+    (c) => stream(c).listens[0]!.address,
+    { host: '::1', port: 6432, text: '[::1]:6432' },
+  ],
+  [
+    'sserver',
+    'listen 127.0.0.1:6432 so_keepalive=60s:10s:6 backlog=100 reuseport;',
+    (c) => {
+      const { soKeepalive, backlog, reuseport } = stream(c).listens[0]!;
+      return { soKeepalive, backlog, reuseport };
+    },
+    { soKeepalive: { enable: true, idle: 60, interval: 10, count: 6 }, backlog: 100, reuseport: true },
+  ],
+  [
+    'sserver',
+    'listen 6432 so_keepalive=30m::;',
+    (c) => stream(c).listens[0]!.soKeepalive,
+    { enable: true, idle: 1800 },
+  ],
+  ['sserver', 'listen 6432 so_keepalive=off;', (c) => stream(c).listens[0]!.soKeepalive, { enable: false }],
+  ['sserver', 'listen 6432;', (c) => stream(c).listens[0]!.backlog, 511],
+  ['sserver', 'proxy_pass db;', (c) => stream(c).proxyPass, { kind: 'group', name: 'db' }],
+  [
+    'sserver',
+    'proxy_pass localhost:5432;',
+    (c) => stream(c).proxyPass,
+    { kind: 'address', address: { host: 'localhost', port: 5432, text: 'localhost:5432' } },
+  ],
+  ['sserver', 'proxy_timeout 1h;', (c) => stream(c).proxyTimeoutMs, 3_600_000],
+  ['sserver', 'proxy_connect_timeout 500ms;', (c) => stream(c).proxyConnectTimeoutMs, 500],
+  ['sserver', 'proxy_socket_keepalive on;', (c) => stream(c).proxySocketKeepalive, { enable: true }],
+  [
+    'sserver',
+    'proxy_socket_keepalive 60s:10s:6;',
+    (c) => stream(c).proxySocketKeepalive,
+    { enable: true, idle: 60, interval: 10, count: 6 },
+  ],
+  ['sserver', 'proxy_next_upstream off;', (c) => stream(c).proxyNextUpstream, false],
+  ['sserver', 'proxy_next_upstream_tries 3;', (c) => stream(c).proxyNextUpstreamTries, 3],
+  ['sserver', 'proxy_next_upstream_timeout 10s;', (c) => stream(c).proxyNextUpstreamTimeoutMs, 10_000],
+  ['sserver', 'reset_timedout_connection on;', (c) => stream(c).resetTimedoutConnection, true],
+  ['sserver', 'lb_idle_timeout 4m;', (c) => stream(c).lbIdleTimeoutMs, 240_000],
+  [
+    'supstream',
+    'server 127.0.0.2:5432 weight=3 max_fails=0 fail_timeout=30s max_conns=7 down;',
+    (c) => {
+      const { source: _, ...s } = db(c).servers[0]!;
+      return s;
+    },
+    {
+      address: { host: '127.0.0.2', port: 5432, text: '127.0.0.2:5432' },
+      weight: 3,
+      maxFails: 0,
+      failTimeoutMs: 30_000,
+      maxConns: 7,
+      backup: false,
+      down: true,
+    },
+  ],
+  ['supstream', 'server 127.0.0.2:5432 backup;', (c) => db(c).servers[0]!.backup, true],
+  ['supstream', 'least_conn;', (c) => db(c).balancing, { kind: 'least_conn' }],
+  [
+    'supstream',
+    'hash $remote_addr consistent;',
+    (c) => db(c).balancing,
+    { kind: 'hash', key: '$remote_addr', consistent: true },
+  ],
+  [
+    'supstream',
+    'hash $remote_addr;',
+    (c) => db(c).balancing,
+    { kind: 'hash', key: '$remote_addr', consistent: false },
+  ],
+  ['supstream', 'random two least_conn;', (c) => db(c).balancing, { kind: 'random', two: true }],
+  ['supstream', 'random;', (c) => db(c).balancing, { kind: 'random', two: false }],
+  [
+    'http',
+    'keepalive_timeout 120s 100s;',
+    (c) => [hserver(c).keepaliveTimeoutMs, hserver(c).keepaliveHeaderTimeoutMs],
+    [120_000, 100_000],
+  ],
+  ['http', 'proxy_read_timeout 5m;', (c) => loc(c).proxyReadTimeoutMs, 300_000],
+  [
+    'hupstream',
+    'server 127.0.0.2;',
+    (c) => app(c).servers[0]!.address,
+    { host: '127.0.0.2', port: 80, text: '127.0.0.2' },
+  ],
+  [
+    'hupstream',
+    'server 127.0.0.2:3000 keepalive_timeout=5s;',
+    (c) => app(c).servers[0]!.keepaliveTimeoutMs,
+    5000,
+  ],
+  ['hupstream', 'keepalive 16;', (c) => app(c).keepalive, 16],
+  ['hupstream', 'keepalive_timeout 30s;', (c) => app(c).keepaliveTimeoutMs, 30_000],
+  ['hupstream', 'keepalive_requests 50;', (c) => app(c).keepaliveRequests, 50],
+  ['hupstream', 'keepalive_time 10m;', (c) => app(c).keepaliveTimeMs, 600_000],
+  ['hupstream', 'least_conn;', (c) => app(c).balancing, { kind: 'least_conn' }],
+  [
+    'hserver',
+    'listen 127.0.0.1:8081 so_keepalive=2m:10s:3;',
+    (c) => hserver(c).listens[0]!.soKeepalive,
+    { enable: true, idle: 120, interval: 10, count: 3 },
+  ],
+  [
+    'hserver',
+    'server_name a.example "b.example" c;',
+    (c) => hserver(c).serverNames,
+    ['a.example', 'b.example', 'c'],
+  ],
+  ['hserver', 'keepalive_timeout 0;', (c) => hserver(c).keepaliveTimeoutMs, 0],
+  ['hserver', 'keepalive_requests 10;', (c) => hserver(c).keepaliveRequests, 10],
+  ['hserver', 'keepalive_time 2h;', (c) => hserver(c).keepaliveTimeMs, 7_200_000],
+  ['hserver', 'client_header_timeout 5s;', (c) => hserver(c).clientHeaderTimeoutMs, 5000],
+  ['hserver', 'client_body_timeout 6s;', (c) => hserver(c).clientBodyTimeoutMs, 6000],
+  ['hserver', 'send_timeout 7s;', (c) => hserver(c).sendTimeoutMs, 7000],
+  ['hserver', 'client_max_body_size 10M;', (c) => hserver(c).clientMaxBodySize, 10 * 1024 * 1024],
+  ['hserver', 'client_max_body_size 0;', (c) => hserver(c).clientMaxBodySize, 0],
+  ['hserver', 'lb_idle_timeout 60s;', (c) => hserver(c).lbIdleTimeoutMs, 60_000],
+  ['hserver', 'proxy_connect_timeout 3s;', (c) => loc(c).proxyConnectTimeoutMs, 3000],
+  [
+    'location',
+    'proxy_pass http://app;',
+    (c) => loc(c).proxyPass,
+    { scheme: 'http', target: { kind: 'group', name: 'app' }, text: 'http://app' },
+  ],
+  [
+    'location',
+    'proxy_pass http://127.0.0.1;',
+    (c) => loc(c).proxyPass?.target,
+    { kind: 'address', address: { host: '127.0.0.1', port: 80, text: '127.0.0.1' } },
+  ],
+  ['location', 'proxy_connect_timeout 2s;', (c) => loc(c).proxyConnectTimeoutMs, 2000],
+  ['location', 'proxy_read_timeout 300s;', (c) => loc(c).proxyReadTimeoutMs, 300_000],
+  ['location', 'proxy_send_timeout 10s;', (c) => loc(c).proxySendTimeoutMs, 10_000],
+  ['location', 'proxy_http_version 1.1;', (c) => loc(c).proxyHttpVersion, '1.1'],
+  [
+    'location',
+    'proxy_set_header Connection "";',
+    (c) => loc(c).proxySetHeaders,
+    [{ name: 'Connection', value: '' }],
+  ],
+  [
+    'location',
+    'proxy_socket_keepalive 30s::;',
+    (c) => loc(c).proxySocketKeepalive,
+    { enable: true, idle: 30 },
+  ],
+  [
+    'location',
+    'proxy_next_upstream error http_502 non_idempotent;',
+    (c) => loc(c).proxyNextUpstream,
+    ['error', 'http_502', 'non_idempotent'],
+  ],
+  ['location', 'proxy_next_upstream off;', (c) => loc(c).proxyNextUpstream, []],
+  ['location', 'proxy_next_upstream_tries 2;', (c) => loc(c).proxyNextUpstreamTries, 2],
+  ['location', 'return 204;', (c) => [loc(c).returnDirective, loc(c).proxyPass], [{ code: 204 }, undefined]],
+  ['location', 'return 200 "ok\\n";', (c) => loc(c).returnDirective, { code: 200, text: 'ok\n' }],
+  ['location', 'include /dev/null;', (c) => loc(c).prefix, '/'],
+];
+
+const INVALID: Invalid[] = [
+  ['main', 'lb_idle_timeout 90q;', 'bad-value', 'q', 'unknown time unit "q"'],
+  ['main', 'lb_idle_timeout;', 'wrong-arity', 0, 'takes 1 argument, got 0'],
+  ['main', 'worker_shutdown_timeout -1;', 'bad-value', '-', 'invalid time value'],
+  ['main', 'worker_connections 10;', 'wrong-context', 0, 'not allowed in main'],
+  ['events', 'worker_connections 0;', 'bad-value', '0', 'out of range'],
+  ['events', 'worker_connections many;', 'bad-value', 'many', 'invalid number'],
+  ['stream', 'listen 80;', 'wrong-context', 0, 'not allowed in stream'],
+  ['stream', 'proxy_timeout 10x;', 'bad-value', 16, 'unknown time unit'],
+  ['sserver', 'listen 80, so_keepalive=60s::;', 'comma-separator', ',', 'not commas'],
+  ['sserver', 'listen 127.0.0.1:6432 so_keepalive=60x::;', 'bad-value', 'x', 'unknown time unit "x"'],
+  ['sserver', 'listen 127.0.0.1:6432 so_keepalive=60s:10s:6:1;', 'bad-value', ':1;', 'at most 3'],
+  ['sserver', 'listen 127.0.0.1:6432 so_keepalive=::;', 'bad-value', '::', 'every field is empty'],
+  ['sserver', 'listen 127.0.0.1:6432 so_keepalive=40000s::;', 'bad-value', '40000s', 'kernel limit'],
+  ['sserver', 'listen unix:/run/kw.sock;', 'unsupported', 'unix', 'unix domain sockets'],
+  ['sserver', 'listen 127.0.0.1:70000;', 'bad-value', '70000', 'out of range'],
+  ['sserver', 'listen 127.0.0.1:6432 ssl;', 'unsupported', 'ssl', 'not supported by keepwire'],
+  ['sserver', 'listen 127.0.0.1:6432 backlog=x;', 'bad-value', 'x;', 'invalid number'],
+  ['sserver', 'listen ::1:6432;', 'bad-value', '::1', 'must be written in brackets'],
+  ['sserver', 'listen 300.1.1.1:6432;', 'bad-value', '300', 'invalid IPv4 address'],
+  ['sserver', 'proxy_pass http://db;', 'bad-value', 'http', 'not a URL'],
+  ['sserver', 'proxy_pass dbx;', 'unknown-upstream', 'dbx', 'unknown upstream "dbx"'],
+  ['sserver', 'proxy_pass 127.0.0.1;', 'unknown-upstream', '127', 'unknown upstream'],
+  ['sserver', 'proxy_pass $upstream;', 'unsupported', '$', 'variables'],
+  ['sserver', 'proxy_socket_keepalive yes;', 'bad-value', 'yes', 'invalid time value'],
+  ['sserver', 'proxy_next_upstream maybe;', 'bad-value', 'maybe', 'expected "on" or "off"'],
+  ['sserver', 'proxy_next_upstream_tries -2;', 'bad-value', '-', 'invalid number'],
+  ['sserver', 'reset_timedout_connection 1;', 'bad-value', '1;', 'expected "on" or "off"'],
+  ['sserver', 'proxy_timeout 1s 2s;', 'wrong-arity', '2s', 'got 2'],
+  ['sserver', 'keepalive_timeout 5s;', 'wrong-context', 0, 'not allowed in server (stream)'],
+  ['sserver', 'location / { return 200; }', 'wrong-context', 0, 'not allowed in server (stream)'],
+  ['supstream', 'server 127.0.0.2;', 'bad-value', ';', 'no port'],
+  ['supstream', 'server 127.0.0.2:1 weight=0;', 'bad-value', '0;', 'out of range'],
+  ['supstream', 'server 127.0.0.2:1 fail_timeout=10q;', 'bad-value', 'q', 'unknown time unit'],
+  ['supstream', 'server 127.0.0.2:1 slow_start=10s;', 'unsupported', 'slow', 'not supported'],
+  ['supstream', 'server 127.0.0.2:1 bogus;', 'bad-value', 'bogus', 'invalid server parameter'],
+  ['supstream', 'hash $remote_addr sticky;', 'bad-value', 'sticky', 'invalid parameter'],
+  ['supstream', 'random three;', 'bad-value', 'three', 'invalid parameter'],
+  ['supstream', 'least_conn now;', 'wrong-arity', 'now', 'takes no arguments'],
+  ['supstream', 'keepalive 8;', 'wrong-context', 0, 'not allowed in upstream (stream)'],
+  ['http', 'keepalive_timeout 75s 60s 1s;', 'wrong-arity', '1s', 'takes 1 to 2'],
+  ['http', 'proxy_pass http://app;', 'wrong-context', 0, 'not allowed in http'],
+  ['hupstream', 'keepalive 0;', 'bad-value', '0', 'out of range'],
+  ['hupstream', 'keepalive_timeout 1z;', 'bad-value', 'z', 'unknown time unit'],
+  ['hupstream', 'keepalive_requests lots;', 'bad-value', 'lots', 'invalid number'],
+  ['hupstream', 'server 127.0.0.2:1 keepalive_timeout=5;;', 'unexpected-token', 39, 'unexpected ";"'],
+  ['hserver', 'listen 127.0.0.1:8081 default_server;', 'unsupported', 'default_server', 'not supported'],
+  ['hserver', 'client_max_body_size 10t;', 'bad-value', 23, 'invalid size'],
+  ['hserver', 'keepalive_timeout abc;', 'bad-value', 'abc', 'invalid time value'],
+  ['hserver', 'location ~ \\.php$ { return 404; }', 'unsupported', '~', 'location modifier "~"'],
+  ['hserver', 'location = /x { return 404; }', 'unsupported', '=', 'not supported'],
+  [
+    'hserver',
+    'location /z { return 1; } location /z { return 2; }',
+    'duplicate-location',
+    35,
+    'duplicate location "/z"',
+  ],
+  ['hserver', 'location /y { }', 'missing-directive', 0, 'neither "proxy_pass" nor "return"'],
+  ['hserver', 'server_name;', 'wrong-arity', 0, 'takes at least 1'],
+  ['location', 'proxy_pass app;', 'bad-value', 'app', 'needs an http:// URL'],
+  ['location', 'proxy_pass https://app;', 'unsupported', 'https', 'scheme is not supported'],
+  ['location', 'proxy_pass http://app/api/;', 'unsupported', '/api', 'URI part'],
+  ['location', 'proxy_pass http://ap;', 'unknown-upstream', 'ap;', 'unknown upstream "ap"'],
+  ['location', 'proxy_pass http://unix:/tmp/s;', 'unsupported', 'unix', 'unix domain sockets'],
+  ['location', 'proxy_http_version 2.0;', 'bad-value', '2.0', 'invalid value "2.0"'],
+  ['location', 'proxy_set_header X-A;', 'wrong-arity', 0, 'takes 2 arguments, got 1'],
+  ['location', 'proxy_set_header "X A" b;', 'bad-value', ' A', 'invalid header name'],
+  ['location', 'proxy_next_upstream error off;', 'bad-value', 'off', 'cannot be combined'],
+  ['location', 'proxy_next_upstream http_418;', 'bad-value', 'http_418', 'invalid value'],
+  ['location', 'return 1000;', 'bad-value', '1000', 'out of range'],
+  [
+    'location',
+    'return 200; proxy_pass http://app;',
+    'conflict',
+    'proxy_pass',
+    'both "proxy_pass" and "return"',
+  ],
+  ['location', 'location /in { return 200; }', 'wrong-context', 0, 'not allowed in location'],
+  [
+    'location',
+    'proxy_read_timeout 1s; proxy_read_timeout 2s;',
+    'duplicate-directive',
+    'proxy_read_timeout 2s',
+    'is duplicate',
+  ],
+];
+
+function colOf(text: string, at: number | string): number {
+  if (typeof at === 'number') return at;
+  const i = text.indexOf(at);
+  assert.ok(i >= 0, `"${at}" is not in "${text}"`);
+  return i;
+}
+
+describe('directives: valid uses reach the model', () => {
+  for (const [ctx, text, get, want] of VALID) {
+    it(`${ctx}: ${text}`, () => {
+      const result = check(TEMPLATES[ctx].wrap(text));
+      const errors = result.diagnostics.filter((d) => d.severity === 'error');
+      assert.deepEqual(errors, []);
+      assert.deepEqual(get(result.config!), want);
+    });
+  }
+});
+
+describe('directives: invalid uses give exact diagnostics', () => {
+  for (const [ctx, text, code, at, message] of INVALID) {
+    it(`${ctx}: ${text} -> ${code}`, () => {
+      const t = TEMPLATES[ctx];
+      const result = check(t.wrap(text));
+      assert.equal(result.config, undefined);
+      const d = result.diagnostics.find((x) => x.code === code);
+      assert.ok(d, `no ${code} in ${JSON.stringify(result.diagnostics)}`);
+      assert.deepEqual([d.line, d.col], [t.line, t.col + colOf(text, at)], d.message);
+      assert.ok(d.message.includes(message), `"${d.message}" lacks "${message}"`);
+      assert.equal(d.severity, 'error');
+      assert.ok(d.hint, 'every error comes with a hint');
+    });
+  }
+});
+
+describe('defaults equal nginx where nginx has the directive', () => {
+  it('fills every field of a minimal config', () => {
+    const result = check(
+      'stream { server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:2; } }\nhttp { upstream app { server 127.0.0.1:3; } server { location / { proxy_pass http://app; } } }\n',
+    );
+    assert.deepEqual(result.diagnostics, []);
+    const c = result.config!;
+    assert.equal(c.workerConnections, 512);
+    assert.equal(c.shutdownTimeoutMs, 30_000);
+    assert.equal(c.lbIdleTimeoutMs, undefined);
+    const { listens, source: _s, proxyPass: _p, ...s } = stream(c);
+    assert.deepEqual(s, {
+      proxyTimeoutMs: 600_000,
+      proxyConnectTimeoutMs: 60_000,
+      proxySocketKeepalive: { enable: false },
+      proxyNextUpstream: true,
+      proxyNextUpstreamTries: 0,
+      proxyNextUpstreamTimeoutMs: 0,
+      resetTimedoutConnection: false,
+    });
+    assert.equal(listens[0]!.soKeepalive, undefined);
+    const { locations, source: _hs, listens: hl, ...h } = hserver(c);
+    assert.deepEqual(hl[0]!.address, { host: '0.0.0.0', port: 80, text: '*:80' });
+    assert.deepEqual(h, {
+      serverNames: [],
+      keepaliveTimeoutMs: 75_000,
+      keepaliveRequests: 1000,
+      keepaliveTimeMs: 3_600_000,
+      clientHeaderTimeoutMs: 60_000,
+      clientBodyTimeoutMs: 60_000,
+      sendTimeoutMs: 60_000,
+      clientMaxBodySize: 1024 * 1024,
+    });
+    const { source: _ls, proxyPass: _lp, ...l } = locations[0]!;
+    assert.deepEqual(l, {
+      prefix: '/',
+      proxyConnectTimeoutMs: 60_000,
+      proxyReadTimeoutMs: 60_000,
+      proxySendTimeoutMs: 60_000,
+      proxyHttpVersion: '1.0',
+      proxySetHeaders: [],
+      proxySocketKeepalive: { enable: false },
+      proxyNextUpstream: ['error', 'timeout'],
+      proxyNextUpstreamTries: 0,
+    });
+    const { servers, source: _us, ...u } = app(c);
+    assert.deepEqual(u, {
+      name: 'app',
+      balancing: { kind: 'round_robin' },
+      keepalive: 0,
+      keepaliveTimeoutMs: 60_000,
+      keepaliveRequests: 1000,
+      keepaliveTimeMs: 3_600_000,
+    });
+    const { source: _ss, address: _a, ...server } = servers[0]!;
+    assert.deepEqual(server, {
+      weight: 1,
+      maxFails: 1,
+      failTimeoutMs: 10_000,
+      maxConns: 0,
+      backup: false,
+      down: false,
+    });
+  });
+
+  it('inherits outer settings, innermost wins, proxy_set_header by nginx array rules', () => {
+    const c = check(`lb_idle_timeout 100s;
+http {
+    proxy_read_timeout 10s;
+    proxy_set_header A 1;
+    keepalive_timeout 200s;
+    server {
+        lb_idle_timeout 120s;
+        proxy_read_timeout 20s;
+        location /a { proxy_pass http://127.0.0.1:1; }
+        location /b { proxy_pass http://127.0.0.1:1; proxy_read_timeout 30s; proxy_set_header B 2; }
+    }
+    server { listen 81; location / { return 204; } }
+}
+`).config!;
+    const [s1, s2] = c.http!.servers;
+    assert.deepEqual(
+      s1!.locations.map((l) => [l.proxyReadTimeoutMs, l.proxySetHeaders]),
+      [
+        [20_000, [{ name: 'A', value: '1' }]],
+        [30_000, [{ name: 'B', value: '2' }]],
+      ],
+    );
+    assert.equal(s1!.keepaliveTimeoutMs, 200_000);
+    assert.equal(s1!.lbIdleTimeoutMs, 120_000);
+    assert.equal(s2!.lbIdleTimeoutMs, 100_000);
+  });
+});
+
+describe('the directive table', () => {
+  it('has at most one entry per name and context, so lookup is unambiguous', () => {
+    const seen = new Set<string>();
+    for (const d of DIRECTIVES) {
+      for (const ctx of d.contexts) {
+        const key = `${d.name}@${ctx}`;
+        assert.ok(!seen.has(key), `${key} twice`);
+        seen.add(key);
+        assert.equal(lookup(d.name, ctx), d);
+      }
+    }
+  });
+
+  it('parses its own defaults and documents every entry', () => {
+    for (const d of DIRECTIVES) {
+      if (d.default !== undefined) assert.notEqual(defaultOf(d), undefined, d.name);
+      assert.ok(d.doc.length > 20, `${d.name} needs a doc`);
+      assert.ok(
+        d.contexts.every((c) => CONTEXT_LABEL[c]),
+        d.name,
+      );
+    }
+  });
+
+  it('defaults match nginx', () => {
+    const def = (name: string, ctx: Parameters<typeof lookup>[1]) => defaultOf(lookup(name, ctx)!);
+    assert.equal(def('proxy_timeout', 'stream'), 600_000);
+    assert.equal(def('proxy_connect_timeout', 'stream'), 60_000);
+    assert.deepEqual(def('keepalive_timeout', 'http'), { timeoutMs: 75_000 });
+    assert.equal(def('keepalive_timeout', 'http_upstream'), 60_000);
+    assert.equal(def('keepalive_requests', 'http'), 1000);
+    assert.equal(def('proxy_http_version', 'location'), '1.0');
+    assert.equal(def('client_max_body_size', 'http'), 1_048_576);
+    assert.equal(def('worker_connections', 'events'), 512);
+  });
+});
