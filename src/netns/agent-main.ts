@@ -16,13 +16,19 @@
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { applyKeepalive, type KeepaliveOptions, readKeepalive } from '../keepalive/socket.js';
+import { type HttpCommand, handleHttp } from './agent-http.js';
 
 const start = performance.now();
 const sockets = new Map<string, net.Socket>();
 let accepted = 0;
 
 function emit(event: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify({ ...event, t: Math.round(performance.now() - start) })}\n`);
+  // `t` is the agent's own clock; `at` is wall-clock ms, comparable across the
+  // processes of one machine (tcpdump's -tt, other agents) for timelines.
+  const now = performance.now();
+  process.stdout.write(
+    `${JSON.stringify({ ...event, t: Math.round(now - start), at: Math.round((performance.timeOrigin + now) * 10) / 10 })}\n`,
+  );
 }
 
 function watch(id: string, socket: net.Socket): void {
@@ -109,7 +115,7 @@ function handle(cmd: Command): void {
       process.exit(0);
       return;
     default:
-      emit({ ev: 'fatal', message: `unknown op ${cmd.op}` });
+      if (!handleHttp(cmd as HttpCommand, emit)) emit({ ev: 'fatal', message: `unknown op ${cmd.op}` });
   }
 }
 

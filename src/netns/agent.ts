@@ -11,6 +11,8 @@ import type { Host } from './topology.js';
 export interface AgentEvent {
   ev: string;
   t: number;
+  /** Wall-clock ms, comparable across processes on this machine. */
+  at: number;
   id?: string;
   code?: string;
   data?: string;
@@ -24,6 +26,7 @@ const AGENT_MAIN = fileURLToPath(new URL('./agent-main.js', import.meta.url));
 export class SocketAgent {
   readonly events: AgentEvent[] = [];
   private waiters: { match: (e: AgentEvent) => boolean; resolve: (e: AgentEvent) => void }[] = [];
+  private readonly listeners: ((e: AgentEvent) => void)[] = [];
   private readonly child: ChildProcess;
   private exited = false;
 
@@ -40,6 +43,7 @@ export class SocketAgent {
         return;
       }
       this.events.push(event);
+      for (const listener of this.listeners) listener(event);
       this.waiters = this.waiters.filter((w) => {
         if (!w.match(event)) return true;
         w.resolve(event);
@@ -52,7 +56,7 @@ export class SocketAgent {
     });
     child.once('exit', (code, signal) => {
       this.exited = true;
-      const event: AgentEvent = { ev: 'exit', t: -1, code: String(code ?? signal), stderr };
+      const event: AgentEvent = { ev: 'exit', t: -1, at: Date.now(), code: String(code ?? signal), stderr };
       this.events.push(event);
       for (const w of this.waiters) if (w.match(event)) w.resolve(event);
     });
@@ -65,6 +69,12 @@ export class SocketAgent {
     if (ready.ev !== 'ready')
       throw new Error(`socket agent in ${host.name} did not start: ${String(ready.stderr)}`);
     return agent;
+  }
+
+  /** Calls `listener` for every event so far and every later one. */
+  onEvent(listener: (e: AgentEvent) => void): void {
+    for (const e of this.events) listener(e);
+    this.listeners.push(listener);
   }
 
   send(command: Record<string, unknown>): void {

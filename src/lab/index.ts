@@ -1,0 +1,12 @@
+import type { Variant } from './scenario.js';
+import { longRequest } from './scenarios/long-request.js';
+
+export { type LabOptions, type LabReport, runLab } from './runner.js';
+export type { Observation, Outcome, Variant, VariantResult } from './scenario.js';
+
+/** Every scenario, by name, in the order they are shown. */
+export const SCENARIOS: Record<string, Variant[]> = {
+  'long-request': longRequest,
+};
+
+export const DEFAULT_SCENARIOS = ['long-request'];

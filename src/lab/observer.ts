@@ -1,0 +1,203 @@
+/**
+ * Evidence from inside the load balancer's namespace: conntrack (when the LB
+ * starts and stops tracking a session) and a packet capture (keepalive probes,
+ * resets, packets of forgotten sessions). The lab's timeline shows what these
+ * saw, not what the scenario expected to happen.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { LB_ADDRESSES, type LbTopology } from '../netns/index.js';
+import type { TimelineEvent } from './timeline.js';
+
+const CONNTRACK_MAIN = fileURLToPath(new URL('./conntrack-main.js', import.meta.url));
+/** A bare ACK after this much silence on a flow is a keepalive probe (or its answer). */
+const PROBE_SILENCE_MS = 800;
+
+export function tcpdumpAvailable(): boolean {
+  try {
+    execFileSync('tcpdump', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Packet {
+  at: number;
+  iface: string;
+  dir: 'In' | 'Out';
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  flags: string;
+  length: number;
+}
+
+// 1795617897.424154 toclient In  IP 198.18.1.2.39906 > 198.18.0.100.7000: Flags [S], seq 1, ..., length 0
+const LINE =
+  /^(\d+\.\d+) (\S+) +(In|Out) +IP (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): Flags \[([^\]]*)\].*?length (\d+)/;
+
+export function parseTcpdumpLine(line: string): Packet | undefined {
+  const m = LINE.exec(line);
+  if (!m) return undefined;
+  return {
+    at: Number(m[1]) * 1000,
+    iface: m[2]!,
+    dir: m[3] as 'In' | 'Out',
+    src: m[4]!,
+    sport: Number(m[5]),
+    dst: m[6]!,
+    dport: Number(m[7]),
+    flags: m[8]!,
+    length: Number(m[9]),
+  };
+}
+
+export class LbObserver {
+  readonly events: TimelineEvent[] = [];
+  readonly capture: boolean;
+  private readonly children: ChildProcess[] = [];
+  private readonly lastPacket = new Map<number, number>();
+  private lastBackendRst = 0;
+  /** Per flow: length and time of the backend's last data segment, to tell retransmissions. */
+  private readonly lastBackendData = new Map<number, number>();
+
+  private constructor(capture: boolean) {
+    this.capture = capture;
+  }
+
+  static async start(lb: LbTopology): Promise<LbObserver> {
+    const observer = new LbObserver(tcpdumpAvailable());
+    const ct = lb.lb.spawn(process.execPath, [CONNTRACK_MAIN]);
+    observer.children.push(ct);
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('conntrack watcher did not start')), 10_000);
+      createInterface({ input: ct.stdout! }).on('line', (line) => {
+        const e = JSON.parse(line) as {
+          ev: string;
+          flow?: string;
+          state?: string;
+          at: number;
+          message?: string;
+        };
+        if (e.ev === 'ready') {
+          clearTimeout(timer);
+          resolve();
+        } else if (e.ev === 'fatal') reject(new Error(`conntrack watcher: ${e.message}`));
+        else observer.onConntrack(e.ev, e.flow!, e.state!, e.at);
+      });
+    });
+    await ready;
+    if (observer.capture) {
+      const dump = lb.lb.spawn('tcpdump', ['-n', '-l', '-tt', '-i', 'any', 'tcp']);
+      observer.children.push(dump);
+      let started!: () => void;
+      const listening = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      dump.stderr!.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('listening on')) started();
+      });
+      createInterface({ input: dump.stdout! }).on('line', (line) => {
+        const packet = parseTcpdumpLine(line);
+        if (packet) observer.onPacket(packet);
+      });
+      await Promise.race([listening, new Promise((r) => setTimeout(r, 3_000))]);
+    }
+    return observer;
+  }
+
+  private onConntrack(ev: string, flow: string, state: string, at: number): void {
+    const clientPort = Number(/^[^:]+:(\d+)>/.exec(flow)?.[1]);
+    if (ev === 'ct-new')
+      this.events.push({
+        at,
+        host: 'lb',
+        kind: 'lb-track',
+        what: `LB tracks session :${clientPort} (${state})`,
+      });
+    else if (ev === 'ct-state') {
+      this.events.push({
+        at,
+        host: 'lb',
+        kind: 'lb-state',
+        what: `LB session :${clientPort} is now ${state}`,
+      });
+    } else {
+      this.events.push({
+        at,
+        host: 'lb',
+        kind: state === 'ESTABLISHED' ? 'lb-expired' : 'lb-closed',
+        what:
+          state === 'ESTABLISHED'
+            ? `LB forgets idle session :${clientPort} (idle timeout expired)`
+            : `LB drops closed session :${clientPort} (${state})`,
+      });
+    }
+  }
+
+  private onPacket(p: Packet): void {
+    const a = LB_ADDRESSES;
+    const fromClient = p.src === a.client;
+    const clientPort = fromClient ? p.sport : p.dport;
+    const silence = p.at - (this.lastPacket.get(clientPort) ?? p.at);
+    const isIn = p.dir === 'In';
+    if (isIn) this.lastPacket.set(clientPort, p.at);
+    const rst = p.flags.includes('R');
+    const bareAck = p.flags === '.' && p.length === 0;
+
+    if (isIn && p.iface === 'toclient' && fromClient) {
+      this.lastBackendData.delete(clientPort);
+      if (p.flags.includes('S')) this.push(p, 'client', 'connect', `client opens :${clientPort} → VIP`);
+      else if (rst) this.push(p, 'client', 'client-rst', `client sends RST on :${clientPort}`);
+      else if (bareAck && silence >= PROBE_SILENCE_MS) {
+        this.push(
+          p,
+          'client',
+          'probe',
+          `keepalive probe from client after ${(silence / 1000).toFixed(1)}s idle`,
+        );
+      } else if (p.length > 0) this.push(p, 'client', 'data', `client sends ${p.length} bytes`);
+    } else if (isIn && p.iface === 'tobackend' && p.src === a.backend) {
+      if (rst) {
+        this.lastBackendRst = p.at;
+        this.push(p, 'backend', 'backend-rst', `backend sends RST on :${clientPort}`);
+      } else if (bareAck && silence >= PROBE_SILENCE_MS) {
+        this.push(
+          p,
+          'backend',
+          'probe',
+          `keepalive probe from backend after ${(silence / 1000).toFixed(1)}s idle`,
+        );
+      } else if (p.length > 0) {
+        // The same segment again with nothing heard from the client: a retransmission.
+        if (this.lastBackendData.get(clientPort) === p.length && silence > 0) {
+          this.push(p, 'backend', 'retransmit', `backend retransmits ${p.length} bytes (unacknowledged)`);
+        } else this.push(p, 'backend', 'data', `backend sends ${p.length} bytes`);
+        this.lastBackendData.set(clientPort, p.length);
+      }
+    } else if (!isIn && p.iface === 'toclient') {
+      if (p.src === a.backend) {
+        this.push(
+          p,
+          'lb',
+          'untranslated',
+          `LB forwards a backend packet of forgotten session :${clientPort} untranslated`,
+        );
+      } else if (p.src === a.vip && rst && p.at - this.lastBackendRst > 5) {
+        this.push(p, 'lb', 'lb-rst', `LB answers a packet of forgotten session :${clientPort} with RST`);
+      }
+    }
+  }
+
+  private push(p: Packet, host: TimelineEvent['host'], kind: string, what: string): void {
+    this.events.push({ at: p.at, host, kind, what });
+  }
+
+  stop(): void {
+    for (const child of this.children) child.kill('SIGKILL');
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The seed's incident: a request whose answer takes longer than the LB's idle
+ * timeout. While the backend works, nobody sends a byte; the LB forgets the
+ * session; the answer never reaches the client. TCP keepalive on the backend's
+ * socket (per socket, or enabled per socket with system-wide timings) sends
+ * probes that keep the LB's session alive.
+ */
+import { LB_ADDRESSES, type SocketAgent } from '../../netns/index.js';
+import { startNginx } from '../nginx.js';
+import { type LabContext, type Observation, outcomeOfError, type Variant } from '../scenario.js';
+
+const BACKEND_PORT = 80;
+const APP_PORT = 8081;
+
+/** The backend answers after twice the LB's idle timeout; the client waits three times it. */
+async function requestThroughLb(
+  ctx: LabContext,
+  clientKeepalive?: { idle: number; interval: number; count: number },
+) {
+  const client = await ctx.agent('client');
+  const timeoutMs = ctx.lbIdleS * 3000;
+  client.send({
+    op: 'http-client',
+    id: 'c',
+    origin: `http://${LB_ADDRESSES.vip}:${BACKEND_PORT}`,
+    ...(clientKeepalive ? { keepalive: clientKeepalive } : {}),
+  });
+  await client.waitFor((e) => e.ev === 'http-client', 5_000);
+  client.send({ op: 'http-request', id: 'c', rid: 'r1', path: '/report', timeoutMs });
+  ctx.note('client', 'request', `client sends GET /report (its timeout: ${timeoutMs / 1000}s)`);
+  const end = await client.waitFor(
+    (e) => e.rid === 'r1' && (e.ev === 'response' || e.ev === 'http-error'),
+    timeoutMs + 10_000,
+  );
+  if (end.ev === 'response') {
+    ctx.note(
+      'client',
+      'response',
+      `client receives ${end.status} ${String(end.body).trim()}`,
+      end.at as number,
+    );
+    return {
+      outcome: 'response',
+      detail: `HTTP ${end.status}`,
+      afterS: (end.at - ctx.start) / 1000,
+    } as Observation;
+  }
+  const outcome = outcomeOfError(end.code);
+  ctx.note(
+    'client',
+    outcome,
+    `client request fails: ${end.code} ${end.message ?? ''}`.trim(),
+    end.at as number,
+  );
+  return {
+    outcome,
+    detail: `${end.code}: ${end.message}`,
+    afterS: (end.at - ctx.start) / 1000,
+  } as Observation;
+}
+
+/** keepwire's library on a Node HTTP server: the backend that answers slowly. */
+async function nodeBackend(
+  ctx: LabContext,
+  keepalive?: { enable?: boolean; idle?: number; interval?: number; count?: number },
+) {
+  const backend = await ctx.agent('backend');
+  backend.send({
+    op: 'http-listen',
+    host: LB_ADDRESSES.backend,
+    port: BACKEND_PORT,
+    delayMs: ctx.lbIdleS * 2000,
+    ...(keepalive ? { keepalive } : {}),
+  });
+  await backend.waitFor((e) => e.ev === 'http-listening' || e.ev === 'fatal', 5_000);
+  watchBackend(ctx, backend);
+}
+
+function watchBackend(ctx: LabContext, backend: SocketAgent) {
+  backend.onEvent((e) => {
+    if (e.ev === 'http-request') ctx.note('backend', 'request', `app receives ${e.method} ${e.url}`, e.at);
+    if (e.ev === 'http-responded') ctx.note('backend', 'respond', 'app sends its response', e.at);
+    if (e.ev === 'http-socket-error') ctx.note('backend', 'reset', `app's socket fails: ${e.code}`, e.at);
+  });
+}
+
+/** nginx in the backend namespace in front of a slow local app, as in the seed. */
+async function nginxBackend(ctx: LabContext, listenParams: string) {
+  const backend = await ctx.agent('backend');
+  backend.send({ op: 'http-listen', host: '127.0.0.1', port: APP_PORT, delayMs: ctx.lbIdleS * 2000 });
+  await backend.waitFor((e) => e.ev === 'http-listening' || e.ev === 'fatal', 5_000);
+  watchBackend(ctx, backend);
+  const listen = `listen ${LB_ADDRESSES.backend}:${BACKEND_PORT}${listenParams ? ` ${listenParams}` : ''};`;
+  const nginx = await startNginx(ctx.lb.backend, {
+    port: BACKEND_PORT,
+    server: `${listen}\n    location / { proxy_pass http://127.0.0.1:${APP_PORT}; proxy_read_timeout 60s; }`,
+  });
+  ctx.defer(() => nginx.stop());
+  ctx.note('backend', 'config', `nginx: ${listen}`);
+}
+
+const KEEPALIVE_1S = { idle: 1, interval: 1, count: 3 };
+
+export const longRequest: Variant[] = [
+  {
+    scenario: 'long-request',
+    name: 'no-keepalive',
+    summary: 'Node backend without TCP keepalive; answer after 2x LB idle',
+    expected: () => 'timeout',
+    async run(ctx) {
+      await nodeBackend(ctx);
+      return requestThroughLb(ctx);
+    },
+  },
+  {
+    scenario: 'long-request',
+    name: 'client-late-probe',
+    summary: 'the client probes, but only after the LB forgot the session (idle = LB idle + 1s)',
+    expected: (expiry) => (expiry === 'rst' ? 'reset' : 'keepalive-timeout'),
+    async run(ctx) {
+      await nodeBackend(ctx);
+      return requestThroughLb(ctx, { idle: ctx.lbIdleS + 1, interval: 1, count: 3 });
+    },
+  },
+  {
+    scenario: 'long-request',
+    name: 'backend-so_keepalive',
+    summary: 'Node backend with keepwire applyKeepalive({idle:1, interval:1, count:3}) on accepted sockets',
+    expected: () => 'response',
+    async run(ctx) {
+      await nodeBackend(ctx, KEEPALIVE_1S);
+      return requestThroughLb(ctx);
+    },
+  },
+  {
+    scenario: 'long-request',
+    name: 'backend-sysctl',
+    summary: 'backend host net.ipv4.tcp_keepalive_time=1, intvl=1; the server only turns SO_KEEPALIVE on',
+    expected: () => 'response',
+    async run(ctx) {
+      await setSystemKeepalive(ctx);
+      await nodeBackend(ctx, { enable: true });
+      return requestThroughLb(ctx);
+    },
+  },
+  {
+    scenario: 'long-request',
+    name: 'nginx-plain',
+    summary: 'real nginx, `listen ADDR:80;` (no so_keepalive), proxying to the slow app',
+    expected: () => 'timeout',
+    needs: ['nginx'],
+    async run(ctx) {
+      await nginxBackend(ctx, '');
+      return requestThroughLb(ctx);
+    },
+  },
+  {
+    scenario: 'long-request',
+    name: 'nginx-so_keepalive',
+    summary: 'real nginx, `listen ADDR:80 so_keepalive=1s:1s:3;` (the seed fix, scaled to the lab)',
+    expected: () => 'response',
+    needs: ['nginx'],
+    async run(ctx) {
+      await nginxBackend(ctx, 'so_keepalive=1s:1s:3');
+      return requestThroughLb(ctx);
+    },
+  },
+  {
+    scenario: 'long-request',
+    name: 'nginx-on-sysctl',
+    summary: 'real nginx, `so_keepalive=on` with the system-wide sysctls on the backend host',
+    expected: () => 'response',
+    needs: ['nginx'],
+    async run(ctx) {
+      await setSystemKeepalive(ctx);
+      await nginxBackend(ctx, 'so_keepalive=on');
+      return requestThroughLb(ctx);
+    },
+  },
+];
+
+async function setSystemKeepalive(ctx: LabContext) {
+  const backend = ctx.lb.backend;
+  await backend.sysctl('net.ipv4.tcp_keepalive_time', 1);
+  await backend.sysctl('net.ipv4.tcp_keepalive_intvl', 1);
+  await backend.sysctl('net.ipv4.tcp_keepalive_probes', 3);
+  ctx.note(
+    'backend',
+    'config',
+    'sysctl net.ipv4.tcp_keepalive_time=1 tcp_keepalive_intvl=1 tcp_keepalive_probes=3',
+  );
+}
