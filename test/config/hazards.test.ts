@@ -1,0 +1,142 @@
+/** Each hazard fires on the configuration that causes the incident, and not on its fix. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { check, expectDiagnostic } from './support.js';
+
+const codes = (text: string) => check(text).diagnostics.map((d) => d.code);
+
+describe('hazards driven by lb_idle_timeout', () => {
+  it('keepalive idle at or above the LB idle timeout comes too late', () => {
+    const text = (spec: string) =>
+      `lb_idle_timeout 90s;\nstream {\n  server {\n    listen 127.0.0.1:1 so_keepalive=${spec};\n    proxy_pass 127.0.0.1:2;\n    proxy_timeout 60s;\n  }\n}\n`;
+    const r = check(text('90s:10s:6'));
+    assert.ok(r.config, 'hazards are warnings: the config is still valid');
+    expectDiagnostic(r, {
+      code: 'hazard-keepalive-too-late',
+      severity: 'warning',
+      line: 4,
+      col: 24,
+      message: ['keepalive idle 90s', 'lb_idle_timeout 90s'],
+      hint: '45s:10s:6',
+    });
+    expectDiagnostic(check(text('on')), {
+      code: 'hazard-keepalive-too-late',
+      severity: 'warning',
+      line: 4,
+      col: 24,
+      message: ['system keepalive idle'],
+    });
+    assert.deepEqual(codes(text('60s:10s:6')), []);
+  });
+
+  it('a listener without so_keepalive whose session can idle longer than the LB', () => {
+    const text = (timeout: string) =>
+      `stream {\n  lb_idle_timeout 350s;\n  server {\n    listen 127.0.0.1:1;\n    proxy_pass 127.0.0.1:2;\n    proxy_timeout ${timeout};\n    proxy_socket_keepalive 60s::;\n  }\n}\n`;
+    expectDiagnostic(check(text('10m')), {
+      code: 'hazard-listener-without-keepalive',
+      severity: 'warning',
+      line: 4,
+      col: 5,
+      message: ['proxy_timeout 10m exceeds lb_idle_timeout 350s'],
+    });
+    assert.deepEqual(codes(text('5m')), []);
+  });
+
+  it('http: a long proxy_read_timeout without keepalive on either leg', () => {
+    const text = (listen: string, upstream: string) =>
+      `lb_idle_timeout 60s;\nhttp {\n  keepalive_timeout 75s;\n  server {\n    listen 127.0.0.1:1${listen};\n    location / { proxy_pass http://127.0.0.1:2; proxy_read_timeout 5m;${upstream} }\n  }\n}\n`;
+    const bad = check(text('', ''));
+    expectDiagnostic(bad, {
+      code: 'hazard-listener-without-keepalive',
+      severity: 'warning',
+      line: 5,
+      col: 5,
+    });
+    expectDiagnostic(bad, {
+      code: 'hazard-upstream-without-keepalive',
+      severity: 'warning',
+      line: 6,
+      col: 49,
+    });
+    assert.deepEqual(codes(text(' so_keepalive=30s:5s:3', ' proxy_socket_keepalive 30s:5s:3;')), []);
+  });
+
+  it('http keepalive_timeout not above the LB idle timeout (the 502 race)', () => {
+    const text = (t: string) =>
+      `http {\n  server {\n    lb_idle_timeout 60s;\n    keepalive_timeout ${t};\n    location / { return 204; }\n  }\n}\n`;
+    expectDiagnostic(check(text('60s')), {
+      code: 'hazard-keepalive-timeout-below-lb',
+      severity: 'warning',
+      line: 4,
+      col: 5,
+      message: ['keepalive_timeout 1m is not above lb_idle_timeout 1m'],
+    });
+    // The nginx default 75s outlasts an ALB's 60s; keep-alive off cannot race.
+    assert.deepEqual(codes(text('75s')), []);
+    assert.deepEqual(codes(text('0')), []);
+    // Without lb_idle_timeout there is nothing to compare with.
+    assert.deepEqual(codes('http { server { keepalive_timeout 5s; location / { return 204; } } }'), []);
+  });
+});
+
+describe('hazards of upstream keep-alive pools', () => {
+  const pool = (timeout: string, server: string, version: string) => `http {
+  upstream app {
+    server 127.0.0.1:3000${server};
+    keepalive 8;
+    keepalive_timeout ${timeout};
+  }
+  server {
+    listen 127.0.0.1:8080;
+    location / { proxy_pass http://app;${version} }
+  }
+}
+`;
+
+  it('pool idle timeout not below the server keep-alive timeout, when the server declares it', () => {
+    expectDiagnostic(check(pool('5s', ' keepalive_timeout=5s', ' proxy_http_version 1.1;')), {
+      code: 'hazard-upstream-keepalive-timeout',
+      severity: 'warning',
+      line: 5,
+      col: 5,
+      message: ['keeps idle connections 5s', "127.0.0.1:3000's own keep-alive timeout 5s"],
+    });
+    assert.deepEqual(codes(pool('4s', ' keepalive_timeout=5s', ' proxy_http_version 1.1;')), []);
+    assert.deepEqual(
+      codes(pool('60s', '', ' proxy_http_version 1.1;')),
+      [],
+      'unknown server timeout: no warning',
+    );
+  });
+
+  it('pool idle timeout against one of our own servers', () => {
+    const text = `http {
+  upstream self { server 127.0.0.1:9000; keepalive 4; keepalive_timeout 80s; }
+  server { listen 127.0.0.1:9000; keepalive_timeout 75s; location / { return 204; } }
+  server { listen 127.0.0.1:9001; location / { proxy_pass http://self; proxy_http_version 1.1; } }
+}
+`;
+    expectDiagnostic(check(text), {
+      code: 'hazard-upstream-keepalive-timeout',
+      severity: 'warning',
+      line: 2,
+      col: 55,
+    });
+  });
+
+  it('keepalive in an upstream used with proxy_http_version 1.0', () => {
+    expectDiagnostic(check(pool('30s', '', '')), {
+      code: 'hazard-keepalive-http10',
+      severity: 'warning',
+      line: 9,
+      col: 18,
+      message: ['keepalive 8', 'HTTP/1.0'],
+    });
+    expectDiagnostic(check(pool('30s', '', ' proxy_http_version 1.0;')), {
+      code: 'hazard-keepalive-http10',
+      severity: 'warning',
+      line: 9,
+      col: 41,
+    });
+  });
+});
