@@ -6,6 +6,14 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Listen } from '../config/model.js';
 
+/**
+ * Bytes a session may hold queued for one peer before it stops reading from
+ * the other: the bound on per-session buffering. Above Node's 16 KiB default
+ * so a bulk transfer pauses and resumes reading (two epoll_ctl calls) once
+ * per few 64 KiB reads instead of after nearly every one.
+ */
+export const SOCKET_HIGH_WATER_MARK = 256 * 1024;
+
 export type ConnectionHandler = (socket: Socket) => void;
 
 /** `listen 8080` binds every IPv4 address, as in nginx. */
@@ -28,10 +36,13 @@ export class Listener {
     // pauseOnConnect: nothing is read from the client until its upstream is
     // connected, so early bytes wait in the kernel's receive buffer (bounded)
     // instead of in ours. allowHalfOpen: a client FIN must not close our side.
-    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
-      if (this.handler) this.handler(socket);
-      else socket.destroy();
-    });
+    this.server = createServer(
+      { allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: SOCKET_HIGH_WATER_MARK },
+      (socket) => {
+        if (this.handler) this.handler(socket);
+        else socket.destroy();
+      },
+    );
     // Errors on accepted sockets are the session's; the server itself only
     // fails at bind time, which open() reports.
     this.server.on('error', () => {});

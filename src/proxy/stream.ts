@@ -9,14 +9,14 @@
  * Lifecycle: build from the model (constructor) → start (attach to
  * listeners) → drain (wait for live sessions) → stop (reset what is left).
  */
-import { connect, type Socket } from 'node:net';
+import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Listen, StreamServer } from '../config/model.js';
 import { applyKeepalive, toKeepaliveOptions } from '../keepalive/socket.js';
 import type { KeepaliveSpec } from '../keepalive/spec.js';
 import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
 import type { ConnectionLimiter } from './limits.js';
-import type { Listener } from './listener.js';
+import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
 
 export type SessionEndReason =
   | 'client_closed'
@@ -237,7 +237,9 @@ export class StreamSession {
       port: host.address.port,
       allowHalfOpen: true,
       noDelay: true,
-    });
+      // Not in @types/node's SocketConstructorOpts, but passed on to Duplex.
+      highWaterMark: SOCKET_HIGH_WATER_MARK,
+    } as TcpNetConnectOpts);
     this.upstreamSocket = socket;
     this.upstreamClosed = false;
     let connected = false;
