@@ -38,6 +38,13 @@ const contexts = (d: Directive) => d.contexts.map((c) => CONTEXT_LABEL[c]).join(
 
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
+/** A Markdown table with padded columns, as Biome formats Markdown, so `biome check` accepts the file as generated. */
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
 export function renderConfigDocs(): string {
   const out: string[] = [];
   out.push('# keepwire.conf reference');
@@ -63,16 +70,17 @@ export function renderConfigDocs(): string {
   );
   out.push('');
   out.push(
-    "Directives set at an outer level are inherited by inner levels unless set there (`proxy_set_header` follows nginx's array rule: a level that sets any inherits none). Defaults equal nginx's wherever nginx has the directive. Entries marked *keepwire* are keepwire's own directives or extensions of nginx ones.",
+    "Directives set at an outer level are inherited by inner levels unless set there (`proxy_set_header` follows nginx's array rule: a level that sets any inherits none). Defaults equal nginx's wherever nginx has the directive. Entries marked _keepwire_ are keepwire's own directives or extensions of nginx ones.",
   );
   out.push('');
   out.push('## Summary');
   out.push('');
-  out.push('| Directive | Context | Default |');
-  out.push('|---|---|---|');
-  for (const d of DIRECTIVES) {
-    out.push(`| [\`${d.name}\`](#${anchor(d)}) | ${cell(contexts(d))} | ${cell(defaultText(d))} |`);
-  }
+  out.push(
+    ...table(
+      ['Directive', 'Context', 'Default'],
+      DIRECTIVES.map((d) => [`[\`${d.name}\`](#${anchor(d)})`, cell(contexts(d)), cell(defaultText(d))]),
+    ),
+  );
   out.push('');
   for (const m of MODULES) {
     out.push(`## ${m.title}`);
@@ -81,6 +89,7 @@ export function renderConfigDocs(): string {
     out.push('');
     for (const d of DIRECTIVES.filter((x) => x.module === m.module)) {
       out.push(`<a id="${anchor(d)}"></a>`);
+      out.push('');
       out.push(`### \`${d.name}\` (${contexts(d)})`);
       out.push('');
       out.push(`- Syntax: \`${syntaxLine(d)}\``);
@@ -89,7 +98,7 @@ export function renderConfigDocs(): string {
       if (d.multiple) out.push('- May appear more than once in a block.');
       if (d.keepwire) {
         out.push(
-          `- *keepwire ${d.keepwire === 'directive' ? 'directive' : 'extension of the nginx directive'}*`,
+          `- _keepwire ${d.keepwire === 'directive' ? 'directive' : 'extension of the nginx directive'}_`,
         );
       }
       out.push('');
