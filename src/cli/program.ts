@@ -5,6 +5,7 @@ import { parseSoKeepalive } from '../keepalive/spec.js';
 import { parseDuration } from '../units/time.js';
 import { registerCheck } from './check.js';
 import { EXIT, UsageError } from './errors.js';
+import { registerLab } from './lab.js';
 import { renderSelfcheck, selfcheck } from './selfcheck.js';
 import { registerServe } from './serve.js';
 
@@ -125,6 +126,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     });
   registerServe(program, io, setExit);
   registerCheck(program, io, setExit);
+  registerLab(program, io, setExit);
   return program;
 }
 

@@ -1,4 +1,6 @@
 import type { Variant } from './scenario.js';
+import { deadPeer } from './scenarios/dead-peer.js';
+import { idlePool } from './scenarios/idle-pool.js';
 import { longRequest } from './scenarios/long-request.js';
 
 export { type LabOptions, type LabReport, runLab } from './runner.js';
@@ -7,6 +9,8 @@ export type { Observation, Outcome, Variant, VariantResult } from './scenario.js
 /** Every scenario, by name, in the order they are shown. */
 export const SCENARIOS: Record<string, Variant[]> = {
   'long-request': longRequest,
+  'idle-pool': idlePool,
+  'dead-peer': deadPeer,
 };
 
 export const DEFAULT_SCENARIOS = ['long-request'];

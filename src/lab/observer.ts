@@ -62,8 +62,9 @@ export class LbObserver {
   private readonly children: ChildProcess[] = [];
   private readonly lastPacket = new Map<number, number>();
   private lastBackendRst = 0;
-  /** Per flow: length and time of the backend's last data segment, to tell retransmissions. */
-  private readonly lastBackendData = new Map<number, number>();
+  private lastUntranslated = 0;
+  /** Per side and flow: length of the last data segment, to tell retransmissions. */
+  private readonly lastData = new Map<string, number>();
 
   private constructor(capture: boolean) {
     this.capture = capture;
@@ -150,18 +151,27 @@ export class LbObserver {
     const bareAck = p.flags === '.' && p.length === 0;
 
     if (isIn && p.iface === 'toclient' && fromClient) {
-      this.lastBackendData.delete(clientPort);
+      this.lastData.delete(`backend:${clientPort}`);
       if (p.flags.includes('S')) this.push(p, 'client', 'connect', `client opens :${clientPort} → VIP`);
-      else if (rst) this.push(p, 'client', 'client-rst', `client sends RST on :${clientPort}`);
-      else if (bareAck && silence >= PROBE_SILENCE_MS) {
+      else if (rst) {
+        this.push(
+          p,
+          'client',
+          'client-rst',
+          p.at - this.lastUntranslated < 50
+            ? `client's kernel refuses the untranslated packet with RST (no such connection)`
+            : `client sends RST on :${clientPort}`,
+        );
+      } else if (bareAck && silence >= PROBE_SILENCE_MS) {
         this.push(
           p,
           'client',
           'probe',
           `keepalive probe from client after ${(silence / 1000).toFixed(1)}s idle`,
         );
-      } else if (p.length > 0) this.push(p, 'client', 'data', `client sends ${p.length} bytes`);
+      } else if (p.length > 0) this.dataOrRetransmit(p, 'client', clientPort);
     } else if (isIn && p.iface === 'tobackend' && p.src === a.backend) {
+      this.lastData.delete(`client:${clientPort}`);
       if (rst) {
         this.lastBackendRst = p.at;
         this.push(p, 'backend', 'backend-rst', `backend sends RST on :${clientPort}`);
@@ -172,15 +182,10 @@ export class LbObserver {
           'probe',
           `keepalive probe from backend after ${(silence / 1000).toFixed(1)}s idle`,
         );
-      } else if (p.length > 0) {
-        // The same segment again with nothing heard from the client: a retransmission.
-        if (this.lastBackendData.get(clientPort) === p.length && silence > 0) {
-          this.push(p, 'backend', 'retransmit', `backend retransmits ${p.length} bytes (unacknowledged)`);
-        } else this.push(p, 'backend', 'data', `backend sends ${p.length} bytes`);
-        this.lastBackendData.set(clientPort, p.length);
-      }
+      } else if (p.length > 0) this.dataOrRetransmit(p, 'backend', clientPort);
     } else if (!isIn && p.iface === 'toclient') {
       if (p.src === a.backend) {
+        this.lastUntranslated = p.at;
         this.push(
           p,
           'lb',
@@ -191,6 +196,15 @@ export class LbObserver {
         this.push(p, 'lb', 'lb-rst', `LB answers a packet of forgotten session :${clientPort} with RST`);
       }
     }
+  }
+
+  /** The same segment again with nothing heard from the other side is a retransmission. */
+  private dataOrRetransmit(p: Packet, side: 'client' | 'backend', clientPort: number): void {
+    const key = `${side}:${clientPort}`;
+    if (this.lastData.get(key) === p.length) {
+      this.push(p, side, 'retransmit', `${side} retransmits ${p.length} bytes (no ACK came back)`);
+    } else this.push(p, side, 'data', `${side} sends ${p.length} bytes`);
+    this.lastData.set(key, p.length);
   }
 
   private push(p: Packet, host: TimelineEvent['host'], kind: string, what: string): void {

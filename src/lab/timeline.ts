@@ -19,14 +19,32 @@ export interface RenderedEvent {
   what: string;
 }
 
-export function relativeTimeline(events: TimelineEvent[], start: number): RenderedEvent[] {
-  return [...events]
-    .sort((a, b) => a.at - b.at)
-    .map((e) => ({ t: Math.round((e.at - start) / 100) / 10, host: e.host, kind: e.kind, what: e.what }));
+/**
+ * Orders events and makes times relative to the first thing the client does,
+ * so every timeline starts at 0.0s where the story starts; set-up steps
+ * (kind `config`) come first, untimed (t is null in JSON).
+ */
+export function relativeTimeline(events: TimelineEvent[]): RenderedEvent[] {
+  const story = events.filter((e) => e.kind !== 'config');
+  const fromClient = story.filter((e) => e.host === 'client').map((e) => e.at);
+  const zero = Math.min(...(fromClient.length ? fromClient : story.map((e) => e.at)));
+  const rel = (e: TimelineEvent): RenderedEvent => ({
+    t: Math.round((e.at - zero) / 100) / 10,
+    host: e.host,
+    kind: e.kind,
+    what: e.what,
+  });
+  return [
+    ...events.filter((e) => e.kind === 'config').map((e) => ({ ...rel(e), t: Number.NaN })),
+    ...story.sort((a, b) => a.at - b.at).map(rel),
+  ];
 }
 
 export function renderTimeline(events: RenderedEvent[], indent = '    '): string {
   return events
-    .map((e) => `${indent}${`${e.t.toFixed(1)}s`.padStart(6)}  ${e.host.padEnd(7)}  ${e.what}`)
+    .map((e) => {
+      const t = Number.isNaN(e.t) ? 'setup' : `${e.t.toFixed(1)}s`;
+      return `${indent}${t.padStart(6)}  ${e.host.padEnd(7)}  ${e.what}`;
+    })
     .join('\n');
 }

@@ -11,6 +11,7 @@ export {
 } from './lb.js';
 export {
   cleanupStale,
+  destroyAllTopologies,
   type ExecResult,
   Host,
   type LinkEnd,

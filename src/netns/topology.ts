@@ -87,6 +87,13 @@ export interface LinkEnd {
   cidr: string;
 }
 
+const live = new Set<Topology>();
+
+/** Removes every topology this process still has (for signal handlers). */
+export async function destroyAllTopologies(): Promise<void> {
+  await Promise.all([...live].map((t) => t.destroy()));
+}
+
 /** A set of namespaces that is always removed as a whole. */
 export class Topology {
   readonly id: string;
@@ -97,6 +104,7 @@ export class Topology {
   constructor() {
     this.id = `${NS_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`;
     process.once('exit', this.exitHook);
+    live.add(this);
   }
 
   host(name: string): Host {
@@ -149,6 +157,7 @@ export class Topology {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    live.delete(this);
     process.removeListener('exit', this.exitHook);
     const exits: Promise<unknown>[] = [];
     for (const host of this.hosts.values()) {
