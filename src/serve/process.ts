@@ -86,19 +86,23 @@ export async function serve(opts: ServeOptions): Promise<number> {
 
   const first = loadChecked(file, load, io);
   if (first === undefined) return 1;
-  try {
-    await runtime.apply(first);
-  } catch (error) {
-    if (error instanceof ConfigStartError) {
-      io.err(`${error.message}\n`);
-      return 1;
-    }
-    throw error;
-  }
 
   return new Promise<number>((resolve) => {
-    let reloading = Promise.resolve();
     let stopping = false;
+    const detachSignals = () => {
+      signals.off('SIGHUP', onHup);
+      signals.off('SIGTERM', onTerm);
+      signals.off('SIGINT', onInt);
+    };
+    // Signals are taken from before the first listener opens: a SIGTERM that
+    // arrives right after the "started" line must drain, not kill the process.
+    let reloading: Promise<void> = runtime.apply(first).catch((error: unknown) => {
+      if (!(error instanceof ConfigStartError)) throw error;
+      io.err(`${error.message}\n`);
+      stopping = true;
+      detachSignals();
+      resolve(1);
+    });
 
     const onHup = () => {
       if (stopping) return;
@@ -136,9 +140,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       void reloading
         .then(() => runtime.shutdown(runtime.active?.shutdownTimeoutMs ?? 0))
         .then(() => {
-          signals.off('SIGHUP', onHup);
-          signals.off('SIGTERM', onTerm);
-          signals.off('SIGINT', onInt);
+          detachSignals();
           resolve(0);
         });
     };
