@@ -6,6 +6,7 @@ import { parseDuration } from '../units/time.js';
 import { registerCheck } from './check.js';
 import { EXIT, UsageError } from './errors.js';
 import { registerLab } from './lab.js';
+import { registerProbe } from './probe.js';
 import { renderSelfcheck, selfcheck } from './selfcheck.js';
 import { registerServe } from './serve.js';
 
@@ -127,6 +128,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   registerServe(program, io, setExit);
   registerCheck(program, io, setExit);
   registerLab(program, io, setExit);
+  registerProbe(program, io, setExit);
   return program;
 }
 

@@ -1,0 +1,695 @@
+/**
+ * keepwire probe's measurement: many connections idle for different planned
+ * durations, each then used once, so that one round of waiting answers many
+ * guesses at once.
+ *
+ * Three kinds of connection:
+ * - grid: no keepalive; idle for a planned duration, then used (a payload, or
+ *   with `--payload none` a single keepalive probe). The kernel says whether
+ *   the peer acknowledged it: SIOCOUTQ back to zero, or an ACK newer than the
+ *   probe in TCP_INFO. A short TCP_USER_TIMEOUT turns a silent blackhole into
+ *   a prompt ETIMEDOUT. Grid connections also see a server that closes idle
+ *   connections on its own (FIN or RST without any use).
+ * - watch: keepalive every second. TCP keepalive refreshes every middlebox on
+ *   the path but not an application's idle timer, so these outlive a shorter
+ *   middlebox and still see the server's own idle close behind it; and when
+ *   grid connections are closed without use while these live on, the closer
+ *   is a middlebox that resets at expiry, not the server.
+ * - verify: the user's --verify-keepalive settings, held past the measured T
+ *   and then used once.
+ */
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import { applyKeepalive, type KeepaliveOptions, toKeepaliveOptions } from '../keepalive/socket.js';
+import { setIntOption, socketFd, sockoptConstants } from '../keepalive/sockopt.js';
+import type { KeepaliveSpec } from '../keepalive/spec.js';
+import { tcpInfo, unackedBytes } from './kernel.js';
+import {
+  bracketDone,
+  MAX_IDLE_MS,
+  median,
+  type Payload,
+  payloadBytes,
+  planGrid,
+  planRefinement,
+  VERIFY_CONNECTIONS_PER_SPEC,
+  WATCH_CONNECTIONS,
+} from './plan.js';
+
+export interface ProbeOptions {
+  host: string;
+  port: number;
+  minMs: number;
+  maxMs: number;
+  precisionMs: number;
+  /** Every connection open at once counts: grid, watch and verify. */
+  connections: number;
+  payload: Payload;
+  verify: { text: string; spec: KeepaliveSpec }[];
+  /** Keep watch connections at least this long (from their connect) to see a later server close. */
+  watchServerMs?: number;
+  connectTimeoutMs: number;
+}
+
+export type Role = 'grid' | 'watch' | 'verify';
+
+/**
+ * What one connection showed. `rst` and `drop` are outcomes of a use; `fin`
+ * and `rst-by-server` are closes without any use; `alive` is a use that was
+ * acknowledged (or, for watch connections, still open at the end).
+ */
+export type Outcome =
+  | 'pending'
+  | 'alive'
+  | 'rst'
+  | 'drop'
+  | 'fin'
+  | 'rst-by-server'
+  | 'error'
+  | 'connect-failed'
+  | 'cancelled';
+
+export interface ConnectionEvidence {
+  id: number;
+  role: Role;
+  /** Grid round (1 = the first, coarse one); 0 for watch and verify connections. */
+  round: number;
+  /** The --verify-keepalive spec, for verify connections. */
+  spec?: string;
+  plannedIdleMs?: number;
+  /** Milliseconds from the start of the probe. */
+  connectedAtMs?: number;
+  usedAtMs?: number;
+  /** How long the connection had been idle when it was used or closed. */
+  idleMs?: number;
+  outcome: Outcome;
+  detail: string;
+}
+
+export interface Progress {
+  elapsedMs: number;
+  phase: 'measuring' | 'verifying' | 'watching' | 'done';
+  lowMs?: number;
+  highMs?: number;
+  open: number;
+  pendingTests: number;
+  round: number;
+  /** When the probe should end if nothing new happens, from the start; `bounded` while no expiry is seen yet. */
+  estimateMs: number;
+  bounded: boolean;
+}
+
+export class ProbeError extends Error {
+  override name = 'ProbeError';
+  constructor(
+    readonly kind: 'resolve' | 'refused' | 'unreachable' | 'timeout' | 'failed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RawProbe {
+  address: string;
+  rttMs: number;
+  ackWaitMs: number;
+  elapsedMs: number;
+  rounds: number;
+  connectionsOpened: number;
+  interrupted: boolean;
+  evidence: ConnectionEvidence[];
+  /** Keepalive of the watch connections. */
+  watchKeepalive: { idle: number; interval: number; count: number };
+}
+
+interface Conn {
+  ev: ConnectionEvidence;
+  socket: net.Socket;
+  lastActivity: number;
+  connected: boolean;
+  using: boolean;
+  settled: boolean;
+  keepaliveOn: boolean;
+  timer?: NodeJS.Timeout;
+  poll?: NodeJS.Timeout;
+  useStart: number;
+  /** Settles the current use from the socket's error or close. */
+  onUseEnd?: (outcome: Outcome, detail: string) => void;
+}
+
+const WATCH_KEEPALIVE = { idle: 1, interval: 1, count: 5 };
+const POLL_MS = 10;
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+}
+
+/** Runs one probe. Resolves with the raw evidence (see classify.ts); rejects with ProbeError when the target cannot be reached at all. */
+export async function runProbe(
+  opts: ProbeOptions,
+  hooks: { onProgress?: (p: Progress) => void; signal?: AbortSignal } = {},
+): Promise<RawProbe> {
+  let address: string;
+  let family: number;
+  try {
+    const found = await lookup(opts.host);
+    address = found.address;
+    family = found.family;
+  } catch (error) {
+    throw new ProbeError('resolve', `cannot resolve ${opts.host}: ${errorCode(error)}`);
+  }
+  const run = new ProbeRun(opts, address, family, hooks);
+  return run.start();
+}
+
+class ProbeRun {
+  private readonly t0 = performance.now();
+  private readonly conns: Conn[] = [];
+  private nextId = 1;
+  private rttMs = 0;
+  private ackWaitMs = 1000;
+  private lowMs: number | undefined;
+  private highMs: number | undefined;
+  private round = 0;
+  private gridDone = false;
+  private gridDoneAt = 0;
+  private verifyArmed = false;
+  private finished = false;
+  private interrupted = false;
+  private resolve!: (r: RawProbe) => void;
+  private progressTimer?: NodeJS.Timeout;
+  private readonly payload: Buffer | undefined;
+
+  constructor(
+    private readonly opts: ProbeOptions,
+    private readonly address: string,
+    private readonly family: number,
+    private readonly hooks: { onProgress?: (p: Progress) => void; signal?: AbortSignal },
+  ) {
+    this.payload = payloadBytes(opts.payload, opts.host);
+  }
+
+  private now(): number {
+    return performance.now() - this.t0;
+  }
+
+  async start(): Promise<RawProbe> {
+    // One connection first: it tells unreachable from refused before anything
+    // else is opened, and its handshake time sets how long an unacknowledged
+    // use may take before it counts as dropped.
+    const first = await this.preflight();
+    this.rttMs = first.rttMs;
+    this.ackWaitMs = Math.min(10_000, Math.max(1000, Math.ceil(4 * this.rttMs + 500)));
+    const done = new Promise<RawProbe>((resolve) => {
+      this.resolve = resolve;
+    });
+    const onAbort = () => {
+      this.interrupted = true;
+      this.finish();
+    };
+    if (this.hooks.signal?.aborted) onAbort();
+    this.hooks.signal?.addEventListener('abort', onAbort, { once: true });
+    this.adopt(first.socket, 'watch');
+    for (let i = 1; i < WATCH_CONNECTIONS; i++) this.open('watch', {});
+    for (const v of this.opts.verify) {
+      for (let i = 0; i < VERIFY_CONNECTIONS_PER_SPEC; i++) this.open('verify', { spec: v });
+    }
+    const gridBudget = this.opts.connections - this.openCount();
+    this.openRound(planGrid(this.opts.minMs, this.opts.maxMs, gridBudget, this.opts.precisionMs));
+    if (this.hooks.onProgress) {
+      this.progressTimer = setInterval(() => this.hooks.onProgress?.(this.progress()), 500);
+    }
+    const result = await done;
+    this.hooks.signal?.removeEventListener('abort', onAbort);
+    return result;
+  }
+
+  private preflight(): Promise<{ socket: net.Socket; rttMs: number }> {
+    return new Promise((resolve, reject) => {
+      const started = performance.now();
+      const socket = net.connect({ host: this.address, port: this.opts.port, family: this.family });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(
+          new ProbeError(
+            'timeout',
+            `${this.describeTarget()}: no answer to the connection attempt within ${this.opts.connectTimeoutMs} ms (filtered, or the host is down)`,
+          ),
+        );
+      }, this.opts.connectTimeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve({ socket, rttMs: performance.now() - started });
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        const code = error.code ?? '';
+        if (code === 'ECONNREFUSED')
+          reject(
+            new ProbeError('refused', `${this.describeTarget()}: connection refused (nothing listens there)`),
+          );
+        else if (['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN'].includes(code))
+          reject(new ProbeError('unreachable', `${this.describeTarget()}: unreachable (${code})`));
+        else if (code === 'ETIMEDOUT')
+          reject(new ProbeError('timeout', `${this.describeTarget()}: connection attempt timed out`));
+        else
+          reject(
+            new ProbeError('failed', `${this.describeTarget()}: cannot connect: ${code || error.message}`),
+          );
+      });
+    });
+  }
+
+  private describeTarget(): string {
+    const addr = this.address === this.opts.host ? '' : ` (${this.address})`;
+    return `${this.opts.host}:${this.opts.port}${addr}`;
+  }
+
+  private openCount(): number {
+    let n = 0;
+    for (const c of this.conns) if (!c.settled) n++;
+    return n;
+  }
+
+  private openRound(points: number[]): void {
+    if (points.length === 0) return;
+    this.round++;
+    for (const planned of points) this.open('grid', { planned });
+  }
+
+  private keepaliveFor(role: Role, spec?: KeepaliveSpec): KeepaliveOptions {
+    if (role === 'watch') return { enable: true, ...WATCH_KEEPALIVE };
+    if (role === 'verify') return toKeepaliveOptions(spec!);
+    if (this.opts.payload.kind === 'none') {
+      // Armed but dormant: setting TCP_KEEPIDLE low later sends one probe at once.
+      return {
+        enable: true,
+        idle: MAX_IDLE_MS / 1000,
+        interval: Math.ceil(this.ackWaitMs / 1000),
+        count: 9,
+        userTimeout: this.ackWaitMs,
+      };
+    }
+    return { enable: false, userTimeout: this.ackWaitMs };
+  }
+
+  private open(role: Role, extra: { planned?: number; spec?: { text: string; spec: KeepaliveSpec } }): void {
+    const socket = net.connect({ host: this.address, port: this.opts.port, family: this.family });
+    const conn = this.track(socket, role, extra);
+    const timer = setTimeout(() => {
+      if (!conn.connected)
+        this.settle(conn, 'connect-failed', `no connection within ${this.opts.connectTimeoutMs} ms`);
+    }, this.opts.connectTimeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      this.connected(conn);
+    });
+  }
+
+  private adopt(socket: net.Socket, role: Role): void {
+    const conn = this.track(socket, role, {});
+    this.connected(conn);
+  }
+
+  private track(
+    socket: net.Socket,
+    role: Role,
+    extra: { planned?: number; spec?: { text: string; spec: KeepaliveSpec } },
+  ): Conn {
+    const ev: ConnectionEvidence = {
+      id: this.nextId++,
+      role,
+      round: role === 'grid' ? this.round : 0,
+      outcome: 'pending',
+      detail: '',
+    };
+    if (extra.planned !== undefined) ev.plannedIdleMs = extra.planned;
+    if (extra.spec) ev.spec = extra.spec.text;
+    const ka = this.keepaliveFor(role, extra.spec?.spec);
+    const conn: Conn = {
+      ev,
+      socket,
+      lastActivity: 0,
+      connected: false,
+      using: false,
+      settled: false,
+      keepaliveOn: ka.enable !== false,
+      useStart: 0,
+    };
+    this.conns.push(conn);
+    try {
+      applyKeepalive(socket, ka);
+    } catch (error) {
+      queueMicrotask(() =>
+        this.settle(conn, 'error', `keepalive could not be set: ${(error as Error).message}`),
+      );
+    }
+    socket.on('data', () => {
+      conn.lastActivity = this.now();
+    });
+    socket.on('end', () => {
+      if (conn.settled) return;
+      if (conn.using) return; // the peer answered and closed; the use is judged by its ACK
+      this.unsolicited(conn, 'fin', 'FIN from the peer');
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (conn.settled) return;
+      const code = error.code ?? error.message;
+      if (!conn.connected) {
+        this.settle(conn, 'connect-failed', code);
+        return;
+      }
+      if (conn.using && conn.onUseEnd) {
+        const kind: Outcome =
+          code === 'ECONNRESET' || code === 'EPIPE' ? 'rst' : code === 'ETIMEDOUT' ? 'drop' : 'error';
+        conn.onUseEnd(kind, `${code} ${Math.round(this.now() - conn.useStart)} ms after use`);
+        return;
+      }
+      // Without use: a reset from the peer, or a keepalive probe that met a forgotten session.
+      if (code === 'ECONNRESET' || code === 'EPIPE') {
+        // A verify connection's own keepalive probe may have met a forgotten session.
+        this.unsolicited(conn, role === 'verify' ? 'rst' : 'rst-by-server', `${code} without use`);
+      } else if (code === 'ETIMEDOUT') {
+        this.unsolicited(conn, 'drop', 'ETIMEDOUT: keepalive probes went unanswered');
+      } else this.unsolicited(conn, 'error', code);
+    });
+    socket.on('close', () => {
+      if (conn.settled) return;
+      if (conn.using && conn.onUseEnd) conn.onUseEnd('error', 'closed during use');
+      else this.unsolicited(conn, 'error', 'closed');
+    });
+    return conn;
+  }
+
+  private connected(conn: Conn): void {
+    if (conn.settled) return;
+    conn.connected = true;
+    conn.lastActivity = this.now();
+    conn.ev.connectedAtMs = Math.round(conn.lastActivity);
+    if (conn.ev.role === 'grid') this.scheduleUse(conn, conn.ev.plannedIdleMs!);
+    else if (conn.ev.role === 'verify' && this.verifyArmed) this.armVerify();
+    this.maybeFinish();
+  }
+
+  private scheduleUse(conn: Conn, idleMs: number): void {
+    clearTimeout(conn.timer);
+    const at = conn.lastActivity + idleMs;
+    conn.timer = setTimeout(() => this.use(conn), Math.max(0, at - this.now()));
+  }
+
+  /** Uses an idle connection once and settles it by what the kernel reports. */
+  private use(conn: Conn): void {
+    if (conn.settled || conn.using) return;
+    // Data from the peer (a banner, a late answer) refreshed the path: wait the full idle again.
+    if (conn.ev.role === 'grid' && this.now() - conn.lastActivity < conn.ev.plannedIdleMs! - 5) {
+      this.scheduleUse(conn, conn.ev.plannedIdleMs!);
+      return;
+    }
+    conn.using = true;
+    conn.useStart = this.now();
+    conn.ev.usedAtMs = Math.round(conn.useStart);
+    conn.ev.idleMs = Math.round(conn.useStart - conn.lastActivity);
+    const socket = conn.socket;
+    const end = (outcome: Outcome, detail: string) => {
+      if (conn.settled) return;
+      clearTimeout(conn.poll);
+      conn.onUseEnd = undefined;
+      this.settle(conn, outcome, detail);
+    };
+    conn.onUseEnd = end;
+    try {
+      if (this.payload) {
+        const c = sockoptConstants();
+        setIntOption(
+          socketFd(socket),
+          c.IPPROTO_TCP,
+          c.TCP_USER_TIMEOUT!,
+          this.ackWaitMs,
+          'TCP_USER_TIMEOUT',
+        );
+        socket.write(this.payload);
+      } else this.sendKeepaliveProbe(conn);
+    } catch (error) {
+      end('error', `could not use the connection: ${(error as Error).message}`);
+      return;
+    }
+    const deadline = this.ackWaitMs + 1500;
+    const check = () => {
+      if (conn.settled) return;
+      const elapsed = this.now() - conn.useStart;
+      try {
+        if (this.payload) {
+          if (socket.writableLength === 0 && unackedBytes(socket) === 0) {
+            end('alive', `payload acknowledged after ${Math.round(elapsed)} ms`);
+            return;
+          }
+        } else if (tcpInfo(socket).lastAckRecvMs < elapsed) {
+          end('alive', `keepalive probe answered after ${Math.round(elapsed)} ms`);
+          return;
+        }
+      } catch {
+        // The socket closed between polls; its error event settles it.
+        return;
+      }
+      if (elapsed > deadline) {
+        end('drop', `unacknowledged after ${Math.round(elapsed)} ms`);
+        return;
+      }
+      conn.poll = setTimeout(check, POLL_MS);
+    };
+    conn.poll = setTimeout(check, 0);
+  }
+
+  /**
+   * One keepalive probe now: with SO_KEEPALIVE on, lowering TCP_KEEPIDLE below
+   * the time already idle makes the kernel send a probe at once
+   * (tcp_sock_set_keepidle_locked). If it goes unanswered, the next timer
+   * firing after TCP_KEEPINTVL finds TCP_USER_TIMEOUT exceeded and reports
+   * ETIMEDOUT; a forgotten session that resets answers the probe with a RST.
+   */
+  private sendKeepaliveProbe(conn: Conn): void {
+    const c = sockoptConstants();
+    const fd = socketFd(conn.socket);
+    setIntOption(fd, c.IPPROTO_TCP, c.TCP_USER_TIMEOUT!, this.ackWaitMs, 'TCP_USER_TIMEOUT');
+    setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPINTVL, Math.ceil(this.ackWaitMs / 1000), 'TCP_KEEPINTVL');
+    setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPIDLE, 1, 'TCP_KEEPIDLE');
+    if (!conn.keepaliveOn) {
+      setIntOption(fd, c.SOL_SOCKET, c.SO_KEEPALIVE, 1, 'SO_KEEPALIVE');
+      conn.keepaliveOn = true;
+    }
+  }
+
+  private unsolicited(conn: Conn, outcome: Outcome, detail: string): void {
+    conn.ev.idleMs = Math.round(this.now() - conn.lastActivity);
+    this.settle(conn, outcome, `${detail} after ${conn.ev.idleMs} ms idle`);
+  }
+
+  private settle(conn: Conn, outcome: Outcome, detail: string): void {
+    if (conn.settled) return;
+    conn.settled = true;
+    conn.using = false;
+    clearTimeout(conn.timer);
+    clearTimeout(conn.poll);
+    conn.ev.outcome = outcome;
+    conn.ev.detail = detail;
+    if (outcome === 'alive' && !conn.socket.destroyed) {
+      conn.socket.end();
+      setTimeout(() => conn.socket.destroy(), 1000).unref();
+    } else conn.socket.destroy();
+    if (this.finished) return;
+    if (conn.ev.role === 'grid') this.afterGridResult(conn);
+    this.maybeFinish();
+  }
+
+  private reconciling = false;
+
+  private afterGridResult(conn: Conn): void {
+    const idle = conn.ev.idleMs;
+    if (idle !== undefined && conn.ev.usedAtMs !== undefined) {
+      if (conn.ev.outcome === 'alive') this.lowMs = Math.max(this.lowMs ?? 0, idle);
+      if (conn.ev.outcome === 'rst' || conn.ev.outcome === 'drop')
+        this.highMs = Math.min(this.highMs ?? Number.POSITIVE_INFINITY, idle);
+    }
+    // Cancelling connections settles them, which lands here again.
+    if (this.gridDone || this.reconciling) return;
+    this.reconciling = true;
+    try {
+      this.reconcile();
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  private reconcile(): void {
+    const low = this.lowMs ?? 0;
+    const high = this.highMs;
+    // Pending guesses outside the bracket can no longer teach anything.
+    for (const c of this.conns) {
+      if (c.settled || c.using || c.ev.role !== 'grid') continue;
+      const p = c.ev.plannedIdleMs!;
+      if ((high !== undefined && p >= high) || (this.lowMs !== undefined && p <= this.lowMs)) {
+        this.settle(c, 'cancelled', `the bracket moved past ${p} ms`);
+      }
+    }
+    const pendingGrid = this.conns.filter((c) => c.ev.role === 'grid' && !c.settled);
+    if (high !== undefined) {
+      if (bracketDone(low, high, this.opts.precisionMs)) {
+        this.endGrid();
+        return;
+      }
+      const inBracket = pendingGrid.filter((c) => c.ev.plannedIdleMs! > low && c.ev.plannedIdleMs! < high);
+      if (inBracket.length === 0) {
+        // Nothing survived even the shortest idle tried: T is below --min, which bounds the search.
+        if (this.lowMs === undefined) {
+          this.endGrid();
+          return;
+        }
+        const free = this.opts.connections - this.openCount();
+        this.openRound(planRefinement(low, high, free, this.opts.precisionMs));
+      }
+    }
+    if (this.conns.every((c) => c.ev.role !== 'grid' || c.settled)) this.endGrid();
+  }
+
+  private endGrid(): void {
+    if (this.gridDone) return;
+    this.gridDone = true;
+    this.gridDoneAt = this.now();
+    for (const c of this.conns) {
+      if (c.ev.role === 'grid' && !c.settled && !c.using) this.settle(c, 'cancelled', 'measurement complete');
+    }
+    this.verifyArmed = true;
+    this.armVerify();
+  }
+
+  /** The idle time the path allows, as far as the grid saw: the first failure or the first close without use. */
+  private gridLimitMs(): number | undefined {
+    const closes = this.conns
+      .filter((c) => c.ev.role === 'grid' && (c.ev.outcome === 'fin' || c.ev.outcome === 'rst-by-server'))
+      .map((c) => c.ev.idleMs!);
+    const candidates = [...closes, ...(this.highMs !== undefined ? [this.highMs] : [])];
+    return candidates.length ? Math.min(...candidates) : undefined;
+  }
+
+  private verifyHoldMs(): number | undefined {
+    const limit = this.gridLimitMs();
+    if (limit === undefined) return undefined;
+    return Math.ceil(limit * 1.25) + 2000;
+  }
+
+  private armVerify(): void {
+    const hold = this.verifyHoldMs();
+    for (const c of this.conns) {
+      if (c.ev.role !== 'verify' || c.settled || c.using) continue;
+      if (hold === undefined) {
+        this.settle(c, 'cancelled', `no expiry up to ${this.opts.maxMs} ms: nothing to verify against`);
+        continue;
+      }
+      if (!c.connected) continue;
+      clearTimeout(c.timer);
+      const at = c.lastActivity + hold;
+      c.timer = setTimeout(() => this.use(c), Math.max(0, at - this.now()));
+    }
+    this.maybeFinish();
+  }
+
+  /** Until when the watch connections must stay open for their evidence to mean something. */
+  private watchUntilMs(): number {
+    let until = this.gridDoneAt;
+    const gridCloses = this.conns.filter(
+      (c) => c.ev.role === 'grid' && (c.ev.outcome === 'fin' || c.ev.outcome === 'rst-by-server'),
+    );
+    for (const w of this.conns) {
+      if (w.ev.role !== 'watch' || w.ev.connectedAtMs === undefined) continue;
+      if (gridCloses.length > 0) {
+        // To tell the server's close from a middlebox's, watchers must outlive the grid's closes by a margin.
+        const s = median(gridCloses.map((c) => c.ev.idleMs!));
+        until = Math.max(until, w.ev.connectedAtMs + s + Math.max(1000, s * 0.1));
+      }
+      if (this.opts.watchServerMs !== undefined)
+        until = Math.max(until, w.ev.connectedAtMs + this.opts.watchServerMs);
+    }
+    return until;
+  }
+
+  private maybeFinish(): void {
+    if (this.finished || !this.gridDone) return;
+    if (this.conns.some((c) => c.ev.role === 'verify' && !c.settled)) return;
+    const openWatchers = this.conns.filter((c) => c.ev.role === 'watch' && !c.settled);
+    if (openWatchers.length > 0) {
+      const until = this.watchUntilMs();
+      if (this.now() < until) {
+        for (const w of openWatchers) {
+          clearTimeout(w.timer);
+          w.timer = setTimeout(() => this.maybeFinish(), until - this.now() + 1);
+        }
+        return;
+      }
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearInterval(this.progressTimer);
+    for (const c of this.conns) {
+      if (c.settled) continue;
+      if (c.ev.role === 'watch' && c.connected && !this.interrupted) {
+        c.ev.idleMs = Math.round(this.now() - c.lastActivity);
+        this.settle(
+          c,
+          'alive',
+          `still open after ${c.ev.idleMs} ms with keepalive ${WATCH_KEEPALIVE.idle}s:${WATCH_KEEPALIVE.interval}s:${WATCH_KEEPALIVE.count}`,
+        );
+      } else this.settle(c, 'cancelled', this.interrupted ? 'interrupted' : 'probe finished');
+    }
+    this.hooks.onProgress?.(this.progress());
+    this.resolve({
+      address: this.address,
+      rttMs: Math.round(this.rttMs * 10) / 10,
+      ackWaitMs: this.ackWaitMs,
+      elapsedMs: Math.round(this.now()),
+      rounds: this.round,
+      connectionsOpened: this.conns.length,
+      interrupted: this.interrupted,
+      evidence: this.conns.map((c) => c.ev),
+      watchKeepalive: WATCH_KEEPALIVE,
+    });
+  }
+
+  progress(): Progress {
+    const pending = this.conns.filter((c) => !c.settled && c.connected && c.ev.role === 'grid');
+    let estimate = this.now();
+    for (const c of pending)
+      estimate = Math.max(estimate, c.lastActivity + c.ev.plannedIdleMs! + this.ackWaitMs);
+    if (this.gridDone) {
+      const hold = this.verifyHoldMs();
+      for (const c of this.conns) {
+        if (c.ev.role === 'verify' && !c.settled && hold !== undefined)
+          estimate = Math.max(estimate, c.lastActivity + hold + this.ackWaitMs);
+      }
+      estimate = Math.max(estimate, this.watchUntilMs());
+    }
+    const p: Progress = {
+      elapsedMs: Math.round(this.now()),
+      phase: this.finished
+        ? 'done'
+        : !this.gridDone
+          ? 'measuring'
+          : this.conns.some((c) => c.ev.role === 'verify' && !c.settled)
+            ? 'verifying'
+            : 'watching',
+      open: this.openCount(),
+      pendingTests: pending.length,
+      round: this.round,
+      estimateMs: Math.round(estimate),
+      bounded: this.highMs === undefined && this.gridLimitMs() === undefined && !this.gridDone,
+    };
+    if (this.lowMs !== undefined) p.lowMs = this.lowMs;
+    const limit = this.gridLimitMs();
+    if (limit !== undefined) p.highMs = limit;
+    return p;
+  }
+}
