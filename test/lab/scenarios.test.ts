@@ -1,0 +1,80 @@
+/**
+ * Every lab scenario and variant, with both LB expiry behaviours, on the real
+ * kernel: each observed outcome must match its expectation, and the timeline
+ * must show the evidence (the LB forgetting the session, probes, resets).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type LabReport, runLab, SCENARIOS } from '../../src/lab/index.js';
+import { requireNetns } from '../../src/netns/index.js';
+
+function assertAllMatched(report: LabReport): void {
+  const bad = report.results
+    .filter((r) => !r.ok)
+    .map((r) => `${r.scenario}/${r.variant}: expected ${r.expected}, got ${r.observed} (${r.detail})`);
+  assert.deepEqual(bad, [], bad.join('\n'));
+  if (process.env.CI === 'true')
+    assert.deepEqual(report.skipped, [], 'CI runs every variant (nginx must be installed)');
+  else
+    for (const s of report.skipped)
+      process.stderr.write(`# skipped ${s.scenario}/${s.variant}: ${s.reason}\n`);
+}
+
+const kinds = (report: LabReport, variant: string) =>
+  report.results.find((r) => r.variant === variant)?.timeline.map((e) => e.kind) ?? [];
+
+for (const expiry of ['rst', 'drop'] as const) {
+  test(`long-request (${expiry} expiry): the response is lost without keepalive, saved by so_keepalive or the sysctl`, async (t) => {
+    if (!requireNetns(t)) return;
+    const report = await runLab(SCENARIOS['long-request']!, { lbIdleS: 3, expiry });
+    assertAllMatched(report);
+    // Evidence, not assumptions: the LB was seen forgetting the session, and probes were seen where they save it.
+    assert.ok(
+      kinds(report, 'no-keepalive').includes('lb-expired'),
+      'conntrack showed the LB forgetting the session',
+    );
+    assert.ok(
+      kinds(report, 'backend-so_keepalive').includes('probe'),
+      'probes from the backend were captured',
+    );
+    assert.ok(
+      !kinds(report, 'backend-so_keepalive').includes('lb-expired'),
+      'and the LB never forgot that session',
+    );
+    if (expiry === 'rst') {
+      assert.ok(
+        kinds(report, 'client-late-probe').includes('lb-rst'),
+        'the late probe was answered with a RST by the LB',
+      );
+      assert.ok(
+        kinds(report, 'no-keepalive').includes('untranslated'),
+        "the backend's late answer went out untranslated",
+      );
+    }
+  });
+
+  test(`idle-pool (${expiry} expiry): a pooled connection idle past the LB fails; a shorter pool idle or keepalive fixes it`, async (t) => {
+    if (!requireNetns(t)) return;
+    const report = await runLab(SCENARIOS['idle-pool']!, { lbIdleS: 3, expiry });
+    assertAllMatched(report);
+    const byName = Object.fromEntries(report.results.map((r) => [r.variant, r]));
+    assert.match(byName['pool-idle-below-lb']!.detail, /on a new connection/);
+    assert.match(byName['pool-tcp-keepalive']!.detail, /on the reused connection/);
+  });
+
+  test(`dead-peer (${expiry} expiry): only keepalive or TCP_USER_TIMEOUT notice a silent peer, in the promised time`, async (t) => {
+    if (!requireNetns(t)) return;
+    const report = await runLab(SCENARIOS['dead-peer']!, { lbIdleS: 3, expiry });
+    assertAllMatched(report);
+    const byName = Object.fromEntries(report.results.map((r) => [r.variant, r]));
+    // idle + interval x count = 1 + 1 x 2 = 3 s; TCP_USER_TIMEOUT 2 s (plus the retransmission that trips it).
+    assert.ok(
+      Math.abs(byName['idle-keepalive']!.afterS! - 3) <= 1.5,
+      `detected after ${byName['idle-keepalive']!.afterS}s`,
+    );
+    assert.ok(
+      byName['in-flight-user-timeout']!.afterS! <= 4,
+      `detected after ${byName['in-flight-user-timeout']!.afterS}s`,
+    );
+  });
+}
