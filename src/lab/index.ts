@@ -1,6 +1,7 @@
 import type { Variant } from './scenario.js';
 import { deadPeer } from './scenarios/dead-peer.js';
 import { idlePool } from './scenarios/idle-pool.js';
+import { l4Proxy } from './scenarios/l4-proxy.js';
 import { longRequest } from './scenarios/long-request.js';
 
 export { type LabOptions, type LabReport, runLab } from './runner.js';
@@ -11,6 +12,7 @@ export const SCENARIOS: Record<string, Variant[]> = {
   'long-request': longRequest,
   'idle-pool': idlePool,
   'dead-peer': deadPeer,
+  'l4-proxy': l4Proxy,
 };
 
 export const DEFAULT_SCENARIOS = ['long-request'];

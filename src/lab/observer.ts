@@ -59,6 +59,8 @@ export function parseTcpdumpLine(line: string): Packet | undefined {
 export class LbObserver {
   readonly events: TimelineEvent[] = [];
   readonly capture: boolean;
+  /** Who owns the sockets in the client namespace that face the LB (the client, or a proxy there). */
+  clientSide: TimelineEvent['host'] = 'client';
   private readonly children: ChildProcess[] = [];
   private readonly lastPacket = new Map<number, number>();
   private lastBackendRst = 0;
@@ -152,26 +154,27 @@ export class LbObserver {
 
     if (isIn && p.iface === 'toclient' && fromClient) {
       this.lastData.delete(`backend:${clientPort}`);
-      if (p.flags.includes('S')) this.push(p, 'client', 'connect', `client opens :${clientPort} → VIP`);
+      if (p.flags.includes('S'))
+        this.push(p, this.clientSide, 'connect', `${this.clientSide} opens :${clientPort} → VIP`);
       else if (rst) {
         this.push(
           p,
-          'client',
+          this.clientSide,
           'client-rst',
           p.at - this.lastUntranslated < 50
-            ? `client's kernel refuses the untranslated packet with RST (no such connection)`
-            : `client sends RST on :${clientPort}`,
+            ? `${this.clientSide}'s kernel refuses the untranslated packet with RST (no such connection)`
+            : `${this.clientSide} sends RST on :${clientPort}`,
         );
       } else if (bareAck && silence >= PROBE_SILENCE_MS) {
         this.push(
           p,
-          'client',
+          this.clientSide,
           'probe',
-          `keepalive probe from client after ${(silence / 1000).toFixed(1)}s idle`,
+          `keepalive probe from ${this.clientSide} after ${(silence / 1000).toFixed(1)}s idle`,
         );
-      } else if (p.length > 0) this.dataOrRetransmit(p, 'client', clientPort);
+      } else if (p.length > 0) this.dataOrRetransmit(p, this.clientSide, clientPort);
     } else if (isIn && p.iface === 'tobackend' && p.src === a.backend) {
-      this.lastData.delete(`client:${clientPort}`);
+      this.lastData.delete(`${this.clientSide}:${clientPort}`);
       if (rst) {
         this.lastBackendRst = p.at;
         this.push(p, 'backend', 'backend-rst', `backend sends RST on :${clientPort}`);
@@ -199,7 +202,7 @@ export class LbObserver {
   }
 
   /** The same segment again with nothing heard from the other side is a retransmission. */
-  private dataOrRetransmit(p: Packet, side: 'client' | 'backend', clientPort: number): void {
+  private dataOrRetransmit(p: Packet, side: TimelineEvent['host'], clientPort: number): void {
     const key = `${side}:${clientPort}`;
     if (this.lastData.get(key) === p.length) {
       this.push(p, side, 'retransmit', `${side} retransmits ${p.length} bytes (no ACK came back)`);

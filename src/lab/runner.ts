@@ -102,6 +102,9 @@ async function runVariant(v: Variant, opts: LabOptions): Promise<VariantResult> 
         timers.add(timer);
       }),
     defer: (fn) => cleanups.push(fn),
+    clientSide: (host) => {
+      if (observer) observer.clientSide = host;
+    },
   };
   let observation: Observation;
   try {

@@ -30,6 +30,8 @@ export interface LabContext {
   /** A socket agent in one of the hosts; stopped with the topology. */
   agent(host: 'client' | 'lb' | 'backend'): Promise<SocketAgent>;
   sleep(ms: number): Promise<void>;
+  /** Names the owner of the client namespace's LB-facing sockets in the timeline (default `client`). */
+  clientSide(host: HostName): void;
   /** Runs at the end of the variant, success or not (temp files, processes outside the topology). */
   defer(cleanup: () => void | Promise<void>): void;
 }

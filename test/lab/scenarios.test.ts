@@ -77,4 +77,21 @@ for (const expiry of ['rst', 'drop'] as const) {
       `detected after ${byName['in-flight-user-timeout']!.afterS}s`,
     );
   });
+
+  test(`l4-proxy (${expiry} expiry): keepwire's upstream leg lives only with proxy_socket_keepalive below the LB idle`, async (t) => {
+    if (!requireNetns(t)) return;
+    const report = await runLab(SCENARIOS['l4-proxy']!, { lbIdleS: 3, expiry });
+    assertAllMatched(report);
+    const late = report.results.find((r) => r.variant === 'proxy-late-keepalive')!;
+    assert.ok(
+      late.timeline.some(
+        (e) => e.host === 'proxy' && e.kind === 'session-end' && /upstream_reset|upstream/.test(e.what),
+      ),
+      'keepwire logged why the session ended',
+    );
+    assert.ok(
+      kinds(report, 'proxy-keepalive').includes('probe'),
+      "probes on keepwire's upstream leg were captured",
+    );
+  });
 }
