@@ -207,7 +207,14 @@ class ProbeRun {
       this.interrupted = true;
       this.finish();
     };
-    if (this.hooks.signal?.aborted) onAbort();
+    if (this.hooks.signal?.aborted) {
+      // Interrupted while the first connection was being made: open nothing more.
+      first.socket.destroy();
+      this.interrupted = true;
+      this.gridDone = true;
+      this.finish();
+      return done;
+    }
     this.hooks.signal?.addEventListener('abort', onAbort, { once: true });
     this.adopt(first.socket, 'watch');
     for (let i = 1; i < WATCH_CONNECTIONS; i++) this.open('watch', {});
