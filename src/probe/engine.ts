@@ -133,6 +133,7 @@ interface Conn {
   timer?: NodeJS.Timeout;
   poll?: NodeJS.Timeout;
   useStart: number;
+  finDuringUse?: boolean;
   /** Settles the current use from the socket's error or close. */
   onUseEnd?: (outcome: Outcome, detail: string) => void;
 }
@@ -173,7 +174,6 @@ class ProbeRun {
   private round = 0;
   private gridDone = false;
   private gridDoneAt = 0;
-  private verifyArmed = false;
   private finished = false;
   private interrupted = false;
   private resolve!: (r: RawProbe) => void;
@@ -357,7 +357,11 @@ class ProbeRun {
     });
     socket.on('end', () => {
       if (conn.settled) return;
-      if (conn.using) return; // the peer answered and closed; the use is judged by its ACK
+      if (conn.using) {
+        // The peer answered and closed; the use is still judged by its ACK, unless the close comes first.
+        conn.finDuringUse = true;
+        return;
+      }
       this.unsolicited(conn, 'fin', 'FIN from the peer');
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
@@ -383,7 +387,9 @@ class ProbeRun {
     });
     socket.on('close', () => {
       if (conn.settled) return;
-      if (conn.using && conn.onUseEnd) conn.onUseEnd('error', 'closed during use');
+      if (conn.using && conn.onUseEnd && conn.finDuringUse)
+        conn.onUseEnd('fin', `FIN from the peer ${Math.round(this.now() - conn.useStart)} ms into the use`);
+      else if (conn.using && conn.onUseEnd) conn.onUseEnd('error', 'closed during use');
       else this.unsolicited(conn, 'error', 'closed');
     });
     return conn;
@@ -395,7 +401,7 @@ class ProbeRun {
     conn.lastActivity = this.now();
     conn.ev.connectedAtMs = Math.round(conn.lastActivity);
     if (conn.ev.role === 'grid') this.scheduleUse(conn, conn.ev.plannedIdleMs!);
-    else if (conn.ev.role === 'verify' && this.verifyArmed) this.armVerify();
+    else if (conn.ev.role === 'verify') this.armVerify();
     this.maybeFinish();
   }
 
@@ -520,6 +526,8 @@ class ProbeRun {
     }
     // Cancelling connections settles them, which lands here again.
     if (this.gridDone || this.reconciling) return;
+    // Verification can start as soon as the path's limit is known, without waiting for the fine rounds.
+    this.armVerify();
     this.reconciling = true;
     try {
       this.reconcile();
@@ -566,7 +574,6 @@ class ProbeRun {
     for (const c of this.conns) {
       if (c.ev.role === 'grid' && !c.settled && !c.using) this.settle(c, 'cancelled', 'measurement complete');
     }
-    this.verifyArmed = true;
     this.armVerify();
   }
 
@@ -582,7 +589,9 @@ class ProbeRun {
   private verifyHoldMs(): number | undefined {
     const limit = this.gridLimitMs();
     if (limit === undefined) return undefined;
-    return Math.ceil(limit * 1.25) + 2000;
+    // Past the point where unprotected connections died, by a margin; not much longer, so that a
+    // server's own idle close further out does not end the verification before it is made.
+    return limit + Math.max(1000, Math.ceil(limit * 0.25));
   }
 
   private armVerify(): void {
@@ -590,7 +599,8 @@ class ProbeRun {
     for (const c of this.conns) {
       if (c.ev.role !== 'verify' || c.settled || c.using) continue;
       if (hold === undefined) {
-        this.settle(c, 'cancelled', `no expiry up to ${this.opts.maxMs} ms: nothing to verify against`);
+        if (this.gridDone)
+          this.settle(c, 'cancelled', `no expiry up to ${this.opts.maxMs} ms: nothing to verify against`);
         continue;
       }
       if (!c.connected) continue;
