@@ -46,6 +46,7 @@ export type DiagnosticCode =
   | 'conflict'
   // hazards: configurations that are valid but misbehave behind a load balancer
   | 'hazard-keepalive-too-late'
+  | 'hazard-keepalive-interval-too-long'
   | 'hazard-listener-without-keepalive'
   | 'hazard-upstream-without-keepalive'
   | 'hazard-keepalive-timeout-below-lb'

@@ -3,6 +3,7 @@
  * forgets idle connections (DESIGN §6). They are warnings; `check --strict`
  * turns them into a failure.
  */
+import { probePeriod, recommend } from '../keepalive/recommend.js';
 import type { KeepaliveSpec } from '../keepalive/spec.js';
 import { formatDuration } from '../units/time.js';
 import type { DiagnosticList, Position } from './diagnostics.js';
@@ -23,10 +24,17 @@ export class Origins {
   }
 }
 
-/** Linux's net.ipv4.tcp_keepalive_time default: what `on` without an idle value gets on a stock host. */
+/** Linux's defaults: what `on` or an empty so_keepalive field gets on a stock host. */
 const KERNEL_DEFAULT_IDLE_S = 7200;
+const KERNEL_DEFAULT_INTERVAL_S = 75;
 
 const fmt = (ms: number) => formatDuration(ms);
+
+/** The so_keepalive value keepwire recommends for this LB idle timeout. */
+function suggestedSpec(lbMs: number): string {
+  const lbS = Math.floor(lbMs / 1000);
+  return lbS >= 2 ? recommend(lbS).soKeepalive : '1s:1s:3';
+}
 
 function checkSpec(
   spec: KeepaliveSpec,
@@ -37,16 +45,29 @@ function checkSpec(
 ): void {
   if (!spec.enable) return;
   const idleS = spec.idle ?? KERNEL_DEFAULT_IDLE_S;
-  if (idleS * 1000 < lbMs) return;
-  const suggestion = Math.max(1, Math.floor((lbMs / 1000) * 0.5));
-  diags.warning(
-    'hazard-keepalive-too-late',
-    at,
-    spec.idle === undefined
-      ? `${what} uses the system keepalive idle (${KERNEL_DEFAULT_IDLE_S}s on a stock Linux host), not below lb_idle_timeout ${fmt(lbMs)}: the first probe comes after the load balancer has forgotten the connection`
-      : `${what} keepalive idle ${spec.idle}s is not below lb_idle_timeout ${fmt(lbMs)}: the first probe comes after the load balancer has forgotten the connection`,
-    `set the idle below the load balancer's timeout with a margin, e.g. ${suggestion}s:10s:6`,
-  );
+  const intervalS = spec.interval ?? KERNEL_DEFAULT_INTERVAL_S;
+  const hint = `set the idle and the interval below the load balancer's timeout with a margin, e.g. ${suggestedSpec(lbMs)}`;
+  if (idleS * 1000 >= lbMs) {
+    diags.warning(
+      'hazard-keepalive-too-late',
+      at,
+      spec.idle === undefined
+        ? `${what} uses the system keepalive idle (${KERNEL_DEFAULT_IDLE_S}s on a stock Linux host), not below lb_idle_timeout ${fmt(lbMs)}: the first probe comes after the load balancer has forgotten the connection`
+        : `${what} keepalive idle ${spec.idle}s is not below lb_idle_timeout ${fmt(lbMs)}: the first probe comes after the load balancer has forgotten the connection`,
+      hint,
+    );
+    return;
+  }
+  // The kernel re-arms its keepalive timer with the interval after every
+  // probe, answered or not: probes come every max(idle, interval).
+  if (probePeriod({ idle: idleS, interval: intervalS }) * 1000 >= lbMs) {
+    diags.warning(
+      'hazard-keepalive-interval-too-long',
+      at,
+      `${what} probe interval ${intervalS}s${spec.interval === undefined ? ' (the system default on a stock Linux host)' : ''} is not below lb_idle_timeout ${fmt(lbMs)}: after the first probe the kernel waits the interval before the next, so an idle connection is silent for ${intervalS}s and the load balancer forgets it`,
+      hint,
+    );
+  }
 }
 
 function listenerHazards(
@@ -72,7 +93,7 @@ function listenerHazards(
       'hazard-listener-without-keepalive',
       listen.source,
       `listen ${listen.address.text} has no so_keepalive while ${waitName} ${fmt(longestWaitMs)} exceeds lb_idle_timeout ${fmt(lbMs)}: a connection idle that long is dropped by the load balancer without either side noticing`,
-      `add so_keepalive with an idle below ${fmt(lbMs)}, e.g. listen ${listen.address.text} so_keepalive=${Math.max(1, Math.floor(lbMs / 2000))}s:10s:6;`,
+      `add so_keepalive with an idle and interval below ${fmt(lbMs)}, e.g. listen ${listen.address.text} so_keepalive=${suggestedSpec(lbMs)};`,
     );
   }
 }

@@ -17,7 +17,7 @@ describe('hazards driven by lb_idle_timeout', () => {
       line: 4,
       col: 24,
       message: ['keepalive idle 90s', 'lb_idle_timeout 90s'],
-      hint: '45s:10s:6',
+      hint: '60s:15s:3',
     });
     expectDiagnostic(check(text('on')), {
       code: 'hazard-keepalive-too-late',
@@ -27,6 +27,28 @@ describe('hazards driven by lb_idle_timeout', () => {
       message: ['system keepalive idle'],
     });
     assert.deepEqual(codes(text('60s:10s:6')), []);
+  });
+
+  it('a probe interval at or above the LB idle timeout: probes come every max(idle, interval)', () => {
+    const text = (spec: string) =>
+      `lb_idle_timeout 60s;\nstream {\n  server {\n    listen 127.0.0.1:1 so_keepalive=${spec};\n    proxy_pass 127.0.0.1:2;\n    proxy_timeout 50s;\n  }\n}\n`;
+    // The seed's `60s::` shape: the idle is fine, the system interval (75 s) is not.
+    expectDiagnostic(check(text('45s::')), {
+      code: 'hazard-keepalive-interval-too-long',
+      severity: 'warning',
+      line: 4,
+      col: 24,
+      message: ['probe interval 75s', 'system default', 'lb_idle_timeout 1m'],
+      hint: '40s:10s:3',
+    });
+    expectDiagnostic(check(text('45s:60s:3')), {
+      code: 'hazard-keepalive-interval-too-long',
+      severity: 'warning',
+      line: 4,
+      col: 24,
+      message: ['probe interval 60s'],
+    });
+    assert.deepEqual(codes(text('45s:10s:3')), []);
   });
 
   it('a listener without so_keepalive whose session can idle longer than the LB', () => {
