@@ -28,6 +28,8 @@ for (const expiry of ['rst', 'drop'] as const) {
     if (!requireNetns(t)) return;
     const report = await runLab(SCENARIOS['long-request']!, { lbIdleS: 3, expiry });
     assertAllMatched(report);
+    // This is what `npm start` runs; a newcomer must see it within a minute.
+    assert.ok(report.durationS < 60, `the default lab run took ${report.durationS}s`);
     // Evidence, not assumptions: the LB was seen forgetting the session, and probes were seen where they save it.
     assert.ok(
       kinds(report, 'no-keepalive').includes('lb-expired'),
