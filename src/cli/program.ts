@@ -4,6 +4,7 @@ import { recommend } from '../keepalive/recommend.js';
 import { parseSoKeepalive } from '../keepalive/spec.js';
 import { parseDuration } from '../units/time.js';
 import { registerCheck } from './check.js';
+import { registerDoctor } from './doctor.js';
 import { EXIT, UsageError } from './errors.js';
 import { registerLab } from './lab.js';
 import { registerProbe } from './probe.js';
@@ -129,6 +130,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   registerCheck(program, io, setExit);
   registerLab(program, io, setExit);
   registerProbe(program, io, setExit);
+  registerDoctor(program, io, setExit);
   return program;
 }
 

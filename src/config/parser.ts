@@ -39,6 +39,12 @@ export interface ParseOptions {
    * directive while the previous one is still open.
    */
   knownNames?: ReadonlySet<string>;
+  /**
+   * Directory that relative include paths resolve against. nginx resolves them
+   * against its configuration prefix (the main file's directory), not the
+   * including file; absent, they resolve against the including file.
+   */
+  includeRoot?: string;
 }
 
 /** nginx has no limit, but a chain this deep is a mistake, not a config. */
@@ -79,6 +85,7 @@ class Parser {
   constructor(
     private readonly diags: DiagnosticList,
     private readonly knownNames: ReadonlySet<string>,
+    private readonly includeRoot?: string,
   ) {}
 
   parseSource(source: SourceFile, chain: string[]): DirectiveNode[] {
@@ -240,7 +247,8 @@ class Parser {
       return [];
     }
     const arg = node.args[0]!;
-    const pattern = path.resolve(path.dirname(path.resolve(source.file)), arg.value);
+    const base = this.includeRoot ?? path.dirname(path.resolve(source.file));
+    const pattern = path.resolve(base, arg.value);
     let files: string[];
     if (hasGlobMagic(arg.value)) {
       // As nginx: a glob that matches nothing is not an error.
@@ -311,7 +319,7 @@ export function parseText(
   diags: DiagnosticList,
   options: ParseOptions = {},
 ): ConfigAst {
-  const parser = new Parser(diags, options.knownNames ?? new Set());
+  const parser = new Parser(diags, options.knownNames ?? new Set(), options.includeRoot);
   const directives = parser.parseSource(new SourceFile(file, text), [realOrResolved(file)]);
   return { file, directives, sources: parser.sources };
 }

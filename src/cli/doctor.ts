@@ -1,0 +1,143 @@
+/**
+ * `keepwire doctor`: audit this host, its nginx configs and its live sockets
+ * against the load balancer in front.
+ *
+ * Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it,
+ * 2 usage (unknown profile, bad time, missing pid).
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { detectNginxVersion, runDoctor } from '../doctor/doctor.js';
+import type { FindingSeverity } from '../doctor/findings.js';
+import {
+  customMiddlebox,
+  type Middlebox,
+  middleboxFromArg,
+  PROFILES,
+  ProfileError,
+  parseSeconds,
+} from '../doctor/profiles.js';
+import { failed, renderReport, reportJson } from '../doctor/report.js';
+import { EXIT, UsageError } from './errors.js';
+import type { Io } from './program.js';
+
+function profileArg(value: string, previous: Middlebox[] = []): Middlebox[] {
+  try {
+    return [...previous, middleboxFromArg(value)];
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function idleArg(value: string, previous: Middlebox[] = []): Middlebox[] {
+  try {
+    return [...previous, customMiddlebox(parseSeconds(value, '--lb-idle'))];
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function pidArg(value: string): number {
+  if (!/^[1-9][0-9]*$/.test(value)) throw new InvalidArgumentError(`"${value}" is not a process id`);
+  return Number(value);
+}
+
+interface DoctorCliOptions {
+  lb?: Middlebox[];
+  lbIdle?: Middlebox[];
+  upstreamLb?: Middlebox[];
+  nginx?: string[];
+  config?: string[];
+  chain?: string;
+  pid?: number;
+  sockets: boolean;
+  nginxVersion?: string;
+  failOn: FindingSeverity;
+  json?: boolean;
+}
+
+export function registerDoctor(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('doctor')
+    .description(
+      'audit this host, its nginx configs and its live sockets against the load balancer in front: every keepalive hazard with evidence and the line that fixes it',
+    )
+    .addOption(
+      new Option(
+        '--lb <profile>',
+        `middlebox in front, repeatable; PROFILE or PROFILE=T (${Object.keys(PROFILES).join(', ')})`,
+      ).argParser(profileArg),
+    )
+    .addOption(
+      new Option('--lb-idle <time>', 'idle timeout of a middlebox with no profile, repeatable').argParser(
+        idleArg,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--upstream-lb <profile>',
+        'middlebox between the server and its upstreams, repeatable',
+      ).argParser(profileArg),
+    )
+    .addOption(
+      new Option('--nginx <file>', 'nginx configuration (includes followed), repeatable').argParser(collect),
+    )
+    .addOption(
+      new Option('-c, --config <file>', "keepwire's own configuration, repeatable").argParser(collect),
+    )
+    .option(
+      '--chain <hops>',
+      'timeout chain along a path, e.g. "client-pool=4s, aws-alb, nginx, app=5s", or a file of hops',
+    )
+    .addOption(
+      new Option(
+        '--pid <pid>',
+        "exact keepalive values of this process's sockets (needs ptrace rights)",
+      ).argParser(pidArg),
+    )
+    .option('--no-sockets', 'skip the host-wide live socket table (ss)')
+    .option(
+      '--nginx-version <version>',
+      'nginx version the configs run on (default: nginx -v when --nginx is given)',
+    )
+    .addOption(
+      new Option('--fail-on <severity>', 'exit 1 on findings at or above this severity')
+        .choices(['warning', 'error'])
+        .default('error'),
+    )
+    .option('--json', 'print the report as JSON')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error.\nExample: keepwire doctor --lb aws-nlb --nginx /etc/nginx/nginx.conf',
+    )
+    .action(async (opts: DoctorCliOptions) => {
+      const nginx = opts.nginx ?? [];
+      let nginxVersion = opts.nginxVersion;
+      if (nginxVersion !== undefined && !/^[0-9]+(\.[0-9]+){0,2}$/.test(nginxVersion))
+        throw new UsageError(`--nginx-version "${nginxVersion}" is not a version like 1.22.1`);
+      if (nginxVersion === undefined && nginx.length > 0) nginxVersion = detectNginxVersion();
+      let report: Awaited<ReturnType<typeof runDoctor>>;
+      try {
+        report = await runDoctor({
+          front: [...(opts.lb ?? []), ...(opts.lbIdle ?? [])],
+          upstream: opts.upstreamLb ?? [],
+          nginx,
+          keepwireConfigs: opts.config ?? [],
+          ...(opts.chain !== undefined ? { chain: opts.chain } : {}),
+          ...(opts.pid !== undefined ? { pid: opts.pid } : {}),
+          sockets: opts.sockets,
+          ...(nginxVersion !== undefined ? { nginxVersion } : {}),
+        });
+      } catch (error) {
+        const e = error as Error & { code?: string };
+        if (error instanceof ProfileError) throw new UsageError(e.message);
+        if (e.name === 'PidAccessError' && e.code === 'ESRCH') throw new UsageError(e.message);
+        throw error;
+      }
+      io.out(opts.json ? reportJson(report, opts.failOn) : renderReport(report, opts.failOn));
+      setExit(failed(report, opts.failOn) ? EXIT.failed : EXIT.ok);
+    });
+}

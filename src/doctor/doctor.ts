@@ -1,0 +1,155 @@
+/**
+ * `keepwire doctor`: every layer that decides whether an idle connection
+ * survives the middleboxes in front, read where it lives, into one list of
+ * findings.
+ */
+import { spawnSync } from 'node:child_process';
+import { chainFindings, type Hop, parseChain, readChainArg } from './chain.js';
+import { bySeverity, type Evidence, type Finding } from './findings.js';
+import { type HostState, hostFindings, readHost } from './host.js';
+import { auditKeepwireConfig } from './keepwire-config.js';
+import { auditNginx, type ConfigAudit } from './nginx.js';
+import { type Middlebox, tightest } from './profiles.js';
+import {
+  type LiveSocket,
+  listSockets,
+  type ProcessSocket,
+  processFindings,
+  processName,
+  readProcessSockets,
+  socketFindings,
+} from './sockets.js';
+
+export interface DoctorOptions {
+  /** Middleboxes in front (client side), tightest first does not matter. */
+  front: Middlebox[];
+  /** Middleboxes between the server and its upstreams. */
+  upstream: Middlebox[];
+  nginx: string[];
+  keepwireConfigs: string[];
+  /** `--chain` text or file. */
+  chain?: string;
+  pid?: number;
+  /** Read live sockets host-wide (ss). */
+  sockets: boolean;
+  nginxVersion?: string;
+}
+
+export interface DoctorReport {
+  lb: { front: Middlebox[]; upstream: Middlebox[] };
+  host: HostState;
+  nginxVersion?: string;
+  sockets?: LiveSocket[];
+  process?: { pid: number; name?: string; sockets: ProcessSocket[]; error?: string };
+  chain?: Hop[];
+  findings: Finding[];
+  summary: { error: number; warning: number; info: number };
+  /** Text of config files read, for source lines in the human report. */
+  sources: Map<string, string>;
+}
+
+/** `nginx -v` prints `nginx version: nginx/1.22.1` on stderr. */
+export function detectNginxVersion(): string | undefined {
+  const r = spawnSync('nginx', ['-v'], { encoding: 'utf8', timeout: 3000 });
+  if (r.error) return undefined;
+  return /nginx\/([0-9.]+)/.exec(`${r.stderr}${r.stdout}`)?.[1];
+}
+
+export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
+  const host = readHost();
+  const findings: Finding[] = [];
+  const dependents: Evidence[] = [];
+  const sources = new Map<string, string>();
+  const chainHops = opts.chain !== undefined ? readChainArg(opts.chain) : undefined;
+  // Middleboxes placed after nginx in the chain are on its upstream path.
+  let upstream = [...opts.upstream];
+  if (chainHops) {
+    const hops = parseChain(chainHops);
+    const at = hops.findIndex((h) => h.kind === 'endpoint' && h.name === 'nginx');
+    if (at !== -1) {
+      for (const h of hops.slice(at + 1)) if (h.kind === 'middlebox') upstream.push(h.box);
+    }
+    upstream = [...new Map(upstream.map((b) => [`${b.name}:${b.idleSeconds}`, b])).values()];
+  }
+  const auditOpts = {
+    front: opts.front,
+    upstream,
+    system: host.keepalive,
+    ...(opts.nginxVersion !== undefined ? { nginxVersion: opts.nginxVersion } : {}),
+  };
+  const audits: ConfigAudit[] = [];
+  for (const file of opts.nginx) audits.push(auditNginx(file, auditOpts));
+  for (const file of opts.keepwireConfigs) audits.push(auditKeepwireConfig(file, auditOpts));
+  for (const a of audits) {
+    findings.push(...a.findings);
+    dependents.push(...a.systemDependents);
+    for (const [k, v] of a.sources) sources.set(k, v);
+  }
+  const lb =
+    tightest(opts.front.filter((b) => b.expiry === 'rst' || b.expiry === 'drop')) ?? tightest(opts.front);
+  const report: DoctorReport = {
+    lb: { front: opts.front, upstream },
+    host,
+    findings,
+    summary: { error: 0, warning: 0, info: 0 },
+    sources,
+  };
+  if (opts.nginxVersion !== undefined) report.nginxVersion = opts.nginxVersion;
+
+  if (opts.pid !== undefined) {
+    const name = processName(opts.pid);
+    const proc: NonNullable<DoctorReport['process']> = { pid: opts.pid, sockets: [] };
+    if (name !== undefined) proc.name = name;
+    try {
+      proc.sockets = readProcessSockets(opts.pid);
+      findings.push(...processFindings(opts.pid, proc.sockets, lb, name));
+      for (const s of proc.sockets) {
+        if (s.keepalive && s.idle === host.keepalive.idle)
+          dependents.push({ where: `pid ${opts.pid} fd ${s.fd} ${s.local} -> ${s.peer}` });
+      }
+    } catch (error) {
+      const e = error as Error & { code?: string };
+      if (e.code === 'ESRCH') throw error;
+      proc.error = e.message;
+      findings.push({
+        severity: 'error',
+        code: 'pid-access-denied',
+        layer: 'sockets',
+        message: e.message,
+        evidence: { where: `/proc/${opts.pid}/fd`, path: `/proc/${opts.pid}/fd`, value: e.code ?? '' },
+        why: 'without ptrace rights over the process its sockets cannot be duplicated, so their keepalive settings were not checked.',
+        fix: `sudo keepwire doctor --pid ${opts.pid} ...`,
+      });
+    }
+    report.process = proc;
+  }
+  if (opts.sockets) {
+    report.sockets = await listSockets();
+    findings.push(...socketFindings(report.sockets, lb));
+  }
+  findings.unshift(...hostFindings(host, lb, dependents));
+  if (chainHops) {
+    const nginxTimes = audits.find((a) => a.timeouts.server !== undefined)?.timeouts;
+    const hops = parseChain(
+      chainHops,
+      nginxTimes?.server !== undefined
+        ? {
+            keepaliveTimeout: nginxTimes.server,
+            ...(nginxTimes.upstreamPool !== undefined
+              ? { upstreamKeepaliveTimeout: nginxTimes.upstreamPool }
+              : {}),
+            source: `from ${opts.nginx[0] ?? opts.keepwireConfigs[0]}: keepalive_timeout ${nginxTimes.server}s${
+              nginxTimes.upstreamPool !== undefined
+                ? `, upstream keepalive_timeout ${nginxTimes.upstreamPool}s`
+                : ', no upstream pool'
+            }`,
+          }
+        : undefined,
+    );
+    report.chain = hops;
+    findings.push(...chainFindings(hops, chainHops));
+  }
+  report.findings = findings.sort(bySeverity);
+  for (const f of findings) report.summary[f.severity]++;
+  return report;
+}
