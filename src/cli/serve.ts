@@ -1,6 +1,6 @@
 /**
- * `keepwire serve -c FILE`: runs the stream (L4) servers of a configuration
- * until SIGTERM/SIGINT; SIGHUP reloads it.
+ * `keepwire serve -c FILE`: runs the stream (L4) and http (L7) servers of a
+ * configuration until SIGTERM/SIGINT; SIGHUP reloads it.
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
@@ -11,7 +11,7 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
   program
     .command('serve')
     .description(
-      'run the load balancer: every stream { server { ... } } block; SIGHUP reloads, SIGTERM/SIGINT drain and stop',
+      'run the load balancer: every stream { server { ... } } and http { server { ... } } block; SIGHUP reloads, SIGTERM/SIGINT drain and stop',
     )
     .requiredOption('-c, --config <file>', 'configuration file (nginx syntax)')
     .action(async (opts: { config: string }) => {

@@ -1,6 +1,8 @@
 /**
  * Runs a Config: binds its listeners, builds one StreamProxy per stream
- * server block, and carries the process through reloads and shutdown.
+ * server block and one HTTP generation (a frontend per http address, the
+ * upstream keep-alive caches), and carries the process through reloads and
+ * shutdown.
  *
  * Reload (SIGHUP) builds a new generation next to the old one. Addresses in
  * both configurations keep their bound socket and simply switch handler, so
@@ -9,6 +11,7 @@
  * If anything in the new configuration cannot be started, nothing changes.
  */
 import type { Config, Listen } from '../config/model.js';
+import { HttpBuildError, HttpGeneration, type HttpLogRecord, httpAddresses } from '../proxy/http/index.js';
 import { ConnectionLimiter } from '../proxy/limits.js';
 import { Listener, listenKey } from '../proxy/listener.js';
 import { type SessionRecord, StreamProxy, type StreamSession } from '../proxy/stream.js';
@@ -16,6 +19,8 @@ import { groupFor, Upstream } from '../upstream/index.js';
 
 export interface RuntimeDeps {
   sessionLog: (record: SessionRecord) => void;
+  /** One line per HTTP request and per upstream retry. */
+  httpLog?: (record: HttpLogRecord) => void;
   /** Lifecycle events (started, reloaded, draining, stopped). */
   event?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -30,6 +35,8 @@ export class Runtime {
   private current: StreamProxy[] = [];
   /** Earlier generations that still carry live sessions. */
   private readonly retired = new Set<StreamProxy>();
+  private http: HttpGeneration | undefined;
+  private readonly retiredHttp = new Set<HttpGeneration>();
   private config: Config | undefined;
   private stopping = false;
 
@@ -43,7 +50,23 @@ export class Runtime {
   get sessionCount(): number {
     let n = 0;
     for (const p of [...this.current, ...this.retired]) n += p.sessions.size;
+    for (const g of this.httpGenerations()) n += g.liveCount;
     return n;
+  }
+
+  private httpGenerations(): HttpGeneration[] {
+    return this.http ? [...this.retiredHttp, this.http] : [...this.retiredHttp];
+  }
+
+  /** The running HTTP generation (for tests and diagnostics). */
+  get httpGeneration(): HttpGeneration | undefined {
+    return this.http;
+  }
+
+  /** Cuts every live session and HTTP connection now (second stop signal). */
+  terminateAll(): void {
+    for (const s of this.liveSessions()) s.terminate('shutdown');
+    for (const g of this.httpGenerations()) g.stop();
   }
 
   /** Live sessions across every generation, oldest generation first. */
@@ -71,6 +94,20 @@ export class Runtime {
       }
       return new Upstream(group);
     });
+    const addresses = config.http ? httpAddresses(config.http) : [];
+    let http: HttpGeneration | undefined;
+    if (config.http && addresses.length > 0) {
+      try {
+        http = new HttpGeneration(config.http, addresses, {
+          limiter: this.limiter,
+          log: this.deps.httpLog ?? (() => {}),
+        });
+      } catch (error) {
+        if (error instanceof HttpBuildError) throw new ConfigStartError(error.message);
+        throw error;
+      }
+    }
+    const httpListeners: Listener[] = [];
 
     const next = new Map<string, Listener>();
     const opened: Listener[] = [];
@@ -104,6 +141,30 @@ export class Runtime {
         }
         bindings.push(mine);
       }
+      for (const address of addresses) {
+        const { key, listen } = address;
+        if (next.has(key)) {
+          const s = listen.source;
+          throw new ConfigStartError(
+            `${s.file}:${s.line}:${s.col}: duplicate listen ${key} (also used by stream)`,
+          );
+        }
+        let listener = listen.address.port === 0 ? undefined : this.listeners.get(key);
+        if (listener === undefined) {
+          listener = new Listener(listen);
+          try {
+            await listener.open();
+          } catch (error) {
+            const s = listen.source;
+            throw new ConfigStartError(
+              `${s.file}:${s.line}:${s.col}: cannot listen on ${key}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+            );
+          }
+          opened.push(listener);
+        }
+        next.set(key, listener);
+        httpListeners.push(listener);
+      }
     } catch (error) {
       for (const l of opened) l.close();
       throw error;
@@ -120,6 +181,9 @@ export class Runtime {
       proxy.start(bindings[i]!);
       return proxy;
     });
+    if (this.http) this.retireHttp(this.http);
+    this.http = http;
+    http?.start(httpListeners);
     for (const [key, l] of this.listeners) if (!next.has(key)) l.close();
     this.listeners = next;
     const first = this.config === undefined;
@@ -128,8 +192,15 @@ export class Runtime {
       listen: [...next.values()].map(
         (l) => `${l.key.replace(/#\d+$/, '')}${l.listen.address.port === 0 ? `->${l.port}` : ''}`,
       ),
-      servers: servers.length,
+      servers: servers.length + (config.http?.servers.length ?? 0),
     });
+  }
+
+  private retireHttp(gen: HttpGeneration): void {
+    gen.detach();
+    if (gen.liveCount === 0) return;
+    this.retiredHttp.add(gen);
+    void gen.drained().then(() => this.retiredHttp.delete(gen));
   }
 
   private retire(proxy: StreamProxy): void {
@@ -148,12 +219,14 @@ export class Runtime {
     for (const l of this.listeners.values()) l.close();
     this.listeners.clear();
     const all = [...this.current, ...this.retired];
+    const https = this.httpGenerations();
     for (const p of all) p.detach();
+    for (const g of https) g.detach();
     const before = this.sessionCount;
     this.deps.event?.('draining', { sessions: before, graceMs });
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all(all.map((p) => p.drained())),
+      Promise.all([...all.map((p) => p.drained()), ...https.map((g) => g.drained())]),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
       }),
@@ -161,7 +234,8 @@ export class Runtime {
     clearTimeout(timer);
     const reset = this.sessionCount;
     for (const p of all) p.stop();
-    await Promise.all(all.map((p) => p.drained()));
+    for (const g of https) g.stop();
+    await Promise.all([...all.map((p) => p.drained()), ...https.map((g) => g.drained())]);
     this.deps.event?.('stopped', { drained: before - reset, reset });
     return { drained: before - reset, reset };
   }

@@ -8,7 +8,8 @@
  *                    shutdown_timeout, then reset the rest; a second signal
  *                    resets at once
  *
- * Every log line (lifecycle events and one per session) is JSON on stdout;
+ * Every log line (lifecycle events, one per stream session, one per HTTP
+ * request and per upstream retry) is JSON on stdout;
  * diagnostics for the operator go to stderr as `file:line:col: ...`.
  */
 import { readFileSync } from 'node:fs';
@@ -59,15 +60,13 @@ function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | un
   const { config, diagnostics, sources } = load(file);
   if (diagnostics.length > 0) io.err(renderDiagnostics(diagnostics, sources));
   if (config === undefined || diagnostics.some((d) => d.severity === 'error')) return undefined;
-  const streams = config.stream?.servers.length ?? 0;
-  if (streams === 0) {
+  const servers = (config.stream?.servers.length ?? 0) + (config.http?.servers.length ?? 0);
+  if (servers === 0) {
     io.err(
-      `${file}: error: nothing to serve: no stream { server { ... } } block${config.http ? ' (http { } blocks are not served yet)' : ''}\n`,
+      `${file}: error: nothing to serve: no stream { server { ... } } or http { server { ... } } block\n`,
     );
     return undefined;
   }
-  if (config.http && config.http.servers.length > 0)
-    io.err(`${file}: warning: http { } blocks are not served yet; only stream { } runs\n`);
   return config;
 }
 
@@ -81,6 +80,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   );
   const runtime = new Runtime({
     sessionLog: ({ msg, ...fields }) => logger.info(fields, msg),
+    httpLog: ({ msg, ...fields }) => logger.info(fields, msg),
     event: (msg, fields) => logger.info(fields ?? {}, msg),
   });
 
@@ -132,7 +132,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       if (stopping) {
         // Second signal: do not wait for the grace period.
         logger.info({ signal }, 'stopping now');
-        for (const s of runtime.liveSessions()) s.terminate('shutdown');
+        runtime.terminateAll();
         return;
       }
       stopping = true;

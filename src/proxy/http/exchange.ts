@@ -1,0 +1,648 @@
+/**
+ * One proxied request: picks upstream servers, takes or opens connections,
+ * streams the request body up and the response down with backpressure, and
+ * decides what a failure becomes.
+ *
+ * Before any response byte has reached the client a failure can still be
+ * hidden or reported cleanly:
+ *   - a reused keep-alive connection that fails before any response byte is
+ *     the stale-pool race (the upstream closed it as we wrote): the request
+ *     is repeated once on a fresh connection to the same server if it is
+ *     idempotent or nothing of it was sent, and its body can be replayed;
+ *   - otherwise `proxy_next_upstream` decides whether the next server is
+ *     tried; a non-idempotent request that may have reached an upstream is
+ *     never repeated (unless `non_idempotent`): 502;
+ *   - timeouts answer 504, other failures 502.
+ * Once the response header went out, a failure aborts the client connection
+ * without completing the response (no final chunk, or fewer bytes than
+ * Content-Length), so a truncated response never looks complete.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js';
+import type { UpstreamHost } from '../../upstream/hosts.js';
+import type { Upstream } from '../../upstream/index.js';
+import {
+  clientResponseHeaders,
+  IDEMPOTENT,
+  type RequestContext,
+  trailerObject,
+  upstreamRequestHead,
+} from './headers.js';
+import { NOT_RETRIED_MAY_HAVE_REACHED, type RequestEndReason, type RequestRecord } from './log.js';
+import type { ResponseHead } from './parser.js';
+import type { ConnectionUser, GroupPool, UpstreamConnection } from './transport.js';
+
+/** Request body bytes kept for a replay on another connection; nginx keeps client_body_buffer_size in memory. */
+export const REPLAY_LIMIT = 64 * 1024;
+
+/** A location's upstream side, built once per configuration. */
+export interface Route {
+  upstream: Upstream;
+  pool: GroupPool;
+  /** proxy_http_version 1.1 and a keep-alive cache: connections may be reused. */
+  reuse: boolean;
+  conditions: ReadonlySet<NextUpstreamCondition>;
+}
+
+/** What the exchange needs from the client leg. */
+export interface ClientLeg {
+  /** Adds Connection (and Keep-Alive) headers for this response; false when the connection must close. */
+  connectionHeaders(req: IncomingMessage, res: ServerResponse, headers: string[]): void;
+  log(record: RequestRecord): void;
+  retry(
+    exchange: ProxyExchange,
+    host: UpstreamHost,
+    kind: 'stale_connection' | 'next_upstream',
+    detail: string,
+  ): void;
+  ended(exchange: ProxyExchange): void;
+  readonly listenText: string;
+  readonly sendTimeoutMs: number;
+  readonly clientBodyTimeoutMs: number;
+  readonly clientMaxBodySize: number;
+  readonly serverPort: number;
+}
+
+type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
+
+const now = Date.now;
+
+export class ProxyExchange implements ConnectionUser {
+  readonly startedAt = now();
+  private readonly method: string;
+  private readonly idempotent: boolean;
+  private readonly ctx: RequestContext;
+  private readonly head: string;
+  private readonly hasBody: boolean;
+  private readonly chunked: boolean;
+  private readonly tried = new Set<UpstreamHost>();
+  private tries = 0;
+  private retries = 0;
+  private staleRetried = false;
+
+  // Request body state.
+  private replay: Buffer[] | undefined = [];
+  private replayBytes = 0;
+  private bodyBytes = 0;
+  private bodyDone = false;
+  private bodyPausedForUpstream = false;
+  private lastBodyReadAt = 0;
+  private bodyTimer: NodeJS.Timeout | undefined;
+
+  // Current attempt.
+  private conn: UpstreamConnection | undefined;
+  private host: UpstreamHost | undefined;
+  /** The host whose in-flight count this attempt holds. */
+  private held: UpstreamHost | undefined;
+  private reused = false;
+  private requestSent = false;
+  private attemptStartedAt = 0;
+  private connectMs: number | undefined;
+  private headerMs: number | undefined;
+  private upstreamStatus: number | undefined;
+  private lastUpstreamReadAt = 0;
+  private readTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private sendTimer: NodeJS.Timeout | undefined;
+  private upstreamPaused = false;
+
+  // Client side.
+  private headerSent = false;
+  private bytesSent = 0;
+  private clientWriteBlockedAt = 0;
+  private clientTimer: NodeJS.Timeout | undefined;
+  private finished = false;
+  private reason: RequestEndReason | undefined;
+  private detail: string | undefined;
+
+  constructor(
+    private readonly leg: ClientLeg,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    private readonly location: HttpLocation,
+    private readonly route: Route,
+  ) {
+    this.method = req.method ?? 'GET';
+    this.idempotent = IDEMPOTENT.has(this.method);
+    const socket = req.socket;
+    const h = req.headers;
+    const cl = h['content-length'];
+    this.chunked = cl === undefined && h['transfer-encoding'] !== undefined;
+    this.hasBody = this.chunked || (cl !== undefined && cl !== '0');
+    this.ctx = {
+      method: this.method,
+      url: req.url ?? '/',
+      rawHeaders: req.rawHeaders,
+      remoteAddr: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      serverPort: leg.serverPort,
+      scheme: 'http',
+      host: h.host ?? '',
+      proxyHost: route.upstream.name,
+    };
+    this.head = upstreamRequestHead(this.ctx, {
+      version: location.proxyHttpVersion,
+      reuse: route.reuse,
+      setHeaders: location.proxySetHeaders,
+      bodyLength: this.chunked ? 'chunked' : this.hasBody ? Number(cl) : cl === '0' ? 0 : 'none',
+    });
+  }
+
+  /** Attempts made so far (for retry logs). */
+  get attempts(): number {
+    return this.tries;
+  }
+
+  start(): void {
+    this.res.on('close', () => this.onClientClose());
+    if (this.hasBody) {
+      this.req.on('data', (chunk: Buffer) => this.onBodyData(chunk));
+      this.req.on('end', () => this.onBodyEnd());
+      this.lastBodyReadAt = now();
+      this.armBodyTimer();
+    } else {
+      this.bodyDone = true;
+      this.replay = undefined;
+      // Drain the (empty) request so Node moves on to the next one.
+      this.req.resume();
+    }
+    this.attempt(false);
+  }
+
+  // ---- attempts ----------------------------------------------------------
+
+  private vars(): Record<string, string> {
+    return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
+  }
+
+  private triesLeft(): boolean {
+    const max = this.location.proxyNextUpstreamTries;
+    return max === 0 || this.tries < max;
+  }
+
+  private attempt(sameHostFresh: boolean): void {
+    if (this.finished) return;
+    let host = sameHostFresh ? this.host : undefined;
+    if (host === undefined) {
+      host = this.route.upstream.pick(this.vars(), this.tried);
+      if (host === undefined) {
+        if (this.tries === 0) this.respondError(502, 'no_live_upstreams', 'no live upstreams');
+        else
+          this.respondError(
+            this.lastStatus,
+            this.reason ?? 'connect_failed',
+            this.detail ?? 'all tries failed',
+          );
+        return;
+      }
+    }
+    this.tried.add(host);
+    this.tries++;
+    this.host = host;
+    this.held = host;
+    host.acquire();
+    const t = now();
+    this.attemptStartedAt = t;
+    this.connectMs = undefined;
+    this.headerMs = undefined;
+    this.requestSent = false;
+    const spec = this.location.proxySocketKeepalive;
+    let conn = sameHostFresh || !this.route.reuse ? undefined : this.route.pool.take(host, t);
+    this.reused = conn !== undefined;
+    if (conn === undefined) {
+      conn = this.route.pool.open(host, spec, t);
+      const timeoutMs = this.location.proxyConnectTimeoutMs;
+      this.connectTimer = setTimeout(() => {
+        this.connectTimer = undefined;
+        this.attemptFailed('connect_timeout', `connect timed out after ${timeoutMs} ms`);
+      }, timeoutMs);
+    } else {
+      conn.ensureKeepalive(spec);
+      this.requestSent = true;
+    }
+    this.conn = conn;
+    conn.user = this;
+    conn.requests++;
+    conn.parser.expect(this.method);
+    const socket = conn.socket;
+    socket.write(this.head, 'latin1');
+    if (this.replay !== undefined) for (const chunk of this.replay) this.writeBody(chunk);
+    if (this.bodyDone) this.finishBody();
+    else if (this.bodyPausedForUpstream) {
+      this.bodyPausedForUpstream = false;
+      this.req.resume();
+    }
+    if (socket.writableNeedDrain) this.upstreamBlocked();
+    this.armReadTimer();
+  }
+
+  onUpstreamConnect(): void {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    this.connectMs = now() - this.attemptStartedAt;
+    this.requestSent = true;
+  }
+
+  private get lastStatus(): number {
+    return this.reason === 'upstream_timeout' || this.reason === 'connect_timeout' ? 504 : 502;
+  }
+
+  /** Ends the current attempt without reuse of its connection. */
+  private dropAttempt(): void {
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.readTimer);
+    clearTimeout(this.sendTimer);
+    this.connectTimer = this.readTimer = this.sendTimer = undefined;
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn) {
+      conn.user = undefined;
+      conn.destroy();
+    }
+    this.held?.release();
+    this.held = undefined;
+    this.upstreamPaused = false;
+  }
+
+  private attemptFailed(kind: FailureKind, detail: string): void {
+    if (this.finished) return;
+    const host = this.host!;
+    const reused = this.reused;
+    const sent = this.requestSent;
+    this.dropAttempt();
+    const where = `${host.address.text}: ${detail}`;
+    if (this.headerSent) {
+      // Part of the response is already with the client: all that can be
+      // done honestly is to cut the connection.
+      this.abortClient(
+        kind === 'timeout' ? 'upstream_timeout' : 'upstream_reset',
+        `${where} (response aborted)`,
+      );
+      return;
+    }
+    const replayable = this.replay !== undefined || !this.hasBody;
+    if (kind === 'stale' && reused && !this.staleRetried && replayable) {
+      if (this.idempotent || !sent || this.location.proxyNextUpstream.includes('non_idempotent')) {
+        if (this.triesLeft()) {
+          this.staleRetried = true;
+          this.retries++;
+          this.leg.retry(this, host, 'stale_connection', detail);
+          this.attempt(true);
+          return;
+        }
+      } else {
+        this.respondError(502, 'upstream_reset', `${where}; ${NOT_RETRIED_MAY_HAVE_REACHED}`);
+        return;
+      }
+    }
+    // A failure on a cached connection says nothing about the server's health.
+    if (!reused && kind !== 'status' && kind !== 'invalid') host.health.failure(now());
+    const status = kind === 'timeout' || kind === 'connect_timeout' ? 504 : 502;
+    const reason: RequestEndReason =
+      kind === 'connect'
+        ? 'connect_failed'
+        : kind === 'connect_timeout'
+          ? 'connect_timeout'
+          : kind === 'timeout'
+            ? 'upstream_timeout'
+            : kind === 'invalid'
+              ? 'upstream_invalid'
+              : 'upstream_reset';
+    this.reason = reason;
+    this.detail = where;
+    const c = this.route.conditions;
+    const condition =
+      kind === 'timeout' || kind === 'connect_timeout'
+        ? 'timeout'
+        : kind === 'invalid'
+          ? 'invalid_header'
+          : 'error';
+    if (
+      c.has(condition) &&
+      this.triesLeft() &&
+      replayable &&
+      (this.idempotent || !sent || c.has('non_idempotent'))
+    ) {
+      this.retries++;
+      this.leg.retry(this, host, 'next_upstream', detail);
+      this.attempt(false);
+      return;
+    }
+    if (sent && !this.idempotent && !c.has('non_idempotent') && c.has(condition))
+      this.respondError(status, reason, `${where}; ${NOT_RETRIED_MAY_HAVE_REACHED}`);
+    else this.respondError(status, reason, where);
+  }
+
+  // ---- request body --------------------------------------------------------
+
+  private onBodyData(chunk: Buffer): void {
+    this.bodyBytes += chunk.length;
+    this.lastBodyReadAt = now();
+    const max = this.leg.clientMaxBodySize;
+    if (max > 0 && this.bodyBytes > max) {
+      this.req.pause();
+      this.dropAttempt();
+      if (this.headerSent) this.abortClient('body_too_large', `request body over ${max} bytes`);
+      else this.respondLocal(413, 'body_too_large', `request body over ${max} bytes`, true);
+      return;
+    }
+    if (this.replay !== undefined) {
+      this.replayBytes += chunk.length;
+      if (this.replayBytes > REPLAY_LIMIT) this.replay = undefined;
+      else this.replay.push(chunk);
+    }
+    if (this.conn === undefined) return;
+    this.writeBody(chunk);
+    if (this.conn.socket.writableNeedDrain) this.upstreamBlocked();
+  }
+
+  private writeBody(chunk: Buffer): void {
+    const socket = this.conn!.socket;
+    if (this.chunked) {
+      socket.cork();
+      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      socket.write('\r\n', 'latin1');
+      socket.uncork();
+    } else socket.write(chunk);
+  }
+
+  private onBodyEnd(): void {
+    this.bodyDone = true;
+    clearTimeout(this.bodyTimer);
+    this.bodyTimer = undefined;
+    if (this.conn !== undefined) this.finishBody();
+  }
+
+  private finishBody(): void {
+    if (!this.chunked) return;
+    let last = '0\r\n';
+    const trailers = trailerObject(this.req.rawTrailers);
+    if (trailers) for (const [k, v] of Object.entries(trailers)) last += `${k}: ${v}\r\n`;
+    this.conn!.socket.write(`${last}\r\n`, 'latin1');
+  }
+
+  private upstreamBlocked(): void {
+    if (this.bodyDone) return;
+    this.req.pause();
+    this.bodyPausedForUpstream = true;
+    const timeoutMs = this.location.proxySendTimeoutMs;
+    clearTimeout(this.sendTimer);
+    this.sendTimer = setTimeout(() => {
+      this.sendTimer = undefined;
+      this.attemptFailed('timeout', `proxy_send_timeout (${timeoutMs} ms) writing the request`);
+    }, timeoutMs);
+  }
+
+  onUpstreamDrain(): void {
+    clearTimeout(this.sendTimer);
+    this.sendTimer = undefined;
+    if (this.bodyPausedForUpstream) {
+      this.bodyPausedForUpstream = false;
+      this.lastBodyReadAt = now();
+      this.req.resume();
+    }
+  }
+
+  private armBodyTimer(): void {
+    const timeoutMs = this.leg.clientBodyTimeoutMs;
+    if (timeoutMs <= 0) return;
+    const check = () => {
+      this.bodyTimer = undefined;
+      if (this.bodyDone || this.finished) return;
+      // Time spent waiting for the upstream to take the body is not the client's.
+      if (this.bodyPausedForUpstream) this.lastBodyReadAt = now();
+      const left = this.lastBodyReadAt + timeoutMs - now();
+      if (left > 0) this.bodyTimer = setTimeout(check, left);
+      else {
+        this.dropAttempt();
+        if (this.headerSent) this.abortClient('client_body_timeout', `no body bytes for ${timeoutMs} ms`);
+        else this.respondLocal(408, 'client_body_timeout', `no body bytes for ${timeoutMs} ms`, true);
+      }
+    };
+    this.bodyTimer = setTimeout(check, timeoutMs);
+  }
+
+  // ---- upstream response -----------------------------------------------
+
+  private armReadTimer(): void {
+    const timeoutMs = this.location.proxyReadTimeoutMs;
+    this.lastUpstreamReadAt = now();
+    if (this.readTimer !== undefined) return;
+    // proxy_read_timeout is the longest gap between two reads (and the wait
+    // for the header), never the length of the whole response.
+    const check = () => {
+      this.readTimer = undefined;
+      if (this.conn === undefined) return;
+      // Reads are paused while the client is slow: that wait is send_timeout's.
+      if (this.upstreamPaused) this.lastUpstreamReadAt = now();
+      const left = this.lastUpstreamReadAt + timeoutMs - now();
+      if (left > 0) this.readTimer = setTimeout(check, left);
+      else this.attemptFailed('timeout', `proxy_read_timeout (${timeoutMs} ms)`);
+    };
+    this.readTimer = setTimeout(check, timeoutMs);
+  }
+
+  onInformational(_head: ResponseHead): void {
+    // Interim responses (100, 103) are not passed on, as in nginx: keepwire
+    // answered the client's Expect itself.
+    this.lastUpstreamReadAt = now();
+  }
+
+  onHead(head: ResponseHead): void {
+    this.lastUpstreamReadAt = now();
+    this.headerMs = this.lastUpstreamReadAt - this.attemptStartedAt - (this.connectMs ?? 0);
+    this.upstreamStatus = head.statusCode;
+    if (head.statusCode === 101) {
+      this.attemptFailed('invalid', '101 Switching Protocols to a request without Upgrade');
+      return;
+    }
+    const status = head.statusCode;
+    if (status >= 500 || status === 403 || status === 404 || status === 429) {
+      const cond = `http_${status}` as NextUpstreamCondition;
+      const c = this.route.conditions;
+      if (
+        c.has(cond) &&
+        this.triesLeft() &&
+        (this.replay !== undefined || !this.hasBody) &&
+        (this.idempotent || c.has('non_idempotent'))
+      ) {
+        // Tried with another server; 403/404 do not count against the server's health.
+        if (status >= 500) this.host!.health.failure(now());
+        const host = this.host!;
+        this.dropAttempt();
+        this.retries++;
+        this.leg.retry(this, host, 'next_upstream', `upstream answered ${status}`);
+        this.attempt(false);
+        return;
+      }
+    }
+    const headers = clientResponseHeaders(head.rawHeaders);
+    this.leg.connectionHeaders(this.req, this.res, headers);
+    this.headerSent = true;
+    this.res.writeHead(status, head.statusMessage, headers);
+  }
+
+  onBody(chunk: Buffer): void {
+    this.lastUpstreamReadAt = now();
+    if (this.conn === undefined) return;
+    this.bytesSent += chunk.length;
+    if (!this.res.write(chunk)) {
+      this.conn.socket.pause();
+      this.upstreamPaused = true;
+      this.clientBlocked();
+    }
+  }
+
+  private clientBlocked(): void {
+    if (this.clientWriteBlockedAt !== 0) return;
+    this.clientWriteBlockedAt = now();
+    this.res.once('drain', () => {
+      this.clientWriteBlockedAt = 0;
+      clearTimeout(this.clientTimer);
+      this.clientTimer = undefined;
+      if (this.upstreamPaused) {
+        this.upstreamPaused = false;
+        this.lastUpstreamReadAt = now();
+        this.conn?.socket.resume();
+      }
+    });
+    const timeoutMs = this.leg.sendTimeoutMs;
+    this.clientTimer = setTimeout(() => {
+      this.clientTimer = undefined;
+      this.dropAttempt();
+      this.abortClient('send_timeout', `client took nothing for ${timeoutMs} ms`);
+    }, timeoutMs);
+  }
+
+  onComplete(trailers: string[], _rest: Buffer | undefined): void {
+    const conn = this.conn;
+    if (conn === undefined || !this.headerSent) return;
+    clearTimeout(this.readTimer);
+    clearTimeout(this.connectTimer);
+    this.readTimer = this.connectTimer = undefined;
+    this.conn = undefined;
+    this.host!.health.success();
+    this.held?.release();
+    this.held = undefined;
+    // A response that ended before the request body was sent leaves the
+    // upstream mid-request: that connection cannot carry another one.
+    if (this.bodyDone) this.route.pool.release(conn, now());
+    else conn.destroy();
+    if (trailers.length > 0 && this.res.chunkedEncoding) {
+      const t = trailerObject(trailers);
+      if (t) this.res.addTrailers(t);
+    }
+    this.reason = 'ok';
+    this.res.end();
+  }
+
+  onConnectionError(error: Error): void {
+    const code = (error as NodeJS.ErrnoException).code ?? error.message;
+    const conn = this.conn;
+    if (conn === undefined) return;
+    if (error.name === 'ParseError') {
+      this.attemptFailed('invalid', `invalid response: ${error.message}`);
+      return;
+    }
+    if (!conn.connected) {
+      this.attemptFailed('connect', `connect failed: ${code}`);
+      return;
+    }
+    const nothingYet = conn.parser.untouched && this.upstreamStatus === undefined;
+    if (this.reused && nothingYet)
+      this.attemptFailed('stale', `reused connection failed before any response byte: ${code}`);
+    else this.attemptFailed('error', `${nothingYet ? 'before' : 'during'} the response: ${code}`);
+  }
+
+  // ---- client side -----------------------------------------------------
+
+  private respondError(status: number, reason: RequestEndReason, detail: string): void {
+    this.respondLocal(status, reason, detail, false);
+  }
+
+  /** Answers the client from keepwire itself (errors, 413, 408). */
+  respondLocal(status: number, reason: RequestEndReason, detail: string, close: boolean): void {
+    if (this.finished || this.headerSent) return;
+    this.reason = reason;
+    this.detail = detail;
+    this.headerSent = true;
+    const body = `${status} ${STATUS_TEXT[status] ?? ''}\n`;
+    const headers = ['Content-Type', 'text/plain', 'Content-Length', String(body.length)];
+    if (close) {
+      headers.push('Connection', 'close');
+      // The rest of the body is read and dropped so the client sees the
+      // answer instead of a reset (nginx's lingering close, bounded by the
+      // client_body_timeout still running).
+      this.req.resume();
+    } else this.leg.connectionHeaders(this.req, this.res, headers);
+    this.res.writeHead(status, headers);
+    this.bytesSent += body.length;
+    this.res.end(body);
+  }
+
+  private abortClient(reason: RequestEndReason, detail: string): void {
+    if (this.finished) return;
+    this.reason = reason;
+    this.detail = detail;
+    this.res.destroy();
+    this.req.socket.destroy();
+  }
+
+  /** Shutdown deadline: cut the request now. */
+  terminate(): void {
+    this.dropAttempt();
+    this.abortClient('shutdown', 'shutdown deadline');
+  }
+
+  private onClientClose(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (!this.res.writableFinished) {
+      if (this.reason === undefined || this.reason === 'ok') {
+        this.reason = 'client_closed';
+        this.detail ??= this.headerSent
+          ? 'client closed during the response'
+          : 'client closed before the response';
+      }
+      this.dropAttempt();
+    }
+    clearTimeout(this.bodyTimer);
+    clearTimeout(this.clientTimer);
+    clearTimeout(this.readTimer);
+    const record: RequestRecord = {
+      msg: 'request',
+      listen: this.leg.listenText,
+      client: `${this.ctx.remoteAddr}:${this.ctx.remotePort}`,
+      method: this.method,
+      path: this.ctx.url,
+      host: this.ctx.host,
+      status: this.res.headersSent ? this.res.statusCode : 0,
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bodyBytes,
+      upstream: this.host ? this.host.address.text : null,
+      upstreamConnect: this.host ? (this.reused ? 'reused' : 'new') : null,
+      tries: this.tries,
+      retries: this.retries,
+      timings: { totalMs: now() - this.startedAt },
+      reason: this.reason ?? 'ok',
+    };
+    if (this.upstreamStatus !== undefined) record.upstreamStatus = this.upstreamStatus;
+    if (this.connectMs !== undefined) record.timings.connectMs = this.connectMs;
+    if (this.headerMs !== undefined) record.timings.headerMs = this.headerMs;
+    if (this.detail !== undefined) record.detail = this.detail;
+    this.leg.log(record);
+    this.leg.ended(this);
+  }
+}
+
+export const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};

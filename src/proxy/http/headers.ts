@@ -1,0 +1,203 @@
+/**
+ * Header rewriting between the two legs.
+ *
+ * Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and are
+ * never forwarded: `Connection` and every header it names, `Keep-Alive`,
+ * `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade` and `Proxy-*`
+ * (`Proxy-Connection` and friends). Framing is redone per leg, and `Expect`
+ * is answered by keepwire itself, as nginx does.
+ */
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
+
+/** Names listed in every Connection header, lower case. */
+function connectionOptions(raw: readonly string[]): Set<string> | undefined {
+  let names: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+      for (const token of raw[i + 1]!.split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t === '') continue;
+        names ??= new Set();
+        names.add(t);
+      }
+    }
+  }
+  return names;
+}
+
+export function isHopByHop(lowerName: string, named: Set<string> | undefined): boolean {
+  return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-') || (named?.has(lowerName) ?? false);
+}
+
+/** A header value may not carry CR or LF (response splitting); such values are dropped. */
+function safe(value: string): boolean {
+  return !/[\r\n\0]/.test(value);
+}
+
+export interface RequestContext {
+  method: string;
+  url: string;
+  rawHeaders: readonly string[];
+  remoteAddr: string;
+  remotePort: number;
+  serverPort: number;
+  scheme: 'http';
+  /** The client's Host (without a default), or '' if none. */
+  host: string;
+  /** The upstream group name or address, nginx's $proxy_host. */
+  proxyHost: string;
+}
+
+/** Expands nginx variables in a proxy_set_header value. Unknown variables expand to ''. */
+export function expand(template: string, ctx: RequestContext, xff: string): string {
+  if (!template.includes('$')) return template;
+  return template.replace(
+    /\$\{(\w+)\}|\$(\w+)/g,
+    (_m, braced: string | undefined, bare: string | undefined) => variable(braced ?? bare ?? '', ctx, xff),
+  );
+}
+
+function headerValue(raw: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === lowerName) return raw[i + 1];
+  return undefined;
+}
+
+function variable(name: string, ctx: RequestContext, xff: string): string {
+  switch (name) {
+    case 'host':
+      return (ctx.host.replace(/:\d+$/, '') || ctx.proxyHost).toLowerCase();
+    case 'http_host':
+      return ctx.host;
+    case 'proxy_host':
+      return ctx.proxyHost;
+    case 'remote_addr':
+      return ctx.remoteAddr;
+    case 'remote_port':
+      return String(ctx.remotePort);
+    case 'server_port':
+      return String(ctx.serverPort);
+    case 'scheme':
+      return ctx.scheme;
+    case 'request_method':
+      return ctx.method;
+    case 'request_uri':
+      return ctx.url;
+    case 'uri':
+      return ctx.url.split('?')[0] ?? '';
+    case 'args':
+      return ctx.url.includes('?') ? ctx.url.slice(ctx.url.indexOf('?') + 1) : '';
+    case 'proxy_add_x_forwarded_for':
+      return xff;
+    default:
+      if (name.startsWith('http_'))
+        return headerValue(ctx.rawHeaders, name.slice(5).replace(/_/g, '-').toLowerCase()) ?? '';
+      return '';
+  }
+}
+
+export interface UpstreamHeadOptions {
+  /** '1.0' sends HTTP/1.0 and Connection: close; '1.1' with `reuse` sends no Connection header. */
+  version: '1.0' | '1.1';
+  reuse: boolean;
+  setHeaders: readonly { name: string; value: string }[];
+  /** Body framing towards the upstream: a known length, chunked, or none. */
+  bodyLength: number | 'chunked' | 'none';
+  /** For an Upgrade request: the Upgrade value to pass on. */
+  upgrade?: string;
+}
+
+/**
+ * The request head sent upstream, as one latin1 string. The client's Host is
+ * kept (as HAProxy, Envoy and Caddy do; nginx users write
+ * `proxy_set_header Host $host`), `X-Forwarded-For` gets the client address
+ * appended, `X-Forwarded-Proto` and `X-Forwarded-Host` are set, and
+ * `proxy_set_header` is applied last (an empty value removes the header).
+ */
+export function upstreamRequestHead(ctx: RequestContext, opts: UpstreamHeadOptions): string {
+  const raw = ctx.rawHeaders;
+  const named = connectionOptions(raw);
+  let priorXff: string | undefined;
+  let out = `${ctx.method} ${ctx.url} HTTP/${opts.version}\r\n`;
+  const overridden =
+    opts.setHeaders.length > 0 ? new Set(opts.setHeaders.map((h) => h.name.toLowerCase())) : undefined;
+  let hasHost = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (isHopByHop(lower, named)) continue;
+    switch (lower) {
+      case 'x-forwarded-for':
+        priorXff = priorXff === undefined ? raw[i + 1]! : `${priorXff}, ${raw[i + 1]!}`;
+        continue;
+      case 'x-forwarded-proto':
+      case 'x-forwarded-host':
+      case 'content-length':
+      case 'expect':
+        continue;
+      case 'host':
+        hasHost = true;
+        break;
+    }
+    if (overridden?.has(lower)) continue;
+    out += `${name}: ${raw[i + 1]!}\r\n`;
+  }
+  const xff = priorXff === undefined ? ctx.remoteAddr : `${priorXff}, ${ctx.remoteAddr}`;
+  const defaults: [string, string][] = [
+    ['X-Forwarded-For', xff],
+    ['X-Forwarded-Proto', ctx.scheme],
+  ];
+  if (ctx.host !== '') defaults.push(['X-Forwarded-Host', ctx.host]);
+  if (!hasHost) defaults.push(['Host', ctx.proxyHost]);
+  for (const [name, value] of defaults)
+    if (!overridden?.has(name.toLowerCase())) out += `${name}: ${value}\r\n`;
+  for (const h of opts.setHeaders) {
+    const value = expand(h.value, ctx, xff);
+    if (value !== '' && safe(value)) out += `${h.name}: ${value}\r\n`;
+  }
+  if (opts.bodyLength === 'chunked') out += 'Transfer-Encoding: chunked\r\n';
+  else if (typeof opts.bodyLength === 'number') out += `Content-Length: ${opts.bodyLength}\r\n`;
+  if (opts.upgrade !== undefined) out += `Connection: upgrade\r\nUpgrade: ${opts.upgrade}\r\n`;
+  else if (!opts.reuse || opts.version === '1.0') out += 'Connection: close\r\n';
+  return `${out}\r\n`;
+}
+
+/**
+ * The response headers passed to the client: hop-by-hop ones dropped
+ * (framing is redone by the client leg), the rest as received.
+ */
+export function clientResponseHeaders(raw: readonly string[]): string[] {
+  const named = connectionOptions(raw);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (isHopByHop(lower, named)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+/** Trailers minus the fields that may not appear in them (RFC 9110 §6.5.1), as a header object. */
+export function trailerObject(raw: readonly string[]): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (isHopByHop(lower, undefined) || lower === 'content-length' || lower === 'host') continue;
+    if (!safe(raw[i + 1]!)) continue;
+    out ??= {};
+    out[raw[i]!] = raw[i + 1]!;
+  }
+  return out;
+}
+
+export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);

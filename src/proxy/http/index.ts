@@ -1,0 +1,125 @@
+/**
+ * The HTTP (L7) proxy of one configuration generation: a frontend per
+ * listening address, the upstream groups with their keep-alive caches, and
+ * the routes from locations to them. Built from the model, started on
+ * listeners the runtime owns, drained and stopped as a unit.
+ */
+import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen } from '../../config/model.js';
+import { groupFor, Upstream } from '../../upstream/index.js';
+import type { Listener } from '../listener.js';
+import { listenKey } from '../listener.js';
+import type { Route } from './exchange.js';
+import { LocationTable, ServerTable, type VirtualServer } from './routing.js';
+import { type HttpDeps, HttpFrontend } from './server.js';
+import { GroupPool } from './transport.js';
+
+export type { HttpLogRecord, RequestEndReason, RequestRecord, RetryRecord } from './log.js';
+export { HttpFrontend } from './server.js';
+
+export class HttpBuildError extends Error {
+  override name = 'HttpBuildError';
+}
+
+/** An address of `http {}` and the listen directive that sets its socket parameters. */
+export interface HttpAddress {
+  key: string;
+  listen: Listen;
+  servers: VirtualServer[];
+}
+
+/** Groups the servers of a block by listening address (several may share one, chosen by server_name). */
+export function httpAddresses(block: HttpBlock): HttpAddress[] {
+  const byKey = new Map<string, HttpAddress>();
+  let anonymous = 0;
+  for (const model of block.servers) {
+    const vs: VirtualServer = { model, locations: new LocationTable(model.locations) };
+    for (const listen of model.listens) {
+      const key = listen.address.port === 0 ? `${listenKey(listen)}#http${anonymous++}` : listenKey(listen);
+      const at = byKey.get(key);
+      if (at === undefined) byKey.set(key, { key, listen, servers: [vs] });
+      else {
+        if (!at.servers.includes(vs)) at.servers.push(vs);
+        if (at.listen.soKeepalive === undefined && listen.soKeepalive !== undefined) at.listen = listen;
+      }
+    }
+  }
+  return [...byKey.values()];
+}
+
+const NO_POOL = {
+  keepalive: 0,
+  keepaliveTimeoutMs: 60_000,
+  keepaliveRequests: 1000,
+  keepaliveTimeMs: 3_600_000,
+};
+
+export class HttpGeneration {
+  readonly frontends: HttpFrontend[] = [];
+  readonly pools: GroupPool[] = [];
+  private readonly routes = new Map<HttpLocation, Route>();
+
+  constructor(
+    block: HttpBlock,
+    readonly addresses: readonly HttpAddress[],
+    deps: HttpDeps,
+  ) {
+    const shared = new Map<string, { upstream: Upstream; pool: GroupPool }>();
+    for (const server of block.servers) {
+      for (const location of server.locations) {
+        const pass = location.proxyPass;
+        if (pass === undefined) continue;
+        const key =
+          pass.target.kind === 'group' ? `group:${pass.target.name}` : `addr:${pass.target.address.text}`;
+        let entry = shared.get(key);
+        if (entry === undefined) {
+          const group = groupFor(pass.target, block.upstreams, location.source);
+          if (group === undefined) {
+            const s = location.source;
+            throw new HttpBuildError(`${s.file}:${s.line}:${s.col}: no upstream group "${pass.text}"`);
+          }
+          // proxy_pass to an address has no keep-alive cache, as in nginx.
+          const settings = pass.target.kind === 'group' ? (group as HttpUpstreamGroup) : NO_POOL;
+          entry = { upstream: new Upstream(group), pool: new GroupPool(settings) };
+          this.pools.push(entry.pool);
+          shared.set(key, entry);
+        }
+        this.routes.set(location, {
+          upstream: entry.upstream,
+          pool: entry.pool,
+          reuse: location.proxyHttpVersion === '1.1' && entry.pool.settings.keepalive > 0,
+          conditions: new Set(location.proxyNextUpstream),
+        });
+      }
+    }
+    for (const address of addresses)
+      this.frontends.push(
+        new HttpFrontend(address.listen, new ServerTable(address.servers), this.routes, deps),
+      );
+  }
+
+  /** `listeners[i]` is the bound socket for `addresses[i]`. */
+  start(listeners: readonly Listener[]): void {
+    for (const [i, f] of this.frontends.entries()) f.start([listeners[i]!]);
+  }
+
+  get liveCount(): number {
+    let n = 0;
+    for (const f of this.frontends) n += f.liveCount;
+    return n;
+  }
+
+  /** Stops taking connections; cached upstream connections close, busy ones are not reused. */
+  detach(): void {
+    for (const f of this.frontends) f.detach();
+    for (const p of this.pools) p.close();
+  }
+
+  drained(): Promise<void> {
+    return Promise.all(this.frontends.map((f) => f.drained())).then(() => {});
+  }
+
+  stop(): void {
+    for (const f of this.frontends) f.stop();
+    for (const p of this.pools) p.close();
+  }
+}

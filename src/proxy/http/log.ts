@@ -1,0 +1,76 @@
+/**
+ * The log records of the HTTP proxy: one `request` line per client request
+ * (nginx's access log, with the upstream connection's story added) and one
+ * `upstream_retry` line per retry, so a stale-pool retry is never silent.
+ */
+
+export type RequestEndReason =
+  /** The response was delivered whole. */
+  | 'ok'
+  /** Answered by `return`, or by keepwire itself (404 without a location). */
+  | 'local'
+  | 'client_closed'
+  | 'client_header_timeout'
+  | 'client_body_timeout'
+  | 'send_timeout'
+  | 'body_too_large'
+  | 'bad_request'
+  | 'connect_failed'
+  | 'connect_timeout'
+  | 'upstream_timeout'
+  | 'upstream_reset'
+  | 'upstream_invalid'
+  | 'no_live_upstreams'
+  | 'shutdown';
+
+export interface RequestRecord {
+  msg: 'request';
+  listen: string;
+  client: string;
+  method: string;
+  path: string;
+  host: string;
+  /** Status sent to the client; 0 when the connection closed before any. */
+  status: number;
+  /** Response body bytes written to the client. */
+  bytesSent: number;
+  /** Request body bytes read from the client. */
+  bytesReceived: number;
+  /** The upstream server of the last attempt; null without one. */
+  upstream: string | null;
+  /** Whether the last attempt used a cached keep-alive connection. */
+  upstreamConnect: 'reused' | 'new' | null;
+  /** Attempts made, including retries. */
+  tries: number;
+  /** Attempts beyond the first (stale-connection retries and next-upstream moves). */
+  retries: number;
+  /** Upstream response status of the last attempt, when one arrived. */
+  upstreamStatus?: number;
+  timings: {
+    totalMs: number;
+    /** Time to connect the last attempt's new connection. */
+    connectMs?: number;
+    /** From writing the request to the response header (last attempt). */
+    headerMs?: number;
+  };
+  reason: RequestEndReason;
+  detail?: string;
+}
+
+export interface RetryRecord {
+  msg: 'upstream_retry';
+  method: string;
+  path: string;
+  upstream: string;
+  /** `stale_connection`: a reused keep-alive connection failed before any response byte. */
+  kind: 'stale_connection' | 'next_upstream';
+  /** The failure that caused it. */
+  detail: string;
+  attempt: number;
+}
+
+/** Why a request was not retried although its attempt failed (logged in `detail`). */
+export const NOT_RETRIED_MAY_HAVE_REACHED =
+  'not retried: a non-idempotent request may have reached the upstream';
+
+export type HttpLogRecord = RequestRecord | RetryRecord;

@@ -1,0 +1,300 @@
+/**
+ * An incremental HTTP/1.x response parser for upstream connections.
+ *
+ * Hand-written rather than Node's http client so the transport sees every
+ * byte of the connection: whether a response arrived at all on a reused
+ * connection (the stale-pool race), where a response ends (so the socket can
+ * go back to the pool), the upstream's keep-alive hints, trailers, and the
+ * bytes that follow a 101 Switching Protocols.
+ *
+ * Framing follows RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304;
+ * Transfer-Encoding with chunked last wins over Content-Length; a
+ * Transfer-Encoding without chunked, or neither header, reads until close.
+ */
+
+/** The most a response head may take; larger is an invalid_header failure, as nginx's proxy_buffer_size overflow. */
+export const MAX_RESPONSE_HEAD = 64 * 1024;
+
+export interface ResponseHead {
+  statusCode: number;
+  statusMessage: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minorVersion: number;
+  /** Flat name, value, name, value... as received. */
+  rawHeaders: string[];
+  /** How the body is framed. */
+  framing: 'none' | 'length' | 'chunked' | 'close';
+  contentLength: number;
+  /** `Connection: close`, HTTP/1.0 without keep-alive, or read-until-close framing. */
+  close: boolean;
+  /** `Keep-Alive: timeout=N` in ms, when the upstream sent one. */
+  keepAliveHintMs?: number;
+  upgrade: boolean;
+}
+
+export interface ParserSink {
+  /** An interim (1xx other than 101) response. */
+  onInformational(head: ResponseHead): void;
+  onHead(head: ResponseHead): void;
+  onBody(chunk: Buffer): void;
+  /** The response ended where its framing says. `rest` is whatever followed it. */
+  onComplete(trailers: string[], rest: Buffer | undefined): void;
+}
+
+export class ParseError extends Error {
+  override name = 'ParseError';
+}
+
+enum State {
+  Head,
+  Length,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+  Close,
+  Done,
+}
+
+const CRLF2 = Buffer.from('\r\n\r\n');
+
+export class ResponseParser {
+  private state = State.Done;
+  private buffered: Buffer | undefined;
+  private remaining = 0;
+  private headRequest = false;
+  private trailers: string[] = [];
+
+  constructor(private readonly sink: ParserSink) {}
+
+  /** Expects a new response (to a request with this method). */
+  expect(method: string): void {
+    this.state = State.Head;
+    this.headRequest = method === 'HEAD';
+    this.buffered = undefined;
+    this.trailers = [];
+  }
+
+  get idle(): boolean {
+    return this.state === State.Done;
+  }
+
+  /** True while nothing of the expected response has arrived. */
+  get untouched(): boolean {
+    return this.state === State.Head && this.buffered === undefined;
+  }
+
+  /** The peer closed: completes a read-until-close body; anything else is a truncated response. */
+  finish(): boolean {
+    if (this.state === State.Close) {
+      this.state = State.Done;
+      this.sink.onComplete([], undefined);
+      return true;
+    }
+    return false;
+  }
+
+  /** Consumes one chunk from the socket. Throws ParseError on a malformed response. */
+  execute(input: Buffer): void {
+    let data = input;
+    if (this.buffered !== undefined) {
+      data = Buffer.concat([this.buffered, input]);
+      this.buffered = undefined;
+    }
+    let at = 0;
+    while (at < data.length) {
+      switch (this.state) {
+        case State.Head: {
+          const end = data.indexOf(CRLF2, at);
+          if (end < 0) {
+            if (data.length - at > MAX_RESPONSE_HEAD) throw new ParseError('response header too large');
+            this.buffered = data.subarray(at);
+            return;
+          }
+          const head = this.parseHead(data.toString('latin1', at, end));
+          at = end + 4;
+          if (head.statusCode < 200 && head.statusCode !== 101) {
+            this.sink.onInformational(head);
+            continue;
+          }
+          if (head.statusCode === 101) {
+            this.state = State.Done;
+            this.sink.onHead(head);
+            this.sink.onComplete([], at < data.length ? data.subarray(at) : undefined);
+            return;
+          }
+          this.sink.onHead(head);
+          if (head.framing === 'none') {
+            this.complete(data, at);
+            return;
+          }
+          if (head.framing === 'length') {
+            this.remaining = head.contentLength;
+            this.state = State.Length;
+            if (this.remaining === 0) {
+              this.complete(data, at);
+              return;
+            }
+          } else if (head.framing === 'chunked') this.state = State.ChunkSize;
+          else this.state = State.Close;
+          break;
+        }
+        case State.Length: {
+          const n = Math.min(this.remaining, data.length - at);
+          this.remaining -= n;
+          this.sink.onBody(data.subarray(at, at + n));
+          at += n;
+          if (this.remaining === 0) {
+            this.complete(data, at);
+            return;
+          }
+          break;
+        }
+        case State.Close:
+          this.sink.onBody(at === 0 ? data : data.subarray(at));
+          return;
+        case State.ChunkSize: {
+          const nl = data.indexOf(10, at);
+          if (nl < 0) {
+            if (data.length - at > 1024) throw new ParseError('chunk size line too long');
+            this.buffered = data.subarray(at);
+            return;
+          }
+          const line = data.toString('latin1', at, nl);
+          at = nl + 1;
+          const semi = line.indexOf(';');
+          const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+          if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ParseError(`invalid chunk size "${hex}"`);
+          const size = Number.parseInt(hex, 16);
+          if (size === 0) this.state = State.Trailers;
+          else {
+            this.remaining = size;
+            this.state = State.ChunkData;
+          }
+          break;
+        }
+        case State.ChunkData: {
+          const n = Math.min(this.remaining, data.length - at);
+          this.remaining -= n;
+          this.sink.onBody(data.subarray(at, at + n));
+          at += n;
+          if (this.remaining === 0) {
+            this.state = State.ChunkDataEnd;
+            this.remaining = 2;
+          }
+          break;
+        }
+        case State.ChunkDataEnd: {
+          // The CRLF after chunk data, possibly split across reads.
+          const byte = data[at]!;
+          const expected = this.remaining === 2 ? 13 : 10;
+          if (byte !== expected) {
+            // Tolerate a bare LF, as nginx does.
+            if (!(this.remaining === 2 && byte === 10)) throw new ParseError('missing CRLF after chunk data');
+            this.remaining = 1;
+          }
+          at++;
+          if (--this.remaining === 0) this.state = State.ChunkSize;
+          break;
+        }
+        case State.Trailers: {
+          const nl = data.indexOf(10, at);
+          if (nl < 0) {
+            if (data.length - at > MAX_RESPONSE_HEAD) throw new ParseError('trailers too large');
+            this.buffered = data.subarray(at);
+            return;
+          }
+          const line = data.toString('latin1', at, nl > at && data[nl - 1] === 13 ? nl - 1 : nl);
+          at = nl + 1;
+          if (line === '') {
+            this.complete(data, at);
+            return;
+          }
+          const colon = line.indexOf(':');
+          if (colon <= 0) throw new ParseError('invalid trailer line');
+          this.trailers.push(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+          if (this.trailers.length > 200) throw new ParseError('too many trailers');
+          break;
+        }
+        case State.Done:
+          throw new ParseError('data after the response');
+      }
+    }
+  }
+
+  private complete(data: Buffer, at: number): void {
+    this.state = State.Done;
+    this.sink.onComplete(this.trailers, at < data.length ? data.subarray(at) : undefined);
+  }
+
+  private parseHead(text: string): ResponseHead {
+    const lines = text.split('\r\n');
+    const status = lines[0]!;
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(status);
+    if (m === null) throw new ParseError(`invalid status line "${status.slice(0, 80)}"`);
+    const minorVersion = m[1] === '1' ? 1 : 0;
+    const statusCode = Number(m[2]);
+    const rawHeaders: string[] = [];
+    let contentLength = -1;
+    let chunked = false;
+    let te = false;
+    let connClose = minorVersion === 0;
+    let upgrade = false;
+    let keepAliveHintMs: number | undefined;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      // Obsolete line folding and header lines without a name are refused (RFC 9112 §5.2).
+      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9)
+        throw new ParseError('invalid header line');
+      const name = line.slice(0, colon);
+      if (name.charCodeAt(name.length - 1) === 32) throw new ParseError('whitespace before colon');
+      const value = line.slice(colon + 1).trim();
+      rawHeaders.push(name, value);
+      switch (name.length) {
+        case 10:
+          if (name.toLowerCase() === 'connection') {
+            const v = value.toLowerCase();
+            if (/(^|,)\s*close\s*(,|$)/.test(v)) connClose = true;
+            else if (/(^|,)\s*keep-alive\s*(,|$)/.test(v)) connClose = false;
+            if (/(^|,)\s*upgrade\s*(,|$)/.test(v)) upgrade = true;
+          } else if (name.toLowerCase() === 'keep-alive') {
+            const t = /timeout\s*=\s*(\d+)/i.exec(value);
+            if (t) keepAliveHintMs = Number(t[1]) * 1000;
+          }
+          break;
+        case 14:
+          if (name.toLowerCase() === 'content-length') {
+            if (!/^\d{1,15}$/.test(value)) throw new ParseError('invalid Content-Length');
+            const n = Number(value);
+            if (contentLength >= 0 && contentLength !== n) throw new ParseError('conflicting Content-Length');
+            contentLength = n;
+          }
+          break;
+        case 17:
+          if (name.toLowerCase() === 'transfer-encoding') {
+            te = true;
+            chunked = /(^|,)\s*chunked\s*$/i.test(value);
+          }
+          break;
+      }
+    }
+    let framing: ResponseHead['framing'];
+    if (this.headRequest || statusCode === 204 || statusCode === 304 || statusCode < 200) framing = 'none';
+    else if (te) framing = chunked ? 'chunked' : 'close';
+    else if (contentLength >= 0) framing = 'length';
+    else framing = 'close';
+    const head: ResponseHead = {
+      statusCode,
+      statusMessage: m[3] ?? '',
+      minorVersion,
+      rawHeaders,
+      framing,
+      contentLength: Math.max(contentLength, 0),
+      close: connClose || framing === 'close',
+      upgrade,
+    };
+    if (keepAliveHintMs !== undefined) head.keepAliveHintMs = keepAliveHintMs;
+    return head;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Request routing as nginx does it: among the servers sharing a listening
+ * address, the one whose `server_name` matches the Host (exact name first,
+ * then the longest leading wildcard `*.example.com`, then the longest
+ * trailing wildcard `mail.*`); without a match the address's default server
+ * (the first one listed). Within the server, the longest matching prefix
+ * `location` wins.
+ */
+import type { HttpLocation, HttpServer } from '../../config/model.js';
+
+export class LocationTable {
+  /** Longest prefix first, so the first match is the answer. */
+  private readonly ordered: HttpLocation[];
+
+  constructor(locations: readonly HttpLocation[]) {
+    this.ordered = [...locations].sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  match(path: string): HttpLocation | undefined {
+    for (const l of this.ordered) if (path.startsWith(l.prefix)) return l;
+    return undefined;
+  }
+}
+
+export interface VirtualServer {
+  model: HttpServer;
+  locations: LocationTable;
+}
+
+export class ServerTable {
+  private readonly exact = new Map<string, VirtualServer>();
+  private readonly leading: { suffix: string; server: VirtualServer }[] = [];
+  private readonly trailing: { prefix: string; server: VirtualServer }[] = [];
+  readonly defaultServer: VirtualServer;
+
+  constructor(servers: readonly VirtualServer[]) {
+    if (servers.length === 0) throw new Error('an address needs at least one server');
+    this.defaultServer = servers[0]!;
+    for (const server of servers) {
+      for (const raw of server.model.serverNames) {
+        const name = raw.toLowerCase();
+        if (name === '' || name === '_') continue;
+        if (name.startsWith('.')) {
+          // `.example.com` is both `example.com` and `*.example.com`.
+          if (!this.exact.has(name.slice(1))) this.exact.set(name.slice(1), server);
+          this.leading.push({ suffix: name, server });
+        } else if (name.startsWith('*.')) this.leading.push({ suffix: name.slice(1), server });
+        else if (name.endsWith('.*')) this.trailing.push({ prefix: name.slice(0, -1), server });
+        else if (!this.exact.has(name)) this.exact.set(name, server);
+      }
+    }
+    this.leading.sort((a, b) => b.suffix.length - a.suffix.length);
+    this.trailing.sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  /** `host` is the Host header as sent (port and case allowed). */
+  match(host: string | undefined): VirtualServer {
+    if (host === undefined || host === '') return this.defaultServer;
+    let name = host.toLowerCase();
+    const colon = name.lastIndexOf(':');
+    if (colon > 0 && !name.endsWith(']')) name = name.slice(0, colon);
+    if (name.endsWith('.')) name = name.slice(0, -1);
+    const exact = this.exact.get(name);
+    if (exact) return exact;
+    for (const l of this.leading) if (name.endsWith(l.suffix)) return l.server;
+    for (const t of this.trailing) if (name.startsWith(t.prefix)) return t.server;
+    return this.defaultServer;
+  }
+}

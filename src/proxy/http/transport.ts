@@ -1,0 +1,310 @@
+/**
+ * Upstream connections and the keep-alive cache of an upstream group
+ * (nginx's ngx_http_upstream_keepalive_module): at most `keepalive N` idle
+ * connections for the whole group, the least recently used evicted first;
+ * a connection leaves the cache after `keepalive_timeout` idle, after
+ * `keepalive_requests` requests or once older than `keepalive_time`; the
+ * upstream's `Connection: close` is obeyed and its `Keep-Alive: timeout=N`
+ * hint shortens the idle time so keepwire closes first.
+ */
+import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
+import type { HttpUpstreamGroup } from '../../config/model.js';
+import { applyKeepalive, toKeepaliveOptions } from '../../keepalive/socket.js';
+import type { KeepaliveSpec } from '../../keepalive/spec.js';
+import type { UpstreamHost } from '../../upstream/hosts.js';
+import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
+import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
+
+/**
+ * How long before the upstream's advertised keep-alive timeout a connection
+ * is given up: a request written in the last moments could cross the
+ * upstream's FIN on the wire (undici uses the same 1 s margin).
+ */
+export const KEEPALIVE_HINT_MARGIN_MS = 1000;
+
+/** What an exchange in flight receives from its connection. */
+export interface ConnectionUser extends ParserSink {
+  /** The connection failed or closed before the response completed. */
+  onConnectionError(error: Error): void;
+  /** A new connection is established (the request starts going out). */
+  onUpstreamConnect(): void;
+  /** The socket accepted more request bytes after a full write buffer. */
+  onUpstreamDrain(): void;
+}
+
+export type PoolSettings = Pick<
+  HttpUpstreamGroup,
+  'keepalive' | 'keepaliveTimeoutMs' | 'keepaliveRequests' | 'keepaliveTimeMs'
+>;
+
+function keepaliveKey(spec: KeepaliveSpec): string {
+  return spec.enable ? `${spec.idle ?? ''}:${spec.interval ?? ''}:${spec.count ?? ''}` : 'off';
+}
+
+export function applySocketKeepalive(socket: Socket, spec: KeepaliveSpec): void {
+  if (spec.enable) applyKeepalive(socket, toKeepaliveOptions(spec));
+  else socket.setKeepAlive(false);
+}
+
+export class UpstreamConnection implements ParserSink {
+  readonly socket: Socket;
+  readonly parser: ResponseParser;
+  readonly createdAt: number;
+  /** Requests started on this connection. */
+  requests = 0;
+  idleSince = 0;
+  /** Idle limit for this stay in the cache (the pool's, or less after a hint). */
+  idleLimitMs = 0;
+  user: ConnectionUser | undefined;
+  connected = false;
+  /** The peer closed, reset, or we destroyed it: never reusable. */
+  dead = false;
+  /** The upstream asked to close after this response (or framing needs close). */
+  closeAfter = false;
+  keepaliveKey: string;
+  /** @internal */ idleTimer: NodeJS.Timeout | undefined;
+  /** @internal */ pool: GroupPool | undefined;
+
+  constructor(
+    readonly host: UpstreamHost,
+    keepalive: KeepaliveSpec,
+    now: number,
+  ) {
+    this.createdAt = now;
+    this.parser = new ResponseParser(this);
+    this.keepaliveKey = keepaliveKey(keepalive);
+    this.socket = connect({
+      host: host.address.host,
+      port: host.address.port,
+      noDelay: true,
+      highWaterMark: SOCKET_HIGH_WATER_MARK,
+    } as TcpNetConnectOpts);
+    // Settings asked for before connect are applied by keepwire's backend
+    // once the descriptor exists (DESIGN §2), so no wait for 'connect'.
+    if (keepalive.enable) applySocketKeepalive(this.socket, keepalive);
+    this.socket.once('connect', () => {
+      this.connected = true;
+      this.user?.onUpstreamConnect();
+    });
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('drain', () => this.user?.onUpstreamDrain());
+    this.socket.on('end', () => this.onPeerGone(new UpstreamClosedError('upstream closed the connection')));
+    this.socket.on('error', (error: Error) => this.onPeerGone(error));
+    this.socket.on('close', () => this.onPeerGone(new UpstreamClosedError('upstream connection closed')));
+  }
+
+  /** Switches the socket's TCP keepalive when a location with other settings reuses it. */
+  ensureKeepalive(spec: KeepaliveSpec): void {
+    const key = keepaliveKey(spec);
+    if (key === this.keepaliveKey) return;
+    this.keepaliveKey = key;
+    applySocketKeepalive(this.socket, spec);
+  }
+
+  private onData(chunk: Buffer): void {
+    const user = this.user;
+    if (user === undefined || this.parser.idle) {
+      // Bytes nobody asked for: the connection's framing can no longer be trusted.
+      this.destroy();
+      return;
+    }
+    try {
+      this.parser.execute(chunk);
+    } catch (error) {
+      this.dead = true;
+      this.user = undefined;
+      this.socket.destroy();
+      user.onConnectionError(error as Error);
+    }
+  }
+
+  private onPeerGone(error: Error): void {
+    const wasDead = this.dead;
+    this.dead = true;
+    this.pool?.remove(this);
+    const user = this.user;
+    if (user === undefined) {
+      if (!wasDead) this.socket.destroy();
+      return;
+    }
+    // A body framed by the connection's end completes here.
+    if (error instanceof UpstreamClosedError && this.parser.finish()) return;
+    this.user = undefined;
+    this.socket.destroy();
+    user.onConnectionError(error);
+  }
+
+  // ParserSink: forwarded to the exchange using the connection.
+  onInformational(head: ResponseHead): void {
+    this.user?.onInformational(head);
+  }
+
+  onHead(head: ResponseHead): void {
+    if (head.close) this.closeAfter = true;
+    if (head.keepAliveHintMs !== undefined) this.hintMs = head.keepAliveHintMs;
+    this.user?.onHead(head);
+  }
+
+  onBody(chunk: Buffer): void {
+    this.user?.onBody(chunk);
+  }
+
+  onComplete(trailers: string[], rest: Buffer | undefined): void {
+    const user = this.user;
+    if (rest !== undefined && rest.length > 0) {
+      // Data beyond the response (other than after a 101) breaks reuse.
+      this.closeAfter = true;
+    }
+    user?.onComplete(trailers, rest);
+  }
+
+  /** The upstream's Keep-Alive timeout hint from the last response. */
+  hintMs: number | undefined;
+
+  destroy(): void {
+    this.dead = true;
+    this.user = undefined;
+    clearTimeout(this.idleTimer);
+    this.pool?.remove(this);
+    this.socket.destroy();
+  }
+}
+
+export class UpstreamClosedError extends Error {
+  override name = 'UpstreamClosedError';
+  code = 'EOF';
+}
+
+/**
+ * The keep-alive cache of one upstream group, shared by every location that
+ * proxies to it. Idle connections are kept per host, newest last (reused
+ * first, so a quiet period lets the older ones time out).
+ */
+export class GroupPool {
+  private readonly idle = new Map<UpstreamHost, UpstreamConnection[]>();
+  private idleCount = 0;
+  /** Connections opened (for tests and logs). */
+  opened = 0;
+
+  constructor(readonly settings: PoolSettings) {}
+
+  get size(): number {
+    return this.idleCount;
+  }
+
+  /** A cached connection to `host` that is still usable, newest first. */
+  take(host: UpstreamHost, now: number): UpstreamConnection | undefined {
+    const stack = this.idle.get(host);
+    if (stack === undefined) return undefined;
+    while (stack.length > 0) {
+      const conn = stack.pop()!;
+      this.idleCount--;
+      conn.pool = undefined;
+      if (
+        conn.dead ||
+        conn.socket.destroyed ||
+        now - conn.idleSince >= conn.idleLimitMs ||
+        now - conn.createdAt >= this.settings.keepaliveTimeMs
+      ) {
+        conn.destroy();
+        continue;
+      }
+      return conn;
+    }
+    return undefined;
+  }
+
+  open(host: UpstreamHost, keepalive: KeepaliveSpec, now: number): UpstreamConnection {
+    this.opened++;
+    return new UpstreamConnection(host, keepalive, now);
+  }
+
+  /** Whether a connection that just finished a response may serve another. */
+  reusable(conn: UpstreamConnection, now: number): boolean {
+    const s = this.settings;
+    return (
+      !this.closed &&
+      s.keepalive > 0 &&
+      !conn.dead &&
+      !conn.closeAfter &&
+      conn.requests < s.keepaliveRequests &&
+      now - conn.createdAt < s.keepaliveTimeMs &&
+      this.idleLimit(conn) > 0
+    );
+  }
+
+  private idleLimit(conn: UpstreamConnection): number {
+    let limit = this.settings.keepaliveTimeoutMs;
+    if (conn.hintMs !== undefined) limit = Math.min(limit, conn.hintMs - KEEPALIVE_HINT_MARGIN_MS);
+    return limit;
+  }
+
+  /** Puts a connection whose exchange finished cleanly into the cache, or closes it. */
+  release(conn: UpstreamConnection, now: number): void {
+    conn.user = undefined;
+    if (!this.reusable(conn, now)) {
+      conn.destroy();
+      return;
+    }
+    if (this.idleCount >= this.settings.keepalive) this.evictOldest();
+    conn.idleSince = now;
+    conn.idleLimitMs = this.idleLimit(conn);
+    conn.pool = this;
+    let stack = this.idle.get(conn.host);
+    if (stack === undefined) {
+      stack = [];
+      this.idle.set(conn.host, stack);
+    }
+    stack.push(conn);
+    this.idleCount++;
+    this.armIdleTimer(conn);
+  }
+
+  private armIdleTimer(conn: UpstreamConnection): void {
+    if (conn.idleTimer !== undefined) return;
+    // One timer per connection, re-armed lazily for the time left, so a
+    // busy connection does not pay a timer reset per request.
+    const check = () => {
+      conn.idleTimer = undefined;
+      if (conn.pool !== this || conn.dead) return;
+      const left = conn.idleSince + conn.idleLimitMs - Date.now();
+      if (left <= 0) conn.destroy();
+      else {
+        conn.idleTimer = setTimeout(check, left);
+        conn.idleTimer.unref();
+      }
+    };
+    conn.idleTimer = setTimeout(check, conn.idleLimitMs);
+    conn.idleTimer.unref();
+  }
+
+  private evictOldest(): void {
+    let oldest: UpstreamConnection | undefined;
+    for (const stack of this.idle.values()) {
+      const c = stack[0];
+      if (c !== undefined && (oldest === undefined || c.idleSince < oldest.idleSince)) oldest = c;
+    }
+    oldest?.destroy();
+  }
+
+  /** @internal Drops a connection from the cache (it closed or is being destroyed). */
+  remove(conn: UpstreamConnection): void {
+    if (conn.pool !== this) return;
+    conn.pool = undefined;
+    const stack = this.idle.get(conn.host);
+    if (stack === undefined) return;
+    const i = stack.indexOf(conn);
+    if (i >= 0) {
+      stack.splice(i, 1);
+      this.idleCount--;
+    }
+  }
+
+  private closed = false;
+
+  /** Closes the cached connections; connections still busy are closed when released. */
+  close(): void {
+    this.closed = true;
+    for (const stack of this.idle.values()) for (const c of [...stack]) c.destroy();
+  }
+}
