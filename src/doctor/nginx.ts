@@ -408,7 +408,10 @@ class Auditor {
     }
     if (!lb) return;
     if (spec?.ok && spec.enable) {
-      const eff = effective(spec, this.opts.system);
+      // A value the kernel refused was never set: the socket runs with the host's default for it.
+      const refused = kernelRefusal(spec);
+      const applied = refused ? { ...spec, [refused.field]: 0 } : spec;
+      const eff = effective(applied, this.opts.system);
       if (eff.inherited.length > 0) this.systemDependents.push(fileEvidence(keepParam!, keepParam!.value));
       const period = probePeriod(eff);
       if (period >= lb.idleSeconds) {
@@ -524,10 +527,12 @@ class Auditor {
       return;
     }
     const rec = recommend(box.idleSeconds);
+    // nginx takes only on|off here, so the kernel defaults decide the timing.
+    const sysLate = probePeriod(this.opts.system) >= box.idleSeconds;
     const fixLine =
       this.opts.dialect === 'keepwire'
         ? `proxy_socket_keepalive ${rec.soKeepalive};`
-        : 'proxy_socket_keepalive on;';
+        : `proxy_socket_keepalive on;${sysLate ? ` # plus net.ipv4.tcp_keepalive_time = ${rec.keepalive.idle} on this host` : ''}`;
     if (spec) {
       const eff = effective(spec, this.opts.system);
       if (eff.inherited.length > 0) this.systemDependents.push(fileEvidence(where, value));
