@@ -30,11 +30,17 @@ export interface HttpAddress {
 /** Groups the servers of a block by listening address (several may share one, chosen by server_name). */
 export function httpAddresses(block: HttpBlock): HttpAddress[] {
   const byKey = new Map<string, HttpAddress>();
-  let anonymous = 0;
+  // Port 0 asks for a fresh port per listen directive; servers sharing that
+  // directive (the same model object) share the port.
+  const anonymous = new Map<Listen, string>();
   for (const model of block.servers) {
     const vs: VirtualServer = { model, locations: new LocationTable(model.locations) };
     for (const listen of model.listens) {
-      const key = listen.address.port === 0 ? `${listenKey(listen)}#http${anonymous++}` : listenKey(listen);
+      let key = listenKey(listen);
+      if (listen.address.port === 0) {
+        key = anonymous.get(listen) ?? `${key}#http${anonymous.size}`;
+        anonymous.set(listen, key);
+      }
       const at = byKey.get(key);
       if (at === undefined) byKey.set(key, { key, listen, servers: [vs] });
       else {

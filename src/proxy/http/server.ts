@@ -81,6 +81,8 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
       noDelay: true,
       // Extra copies of a header are kept as received, not joined.
       joinDuplicateHeaders: false,
+      // Checked in onRequest, so the refusal is logged like every other.
+      requireHostHeader: false,
     });
     // Node's default 5 s; 0 would mean "never" to Node, while nginx's 0
     // disables keep-alive, which connectionHeaders() does with Connection: close.
@@ -90,6 +92,10 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
     (this.server as unknown as { keepAliveTimeoutBuffer?: number }).keepAliveTimeoutBuffer = 0;
     this.server.headersTimeout = m.clientHeaderTimeoutMs;
     this.server.requestTimeout = 0;
+    // The sockets come from keepwire's own listeners, so this server never
+    // listens; Node starts its connection tracking (header timeouts,
+    // closeIdleConnections) on 'listening', so that event is given here.
+    this.server.emit('listening');
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onContinue(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
@@ -192,6 +198,11 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
     res.sendDate = false;
     const state = (req.socket as StatefulSocket)[STATE];
     if (state) state.requests++;
+    if (req.headers.host === undefined && req.httpVersionMinor === 1) {
+      // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host.
+      this.local(req, res, 400, 'bad_request', 'HTTP/1.1 request without Host', true);
+      return;
+    }
     const location = this.locate(req);
     if (location === undefined) {
       this.local(req, res, 404, 'local', 'no location matches', false);

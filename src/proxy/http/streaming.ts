@@ -41,7 +41,8 @@ export class UpgradeTunnel implements ConnectionUser {
   /** The host whose active count this tunnel holds. */
   private held: UpstreamHost | undefined;
   private conn: UpstreamConnection | undefined;
-  private upstream: Socket | undefined;
+  /** The upstream socket once the tunnel is established. */
+  upstream: Socket | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();

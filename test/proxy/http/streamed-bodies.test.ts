@@ -81,7 +81,9 @@ function upload(port: number, body: Buffer, chunked: boolean, trailers?: Record<
       port,
       method: 'PUT',
       path: '/upload',
-      headers: chunked ? { 'Transfer-Encoding': 'chunked', ...(trailers ? { Trailer: 'X-Sum' } : {}) } : { 'Content-Length': body.length },
+      headers: chunked
+        ? { 'Transfer-Encoding': 'chunked', ...(trailers ? { Trailer: 'X-Sum' } : {}) }
+        : { 'Content-Length': body.length },
     });
     req.on('response', (res) => {
       let text = '';
@@ -159,7 +161,9 @@ test('Expect: 100-continue: keepwire answers 100, the body follows, the upstream
 
 test('Expect: 100-continue with a declared body over client_max_body_size: 413 without 100', async () => {
   const up = await hashingUpstream(Buffer.alloc(0));
-  const lb = await startHttp(httpConfig([httpServer({ clientMaxBodySize: 1000 })], [httpGroup('app', [server(up.port)])]));
+  const lb = await startHttp(
+    httpConfig([httpServer({ clientMaxBodySize: 1000 })], [httpGroup('app', [server(up.port)])]),
+  );
   try {
     const c = await RawClient.open(lb.port);
     c.send('POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n');
