@@ -277,8 +277,14 @@ export function readProcessSockets(pid: number): ProcessSocket[] {
     let link: string;
     try {
       link = readlinkSync(`/proc/${pid}/fd/${name}`);
-    } catch {
-      continue;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+      // A descriptor closed meanwhile is fine; a refused one means we may not look: say so, never report "no sockets".
+      if (code === 'ENOENT') continue;
+      throw new PidAccessError(
+        `cannot read the descriptors of pid ${pid} (${code}): reading another process's sockets needs ptrace rights (root, or CAP_SYS_PTRACE, or the same user with kernel.yama.ptrace_scope = 0)`,
+        code === 'EACCES' ? 'EPERM' : code,
+      );
     }
     const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
     const ends = inode === undefined ? undefined : table.get(inode);

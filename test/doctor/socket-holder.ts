@@ -4,8 +4,18 @@
  * itself once per setting below, and prints one JSON line describing the
  * client sockets (port → settings), then idles until killed.
  */
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import { applyKeepalive } from '../../src/keepalive/socket.js';
+
+// Non-dumpable, so that only a holder of CAP_SYS_PTRACE may duplicate this
+// process's descriptors: the "no ptrace rights" test drops that capability.
+const koffi = createRequire(import.meta.url)('koffi');
+const prctl = koffi
+  .load('libc.so.6')
+  .func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)');
+const PR_SET_DUMPABLE = 4;
+if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) !== 0) throw new Error('prctl(PR_SET_DUMPABLE, 0) failed');
 
 export const HELD = [
   { name: 'none' },
