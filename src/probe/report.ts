@@ -222,7 +222,7 @@ export function buildReport(opts: ProbeOptions, raw: RawProbe, payloadText: stri
   }
 
   const limitMs = idleTimeout?.highMs;
-  const verify = opts.verify.map((v) => verifyFinding(v, ev, limitMs));
+  const verify = opts.verify.map((v) => verifyFinding(v, ev, limitMs, idleTimeout?.lowMs ?? 0));
 
   return {
     target: { host: opts.host, port: opts.port, address: raw.address },
@@ -269,6 +269,8 @@ function verifyFinding(
   v: { text: string; spec: KeepaliveSpec },
   ev: ConnectionEvidence[],
   limitMs: number | undefined,
+  /** The longest idle seen to survive: a probe later than this may come too late. */
+  safeMs: number,
 ): VerifyFinding {
   const conns = ev.filter((e) => e.role === 'verify' && e.spec === v.text);
   const period = specPeriod(v.spec);
@@ -291,9 +293,9 @@ function verifyFinding(
   if (isClose(failedConn.outcome))
     why = "the server closed it on its own: TCP keepalive does not reset an application's idle timer";
   else if (period === null) why = 'keepalive is off';
-  else if (v.spec.idle !== undefined && v.spec.idle * 1000 >= limitMs)
-    why = `its first probe comes only after ${v.spec.idle}s idle, when the path has already forgotten the session`;
-  else if (period * 1000 >= limitMs)
+  else if (v.spec.idle !== undefined && v.spec.idle * 1000 > safeMs)
+    why = `its first probe comes only after ${v.spec.idle}s idle, later than the ${fmt(safeMs)} the path was seen to allow`;
+  else if (period * 1000 > safeMs)
     why = `its probes come every max(idle, interval) = ${period}s, not before the path forgets the session`;
   else why = 'its probes did not keep the session (lost probes, or count too low)';
   return {

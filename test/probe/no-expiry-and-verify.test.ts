@@ -54,7 +54,7 @@ test('--verify-keepalive 1s:1s:3 behind a 4 s LB survives; 6s:: does not (exit 1
     assert.equal(l.spec, '6s::');
     assert.equal(l.survived, false, summary(late));
     assert.equal(late.code, 1, summary(late));
-    assert.match(l.detail, /first probe comes only after 6s idle/);
+    assert.match(l.detail, /first probe comes only after 6s idle, later than the/);
   } finally {
     await lb.destroy();
   }
