@@ -376,7 +376,7 @@ export function renderReport(r: ProbeReport): string {
     if (rec.basis === 'middlebox') {
       const k = rec.keepalive;
       lines.push(
-        `Recommended for a middlebox that keeps idle sessions at least ${rec.lbIdleTimeout}s (the longest idle seen to survive; keepwire recommend --lb-idle ${rec.lbIdleTimeout}s):`,
+        `Recommended for an LB idle timeout of ${rec.lbIdleTimeout}s (whole seconds within the ${fmt(r.middlebox?.lowMs ?? 0)} seen to survive; keepwire recommend --lb-idle ${rec.lbIdleTimeout}s):`,
       );
       lines.push(
         `  TCP keepalive on both legs: idle ${k.idle}s, interval ${k.interval}s, count ${k.count} — nginx so_keepalive=${rec.soKeepalive}`,
