@@ -74,9 +74,28 @@ function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | un
 export async function serve(opts: ServeOptions): Promise<number> {
   const { io, file, load } = opts;
   const signals = opts.signals ?? process;
+  // Log lines leave in one write per event-loop turn: a busy HTTP proxy
+  // writes a line per request, and a write call each was a measurable share
+  // of its CPU (bench/http.ts profile).
+  let pending: string[] = [];
+  let flushScheduled = false;
+  const flush = () => {
+    flushScheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    io.out(text);
+  };
+  const queueLine = (line: string) => {
+    pending.push(line);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  };
   const logger = pino(
     { base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-    { write: (line: string) => io.out(line) },
+    { write: (line: string) => queueLine(line) },
   );
   const runtime = new Runtime({
     sessionLog: ({ msg, ...fields }) => logger.info(fields, msg),
@@ -101,6 +120,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       io.err(`${error.message}\n`);
       stopping = true;
       detachSignals();
+      flush();
       resolve(1);
     });
 
@@ -141,6 +161,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
         .then(() => runtime.shutdown(runtime.active?.shutdownTimeoutMs ?? 0))
         .then(() => {
           detachSignals();
+          flush();
           resolve(0);
         });
     };
