@@ -230,7 +230,7 @@ export async function rawUpstream(
             if (nl < 0) return;
             const size = Number.parseInt(buf.subarray(at, nl).toString('latin1'), 16);
             if (size === 0) {
-              const fin = buf.indexOf('\r\n\r\n', nl - 2 < at ? at : nl - 2);
+              const fin = buf.indexOf('\r\n\r\n', Math.max(at, nl - 2));
               if (fin < 0) return;
               at = fin + 4;
               break;
