@@ -279,10 +279,12 @@ class ProbeRun {
     return n;
   }
 
-  private openRound(points: number[]): void {
+  /** A speculative round is labelled as the next round but only counts once it becomes the fine round. */
+  private openRound(points: number[], speculative = false): void {
     if (points.length === 0) return;
-    this.round++;
-    for (const planned of points) this.open('grid', { planned });
+    if (!speculative) this.round++;
+    for (const planned of points)
+      this.open('grid', { planned, round: speculative ? this.round + 1 : this.round });
   }
 
   private keepaliveFor(role: Role, spec?: KeepaliveSpec): KeepaliveOptions {
@@ -301,7 +303,10 @@ class ProbeRun {
     return { enable: false, userTimeout: this.ackWaitMs };
   }
 
-  private open(role: Role, extra: { planned?: number; spec?: { text: string; spec: KeepaliveSpec } }): void {
+  private open(
+    role: Role,
+    extra: { planned?: number; round?: number; spec?: { text: string; spec: KeepaliveSpec } },
+  ): void {
     const socket = net.connect({ host: this.address, port: this.opts.port, family: this.family });
     const conn = this.track(socket, role, extra);
     const timer = setTimeout(() => {
@@ -322,12 +327,12 @@ class ProbeRun {
   private track(
     socket: net.Socket,
     role: Role,
-    extra: { planned?: number; spec?: { text: string; spec: KeepaliveSpec } },
+    extra: { planned?: number; round?: number; spec?: { text: string; spec: KeepaliveSpec } },
   ): Conn {
     const ev: ConnectionEvidence = {
       id: this.nextId++,
       role,
-      round: role === 'grid' ? this.round : 0,
+      round: role === 'grid' ? (extra.round ?? this.round) : 0,
       outcome: 'pending',
       detail: '',
     };
@@ -554,6 +559,8 @@ class ProbeRun {
         return;
       }
       const inBracket = pendingGrid.filter((c) => c.ev.plannedIdleMs! > low && c.ev.plannedIdleMs! < high);
+      // Points started early on the bet that T lies in this gap have become the fine round.
+      for (const c of inBracket) this.round = Math.max(this.round, c.ev.round);
       if (inBracket.length === 0) {
         // Nothing survived even the shortest idle tried: T is below --min, which bounds the search.
         if (this.lowMs === undefined) {
@@ -562,6 +569,16 @@ class ProbeRun {
         }
         const free = this.opts.connections - this.openCount();
         this.openRound(planRefinement(low, high, free, this.opts.precisionMs));
+      }
+    } else if (this.lowMs !== undefined) {
+      // No failure yet, so T lies beyond `low`, perhaps before the next planned point. Start that
+      // gap's finer points now: if the next point fails, they answer one gap sooner than a round
+      // opened after the failure would. If it survives, they are cancelled above and their slots reused.
+      const ahead = pendingGrid.map((c) => c.ev.plannedIdleMs!).filter((p) => p > low);
+      const next = Math.min(...ahead);
+      if (ahead.length > 0 && !ahead.some((p) => p < next)) {
+        const free = this.opts.connections - this.openCount();
+        this.openRound(planRefinement(low, next, free, this.opts.precisionMs), true);
       }
     }
     if (this.conns.every((c) => c.ev.role !== 'grid' || c.settled)) this.endGrid();
