@@ -9,9 +9,17 @@ import type { HostName, TimelineEvent } from './timeline.js';
  * - timeout: the client gave up after its own timeout, nothing having arrived;
  * - keepalive-timeout: the kernel declared the peer dead (ETIMEDOUT from keepalive or TCP_USER_TIMEOUT);
  * - waiting: still waiting, silently, when the scenario's own limit ran out;
+ * - gateway-error: a proxy on the way answered 502/503/504 instead;
  * - error: anything else (a lab failure, shown with its detail).
  */
-export type Outcome = 'response' | 'reset' | 'timeout' | 'keepalive-timeout' | 'waiting' | 'error';
+export type Outcome =
+  | 'response'
+  | 'reset'
+  | 'timeout'
+  | 'keepalive-timeout'
+  | 'waiting'
+  | 'gateway-error'
+  | 'error';
 
 export interface Observation {
   outcome: Outcome;
@@ -75,4 +83,9 @@ export function outcomeOfError(code: string | undefined): Outcome {
     default:
       return 'error';
   }
+}
+
+/** An HTTP answer: a proxy's 502/503/504 is its way of saying the path failed. */
+export function outcomeOfStatus(status: number | undefined): Outcome {
+  return status === 502 || status === 503 || status === 504 ? 'gateway-error' : 'response';
 }

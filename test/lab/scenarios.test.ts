@@ -62,6 +62,16 @@ for (const expiry of ['rst', 'drop'] as const) {
     const byName = Object.fromEntries(report.results.map((r) => [r.variant, r]));
     assert.match(byName['pool-idle-below-lb']!.detail, /on a new connection/);
     assert.match(byName['pool-tcp-keepalive']!.detail, /on the reused connection/);
+    if (expiry === 'rst') {
+      assert.ok(
+        kinds(report, 'keepwire-retry').includes('retry'),
+        "keepwire's stale-connection retry was logged",
+      );
+    }
+    assert.ok(
+      !kinds(report, 'keepwire-socket-keepalive').includes('retry'),
+      'with proxy_socket_keepalive nothing needs a retry',
+    );
   });
 
   test(`dead-peer (${expiry} expiry): only keepalive or TCP_USER_TIMEOUT notice a silent peer, in the promised time`, async (t) => {

@@ -2,17 +2,30 @@
  * A pooled keep-alive connection that sat idle longer than the LB's idle
  * timeout is reused: the LB has forgotten it, so the request is reset (rst
  * expiry) or vanishes (drop expiry). Fixes: a pool idle timeout below the LB's,
- * or TCP keepalive on the pool's sockets so the LB never forgets them.
+ * or TCP keepalive on the pool's sockets so the LB never forgets them. And
+ * with keepwire's HTTP proxy as the pooling hop: its stale-connection retry
+ * hides a reset, and proxy_socket_keepalive avoids the stale connection.
  */
 import { LB_ADDRESSES } from '../../netns/index.js';
-import { type LabContext, type Observation, outcomeOfError, type Variant } from '../scenario.js';
+import { startKeepwire } from '../keepwire.js';
+import {
+  type LabContext,
+  type Observation,
+  outcomeOfError,
+  outcomeOfStatus,
+  type Variant,
+} from '../scenario.js';
 
 const PORT = 80;
 
 interface PoolSetup {
   poolIdleMs: number;
   keepalive?: { idle: number; interval: number; count: number };
+  /** keepwire serve (HTTP) in the client namespace pools to the LB; the client talks to it over loopback. */
+  viaKeepwire?: { proxySocketKeepalive: string };
 }
+
+const KEEPWIRE_PORT = 8080;
 
 async function reuseAfterIdle(ctx: LabContext, setup: PoolSetup): Promise<Observation> {
   const backend = await ctx.agent('backend');
@@ -25,11 +38,37 @@ async function reuseAfterIdle(ctx: LabContext, setup: PoolSetup): Promise<Observ
     keepaliveTimeoutMs: 120_000,
   });
   await backend.waitFor((e) => e.ev === 'http-listening' || e.ev === 'fatal', 5_000);
+  if (setup.viaKeepwire) {
+    const directive = `proxy_socket_keepalive ${setup.viaKeepwire.proxySocketKeepalive};`;
+    ctx.note('proxy', 'config', `keepwire serve: upstream keepalive 4, keepalive_timeout 60s; ${directive}`);
+    await startKeepwire(
+      ctx,
+      'client',
+      `http {
+    upstream app {
+        server ${LB_ADDRESSES.vip}:${PORT};
+        keepalive 4;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:${KEEPWIRE_PORT};
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_read_timeout ${ctx.lbIdleS}s;
+            ${directive}
+        }
+    }
+}
+`,
+    );
+    ctx.clientSide('proxy');
+  }
   const client = await ctx.agent('client');
   client.send({
     op: 'http-client',
     id: 'pool',
-    origin: `http://${LB_ADDRESSES.vip}:${PORT}`,
+    origin: setup.viaKeepwire ? `http://127.0.0.1:${KEEPWIRE_PORT}` : `http://${LB_ADDRESSES.vip}:${PORT}`,
     poolIdleMs: setup.poolIdleMs,
     ...(setup.keepalive ? { keepalive: setup.keepalive } : {}),
   });
@@ -39,7 +78,8 @@ async function reuseAfterIdle(ctx: LabContext, setup: PoolSetup): Promise<Observ
     if (e.ev === 'http-disconnect')
       ctx.note('client', 'pool-close', `pool closes a connection${e.code ? ` (${e.code})` : ''}`, e.at);
   });
-  const timeoutMs = ctx.lbIdleS * 1000;
+  // Through keepwire the client waits longer than keepwire's own proxy_read_timeout (the LB idle).
+  const timeoutMs = ctx.lbIdleS * (setup.viaKeepwire ? 3000 : 1000);
   const request = async (rid: string) => {
     client.send({ op: 'http-request', id: 'pool', rid, path: `/${rid}`, timeoutMs });
     ctx.note('client', 'request', `client sends GET /${rid}`);
@@ -60,7 +100,11 @@ async function reuseAfterIdle(ctx: LabContext, setup: PoolSetup): Promise<Observ
   const afterS = (second.at - ctx.start) / 1000;
   if (second.ev === 'response') {
     ctx.note('client', 'response', `client receives ${second.status} ${how}`, second.at);
-    return { outcome: 'response', detail: `HTTP ${second.status} ${how}`, afterS };
+    return {
+      outcome: outcomeOfStatus(second.status as number),
+      detail: `HTTP ${second.status} ${how}`,
+      afterS,
+    };
   }
   const outcome = outcomeOfError(second.code);
   ctx.note('client', outcome, `second request fails ${how}: ${second.code}`, second.at);
@@ -91,3 +135,28 @@ export const idlePool: Variant[] = [
       reuseAfterIdle(ctx, { poolIdleMs: ctx.lbIdleS * 4000, keepalive: { idle: 1, interval: 1, count: 3 } }),
   },
 ];
+
+idlePool.push(
+  {
+    scenario: 'idle-pool',
+    name: 'keepwire-retry',
+    summary:
+      "keepwire's upstream pool outlives the LB; a reset on the reused connection is retried on a fresh one",
+    // A reset comes back at once and the GET is retried; a dropped request only ends with proxy_read_timeout.
+    expected: (expiry) => (expiry === 'rst' ? 'response' : 'gateway-error'),
+    run: (ctx) =>
+      reuseAfterIdle(ctx, { poolIdleMs: ctx.lbIdleS * 4000, viaKeepwire: { proxySocketKeepalive: 'off' } }),
+  },
+  {
+    scenario: 'idle-pool',
+    name: 'keepwire-socket-keepalive',
+    summary:
+      "keepwire's upstream pool with proxy_socket_keepalive 1s:1s:3: the LB never forgets its connections",
+    expected: () => 'response',
+    run: (ctx) =>
+      reuseAfterIdle(ctx, {
+        poolIdleMs: ctx.lbIdleS * 4000,
+        viaKeepwire: { proxySocketKeepalive: '1s:1s:3' },
+      }),
+  },
+);

@@ -5,26 +5,20 @@
  * below the LB's timer keeps it, and when the leg dies keepwire must tell the
  * app loudly (a reset), never leave it waiting on a dead session.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { LB_ADDRESSES } from '../../netns/index.js';
+import { startKeepwire } from '../keepwire.js';
 import { type LabContext, type Observation, outcomeOfError, type Variant } from '../scenario.js';
 
-const MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const BACKEND_PORT = 7000;
 const PROXY_PORT = 9000;
 
-/** Starts `keepwire serve` in the client namespace; its session log lines go to the timeline. */
-async function startKeepwire(ctx: LabContext, proxySocketKeepalive: string): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-lab-l4-'));
-  ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
-  const conf = join(dir, 'keepwire.conf');
+/** `keepwire serve` in the client namespace, in front of the LB. */
+async function startStreamProxy(ctx: LabContext, proxySocketKeepalive: string): Promise<void> {
   const directive = `proxy_socket_keepalive ${proxySocketKeepalive};`;
-  writeFileSync(
-    conf,
+  ctx.note('proxy', 'config', `keepwire serve: ${directive}`);
+  await startKeepwire(
+    ctx,
+    'client',
     `stream {
     server {
         listen 127.0.0.1:${PROXY_PORT};
@@ -35,43 +29,6 @@ async function startKeepwire(ctx: LabContext, proxySocketKeepalive: string): Pro
 }
 `,
   );
-  ctx.note('proxy', 'config', `keepwire serve: ${directive}`);
-  const child = ctx.lb.client.spawn(process.execPath, [MAIN, 'serve', '-c', conf]);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`keepwire serve did not start: ${stderr.trim()}`)),
-      10_000,
-    );
-    child.once('exit', () => {
-      clearTimeout(timer);
-      reject(new Error(`keepwire serve exited: ${stderr.trim()}`));
-    });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let entry: { msg?: string; time?: string; reason?: string; detail?: string };
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (entry.msg === 'started') {
-        clearTimeout(timer);
-        resolve();
-      }
-      if (entry.msg === 'session') {
-        const at = entry.time ? Date.parse(entry.time) : Date.now();
-        ctx.note(
-          'proxy',
-          'session-end',
-          `keepwire logs the session's end: ${entry.reason}${entry.detail ? ` (${entry.detail})` : ''}`,
-          at,
-        );
-      }
-    });
-  });
 }
 
 async function requestThroughProxy(ctx: LabContext, proxySocketKeepalive: string): Promise<Observation> {
@@ -82,7 +39,7 @@ async function requestThroughProxy(ctx: LabContext, proxySocketKeepalive: string
     reply: 'answer\n',
     delayMs: ctx.lbIdleS * 2000,
   });
-  await startKeepwire(ctx, proxySocketKeepalive);
+  await startStreamProxy(ctx, proxySocketKeepalive);
   ctx.clientSide('proxy');
   const app = await ctx.agent('client');
   await app.connect('app', { host: '127.0.0.1', port: PROXY_PORT });

@@ -6,8 +6,15 @@
  * probes that keep the LB's session alive.
  */
 import { LB_ADDRESSES, type SocketAgent } from '../../netns/index.js';
+import { startKeepwire } from '../keepwire.js';
 import { startNginx } from '../nginx.js';
-import { type LabContext, type Observation, outcomeOfError, type Variant } from '../scenario.js';
+import {
+  type LabContext,
+  type Observation,
+  outcomeOfError,
+  outcomeOfStatus,
+  type Variant,
+} from '../scenario.js';
 
 const BACKEND_PORT = 80;
 const APP_PORT = 8081;
@@ -99,6 +106,31 @@ async function nginxBackend(ctx: LabContext, listenParams: string) {
   ctx.note('backend', 'config', `nginx: ${listen}`);
 }
 
+/** keepwire's own HTTP server (`keepwire serve`) in front of the slow app, configured like the nginx variants. */
+async function keepwireBackend(ctx: LabContext, listenParams: string) {
+  const backend = await ctx.agent('backend');
+  backend.send({ op: 'http-listen', host: '127.0.0.1', port: APP_PORT, delayMs: ctx.lbIdleS * 2000 });
+  await backend.waitFor((e) => e.ev === 'http-listening' || e.ev === 'fatal', 5_000);
+  watchBackend(ctx, backend);
+  const listen = `listen ${LB_ADDRESSES.backend}:${BACKEND_PORT}${listenParams ? ` ${listenParams}` : ''};`;
+  ctx.note('backend', 'config', `keepwire serve: ${listen}`);
+  await startKeepwire(
+    ctx,
+    'backend',
+    `http {
+    server {
+        ${listen}
+        location / {
+            proxy_pass http://127.0.0.1:${APP_PORT};
+            proxy_read_timeout 60s;
+        }
+    }
+}
+`,
+    'backend',
+  );
+}
+
 const KEEPALIVE_1S = { idle: 1, interval: 1, count: 3 };
 
 export const longRequest: Variant[] = [
@@ -140,6 +172,26 @@ export const longRequest: Variant[] = [
     async run(ctx) {
       await setSystemKeepalive(ctx);
       await nodeBackend(ctx, { enable: true });
+      return requestThroughLb(ctx);
+    },
+  },
+  {
+    scenario: 'long-request',
+    name: 'keepwire-plain',
+    summary: 'keepwire serve (HTTP) as the backend server, `listen ADDR:80;` without so_keepalive',
+    expected: () => 'timeout',
+    async run(ctx) {
+      await keepwireBackend(ctx, '');
+      return requestThroughLb(ctx);
+    },
+  },
+  {
+    scenario: 'long-request',
+    name: 'keepwire-so_keepalive',
+    summary: 'keepwire serve (HTTP) as the backend server, `listen ADDR:80 so_keepalive=1s:1s:3;`',
+    expected: () => 'response',
+    async run(ctx) {
+      await keepwireBackend(ctx, 'so_keepalive=1s:1s:3');
       return requestThroughLb(ctx);
     },
   },
