@@ -47,7 +47,7 @@ async function requestThroughLb(
       end.at as number,
     );
     return {
-      outcome: 'response',
+      outcome: outcomeOfStatus(end.status as number),
       detail: `HTTP ${end.status}`,
       afterS: (end.at - ctx.start) / 1000,
     } as Observation;
