@@ -41,15 +41,19 @@ test('bad arguments exit 2 with a clear one-line message and nothing on stdout',
   }
 });
 
-test('a refused port and an unreachable host exit 1 and say which', async (t) => {
+test('a refused port, an unreachable host and an unresolvable name exit 1 and say which', async (t) => {
   if (!requireNetns(t)) return;
   const pair = await createPairTopology();
   try {
-    const [refused, unreachable] = await Promise.all([
+    const [refused, unreachable, unresolvable] = await Promise.all([
       runProbeCli(pair.a, ['198.18.1.2:7001']),
       // On the link but nobody there: ARP fails and the kernel reports EHOSTUNREACH.
       runProbeCli(pair.a, ['198.18.1.77:7001', '--json']),
+      // .invalid never resolves (RFC 6761), and this namespace reaches no DNS server anyway.
+      runProbeCli(pair.a, ['no-such-host.invalid:80']),
     ]);
+    assert.equal(unresolvable.code, 1, unresolvable.stderr);
+    assert.match(unresolvable.stderr, /cannot resolve no-such-host\.invalid/);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /198\.18\.1\.2:7001: connection refused/);
     assert.equal(refused.stdout, '');

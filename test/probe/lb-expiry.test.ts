@@ -26,6 +26,8 @@ function assertMiddlebox(run: ProbeRun, expiry: Expiry): void {
     `T ${r.idleTimeout!.estimateMs} ms is not within ±1 s of ${LB_IDLE_S} s\n${summary(run)}`,
   );
   assert.equal(r.server, null, `the server closes nothing, yet: ${summary(run)}`);
+  // stderr is no terminal here and --progress was not given: no progress lines.
+  assert.equal(run.stderr, '');
   // Every use that failed did so the way the LB expires sessions.
   for (const e of r.evidence) {
     if (e.role === 'grid' && e.usedAtMs !== undefined && e.outcome !== 'alive')
