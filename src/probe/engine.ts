@@ -309,12 +309,14 @@ class ProbeRun {
   ): void {
     const socket = net.connect({ host: this.address, port: this.opts.port, family: this.family });
     const conn = this.track(socket, role, extra);
-    const timer = setTimeout(() => {
+    // Held in conn.timer so that settling the connection (cancelled, or the probe ends) clears it
+    // and no timer keeps the process alive after the result.
+    conn.timer = setTimeout(() => {
       if (!conn.connected)
         this.settle(conn, 'connect-failed', `no connection within ${this.opts.connectTimeoutMs} ms`);
     }, this.opts.connectTimeoutMs);
     socket.once('connect', () => {
-      clearTimeout(timer);
+      clearTimeout(conn.timer);
       this.connected(conn);
     });
   }
