@@ -5,7 +5,14 @@
  * not, 2 usage error or missing capability (not root, no iproute2/nftables).
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_SCENARIOS, type LabReport, runLab, SCENARIOS, type Variant } from '../lab/index.js';
+import {
+  DEFAULT_SCENARIOS,
+  type LabReport,
+  type LabSysctl,
+  runLab,
+  SCENARIOS,
+  type Variant,
+} from '../lab/index.js';
 import { relativeTimeline, renderTimeline } from '../lab/timeline.js';
 import { cleanupStale, destroyAllTopologies, type Expiry, netnsAvailable } from '../netns/index.js';
 import { parseDuration } from '../units/time.js';
@@ -22,6 +29,23 @@ function lbIdleArg(value: string): number {
     );
   }
   return seconds;
+}
+
+const SYSCTL_HOSTS = ['client', 'lb', 'backend'] as const;
+
+/**
+ * `--sysctl host.key=value`, e.g. `backend.net.ipv4.tcp_keepalive_time=60`.
+ * Only net.* keys: they are the ones a network namespace has of its own, so
+ * the lab never changes the machine it runs on.
+ */
+function sysctlArg(value: string, previous: LabSysctl[] = []): LabSysctl[] {
+  const m = /^(client|lb|backend)\.(net\.[a-z0-9_.]+)=([0-9A-Za-z_ .-]+)$/.exec(value);
+  if (!m) {
+    throw new InvalidArgumentError(
+      `"${value}" is not HOST.KEY=VALUE with HOST one of ${SYSCTL_HOSTS.join(', ')} and a net.* key, e.g. backend.net.ipv4.tcp_keepalive_time=1`,
+    );
+  }
+  return [...previous, { host: m[1] as LabSysctl['host'], key: m[2]!, value: m[3]! }];
 }
 
 /** Resolves `scenario` or `scenario/variant` names; `all` selects everything. */
@@ -99,6 +123,12 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
         .choices(['rst', 'drop'])
         .default('rst'),
     )
+    .addOption(
+      new Option(
+        '--sysctl <host.key=value>',
+        "set a net.* sysctl in every variant's client, lb or backend namespace (repeatable)",
+      ).argParser(sysctlArg),
+    )
     .option('--json', 'print the report as JSON')
     .option('--list', 'list scenarios and variants, then exit')
     .option('--cleanup', 'remove namespaces left by killed lab runs, then exit')
@@ -109,7 +139,14 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
     .action(
       async (
         names: string[],
-        opts: { lbIdle: number; expiry: Expiry; json?: boolean; list?: boolean; cleanup?: boolean },
+        opts: {
+          lbIdle: number;
+          expiry: Expiry;
+          sysctl?: LabSysctl[];
+          json?: boolean;
+          list?: boolean;
+          cleanup?: boolean;
+        },
       ) => {
         if (opts.list) {
           for (const [name, variants] of Object.entries(SCENARIOS)) {
@@ -146,6 +183,7 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
           const report = await runLab(variants, {
             lbIdleS: opts.lbIdle,
             expiry: opts.expiry,
+            sysctls: opts.sysctl ?? [],
             onProgress: ({ running, done, total, elapsedS }) => {
               const line = `lab: ${done}/${total} done, ${elapsedS.toFixed(0)}s, waiting on ${running.slice(0, 3).join(', ')}${running.length > 3 ? ', …' : ''}`;
               if (tty)

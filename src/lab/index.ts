@@ -4,7 +4,7 @@ import { idlePool } from './scenarios/idle-pool.js';
 import { l4Proxy } from './scenarios/l4-proxy.js';
 import { longRequest } from './scenarios/long-request.js';
 
-export { type LabOptions, type LabReport, runLab } from './runner.js';
+export { type LabOptions, type LabReport, type LabSysctl, runLab } from './runner.js';
 export type { Observation, Outcome, Variant, VariantResult } from './scenario.js';
 
 /** Every scenario, by name, in the order they are shown. */

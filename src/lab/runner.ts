@@ -10,9 +10,17 @@ import { LbObserver } from './observer.js';
 import type { LabContext, Observation, Variant, VariantResult } from './scenario.js';
 import type { TimelineEvent } from './timeline.js';
 
+export interface LabSysctl {
+  host: 'client' | 'lb' | 'backend';
+  key: string;
+  value: string;
+}
+
 export interface LabOptions {
   lbIdleS: number;
   expiry: Expiry;
+  /** `--sysctl host.key=value`: set in every variant's namespace before it runs, and kept over the variant's own. */
+  sysctls?: LabSysctl[];
   /** Called about once a second while variants run. */
   onProgress?: (status: { running: string[]; done: number; total: number; elapsedS: number }) => void;
 }
@@ -88,6 +96,12 @@ async function runVariant(v: Variant, opts: LabOptions): Promise<VariantResult> 
     expiry: opts.expiry,
     start,
     note: (host, kind, what, at) => events.push({ at: at ?? Date.now(), host, kind, what }),
+    sysctl: async (host, key, value) => {
+      // The user's --sysctl wins over a variant's own setting of the same key.
+      if (opts.sysctls?.some((u) => u.host === host && u.key === key)) return false;
+      await lb[host].sysctl(key, value);
+      return true;
+    },
     agent: async (host) => {
       const agent = await Agent.start(lb[host]);
       agents.push(agent);
@@ -114,6 +128,10 @@ async function runVariant(v: Variant, opts: LabOptions): Promise<VariantResult> 
       'config',
       `LB idle timeout ${opts.lbIdleS}s, expiry ${opts.expiry}${observer.capture ? '' : ' (no tcpdump: packets not shown)'}`,
     );
+    for (const u of opts.sysctls ?? []) {
+      await lb[u.host].sysctl(u.key, u.value);
+      ctx.note(u.host, 'config', `sysctl ${u.key}=${u.value} (--sysctl)`);
+    }
     observation = await v.run(ctx);
     // Let the capture catch up with the last packets before reading it.
     await ctx.sleep(300);

@@ -35,6 +35,8 @@ export interface LabContext {
   /** Wall-clock ms when the variant started. */
   start: number;
   note(host: HostName, kind: string, what: string, at?: number): void;
+  /** Sets a sysctl in a host's namespace unless the user's --sysctl set that key there; says whether it did. */
+  sysctl(host: 'client' | 'lb' | 'backend', key: string, value: string | number): Promise<boolean>;
   /** A socket agent in one of the hosts; stopped with the topology. */
   agent(host: 'client' | 'lb' | 'backend'): Promise<SocketAgent>;
   sleep(ms: number): Promise<void>;

@@ -232,13 +232,12 @@ export const longRequest: Variant[] = [
 ];
 
 async function setSystemKeepalive(ctx: LabContext) {
-  const backend = ctx.lb.backend;
-  await backend.sysctl('net.ipv4.tcp_keepalive_time', 1);
-  await backend.sysctl('net.ipv4.tcp_keepalive_intvl', 1);
-  await backend.sysctl('net.ipv4.tcp_keepalive_probes', 3);
-  ctx.note(
-    'backend',
-    'config',
-    'sysctl net.ipv4.tcp_keepalive_time=1 tcp_keepalive_intvl=1 tcp_keepalive_probes=3',
-  );
+  const wanted: [string, number][] = [
+    ['net.ipv4.tcp_keepalive_time', 1],
+    ['net.ipv4.tcp_keepalive_intvl', 1],
+    ['net.ipv4.tcp_keepalive_probes', 3],
+  ];
+  const set: string[] = [];
+  for (const [key, value] of wanted) if (await ctx.sysctl('backend', key, value)) set.push(`${key}=${value}`);
+  if (set.length) ctx.note('backend', 'config', `sysctl ${set.join(' ')}`);
 }
