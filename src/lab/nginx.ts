@@ -2,20 +2,12 @@
  * Real nginx (Debian's package) inside a lab namespace, so the seed's own fix
  * — `listen … so_keepalive=…;` — is tested literally rather than imitated.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Host } from '../netns/index.js';
+import { type Host, hasCommand } from '../netns/index.js';
 
-export function nginxAvailable(): boolean {
-  try {
-    execFileSync('nginx', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const nginxAvailable = (): boolean => hasCommand('nginx');
 
 export interface RunningNginx {
   dir: string;

@@ -5,24 +5,16 @@
  * saw, not what the scenario expected to happen.
  */
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { LB_ADDRESSES, type LbTopology } from '../netns/index.js';
+import { hasCommand, LB_ADDRESSES, type LbTopology } from '../netns/index.js';
 import type { TimelineEvent } from './timeline.js';
 
 const CONNTRACK_MAIN = fileURLToPath(new URL('./conntrack-main.js', import.meta.url));
 /** A bare ACK after this much silence on a flow is a keepalive probe (or its answer). */
 const PROBE_SILENCE_MS = 800;
 
-export function tcpdumpAvailable(): boolean {
-  try {
-    execFileSync('tcpdump', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const tcpdumpAvailable = (): boolean => hasCommand('tcpdump');
 
 interface Packet {
   at: number;

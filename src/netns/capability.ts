@@ -11,7 +11,8 @@ export interface Capability {
   reason?: string;
 }
 
-function hasCommand(cmd: string): boolean {
+/** Whether `cmd` can be started at all (found on PATH and executable), whatever it prints. */
+export function hasCommand(cmd: string): boolean {
   try {
     execFileSync(cmd, ['--version'], { stdio: 'ignore' });
     return true;
