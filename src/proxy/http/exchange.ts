@@ -17,19 +17,21 @@
  * without completing the response (no final chunk, or fewer bytes than
  * Content-Length), so a truncated response never looks complete.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
+import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
 import {
   clientResponseHeaders,
   IDEMPOTENT,
   type RequestContext,
-  trailerObject,
+  trailerFields,
   upstreamRequestHead,
 } from './headers.js';
 import { NOT_RETRIED_MAY_HAVE_REACHED, type RequestEndReason, type RequestRecord } from './log.js';
 import type { ResponseHead } from './parser.js';
+import type { ClientRequest, RequestError } from './request.js';
 import type { ConnectionUser, GroupPool, UpstreamConnection } from './transport.js';
 
 /** Request body bytes kept for a replay on another connection; nginx keeps client_body_buffer_size in memory. */
@@ -46,8 +48,6 @@ export interface Route {
 
 /** What the exchange needs from the client leg. */
 export interface ClientLeg {
-  /** Adds Connection (and Keep-Alive) headers for this response; false when the connection must close. */
-  connectionHeaders(req: IncomingMessage, res: ServerResponse, headers: string[]): void;
   log(record: RequestRecord): void;
   retry(
     exchange: ProxyExchange,
@@ -67,11 +67,7 @@ type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout'
 
 const now = Date.now;
 
-function uncork(socket: import('node:net').Socket): void {
-  socket.uncork();
-}
-
-export class ProxyExchange implements ConnectionUser {
+export class ProxyExchange implements ConnectionUser, ClientUser {
   readonly startedAt = now();
   private readonly method: string;
   private readonly idempotent: boolean;
@@ -121,34 +117,32 @@ export class ProxyExchange implements ConnectionUser {
 
   constructor(
     private readonly leg: ClientLeg,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    private readonly client: ClientConnection,
+    readonly req: ClientRequest,
     private readonly location: HttpLocation,
     private readonly route: Route,
   ) {
-    this.method = req.method ?? 'GET';
+    this.method = req.method;
     this.idempotent = IDEMPOTENT.has(this.method);
-    const socket = req.socket;
-    const h = req.headers;
-    const cl = h['content-length'];
-    this.chunked = cl === undefined && h['transfer-encoding'] !== undefined;
-    this.hasBody = this.chunked || (cl !== undefined && cl !== '0');
+    const cl = req.contentLength;
+    this.chunked = req.chunked;
+    this.hasBody = this.chunked || cl > 0;
     this.ctx = {
       method: this.method,
-      url: req.url ?? '/',
+      url: req.url,
       rawHeaders: req.rawHeaders,
-      remoteAddr: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
+      remoteAddr: client.remoteAddr,
+      remotePort: client.remotePort,
       serverPort: leg.serverPort,
       scheme: 'http',
-      host: h.host ?? '',
+      host: req.host ?? '',
       proxyHost: route.upstream.name,
     };
     this.head = upstreamRequestHead(this.ctx, {
       version: location.proxyHttpVersion,
       reuse: route.reuse,
       setHeaders: location.proxySetHeaders,
-      bodyLength: this.chunked ? 'chunked' : this.hasBody ? Number(cl) : cl === '0' ? 0 : 'none',
+      bodyLength: this.chunked ? 'chunked' : this.hasBody ? cl : cl === 0 ? 0 : 'none',
     });
   }
 
@@ -158,17 +152,14 @@ export class ProxyExchange implements ConnectionUser {
   }
 
   start(): void {
-    this.res.on('close', () => this.onClientClose());
+    this.client.user = this;
     if (this.hasBody) {
-      this.req.on('data', (chunk: Buffer) => this.onBodyData(chunk));
-      this.req.on('end', () => this.onBodyEnd());
+      this.client.readBody(this);
       this.lastBodyReadAt = now();
       this.armBodyTimer();
     } else {
       this.bodyDone = true;
       this.replay = undefined;
-      // Drain the (empty) request so Node moves on to the next one.
-      this.req.resume();
     }
     this.attempt(false);
   }
@@ -234,7 +225,7 @@ export class ProxyExchange implements ConnectionUser {
     if (this.bodyDone) this.finishBody();
     else if (this.bodyPausedForUpstream) {
       this.bodyPausedForUpstream = false;
-      this.req.resume();
+      this.client.resumeBody();
     }
     if (socket.writableNeedDrain) this.upstreamBlocked();
     this.armReadTimer();
@@ -339,12 +330,13 @@ export class ProxyExchange implements ConnectionUser {
 
   // ---- request body --------------------------------------------------------
 
-  private onBodyData(chunk: Buffer): void {
+  onBodyData(chunk: Buffer): void {
+    if (this.finished) return;
     this.bodyBytes += chunk.length;
+    if (this.dropBody) return;
     this.lastBodyReadAt = now();
     const max = this.leg.clientMaxBodySize;
     if (max > 0 && this.bodyBytes > max) {
-      this.req.pause();
       this.dropAttempt();
       if (this.headerSent) this.abortClient('body_too_large', `request body over ${max} bytes`);
       else this.respondLocal(413, 'body_too_large', `request body over ${max} bytes`, true);
@@ -371,24 +363,34 @@ export class ProxyExchange implements ConnectionUser {
     } else socket.write(chunk);
   }
 
-  private onBodyEnd(): void {
+  onBodyEnd(trailers: string[]): void {
+    if (this.finished) return;
     this.bodyDone = true;
+    this.trailers = trailers;
     clearTimeout(this.bodyTimer);
     this.bodyTimer = undefined;
     if (this.conn !== undefined) this.finishBody();
   }
 
+  private trailers: string[] = [];
+
   private finishBody(): void {
     if (!this.chunked) return;
     let last = '0\r\n';
-    const trailers = trailerObject(this.req.rawTrailers);
-    if (trailers) for (const [k, v] of Object.entries(trailers)) last += `${k}: ${v}\r\n`;
+    const t = trailerFields(this.trailers);
+    for (let i = 0; i < t.length; i += 2) last += `${t[i]}: ${t[i + 1]}\r\n`;
     this.conn!.socket.write(`${last}\r\n`, 'latin1');
+  }
+
+  onClientBodyError(error: RequestError): void {
+    this.dropAttempt();
+    if (this.headerSent) this.abortClient('bad_request', `request body: ${error.message}`);
+    else this.respondLocal(error.status, 'bad_request', `request body: ${error.message}`, true);
   }
 
   private upstreamBlocked(): void {
     if (this.bodyDone) return;
-    this.req.pause();
+    this.client.pauseBody();
     this.bodyPausedForUpstream = true;
     const timeoutMs = this.location.proxySendTimeoutMs;
     clearTimeout(this.sendTimer);
@@ -404,7 +406,7 @@ export class ProxyExchange implements ConnectionUser {
     if (this.bodyPausedForUpstream) {
       this.bodyPausedForUpstream = false;
       this.lastBodyReadAt = now();
-      this.req.resume();
+      this.client.resumeBody();
     }
   }
 
@@ -481,41 +483,53 @@ export class ProxyExchange implements ConnectionUser {
         return;
       }
     }
-    const headers = clientResponseHeaders(head.rawHeaders);
-    this.leg.connectionHeaders(this.req, this.res, headers);
+    const framing = head.framing;
+    // The upstream's framing is not the client's: a Content-Length is kept
+    // only for a body framed by it (or none), the rest is re-framed.
+    const headers = clientResponseHeaders(head.rawHeaders, framing === 'chunked' || framing === 'close');
     this.headerSent = true;
-    // Head, body and end of a small response arrive in one read: corked,
-    // they leave in one writev instead of several writes.
-    const socket = this.req.socket;
-    socket.cork();
-    process.nextTick(uncork, socket);
-    this.res.writeHead(status, head.statusMessage, headers);
+    // Head, body and end of a small response usually arrive in one read:
+    // they are queued and leave in one write (onReadDone or onComplete).
+    this.client.startResponse(
+      status,
+      head.statusMessage === '' ? statusText(status) : head.statusMessage,
+      headers,
+      framing === 'none' ? BodyKind.None : framing === 'length' ? BodyKind.Length : BodyKind.Stream,
+      false,
+    );
   }
 
   onBody(chunk: Buffer): void {
     this.lastUpstreamReadAt = now();
     if (this.conn === undefined) return;
     this.bytesSent += chunk.length;
-    if (!this.res.write(chunk)) {
+    this.client.writeBody(chunk);
+  }
+
+  onReadDone(): void {
+    if (!this.headerSent || this.conn === undefined) return;
+    if (this.client.flush()) {
       this.conn.socket.pause();
       this.upstreamPaused = true;
       this.clientBlocked();
     }
   }
 
+  onClientDrain(): void {
+    if (this.clientWriteBlockedAt === 0) return;
+    this.clientWriteBlockedAt = 0;
+    clearTimeout(this.clientTimer);
+    this.clientTimer = undefined;
+    if (this.upstreamPaused) {
+      this.upstreamPaused = false;
+      this.lastUpstreamReadAt = now();
+      this.conn?.socket.resume();
+    }
+  }
+
   private clientBlocked(): void {
     if (this.clientWriteBlockedAt !== 0) return;
     this.clientWriteBlockedAt = now();
-    this.res.once('drain', () => {
-      this.clientWriteBlockedAt = 0;
-      clearTimeout(this.clientTimer);
-      this.clientTimer = undefined;
-      if (this.upstreamPaused) {
-        this.upstreamPaused = false;
-        this.lastUpstreamReadAt = now();
-        this.conn?.socket.resume();
-      }
-    });
     const timeoutMs = this.leg.sendTimeoutMs;
     this.clientTimer = setTimeout(() => {
       this.clientTimer = undefined;
@@ -538,12 +552,11 @@ export class ProxyExchange implements ConnectionUser {
     // upstream mid-request: that connection cannot carry another one.
     if (this.bodyDone) this.route.pool.release(conn, now());
     else conn.destroy();
-    if (trailers.length > 0 && this.res.chunkedEncoding) {
-      const t = trailerObject(trailers);
-      if (t) this.res.addTrailers(t);
-    }
     this.reason = 'ok';
-    this.res.end();
+    if (!this.bodyDone && this.replay !== undefined) this.replay = undefined;
+    // send_timeout also covers the last bytes: armed if the socket is full.
+    if (this.client.socket.writableNeedDrain) this.clientBlocked();
+    this.client.endResponse(trailers.length > 0 ? trailerFields(trailers) : undefined);
   }
 
   onConnectionError(error: Error): void {
@@ -576,26 +589,26 @@ export class ProxyExchange implements ConnectionUser {
     this.reason = reason;
     this.detail = detail;
     this.headerSent = true;
-    const body = `${status} ${STATUS_TEXT[status] ?? ''}\n`;
+    const body = `${status} ${statusText(status)}\n`;
     const headers = ['Content-Type', 'text/plain', 'Content-Length', String(body.length)];
     if (close) {
-      headers.push('Connection', 'close');
-      // The rest of the body is read and dropped so the client sees the
-      // answer instead of a reset (nginx's lingering close, bounded by the
-      // client_body_timeout still running).
-      this.req.resume();
-    } else this.leg.connectionHeaders(this.req, this.res, headers);
-    this.res.writeHead(status, headers);
-    this.bytesSent += body.length;
-    this.res.end(body);
+      // The rest of the body is read and dropped (the connection lingers)
+      // so the client sees the answer instead of a reset.
+      this.client.readBody(this);
+      this.dropBody = true;
+    }
+    this.bytesSent += this.method === 'HEAD' ? 0 : body.length;
+    this.client.respond(status, statusText(status), headers, Buffer.from(body, 'latin1'), close);
   }
+
+  /** Body bytes after a closing local answer are counted, not forwarded. */
+  private dropBody = false;
 
   private abortClient(reason: RequestEndReason, detail: string): void {
     if (this.finished) return;
     this.reason = reason;
     this.detail = detail;
-    this.res.destroy();
-    this.req.socket.destroy();
+    this.client.abort();
   }
 
   /** Shutdown deadline: cut the request now. */
@@ -604,10 +617,10 @@ export class ProxyExchange implements ConnectionUser {
     this.abortClient('shutdown', 'shutdown deadline');
   }
 
-  private onClientClose(): void {
+  onClientDone(complete: boolean): void {
     if (this.finished) return;
     this.finished = true;
-    if (!this.res.writableFinished) {
+    if (!complete) {
       if (this.reason === undefined || this.reason === 'ok') {
         this.reason = 'client_closed';
         this.detail ??= this.headerSent
@@ -626,7 +639,7 @@ export class ProxyExchange implements ConnectionUser {
       method: this.method,
       path: this.ctx.url,
       host: this.ctx.host,
-      status: this.res.headersSent ? this.res.statusCode : 0,
+      status: this.client.status,
       bytesSent: this.bytesSent,
       bytesReceived: this.bodyBytes,
       upstream: this.host ? this.host.address.text : null,
@@ -647,6 +660,9 @@ export class ProxyExchange implements ConnectionUser {
 
 export const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
+  405: 'Method Not Allowed',
+  417: 'Expectation Failed',
+  505: 'HTTP Version Not Supported',
   404: 'Not Found',
   408: 'Request Timeout',
   413: 'Content Too Large',
@@ -655,3 +671,8 @@ export const STATUS_TEXT: Record<number, string> = {
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };
+
+/** keepwire's wording for the statuses it makes, Node's table for the rest. */
+export function statusText(status: number): string {
+  return STATUS_TEXT[status] ?? STATUS_CODES[status] ?? '';
+}

@@ -40,6 +40,8 @@ export function isHopByHop(lowerName: string, named: Set<string> | undefined): b
   return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-') || (named?.has(lowerName) ?? false);
 }
 
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 /** A header value may not carry CR or LF (response splitting); such values are dropped. */
 function safe(value: string): boolean {
   return !/[\r\n\0]/.test(value);
@@ -176,26 +178,26 @@ export function upstreamRequestHead(ctx: RequestContext, opts: UpstreamHeadOptio
  * The response headers passed to the client: hop-by-hop ones dropped
  * (framing is redone by the client leg), the rest as received.
  */
-export function clientResponseHeaders(raw: readonly string[]): string[] {
+export function clientResponseHeaders(raw: readonly string[], dropLength = false): string[] {
   const named = connectionOptions(raw);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
-    if (isHopByHop(lower, named)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (isHopByHop(lower, named) || (dropLength && lower === 'content-length')) continue;
+    out.push(name, raw[i + 1]!);
   }
   return out;
 }
 
-/** Trailers minus the fields that may not appear in them (RFC 9110 §6.5.1), as a header object. */
-export function trailerObject(raw: readonly string[]): Record<string, string> | undefined {
-  let out: Record<string, string> | undefined;
+/** Trailers minus the fields that may not appear in them (RFC 9110 §6.5.1), flat name, value pairs. */
+export function trailerFields(raw: readonly string[]): string[] {
+  const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
     if (isHopByHop(lower, undefined) || lower === 'content-length' || lower === 'host') continue;
-    if (!safe(raw[i + 1]!)) continue;
-    out ??= {};
-    out[raw[i]!] = raw[i + 1]!;
+    if (!TOKEN.test(raw[i]!) || !safe(raw[i + 1]!)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
   }
   return out;
 }

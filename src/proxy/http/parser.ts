@@ -57,6 +57,7 @@ enum State {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
+const BAD_LINE_BREAK = /\0|\r(?!\n)|(?<!\r)\n/;
 
 export class ResponseParser {
   private state = State.Done;
@@ -228,6 +229,8 @@ export class ResponseParser {
   }
 
   private parseHead(text: string): ResponseHead {
+    // A lone CR or LF (or a NUL) inside a line would split it again on the client's side.
+    if (BAD_LINE_BREAK.test(text)) throw new ParseError('bare CR, LF or NUL in the response head');
     const lines = text.split('\r\n');
     const status = lines[0]!;
     const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(status);

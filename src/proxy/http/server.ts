@@ -1,7 +1,9 @@
 /**
  * The client leg: one HttpFrontend per listening address of `http {}`,
- * serving the virtual servers that share it. Node's HTTP/1.1 server does the
- * parsing; keepwire sets the connection rules as nginx does:
+ * serving the virtual servers that share it. keepwire parses requests and
+ * frames responses itself on raw sockets (`connection.ts`, `request.ts`):
+ * node:http's server and response objects cost more CPU per request than
+ * the rest of the proxy together. The connection rules are nginx's:
  *   keepalive_timeout T [H]   idle time between requests; H is announced as
  *                             `Keep-Alive: timeout=H` (only when given);
  *                             T = 0 disables keep-alive
@@ -16,15 +18,16 @@
  * (drain: idle keep-alive connections close at once, busy ones after their
  * response with `Connection: close`) → stop (cut what is left).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpLocation, Listen } from '../../config/model.js';
 import { applyKeepalive, toKeepaliveOptions } from '../../keepalive/socket.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
-import { type ClientLeg, ProxyExchange, type Route, STATUS_TEXT } from './exchange.js';
+import { ClientConnection, type ClientUser, type ConnectionOwner } from './connection.js';
+import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
 import type { HttpLogRecord, RequestEndReason, RequestRecord } from './log.js';
+import type { ClientRequest, RequestError } from './request.js';
 import type { ServerTable } from './routing.js';
 import { type TunnelOwner, UpgradeTunnel } from './streaming.js';
 
@@ -33,28 +36,61 @@ export interface HttpDeps {
   log: (record: HttpLogRecord) => void;
 }
 
-/** Per client connection: when it was accepted and how many requests it carried. */
-interface ConnState {
-  acceptedAt: number;
-  requests: number;
+const TEXT_PLAIN = 'text/plain';
+
+/** The request part of a log record; '' when no request line was read. */
+function requestFields(req: ClientRequest | undefined): { method: string; path: string; host: string } {
+  return { method: req?.method ?? '', path: req?.url ?? '', host: req?.host ?? '' };
 }
 
-const STATE = Symbol('keepwire.conn');
+/**
+ * A response keepwire makes itself (return, 404, 413, 400 without Host):
+ * it still reads (and drops) the request body before the next request, and
+ * logs when the response is out.
+ */
+class LocalAnswer implements ClientUser {
+  constructor(
+    private readonly frontend: HttpFrontend,
+    private readonly conn: ClientConnection,
+    private readonly record: RequestRecord,
+  ) {}
 
-type StatefulSocket = Socket & { [STATE]?: ConnState };
+  onBodyData(chunk: Buffer): void {
+    this.record.bytesReceived += chunk.length;
+  }
 
-export class HttpFrontend implements ClientLeg, TunnelOwner {
-  readonly server: Server;
+  onBodyEnd(): void {}
+  onClientDrain(): void {}
+  onClientBodyError(): void {
+    this.conn.abort();
+  }
+
+  onClientDone(complete: boolean): void {
+    if (!complete) {
+      this.record.reason = 'client_closed';
+      this.record.detail ??= 'client closed before the response was sent';
+    }
+    this.record.timings.totalMs = Date.now() - this.record.timings.totalMs;
+    this.frontend.log(this.record);
+  }
+}
+
+export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
   readonly sockets = new Set<Socket>();
+  readonly connections = new Set<ClientConnection>();
   readonly exchanges = new Set<ProxyExchange>();
   readonly tunnels = new Set<UpgradeTunnel>();
   readonly listenText: string;
   readonly sendTimeoutMs: number;
   readonly clientBodyTimeoutMs: number;
   readonly clientMaxBodySize: number;
-  private readonly keepaliveHeader: string | undefined;
+  readonly clientHeaderTimeoutMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly keepAliveLines: string;
+  private readonly keepaliveRequests: number;
+  private readonly keepaliveTimeMs: number;
   private readonly attached: Listener[] = [];
-  private draining = false;
+  draining = false;
   private waiters: (() => void)[] = [];
   serverPort: number;
 
@@ -70,40 +106,15 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
     this.sendTimeoutMs = m.sendTimeoutMs;
     this.clientBodyTimeoutMs = m.clientBodyTimeoutMs;
     this.clientMaxBodySize = m.clientMaxBodySize;
-    if (m.keepaliveHeaderTimeoutMs !== undefined)
-      this.keepaliveHeader = `timeout=${Math.floor(m.keepaliveHeaderTimeoutMs / 1000)}`;
-    this.server = createServer({
-      requestTimeout: 0,
-      headersTimeout: m.clientHeaderTimeoutMs,
-      // Header timeouts are enforced by a periodic sweep; keep its error small.
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(m.clientHeaderTimeoutMs / 4))),
-      keepAliveTimeout: m.keepaliveTimeoutMs,
-      noDelay: true,
-      // Extra copies of a header are kept as received, not joined.
-      joinDuplicateHeaders: false,
-      // Checked in onRequest, so the refusal is logged like every other.
-      requireHostHeader: false,
-    });
-    // Node's default 5 s; 0 would mean "never" to Node, while nginx's 0
-    // disables keep-alive, which connectionHeaders() does with Connection: close.
-    this.server.keepAliveTimeout = m.keepaliveTimeoutMs === 0 ? 1 : m.keepaliveTimeoutMs;
-    // Node 24+ keeps idle sockets this much longer than announced; keepwire
-    // closes at keepalive_timeout exactly, as nginx does.
-    (this.server as unknown as { keepAliveTimeoutBuffer?: number }).keepAliveTimeoutBuffer = 0;
-    this.server.headersTimeout = m.clientHeaderTimeoutMs;
-    this.server.requestTimeout = 0;
-    // The sockets come from keepwire's own listeners, so this server never
-    // listens; Node starts its connection tracking (header timeouts,
-    // closeIdleConnections) on 'listening', so that event is given here.
-    this.server.emit('listening');
-    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
-    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onContinue(req, res));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
-      this.onUpgrade(req, socket, head),
-    );
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) =>
-      this.onClientError(error, socket),
-    );
+    this.clientHeaderTimeoutMs = m.clientHeaderTimeoutMs;
+    this.keepaliveTimeoutMs = m.keepaliveTimeoutMs;
+    this.keepaliveRequests = m.keepaliveRequests;
+    this.keepaliveTimeMs = m.keepaliveTimeMs;
+    // Built once: every keep-alive response ends with these bytes.
+    this.keepAliveLines =
+      m.keepaliveHeaderTimeoutMs === undefined
+        ? 'Connection: keep-alive\r\n\r\n'
+        : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(m.keepaliveHeaderTimeoutMs / 1000)}\r\n\r\n`;
   }
 
   start(listeners: readonly Listener[]): void {
@@ -120,7 +131,7 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
     this.attached.length = 0;
     // Connections waiting for their next request close now; busy ones close
     // after their response (Connection: close).
-    this.server.closeIdleConnections();
+    for (const c of [...this.connections]) c.drain();
     this.notifyIfDrained();
   }
 
@@ -145,11 +156,12 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
       socket.destroy();
       return;
     }
-    const s = socket as StatefulSocket;
-    s[STATE] = { acceptedAt: Date.now(), requests: 0 };
     this.sockets.add(socket);
+    const conn = new ClientConnection(this, socket);
+    this.connections.add(conn);
     socket.once('close', () => {
       this.sockets.delete(socket);
+      this.connections.delete(conn);
       this.deps.limiter.release();
       this.notifyIfDrained();
     });
@@ -161,7 +173,6 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
         // Keepalive is a safety net, not the data path; the connection is served.
       }
     }
-    this.server.emit('connection', socket);
     // The listener accepts with pauseOnConnect (for the stream proxy); HTTP reads at once.
     socket.resume();
   }
@@ -174,169 +185,150 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
   }
 
   /** Routes a request to its location; undefined when none matches. */
-  private locate(req: IncomingMessage): HttpLocation | undefined {
-    const vs = this.table.match(req.headers.host);
-    const url = req.url ?? '/';
+  private locate(req: ClientRequest): HttpLocation | undefined {
+    const vs = this.table.match(req.host);
+    const url = req.url;
     const q = url.indexOf('?');
     return vs.locations.match(q < 0 ? url : url.slice(0, q));
   }
 
-  private onContinue(req: IncomingMessage, res: ServerResponse): void {
-    // 100-continue exists so a client can learn of a refusal before sending
-    // the body: answer 413 at once for a declared body over the limit.
-    const max = this.clientMaxBodySize;
-    const length = Number(req.headers['content-length'] ?? 0);
-    if (max > 0 && length > max) {
-      this.local(req, res, 413, 'body_too_large', `declared body of ${length} bytes over ${max}`, true);
-      return;
-    }
-    res.writeContinue();
-    this.onRequest(req, res);
+  mayKeepAlive(conn: ClientConnection): boolean {
+    return (
+      !this.draining &&
+      this.keepaliveTimeoutMs > 0 &&
+      (this.keepaliveRequests <= 0 || conn.requests < this.keepaliveRequests) &&
+      Date.now() - conn.acceptedAt < this.keepaliveTimeMs
+    );
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    res.sendDate = false;
-    const state = (req.socket as StatefulSocket)[STATE];
-    if (state) state.requests++;
-    if (req.headers.host === undefined && req.httpVersionMinor === 1) {
+  onRequest(conn: ClientConnection, req: ClientRequest): void {
+    const max = this.clientMaxBodySize;
+    if (req.expectOther) {
+      this.local(conn, req, 417, 'bad_request', 'unsupported Expect', true);
+      return;
+    }
+    if (req.method === 'CONNECT') {
+      this.local(conn, req, 405, 'bad_request', 'CONNECT is not proxied', true);
+      return;
+    }
+    if (req.expectContinue) {
+      // 100-continue exists so a client can learn of a refusal before sending
+      // the body: answer 413 at once for a declared body over the limit.
+      if (max > 0 && req.contentLength > max) {
+        this.local(
+          conn,
+          req,
+          413,
+          'body_too_large',
+          `declared body of ${req.contentLength} bytes over ${max}`,
+          true,
+        );
+        return;
+      }
+      conn.writeContinue();
+    }
+    if (req.host === undefined && req.minorVersion === 1) {
       // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host.
-      this.local(req, res, 400, 'bad_request', 'HTTP/1.1 request without Host', true);
+      this.local(conn, req, 400, 'bad_request', 'HTTP/1.1 request without Host', true);
       return;
     }
     const location = this.locate(req);
     if (location === undefined) {
-      this.local(req, res, 404, 'local', 'no location matches', false);
+      this.local(conn, req, 404, 'local', 'no location matches', false);
       return;
     }
     if (location.returnDirective) {
       const r = location.returnDirective;
-      this.local(req, res, r.code, 'local', undefined, false, r.text);
+      this.local(conn, req, r.code, 'local', undefined, false, r.text);
       return;
     }
-    const max = this.clientMaxBodySize;
-    const declared = req.headers['content-length'];
-    if (max > 0 && declared !== undefined && Number(declared) > max) {
-      this.local(req, res, 413, 'body_too_large', `declared body of ${declared} bytes over ${max}`, true);
+    if (max > 0 && req.contentLength > max) {
+      this.local(
+        conn,
+        req,
+        413,
+        'body_too_large',
+        `declared body of ${req.contentLength} bytes over ${max}`,
+        true,
+      );
       return;
     }
     const route = this.routes.get(location)!;
-    const exchange = new ProxyExchange(this, req, res, location, route);
+    const exchange = new ProxyExchange(this, conn, req, location, route);
     this.exchanges.add(exchange);
     exchange.start();
   }
 
   /** A response keepwire makes itself: return, 404, early 413. */
   private local(
-    req: IncomingMessage,
-    res: ServerResponse,
+    conn: ClientConnection,
+    req: ClientRequest,
     status: number,
     reason: RequestEndReason,
     detail: string | undefined,
     close: boolean,
     text?: string,
   ): void {
-    res.sendDate = false;
-    const startedAt = Date.now();
     let body = text ?? '';
     const headers: string[] = [];
     if (status >= 301 && status <= 308 && status !== 304 && text !== undefined) {
       // `return 301 URL`: the text is the Location, as in nginx.
       headers.push('Location', text);
       body = '';
-    } else if (text === undefined && status >= 400) body = `${status} ${STATUS_TEXT[status] ?? ''}\n`;
-    headers.push('Content-Type', 'text/plain', 'Content-Length', String(Buffer.byteLength(body)));
-    if (close) {
-      headers.push('Connection', 'close');
-      req.resume();
-    } else this.connectionHeaders(req, res, headers);
-    res.writeHead(status, headers);
-    res.end(body);
-    req.resume();
-    const socket = req.socket;
+    } else if (text === undefined && status >= 400) body = `${status} ${statusText(status)}\n`;
+    const bytes = Buffer.from(body);
+    headers.push('Content-Type', TEXT_PLAIN, 'Content-Length', String(bytes.length));
     const record: RequestRecord = {
       msg: 'request',
       listen: this.listenText,
-      client: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
-      method: req.method ?? '',
-      path: req.url ?? '',
-      host: req.headers.host ?? '',
+      client: conn.clientText,
+      ...requestFields(req),
       status,
-      bytesSent: Buffer.byteLength(body),
+      bytesSent: req.method === 'HEAD' ? 0 : bytes.length,
       bytesReceived: 0,
       upstream: null,
       upstreamConnect: null,
       tries: 0,
       retries: 0,
-      timings: { totalMs: Date.now() - startedAt },
+      // Holds the start time until the answer is out.
+      timings: { totalMs: Date.now() },
       reason,
     };
     if (detail !== undefined) record.detail = detail;
-    this.deps.log(record);
+    const answer = new LocalAnswer(this, conn, record);
+    conn.user = answer;
+    conn.readBody(answer);
+    conn.respond(status, statusText(status), headers, bytes, close);
   }
 
-  connectionHeaders(req: IncomingMessage, res: ServerResponse, headers: string[]): void {
-    const state = (req.socket as StatefulSocket)[STATE];
-    const m = this.table.defaultServer.model;
-    const keep =
-      res.shouldKeepAlive &&
-      !this.draining &&
-      m.keepaliveTimeoutMs > 0 &&
-      (state === undefined ||
-        ((m.keepaliveRequests <= 0 || state.requests < m.keepaliveRequests) &&
-          Date.now() - state.acceptedAt < m.keepaliveTimeMs));
-    if (!keep) {
-      headers.push('Connection', 'close');
-      return;
-    }
-    // An explicit Connection header also stops Node from announcing its own
-    // Keep-Alive timeout: nginx announces one only when asked to.
-    headers.push('Connection', 'keep-alive');
-    if (this.keepaliveHeader !== undefined) headers.push('Keep-Alive', this.keepaliveHeader);
-  }
-
-  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  onUpgrade(conn: ClientConnection, req: ClientRequest, head: Buffer): void {
+    const socket = conn.socket;
     const location = this.locate(req);
     const route = location ? this.routes.get(location) : undefined;
     if (location === undefined || route === undefined) {
       const status = location?.returnDirective?.code ?? 404;
       socket.end(
-        `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+        `HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
       );
       return;
     }
-    const tunnel = new UpgradeTunnel(this, req, socket, head, location, route);
+    const tunnel = new UpgradeTunnel(this, req, conn, head, location, route);
     this.tunnels.add(tunnel);
     tunnel.start();
   }
 
-  private onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-    const code = error.code ?? '';
-    let status = 400;
-    let reason: RequestEndReason = 'bad_request';
-    if (code === 'HPE_HEADER_OVERFLOW') status = 431;
-    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      status = 408;
-      reason = 'client_header_timeout';
-    } else if (code === 'ECONNRESET' || code === 'EPIPE') {
-      socket.destroy();
-      return;
-    }
-    const busy = (socket as unknown as { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (socket.writable && (busy == null || !busy.headersSent)) {
-      const body = `${status} ${STATUS_TEXT[status] ?? ''}\n`;
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-        'latin1',
-      );
-    }
-    socket.destroySoon();
+  onClientError(conn: ClientConnection, error: RequestError, req: ClientRequest | undefined): void {
+    const status = error.status;
+    const reason: RequestEndReason = status === 408 ? 'client_header_timeout' : 'bad_request';
+    const body = `${status} ${statusText(status)}\n`;
+    conn.sendAndClose(
+      `HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
     this.deps.log({
       msg: 'request',
       listen: this.listenText,
-      client: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
-      method: '',
-      path: '',
-      host: '',
+      client: conn.clientText,
+      ...requestFields(req),
       status,
       bytesSent: 0,
       bytesReceived: 0,
@@ -346,7 +338,7 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
       retries: 0,
       timings: { totalMs: 0 },
       reason,
-      detail: code || error.message,
+      detail: `${error.code}: ${error.message}`,
     });
   }
 
@@ -363,8 +355,8 @@ export class HttpFrontend implements ClientLeg, TunnelOwner {
   ): void {
     this.deps.log({
       msg: 'upstream_retry',
-      method: exchange.req.method ?? '',
-      path: exchange.req.url ?? '',
+      method: exchange.req.method,
+      path: exchange.req.url,
       upstream: host.address.text,
       kind,
       detail,

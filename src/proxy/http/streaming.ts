@@ -6,14 +6,15 @@
  * timeout of the tunnel (nginx's rule), TCP keepalive as configured on both
  * sockets, and a reset on one side passed on as a reset.
  */
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpLocation } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import type { ClientConnection } from './connection.js';
 import type { Route } from './exchange.js';
 import { clientResponseHeaders, type RequestContext, upstreamRequestHead } from './headers.js';
 import type { RequestEndReason, RequestRecord } from './log.js';
 import type { ResponseHead } from './parser.js';
+import type { ClientRequest } from './request.js';
 import type { ConnectionUser, UpstreamConnection } from './transport.js';
 
 export interface TunnelOwner {
@@ -54,24 +55,26 @@ export class UpgradeTunnel implements ConnectionUser {
   private tunnelled = false;
   private done = false;
   private rejectedResponse = false;
+  readonly client: Socket;
 
   constructor(
     private readonly owner: TunnelOwner,
-    private readonly req: IncomingMessage,
-    readonly client: Socket,
+    private readonly req: ClientRequest,
+    conn: ClientConnection,
     private readonly early: Buffer,
     private readonly location: HttpLocation,
     private readonly route: Route,
   ) {
+    this.client = conn.socket;
     this.ctx = {
-      method: req.method ?? 'GET',
-      url: req.url ?? '/',
+      method: req.method,
+      url: req.url,
       rawHeaders: req.rawHeaders,
-      remoteAddr: client.remoteAddress ?? '',
-      remotePort: client.remotePort ?? 0,
+      remoteAddr: conn.remoteAddr,
+      remotePort: conn.remotePort,
       serverPort: owner.serverPort,
       scheme: 'http',
-      host: req.headers.host ?? '',
+      host: req.host ?? '',
       proxyHost: route.upstream.name,
     };
   }
@@ -118,7 +121,7 @@ export class UpgradeTunnel implements ConnectionUser {
         reuse: false,
         setHeaders: this.location.proxySetHeaders,
         bodyLength: 'none',
-        upgrade: this.req.headers.upgrade ?? 'websocket',
+        upgrade: this.req.upgrade ?? 'websocket',
       }),
       'latin1',
     );

@@ -30,6 +30,8 @@ export interface ConnectionUser extends ParserSink {
   onUpstreamConnect(): void;
   /** The socket accepted more request bytes after a full write buffer. */
   onUpstreamDrain(): void;
+  /** One read from the upstream was parsed (what it produced can be written out together). */
+  onReadDone?(): void;
 }
 
 export type PoolSettings = Pick<
@@ -110,6 +112,7 @@ export class UpstreamConnection implements ParserSink {
     }
     try {
       this.parser.execute(chunk);
+      if (this.user === user) user.onReadDone?.();
     } catch (error) {
       this.dead = true;
       this.user = undefined;

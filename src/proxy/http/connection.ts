@@ -1,0 +1,540 @@
+/**
+ * One client connection of the HTTP proxy, on a raw `net.Socket`: reads
+ * requests one at a time (a pipelined request waits in the buffer until the
+ * response before it has left, so responses go out in order), frames
+ * responses, and applies the connection's timers:
+ *   - client_header_timeout from accept (first request) or from the first
+ *     byte of a later one: 408 and close;
+ *   - keepalive_timeout while idle between requests: silent close;
+ *   - a lingering close (nginx's lingering_timeout) when a response that
+ *     closes the connection leaves request bytes unread, so the client reads
+ *     the answer instead of a reset.
+ * Response bytes are queued and leave in one write per upstream read (head,
+ * body and end of a small response are one `write`), never one per header.
+ */
+import type { Socket } from 'node:net';
+import {
+  BodyReader,
+  type BodySink,
+  type ClientRequest,
+  checkIncompleteHead,
+  findHeadEnd,
+  MAX_REQUEST_HEAD,
+  parseRequestHead,
+  RequestError,
+} from './request.js';
+
+/** What a request in flight (an exchange, or a local answer) hears from its connection. */
+export interface ClientUser extends BodySink {
+  /** The socket took the bytes that were waiting: reads from the upstream may go on. */
+  onClientDrain(): void;
+  /** The response was handed to the kernel whole (true), or the connection closed first (false). */
+  onClientDone(complete: boolean): void;
+  /** The request body turned out malformed. */
+  onClientBodyError(error: RequestError): void;
+}
+
+/** What the connection needs from its frontend. */
+export interface ConnectionOwner {
+  readonly clientHeaderTimeoutMs: number;
+  readonly keepaliveTimeoutMs: number;
+  /** Whether the response to this request may leave the connection open. */
+  mayKeepAlive(conn: ClientConnection): boolean;
+  /** The `Connection: keep-alive` lines (with Keep-Alive when configured). */
+  readonly keepAliveLines: string;
+  onRequest(conn: ClientConnection, req: ClientRequest): void;
+  /** An Upgrade request: the socket is the tunnel's from now on. */
+  onUpgrade(conn: ClientConnection, req: ClientRequest, head: Buffer): void;
+  /** A request that could not be parsed, or a header timeout (status 408). */
+  onClientError(conn: ClientConnection, error: RequestError, req: ClientRequest | undefined): void;
+  /** True while draining: idle connections close. */
+  readonly draining: boolean;
+}
+
+/** How long unread request bytes are drained after a closing response (nginx's lingering_timeout). */
+export const LINGER_MS = 5_000;
+/** Pipelined bytes kept while a response is in progress before reading pauses. */
+const PIPELINE_LIMIT = 64 * 1024;
+/** Queued response bytes copied into one buffer (one write) rather than written as a vector. */
+const COALESCE_LIMIT = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+export enum BodyKind {
+  /** No body (HEAD, 1xx, 204, 304, or the upstream said so). */
+  None,
+  /** Framed by the Content-Length among the headers given. */
+  Length,
+  /** Length unknown: chunked to an HTTP/1.1 client, close-delimited to HTTP/1.0. */
+  Stream,
+}
+
+enum Phase {
+  /** Waiting for (or reading) a request head. */
+  Head,
+  /** Reading a request body. */
+  Body,
+  /** The request was read whole; its response is under way. */
+  After,
+  /** Ending: nothing more is parsed. */
+  Closed,
+}
+
+enum Timer {
+  None,
+  Idle,
+  Header,
+  Linger,
+}
+
+export class ClientConnection {
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly acceptedAt = Date.now();
+  /** Requests started on this connection. */
+  requests = 0;
+  req: ClientRequest | undefined;
+  user: ClientUser | undefined;
+  /** Status of the response under way, 0 before its head. */
+  status = 0;
+  /** Response body bytes queued (after framing is removed). */
+  bodyBytes = 0;
+
+  private buf: Buffer | undefined;
+  private phase = Phase.Head;
+  private readonly body = new BodyReader();
+  private responding = false;
+  private awaitingFlush = false;
+  private chunked = false;
+  private noBody = false;
+  private keep = false;
+  private peerEnded = false;
+  private pumping = false;
+  private pausedForPipeline = false;
+  private out: (string | Buffer)[] = [];
+  private outBytes = 0;
+  private timerKind = Timer.Header;
+  private deadline = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
+
+  private readonly onDataBound = (chunk: Buffer) => this.onData(chunk);
+  private readonly onEndBound = () => this.onEnd();
+  private readonly onDrainBound = () => this.onDrain();
+  private readonly onCloseBound = () => this.onClose();
+  private readonly onTimerBound = () => this.onTimer();
+  private readonly onFlushedBound = () => this.onFlushed();
+
+  constructor(
+    private readonly owner: ConnectionOwner,
+    readonly socket: Socket,
+  ) {
+    this.remoteAddr = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    socket.on('data', this.onDataBound);
+    socket.on('end', this.onEndBound);
+    socket.on('drain', this.onDrainBound);
+    socket.on('close', this.onCloseBound);
+    // Errors end in 'close', where the request in flight learns of them.
+    socket.on('error', noop);
+    // nginx's client_header_timeout runs from accept for the first request.
+    this.setTimer(Timer.Header, owner.clientHeaderTimeoutMs);
+  }
+
+  get clientText(): string {
+    return `${this.remoteAddr}:${this.remotePort}`;
+  }
+
+  /** True between requests with nothing of the next one received. */
+  get idle(): boolean {
+    return this.phase === Phase.Head && !this.responding && this.buf === undefined;
+  }
+
+  // ---- reading -------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === Phase.Closed) return;
+    this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
+    this.pump();
+  }
+
+  private consume(n: number): void {
+    const buf = this.buf!;
+    this.buf = n >= buf.length ? undefined : buf.subarray(n);
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.buf !== undefined) {
+        if (this.phase === Phase.Head) {
+          if (this.responding) break;
+          const buf = this.buf;
+          const end = findHeadEnd(buf, 0);
+          if (end < 0) {
+            checkIncompleteHead(buf, 0);
+            if (this.timerKind === Timer.Idle) this.setTimer(Timer.Header, this.owner.clientHeaderTimeoutMs);
+            break;
+          }
+          const req = parseRequestHead(buf, 0, end);
+          this.consume(end);
+          this.dispatch(req);
+        } else if (this.phase === Phase.Body) {
+          const buf = this.buf;
+          const at = this.body.execute(buf, 0);
+          if (this.phase !== Phase.Body) break;
+          this.consume(at);
+          if (this.body.done) this.bodyFinished();
+          else if (this.buf !== undefined) break;
+        } else break;
+      }
+    } catch (error) {
+      if (!(error instanceof RequestError)) throw error;
+      this.requestError(error);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.buf !== undefined && this.responding && this.phase !== Phase.Closed) {
+      // A client pipelining faster than it reads gets no unbounded buffer.
+      if (this.buf.length > PIPELINE_LIMIT && !this.pausedForPipeline) {
+        this.pausedForPipeline = true;
+        this.socket.pause();
+      }
+    }
+  }
+
+  private dispatch(req: ClientRequest): void {
+    this.requests++;
+    this.req = req;
+    this.responding = true;
+    this.status = 0;
+    this.bodyBytes = 0;
+    this.timerKind = Timer.None;
+    if (req.upgrade !== undefined) {
+      const head = this.buf ?? EMPTY;
+      this.buf = undefined;
+      this.detach();
+      this.owner.onUpgrade(this, req, head);
+      return;
+    }
+    this.phase = this.body.start(req) ? Phase.Body : Phase.After;
+    this.body.sink = undefined;
+    this.owner.onRequest(this, req);
+  }
+
+  /** Sends the request body (as it arrives) to `sink`; without one it is read and dropped. */
+  readBody(sink: ClientUser): void {
+    this.body.sink = sink;
+  }
+
+  private bodyFinished(): void {
+    if (this.phase === Phase.Closed) return;
+    if (this.responding) this.phase = Phase.After;
+    else this.nextRequest();
+  }
+
+  private requestError(error: RequestError): void {
+    const user = this.user;
+    if (this.responding && user !== undefined) {
+      this.phase = Phase.Closed;
+      this.buf = undefined;
+      user.onClientBodyError(error);
+      return;
+    }
+    this.phase = Phase.Closed;
+    const req = this.responding ? this.req : undefined;
+    this.owner.onClientError(this, error, req);
+  }
+
+  pauseBody(): void {
+    this.socket.pause();
+  }
+
+  resumeBody(): void {
+    if (!this.pausedForPipeline) this.socket.resume();
+  }
+
+  private onEnd(): void {
+    this.peerEnded = true;
+    if (this.phase === Phase.Closed || this.idle) {
+      this.socket.destroy();
+      return;
+    }
+    // A body cut short can never complete: the request is abandoned.
+    if (this.phase === Phase.Body || (this.phase === Phase.Head && !this.responding)) this.socket.destroy();
+  }
+
+  private onClose(): void {
+    this.phase = Phase.Closed;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const user = this.user;
+    this.user = undefined;
+    this.body.sink = undefined;
+    if (this.responding) {
+      this.responding = false;
+      user?.onClientDone(false);
+    }
+  }
+
+  /** Hands the socket over (Upgrade): the connection stops listening to it. */
+  private detach(): void {
+    this.phase = Phase.Closed;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerKind = Timer.None;
+    const s = this.socket;
+    s.removeListener('data', this.onDataBound);
+    s.removeListener('end', this.onEndBound);
+    s.removeListener('drain', this.onDrainBound);
+    s.removeListener('close', this.onCloseBound);
+    s.removeListener('error', noop);
+  }
+
+  // ---- writing -------------------------------------------------------------
+
+  /** Sends `100 Continue` (asked for with Expect). */
+  writeContinue(): void {
+    this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+  }
+
+  get headSent(): boolean {
+    return this.status !== 0;
+  }
+
+  /**
+   * Queues the response head. `headers` must not carry Connection or
+   * Transfer-Encoding; framing and the connection's fate are decided here.
+   */
+  startResponse(
+    status: number,
+    message: string,
+    headers: readonly string[],
+    kind: BodyKind,
+    close: boolean,
+  ): void {
+    const req = this.req!;
+    this.status = status;
+    this.noBody = kind === BodyKind.None || req.method === 'HEAD';
+    this.chunked = !this.noBody && kind === BodyKind.Stream && req.minorVersion === 1;
+    const closeDelimited = !this.noBody && kind === BodyKind.Stream && !this.chunked;
+    this.keep =
+      !close && !closeDelimited && !this.peerEnded && req.keepAlive && this.owner.mayKeepAlive(this);
+    let head = `HTTP/1.1 ${status} ${message}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    if (this.chunked) head += 'Transfer-Encoding: chunked\r\n';
+    head += this.keep ? this.owner.keepAliveLines : 'Connection: close\r\n\r\n';
+    this.out.push(head);
+    this.outBytes += head.length;
+  }
+
+  /** Queues response body bytes. */
+  writeBody(chunk: Buffer): void {
+    if (this.noBody || chunk.length === 0) return;
+    this.bodyBytes += chunk.length;
+    if (this.chunked) {
+      const size = `${chunk.length.toString(16)}\r\n`;
+      this.out.push(size, chunk, '\r\n');
+      this.outBytes += size.length + chunk.length + 2;
+    } else {
+      this.out.push(chunk);
+      this.outBytes += chunk.length;
+    }
+  }
+
+  /** Writes what is queued; true when the socket wants no more for now. */
+  flush(): boolean {
+    const out = this.out;
+    const n = out.length;
+    if (n === 0) return this.socket.writableNeedDrain;
+    const socket = this.socket;
+    if (n === 1) {
+      const item = out[0]!;
+      if (typeof item === 'string') socket.write(item, 'latin1');
+      else socket.write(item);
+    } else if (this.outBytes <= COALESCE_LIMIT) {
+      const buf = Buffer.allocUnsafe(this.outBytes);
+      let at = 0;
+      for (let i = 0; i < n; i++) {
+        const item = out[i]!;
+        if (typeof item === 'string') at += buf.write(item, at, 'latin1');
+        else {
+          item.copy(buf, at);
+          at += item.length;
+        }
+      }
+      socket.write(buf);
+    } else {
+      socket.cork();
+      for (let i = 0; i < n; i++) {
+        const item = out[i]!;
+        if (typeof item === 'string') socket.write(item, 'latin1');
+        else socket.write(item);
+      }
+      socket.uncork();
+    }
+    this.out = [];
+    this.outBytes = 0;
+    return socket.writableNeedDrain;
+  }
+
+  /** Ends the response (with trailers for a chunked one) and writes it out. */
+  endResponse(trailers?: readonly string[]): void {
+    if (this.chunked) {
+      let last = '0\r\n';
+      if (trailers !== undefined)
+        for (let i = 0; i < trailers.length; i += 2) last += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
+      last += '\r\n';
+      this.out.push(last);
+      this.outBytes += last.length;
+    }
+    this.flush();
+    if (this.socket.writableLength === 0) this.responseSent();
+    else {
+      // Done once the kernel has the last byte (send_timeout still applies until then).
+      this.awaitingFlush = true;
+      this.socket.write(EMPTY, this.onFlushedBound);
+    }
+  }
+
+  /** Answers with a whole response of keepwire's own (errors, `return`). */
+  respond(status: number, message: string, headers: readonly string[], body: Buffer, close: boolean): void {
+    this.startResponse(status, message, headers, BodyKind.Length, close);
+    this.writeBody(body);
+    this.endResponse();
+  }
+
+  /** Writes a refusal of keepwire's own (400, 408, 431...) and closes once it is out. */
+  sendAndClose(raw: string): void {
+    this.phase = Phase.Closed;
+    this.buf = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.socket.destroyed) return;
+    if (this.socket.writable) this.socket.end(raw, 'latin1');
+    this.socket.destroySoon();
+  }
+
+  /** Cuts the connection (a response that cannot be completed honestly). */
+  abort(): void {
+    this.socket.destroy();
+  }
+
+  private onFlushed(): void {
+    if (this.awaitingFlush) {
+      this.awaitingFlush = false;
+      this.responseSent();
+    }
+  }
+
+  private onDrain(): void {
+    this.user?.onClientDrain();
+  }
+
+  private responseSent(): void {
+    if (!this.responding) return;
+    this.responding = false;
+    const user = this.user;
+    this.user = undefined;
+    this.body.sink = undefined;
+    const keep = this.keep && !this.owner.draining && !this.peerEnded;
+    user?.onClientDone(true);
+    if (this.phase === Phase.Closed) {
+      // A malformed body: what the client still sends is read and dropped.
+      this.linger();
+      return;
+    }
+    if (!keep) {
+      this.close();
+      return;
+    }
+    if (this.phase === Phase.After) this.nextRequest();
+    // Phase.Body: the rest of the body is read and dropped, then the next request.
+  }
+
+  private nextRequest(): void {
+    this.phase = Phase.Head;
+    this.req = undefined;
+    if (this.pausedForPipeline) {
+      this.pausedForPipeline = false;
+      this.socket.resume();
+    }
+    this.setTimer(this.buf === undefined ? Timer.Idle : Timer.Header, this.idleOrHeaderMs());
+    if (this.buf !== undefined && !this.pumping) this.pump();
+  }
+
+  private idleOrHeaderMs(): number {
+    return this.buf === undefined ? this.owner.keepaliveTimeoutMs : this.owner.clientHeaderTimeoutMs;
+  }
+
+  /** Closes after what was written: at once when nothing is left unread, else after a lingering read. */
+  close(): void {
+    const unread = this.phase === Phase.Body || this.buf !== undefined;
+    this.phase = Phase.Closed;
+    this.buf = undefined;
+    this.body.sink = undefined;
+    if (this.socket.destroyed) return;
+    if (!unread || this.peerEnded) {
+      this.socket.destroySoon();
+      return;
+    }
+    this.linger();
+  }
+
+  private linger(): void {
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    this.socket.resume();
+    this.setTimer(Timer.Linger, LINGER_MS);
+  }
+
+  /** Draining: an idle connection closes now, a busy one after its response. */
+  drain(): void {
+    if (this.idle) this.socket.destroy();
+  }
+
+  // ---- timers --------------------------------------------------------------
+
+  /**
+   * One timer per connection, re-armed lazily: a busy connection changes
+   * only `deadline` per request, never the timer itself.
+   */
+  private setTimer(kind: Timer, ms: number): void {
+    this.timerKind = kind;
+    const at = Date.now() + ms;
+    this.deadline = at;
+    if (this.timer === undefined || at < this.timerAt) {
+      clearTimeout(this.timer);
+      this.timerAt = at;
+      this.timer = setTimeout(this.onTimerBound, ms);
+    }
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    const kind = this.timerKind;
+    if (kind === Timer.None || this.socket.destroyed) return;
+    const left = this.deadline - Date.now();
+    if (left > 0) {
+      this.timerAt = this.deadline;
+      this.timer = setTimeout(this.onTimerBound, left);
+      return;
+    }
+    this.timerKind = Timer.None;
+    if (kind === Timer.Idle || kind === Timer.Linger) {
+      this.socket.destroy();
+      return;
+    }
+    // Header timeout.
+    this.phase = Phase.Closed;
+    this.owner.onClientError(
+      this,
+      new RequestError(408, 'ERR_HTTP_REQUEST_TIMEOUT', 'client_header_timeout'),
+      undefined,
+    );
+  }
+}
+
+function noop(): void {}
+
+export { MAX_REQUEST_HEAD };

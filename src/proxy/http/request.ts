@@ -1,0 +1,321 @@
+/**
+ * The client leg's HTTP/1.x request parser: request heads and request bodies
+ * (Content-Length or chunked, with trailers), fed incrementally.
+ *
+ * Hand-written so a request costs one string slice and a few regex tests,
+ * and so the framing rules are keepwire's own and strict where requests can
+ * be smuggled (RFC 9112 §6.1, §6.3, §11.2): a request with both
+ * Content-Length and Transfer-Encoding, more than one Content-Length, a
+ * Content-Length that is not plain digits, a Transfer-Encoding other than
+ * `chunked`, obsolete line folding, whitespace before a colon, a bare CR or
+ * LF, control characters, an invalid chunk size or a chunk not followed by
+ * CRLF are all refused with 400 and the connection closed.
+ */
+
+/** Whole request head, request line included (Node's default max header size). */
+export const MAX_REQUEST_HEAD = 16 * 1024;
+/** A chunk-size line with its extensions. */
+const MAX_CHUNK_LINE = 1024;
+const MAX_TRAILERS = 8 * 1024;
+
+export class RequestError extends Error {
+  override name = 'RequestError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientRequest {
+  method: string;
+  url: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minorVersion: number;
+  /** Flat name, value, name, value... as received. */
+  rawHeaders: string[];
+  /** The Host header, undefined without one. */
+  host: string | undefined;
+  /** Declared Content-Length, -1 without one. */
+  contentLength: number;
+  chunked: boolean;
+  /** The client allows the connection to stay open after the response. */
+  keepAlive: boolean;
+  /** `Expect: 100-continue` (HTTP/1.1). */
+  expectContinue: boolean;
+  /** Some other expectation, answered 417. */
+  expectOther: boolean;
+  /** The Upgrade value when `Connection: upgrade` asks for one. */
+  upgrade: string | undefined;
+}
+
+export interface BodySink {
+  onBodyData(chunk: Buffer): void;
+  /** The body ended; trailers as flat name, value pairs. */
+  onBodyEnd(trailers: string[]): void;
+}
+
+const CRLF2 = Buffer.from('\r\n\r\n');
+// Control characters other than HTAB, and a CR or LF that is not part of a CRLF.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
+const BAD_HEAD_CHAR = /[\0-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const METHOD = /^[A-Z][A-Z_-]*$/;
+const DIGITS = /^\d{1,15}$/;
+const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})(?:[ \t]*;.*)?$/;
+
+enum Body {
+  None,
+  Length,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+}
+
+/** Finds the end of a request head in `buf` from `at`: the offset after CRLFCRLF, or -1. */
+export function findHeadEnd(buf: Buffer, at: number): number {
+  const end = buf.indexOf(CRLF2, at);
+  return end < 0 ? -1 : end + 4;
+}
+
+/** Throws for bytes that can never become a valid head (a bare LF, a head over the limit). */
+export function checkIncompleteHead(buf: Buffer, at: number): void {
+  if (buf.length - at > MAX_REQUEST_HEAD)
+    throw new RequestError(431, 'HEADER_OVERFLOW', 'request header too large');
+  for (let i = buf.indexOf(10, at); i >= 0; i = buf.indexOf(10, i + 1))
+    if (i === at || buf[i - 1] !== 13) throw new RequestError(400, 'BARE_LF', 'bare LF in the request head');
+}
+
+/** Parses a complete request head, `buf[at, end)` with `end` just past its CRLFCRLF. */
+export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRequest {
+  // Empty lines before a request line are ignored (RFC 9112 §2.2).
+  while (buf[at] === 13 && buf[at + 1] === 10) at += 2;
+  if (end - at > MAX_REQUEST_HEAD) throw new RequestError(431, 'HEADER_OVERFLOW', 'request header too large');
+  const text = buf.toString('latin1', at, end - 4);
+  if (BAD_HEAD_CHAR.test(text)) throw new RequestError(400, 'INVALID_CHAR', 'invalid character in the head');
+  let nl = text.indexOf('\r\n');
+  const line = nl < 0 ? text : text.slice(0, nl);
+  const sp1 = line.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
+  if (sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0)
+    throw new RequestError(400, 'INVALID_REQUEST_LINE', 'invalid request line');
+  const method = line.slice(0, sp1);
+  const url = line.slice(sp1 + 1, sp2);
+  const version = line.slice(sp2 + 1);
+  if (!METHOD.test(method)) throw new RequestError(400, 'INVALID_METHOD', 'invalid method');
+  if (url === '' || url.includes('\t')) throw new RequestError(400, 'INVALID_URL', 'invalid request target');
+  let minorVersion: number;
+  if (version === 'HTTP/1.1') minorVersion = 1;
+  else if (version === 'HTTP/1.0') minorVersion = 0;
+  else if (/^HTTP\/[2-9]\.\d$/.test(version))
+    throw new RequestError(505, 'INVALID_VERSION', `unsupported version ${version}`);
+  else throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
+  const rawHeaders: string[] = [];
+  let host: string | undefined;
+  let contentLength = -1;
+  let te: string | undefined;
+  let connClose = false;
+  let connKeepAlive = false;
+  let connUpgrade = false;
+  let upgrade: string | undefined;
+  let expect: string | undefined;
+  let from = nl < 0 ? text.length : nl + 2;
+  while (from < text.length) {
+    nl = text.indexOf('\r\n', from);
+    const stop = nl < 0 ? text.length : nl;
+    const colon = text.indexOf(':', from);
+    if (colon <= from || colon > stop) {
+      const c = text.charCodeAt(from);
+      throw new RequestError(
+        400,
+        c === 32 || c === 9 ? 'OBS_FOLD' : 'INVALID_HEADER',
+        c === 32 || c === 9 ? 'obsolete line folding' : 'invalid header line',
+      );
+    }
+    const name = text.slice(from, colon);
+    if (!TOKEN.test(name)) throw new RequestError(400, 'INVALID_HEADER_TOKEN', 'invalid header name');
+    const value = text.slice(colon + 1, stop).trim();
+    from = stop + 2;
+    rawHeaders.push(name, value);
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') {
+          if (host !== undefined) throw new RequestError(400, 'DUPLICATE_HOST', 'more than one Host');
+          host = value;
+        }
+        break;
+      case 6:
+        if (name.toLowerCase() === 'expect') expect = value.toLowerCase();
+        break;
+      case 7:
+        if (name.toLowerCase() === 'upgrade') upgrade = value;
+        break;
+      case 10:
+        if (name.toLowerCase() === 'connection') {
+          for (const token of value.split(',')) {
+            const t = token.trim().toLowerCase();
+            if (t === 'close') connClose = true;
+            else if (t === 'keep-alive') connKeepAlive = true;
+            else if (t === 'upgrade') connUpgrade = true;
+          }
+        }
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') {
+          if (contentLength >= 0)
+            throw new RequestError(400, 'DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length');
+          if (!DIGITS.test(value))
+            throw new RequestError(400, 'INVALID_CONTENT_LENGTH', 'invalid Content-Length');
+          contentLength = Number(value);
+        }
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`;
+        break;
+    }
+  }
+  let chunked = false;
+  if (te !== undefined) {
+    if (contentLength >= 0)
+      throw new RequestError(400, 'UNEXPECTED_CONTENT_LENGTH', 'both Content-Length and Transfer-Encoding');
+    if (te.toLowerCase() !== 'chunked')
+      throw new RequestError(400, 'INVALID_TRANSFER_ENCODING', `unsupported Transfer-Encoding "${te}"`);
+    chunked = true;
+  }
+  return {
+    method,
+    url,
+    minorVersion,
+    rawHeaders,
+    host,
+    contentLength,
+    chunked,
+    keepAlive: minorVersion === 1 ? !connClose : connKeepAlive && !connClose,
+    expectContinue: expect === '100-continue' && minorVersion === 1,
+    expectOther: expect !== undefined && expect !== '100-continue',
+    upgrade: connUpgrade && upgrade !== undefined ? upgrade : undefined,
+  };
+}
+
+/**
+ * Reads one request body, fed in pieces by the connection; `execute`
+ * returns how far it read (a pipelined request may follow the body).
+ */
+export class BodyReader {
+  private state = Body.None;
+  private remaining = 0;
+  private trailers: string[] = [];
+  sink: BodySink | undefined;
+
+  /** Starts a body; false when the request has none. */
+  start(req: ClientRequest): boolean {
+    this.trailers = [];
+    if (req.chunked) this.state = Body.ChunkSize;
+    else if (req.contentLength > 0) {
+      this.state = Body.Length;
+      this.remaining = req.contentLength;
+    } else this.state = Body.None;
+    return this.state !== Body.None;
+  }
+
+  get done(): boolean {
+    return this.state === Body.None;
+  }
+
+  /**
+   * Consumes body bytes from `buf[at..]`; returns the offset reached. When
+   * it stops before the end of `buf` without finishing the body, the rest is
+   * an incomplete line the caller keeps and passes again with more data.
+   */
+  execute(buf: Buffer, at: number): number {
+    while (at < buf.length) {
+      switch (this.state) {
+        case Body.None:
+          return at;
+        case Body.Length: {
+          const n = Math.min(this.remaining, buf.length - at);
+          this.remaining -= n;
+          const chunk = at === 0 && n === buf.length ? buf : buf.subarray(at, at + n);
+          at += n;
+          if (this.remaining === 0) this.state = Body.None;
+          this.sink?.onBodyData(chunk);
+          if (this.state === Body.None) this.sink?.onBodyEnd(this.trailers);
+          break;
+        }
+        case Body.ChunkSize: {
+          const nl = buf.indexOf(10, at);
+          if (nl < 0) {
+            if (buf.length - at > MAX_CHUNK_LINE)
+              throw new RequestError(400, 'INVALID_CHUNK_SIZE', 'chunk size line too long');
+            return at;
+          }
+          if (nl === at || buf[nl - 1] !== 13)
+            throw new RequestError(400, 'INVALID_CHUNK_SIZE', 'chunk size line without CRLF');
+          const line = buf.toString('latin1', at, nl - 1);
+          const m = CHUNK_SIZE.exec(line);
+          if (m === null || BAD_HEAD_CHAR.test(line))
+            throw new RequestError(400, 'INVALID_CHUNK_SIZE', `invalid chunk size "${line.slice(0, 40)}"`);
+          at = nl + 1;
+          const size = Number.parseInt(m[1]!, 16);
+          if (size === 0) {
+            this.state = Body.Trailers;
+            this.remaining = 0;
+          } else {
+            this.state = Body.ChunkData;
+            this.remaining = size;
+          }
+          break;
+        }
+        case Body.ChunkData: {
+          const n = Math.min(this.remaining, buf.length - at);
+          this.remaining -= n;
+          const chunk = buf.subarray(at, at + n);
+          at += n;
+          if (this.remaining === 0) {
+            this.state = Body.ChunkDataEnd;
+            this.remaining = 2;
+          }
+          this.sink?.onBodyData(chunk);
+          break;
+        }
+        case Body.ChunkDataEnd: {
+          if (buf[at] !== (this.remaining === 2 ? 13 : 10))
+            throw new RequestError(400, 'INVALID_CHUNK', 'chunk data not followed by CRLF');
+          at++;
+          if (--this.remaining === 0) this.state = Body.ChunkSize;
+          break;
+        }
+        case Body.Trailers: {
+          const nl = buf.indexOf(10, at);
+          if (nl < 0) {
+            if (buf.length - at > MAX_CHUNK_LINE * 8)
+              throw new RequestError(431, 'HEADER_OVERFLOW', 'trailers too large');
+            return at;
+          }
+          if (nl === at || buf[nl - 1] !== 13)
+            throw new RequestError(400, 'INVALID_TRAILER', 'trailer line without CRLF');
+          const line = buf.toString('latin1', at, nl - 1);
+          at = nl + 1;
+          if (line === '') {
+            this.state = Body.None;
+            this.sink?.onBodyEnd(this.trailers);
+            return at;
+          }
+          const colon = line.indexOf(':');
+          const name = colon > 0 ? line.slice(0, colon) : '';
+          if (!TOKEN.test(name) || BAD_HEAD_CHAR.test(line))
+            throw new RequestError(400, 'INVALID_TRAILER', 'invalid trailer line');
+          this.remaining += line.length;
+          if (this.remaining > MAX_TRAILERS)
+            throw new RequestError(431, 'HEADER_OVERFLOW', 'trailers too large');
+          this.trailers.push(name, line.slice(colon + 1).trim());
+          break;
+        }
+      }
+    }
+    return at;
+  }
+}
