@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { type Diagnostic, formatDiagnostic, sortDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
+import type { HttpLogRecord } from '../proxy/http/index.js';
 import { ConfigStartError, Runtime } from './index.js';
 
 export type ConfigLoader = (path: string) => {
@@ -97,9 +98,24 @@ export async function serve(opts: ServeOptions): Promise<number> {
     { base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
     { write: (line: string) => queueLine(line) },
   );
+  // The HTTP access log is the one line per request: serialised here in one
+  // JSON.stringify instead of pino's per-field walk, the ISO time formatted
+  // once per millisecond. Same fields as a pino info line; `msg` comes after
+  // `pid` instead of last.
+  const linePrefix = `,"pid":${process.pid},`;
+  let timeMs = 0;
+  let timeText = '';
+  const httpLine = (record: HttpLogRecord) => {
+    const ms = Date.now();
+    if (ms !== timeMs) {
+      timeMs = ms;
+      timeText = new Date(ms).toISOString();
+    }
+    queueLine(`{"level":30,"time":"${timeText}"${linePrefix}${JSON.stringify(record).slice(1)}\n`);
+  };
   const runtime = new Runtime({
     sessionLog: ({ msg, ...fields }) => logger.info(fields, msg),
-    httpLog: ({ msg, ...fields }) => logger.info(fields, msg),
+    httpLog: httpLine,
     event: (msg, fields) => logger.info(fields ?? {}, msg),
   });
 

@@ -78,6 +78,10 @@ test('serve runs http {}: access log, SIGHUP reload with a request in flight, SI
     assert.equal(access.upstream, `127.0.0.1:${up.port}`);
     for (const key of ['method', 'bytesSent', 'upstreamConnect', 'retries', 'timings', 'reason'])
       assert.ok(key in access, key);
+    // The access line is serialised apart from pino: it keeps pino's info-line fields.
+    assert.equal(access.level, 30);
+    assert.equal(access.pid, child.pid);
+    assert.ok(!Number.isNaN(Date.parse(String(access.time))), `time ${access.time}`);
 
     // A slow request on the old configuration, then reload.
     const slow = await RawClient.open(port);
