@@ -180,7 +180,6 @@ export class UpgradeTunnel implements ConnectionUser {
     // 101: from here on the connection is a byte stream, not HTTP.
     this.upstream = conn.socket;
     conn.user = undefined;
-    conn.socket.removeAllListeners('data');
     conn.socket.removeAllListeners('drain');
     conn.socket.removeAllListeners('end');
     conn.socket.removeAllListeners('close');
@@ -190,7 +189,7 @@ export class UpgradeTunnel implements ConnectionUser {
       this.bytesDown += rest.length;
       this.client.write(rest);
     }
-    this.join(this.client, conn.socket);
+    this.join(this.client, conn);
   }
 
   onConnectionError(error: Error): void {
@@ -204,7 +203,8 @@ export class UpgradeTunnel implements ConnectionUser {
     reset(this.client);
   }
 
-  private join(client: Socket, upstream: Socket): void {
+  private join(client: Socket, conn: UpstreamConnection): void {
+    const upstream = conn.socket;
     const touch = () => {
       this.lastActivity = Date.now();
     };
@@ -213,11 +213,12 @@ export class UpgradeTunnel implements ConnectionUser {
       touch();
       if (!upstream.write(chunk)) client.pause();
     });
-    upstream.on('data', (chunk: Buffer) => {
+    // Upstream sockets read through `onread`: their bytes come by the tap, not 'data'.
+    conn.tap = (chunk: Buffer) => {
       this.bytesDown += chunk.length;
       touch();
       if (!client.write(chunk)) upstream.pause();
-    });
+    };
     upstream.on('drain', () => client.resume());
     client.on('drain', () => upstream.resume());
     client.on('end', () => {

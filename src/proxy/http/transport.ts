@@ -22,6 +22,14 @@ import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js'
  */
 export const KEEPALIVE_HINT_MARGIN_MS = 1000;
 
+/**
+ * One read buffer shared by every upstream socket (net `onread`): reads
+ * skip the Readable stream machinery (a 'data' event and a nextTick per
+ * read). Each read is handled before the next one can land, and what it
+ * yields is copied out first, so nothing keeps a view of this buffer.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 /** What an exchange in flight receives from its connection. */
 export interface ConnectionUser extends ParserSink {
   /** The connection failed or closed before the response completed. */
@@ -66,6 +74,8 @@ export class UpstreamConnection implements ParserSink {
   keepaliveKey: string;
   /** @internal */ idleTimer: NodeJS.Timeout | undefined;
   /** @internal */ pool: GroupPool | undefined;
+  /** After a 101: the raw bytes go here instead of the parser. */
+  tap: ((chunk: Buffer) => void) | undefined;
 
   constructor(
     readonly host: UpstreamHost,
@@ -80,6 +90,16 @@ export class UpstreamConnection implements ParserSink {
       port: host.address.port,
       noDelay: true,
       highWaterMark: SOCKET_HIGH_WATER_MARK,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          const chunk = Buffer.allocUnsafe(n);
+          chunk.set(buf.subarray(0, n));
+          if (this.tap !== undefined) this.tap(chunk);
+          else this.onData(chunk);
+          return true;
+        },
+      },
     } as TcpNetConnectOpts);
     // Settings asked for before connect are applied by keepwire's backend
     // once the descriptor exists (DESIGN §2), so no wait for 'connect'.
@@ -88,7 +108,6 @@ export class UpstreamConnection implements ParserSink {
       this.connected = true;
       this.user?.onUpstreamConnect();
     });
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('drain', () => this.user?.onUpstreamDrain());
     this.socket.on('end', () => this.onPeerGone(new UpstreamClosedError('upstream closed the connection')));
     this.socket.on('error', (error: Error) => this.onPeerGone(error));
