@@ -37,6 +37,7 @@ export interface ClientUser extends BodySink {
 /** What the connection needs from its frontend. */
 export interface ConnectionOwner {
   readonly clientHeaderTimeoutMs: number;
+  readonly clientBodyTimeoutMs: number;
   readonly keepaliveTimeoutMs: number;
   /** Whether the response to this request may leave the connection open. */
   mayKeepAlive(conn: ClientConnection): boolean;
@@ -84,6 +85,8 @@ enum Timer {
   Idle,
   Header,
   Linger,
+  /** Dropping the rest of a body whose response is out: client_body_timeout between reads. */
+  Discard,
 }
 
 export class ClientConnection {
@@ -153,6 +156,7 @@ export class ClientConnection {
 
   private onData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
+    if (this.timerKind === Timer.Discard) this.deadline = Date.now() + this.owner.clientBodyTimeoutMs;
     this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
     this.pump();
   }
@@ -288,7 +292,7 @@ export class ClientConnection {
     s.removeListener('end', this.onEndBound);
     s.removeListener('drain', this.onDrainBound);
     s.removeListener('close', this.onCloseBound);
-    s.removeListener('error', noop);
+    // The 'error' no-op stays: a refused upgrade answered by a bare end() has no other listener.
   }
 
   // ---- writing -------------------------------------------------------------
@@ -449,7 +453,9 @@ export class ClientConnection {
       return;
     }
     if (this.phase === Phase.After) this.nextRequest();
-    // Phase.Body: the rest of the body is read and dropped, then the next request.
+    // The rest of the body is read and dropped, then the next request.
+    else if (this.phase === Phase.Body && this.owner.clientBodyTimeoutMs > 0)
+      this.setTimer(Timer.Discard, this.owner.clientBodyTimeoutMs);
   }
 
   private nextRequest(): void {
@@ -521,7 +527,7 @@ export class ClientConnection {
       return;
     }
     this.timerKind = Timer.None;
-    if (kind === Timer.Idle || kind === Timer.Linger) {
+    if (kind === Timer.Idle || kind === Timer.Linger || kind === Timer.Discard) {
       this.socket.destroy();
       return;
     }

@@ -166,3 +166,26 @@ test('server_name and longest-prefix location routing; return', async () => {
     await b.close();
   }
 });
+
+test('client_body_timeout also bounds a body still arriving after its response: the connection closes', async () => {
+  const lb = await startHttp(
+    httpConfig([
+      httpServer({
+        clientBodyTimeoutMs: 300,
+        locations: [location({ prefix: '/', returnDirective: { code: 200, text: 'early' } })],
+      }),
+    ]),
+  );
+  try {
+    const c = await RawClient.open(lb.port);
+    c.send('POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc');
+    const res = await c.response({ timeoutMs: 5_000 });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), 'early');
+    const t0 = Date.now();
+    await c.waitClosed(3_000);
+    assert.ok(Date.now() - t0 >= 200, 'not before client_body_timeout');
+  } finally {
+    await lb.close();
+  }
+});
