@@ -103,6 +103,11 @@ export class ClientConnection {
   bodyBytes = 0;
 
   private buf: Buffer | undefined;
+  /** Storage `buf` may be a view of, filled up to `storeEnd`. */
+  private store: Buffer | undefined;
+  private storeEnd = 0;
+  /** How much of an incomplete head in `buf` was already searched. */
+  private scanned = 0;
   private phase = Phase.Head;
   private readonly body = new BodyReader();
   private responding = false;
@@ -157,13 +162,45 @@ export class ClientConnection {
   private onData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
     if (this.timerKind === Timer.Discard) this.deadline = Date.now() + this.owner.clientBodyTimeoutMs;
-    this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.buf === undefined) this.buf = chunk;
+    else this.append(chunk);
     this.pump();
+  }
+
+  /**
+   * Adds a read to the unconsumed bytes in storage grown by doubling, so a
+   * head sent a byte at a time costs linear copying, not quadratic.
+   */
+  private append(chunk: Buffer): void {
+    const buf = this.buf!;
+    const store = this.store;
+    if (
+      store !== undefined &&
+      buf.buffer === store.buffer &&
+      buf.byteOffset + buf.length === store.byteOffset + this.storeEnd &&
+      this.storeEnd + chunk.length <= store.length
+    ) {
+      chunk.copy(store, this.storeEnd);
+      const start = buf.byteOffset - store.byteOffset;
+      this.storeEnd += chunk.length;
+      this.buf = store.subarray(start, this.storeEnd);
+      return;
+    }
+    const next = Buffer.allocUnsafeSlow(Math.max(4096, 2 * (buf.length + chunk.length)));
+    buf.copy(next, 0);
+    chunk.copy(next, buf.length);
+    this.store = next;
+    this.storeEnd = buf.length + chunk.length;
+    this.buf = next.subarray(0, this.storeEnd);
   }
 
   private consume(n: number): void {
     const buf = this.buf!;
-    this.buf = n >= buf.length ? undefined : buf.subarray(n);
+    this.scanned = 0;
+    if (n >= buf.length) {
+      this.buf = undefined;
+      this.store = undefined;
+    } else this.buf = buf.subarray(n);
   }
 
   private pump(): void {
@@ -174,9 +211,11 @@ export class ClientConnection {
         if (this.phase === Phase.Head) {
           if (this.responding) break;
           const buf = this.buf;
-          const end = findHeadEnd(buf, 0);
+          // Bytes already searched are not searched again (3 back: a CRLFCRLF split across reads).
+          const end = findHeadEnd(buf, Math.max(0, this.scanned - 3));
           if (end < 0) {
-            checkIncompleteHead(buf, 0);
+            checkIncompleteHead(buf, this.scanned);
+            this.scanned = buf.length;
             if (this.timerKind === Timer.Idle) this.setTimer(Timer.Header, this.owner.clientHeaderTimeoutMs);
             break;
           }

@@ -81,12 +81,12 @@ export function findHeadEnd(buf: Buffer, at: number): number {
   return end < 0 ? -1 : end + 4;
 }
 
-/** Throws for bytes that can never become a valid head (a bare LF, a head over the limit). */
-export function checkIncompleteHead(buf: Buffer, at: number): void {
-  if (buf.length - at > MAX_REQUEST_HEAD)
+/** Throws for bytes that can never become a valid head (a bare LF, a head over the limit); `buf` starts the head, `from` is where unchecked bytes start. */
+export function checkIncompleteHead(buf: Buffer, from: number): void {
+  if (buf.length > MAX_REQUEST_HEAD)
     throw new RequestError(431, 'HEADER_OVERFLOW', 'request header too large');
-  for (let i = buf.indexOf(10, at); i >= 0; i = buf.indexOf(10, i + 1))
-    if (i === at || buf[i - 1] !== 13) throw new RequestError(400, 'BARE_LF', 'bare LF in the request head');
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1))
+    if (i === 0 || buf[i - 1] !== 13) throw new RequestError(400, 'BARE_LF', 'bare LF in the request head');
 }
 
 /** Parses a complete request head, `buf[at, end)` with `end` just past its CRLFCRLF. */

@@ -179,3 +179,28 @@ test('a response without a length is chunked to an HTTP/1.1 client and close-del
     await s.close();
   }
 });
+
+test('a request head arriving a byte at a time is parsed, its CRLFCRLF split across reads', async () => {
+  const s = await setup(echo);
+  try {
+    const c = await RawClient.open(s.lb.port);
+    c.socket.setNoDelay(true);
+    const head = `POST /slow HTTP/1.1\r\nHost: t\r\nX-Pad: ${'p'.repeat(40)}\r\nContent-Length: 2\r\n\r\nok`;
+    for (const ch of head) {
+      c.send(ch);
+      await sleep(2);
+    }
+    const res = await c.response({ timeoutMs: 5_000 });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), 'POST /slow ok');
+    c.send(get('/after'));
+    assert.equal(
+      (await c.response()).body.toString(),
+      'GET /after ',
+      'the next request on the same connection',
+    );
+    c.close();
+  } finally {
+    await s.close();
+  }
+});
