@@ -3,17 +3,20 @@
  * timeline events: the proxy's own account of what happened (session ends,
  * access lines, stale-connection retries).
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { Host } from '../netns/index.js';
 import type { LabContext } from './scenario.js';
 import type { HostName } from './timeline.js';
 
 const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
-interface LogLine {
+export interface LogLine {
+  [field: string]: unknown;
   msg?: string;
   time?: string;
   reason?: string;
@@ -48,6 +51,69 @@ function describe(entry: LogLine): { kind: string; what: string } | undefined {
   }
 }
 
+/** A `keepwire serve` child process in a namespace, with its JSON log lines. */
+export interface ServeProcess {
+  child: ChildProcess;
+  /** Every JSON line keepwire has written so far. */
+  lines: LogLine[];
+  /** Kills keepwire and removes its configuration directory. */
+  stop(): void;
+}
+
+/**
+ * Writes `config` to a temporary file and starts `keepwire serve` with it in
+ * `host`; resolves once keepwire logs `started`. `onLine` sees every later
+ * log line as it arrives.
+ */
+export async function spawnServe(
+  host: Host,
+  config: string,
+  onLine?: (entry: LogLine) => void,
+): Promise<ServeProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'keepwire-serve-'));
+  const conf = join(dir, 'keepwire.conf');
+  writeFileSync(conf, config);
+  const child = host.spawn(process.execPath, [MAIN, 'serve', '-c', conf]);
+  const stop = () => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const lines: LogLine[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`keepwire serve did not start: ${stderr.trim()}`)),
+        10_000,
+      );
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`keepwire serve exited (${code}): ${stderr.trim()}`));
+      });
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        let entry: LogLine;
+        try {
+          entry = JSON.parse(line) as LogLine;
+        } catch {
+          return;
+        }
+        lines.push(entry);
+        if (entry.msg === 'started') {
+          clearTimeout(timer);
+          resolve();
+        } else onLine?.(entry);
+      });
+    });
+  } catch (error) {
+    stop();
+    throw error;
+  }
+  return { child, lines, stop };
+}
+
 /** Starts keepwire with `config` in the given lab host and waits for its `started` line. */
 export async function startKeepwire(
   ctx: LabContext,
@@ -55,38 +121,9 @@ export async function startKeepwire(
   config: string,
   label: HostName = 'proxy',
 ): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-lab-serve-'));
-  ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
-  const conf = join(dir, 'keepwire.conf');
-  writeFileSync(conf, config);
-  const child = ctx.lb[where].spawn(process.execPath, [MAIN, 'serve', '-c', conf]);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
+  const serve = await spawnServe(ctx.lb[where], config, (entry) => {
+    const event = describe(entry);
+    if (event) ctx.note(label, event.kind, event.what, entry.time ? Date.parse(entry.time) : Date.now());
   });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`keepwire serve did not start: ${stderr.trim()}`)),
-      10_000,
-    );
-    child.once('exit', () => {
-      clearTimeout(timer);
-      reject(new Error(`keepwire serve exited: ${stderr.trim()}`));
-    });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let entry: LogLine;
-      try {
-        entry = JSON.parse(line) as LogLine;
-      } catch {
-        return;
-      }
-      if (entry.msg === 'started') {
-        clearTimeout(timer);
-        resolve();
-        return;
-      }
-      const event = describe(entry);
-      if (event) ctx.note(label, event.kind, event.what, entry.time ? Date.parse(entry.time) : Date.now());
-    });
-  });
+  ctx.defer(() => serve.stop());
 }

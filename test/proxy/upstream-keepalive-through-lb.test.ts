@@ -6,16 +6,10 @@
  * the next byte is reset, and keepwire passes the reset to its client.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { type ServeProcess, spawnServe } from '../../src/lab/keepwire.js';
 import { createLbTopology, type LbTopology, requireNetns, SocketAgent } from '../../src/netns/index.js';
-import { within } from './fixtures.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const LB_IDLE_S = 3;
 const IDLE_MS = 6_000;
 const BACKEND_PORT = 7000;
@@ -27,14 +21,10 @@ interface Outcome {
   sessionLines: Record<string, unknown>[];
 }
 
-async function startKeepwire(
-  lb: LbTopology,
-  keepalive: string,
-): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-netns-'));
-  const file = join(dir, 'keepwire.conf');
-  writeFileSync(
-    file,
+/** keepwire in the client namespace, in front of the LB. */
+function startKeepwire(lb: LbTopology, keepalive: string): Promise<ServeProcess> {
+  return spawnServe(
+    lb.client,
     `worker_shutdown_timeout 0s;
 stream {
     server {
@@ -46,35 +36,12 @@ stream {
 }
 `,
   );
-  const child = lb.client.spawn(process.execPath, [MAIN, 'serve', '-c', file]);
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const started = new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-        lines.push(line);
-        if (line.msg === 'started') resolve();
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf('\n');
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`keepwire exited ${code}: ${stderr}`)));
-  });
-  await within(started, 10_000, 'keepwire start');
-  return { child, lines };
 }
 
 async function idleThenSend(keepalive: string): Promise<Outcome> {
   const lb = await createLbTopology({ lbIdleSeconds: LB_IDLE_S, expiry: 'rst' });
   const agents: SocketAgent[] = [];
-  let kw: Awaited<ReturnType<typeof startKeepwire>> | undefined;
+  let kw: ServeProcess | undefined;
   try {
     const server = await SocketAgent.start(lb.backend);
     agents.push(server);
@@ -99,7 +66,7 @@ async function idleThenSend(keepalive: string): Promise<Outcome> {
     return result;
   } finally {
     for (const a of agents) a.stop();
-    kw?.child.kill('SIGKILL');
+    kw?.stop();
     await lb.destroy();
   }
 }

@@ -8,27 +8,20 @@
  * first), with the reason in the access log.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { type ServeProcess, spawnServe } from '../../../src/lab/keepwire.js';
 import { createLbTopology, type LbTopology, requireNetns, SocketAgent } from '../../../src/netns/index.js';
-import { within } from './fixtures.js';
 
-const MAIN = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const LB_IDLE_S = 3;
 const BACKEND_DELAY_MS = 6_000;
 const READ_TIMEOUT_S = 10;
 const BACKEND_PORT = 7000;
 const PROXY_PORT = 8080;
 
-async function startKeepwire(lb: LbTopology, keepalive: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-netns-http-'));
-  const file = join(dir, 'keepwire.conf');
-  writeFileSync(
-    file,
+/** keepwire in the client namespace, in front of the LB. */
+function startKeepwire(lb: LbTopology, keepalive: string): Promise<ServeProcess> {
+  return spawnServe(
+    lb.client,
     `worker_shutdown_timeout 0s;
 http {
     upstream app { server ${lb.vip}:${BACKEND_PORT} max_fails=0; keepalive 4; }
@@ -45,35 +38,12 @@ http {
 }
 `,
   );
-  const child: ChildProcess = lb.client.spawn(process.execPath, [MAIN, 'serve', '-c', file]);
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const started = new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-        lines.push(line);
-        if (line.msg === 'started') resolve();
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf('\n');
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`keepwire exited ${code}: ${stderr}`)));
-  });
-  await within(started, 10_000, 'keepwire start');
-  return { child, lines };
 }
 
 async function longRequest(keepalive: string) {
   const lb = await createLbTopology({ lbIdleSeconds: LB_IDLE_S, expiry: 'rst' });
   const agents: SocketAgent[] = [];
-  let kw: Awaited<ReturnType<typeof startKeepwire>> | undefined;
+  let kw: ServeProcess | undefined;
   try {
     const backend = await SocketAgent.start(lb.backend);
     agents.push(backend);
@@ -97,7 +67,7 @@ async function longRequest(keepalive: string) {
     return { outcome, elapsedMs, log: kw.lines.find((l) => l.msg === 'request') };
   } finally {
     for (const a of agents) a.stop();
-    kw?.child.kill('SIGKILL');
+    kw?.stop();
     await lb.destroy();
   }
 }
