@@ -13,6 +13,7 @@
  * body and end of a small response are one `write`), never one per header.
  */
 import type { Socket } from 'node:net';
+import { readsTo } from '../reads.js';
 import {
   BodyReader,
   type BodySink,
@@ -138,7 +139,7 @@ export class ClientConnection {
   ) {
     this.remoteAddr = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    socket.on('data', this.onDataBound);
+    readsTo(socket, this.onDataBound);
     socket.on('end', this.onEndBound);
     socket.on('drain', this.onDrainBound);
     socket.on('close', this.onCloseBound);
@@ -327,7 +328,9 @@ export class ClientConnection {
     this.timer = undefined;
     this.timerKind = Timer.None;
     const s = this.socket;
-    s.removeListener('data', this.onDataBound);
+    // Nothing more is read until the tunnel takes the reads over (and resumes).
+    s.pause();
+    readsTo(s, noop);
     s.removeListener('end', this.onEndBound);
     s.removeListener('drain', this.onDrainBound);
     s.removeListener('close', this.onCloseBound);

@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net';
 import type { HttpLocation } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { readsTo } from '../reads.js';
 import type { ClientConnection } from './connection.js';
 import type { Route } from './exchange.js';
 import { clientResponseHeaders, type RequestContext, upstreamRequestHead } from './headers.js';
@@ -208,7 +209,7 @@ export class UpgradeTunnel implements ConnectionUser {
     const touch = () => {
       this.lastActivity = Date.now();
     };
-    client.on('data', (chunk: Buffer) => {
+    readsTo(client, (chunk: Buffer) => {
       this.bytesUp += chunk.length;
       touch();
       if (!upstream.write(chunk)) client.pause();

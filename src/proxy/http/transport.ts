@@ -13,6 +13,7 @@ import { applyKeepalive, toKeepaliveOptions } from '../../keepalive/socket.js';
 import type { KeepaliveSpec } from '../../keepalive/spec.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
+import { READ_BUFFER } from '../reads.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
 
 /**
@@ -21,14 +22,6 @@ import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js'
  * upstream's FIN on the wire (undici uses the same 1 s margin).
  */
 export const KEEPALIVE_HINT_MARGIN_MS = 1000;
-
-/**
- * One read buffer shared by every upstream socket (net `onread`): reads
- * skip the Readable stream machinery (a 'data' event and a nextTick per
- * read). Each read is handled before the next one can land, and what it
- * yields is copied out first, so nothing keeps a view of this buffer.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** What an exchange in flight receives from its connection. */
 export interface ConnectionUser extends ParserSink {
@@ -90,6 +83,7 @@ export class UpstreamConnection implements ParserSink {
       port: host.address.port,
       noDelay: true,
       highWaterMark: SOCKET_HIGH_WATER_MARK,
+      // Reads skip the Readable stream machinery (see ../reads.ts).
       onread: {
         buffer: READ_BUFFER,
         callback: (n: number, buf: Uint8Array): boolean => {

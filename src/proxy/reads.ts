@@ -1,0 +1,92 @@
+/**
+ * Socket reads without the Readable stream machinery.
+ *
+ * Node's `onread` option (a caller-owned buffer and a callback per read)
+ * skips a `push`, a 'data' event and stream bookkeeping per read: on the
+ * HTTP proxy's request path that was the largest share of its JavaScript
+ * time. `net.connect` takes the option; `net.Server` does not pass it to
+ * accepted sockets, so `readsTo` sets the same three per-socket fields that
+ * the Socket constructor sets for it (found by their symbol descriptions),
+ * and tells the handle to read into the shared buffer. Where a Node version
+ * does not have them, it falls back to 'data' events: same bytes, same
+ * order, only slower (`test/proxy/reads.test.ts` checks both paths).
+ *
+ * `socket.pause()`/`resume()` keep working: net's Socket stops and starts
+ * the handle's reads itself when these fields are set. End of stream and
+ * errors still arrive as 'end' and 'error'.
+ */
+import type { Socket } from 'node:net';
+
+/**
+ * One read buffer shared by every socket read this way. Each read is handed
+ * on before the next can land (reads come only from the event loop, never
+ * nested), and `readsTo` copies it out first, so nothing keeps a view of it.
+ */
+export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+export type ReadSink = (chunk: Buffer) => void;
+
+const SINK = Symbol('keepwire.readSink');
+
+interface Tapped {
+  [SINK]?: ReadSink;
+  _handle?: { useUserBuffer?: (buf: Uint8Array) => void } | null;
+  [key: symbol]: unknown;
+}
+
+interface Fields {
+  buffer: symbol;
+  callback: symbol;
+  generator: symbol;
+}
+
+let fields: Fields | null | undefined;
+
+function findFields(socket: Socket): Fields | null {
+  const byName = new Map<string | undefined, symbol>();
+  for (const s of Object.getOwnPropertySymbols(socket)) byName.set(s.description, s);
+  const buffer = byName.get('kBuffer');
+  const callback = byName.get('kBufferCb');
+  const generator = byName.get('kBufferGen');
+  if (buffer === undefined || callback === undefined || generator === undefined) return null;
+  return { buffer, callback, generator };
+}
+
+/** Whether accepted sockets can be read through `onread` on this Node (after the first `readsTo`). */
+export function onreadAvailable(): boolean {
+  return fields != null;
+}
+
+/** For tests: force the 'data' event path (true) or detect again (false). */
+export function forceDataEvents(on: boolean): void {
+  fields = on ? null : undefined;
+}
+
+/**
+ * Sends every read of `socket` to `sink`, each as a Buffer of its own. Call
+ * it again to hand the reads to someone else (an upgraded connection's
+ * tunnel); a new sink sees only reads that land after the call.
+ */
+export function readsTo(socket: Socket, sink: ReadSink): void {
+  const tapped = socket as unknown as Tapped;
+  const installed = tapped[SINK] !== undefined;
+  tapped[SINK] = sink;
+  if (installed) return;
+  if (fields === undefined) fields = findFields(socket);
+  const handle = tapped._handle;
+  if (fields !== null && handle && typeof handle.useUserBuffer === 'function') {
+    tapped[fields.buffer] = READ_BUFFER;
+    tapped[fields.generator] = null;
+    tapped[fields.callback] = (n: number, buf: Uint8Array): boolean => {
+      const chunk = Buffer.allocUnsafe(n);
+      chunk.set(buf.subarray(0, n));
+      tapped[SINK]!(chunk);
+      return true;
+    };
+    handle.useUserBuffer(READ_BUFFER);
+    // Bytes the stream already took in (if it was reading before) come first.
+    if (socket.readableLength > 0) sink(socket.read() as Buffer);
+    return;
+  }
+  socket.on('data', (chunk: Buffer) => tapped[SINK]!(chunk));
+}
