@@ -14,6 +14,7 @@
  */
 import type { Socket } from 'node:net';
 import { readsTo } from '../reads.js';
+import { allSent, blocked, flushed, send } from '../writes.js';
 import {
   BodyReader,
   type BodySink,
@@ -341,7 +342,7 @@ export class ClientConnection {
 
   /** Sends `100 Continue` (asked for with Expect). */
   writeContinue(): void {
-    this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    send(this.socket, 'HTTP/1.1 100 Continue\r\n\r\n');
   }
 
   get headSent(): boolean {
@@ -392,13 +393,10 @@ export class ClientConnection {
   flush(): boolean {
     const out = this.out;
     const n = out.length;
-    if (n === 0) return this.socket.writableNeedDrain;
+    if (n === 0) return blocked(this.socket);
     const socket = this.socket;
-    if (n === 1) {
-      const item = out[0]!;
-      if (typeof item === 'string') socket.write(item, 'latin1');
-      else socket.write(item);
-    } else if (this.outBytes <= COALESCE_LIMIT) {
+    if (n === 1) send(socket, out[0]!);
+    else if (this.outBytes <= COALESCE_LIMIT) {
       const buf = Buffer.allocUnsafe(this.outBytes);
       let at = 0;
       for (let i = 0; i < n; i++) {
@@ -409,7 +407,7 @@ export class ClientConnection {
           at += item.length;
         }
       }
-      socket.write(buf);
+      send(socket, buf);
     } else {
       socket.cork();
       for (let i = 0; i < n; i++) {
@@ -421,7 +419,7 @@ export class ClientConnection {
     }
     this.out = [];
     this.outBytes = 0;
-    return socket.writableNeedDrain;
+    return blocked(socket);
   }
 
   /** Ends the response (with trailers for a chunked one) and writes it out. */
@@ -435,11 +433,11 @@ export class ClientConnection {
       this.outBytes += last.length;
     }
     this.flush();
-    if (this.socket.writableLength === 0) this.responseSent();
+    if (allSent(this.socket)) this.responseSent();
     else {
       // Done once the kernel has the last byte (send_timeout still applies until then).
       this.awaitingFlush = true;
-      this.socket.write(EMPTY, this.onFlushedBound);
+      flushed(this.socket, this.onFlushedBound);
     }
   }
 

@@ -21,6 +21,7 @@ import { STATUS_CODES } from 'node:http';
 import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
+import { blocked, send } from '../writes.js';
 import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
 import {
   clientResponseHeaders,
@@ -220,14 +221,14 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     conn.requests++;
     conn.parser.expect(this.method);
     const socket = conn.socket;
-    socket.write(this.head, 'latin1');
+    send(socket, this.head);
     if (this.replay !== undefined) for (const chunk of this.replay) this.writeBody(chunk);
     if (this.bodyDone) this.finishBody();
     else if (this.bodyPausedForUpstream) {
       this.bodyPausedForUpstream = false;
       this.client.resumeBody();
     }
-    if (socket.writableNeedDrain) this.upstreamBlocked();
+    if (blocked(socket)) this.upstreamBlocked();
     this.armReadTimer();
   }
 
@@ -349,7 +350,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     if (this.conn === undefined) return;
     this.writeBody(chunk);
-    if (this.conn.socket.writableNeedDrain) this.upstreamBlocked();
+    if (blocked(this.conn.socket)) this.upstreamBlocked();
   }
 
   private writeBody(chunk: Buffer): void {
@@ -360,7 +361,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       socket.write(chunk);
       socket.write('\r\n', 'latin1');
       socket.uncork();
-    } else socket.write(chunk);
+    } else send(socket, chunk);
   }
 
   onBodyEnd(trailers: string[]): void {
@@ -555,7 +556,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.reason = 'ok';
     if (!this.bodyDone && this.replay !== undefined) this.replay = undefined;
     // send_timeout also covers the last bytes: armed if the socket is full.
-    if (this.client.socket.writableNeedDrain) this.clientBlocked();
+    if (blocked(this.client.socket)) this.clientBlocked();
     this.client.endResponse(trailers.length > 0 ? trailerFields(trailers) : undefined);
   }
 

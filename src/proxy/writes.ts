@@ -1,0 +1,156 @@
+/**
+ * Socket writes without the Writable stream machinery, when nothing is queued.
+ *
+ * A `socket.write` walks the Writable state machine (writeOrBuffer, _write,
+ * a write request, then an afterWrite scheduled with nextTick) even when the
+ * kernel takes every byte at once, which on the HTTP proxy's request path
+ * is almost every write. `send` hands the bytes straight to the socket's
+ * handle (the same write request Node's own net code makes, from the
+ * `stream_wrap` binding) when the Writable has nothing buffered; libuv
+ * writes at once and queues what the kernel did not take, in order, ahead
+ * of any later write from either path, so mixing `send` with `socket.write`
+ * (or `end`) keeps the byte order. While such a write is still queued,
+ * `blocked` is true and 'drain' is emitted when it completes.
+ *
+ * Where the binding is not there (another Node), `send` is `socket.write`.
+ */
+import type { Socket } from 'node:net';
+import { getSystemErrorName } from 'node:util';
+
+interface WriteReq {
+  handle: unknown;
+  oncomplete: (this: WriteReq, status: number) => void;
+  socket: Socket;
+  buffer: Buffer | null;
+  async: boolean;
+}
+
+interface StreamWrap {
+  WriteWrap: new () => WriteReq;
+  streamBaseState: Int32Array;
+  kLastWriteWasAsync: number;
+}
+
+interface Handle {
+  writeBuffer(req: WriteReq, data: Buffer): number;
+  writeLatin1String(req: WriteReq, data: string): number;
+}
+
+const PENDING = Symbol('keepwire.pendingWrites');
+const WAITERS = Symbol('keepwire.flushWaiters');
+
+interface Tracked {
+  [PENDING]?: number;
+  [WAITERS]?: (() => void)[];
+  _handle?: Handle | null;
+}
+
+function load(): StreamWrap | null {
+  try {
+    const b = (process as unknown as { binding(name: string): Partial<StreamWrap> }).binding('stream_wrap');
+    if (
+      typeof b.WriteWrap === 'function' &&
+      b.streamBaseState instanceof Int32Array &&
+      typeof b.kLastWriteWasAsync === 'number'
+    )
+      return b as StreamWrap;
+  } catch {
+    // Not exposed on this Node: every write goes through the Writable.
+  }
+  return null;
+}
+
+let wrap: StreamWrap | null = load();
+
+/** Whether `send` can bypass the Writable on this Node. */
+export function directWritesAvailable(): boolean {
+  return wrap !== null;
+}
+
+/** For tests: force every `send` through `socket.write` (true), or detect again (false). */
+export function forceStreamWrites(on: boolean): void {
+  wrap = on ? null : load();
+}
+
+function onComplete(this: WriteReq, status: number): void {
+  const socket = this.socket;
+  const tracked = socket as unknown as Tracked;
+  this.buffer = null;
+  tracked[PENDING] = (tracked[PENDING] ?? 1) - 1;
+  if (status < 0 && !socket.destroyed) socket.destroy(writeError(status));
+  if (tracked[PENDING] !== 0) return;
+  const waiters = tracked[WAITERS];
+  tracked[WAITERS] = undefined;
+  if (!socket.destroyed && !socket.writableNeedDrain) socket.emit('drain');
+  if (waiters !== undefined) for (const w of waiters) flushed(socket, w);
+}
+
+function writeError(status: number): NodeJS.ErrnoException {
+  let code: string;
+  try {
+    code = getSystemErrorName(status);
+  } catch {
+    code = String(status);
+  }
+  const e: NodeJS.ErrnoException = new Error(`write ${code}`);
+  e.code = code;
+  e.errno = status;
+  e.syscall = 'write';
+  return e;
+}
+
+/** Writes `data` (a string as latin1), in order with every other write on `socket`. */
+export function send(socket: Socket, data: string | Buffer): void {
+  const handle = (socket as unknown as Tracked)._handle;
+  if (
+    wrap === null ||
+    !handle ||
+    socket.writableLength !== 0 ||
+    socket.writableCorked !== 0 ||
+    socket.connecting ||
+    !socket.writable
+  ) {
+    if (typeof data === 'string') socket.write(data, 'latin1');
+    else socket.write(data);
+    return;
+  }
+  const req = new wrap.WriteWrap();
+  req.handle = handle;
+  req.oncomplete = onComplete;
+  req.socket = socket;
+  req.buffer = null;
+  req.async = false;
+  const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer(req, data);
+  if (err !== 0) {
+    socket.destroy(writeError(err));
+    return;
+  }
+  if (wrap.streamBaseState[wrap.kLastWriteWasAsync] !== 0) {
+    // The kernel took part: the rest waits in libuv, which needs the bytes kept alive.
+    req.async = true;
+    if (typeof data !== 'string') req.buffer = data;
+    const tracked = socket as unknown as Tracked;
+    tracked[PENDING] = (tracked[PENDING] ?? 0) + 1;
+  }
+}
+
+/** True while written bytes wait for the socket (the caller should wait for 'drain'). */
+export function blocked(socket: Socket): boolean {
+  return ((socket as unknown as Tracked)[PENDING] ?? 0) > 0 || socket.writableNeedDrain;
+}
+
+/** True when every byte written so far is with the kernel. */
+export function allSent(socket: Socket): boolean {
+  return ((socket as unknown as Tracked)[PENDING] ?? 0) === 0 && socket.writableLength === 0;
+}
+
+/** Calls `cb` once every byte written so far is with the kernel (or the socket is gone). */
+export function flushed(socket: Socket, cb: () => void): void {
+  const tracked = socket as unknown as Tracked;
+  if ((tracked[PENDING] ?? 0) > 0 && !socket.destroyed) {
+    (tracked[WAITERS] ??= []).push(cb);
+    return;
+  }
+  if (socket.writableLength === 0) cb();
+  else socket.write(Buffer.alloc(0), cb);
+}
