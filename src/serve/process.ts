@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { type Diagnostic, formatDiagnostic, sortDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
-import type { HttpLogRecord } from '../proxy/http/index.js';
+import { type HttpLogRecord, requestJson } from '../proxy/http/index.js';
 import { ConfigStartError, Runtime } from './index.js';
 
 export type ConfigLoader = (path: string) => {
@@ -98,8 +98,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
     { base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
     { write: (line: string) => queueLine(line) },
   );
-  // The HTTP access log is the one line per request: serialised here in one
-  // JSON.stringify instead of pino's per-field walk, the ISO time formatted
+  // The HTTP access log is the one line per request: serialised by hand
+  // (requestJson) instead of pino's per-field walk, the ISO time formatted
   // once per millisecond. Same fields as a pino info line; `msg` comes after
   // `pid` instead of last.
   const linePrefix = `,"pid":${process.pid},`;
@@ -111,7 +111,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
       timeMs = ms;
       timeText = new Date(ms).toISOString();
     }
-    queueLine(`{"level":30,"time":"${timeText}"${linePrefix}${JSON.stringify(record).slice(1)}\n`);
+    const json = record.msg === 'request' ? requestJson(record) : JSON.stringify(record);
+    queueLine(`{"level":30,"time":"${timeText}"${linePrefix}${json.slice(1)}\n`);
   };
   const runtime = new Runtime({
     sessionLog: ({ msg, ...fields }) => logger.info(fields, msg),
