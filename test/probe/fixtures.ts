@@ -129,16 +129,17 @@ export interface HttpTarget {
   stop(): void;
 }
 
-/** Starts Node's http server (test/probe/http-server) listening on `listen` (default `::`, both families). */
+/** Starts Node's http server (test/probe/http-server) listening on `listen` (default `::`, both families); `connectionClose` answers with `Connection: close`. */
 export async function startHttpServer(
   where: Where,
-  opts: { port?: number; listen?: string; idleTimeoutMs?: number } = {},
+  opts: { port?: number; listen?: string; idleTimeoutMs?: number; connectionClose?: boolean } = {},
 ): Promise<HttpTarget> {
   const child = spawnIn(where, process.execPath, [
     HTTP_SERVER,
     String(opts.port ?? 0),
     opts.listen ?? '::',
     String(opts.idleTimeoutMs ?? 0),
+    opts.connectionClose ? 'close' : 'keep-alive',
   ]);
   const requests: HttpRequestSeen[] = [];
   const clientErrors: string[] = [];
