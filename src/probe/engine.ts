@@ -26,9 +26,12 @@ import type { KeepaliveSpec } from '../keepalive/spec.js';
 import { tcpInfo, unackedBytes } from './kernel.js';
 import {
   bracketDone,
+  formatTarget,
+  type HttpAnswer,
   MAX_IDLE_MS,
   median,
   type Payload,
+  parseHttpAnswer,
   payloadBytes,
   planGrid,
   planRefinement,
@@ -84,6 +87,8 @@ export interface ConnectionEvidence {
   idleMs?: number;
   outcome: Outcome;
   detail: string;
+  /** With `--payload http`: what the server answered to the HEAD request, when an answer came. */
+  http?: HttpAnswer;
 }
 
 export interface Progress {
@@ -136,7 +141,12 @@ interface Conn {
   finDuringUse?: boolean;
   /** Settles the current use from the socket's error or close. */
   onUseEnd?: (outcome: Outcome, detail: string) => void;
+  /** `--payload http`: the answer's bytes so far, until its head is complete. */
+  answer?: Buffer;
 }
+
+/** An answer head longer than this is recorded as not HTTP. */
+const MAX_ANSWER_HEAD = 16 * 1024;
 
 const WATCH_KEEPALIVE = { idle: 1, interval: 1, count: 5 };
 const POLL_MS = 10;
@@ -186,7 +196,7 @@ class ProbeRun {
     private readonly family: number,
     private readonly hooks: { onProgress?: (p: Progress) => void; signal?: AbortSignal },
   ) {
-    this.payload = payloadBytes(opts.payload, opts.host);
+    this.payload = payloadBytes(opts.payload, opts.host, opts.port);
   }
 
   private now(): number {
@@ -270,7 +280,7 @@ class ProbeRun {
 
   private describeTarget(): string {
     const addr = this.address === this.opts.host ? '' : ` (${this.address})`;
-    return `${this.opts.host}:${this.opts.port}${addr}`;
+    return `${formatTarget(this.opts.host, this.opts.port)}${addr}`;
   }
 
   private openCount(): number {
@@ -359,13 +369,23 @@ class ProbeRun {
         this.settle(conn, 'error', `keepalive could not be set: ${(error as Error).message}`),
       );
     }
-    socket.on('data', () => {
+    socket.on('data', (chunk: Buffer) => {
       conn.lastActivity = this.now();
+      if (this.opts.payload.kind === 'http' && conn.useStart > 0) this.recordAnswer(conn, chunk);
     });
     socket.on('end', () => {
       if (conn.settled) return;
       if (conn.using) {
-        // The peer answered and closed; the use is still judged by its ACK, unless the close comes first.
+        // The peer answered and closed (an HTTP server answering `Connection: close`, or 400 and
+        // close). Its FIN may arrive before the next poll: if the kernel already has the payload
+        // acknowledged, the use succeeded; otherwise it is judged by what follows.
+        if (this.payload && this.payloadAcked(conn)) {
+          conn.onUseEnd?.(
+            'alive',
+            `payload acknowledged after ${Math.round(this.now() - conn.useStart)} ms, then the peer closed`,
+          );
+          return;
+        }
         conn.finDuringUse = true;
         return;
       }
@@ -460,7 +480,7 @@ class ProbeRun {
       const elapsed = this.now() - conn.useStart;
       try {
         if (this.payload) {
-          if (socket.writableLength === 0 && unackedBytes(socket) === 0) {
+          if (this.payloadAcked(conn)) {
             end('alive', `payload acknowledged after ${Math.round(elapsed)} ms`);
             return;
           }
@@ -479,6 +499,35 @@ class ProbeRun {
       conn.poll = setTimeout(check, POLL_MS);
     };
     conn.poll = setTimeout(check, 0);
+  }
+
+  /** The payload has left Node's buffer and the peer's kernel acknowledged every byte of it. */
+  private payloadAcked(conn: Conn): boolean {
+    try {
+      return conn.socket.writableLength === 0 && unackedBytes(conn.socket) === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Keeps the head of an HTTP answer to the probe's HEAD request as evidence.
+   * It is not what decides the use (the kernel's acknowledgement does), and it
+   * may come after the use was judged: the connection stays readable for a
+   * second after it.
+   */
+  private recordAnswer(conn: Conn, chunk: Buffer): void {
+    if (conn.ev.http) return;
+    conn.answer = conn.answer ? Buffer.concat([conn.answer, chunk]) : chunk;
+    const end = conn.answer.indexOf('\r\n\r\n');
+    if (end < 0 && conn.answer.length < MAX_ANSWER_HEAD) return;
+    const head = conn.answer.subarray(0, end < 0 ? MAX_ANSWER_HEAD : end).toString('latin1');
+    conn.answer = undefined;
+    conn.ev.http = parseHttpAnswer(head) ?? {
+      statusLine: JSON.stringify(head.split('\r\n')[0]!.slice(0, 80)),
+      status: 0,
+      keepAlive: false,
+    };
   }
 
   /**

@@ -2,6 +2,7 @@
  * The pure half of keepwire probe: where to place idle durations, what the
  * evidence brackets, and which limits the command enforces. No sockets here.
  */
+import { isIP } from 'node:net';
 
 /**
  * Open connections at once, the probe's own and its --verify-keepalive ones.
@@ -116,10 +117,53 @@ export function parsePayload(text: string): Payload | { error: string } {
   return { kind: 'hex', bytes: Buffer.from(hex, 'hex') };
 }
 
-export function payloadBytes(payload: Payload, host: string): Buffer | undefined {
+/**
+ * The bytes of one use. For `http`: a `HEAD /` that an HTTP/1.1 server answers
+ * and keeps the connection open after (no `Connection: close`, no body). The
+ * Host header is `host[:port]` as RFC 9110 §7.2 wants it: an IPv6 literal in
+ * brackets without its zone (nginx answers a bare `Host: ::1` with 400 and
+ * closes), the port unless it is 80.
+ */
+export function payloadBytes(payload: Payload, host: string, port: number): Buffer | undefined {
   if (payload.kind === 'none') return undefined;
   if (payload.kind === 'hex') return payload.bytes;
-  return Buffer.from(`HEAD / HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: keepwire-probe\r\n\r\n`);
+  const name = isIP(host) === 6 ? `[${host.replace(/%.*$/, '')}]` : host;
+  const authority = port === 80 ? name : `${name}:${port}`;
+  return Buffer.from(
+    `HEAD / HTTP/1.1\r\nHost: ${authority}\r\nUser-Agent: keepwire-probe\r\nAccept: */*\r\n\r\n`,
+  );
+}
+
+/** What an HTTP server answered to the probe's HEAD request (`--payload http`). */
+export interface HttpAnswer {
+  /** The status line, e.g. `HTTP/1.1 200 OK`. */
+  statusLine: string;
+  status: number;
+  /** Whether the server left the connection open for another request (RFC 9112 §9.3). */
+  keepAlive: boolean;
+}
+
+/**
+ * Parses a response head (everything up to the blank line). Undefined when the
+ * bytes are not an HTTP/1.x response head.
+ */
+export function parseHttpAnswer(head: string): HttpAnswer | undefined {
+  const lines = head.split('\r\n');
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+  if (!m) return undefined;
+  const tokens: string[] = [];
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === 'connection')
+      tokens.push(
+        ...line
+          .slice(colon + 1)
+          .split(',')
+          .map((t) => t.trim().toLowerCase()),
+      );
+  }
+  const keepAlive = m[1] === '1' ? !tokens.includes('close') : tokens.includes('keep-alive');
+  return { statusLine: lines[0]!, status: Number(m[2]), keepAlive };
 }
 
 export interface Target {
@@ -127,14 +171,64 @@ export interface Target {
   port: number;
 }
 
-/** HOST:PORT, [IPv6]:PORT. */
+function parsePort(text: string, target: string): number | { error: string } {
+  if (!/^\d{1,5}$/.test(text))
+    return { error: `port must be a number 1-65535, got "${text}" in "${target}"` };
+  const port = Number(text);
+  if (port < 1 || port > 65535) return { error: `port must be 1-65535, got "${text}"` };
+  return port;
+}
+
+/**
+ * HOST:PORT, IPV4:PORT or [IPV6]:PORT (RFC 3986 authority form; an IPv6 zone
+ * as in [fe80::1%eth0]:22 is accepted). An IPv6 address without brackets is
+ * refused with the bracketed form as the hint: in `2001:db8::1:443` nobody can
+ * tell where the address ends.
+ */
 export function parseTarget(text: string): Target | { error: string } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  if (!m) return { error: `expected HOST:PORT (or [IPv6]:PORT), got "${text}"` };
-  const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    return { error: `port must be 1-65535, got "${m[2]}"` };
-  return { host: m[1]!, port };
+  const expected = 'expected HOST:PORT, IPV4:PORT or [IPV6]:PORT';
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0) return { error: `${expected}: "${text}" has no closing "]"` };
+    const host = text.slice(1, close);
+    if (isIP(host) !== 6)
+      return {
+        error: `"[${host}]" is not an IPv6 address: brackets are only for IPv6 literals (${expected})`,
+      };
+    const rest = text.slice(close + 1);
+    if (rest === '' || rest === ':')
+      return { error: `${expected}: "${text}" has no port, e.g. [${host}]:443` };
+    if (!rest.startsWith(':')) return { error: `${expected}: unexpected "${rest}" after "]" in "${text}"` };
+    const port = parsePort(rest.slice(1), text);
+    return typeof port === 'number' ? { host, port } : port;
+  }
+  const colons = text.split(':').length - 1;
+  if (colons > 1) {
+    // An unbracketed IPv6 address: say which bracketed forms the user may have meant.
+    const last = text.lastIndexOf(':');
+    const head = text.slice(0, last);
+    const tail = text.slice(last + 1);
+    const forms: string[] = [];
+    if (isIP(head) === 6 && /^\d{1,5}$/.test(tail)) forms.push(`[${head}]:${tail} if ${tail} is the port`);
+    if (isIP(text) === 6) forms.push(`[${text}]:PORT if all of it is the address`);
+    if (forms.length === 0)
+      return {
+        error: `${expected}: "${text}" has more than one ":" (IPv6 addresses go in brackets, e.g. [2001:db8::1]:443)`,
+      };
+    return { error: `an IPv6 address needs brackets around it, got "${text}": write ${forms.join(', or ')}` };
+  }
+  if (colons === 0) return { error: `${expected}, got "${text}" (no port)` };
+  const [host = '', portText = ''] = text.split(':');
+  if (host === '') return { error: `${expected}: "${text}" has no host` };
+  if (/[[\]\s/]/.test(host)) return { error: `${expected}: "${host}" is not a host name or address` };
+  if (portText === '') return { error: `${expected}: "${text}" has no port` };
+  const port = parsePort(portText, text);
+  return typeof port === 'number' ? { host, port } : port;
+}
+
+/** HOST:PORT as a user would type it back: IPv6 literals in brackets. */
+export function formatTarget(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Median of a non-empty list. */

@@ -8,7 +8,7 @@ import type { KeepaliveSpec } from '../keepalive/spec.js';
 import { systemDefaults } from '../keepalive/system.js';
 import { formatDuration } from '../units/time.js';
 import type { ConnectionEvidence, Outcome, ProbeOptions, RawProbe } from './engine.js';
-import { median } from './plan.js';
+import { formatTarget, median } from './plan.js';
 
 export type Expiry = 'rst' | 'drop' | 'fin' | 'rst-by-server' | 'none';
 
@@ -47,6 +47,14 @@ export interface VerifyFinding {
   detail: string;
 }
 
+/** `--payload http`: what the server answered to the probe's `HEAD /` requests. */
+export interface HttpSummary {
+  /** Distinct answers, most frequent first. */
+  answers: { statusLine: string; status: number; keepAlive: boolean; connections: number }[];
+  /** Uses acknowledged by TCP that had no (complete) answer when the report was made. */
+  unanswered: number;
+}
+
 export interface ProbeReport {
   target: { host: string; port: number; address: string };
   settings: {
@@ -71,6 +79,8 @@ export interface ProbeReport {
   serverWatchedMs: number;
   recommendation: (Recommendation & { basis: 'middlebox' | 'server' }) | null;
   verify: VerifyFinding[];
+  /** null unless `--payload http`. */
+  http: HttpSummary | null;
   notes: string[];
   elapsedMs: number;
   rounds: number;
@@ -221,6 +231,17 @@ export function buildReport(opts: ProbeOptions, raw: RawProbe, payloadText: stri
       );
   }
 
+  const http = opts.payload.kind === 'http' ? httpSummary(ev) : null;
+  if (http) {
+    const odd = http.answers.filter((a) => a.status < 200 || a.status >= 400);
+    for (const a of odd)
+      notes.push(
+        a.status === 0
+          ? `the service did not answer HEAD / with HTTP (it sent ${a.statusLine}): the measurement stands, delivery is judged by TCP acknowledgement; --payload none or HEX may suit this service better`
+          : `the server answered the probe's HEAD / with ${a.statusLine} on ${a.connections} connection${a.connections === 1 ? '' : 's'}: the measurement stands (delivery is judged by TCP acknowledgement), but the request did not reach a working HTTP handler`,
+      );
+  }
+
   const limitMs = idleTimeout?.highMs;
   const verify = opts.verify.map((v) => verifyFinding(v, ev, limitMs, idleTimeout?.lowMs ?? 0));
 
@@ -245,6 +266,7 @@ export function buildReport(opts: ProbeOptions, raw: RawProbe, payloadText: stri
     serverWatchedMs,
     recommendation,
     verify,
+    http,
     notes,
     elapsedMs: raw.elapsedMs,
     rounds: raw.rounds,
@@ -252,6 +274,20 @@ export function buildReport(opts: ProbeOptions, raw: RawProbe, payloadText: stri
     interrupted: raw.interrupted,
     evidence: ev,
   };
+}
+
+function httpSummary(ev: ConnectionEvidence[]): HttpSummary {
+  const answers = new Map<string, HttpSummary['answers'][number]>();
+  let unanswered = 0;
+  for (const e of ev) {
+    if (e.http) {
+      const key = `${e.http.statusLine}|${e.http.keepAlive}`;
+      const a = answers.get(key);
+      if (a) a.connections++;
+      else answers.set(key, { ...e.http, connections: 1 });
+    } else if (e.usedAtMs !== undefined && e.outcome === 'alive') unanswered++;
+  }
+  return { answers: [...answers.values()].sort((a, b) => b.connections - a.connections), unanswered };
 }
 
 function specPeriod(spec: KeepaliveSpec): number | null {
@@ -324,7 +360,7 @@ const EXPIRY_TEXT: Record<Expiry, string> = {
 export function renderReport(r: ProbeReport): string {
   const lines: string[] = [];
   lines.push(
-    `keepwire probe ${r.target.host}:${r.target.port}${r.target.address !== r.target.host ? ` (${r.target.address})` : ''} — rtt ${r.rttMs} ms, ${fmt(r.elapsedMs)}, ${r.connectionsOpened} connections in ${r.rounds} round${r.rounds === 1 ? '' : 's'}, payload ${r.settings.payload}`,
+    `keepwire probe ${formatTarget(r.target.host, r.target.port)}${r.target.address !== r.target.host ? ` (${r.target.address})` : ''} — rtt ${r.rttMs} ms, ${fmt(r.elapsedMs)}, ${r.connectionsOpened} connections in ${r.rounds} round${r.rounds === 1 ? '' : 's'}, payload ${r.settings.payload}`,
   );
   lines.push('');
   const t = r.idleTimeout;
@@ -366,6 +402,15 @@ export function renderReport(r: ProbeReport): string {
     lines.push(
       '              the middlebox closes idle sessions by itself, without waiting for their next packet',
     );
+  if (r.http) {
+    const answered = r.http.answers.map(
+      (a) =>
+        `${a.statusLine}${a.status === 0 ? '' : a.keepAlive ? ', keep-alive' : ', then closed'} (${a.connections} connection${a.connections === 1 ? '' : 's'})`,
+    );
+    if (r.http.unanswered > 0)
+      answered.push(`no answer (${r.http.unanswered} connection${r.http.unanswered === 1 ? '' : 's'})`);
+    if (answered.length > 0) lines.push(`HTTP:         HEAD / answered ${answered.join('; ')}`);
+  }
   for (const v of r.verify) {
     const verdict = v.survived === null ? 'not verified' : v.survived ? 'SURVIVES' : 'DOES NOT SURVIVE';
     lines.push(`Verify so_keepalive=${v.spec}: ${verdict} — ${v.detail}`);
@@ -382,7 +427,7 @@ export function renderReport(r: ProbeReport): string {
         `  TCP keepalive on both legs: idle ${k.idle}s, interval ${k.interval}s, count ${k.count} — nginx so_keepalive=${rec.soKeepalive}`,
       );
       lines.push(
-        `  check it here: keepwire probe ${r.target.host}:${r.target.port} --verify-keepalive ${rec.soKeepalive}`,
+        `  check it here: keepwire probe ${formatTarget(r.target.host, r.target.port)} --verify-keepalive ${rec.soKeepalive}`,
       );
       lines.push(
         `  HTTP servers behind it: keep-alive timeout > ${rec.lbIdleTimeout}s (${rec.httpServerKeepaliveTimeout}s); client pools: idle timeout < ${rec.lbIdleTimeout}s (${rec.clientPoolIdleTimeout}s)`,

@@ -112,3 +112,51 @@ test('a keepalive whose first probe comes after the timeout is reported as not s
     /first probe comes only after 6s idle, later than the 4\.6s the path was seen to allow/,
   );
 });
+
+test('--payload http: answers summarised and rendered; a 4xx or a non-HTTP answer is a note, not a failure', () => {
+  const opts: ProbeOptions = { ...OPTS, host: '2001:db8::10', port: 8080, payload: { kind: 'http' } };
+  const ok = { statusLine: 'HTTP/1.1 200 OK', status: 200, keepAlive: true };
+  const bad = { statusLine: 'HTTP/1.1 400 Bad Request', status: 400, keepAlive: false };
+  const answered = (idleMs: number, http: typeof ok) => ({ ...used(idleMs, 'alive'), http });
+  const r = buildReport(
+    opts,
+    {
+      ...raw([
+        answered(1000, ok),
+        answered(2000, ok),
+        answered(3000, bad),
+        used(4000, 'alive'),
+        used(5000, 'rst'),
+      ]),
+      address: opts.host,
+    },
+    'http',
+  );
+  assert.equal(r.verdict, 'measured');
+  assert.deepEqual(r.http, {
+    answers: [
+      { ...ok, connections: 2 },
+      { ...bad, connections: 1 },
+    ],
+    unanswered: 1,
+  });
+  assert.ok(
+    r.notes.some((n) =>
+      /answered the probe's HEAD \/ with HTTP\/1\.1 400 Bad Request on 1 connection/.test(n),
+    ),
+  );
+  const text = renderReport(r);
+  assert.match(text, /^keepwire probe \[2001:db8::10\]:8080 — /);
+  assert.match(
+    text,
+    /\nHTTP: {9}HEAD \/ answered HTTP\/1\.1 200 OK, keep-alive \(2 connections\); HTTP\/1\.1 400 Bad Request, then closed \(1 connection\); no answer \(1 connection\)\n/,
+  );
+  assert.match(text, /check it here: keepwire probe \[2001:db8::10\]:8080 --verify-keepalive/);
+
+  const ssh = { statusLine: '"SSH-2.0-OpenSSH_9.2"', status: 0, keepAlive: false };
+  const notHttp = buildReport(opts, raw([answered(1000, ssh), used(5000, 'rst')]), 'http');
+  assert.ok(
+    notHttp.notes.some((n) => /did not answer HEAD \/ with HTTP \(it sent "SSH-2\.0-OpenSSH_9\.2"\)/.test(n)),
+  );
+  assert.equal(buildReport(OPTS, raw([used(1000, 'alive'), used(5000, 'rst')]), 'none').http, null);
+});
