@@ -11,22 +11,13 @@
  * keepwire/nginx and keepwire/http-proxy. Everything shares the same cores,
  * so absolute numbers drift between runs; ratios within one run hold.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { type AddressInfo, connect, createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { arg, freePort, MAIN, startNginx, Workspace, waitListening, wrk } from './common.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const BODY = 'x'.repeat(97);
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 /** Child mode: Node `http-proxy` with a keep-alive agent, as its README recommends. */
 async function runHttpProxy(listenPort: number, target: number): Promise<void> {
@@ -40,59 +31,6 @@ async function runHttpProxy(listenPort: number, target: number): Promise<void> {
   http.createServer((req, res) => proxy.web(req, res)).listen(listenPort, '127.0.0.1');
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-async function waitListening(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listening on ${port}`);
-}
-
-interface Result {
-  name: string;
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: string;
-}
-
-function toMs(text: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text.trim());
-  if (!m) return Number.NaN;
-  const v = Number(m[1]);
-  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
-}
-
-function wrk(name: string, port: number, seconds: number, connections: number): Result {
-  const r = spawnSync(
-    'wrk',
-    ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
-    { encoding: 'utf8' },
-  );
-  const out = r.stdout ?? '';
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
-  const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
-  const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
-  const errors = /Socket errors:.*|Non-2xx.*/g.exec(out)?.[0] ?? '';
-  return { name, rps, p50Ms: p50, p99Ms: p99, errors };
-}
-
 async function main(): Promise<void> {
   if (process.argv[2] === '--http-proxy-child') {
     await runHttpProxy(Number(process.argv[3]), Number(process.argv[4]));
@@ -100,8 +38,7 @@ async function main(): Promise<void> {
   }
   const seconds = arg('seconds', 5);
   const connections = arg('connections', 64);
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-bench-http-'));
-  const procs: ChildProcess[] = [];
+  const ws = new Workspace('keepwire-bench-http-');
   const [backend, kw, ng, hp, hpx] = [
     await freePort(),
     await freePort(),
@@ -111,28 +48,19 @@ async function main(): Promise<void> {
   ];
   try {
     // Backend and nginx proxy are separate nginx processes so each has one worker of its own.
-    const backendConf = join(dir, 'backend.conf');
-    writeFileSync(
-      backendConf,
-      `daemon off;
-worker_processes 1;
-pid ${dir}/backend.pid;
-error_log ${dir}/backend-error.log;
-events { worker_connections 4096; }
-http {
+    startNginx(
+      ws,
+      'backend',
+      `http {
     access_log off;
     server { listen 127.0.0.1:${backend}; keepalive_requests 100000; location / { return 200 "${BODY}\\n"; } }
 }
 `,
     );
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log;
-events { worker_connections 4096; }
-http {
+    startNginx(
+      ws,
+      'nginx',
+      `http {
     access_log off;
     upstream app { server 127.0.0.1:${backend}; keepalive 64; }
     server {
@@ -143,12 +71,8 @@ http {
 }
 `,
     );
-    procs.push(spawn('nginx', ['-c', backendConf, '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] }));
-    procs.push(
-      spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] }),
-    );
-    writeFileSync(
-      join(dir, 'keepwire.conf'),
+    const kwConf = ws.write(
+      'keepwire.conf',
       `http {
     upstream app { server 127.0.0.1:${backend}; keepalive 64; }
     server {
@@ -160,13 +84,9 @@ http {
 `,
     );
     // Access log lines are part of keepwire's work; they go to /dev/null here.
-    procs.push(
-      spawn(process.execPath, [MAIN, 'serve', '-c', join(dir, 'keepwire.conf')], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      }),
-    );
-    writeFileSync(
-      join(dir, 'haproxy.cfg'),
+    ws.spawn(process.execPath, [MAIN, 'serve', '-c', kwConf]);
+    const hpConf = ws.write(
+      'haproxy.cfg',
       `global
     maxconn 4096
     nbthread 1
@@ -181,14 +101,8 @@ listen web
     server s 127.0.0.1:${backend}
 `,
     );
-    procs.push(
-      spawn('haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: ['ignore', 'ignore', 'inherit'] }),
-    );
-    procs.push(
-      spawn(process.execPath, [SELF, '--http-proxy-child', String(hpx), String(backend)], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      }),
-    );
+    ws.spawn('haproxy', ['-f', hpConf, '-db']);
+    ws.spawn(process.execPath, [SELF, '--http-proxy-child', String(hpx), String(backend)]);
     for (const p of [backend, kw, ng, hp, hpx]) await waitListening(p);
 
     const targets: [string, number][] = [
@@ -217,7 +131,7 @@ listen web
       `keepwire/nginx req/s ${(k.rps / by('nginx').rps).toFixed(2)} (target >= 0.6); keepwire/http-proxy ${(k.rps / by('http-proxy').rps).toFixed(2)} (target >= 2); keepwire/HAProxy ${(k.rps / by('HAProxy').rps).toFixed(2)}; p99 keepwire/nginx ${(k.p99Ms / by('nginx').p99Ms).toFixed(2)} (target <= 2)`,
     );
   } finally {
-    for (const p of procs) p.kill('SIGKILL');
+    await ws.stop();
   }
 }
 

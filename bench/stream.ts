@@ -11,20 +11,12 @@
  * process drives the load, so everything shares the same cores.
  * Not a test: prints a table and the ratios keepwire/nginx and keepwire/HAProxy.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { arg, freePort, MAIN, startNginx, version, Workspace, waitListening } from './common.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 /** Backend process: port A sinks bulk uploads and acks the total; port B echoes one chunk then closes. */
 function runBackend(): void {
@@ -48,30 +40,6 @@ function runBackend(): void {
       ),
     ),
   );
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-async function waitListening(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listening on ${port}`);
 }
 
 async function bulk(port: number, bytes: number): Promise<number> {
@@ -134,16 +102,14 @@ interface Target {
   name: string;
   bulkPort: number;
   echoPort: number;
-  proc?: ChildProcess;
 }
 
-async function startTargets(dir: string, sinkPort: number, echoPort: number): Promise<Target[]> {
+async function startTargets(ws: Workspace, sinkPort: number, echoPort: number): Promise<Target[]> {
   const targets: Target[] = [{ name: 'direct', bulkPort: sinkPort, echoPort }];
   const [kb, ke, nb, ne, hb, he] = await Promise.all(Array.from({ length: 6 }, freePort));
 
-  const kwConf = join(dir, 'keepwire.conf');
-  writeFileSync(
-    kwConf,
+  const kwConf = ws.write(
+    'keepwire.conf',
     `events { worker_connections 4096; }
 stream {
     server { listen 127.0.0.1:${kb}; proxy_pass 127.0.0.1:${sinkPort}; }
@@ -152,32 +118,23 @@ stream {
 `,
   );
   // Session log lines are part of keepwire's work; they go to /dev/null here.
-  const kw = spawn(process.execPath, [MAIN, 'serve', '-c', kwConf], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  targets.push({ name: 'keepwire', bulkPort: kb!, echoPort: ke!, proc: kw });
+  ws.spawn(process.execPath, [MAIN, 'serve', '-c', kwConf]);
+  targets.push({ name: 'keepwire', bulkPort: kb!, echoPort: ke! });
 
-  const ngConf = join(dir, 'nginx.conf');
-  writeFileSync(
-    ngConf,
-    `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log;
-events { worker_connections 4096; }
-stream {
+  startNginx(
+    ws,
+    'nginx',
+    `stream {
     server { listen 127.0.0.1:${nb}; proxy_pass 127.0.0.1:${sinkPort}; }
     server { listen 127.0.0.1:${ne}; proxy_pass 127.0.0.1:${echoPort}; }
 }
 `,
+    { preamble: 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n' },
   );
-  const ng = spawn('nginx', ['-c', ngConf, '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
-  targets.push({ name: 'nginx stream', bulkPort: nb!, echoPort: ne!, proc: ng });
+  targets.push({ name: 'nginx stream', bulkPort: nb!, echoPort: ne! });
 
-  const hpConf = join(dir, 'haproxy.cfg');
-  writeFileSync(
-    hpConf,
+  const hpConf = ws.write(
+    'haproxy.cfg',
     `global
     maxconn 4096
     nbthread 1
@@ -194,8 +151,8 @@ listen echo
     server s 127.0.0.1:${echoPort}
 `,
   );
-  const hp = spawn('haproxy', ['-f', hpConf, '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  targets.push({ name: 'HAProxy tcp', bulkPort: hb!, echoPort: he!, proc: hp });
+  ws.spawn('haproxy', ['-f', hpConf, '-db']);
+  targets.push({ name: 'HAProxy tcp', bulkPort: hb!, echoPort: he! });
 
   for (const t of targets) {
     await waitListening(t.bulkPort);
@@ -204,29 +161,25 @@ listen echo
   return targets;
 }
 
-/** First line of a version banner; nginx prints it on stderr. */
-function version(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.trim();
-}
-
 async function main(): Promise<void> {
   const bulkMb = arg('bulk-mb', 256);
   const seconds = arg('seconds', 4);
   const concurrency = arg('concurrency', 32);
   const rounds = arg('rounds', 2);
   const bulkBytes = bulkMb * 1024 * 1024;
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-bench-'));
-  const backend = spawn(process.execPath, [SELF, '--backend', String(bulkBytes)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const ports = await new Promise<string>((resolve) =>
-    backend.stdout!.once('data', (d) => resolve(String(d))),
-  );
-  const [sinkPort, echoPort] = ports.trim().split(' ').map(Number) as [number, number];
-  const targets = await startTargets(dir, sinkPort, echoPort);
+  const ws = new Workspace('keepwire-bench-');
   const best = new Map<string, { mbps: number; cps: number }>();
   try {
+    const backend = ws.spawn(
+      process.execPath,
+      [SELF, '--backend', String(bulkBytes)],
+      ['ignore', 'pipe', 'inherit'],
+    );
+    const ports = await new Promise<string>((resolve) =>
+      backend.stdout!.once('data', (d) => resolve(String(d))),
+    );
+    const [sinkPort, echoPort] = ports.trim().split(' ').map(Number) as [number, number];
+    const targets = await startTargets(ws, sinkPort, echoPort);
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
         const mbps = await bulk(t.bulkPort, bulkBytes);
@@ -239,8 +192,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    for (const t of targets) t.proc?.kill('SIGTERM');
-    backend.kill('SIGTERM');
+    await ws.stop();
   }
   const kw = best.get('keepwire')!;
   const lines = [

@@ -1,16 +1,13 @@
 /** `keepwire check` through the real CLI entry point: output formats and exit codes. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Diagnostic } from '../../src/config/index.js';
-import { ROOT } from './support.js';
+import { MAIN, ROOT, tempDir } from '../support.js';
 
-const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const dir = mkdtempSync(path.join(tmpdir(), 'keepwire-check-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('keepwire-check-');
 
 function keepwire(...args: string[]) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd: dir });

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { segmentMatcher } from '../../src/config/glob.js';
 import { loadConfig } from '../../src/config/index.js';
+import { tempDir } from '../support.js';
 import { expectDiagnostic } from './support.js';
 
-const dir = mkdtempSync(path.join(tmpdir(), 'keepwire-include-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('keepwire-include-');
 
 function write(rel: string, text: string): string {
   const file = path.join(dir, rel);

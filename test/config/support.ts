@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import { type Diagnostic, type LoadResult, parseConfigText } from '../../src/config/index.js';
 
-/** The repository root, from dist/test/config/. */
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export { ROOT } from '../support.js';
 
 export function check(text: string, file = 'test.conf'): LoadResult {
   return parseConfigText(text, file);

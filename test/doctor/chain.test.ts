@@ -1,10 +1,10 @@
 /** The timeout chain: each ordering rule, hop by hop, with the fix that restores the order. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { chainFindings, parseChain, readChainArg } from '../../src/doctor/chain.js';
+import { tempDir } from '../support.js';
 
 function check(text: string, nginx?: Parameters<typeof parseChain>[1]) {
   return chainFindings(parseChain(text, nginx), text).map((f) => `${f.code} ${f.evidence.where}`);
@@ -73,9 +73,8 @@ describe('timeout chain ordering', () => {
     ]);
   });
 
-  it('reads a chain file with comments, one hop per line', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'keepwire-chain-'));
-    after(() => rmSync(dir, { recursive: true, force: true }));
+  it('reads a chain file with comments, one hop per line', (t) => {
+    const dir = tempDir('keepwire-chain-', t);
     const file = path.join(dir, 'path.chain');
     writeFileSync(file, '# browser to app\nclient-pool=4s\naws-alb   # 60 s\nnginx\napp=5s\n');
     assert.equal(readChainArg(file), 'client-pool=4s, aws-alb, nginx, app=5s');

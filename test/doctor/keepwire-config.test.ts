@@ -1,15 +1,14 @@
 /** `-c`: keepwire's own config, validated as `check` does and audited against the LB given to doctor. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { auditKeepwireConfig } from '../../src/doctor/keepwire-config.js';
 import { middleboxFromArg } from '../../src/doctor/profiles.js';
+import { tempDir } from '../support.js';
 import { STOCK } from './support.js';
 
-const dir = mkdtempSync(path.join(tmpdir(), 'keepwire-doctor-c-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('keepwire-doctor-c-');
 
 function conf(name: string, text: string): string {
   const file = path.join(dir, name);

@@ -1,11 +1,9 @@
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Finding } from '../../src/doctor/findings.js';
+import { ROOT } from '../support.js';
 
-/** The repository root, from dist/test/doctor/. */
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export { MAIN, ROOT } from '../support.js';
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'nginx');
-export const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** A stock Linux host: what so_keepalive=on and empty fields inherit. */
 export const STOCK = { idle: 7200, interval: 75, count: 9 };

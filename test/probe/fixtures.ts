@@ -10,8 +10,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Host, LbTopology } from '../../src/netns/index.js';
 import type { ProbeReport } from '../../src/probe/report.js';
+import { MAIN } from '../support.js';
 
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const CLI = MAIN;
+
 const IDLE_SERVER = fileURLToPath(new URL('./idle-server.js', import.meta.url));
 const HTTP_SERVER = fileURLToPath(new URL('./http-server.js', import.meta.url));
 

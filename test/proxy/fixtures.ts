@@ -2,8 +2,8 @@
  * Models built in code and real peers on 127.0.0.1 for the stream proxy tests.
  * Every wait is bounded: a hung proxy fails a test instead of hanging the run.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type {
   Address,
   Balancing,
@@ -17,6 +17,22 @@ import type {
 import type { KeepaliveSpec } from '../../src/keepalive/spec.js';
 import type { SessionRecord } from '../../src/proxy/stream.js';
 import { Runtime } from '../../src/serve/index.js';
+import { Arrivals, sleep } from '../support.js';
+
+export {
+  ask,
+  backend,
+  closedPort,
+  dial,
+  type Ending,
+  echo,
+  ending,
+  namedBackend,
+  type Peer,
+  sha256,
+  sleep,
+  within,
+} from '../support.js';
 
 export const SRC: SourceRef = { file: 'test.conf', line: 1, col: 1 };
 
@@ -92,111 +108,19 @@ export interface Running {
 }
 
 export async function start(cfg: Config): Promise<Running> {
-  const records: SessionRecord[] = [];
-  const waiters: (() => void)[] = [];
-  const runtime = new Runtime({
-    sessionLog: (r) => {
-      records.push(r);
-      for (const w of waiters.splice(0)) w();
-    },
-  });
+  const records = new Arrivals<SessionRecord>();
+  const runtime = new Runtime({ sessionLog: (r) => records.push(r) });
   await runtime.apply(cfg);
   return {
     runtime,
-    records,
+    records: records.items,
     ports: runtime.boundPorts(),
-    async waitForRecords(n, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (records.length < n) {
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`timed out waiting for ${n} session records, have ${records.length}`);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, left);
-          waiters.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
-      return records.slice(0, n);
-    },
+    waitForRecords: (n, timeoutMs = 10_000) =>
+      records.until((rs) => (rs.length >= n ? rs.slice(0, n) : undefined), timeoutMs, `${n} session records`),
     async close() {
       await runtime.shutdown(0);
     },
   };
-}
-
-export interface Peer {
-  server: Server;
-  port: number;
-  /** Sockets accepted so far. */
-  accepted: Socket[];
-  close(): Promise<void>;
-}
-
-/** A backend; `onSocket` decides what it does with each connection (default: echo, FIN after the client's FIN). */
-export async function backend(onSocket: (s: Socket) => void = echo): Promise<Peer> {
-  const accepted: Socket[] = [];
-  const srv = createServer({ allowHalfOpen: true }, (s) => {
-    accepted.push(s);
-    s.on('error', () => {});
-    onSocket(s);
-  });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    server: srv,
-    port: (srv.address() as AddressInfo).port,
-    accepted,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of accepted) s.destroy();
-        srv.close(() => resolve());
-      }),
-  };
-}
-
-export function echo(s: Socket): void {
-  s.pipe(s);
-}
-
-/** A port with nothing listening on it (bound then released). */
-export async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
-export function dial(port: number, opts: { allowHalfOpen?: boolean } = {}): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port, allowHalfOpen: opts.allowHalfOpen ?? false });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-export type Ending = { kind: 'end' } | { kind: 'error'; code: string | undefined } | { kind: 'close' };
-
-/** How the peer ended a socket: FIN ('end' then close), RST (ECONNRESET) or a bare close. Bounded. */
-export function ending(s: Socket, timeoutMs = 10_000): Promise<Ending> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('socket did not end in time')), timeoutMs);
-    const done = (e: Ending) => {
-      clearTimeout(t);
-      resolve(e);
-    };
-    s.on('data', () => {});
-    s.once('end', () => done({ kind: 'end' }));
-    s.once('error', (e: NodeJS.ErrnoException) => done({ kind: 'error', code: e.code }));
-    s.once('close', () => done({ kind: 'close' }));
-  });
-}
-
-export function sha256(chunks: Buffer[]): string {
-  const h = createHash('sha256');
-  for (const c of chunks) h.update(c);
-  return h.digest('hex');
 }
 
 export function randomChunks(totalBytes: number, maxChunk: number): Buffer[] {
@@ -235,20 +159,6 @@ export function readAll(s: Socket, timeoutMs = 30_000): Promise<Buffer[]> {
       reject(e);
     });
   });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<T>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 /** `proxy_pass 127.0.0.1:PORT;` */

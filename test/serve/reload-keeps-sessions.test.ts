@@ -4,37 +4,21 @@
  * configuration that cannot start changes nothing.
  */
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import { ConfigStartError } from '../../src/serve/index.js';
 import {
-  backend,
+  ask,
   closedPort,
   config,
   dial,
   ending,
   listen,
+  namedBackend as named,
   passTo,
   start,
   streamServer,
   within,
 } from '../proxy/fixtures.js';
-
-/** A backend that answers every chunk with its own name, to tell upstreams apart. */
-const named = (name: string) =>
-  backend((s: Socket) => {
-    s.on('data', () => s.write(name));
-    s.on('end', () => s.end());
-  });
-
-async function ask(s: Socket): Promise<string> {
-  const answer = new Promise<string>((resolve, reject) => {
-    s.once('data', (d) => resolve(d.toString()));
-    s.once('error', reject);
-  });
-  s.write('?');
-  return within(answer, 5000, 'answer');
-}
 
 test('reload: new sessions reach the new upstream, the live one stays on the old, no connect refused meanwhile', async () => {
   const a = await named('A');

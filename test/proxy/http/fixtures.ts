@@ -14,8 +14,10 @@ import type {
 } from '../../../src/config/model.js';
 import type { HttpLogRecord, RequestRecord, RetryRecord } from '../../../src/proxy/http/index.js';
 import { Runtime } from '../../../src/serve/index.js';
+import { Arrivals } from '../../support.js';
 import { address, listen, SRC, server } from '../fixtures.js';
 
+export { closedPort, sleep, within } from '../../support.js';
 export { address, listen, SRC, server };
 
 export function location(opts: Partial<HttpLocation> = {}): HttpLocation {
@@ -108,45 +110,24 @@ export interface RunningHttp {
 }
 
 export async function startHttp(cfg: Config): Promise<RunningHttp> {
-  const records: HttpLogRecord[] = [];
-  const runtime = new Runtime({ sessionLog: () => {}, httpLog: (r) => records.push(r) });
+  const log = new Arrivals<HttpLogRecord>();
+  const runtime = new Runtime({ sessionLog: () => {}, httpLog: (r) => log.push(r) });
   await runtime.apply(cfg);
   const ports = runtime.boundPorts();
-  const requests = () => records.filter((r): r is RequestRecord => r.msg === 'request');
+  const requests = () => log.items.filter((r): r is RequestRecord => r.msg === 'request');
   return {
     runtime,
-    records,
+    records: log.items,
     requests,
-    retries: () => records.filter((r): r is RetryRecord => r.msg === 'upstream_retry'),
+    retries: () => log.items.filter((r): r is RetryRecord => r.msg === 'upstream_retry'),
     port: ports[0]!,
     ports,
-    async waitForRequests(n, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (requests().length < n) {
-        if (Date.now() > deadline)
-          throw new Error(`timed out waiting for ${n} request records, have ${requests().length}`);
-        await sleep(10);
-      }
-      return requests();
-    },
+    waitForRequests: (n, timeoutMs = 10_000) =>
+      log.until(() => (requests().length >= n ? requests() : undefined), timeoutMs, `${n} request records`),
     async close() {
       await runtime.shutdown(0);
     },
   };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 // ---- a raw HTTP/1.1 upstream whose every byte the test controls ------------

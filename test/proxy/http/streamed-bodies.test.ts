@@ -9,9 +9,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { sha256 as sha } from '../../support.js';
 import { httpConfig, httpGroup, httpServer, RawClient, server, startHttp } from './fixtures.js';
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** A Node upstream: hashes what it receives; serves `size` random bytes on /download. */
 async function hashingUpstream(download: Buffer) {

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { closedPort } from '../fixtures.js';
 import {
+  closedPort,
   fetchRaw,
   get,
   httpConfig,

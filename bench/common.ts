@@ -1,0 +1,165 @@
+/**
+ * Process plumbing the benches share: argument parsing, free ports, waiting
+ * for a listener, a working directory with the processes started in it
+ * (stopped and removed at the end or on Ctrl-C), wrk output parsing, version
+ * banners. Nothing here measures anything.
+ */
+import { type ChildProcess, type StdioOptions, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI entry point (`keepwire`). */
+export const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** `--name N` from argv, or `fallback`. */
+export function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+/** A port on 127.0.0.1 with nothing listening on it (bound then released). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+/** Resolves once 127.0.0.1:`port` accepts a connection; gives up after about 5 s. */
+export async function waitListening(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listening on ${port}`);
+}
+
+/** First line of a version banner; nginx prints it on stderr. */
+export function version(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.trim();
+}
+
+/**
+ * A temporary working directory (configs, pid files, logs) and the processes
+ * a bench starts. `stop()` sends SIGTERM to each, waits for it to exit
+ * (SIGKILL after 5 s), then removes the directory. SIGTERM, not SIGKILL: a
+ * killed nginx master leaves its workers running. Ctrl-C stops everything too.
+ */
+export class Workspace {
+  readonly dir: string;
+  private readonly procs: ChildProcess[] = [];
+  private stopping: Promise<void> | undefined;
+  private readonly onSignal = () => {
+    void this.stop().finally(() => process.exit(130));
+  };
+
+  constructor(prefix: string) {
+    this.dir = mkdtempSync(join(tmpdir(), prefix));
+    process.once('SIGINT', this.onSignal);
+  }
+
+  /** Writes `text` to `name` in the directory; returns its path. */
+  write(name: string, text: string): string {
+    const file = join(this.dir, name);
+    writeFileSync(file, text);
+    return file;
+  }
+
+  /** Starts a process that `stop()` ends; stdout ignored and stderr inherited unless `stdio` says otherwise. */
+  spawn(cmd: string, args: string[], stdio: StdioOptions = ['ignore', 'ignore', 'inherit']): ChildProcess {
+    const child = spawn(cmd, args, { stdio });
+    this.procs.push(child);
+    return child;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      process.removeListener('SIGINT', this.onSignal);
+      await Promise.all(this.procs.map(end));
+      rmSync(this.dir, { recursive: true, force: true });
+    })();
+    return this.stopping;
+  }
+}
+
+async function end(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), 5000);
+  });
+  if (await Promise.race([exited.then(() => false), late])) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  clearTimeout(timer);
+}
+
+export interface WrkResult {
+  name: string;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: string;
+}
+
+/** wrk's latency column (`812.00us`, `1.20ms`, `2.01s`) in milliseconds. */
+export function toMs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text.trim());
+  if (!m) return Number.NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+/** One wrk run (1 thread, `connections` keep-alive connections) against 127.0.0.1:`port`/. */
+export function wrk(name: string, port: number, seconds: number, connections: number): WrkResult {
+  const r = spawnSync(
+    'wrk',
+    ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
+    { encoding: 'utf8' },
+  );
+  const out = r.stdout ?? '';
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+  const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const errors = /Socket errors:.*|Non-2xx.*/g.exec(out)?.[0] ?? '';
+  return { name, rps, p50Ms: p50, p99Ms: p99, errors };
+}
+
+/**
+ * Writes `NAME.conf` (foreground master with one worker; pid file and error log
+ * named after NAME in the workspace) and starts nginx with it. `blocks` are
+ * the top-level blocks after `events`; `preamble` goes first (load_module).
+ */
+export function startNginx(
+  ws: Workspace,
+  name: string,
+  blocks: string,
+  opts: { workerConnections?: number; preamble?: string } = {},
+): ChildProcess {
+  const conf = ws.write(
+    `${name}.conf`,
+    `${opts.preamble ?? ''}daemon off;
+worker_processes 1;
+pid ${ws.dir}/${name}.pid;
+error_log ${ws.dir}/${name}-error.log;
+events { worker_connections ${opts.workerConnections ?? 4096}; }
+${blocks}`,
+  );
+  return ws.spawn('nginx', ['-c', conf, '-p', ws.dir]);
+}

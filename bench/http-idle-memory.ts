@@ -1,0 +1,342 @@
+/**
+ * Memory per idle keep-alive client connection: keepwire serve (HTTP) against
+ * nginx (1 worker), both proxying to the same nginx backend with an upstream
+ * keep-alive pool, as in bench/http.ts.
+ *
+ *   node dist/bench/http-idle-memory.js [--connections 10000] [--idle-seconds 3]
+ *
+ * For each proxy in turn: warm up (a few hundred requests on 64 connections,
+ * then closed), measure, open N client connections and send one request on
+ * each (at most 64 in flight, so the upstream pool is used as under load and
+ * not grown to N), check every answer is a 200, leave them idle, measure
+ * again, close them. Measured: VmRSS from /proc/PID/status (keepwire's
+ * process; nginx's worker), for keepwire also `process.memoryUsage()` after a
+ * full GC (bench/memory-probe.js preloaded, answering over IPC), and the
+ * upstream pool: established connections from the proxy to the backend.
+ * nginx allocates all worker_connections slots at start, so their cost is in
+ * its RSS before the first connection: a second, idle nginx with 1024 slots
+ * gives the cost per slot, added to nginx's per-connection figure.
+ * Not a test; N is bounded by RLIMIT_NOFILE (this process holds N sockets,
+ * each proxy N plus its pool; both proxies get worker_connections N + 1024).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { arg, freePort, MAIN, startNginx, version, Workspace, waitListening } from './common.js';
+
+const PROBE = fileURLToPath(new URL('./memory-probe.js', import.meta.url));
+const BODY = 'x'.repeat(97);
+const IN_FLIGHT = 64;
+const POOL = 64;
+const DEADLINE_MS = 10 * 60_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function status(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+function openFilesLimit(pid: number | 'self'): number {
+  const line = readFileSync(`/proc/${pid}/limits`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  return Number(line?.split(/\s+/)[3]);
+}
+
+/** The nginx worker: the master's only child. */
+async function nginxWorker(master: ChildProcess): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const kids = readFileSync(`/proc/${master.pid}/task/${master.pid}/children`, 'utf8').trim();
+    if (kids) return Number(kids.split(' ')[0]);
+    await sleep(50);
+  }
+  throw new Error('nginx started no worker');
+}
+
+/** Established TCP connections of `pid` whose peer port is `port` (its upstream pool). */
+function connectionsTo(pid: number, port: number): number {
+  // /proc/PID/net/tcp is the namespace's table; own sockets are matched by inode against /proc/PID/fd.
+  const inodes = new Set<string>();
+  for (const table of ['tcp', 'tcp6'])
+    for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== '01') continue;
+      if (Number.parseInt(f[2]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
+    }
+  let n = 0;
+  for (const inode of socketInodes(pid)) if (inodes.has(inode)) n++;
+  return n;
+}
+
+function socketInodes(pid: number): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.push(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/** Opens a connection, sends one GET, reads the 200 with its body; resolves with the open socket. */
+function oneRequest(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1' });
+    let buf = '';
+    const fail = (e: Error) => {
+      s.destroy();
+      reject(e);
+    };
+    s.setEncoding('latin1');
+    s.once('error', fail);
+    s.once('connect', () => s.write('GET / HTTP/1.1\r\nHost: bench\r\n\r\n'));
+    const onData = (d: string) => {
+      buf += d;
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(buf.slice(0, end))?.[1] ?? Number.NaN);
+      if (buf.length < end + 4 + len) return;
+      s.off('data', onData);
+      s.off('error', fail);
+      if (!buf.startsWith('HTTP/1.1 200 ')) return fail(new Error(`answer: ${buf.split('\r\n')[0]}`));
+      if (/\r\nconnection:\s*close/i.test(buf.slice(0, end))) return fail(new Error('server closes'));
+      s.on('error', () => {});
+      s.on('end', () => {
+        closedEarly++;
+      });
+      resolve(s);
+    };
+    s.on('data', onData);
+  });
+}
+
+let closedEarly = 0;
+
+/** `n` connections, one request each, at most IN_FLIGHT at once. */
+async function openIdle(port: number, n: number): Promise<Socket[]> {
+  const sockets: Socket[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(IN_FLIGHT, n) }, async () => {
+      while (next < n) {
+        next++;
+        sockets.push(await oneRequest(port));
+      }
+    }),
+  );
+  return sockets;
+}
+
+async function closeAll(sockets: Socket[]): Promise<void> {
+  await Promise.all(
+    sockets.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.destroyed) return resolve();
+          s.once('close', () => resolve());
+          s.destroy();
+        }),
+    ),
+  );
+}
+
+interface Memory {
+  rss: number;
+  heapUsed?: number;
+  heapTotal?: number;
+  external?: number;
+  arrayBuffers?: number;
+}
+
+interface Target {
+  name: string;
+  port: number;
+  /** The process holding the connections. */
+  pid: number;
+  memory(): Promise<Memory>;
+}
+
+interface Row {
+  name: string;
+  n: number;
+  before: Memory;
+  after: Memory;
+  pool: number;
+  held: number;
+}
+
+async function measure(t: Target, n: number, idleMs: number, backendPort: number): Promise<Row> {
+  // Warm-up: JIT, allocator arenas, the upstream pool.
+  for (let round = 0; round < 4; round++) await closeAll(await openIdle(t.port, IN_FLIGHT));
+  await sleep(idleMs);
+  const before = await t.memory();
+  const began = Date.now();
+  const sockets = await openIdle(t.port, n);
+  process.stderr.write(`  ${t.name}: ${n} connections, one request each, in ${Date.now() - began} ms\n`);
+  await sleep(idleMs);
+  const after = await t.memory();
+  const pool = connectionsTo(t.pid, backendPort);
+  const held = sockets.filter((s) => !s.destroyed).length;
+  await closeAll(sockets);
+  return { name: t.name, n, before, after, pool, held };
+}
+
+const kib = (b: number) => (b / 1024).toFixed(0);
+const perConn = (a: number | undefined, b: number | undefined, n: number) =>
+  a === undefined || b === undefined ? '—' : ((b - a) / n / 1024).toFixed(2);
+
+async function main(): Promise<void> {
+  const n = arg('connections', 10_000);
+  const idleMs = arg('idle-seconds', 3) * 1000;
+  const limit = openFilesLimit('self');
+  if (!(n >= 1) || n + 256 > limit) {
+    process.stderr.write(
+      `--connections ${n}: this process holds N sockets and its open-files limit is ${limit}; use at most ${limit - 256}\n`,
+    );
+    process.exit(2);
+  }
+  const ws = new Workspace('keepwire-bench-idle-');
+  const deadline = setTimeout(() => {
+    process.stderr.write(`gave up after ${DEADLINE_MS / 1000} s\n`);
+    void ws.stop().finally(() => process.exit(1));
+  }, DEADLINE_MS);
+  const [backendPort, kwPort, ngPort, smallPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const workerConnections = n + 1024;
+  try {
+    startNginx(
+      ws,
+      'backend',
+      `http {
+    access_log off;
+    server { listen 127.0.0.1:${backendPort}; keepalive_requests 100000; keepalive_timeout 600s; location / { return 200 "${BODY}\\n"; } }
+}
+`,
+    );
+    const nginxProxy = (port: number) => `http {
+    access_log off;
+    upstream app { server 127.0.0.1:${backendPort}; keepalive ${POOL}; keepalive_timeout 600s; }
+    server {
+        listen 127.0.0.1:${port};
+        keepalive_requests 100000;
+        keepalive_timeout 600s;
+        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+`;
+    const ngMaster = startNginx(ws, 'nginx', nginxProxy(ngPort), { workerConnections });
+    // The same nginx with 1024 connection slots: nginx allocates every slot of worker_connections at
+    // start, so part of its per-connection cost is already in its RSS before any connection exists.
+    const smallMaster = startNginx(ws, 'nginx-small', nginxProxy(smallPort), { workerConnections: 1024 });
+    const kwConf = ws.write(
+      'keepwire.conf',
+      `events { worker_connections ${workerConnections}; }
+http {
+    upstream app { server 127.0.0.1:${backendPort}; keepalive ${POOL}; keepalive_timeout 600s; }
+    server {
+        listen 127.0.0.1:${kwPort};
+        keepalive_requests 100000;
+        keepalive_timeout 600s;
+        location / { proxy_pass http://app; proxy_http_version 1.1; }
+    }
+}
+`,
+    );
+    // Access log lines are part of keepwire's work; they go to /dev/null here.
+    const kw = ws.spawn(
+      process.execPath,
+      ['--expose-gc', '--import', PROBE, MAIN, 'serve', '-c', kwConf],
+      ['ignore', 'ignore', 'inherit', 'ipc'],
+    );
+    for (const p of [backendPort, kwPort, ngPort, smallPort]) await waitListening(p);
+    const ngWorker = await nginxWorker(ngMaster);
+    const slots = {
+      big: status(ngWorker, 'VmRSS'),
+      small: status(await nginxWorker(smallMaster), 'VmRSS'),
+    };
+    const slotBytes = (slots.big - slots.small) / (workerConnections - 1024);
+    for (const [name, pid] of [
+      ['keepwire', kw.pid!],
+      ['nginx worker', ngWorker],
+    ] as const) {
+      const l = openFilesLimit(pid);
+      if (n + POOL + 64 > l) throw new Error(`${name}'s open-files limit ${l} is below ${n} connections`);
+    }
+
+    const targets: Target[] = [
+      {
+        name: 'keepwire',
+        port: kwPort,
+        pid: kw.pid!,
+        memory: () =>
+          new Promise<Memory>((resolve, reject) => {
+            const t = setTimeout(() => reject(new Error('keepwire did not answer the memory probe')), 10_000);
+            kw.once('message', (m) => {
+              clearTimeout(t);
+              // Read after the GC the probe just ran.
+              resolve({ ...(m as Omit<Memory, 'rss'>), rss: status(kw.pid!, 'VmRSS') });
+            });
+            kw.send('memory');
+          }),
+      },
+      {
+        name: 'nginx',
+        port: ngPort,
+        pid: ngWorker,
+        memory: async () => ({ rss: status(ngWorker, 'VmRSS') }),
+      },
+    ];
+    const rows: Row[] = [];
+    for (const t of targets) rows.push(await measure(t, n, idleMs, backendPort));
+
+    console.log(`date: ${new Date().toISOString()}`);
+    console.log(
+      `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Linux ${version('uname', ['-r'])}, Node ${process.version}, ${version('nginx', ['-v'])}`,
+    );
+    console.log(
+      `${n} keep-alive client connections per proxy, one 98-byte GET each (≤ ${IN_FLIGHT} in flight), idle ${idleMs / 1000} s before each reading; upstream keepalive ${POOL}`,
+    );
+    console.log('');
+    console.log(
+      '| proxy | RSS before KiB | RSS after KiB | RSS per connection KiB | upstream pool | connections held |',
+    );
+    console.log('|---|---|---|---|---|---|');
+    for (const r of rows)
+      console.log(
+        `| ${r.name} | ${kib(r.before.rss)} | ${kib(r.after.rss)} | ${perConn(r.before.rss, r.after.rss, r.n)} | ${r.pool} | ${r.held} |`,
+      );
+    const k = rows[0]!;
+    const g = rows[1]!;
+    console.log('');
+    const d = (f: (m: Memory) => number) => perConn(f(k.before), f(k.after), n);
+    console.log(
+      `keepwire per connection after a full GC, KiB: heapUsed ${d((m) => m.heapUsed!)}, heapTotal ${d((m) => m.heapTotal!)}, external ${d((m) => m.external!)} (arrayBuffers ${d((m) => m.arrayBuffers!)}); RSS not in heapUsed or external (native handles, malloc, V8 heap pages not in use) ${d((m) => m.rss - m.heapUsed! - m.external!)}`,
+    );
+    const ngPer = (g.after.rss - g.before.rss) / n + slotBytes;
+    console.log(
+      `nginx allocates its worker_connections slots at start: idle worker RSS ${kib(slots.big)} KiB with ${workerConnections} slots, ${kib(slots.small)} KiB with 1024 → ${(slotBytes / 1024).toFixed(2)} KiB per slot; nginx per idle connection including its slot: ${(ngPer / 1024).toFixed(2)} KiB`,
+    );
+    console.log(
+      `keepwire − nginx per idle connection: ${((k.after.rss - k.before.rss) / n / 1024 - ngPer / 1024).toFixed(2)} KiB (target: keepwire ≤ 4 KiB per idle keep-alive connection)`,
+    );
+    if (closedEarly > 0) console.log(`warning: ${closedEarly} connections were closed by a proxy while idle`);
+  } finally {
+    clearTimeout(deadline);
+    await ws.stop();
+  }
+}
+
+await main();
