@@ -29,13 +29,11 @@ import {
   trailerFields,
   upstreamRequestHead,
 } from './headers.js';
+import type { ClientLimits } from './limits.js';
 import { NOT_RETRIED_MAY_HAVE_REACHED, type RequestEndReason, type RequestRecord } from './log.js';
 import type { ResponseHead } from './parser.js';
 import type { ClientRequest, RequestError } from './request.js';
 import type { ConnectionUser, GroupPool, UpstreamConnection } from './transport.js';
-
-/** Request body bytes kept for a replay on another connection; nginx keeps client_body_buffer_size in memory. */
-export const REPLAY_LIMIT = 64 * 1024;
 
 /** A location's upstream side, built once per configuration. */
 export interface Route {
@@ -57,9 +55,6 @@ export interface ClientLeg {
   ): void;
   ended(exchange: ProxyExchange): void;
   readonly listenText: string;
-  readonly sendTimeoutMs: number;
-  readonly clientBodyTimeoutMs: number;
-  readonly clientMaxBodySize: number;
   readonly serverPort: number;
 }
 
@@ -75,6 +70,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private readonly head: string;
   private readonly hasBody: boolean;
   private readonly chunked: boolean;
+  /** The client settings of the server and location this request was routed to. */
+  private readonly limits: ClientLimits;
   private readonly tried = new Set<UpstreamHost>();
   private tries = 0;
   private retries = 0;
@@ -123,6 +120,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     private readonly route: Route,
   ) {
     this.method = req.method;
+    this.limits = client.limits;
     this.idempotent = IDEMPOTENT.has(this.method);
     const cl = req.contentLength;
     this.chunked = req.chunked;
@@ -170,9 +168,28 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
   }
 
+  /** proxy_next_upstream_tries and proxy_next_upstream_timeout allow another try. */
   private triesLeft(): boolean {
     const max = this.location.proxyNextUpstreamTries;
-    return max === 0 || this.tries < max;
+    return (max === 0 || this.tries < max) && !this.timeSpent();
+  }
+
+  /**
+   * proxy_next_upstream_timeout has passed since the first try. As in nginx
+   * it is checked when a try has failed, never cutting one in progress.
+   */
+  private timeSpent(): boolean {
+    const max = this.location.proxyNextUpstreamTimeoutMs;
+    return max > 0 && now() - this.startedAt >= max;
+  }
+
+  /** Why a failure that could otherwise have been tried again was not, for the log. */
+  private notRetriedNote(): string {
+    if (this.replay === undefined && this.hasBody)
+      return `; not retried: the request body is over client_body_buffer_size (${this.limits.clientBodyBufferSize} bytes) and was not kept for a repeat`;
+    if (this.timeSpent())
+      return `; not retried: proxy_next_upstream_timeout (${this.location.proxyNextUpstreamTimeoutMs} ms) spent`;
+    return '';
   }
 
   private attempt(sameHostFresh: boolean): void {
@@ -325,6 +342,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     if (sent && !this.idempotent && !c.has('non_idempotent') && c.has(condition))
       this.respondError(status, reason, `${where}; ${NOT_RETRIED_MAY_HAVE_REACHED}`);
+    else if (c.has(condition) || (kind === 'stale' && reused))
+      this.respondError(status, reason, `${where}${this.notRetriedNote()}`);
     else this.respondError(status, reason, where);
   }
 
@@ -335,7 +354,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.bodyBytes += chunk.length;
     if (this.dropBody) return;
     this.lastBodyReadAt = now();
-    const max = this.leg.clientMaxBodySize;
+    const max = this.limits.clientMaxBodySize;
     if (max > 0 && this.bodyBytes > max) {
       this.dropAttempt();
       if (this.headerSent) this.abortClient('body_too_large', `request body over ${max} bytes`);
@@ -344,7 +363,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     if (this.replay !== undefined) {
       this.replayBytes += chunk.length;
-      if (this.replayBytes > REPLAY_LIMIT) this.replay = undefined;
+      if (this.replayBytes > this.limits.clientBodyBufferSize) this.replay = undefined;
       else this.replay.push(chunk);
     }
     if (this.conn === undefined) return;
@@ -411,7 +430,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   }
 
   private armBodyTimer(): void {
-    const timeoutMs = this.leg.clientBodyTimeoutMs;
+    const timeoutMs = this.limits.clientBodyTimeoutMs;
     if (timeoutMs <= 0) return;
     const check = () => {
       this.bodyTimer = undefined;
@@ -530,7 +549,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private clientBlocked(): void {
     if (this.clientWriteBlockedAt !== 0) return;
     this.clientWriteBlockedAt = now();
-    const timeoutMs = this.leg.sendTimeoutMs;
+    const timeoutMs = this.limits.sendTimeoutMs;
     this.clientTimer = setTimeout(() => {
       this.clientTimer = undefined;
       this.dropAttempt();

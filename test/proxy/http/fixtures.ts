@@ -29,6 +29,7 @@ export function location(opts: Partial<HttpLocation> = {}): HttpLocation {
     proxySocketKeepalive: { enable: false },
     proxyNextUpstream: ['error', 'timeout'],
     proxyNextUpstreamTries: 0,
+    proxyNextUpstreamTimeoutMs: 0,
     source: SRC,
     ...opts,
   };
@@ -57,6 +58,7 @@ export function httpServer(opts: Partial<HttpServer> = {}): HttpServer {
     clientBodyTimeoutMs: 60_000,
     sendTimeoutMs: 60_000,
     clientMaxBodySize: 1024 * 1024,
+    clientBodyBufferSize: 64 * 1024,
     locations: [location({ proxyPass: passToGroup('app') })],
     source: SRC,
     ...opts,
