@@ -189,7 +189,15 @@ export function okResponse(body = 'ok', extra = ''): string {
  */
 export async function rawUpstream(
   handler: RawHandler,
-  opts: { idleCloseMs?: number } = {},
+  opts: {
+    idleCloseMs?: number;
+    /**
+     * Resets the connection on the first byte of its request number `index`
+     * (0-based), before reading it: a server that dropped a kept-alive
+     * connection just as the next request arrived.
+     */
+    resetBeforeRequest?: (index: number) => boolean;
+  } = {},
 ): Promise<RawUpstream> {
   const sockets = new Set<Socket>();
   const state: RawUpstream = {
@@ -263,6 +271,10 @@ export async function rawUpstream(
       }
     };
     socket.on('data', (d: Buffer) => {
+      if (buf.length === 0 && !busy && opts.resetBeforeRequest?.(index)) {
+        socket.resetAndDestroy();
+        return;
+      }
       buf = Buffer.concat([buf, d]);
       pump();
     });
