@@ -519,10 +519,12 @@ class Builder {
       source: ref(node),
     };
     // Client settings the location sets itself; the rest come from its server.
-    const keepalive = block.first(D.keepaliveTimeout)?.value;
+    const keepalive = block.first(D.keepaliveTimeout);
     if (keepalive !== undefined) {
-      location.keepaliveTimeoutMs = keepalive.timeoutMs;
-      if (keepalive.headerMs !== undefined) location.keepaliveHeaderTimeoutMs = keepalive.headerMs;
+      location.keepaliveTimeoutMs = keepalive.value.timeoutMs;
+      if (keepalive.value.headerMs !== undefined)
+        location.keepaliveHeaderTimeoutMs = keepalive.value.headerMs;
+      this.at(location, 'keepaliveTimeoutMs', keepalive.node);
     }
     const own = <K extends keyof HttpLocation>(key: K, directive: Directive<HttpLocation[K]>) => {
       const s = block.first(directive);
