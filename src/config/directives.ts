@@ -817,7 +817,7 @@ export const D = {
     multiple: true,
     defaultNote: '*:80',
     parse: parseListen('http'),
-    doc: 'As in stream. A server without `listen` listens on `*:80`, as in nginx. Several servers may share an address (chosen by `server_name`), but only one of them may set its socket parameters. `default_server` makes this server the default for the address: it answers requests whose `Host` matches no `server_name` (and requests without `Host`); without it the first server listed for the address is the default. One default per address. The default server also gives the settings used before the `Host` is known: `client_header_timeout` and the header size limits.',
+    doc: 'As in stream. A server without `listen` listens on `*:80`, as in nginx. Several servers may share an address (chosen by `server_name`), but only one of them may set its socket parameters. `default_server` makes this server the default for the address: it answers requests whose `Host` matches no `server_name` (and requests without `Host`); without it the first server listed for the address is the default. One default per address. The default server also gives `client_header_timeout`, which runs before the `Host` is known.',
   }),
   serverName: d({
     name: 'server_name',
