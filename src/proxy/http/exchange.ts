@@ -8,10 +8,13 @@
  *   - a reused keep-alive connection that fails before any response byte is
  *     the stale-pool race (the upstream closed it as we wrote): the request
  *     is repeated once on a fresh connection to the same server if it is
- *     idempotent or nothing of it was sent, and its body can be replayed;
+ *     idempotent or nothing of it was sent, and its body can be replayed
+ *     (up to client_body_buffer_size is kept; a larger body is streamed
+ *     without a copy and never repeated: 502);
  *   - otherwise `proxy_next_upstream` decides whether the next server is
- *     tried; a non-idempotent request that may have reached an upstream is
- *     never repeated (unless `non_idempotent`): 502;
+ *     tried, within proxy_next_upstream_tries and _timeout (checked when a
+ *     try fails, as nginx); a non-idempotent request that may have reached
+ *     an upstream is never repeated (unless `non_idempotent`): 502;
  *   - timeouts answer 504, other failures 502.
  * Once the response header went out, a failure aborts the client connection
  * without completing the response (no final chunk, or fewer bytes than
