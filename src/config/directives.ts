@@ -97,13 +97,14 @@ export interface ListenValue {
   reuseport: boolean;
   /** Whether any socket option was written (nginx lets only one server set them per address). */
   hasOptions: boolean;
+  /** `default_server` (http only): this server answers requests whose Host no server_name matches. */
+  defaultServer: boolean;
 }
 
 /** Default 511 as nginx on Linux (NGX_LISTEN_BACKLOG). */
 export const DEFAULT_BACKLOG = 511;
 
 const NGINX_ONLY_LISTEN = new Set([
-  'default_server',
   'ssl',
   'http2',
   'quic',
@@ -120,49 +121,73 @@ const NGINX_ONLY_LISTEN = new Set([
   'multipath',
 ]);
 
-function parseListen(args: readonly string[]): DirectiveResult<ListenValue> {
-  const address = parseAddress(args[0]!, { listen: true, defaultPort: 80 });
-  if (!address.ok) return atArg(address, 0);
-  const value: ListenValue = {
-    address: address.value,
-    backlog: DEFAULT_BACKLOG,
-    reuseport: false,
-    hasOptions: false,
-  };
-  for (let i = 1; i < args.length; i++) {
-    const text = args[i]!;
-    const comma = commaError<never>(text, 'listen');
-    if (comma) return atArg(comma, i);
-    const p = splitParam(text);
-    value.hasOptions = true;
-    if (p.name === 'so_keepalive' && p.value !== undefined) {
-      const spec = parseKeepalive(text);
-      if (!spec.ok) return atArg(spec, i);
-      value.soKeepalive = spec.value;
-      value.soKeepaliveArg = i;
-    } else if (p.name === 'backlog' && p.value !== undefined) {
-      const n = shifted(parseInteger(p.value, 1, 65535), p.valueOffset);
-      if (!n.ok) return atArg(n, i);
-      value.backlog = n.value;
-    } else if (text === 'reuseport') {
-      value.reuseport = true;
-    } else {
-      const known = NGINX_ONLY_LISTEN.has(p.name);
-      return atArg(
-        bad(
-          known
-            ? `listen parameter "${p.name}" is not supported by keepwire`
-            : `invalid listen parameter "${text}"`,
-          0,
-          'keepwire listen takes ADDRESS [so_keepalive=on|off|idle:interval:count] [backlog=N] [reuseport]',
-          known ? 'unsupported' : 'bad-value',
-        ),
-        i,
-      );
+const LISTEN_HINT = {
+  http: 'keepwire listen takes ADDRESS [default_server] [so_keepalive=on|off|idle:interval:count] [backlog=N] [reuseport]',
+  stream: 'keepwire listen takes ADDRESS [so_keepalive=on|off|idle:interval:count] [backlog=N] [reuseport]',
+};
+
+const parseListen =
+  (kind: 'http' | 'stream') =>
+  (args: readonly string[]): DirectiveResult<ListenValue> => {
+    const address = parseAddress(args[0]!, { listen: true, defaultPort: 80 });
+    if (!address.ok) return atArg(address, 0);
+    const value: ListenValue = {
+      address: address.value,
+      backlog: DEFAULT_BACKLOG,
+      reuseport: false,
+      hasOptions: false,
+      defaultServer: false,
+    };
+    for (let i = 1; i < args.length; i++) {
+      const text = args[i]!;
+      const comma = commaError<never>(text, 'listen');
+      if (comma) return atArg(comma, i);
+      const p = splitParam(text);
+      // `default` is nginx's older spelling, still accepted by nginx.
+      if (text === 'default_server' || text === 'default') {
+        if (kind === 'stream') {
+          return atArg(
+            bad(
+              `listen parameter "${text}" is not valid in stream: a keepwire stream server has no server_name, so each address has exactly one server and there is no default to choose`,
+              0,
+              'remove it; the one stream server on this address gets every connection',
+              'unsupported',
+            ),
+            i,
+          );
+        }
+        value.defaultServer = true;
+        continue;
+      }
+      value.hasOptions = true;
+      if (p.name === 'so_keepalive' && p.value !== undefined) {
+        const spec = parseKeepalive(text);
+        if (!spec.ok) return atArg(spec, i);
+        value.soKeepalive = spec.value;
+        value.soKeepaliveArg = i;
+      } else if (p.name === 'backlog' && p.value !== undefined) {
+        const n = shifted(parseInteger(p.value, 1, 65535), p.valueOffset);
+        if (!n.ok) return atArg(n, i);
+        value.backlog = n.value;
+      } else if (text === 'reuseport') {
+        value.reuseport = true;
+      } else {
+        const known = NGINX_ONLY_LISTEN.has(p.name);
+        return atArg(
+          bad(
+            known
+              ? `listen parameter "${p.name}" is not supported by keepwire`
+              : `invalid listen parameter "${text}"`,
+            0,
+            LISTEN_HINT[kind],
+            known ? 'unsupported' : 'bad-value',
+          ),
+          i,
+        );
+      }
     }
-  }
-  return done(value);
-}
+    return done(value);
+  };
 
 export type UpstreamServerValue = Omit<UpstreamServer, 'source'>;
 
@@ -675,8 +700,8 @@ export const D = {
     minArgs: 1,
     maxArgs: 4,
     multiple: true,
-    parse: parseListen,
-    doc: 'An address to accept connections on: `host:port`, `port`, `*:port` or `[::1]:port`; `unix:` sockets are not supported. Parameters are separated by spaces. `so_keepalive` sets TCP keepalive on accepted connections (an empty field keeps the system value); `backlog` defaults to 511.',
+    parse: parseListen('stream'),
+    doc: 'An address to accept connections on: `host:port`, `port`, `*:port` or `[::1]:port`; `unix:` sockets are not supported. Parameters are separated by spaces. `so_keepalive` sets TCP keepalive on accepted connections (an empty field keeps the system value); `backlog` defaults to 511. `default_server` is refused: a stream server has no `server_name`, so an address has one server and nothing to choose a default among.',
   }),
   streamProxyPass: d({
     name: 'proxy_pass',
@@ -785,13 +810,14 @@ export const D = {
     name: 'listen',
     module: 'http',
     contexts: ['http_server'],
-    syntax: 'address[:port] [so_keepalive=on|off|[idle]:[interval]:[count]] [backlog=number] [reuseport]',
+    syntax:
+      'address[:port] [default_server] [so_keepalive=on|off|[idle]:[interval]:[count]] [backlog=number] [reuseport]',
     minArgs: 1,
-    maxArgs: 4,
+    maxArgs: 5,
     multiple: true,
     defaultNote: '*:80',
-    parse: parseListen,
-    doc: 'As in stream. A server without `listen` listens on `*:80`, as in nginx. Several servers may share an address (chosen by `server_name`), but only one of them may set its socket parameters.',
+    parse: parseListen('http'),
+    doc: 'As in stream. A server without `listen` listens on `*:80`, as in nginx. Several servers may share an address (chosen by `server_name`), but only one of them may set its socket parameters. `default_server` makes this server the default for the address: it answers requests whose `Host` matches no `server_name` (and requests without `Host`); without it the first server listed for the address is the default. One default per address. The default server also gives `client_header_timeout`, which runs before the `Host` is known.',
   }),
   serverName: d({
     name: 'server_name',
@@ -808,18 +834,18 @@ export const D = {
   keepaliveTimeout: d({
     name: 'keepalive_timeout',
     module: 'http',
-    contexts: ['http', 'http_server'],
+    contexts: ['http', 'http_server', 'location'],
     syntax: 'timeout [header_timeout]',
     minArgs: 1,
     maxArgs: 2,
     default: '75s',
     parse: parseServerKeepaliveTimeout,
-    doc: "How long an idle client keep-alive connection stays open; 0 disables client keep-alive. The optional second value is sent as `Keep-Alive: timeout=N`. Behind a load balancer that pools connections, keep it above the balancer's idle timeout.",
+    doc: "How long an idle client keep-alive connection stays open; 0 disables client keep-alive. The optional second value is sent as `Keep-Alive: timeout=N` (inherited on its own, as in nginx). Behind a load balancer that pools connections, keep it above the balancer's idle timeout. Like `keepalive_requests`, `keepalive_time`, `client_body_timeout` and `send_timeout`, it is taken from the server and location the request was routed to (by `Host` and path), as in nginx.",
   }),
   keepaliveRequests: d({
     name: 'keepalive_requests',
     module: 'http',
-    contexts: ['http', 'http_server'],
+    contexts: ['http', 'http_server', 'location'],
     syntax: 'number',
     minArgs: 1,
     maxArgs: 1,
@@ -830,7 +856,7 @@ export const D = {
   keepaliveTime: d({
     name: 'keepalive_time',
     module: 'http',
-    contexts: ['http', 'http_server'],
+    contexts: ['http', 'http_server', 'location'],
     syntax: 'time',
     minArgs: 1,
     maxArgs: 1,
@@ -847,12 +873,12 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
-    doc: 'How long reading a request header may take; then 408.',
+    doc: "How long reading a request header may take; then 408. Taken from the address's default server: the header is read before its `Host` is known, as in nginx.",
   }),
   clientBodyTimeout: d({
     name: 'client_body_timeout',
     module: 'http',
-    contexts: ['http', 'http_server'],
+    contexts: ['http', 'http_server', 'location'],
     syntax: 'time',
     minArgs: 1,
     maxArgs: 1,
@@ -863,7 +889,7 @@ export const D = {
   sendTimeout: d({
     name: 'send_timeout',
     module: 'http',
-    contexts: ['http', 'http_server'],
+    contexts: ['http', 'http_server', 'location'],
     syntax: 'time',
     minArgs: 1,
     maxArgs: 1,
@@ -874,13 +900,24 @@ export const D = {
   clientMaxBodySize: d({
     name: 'client_max_body_size',
     module: 'http',
-    contexts: ['http', 'http_server'],
+    contexts: ['http', 'http_server', 'location'],
     syntax: 'size',
     minArgs: 1,
     maxArgs: 1,
     default: '1m',
     parse: single(parseSize),
-    doc: 'The largest request body accepted; larger gets 413. 0 means no limit.',
+    doc: 'The largest request body accepted; larger gets 413. 0 means no limit. Taken from the location the request is routed to, as in nginx: a declared `Content-Length` over it is refused before anything is proxied (also for `return` locations), a chunked body when it grows over it.',
+  }),
+  clientBodyBufferSize: d({
+    name: 'client_body_buffer_size',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'size',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '64k',
+    parse: single(parseSize),
+    doc: 'How much of a request body keepwire keeps in memory so the request can be repeated on a fresh connection (the stale-connection retry) or on the next server. keepwire streams bodies and never writes them to disk: a body larger than this is streamed without a copy, and if the upstream fails after more than this was sent the client gets 502 — never a retry, never a duplicate. nginx defaults to 8k/16k because it spills larger bodies to a temporary file and can always replay; keepwire keeps 64k so typical API bodies stay retryable.',
   }),
   location: d({
     name: 'location',
@@ -994,6 +1031,17 @@ export const D = {
     default: '0',
     parse: count(0),
     doc: 'The most servers tried for one request; 0 means no limit.',
+  }),
+  httpProxyNextUpstreamTimeout: d({
+    name: 'proxy_next_upstream_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '0',
+    parse: time,
+    doc: 'The longest time, from the first try, during which a request may still be passed to another server (or repeated on a fresh connection); 0 means no limit. As in nginx it does not cut a try in progress: once it has passed, the next failure is answered with its own status (502, or 504 for a timeout).',
   }),
   return: d({
     name: 'return',

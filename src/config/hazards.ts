@@ -125,11 +125,14 @@ function httpServerHazards(server: HttpServer, lbMs: number, origins: Origins, d
   for (const listen of server.listens) {
     listenerHazards(listen, lbMs, longestRead, 'proxy_read_timeout', origins, diags);
   }
-  if (server.keepaliveTimeoutMs > 0 && server.keepaliveTimeoutMs <= lbMs) {
+  // A location's own keepalive_timeout applies after the requests routed to it.
+  for (const owner of [server, ...server.locations]) {
+    const ms = owner.keepaliveTimeoutMs;
+    if (ms === undefined || ms <= 0 || ms > lbMs) continue;
     diags.warning(
       'hazard-keepalive-timeout-below-lb',
-      origins.get(server, 'keepaliveTimeoutMs') ?? server.source,
-      `keepalive_timeout ${fmt(server.keepaliveTimeoutMs)} is not above lb_idle_timeout ${fmt(lbMs)}: the load balancer may reuse a connection this server is closing, and the request fails (502)`,
+      origins.get(owner, 'keepaliveTimeoutMs') ?? owner.source,
+      `keepalive_timeout ${fmt(ms)} is not above lb_idle_timeout ${fmt(lbMs)}: the load balancer may reuse a connection this server is closing, and the request fails (502)`,
       `make the server's keep-alive outlast the load balancer's, e.g. keepalive_timeout ${fmt(lbMs + 15_000)};`,
     );
   }

@@ -74,6 +74,8 @@ export interface HttpUpstreamGroup extends UpstreamGroup {
 
 export interface Listen {
   address: Address;
+  /** `default_server` (http): the address's default server; absent: not marked. */
+  defaultServer?: true;
   /** Absent: the socket keeps the system's keepalive (off unless something enables it). */
   soKeepalive?: KeepaliveSpec;
   /** Default 511, as nginx on Linux. */
@@ -140,9 +142,29 @@ export interface HttpLocation {
   /** Default ['error', 'timeout']; empty for `off`. */
   proxyNextUpstream: NextUpstreamCondition[];
   proxyNextUpstreamTries: number;
+  /** Default 0 = unlimited: how long after the first try a request may still go to another server. */
+  proxyNextUpstreamTimeoutMs: number;
+  /**
+   * Request-level client settings this location sets itself (nginx allows
+   * them in location); absent: the server's value applies.
+   */
+  keepaliveTimeoutMs?: number;
+  keepaliveHeaderTimeoutMs?: number;
+  keepaliveRequests?: number;
+  keepaliveTimeMs?: number;
+  clientBodyTimeoutMs?: number;
+  sendTimeoutMs?: number;
+  clientMaxBodySize?: number;
+  clientBodyBufferSize?: number;
   source: SourceRef;
 }
 
+/**
+ * A server's settings for the client leg. client_header_timeout (and the
+ * header size limits) apply before the Host is known, so the address's
+ * default server gives them; the rest are taken per request from the server
+ * chosen by Host and the location chosen by path, as in nginx.
+ */
 export interface HttpServer {
   listens: Listen[];
   /** Empty: matches any Host. */
@@ -158,6 +180,12 @@ export interface HttpServer {
   sendTimeoutMs: number;
   /** Bytes; 0 = unlimited. Default 1m. */
   clientMaxBodySize: number;
+  /**
+   * client_body_buffer_size, default 64k: request body bytes kept in memory
+   * so a request can be repeated (stale connection, next upstream); a larger
+   * body is streamed and never repeated.
+   */
+  clientBodyBufferSize: number;
   locations: HttpLocation[];
   lbIdleTimeoutMs?: number;
   source: SourceRef;

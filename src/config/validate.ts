@@ -259,6 +259,7 @@ class Builder {
       reuseport: v.reuseport,
       source: ref(s.node),
     };
+    if (v.defaultServer) listen.defaultServer = true;
     if (v.soKeepalive) {
       listen.soKeepalive = v.soKeepalive;
       this.at(listen, 'soKeepalive', s.node.args[v.soKeepaliveArg ?? 0]);
@@ -449,10 +450,16 @@ class Builder {
         clientBodyTimeoutMs: resolve(chain, D.clientBodyTimeout).value,
         sendTimeoutMs: resolve(chain, D.sendTimeout).value,
         clientMaxBodySize: resolve(chain, D.clientMaxBodySize).value,
+        clientBodyBufferSize: resolve(chain, D.clientBodyBufferSize).value,
         locations: [],
         source: ref(node),
       };
-      if (keepalive.value.headerMs !== undefined) server.keepaliveHeaderTimeoutMs = keepalive.value.headerMs;
+      // nginx merges the Keep-Alive header value on its own: a level setting
+      // only `keepalive_timeout T` keeps the header value of an outer level.
+      const header = chain
+        .map((b) => b.first(D.keepaliveTimeout)?.value.headerMs)
+        .find((h) => h !== undefined);
+      if (header !== undefined) server.keepaliveHeaderTimeoutMs = header;
       this.at(server, 'keepaliveTimeoutMs', keepalive.node);
       const lb = resolveOptional([sb, block, main], D.lbIdleTimeout);
       if (lb) {
@@ -508,8 +515,27 @@ class Builder {
       proxySocketKeepalive: resolve(chain, D.httpProxySocketKeepalive).value,
       proxyNextUpstream: resolve(chain, D.httpProxyNextUpstream).value,
       proxyNextUpstreamTries: resolve(chain, D.httpProxyNextUpstreamTries).value,
+      proxyNextUpstreamTimeoutMs: resolve(chain, D.httpProxyNextUpstreamTimeout).value,
       source: ref(node),
     };
+    // Client settings the location sets itself; the rest come from its server.
+    const keepalive = block.first(D.keepaliveTimeout);
+    if (keepalive !== undefined) {
+      location.keepaliveTimeoutMs = keepalive.value.timeoutMs;
+      if (keepalive.value.headerMs !== undefined)
+        location.keepaliveHeaderTimeoutMs = keepalive.value.headerMs;
+      this.at(location, 'keepaliveTimeoutMs', keepalive.node);
+    }
+    const own = <K extends keyof HttpLocation>(key: K, directive: Directive<HttpLocation[K]>) => {
+      const s = block.first(directive);
+      if (s) location[key] = s.value;
+    };
+    own('keepaliveRequests', D.keepaliveRequests);
+    own('keepaliveTimeMs', D.keepaliveTime);
+    own('clientBodyTimeoutMs', D.clientBodyTimeout);
+    own('sendTimeoutMs', D.sendTimeout);
+    own('clientMaxBodySize', D.clientMaxBodySize);
+    own('clientBodyBufferSize', D.clientBodyBufferSize);
     this.at(location, 'proxyHttpVersion', version.node);
     this.at(location, 'proxyReadTimeoutMs', resolve(chain, D.proxyReadTimeout).node);
     this.at(location, 'proxySocketKeepalive', resolve(chain, D.httpProxySocketKeepalive).node);
@@ -550,6 +576,7 @@ class Builder {
   private duplicateListens(config: Config): void {
     type Seen = { listen: Listen; kind: 'stream' | 'http'; server: object; hasOptions: boolean };
     const seen = new Map<string, Seen>();
+    const defaults = new Map<string, Listen>();
     const visit = (kind: 'stream' | 'http', server: { listens: Listen[] }) => {
       for (const listen of server.listens) {
         const key = `${listen.address.host.toLowerCase()}:${listen.address.port}`;
@@ -559,6 +586,20 @@ class Builder {
         const display = listen.address.host.includes(':')
           ? `[${listen.address.host}]:${listen.address.port}`
           : `${listen.address.host}:${listen.address.port}`;
+        if (listen.defaultServer) {
+          const prior = defaults.get(key);
+          if (prior === undefined) defaults.set(key, listen);
+          else {
+            const f = prior.source;
+            // nginx: "a duplicate default server for ADDR in FILE:LINE".
+            this.diags.error(
+              'duplicate-listen',
+              listen.source,
+              `a duplicate default server for ${display}`,
+              `the default server for this address is already set at ${f.file}:${f.line}:${f.col}; keep default_server on one server`,
+            );
+          }
+        }
         if (!first) {
           seen.set(key, { listen, kind, server, hasOptions });
           continue;

@@ -216,6 +216,16 @@ const VALID: Valid[] = [
   ['hserver', 'send_timeout 7s;', (c) => hserver(c).sendTimeoutMs, 7000],
   ['hserver', 'client_max_body_size 10M;', (c) => hserver(c).clientMaxBodySize, 10 * 1024 * 1024],
   ['hserver', 'client_max_body_size 0;', (c) => hserver(c).clientMaxBodySize, 0],
+  ['hserver', 'client_body_buffer_size 128k;', (c) => hserver(c).clientBodyBufferSize, 128 * 1024],
+  ['hserver', 'listen 127.0.0.1:8081 default_server;', (c) => hserver(c).listens[0]!.defaultServer, true],
+  [
+    'hserver',
+    'listen 127.0.0.1:8081 default so_keepalive=on;',
+    (c) => [hserver(c).listens[0]!.defaultServer, hserver(c).listens[0]!.soKeepalive],
+    [true, { enable: true }],
+  ],
+  ['hserver', 'listen 127.0.0.1:8081;', (c) => hserver(c).listens[0]!.defaultServer, undefined],
+  ['hserver', 'proxy_next_upstream_timeout 30s;', (c) => loc(c).proxyNextUpstreamTimeoutMs, 30_000],
   ['hserver', 'lb_idle_timeout 60s;', (c) => hserver(c).lbIdleTimeoutMs, 60_000],
   ['hserver', 'proxy_connect_timeout 3s;', (c) => loc(c).proxyConnectTimeoutMs, 3000],
   [
@@ -254,6 +264,25 @@ const VALID: Valid[] = [
   ],
   ['location', 'proxy_next_upstream off;', (c) => loc(c).proxyNextUpstream, []],
   ['location', 'proxy_next_upstream_tries 2;', (c) => loc(c).proxyNextUpstreamTries, 2],
+  ['location', 'proxy_next_upstream_timeout 1500ms;', (c) => loc(c).proxyNextUpstreamTimeoutMs, 1500],
+  ['location', 'client_max_body_size 5m;', (c) => loc(c).clientMaxBodySize, 5 * 1024 * 1024],
+  ['location', 'client_body_buffer_size 16k;', (c) => loc(c).clientBodyBufferSize, 16 * 1024],
+  ['location', 'client_body_timeout 3s;', (c) => loc(c).clientBodyTimeoutMs, 3000],
+  ['location', 'send_timeout 4s;', (c) => loc(c).sendTimeoutMs, 4000],
+  ['location', 'keepalive_requests 5;', (c) => loc(c).keepaliveRequests, 5],
+  ['location', 'keepalive_time 1m;', (c) => loc(c).keepaliveTimeMs, 60_000],
+  [
+    'location',
+    'keepalive_timeout 10s 8s;',
+    (c) => [loc(c).keepaliveTimeoutMs, loc(c).keepaliveHeaderTimeoutMs],
+    [10_000, 8000],
+  ],
+  [
+    'location',
+    'proxy_read_timeout 1s;',
+    (c) => [loc(c).clientMaxBodySize, loc(c).keepaliveTimeoutMs],
+    [undefined, undefined],
+  ],
   ['location', 'return 204;', (c) => [loc(c).returnDirective, loc(c).proxyPass], [{ code: 204 }, undefined]],
   ['location', 'return 200 "ok\\n";', (c) => loc(c).returnDirective, { code: 200, text: 'ok\n' }],
   ['location', 'include /dev/null;', (c) => loc(c).prefix, '/'],
@@ -305,7 +334,17 @@ const INVALID: Invalid[] = [
   ['hupstream', 'keepalive_timeout 1z;', 'bad-value', 'z', 'unknown time unit'],
   ['hupstream', 'keepalive_requests lots;', 'bad-value', 'lots', 'invalid number'],
   ['hupstream', 'server 127.0.0.2:1 keepalive_timeout=5;;', 'unexpected-token', 39, 'unexpected ";"'],
-  ['hserver', 'listen 127.0.0.1:8081 default_server;', 'unsupported', 'default_server', 'not supported'],
+  [
+    'sserver',
+    'listen 127.0.0.1:6432 default_server;',
+    'unsupported',
+    'default_server',
+    'not valid in stream: a keepwire stream server has no server_name',
+  ],
+  ['sserver', 'listen 127.0.0.1:6432 default;', 'unsupported', 'default;', 'not valid in stream'],
+  ['location', 'client_header_timeout 5s;', 'wrong-context', 0, 'not allowed in location'],
+  ['location', 'client_body_buffer_size 1x;', 'bad-value', 'x', 'invalid size'],
+  ['location', 'proxy_next_upstream_timeout soon;', 'bad-value', 'soon', 'invalid time value'],
   ['hserver', 'client_max_body_size 10t;', 'bad-value', 23, 'invalid size'],
   ['hserver', 'keepalive_timeout abc;', 'bad-value', 'abc', 'invalid time value'],
   ['hserver', 'location ~ \\.php$ { return 404; }', 'unsupported', '~', 'location modifier "~"'],
@@ -413,6 +452,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       clientBodyTimeoutMs: 60_000,
       sendTimeoutMs: 60_000,
       clientMaxBodySize: 1024 * 1024,
+      clientBodyBufferSize: 64 * 1024,
     });
     const { source: _ls, proxyPass: _lp, ...l } = locations[0]!;
     assert.deepEqual(l, {
@@ -425,6 +465,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       proxySocketKeepalive: { enable: false },
       proxyNextUpstream: ['error', 'timeout'],
       proxyNextUpstreamTries: 0,
+      proxyNextUpstreamTimeoutMs: 0,
     });
     const { servers, source: _us, ...u } = app(c);
     assert.deepEqual(u, {
@@ -473,6 +514,37 @@ http {
     assert.equal(s1!.lbIdleTimeoutMs, 120_000);
     assert.equal(s2!.lbIdleTimeoutMs, 100_000);
   });
+
+  it('keeps request-level client settings a location sets itself, and inherits the Keep-Alive header value on its own as nginx', () => {
+    const c = check(`http {
+    keepalive_timeout 75s 60s;
+    client_max_body_size 2m;
+    server {
+        listen 127.0.0.1:8080;
+        keepalive_timeout 30s;
+        client_body_buffer_size 8k;
+        location /up { proxy_pass http://127.0.0.1:1; client_max_body_size 50m; keepalive_timeout 5s; }
+        location /ka { proxy_pass http://127.0.0.1:1; keepalive_timeout 10s 9s; keepalive_requests 3; }
+        location / { proxy_pass http://127.0.0.1:1; }
+    }
+}
+`).config!;
+    const s = c.http!.servers[0]!;
+    assert.deepEqual(
+      [s.keepaliveTimeoutMs, s.keepaliveHeaderTimeoutMs, s.clientMaxBodySize, s.clientBodyBufferSize],
+      [30_000, 60_000, 2 * 1024 * 1024, 8 * 1024],
+    );
+    const [up, ka, root] = s.locations;
+    assert.deepEqual(
+      [up!.clientMaxBodySize, up!.keepaliveTimeoutMs, up!.keepaliveHeaderTimeoutMs, up!.keepaliveRequests],
+      [50 * 1024 * 1024, 5000, undefined, undefined],
+    );
+    assert.deepEqual(
+      [ka!.keepaliveTimeoutMs, ka!.keepaliveHeaderTimeoutMs, ka!.keepaliveRequests],
+      [10_000, 9000, 3],
+    );
+    assert.deepEqual([root!.clientMaxBodySize, root!.keepaliveTimeoutMs], [undefined, undefined]);
+  });
 });
 
 describe('the directive table', () => {
@@ -508,6 +580,7 @@ describe('the directive table', () => {
     assert.equal(def('keepalive_requests', 'http'), 1000);
     assert.equal(def('proxy_http_version', 'location'), '1.0');
     assert.equal(def('client_max_body_size', 'http'), 1_048_576);
+    assert.equal(def('proxy_next_upstream_timeout', 'location'), 0);
     assert.equal(def('worker_connections', 'events'), 512);
   });
 });

@@ -99,6 +99,21 @@ describe('hazards driven by lb_idle_timeout', () => {
     // Without lb_idle_timeout there is nothing to compare with.
     assert.deepEqual(codes('http { server { keepalive_timeout 5s; location / { return 204; } } }'), []);
   });
+
+  it("a location's own keepalive_timeout is checked too", () => {
+    expectDiagnostic(
+      check(
+        'http {\n  server {\n    lb_idle_timeout 60s;\n    location /ws { keepalive_timeout 30s; return 204; }\n  }\n}\n',
+      ),
+      {
+        code: 'hazard-keepalive-timeout-below-lb',
+        severity: 'warning',
+        line: 4,
+        col: 20,
+        message: ['keepalive_timeout 30s is not above lb_idle_timeout 1m'],
+      },
+    );
+  });
 });
 
 describe('hazards of upstream keep-alive pools', () => {

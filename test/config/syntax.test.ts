@@ -288,6 +288,31 @@ describe('directive checks', () => {
     });
   });
 
+  it('allows one default_server per address, and reports a second like nginx', () => {
+    const two = (a: string, b: string, addrB = '127.0.0.1:80') =>
+      check(
+        `http {\n server { listen 127.0.0.1:80${a}; server_name a; location / { return 200; } }\n server { listen ${addrB}${b}; server_name b; location / { return 200; } }\n}\n`,
+        'vhosts.conf',
+      );
+    expectClean(two('', ' default_server'));
+    expectClean(two(' default_server so_keepalive=on', ''));
+    expectClean(two(' default_server', ' default_server', '127.0.0.1:81'));
+    expectDiagnostic(two(' default_server', ' default_server'), {
+      code: 'duplicate-listen',
+      line: 3,
+      col: 11,
+      message: ['a duplicate default server for 127.0.0.1:80'],
+      hint: 'already set at vhosts.conf:2:11',
+    });
+    // `default` is nginx's older spelling of the same thing.
+    expectDiagnostic(two(' default', ' default_server'), {
+      code: 'duplicate-listen',
+      line: 3,
+      col: 11,
+      message: ['a duplicate default server'],
+    });
+  });
+
   it('requires listen and proxy_pass in a stream server and servers in an upstream', () => {
     expectDiagnostic(check('stream {\n  server { proxy_pass 127.0.0.1:2; }\n}\n'), {
       code: 'missing-directive',

@@ -15,6 +15,7 @@
 import type { Socket } from 'node:net';
 import { readsTo } from '../reads.js';
 import { allSent, blocked, flushed, send } from '../writes.js';
+import type { ClientLimits } from './limits.js';
 import {
   BodyReader,
   type BodySink,
@@ -38,13 +39,12 @@ export interface ClientUser extends BodySink {
 
 /** What the connection needs from its frontend. */
 export interface ConnectionOwner {
+  /** From the address's default server: a head is read before its Host is known. */
   readonly clientHeaderTimeoutMs: number;
-  readonly clientBodyTimeoutMs: number;
-  readonly keepaliveTimeoutMs: number;
+  /** The default server's settings, until a request is routed. */
+  readonly defaultLimits: ClientLimits;
   /** Whether the response to this request may leave the connection open. */
   mayKeepAlive(conn: ClientConnection): boolean;
-  /** The `Connection: keep-alive` lines (with Keep-Alive when configured). */
-  readonly keepAliveLines: string;
   onRequest(conn: ClientConnection, req: ClientRequest): void;
   /** An Upgrade request: the socket is the tunnel's from now on. */
   onUpgrade(conn: ClientConnection, req: ClientRequest, head: Buffer): void;
@@ -103,6 +103,12 @@ export class ClientConnection {
   status = 0;
   /** Response body bytes queued (after framing is removed). */
   bodyBytes = 0;
+  /**
+   * The settings of the server and location the current (or last) request
+   * was routed to, set by the frontend: keep-alive rules, client_body_timeout,
+   * send_timeout, body limits.
+   */
+  limits: ClientLimits;
 
   private buf: Buffer | undefined;
   /** Storage `buf` may be a view of, filled up to `storeEnd`. */
@@ -140,6 +146,7 @@ export class ClientConnection {
   ) {
     this.remoteAddr = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
+    this.limits = owner.defaultLimits;
     readsTo(socket, this.onDataBound);
     socket.on('end', this.onEndBound);
     socket.on('drain', this.onDrainBound);
@@ -163,7 +170,7 @@ export class ClientConnection {
 
   private onData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
-    if (this.timerKind === Timer.Discard) this.deadline = Date.now() + this.owner.clientBodyTimeoutMs;
+    if (this.timerKind === Timer.Discard) this.deadline = Date.now() + this.limits.clientBodyTimeoutMs;
     if (this.buf === undefined) this.buf = chunk;
     else this.append(chunk);
     this.pump();
@@ -370,7 +377,7 @@ export class ClientConnection {
     let head = `HTTP/1.1 ${status} ${message}\r\n`;
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     if (this.chunked) head += 'Transfer-Encoding: chunked\r\n';
-    head += this.keep ? this.owner.keepAliveLines : 'Connection: close\r\n\r\n';
+    head += this.keep ? this.limits.keepAliveLines : 'Connection: close\r\n\r\n';
     this.out.push(head);
     this.outBytes += head.length;
   }
@@ -494,8 +501,8 @@ export class ClientConnection {
     }
     if (this.phase === Phase.After) this.nextRequest();
     // The rest of the body is read and dropped, then the next request.
-    else if (this.phase === Phase.Body && this.owner.clientBodyTimeoutMs > 0)
-      this.setTimer(Timer.Discard, this.owner.clientBodyTimeoutMs);
+    else if (this.phase === Phase.Body && this.limits.clientBodyTimeoutMs > 0)
+      this.setTimer(Timer.Discard, this.limits.clientBodyTimeoutMs);
   }
 
   private nextRequest(): void {
@@ -510,7 +517,7 @@ export class ClientConnection {
   }
 
   private idleOrHeaderMs(): number {
-    return this.buf === undefined ? this.owner.keepaliveTimeoutMs : this.owner.clientHeaderTimeoutMs;
+    return this.buf === undefined ? this.limits.keepaliveTimeoutMs : this.owner.clientHeaderTimeoutMs;
   }
 
   /** Closes after what was written: at once when nothing is left unread, else after a lingering read. */

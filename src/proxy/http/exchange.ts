@@ -8,10 +8,13 @@
  *   - a reused keep-alive connection that fails before any response byte is
  *     the stale-pool race (the upstream closed it as we wrote): the request
  *     is repeated once on a fresh connection to the same server if it is
- *     idempotent or nothing of it was sent, and its body can be replayed;
+ *     idempotent or nothing of it was sent, and its body can be replayed
+ *     (up to client_body_buffer_size is kept; a larger body is streamed
+ *     without a copy and never repeated: 502);
  *   - otherwise `proxy_next_upstream` decides whether the next server is
- *     tried; a non-idempotent request that may have reached an upstream is
- *     never repeated (unless `non_idempotent`): 502;
+ *     tried, within proxy_next_upstream_tries and _timeout (checked when a
+ *     try fails, as nginx); a non-idempotent request that may have reached
+ *     an upstream is never repeated (unless `non_idempotent`): 502;
  *   - timeouts answer 504, other failures 502.
  * Once the response header went out, a failure aborts the client connection
  * without completing the response (no final chunk, or fewer bytes than
@@ -30,13 +33,11 @@ import {
   trailerFields,
   upstreamRequestHead,
 } from './headers.js';
+import type { ClientLimits } from './limits.js';
 import { NOT_RETRIED_MAY_HAVE_REACHED, type RequestEndReason, type RequestRecord } from './log.js';
 import type { ResponseHead } from './parser.js';
 import type { ClientRequest, RequestError } from './request.js';
 import type { ConnectionUser, GroupPool, UpstreamConnection } from './transport.js';
-
-/** Request body bytes kept for a replay on another connection; nginx keeps client_body_buffer_size in memory. */
-export const REPLAY_LIMIT = 64 * 1024;
 
 /** A location's upstream side, built once per configuration. */
 export interface Route {
@@ -58,9 +59,6 @@ export interface ClientLeg {
   ): void;
   ended(exchange: ProxyExchange): void;
   readonly listenText: string;
-  readonly sendTimeoutMs: number;
-  readonly clientBodyTimeoutMs: number;
-  readonly clientMaxBodySize: number;
   readonly serverPort: number;
 }
 
@@ -76,6 +74,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private readonly head: string;
   private readonly hasBody: boolean;
   private readonly chunked: boolean;
+  /** The client settings of the server and location this request was routed to. */
+  private readonly limits: ClientLimits;
   private readonly tried = new Set<UpstreamHost>();
   private tries = 0;
   private retries = 0;
@@ -124,6 +124,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     private readonly route: Route,
   ) {
     this.method = req.method;
+    this.limits = client.limits;
     this.idempotent = IDEMPOTENT.has(this.method);
     const cl = req.contentLength;
     this.chunked = req.chunked;
@@ -171,9 +172,28 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
   }
 
+  /** proxy_next_upstream_tries and proxy_next_upstream_timeout allow another try. */
   private triesLeft(): boolean {
     const max = this.location.proxyNextUpstreamTries;
-    return max === 0 || this.tries < max;
+    return (max === 0 || this.tries < max) && !this.timeSpent();
+  }
+
+  /**
+   * proxy_next_upstream_timeout has passed since the first try. As in nginx
+   * it is checked when a try has failed, never cutting one in progress.
+   */
+  private timeSpent(): boolean {
+    const max = this.location.proxyNextUpstreamTimeoutMs;
+    return max > 0 && now() - this.startedAt >= max;
+  }
+
+  /** Why a failure that could otherwise have been tried again was not, for the log. */
+  private notRetriedNote(): string {
+    if (this.replay === undefined && this.hasBody)
+      return `; not retried: the request body is over client_body_buffer_size (${this.limits.clientBodyBufferSize} bytes) and was not kept for a repeat`;
+    if (this.timeSpent())
+      return `; not retried: proxy_next_upstream_timeout (${this.location.proxyNextUpstreamTimeoutMs} ms) spent`;
+    return '';
   }
 
   private attempt(sameHostFresh: boolean): void {
@@ -326,6 +346,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     if (sent && !this.idempotent && !c.has('non_idempotent') && c.has(condition))
       this.respondError(status, reason, `${where}; ${NOT_RETRIED_MAY_HAVE_REACHED}`);
+    else if (c.has(condition) || (kind === 'stale' && reused))
+      this.respondError(status, reason, `${where}${this.notRetriedNote()}`);
     else this.respondError(status, reason, where);
   }
 
@@ -336,7 +358,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.bodyBytes += chunk.length;
     if (this.dropBody) return;
     this.lastBodyReadAt = now();
-    const max = this.leg.clientMaxBodySize;
+    const max = this.limits.clientMaxBodySize;
     if (max > 0 && this.bodyBytes > max) {
       this.dropAttempt();
       if (this.headerSent) this.abortClient('body_too_large', `request body over ${max} bytes`);
@@ -345,7 +367,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     if (this.replay !== undefined) {
       this.replayBytes += chunk.length;
-      if (this.replayBytes > REPLAY_LIMIT) this.replay = undefined;
+      if (this.replayBytes > this.limits.clientBodyBufferSize) this.replay = undefined;
       else this.replay.push(chunk);
     }
     if (this.conn === undefined) return;
@@ -412,7 +434,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   }
 
   private armBodyTimer(): void {
-    const timeoutMs = this.leg.clientBodyTimeoutMs;
+    const timeoutMs = this.limits.clientBodyTimeoutMs;
     if (timeoutMs <= 0) return;
     const check = () => {
       this.bodyTimer = undefined;
@@ -531,7 +553,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private clientBlocked(): void {
     if (this.clientWriteBlockedAt !== 0) return;
     this.clientWriteBlockedAt = now();
-    const timeoutMs = this.leg.sendTimeoutMs;
+    const timeoutMs = this.limits.sendTimeoutMs;
     this.clientTimer = setTimeout(() => {
       this.clientTimer = undefined;
       this.dropAttempt();

@@ -9,7 +9,7 @@ import { groupFor, Upstream } from '../../upstream/index.js';
 import type { Listener } from '../listener.js';
 import { listenKey } from '../listener.js';
 import type { Route } from './exchange.js';
-import { LocationTable, ServerTable, type VirtualServer } from './routing.js';
+import { ServerTable, type VirtualServer, virtualServer } from './routing.js';
 import { type HttpDeps, HttpFrontend } from './server.js';
 import { GroupPool } from './transport.js';
 
@@ -26,6 +26,8 @@ export interface HttpAddress {
   key: string;
   listen: Listen;
   servers: VirtualServer[];
+  /** The server whose listen says `default_server` (check allows one per address); else the first. */
+  defaultServer?: VirtualServer;
 }
 
 /** Groups the servers of a block by listening address (several may share one, chosen by server_name). */
@@ -35,19 +37,22 @@ export function httpAddresses(block: HttpBlock): HttpAddress[] {
   // directive (the same model object) share the port.
   const anonymous = new Map<Listen, string>();
   for (const model of block.servers) {
-    const vs: VirtualServer = { model, locations: new LocationTable(model.locations) };
+    const vs = virtualServer(model);
     for (const listen of model.listens) {
       let key = listenKey(listen);
       if (listen.address.port === 0) {
         key = anonymous.get(listen) ?? `${key}#http${anonymous.size}`;
         anonymous.set(listen, key);
       }
-      const at = byKey.get(key);
-      if (at === undefined) byKey.set(key, { key, listen, servers: [vs] });
-      else {
+      let at = byKey.get(key);
+      if (at === undefined) {
+        at = { key, listen, servers: [vs] };
+        byKey.set(key, at);
+      } else {
         if (!at.servers.includes(vs)) at.servers.push(vs);
         if (at.listen.soKeepalive === undefined && listen.soKeepalive !== undefined) at.listen = listen;
       }
+      if (listen.defaultServer && at.defaultServer === undefined) at.defaultServer = vs;
     }
   }
   return [...byKey.values()];
@@ -100,7 +105,12 @@ export class HttpGeneration {
     }
     for (const address of addresses)
       this.frontends.push(
-        new HttpFrontend(address.listen, new ServerTable(address.servers), this.routes, deps),
+        new HttpFrontend(
+          address.listen,
+          new ServerTable(address.servers, address.defaultServer ?? address.servers[0]),
+          this.routes,
+          deps,
+        ),
       );
   }
 

@@ -3,10 +3,11 @@
  * address, the one whose `server_name` matches the Host (exact name first,
  * then the longest leading wildcard `*.example.com`, then the longest
  * trailing wildcard `mail.*`); without a match the address's default server
- * (the first one listed). Within the server, the longest matching prefix
- * `location` wins.
+ * (the one whose listen says `default_server`, else the first one listed).
+ * Within the server, the longest matching prefix `location` wins.
  */
 import type { HttpLocation, HttpServer } from '../../config/model.js';
+import { type ClientLimits, clientLimits } from './limits.js';
 
 export class LocationTable {
   /** Longest prefix first, so the first match is the answer. */
@@ -25,6 +26,19 @@ export class LocationTable {
 export interface VirtualServer {
   model: HttpServer;
   locations: LocationTable;
+  /** The server's client settings (a request no location matches). */
+  limits: ClientLimits;
+  /** Per location: the server's settings with what the location sets itself. */
+  locationLimits: ReadonlyMap<HttpLocation, ClientLimits>;
+}
+
+export function virtualServer(model: HttpServer): VirtualServer {
+  return {
+    model,
+    locations: new LocationTable(model.locations),
+    limits: clientLimits(model),
+    locationLimits: new Map(model.locations.map((l) => [l, clientLimits(model, l)])),
+  };
 }
 
 export class ServerTable {
@@ -33,9 +47,10 @@ export class ServerTable {
   private readonly trailing: { prefix: string; server: VirtualServer }[] = [];
   readonly defaultServer: VirtualServer;
 
-  constructor(servers: readonly VirtualServer[]) {
-    if (servers.length === 0) throw new Error('an address needs at least one server');
-    this.defaultServer = servers[0]!;
+  /** `defaultServer`: the one marked `default_server`, else the first. */
+  constructor(servers: readonly VirtualServer[], defaultServer: VirtualServer | undefined = servers[0]) {
+    if (defaultServer === undefined) throw new Error('an address needs at least one server');
+    this.defaultServer = defaultServer;
     for (const server of servers) {
       for (const raw of server.model.serverNames) {
         const name = raw.toLowerCase();

@@ -11,8 +11,13 @@
  *   keepalive_time T          `Connection: close` once the connection is older
  *   client_header_timeout     408 and close
  *   header fields too large   431 and close; malformed request 400 and close
- * Connection-level settings come from the address's default server (the
- * first listed), request-level ones from the server chosen by Host.
+ * client_header_timeout and the header limits come from the address's
+ * default server (`default_server`, else the first listed): a head is read
+ * before its Host is known. Everything nginx resolves per request
+ * (client_max_body_size, client_body_timeout, send_timeout, the keep-alive
+ * rules, client_body_buffer_size) comes from the server chosen by Host and
+ * the location chosen by path (`limits.ts`), set on the connection when the
+ * request is routed.
  *
  * Lifecycle as the stream proxy: build → start (take listeners) → detach
  * (drain: idle keep-alive connections close at once, busy ones after their
@@ -26,6 +31,7 @@ import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
 import { ClientConnection, type ClientUser, type ConnectionOwner } from './connection.js';
 import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
+import type { ClientLimits } from './limits.js';
 import type { HttpLogRecord, RequestEndReason, RequestRecord } from './log.js';
 import type { ClientRequest, RequestError } from './request.js';
 import type { ServerTable } from './routing.js';
@@ -81,14 +87,8 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
   readonly exchanges = new Set<ProxyExchange>();
   readonly tunnels = new Set<UpgradeTunnel>();
   readonly listenText: string;
-  readonly sendTimeoutMs: number;
-  readonly clientBodyTimeoutMs: number;
-  readonly clientMaxBodySize: number;
   readonly clientHeaderTimeoutMs: number;
-  readonly keepaliveTimeoutMs: number;
-  readonly keepAliveLines: string;
-  private readonly keepaliveRequests: number;
-  private readonly keepaliveTimeMs: number;
+  readonly defaultLimits: ClientLimits;
   private readonly attached: Listener[] = [];
   draining = false;
   private waiters: (() => void)[] = [];
@@ -100,21 +100,10 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     readonly routes: ReadonlyMap<HttpLocation, Route>,
     readonly deps: HttpDeps,
   ) {
-    const m = table.defaultServer.model;
     this.listenText = listen.address.text;
     this.serverPort = listen.address.port;
-    this.sendTimeoutMs = m.sendTimeoutMs;
-    this.clientBodyTimeoutMs = m.clientBodyTimeoutMs;
-    this.clientMaxBodySize = m.clientMaxBodySize;
-    this.clientHeaderTimeoutMs = m.clientHeaderTimeoutMs;
-    this.keepaliveTimeoutMs = m.keepaliveTimeoutMs;
-    this.keepaliveRequests = m.keepaliveRequests;
-    this.keepaliveTimeMs = m.keepaliveTimeMs;
-    // Built once: every keep-alive response ends with these bytes.
-    this.keepAliveLines =
-      m.keepaliveHeaderTimeoutMs === undefined
-        ? 'Connection: keep-alive\r\n\r\n'
-        : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(m.keepaliveHeaderTimeoutMs / 1000)}\r\n\r\n`;
+    this.clientHeaderTimeoutMs = table.defaultServer.model.clientHeaderTimeoutMs;
+    this.defaultLimits = table.defaultServer.limits;
   }
 
   start(listeners: readonly Listener[]): void {
@@ -184,25 +173,30 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     for (const w of waiters) w();
   }
 
-  /** Routes a request to its location; undefined when none matches. */
-  private locate(req: ClientRequest): HttpLocation | undefined {
+  /**
+   * Routes a request to its location (undefined when none matches) and sets
+   * the connection's settings to that server's and location's.
+   */
+  private locate(conn: ClientConnection, req: ClientRequest): HttpLocation | undefined {
     const vs = this.table.match(req.host);
     const url = req.url;
     const q = url.indexOf('?');
-    return vs.locations.match(q < 0 ? url : url.slice(0, q));
+    const location = vs.locations.match(q < 0 ? url : url.slice(0, q));
+    conn.limits = (location && vs.locationLimits.get(location)) ?? vs.limits;
+    return location;
   }
 
   mayKeepAlive(conn: ClientConnection): boolean {
+    const l = conn.limits;
     return (
       !this.draining &&
-      this.keepaliveTimeoutMs > 0 &&
-      (this.keepaliveRequests <= 0 || conn.requests < this.keepaliveRequests) &&
-      Date.now() - conn.acceptedAt < this.keepaliveTimeMs
+      l.keepaliveTimeoutMs > 0 &&
+      (l.keepaliveRequests <= 0 || conn.requests < l.keepaliveRequests) &&
+      Date.now() - conn.acceptedAt < l.keepaliveTimeMs
     );
   }
 
   onRequest(conn: ClientConnection, req: ClientRequest): void {
-    const max = this.clientMaxBodySize;
     if (req.expectOther) {
       this.local(conn, req, 417, 'bad_request', 'unsupported Expect', true);
       return;
@@ -211,37 +205,16 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
       this.local(conn, req, 405, 'bad_request', 'CONNECT is not proxied', true);
       return;
     }
-    if (req.expectContinue) {
-      // 100-continue exists so a client can learn of a refusal before sending
-      // the body: answer 413 at once for a declared body over the limit.
-      if (max > 0 && req.contentLength > max) {
-        this.local(
-          conn,
-          req,
-          413,
-          'body_too_large',
-          `declared body of ${req.contentLength} bytes over ${max}`,
-          true,
-        );
-        return;
-      }
-      conn.writeContinue();
-    }
     if (req.host === undefined && req.minorVersion === 1) {
       // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host.
       this.local(conn, req, 400, 'bad_request', 'HTTP/1.1 request without Host', true);
       return;
     }
-    const location = this.locate(req);
-    if (location === undefined) {
-      this.local(conn, req, 404, 'local', 'no location matches', false);
-      return;
-    }
-    if (location.returnDirective) {
-      const r = location.returnDirective;
-      this.local(conn, req, r.code, 'local', undefined, false, r.text);
-      return;
-    }
+    const location = this.locate(conn, req);
+    // As nginx (find-config phase, before `return`): the limit is the
+    // location's, and a declared body over it is refused before anything
+    // else, at once with 100-continue so the client need not send it.
+    const max = conn.limits.clientMaxBodySize;
     if (max > 0 && req.contentLength > max) {
       this.local(
         conn,
@@ -251,6 +224,16 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
         `declared body of ${req.contentLength} bytes over ${max}`,
         true,
       );
+      return;
+    }
+    if (req.expectContinue) conn.writeContinue();
+    if (location === undefined) {
+      this.local(conn, req, 404, 'local', 'no location matches', false);
+      return;
+    }
+    if (location.returnDirective) {
+      const r = location.returnDirective;
+      this.local(conn, req, r.code, 'local', undefined, false, r.text);
       return;
     }
     const route = this.routes.get(location)!;
@@ -303,7 +286,7 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
 
   onUpgrade(conn: ClientConnection, req: ClientRequest, head: Buffer): void {
     const socket = conn.socket;
-    const location = this.locate(req);
+    const location = this.locate(conn, req);
     const route = location ? this.routes.get(location) : undefined;
     if (location === undefined || route === undefined) {
       const status = location?.returnDirective?.code ?? 404;

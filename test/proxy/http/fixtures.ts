@@ -31,6 +31,7 @@ export function location(opts: Partial<HttpLocation> = {}): HttpLocation {
     proxySocketKeepalive: { enable: false },
     proxyNextUpstream: ['error', 'timeout'],
     proxyNextUpstreamTries: 0,
+    proxyNextUpstreamTimeoutMs: 0,
     source: SRC,
     ...opts,
   };
@@ -59,6 +60,7 @@ export function httpServer(opts: Partial<HttpServer> = {}): HttpServer {
     clientBodyTimeoutMs: 60_000,
     sendTimeoutMs: 60_000,
     clientMaxBodySize: 1024 * 1024,
+    clientBodyBufferSize: 64 * 1024,
     locations: [location({ proxyPass: passToGroup('app') })],
     source: SRC,
     ...opts,
@@ -168,7 +170,15 @@ export function okResponse(body = 'ok', extra = ''): string {
  */
 export async function rawUpstream(
   handler: RawHandler,
-  opts: { idleCloseMs?: number } = {},
+  opts: {
+    idleCloseMs?: number;
+    /**
+     * Resets the connection on the first byte of its request number `index`
+     * (0-based), before reading it: a server that dropped a kept-alive
+     * connection just as the next request arrived.
+     */
+    resetBeforeRequest?: (index: number) => boolean;
+  } = {},
 ): Promise<RawUpstream> {
   const sockets = new Set<Socket>();
   const state: RawUpstream = {
@@ -242,6 +252,10 @@ export async function rawUpstream(
       }
     };
     socket.on('data', (d: Buffer) => {
+      if (buf.length === 0 && !busy && opts.resetBeforeRequest?.(index)) {
+        socket.resetAndDestroy();
+        return;
+      }
       buf = Buffer.concat([buf, d]);
       pump();
     });

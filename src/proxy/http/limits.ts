@@ -1,0 +1,44 @@
+/**
+ * The client-leg settings one request runs under. nginx takes
+ * client_max_body_size, client_body_timeout, send_timeout and the
+ * keep-alive rules from the location a request is routed to
+ * (ngx_http_update_location_config), so keepwire resolves them once per
+ * configuration for every server and location, and a request picks its set
+ * when it is routed. client_header_timeout is not here: a header is read
+ * before its Host is known, so the address's default server gives it.
+ */
+import type { HttpLocation, HttpServer } from '../../config/model.js';
+
+export interface ClientLimits {
+  /** Idle time after this request's response before the next one; 0: no keep-alive. */
+  readonly keepaliveTimeoutMs: number;
+  /** The `Connection: keep-alive` lines (and `Keep-Alive: timeout=N` when configured) ending the head. */
+  readonly keepAliveLines: string;
+  readonly keepaliveRequests: number;
+  readonly keepaliveTimeMs: number;
+  readonly clientBodyTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  /** Bytes; 0 = unlimited. */
+  readonly clientMaxBodySize: number;
+  /** Request body bytes kept for a repeat on another connection. */
+  readonly clientBodyBufferSize: number;
+}
+
+/** The settings of `server`, with what `location` sets itself on top. */
+export function clientLimits(server: HttpServer, location?: HttpLocation): ClientLimits {
+  const header = location?.keepaliveHeaderTimeoutMs ?? server.keepaliveHeaderTimeoutMs;
+  return {
+    keepaliveTimeoutMs: location?.keepaliveTimeoutMs ?? server.keepaliveTimeoutMs,
+    // Built once: every keep-alive response ends with these bytes.
+    keepAliveLines:
+      header === undefined
+        ? 'Connection: keep-alive\r\n\r\n'
+        : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(header / 1000)}\r\n\r\n`,
+    keepaliveRequests: location?.keepaliveRequests ?? server.keepaliveRequests,
+    keepaliveTimeMs: location?.keepaliveTimeMs ?? server.keepaliveTimeMs,
+    clientBodyTimeoutMs: location?.clientBodyTimeoutMs ?? server.clientBodyTimeoutMs,
+    sendTimeoutMs: location?.sendTimeoutMs ?? server.sendTimeoutMs,
+    clientMaxBodySize: location?.clientMaxBodySize ?? server.clientMaxBodySize,
+    clientBodyBufferSize: location?.clientBodyBufferSize ?? server.clientBodyBufferSize,
+  };
+}
