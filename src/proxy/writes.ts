@@ -148,7 +148,9 @@ export function allSent(socket: Socket): boolean {
 export function flushed(socket: Socket, cb: () => void): void {
   const tracked = socket as unknown as Tracked;
   if ((tracked[PENDING] ?? 0) > 0 && !socket.destroyed) {
-    (tracked[WAITERS] ??= []).push(cb);
+    const waiters = tracked[WAITERS] ?? [];
+    waiters.push(cb);
+    tracked[WAITERS] = waiters;
     return;
   }
   if (socket.writableLength === 0) cb();
