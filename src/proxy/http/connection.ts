@@ -357,13 +357,14 @@ export class ClientConnection {
   }
 
   /**
-   * Queues the response head. `headers` must not carry Connection or
-   * Transfer-Encoding; framing and the connection's fate are decided here.
+   * Queues the response head. `headers` (name, value pairs, or header lines
+   * ending in CRLF) must not carry Connection or Transfer-Encoding; framing
+   * and the connection's fate are decided here.
    */
   startResponse(
     status: number,
     message: string,
-    headers: readonly string[],
+    headers: readonly string[] | string,
     kind: BodyKind,
     close: boolean,
   ): void {
@@ -375,7 +376,8 @@ export class ClientConnection {
     this.keep =
       !close && !closeDelimited && !this.peerEnded && req.keepAlive && this.owner.mayKeepAlive(this);
     let head = `HTTP/1.1 ${status} ${message}\r\n`;
-    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    if (typeof headers === 'string') head += headers;
+    else for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     if (this.chunked) head += 'Transfer-Encoding: chunked\r\n';
     head += this.keep ? this.limits.keepAliveLines : 'Connection: close\r\n\r\n';
     this.out.push(head);

@@ -27,7 +27,7 @@ import type { Upstream } from '../../upstream/index.js';
 import { blocked, send } from '../writes.js';
 import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
 import {
-  clientResponseHeaders,
+  clientResponseLines,
   IDEMPOTENT,
   type RequestContext,
   trailerFields,
@@ -65,6 +65,7 @@ export interface ClientLeg {
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
 
 const now = Date.now;
+const NO_HOSTS: ReadonlySet<UpstreamHost> = new Set();
 
 export class ProxyExchange implements ConnectionUser, ClientUser {
   readonly startedAt = now();
@@ -76,13 +77,14 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private readonly chunked: boolean;
   /** The client settings of the server and location this request was routed to. */
   private readonly limits: ClientLimits;
-  private readonly tried = new Set<UpstreamHost>();
+  /** Hosts tried, built only when a second attempt needs to skip them (the first is `host`). */
+  private tried: Set<UpstreamHost> | undefined;
   private tries = 0;
   private retries = 0;
   private staleRetried = false;
 
   // Request body state.
-  private replay: Buffer[] | undefined = [];
+  private replay: Buffer[] | undefined;
   private replayBytes = 0;
   private bodyBytes = 0;
   private bodyDone = false;
@@ -102,7 +104,6 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private headerMs: number | undefined;
   private upstreamStatus: number | undefined;
   private lastUpstreamReadAt = 0;
-  private readTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private sendTimer: NodeJS.Timeout | undefined;
   private upstreamPaused = false;
@@ -156,13 +157,11 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   start(): void {
     this.client.user = this;
     if (this.hasBody) {
+      this.replay = [];
       this.client.readBody(this);
       this.lastBodyReadAt = now();
       this.armBodyTimer();
-    } else {
-      this.bodyDone = true;
-      this.replay = undefined;
-    }
+    } else this.bodyDone = true;
     this.attempt(false);
   }
 
@@ -196,11 +195,20 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     return '';
   }
 
+  private triedHosts(): ReadonlySet<UpstreamHost> {
+    return this.tries === 0 ? NO_HOSTS : this.triedSet();
+  }
+
+  private triedSet(): Set<UpstreamHost> {
+    if (this.tried === undefined) this.tried = new Set([this.host!]);
+    return this.tried;
+  }
+
   private attempt(sameHostFresh: boolean): void {
     if (this.finished) return;
     let host = sameHostFresh ? this.host : undefined;
     if (host === undefined) {
-      host = this.route.upstream.pick(this.vars(), this.tried);
+      host = this.route.upstream.pick(this.vars(), this.triedHosts());
       if (host === undefined) {
         if (this.tries === 0) this.respondError(502, 'no_live_upstreams', 'no live upstreams');
         else
@@ -212,7 +220,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
         return;
       }
     }
-    this.tried.add(host);
+    if (this.tries > 0) this.triedSet().add(host);
     this.tries++;
     this.host = host;
     this.held = host;
@@ -266,9 +274,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   /** Ends the current attempt without reuse of its connection. */
   private dropAttempt(): void {
     clearTimeout(this.connectTimer);
-    clearTimeout(this.readTimer);
     clearTimeout(this.sendTimer);
-    this.connectTimer = this.readTimer = this.sendTimer = undefined;
+    this.connectTimer = this.sendTimer = undefined;
     const conn = this.conn;
     this.conn = undefined;
     if (conn) {
@@ -455,21 +462,23 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   // ---- upstream response -----------------------------------------------
 
   private armReadTimer(): void {
-    const timeoutMs = this.location.proxyReadTimeoutMs;
     this.lastUpstreamReadAt = now();
-    if (this.readTimer !== undefined) return;
-    // proxy_read_timeout is the longest gap between two reads (and the wait
-    // for the header), never the length of the whole response.
-    const check = () => {
-      this.readTimer = undefined;
-      if (this.conn === undefined) return;
-      // Reads are paused while the client is slow: that wait is send_timeout's.
-      if (this.upstreamPaused) this.lastUpstreamReadAt = now();
-      const left = this.lastUpstreamReadAt + timeoutMs - now();
-      if (left > 0) this.readTimer = setTimeout(check, left);
-      else this.attemptFailed('timeout', `proxy_read_timeout (${timeoutMs} ms)`);
-    };
-    this.readTimer = setTimeout(check, timeoutMs);
+    this.conn?.armReadTimer(this.location.proxyReadTimeoutMs);
+  }
+
+  /**
+   * proxy_read_timeout is the longest gap between two reads (and the wait
+   * for the header), never the length of the whole response.
+   */
+  onReadTimer(): number {
+    if (this.conn === undefined || this.finished) return 0;
+    const timeoutMs = this.location.proxyReadTimeoutMs;
+    // Reads are paused while the client is slow: that wait is send_timeout's.
+    if (this.upstreamPaused) this.lastUpstreamReadAt = now();
+    const left = this.lastUpstreamReadAt + timeoutMs - now();
+    if (left > 0) return left;
+    this.attemptFailed('timeout', `proxy_read_timeout (${timeoutMs} ms)`);
+    return 0;
   }
 
   onInformational(_head: ResponseHead): void {
@@ -509,7 +518,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     const framing = head.framing;
     // The upstream's framing is not the client's: a Content-Length is kept
     // only for a body framed by it (or none), the rest is re-framed.
-    const headers = clientResponseHeaders(head.rawHeaders, framing === 'chunked' || framing === 'close');
+    const headers = clientResponseLines(head.rawHeaders, framing === 'chunked' || framing === 'close');
     this.headerSent = true;
     // Head, body and end of a small response usually arrive in one read:
     // they are queued and leave in one write (onReadDone or onComplete).
@@ -564,9 +573,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   onComplete(trailers: string[], _rest: Buffer | undefined): void {
     const conn = this.conn;
     if (conn === undefined || !this.headerSent) return;
-    clearTimeout(this.readTimer);
     clearTimeout(this.connectTimer);
-    this.readTimer = this.connectTimer = undefined;
+    this.connectTimer = undefined;
     this.conn = undefined;
     this.host!.health.success();
     this.held?.release();
@@ -654,7 +662,6 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     clearTimeout(this.bodyTimer);
     clearTimeout(this.clientTimer);
-    clearTimeout(this.readTimer);
     const record: RequestRecord = {
       msg: 'request',
       listen: this.leg.listenText,

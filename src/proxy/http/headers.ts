@@ -8,36 +8,55 @@
  * is answered by keepwire itself, as nginx does.
  */
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-]);
-
-/** Names listed in every Connection header, lower case. */
+/**
+ * Names listed in every Connection header, lower case, other than the ones
+ * that are hop-by-hop anyway (`close`, `keep-alive`, `upgrade`): undefined
+ * for the usual `Connection: keep-alive`, so no set is built per message.
+ */
 function connectionOptions(raw: readonly string[]): Set<string> | undefined {
   let names: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
-      for (const token of raw[i + 1]!.split(',')) {
-        const t = token.trim().toLowerCase();
-        if (t === '') continue;
-        names ??= new Set();
-        names.add(t);
-      }
+    if (raw[i]!.length !== 10 || !sameName(raw[i]!, 'connection')) continue;
+    const value = raw[i + 1]!;
+    if (value === 'keep-alive' || value === 'close') continue;
+    for (const token of value.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade') continue;
+      names ??= new Set();
+      names.add(t);
     }
   }
   return names;
 }
 
-export function isHopByHop(lowerName: string, named: Set<string> | undefined): boolean {
-  return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-') || (named?.has(lowerName) ?? false);
+/** `name` equals `lower` ignoring case; no new string for the two usual spellings. */
+function sameName(name: string, lower: string): boolean {
+  return name === lower || name.toLowerCase() === lower;
+}
+
+enum Kind {
+  Plain,
+  HopByHop,
+  ContentLength,
+}
+
+/** How a header is treated between legs, judged without lower-casing every name. */
+function classify(name: string): Kind {
+  switch (name.length) {
+    case 2:
+      return sameName(name, 'te') ? Kind.HopByHop : Kind.Plain;
+    case 7:
+      return sameName(name, 'trailer') || sameName(name, 'upgrade') ? Kind.HopByHop : Kind.Plain;
+    case 10:
+      return sameName(name, 'connection') || sameName(name, 'keep-alive') ? Kind.HopByHop : Kind.Plain;
+    case 14:
+      return sameName(name, 'content-length') ? Kind.ContentLength : Kind.Plain;
+    case 17:
+      return sameName(name, 'transfer-encoding') ? Kind.HopByHop : Kind.Plain;
+  }
+  if (name.length > 6 && (name.charCodeAt(0) | 0x20) === 0x70 && sameName(name.slice(0, 6), 'proxy-'))
+    return Kind.HopByHop;
+  return Kind.Plain;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -136,22 +155,35 @@ export function upstreamRequestHead(ctx: RequestContext, opts: UpstreamHeadOptio
   let hasHost = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const lower = name.toLowerCase();
-    if (isHopByHop(lower, named)) continue;
-    switch (lower) {
-      case 'x-forwarded-for':
-        priorXff = priorXff === undefined ? raw[i + 1]! : `${priorXff}, ${raw[i + 1]!}`;
-        continue;
-      case 'x-forwarded-proto':
-      case 'x-forwarded-host':
-      case 'content-length':
-      case 'expect':
-        continue;
-      case 'host':
-        hasHost = true;
-        break;
+    const kind = classify(name);
+    if (kind !== Kind.Plain) continue;
+    const n = name.length;
+    // Only names of these lengths can be one of the headers handled here.
+    if (
+      n === 4 ||
+      n === 6 ||
+      n === 15 ||
+      n === 16 ||
+      n === 17 ||
+      named !== undefined ||
+      overridden !== undefined
+    ) {
+      const lower = name.toLowerCase();
+      if (named?.has(lower)) continue;
+      switch (lower) {
+        case 'x-forwarded-for':
+          priorXff = priorXff === undefined ? raw[i + 1]! : `${priorXff}, ${raw[i + 1]!}`;
+          continue;
+        case 'x-forwarded-proto':
+        case 'x-forwarded-host':
+        case 'expect':
+          continue;
+        case 'host':
+          hasHost = true;
+          break;
+      }
+      if (overridden?.has(lower)) continue;
     }
-    if (overridden?.has(lower)) continue;
     out += `${name}: ${raw[i + 1]!}\r\n`;
   }
   const xff = priorXff === undefined ? ctx.remoteAddr : `${priorXff}, ${ctx.remoteAddr}`;
@@ -183,9 +215,24 @@ export function clientResponseHeaders(raw: readonly string[], dropLength = false
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const lower = name.toLowerCase();
-    if (isHopByHop(lower, named) || (dropLength && lower === 'content-length')) continue;
+    const kind = classify(name);
+    if (kind === Kind.HopByHop || (dropLength && kind === Kind.ContentLength)) continue;
+    if (named?.has(name.toLowerCase())) continue;
     out.push(name, raw[i + 1]!);
+  }
+  return out;
+}
+
+/** The same headers as `clientResponseHeaders`, as header lines (`Name: value` CRLF each). */
+export function clientResponseLines(raw: readonly string[], dropLength = false): string {
+  const named = connectionOptions(raw);
+  let out = '';
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const kind = classify(name);
+    if (kind === Kind.HopByHop || (dropLength && kind === Kind.ContentLength)) continue;
+    if (named?.has(name.toLowerCase())) continue;
+    out += `${name}: ${raw[i + 1]!}\r\n`;
   }
   return out;
 }
@@ -195,7 +242,7 @@ export function trailerFields(raw: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (isHopByHop(lower, undefined) || lower === 'content-length' || lower === 'host') continue;
+    if (classify(lower) !== Kind.Plain || lower === 'host') continue;
     if (!TOKEN.test(raw[i]!) || !safe(raw[i + 1]!)) continue;
     out.push(raw[i]!, raw[i + 1]!);
   }

@@ -33,6 +33,8 @@ export interface ConnectionUser extends ParserSink {
   onUpstreamDrain(): void;
   /** One read from the upstream was parsed (what it produced can be written out together). */
   onReadDone?(): void;
+  /** The read timer (`armReadTimer`) ran out: the ms still left, or 0 once the user gave up. */
+  onReadTimer?(): number;
 }
 
 export type PoolSettings = Pick<
@@ -69,6 +71,9 @@ export class UpstreamConnection implements ParserSink {
   /** @internal */ pool: GroupPool | undefined;
   /** After a 101: the raw bytes go here instead of the parser. */
   tap: ((chunk: Buffer) => void) | undefined;
+  private readTimer: NodeJS.Timeout | undefined;
+  private readTimerAt = 0;
+  private readonly onReadTimerBound = () => this.onReadTimer();
 
   constructor(
     readonly host: UpstreamHost,
@@ -106,6 +111,29 @@ export class UpstreamConnection implements ParserSink {
     this.socket.on('end', () => this.onPeerGone(new UpstreamClosedError('upstream closed the connection')));
     this.socket.on('error', (error: Error) => this.onPeerGone(error));
     this.socket.on('close', () => this.onPeerGone(new UpstreamClosedError('upstream connection closed')));
+  }
+
+  /**
+   * Calls the user's `onReadTimer` in `ms` at the latest. One timer per
+   * connection serves every exchange on it: a request on a busy connection
+   * moves no timer, the timer asks its user how much time is left when it
+   * fires (proxy_read_timeout counts from the last read) and sleeps again.
+   */
+  armReadTimer(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.readTimer !== undefined && this.readTimerAt <= at) return;
+    clearTimeout(this.readTimer);
+    this.readTimerAt = at;
+    this.readTimer = setTimeout(this.onReadTimerBound, ms);
+  }
+
+  private onReadTimer(): void {
+    this.readTimer = undefined;
+    const left = this.user?.onReadTimer?.() ?? 0;
+    if (left > 0 && !this.dead) {
+      this.readTimerAt = Date.now() + left;
+      this.readTimer = setTimeout(this.onReadTimerBound, left);
+    }
   }
 
   /** Switches the socket's TCP keepalive when a location with other settings reuses it. */
@@ -181,6 +209,8 @@ export class UpstreamConnection implements ParserSink {
     this.dead = true;
     this.user = undefined;
     clearTimeout(this.idleTimer);
+    clearTimeout(this.readTimer);
+    this.readTimer = undefined;
     this.pool?.remove(this);
     this.socket.destroy();
   }
