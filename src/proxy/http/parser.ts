@@ -59,6 +59,23 @@ enum State {
 const CRLF2 = Buffer.from('\r\n\r\n');
 const BAD_LINE_BREAK = /\0|\r(?!\n)|(?<!\r)\n/;
 
+/**
+ * The minor version of a status line `HTTP/1.x NNN[ reason]` (0 or 1), or
+ * -1 when it is not one; checked by character codes, no regex per response.
+ */
+function statusLineVersion(line: string): number {
+  if (line.length < 12 || !line.startsWith('HTTP/1.')) return -1;
+  const minor = line.charCodeAt(7) - 48;
+  if (minor !== 0 && minor !== 1) return -1;
+  if (line.charCodeAt(8) !== 32) return -1;
+  for (let i = 9; i < 12; i++) {
+    const c = line.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+  }
+  if (line.length > 12 && line.charCodeAt(12) !== 32) return -1;
+  return minor;
+}
+
 export class ResponseParser {
   private state = State.Done;
   private buffered: Buffer | undefined;
@@ -233,10 +250,10 @@ export class ResponseParser {
     if (BAD_LINE_BREAK.test(text)) throw new ParseError('bare CR, LF or NUL in the response head');
     const lines = text.split('\r\n');
     const status = lines[0]!;
-    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(status);
-    if (m === null) throw new ParseError(`invalid status line "${status.slice(0, 80)}"`);
-    const minorVersion = m[1] === '1' ? 1 : 0;
-    const statusCode = Number(m[2]);
+    const minorVersion = statusLineVersion(status);
+    if (minorVersion < 0) throw new ParseError(`invalid status line "${status.slice(0, 80)}"`);
+    const statusCode =
+      (status.charCodeAt(9) - 48) * 100 + (status.charCodeAt(10) - 48) * 10 + status.charCodeAt(11) - 48;
     const rawHeaders: string[] = [];
     let contentLength = -1;
     let chunked = false;
@@ -258,7 +275,9 @@ export class ResponseParser {
         case 10:
           if (name.toLowerCase() === 'connection') {
             const v = value.toLowerCase();
-            if (/(^|,)\s*close\s*(,|$)/.test(v)) connClose = true;
+            if (v === 'keep-alive') connClose = false;
+            else if (v === 'close') connClose = true;
+            else if (/(^|,)\s*close\s*(,|$)/.test(v)) connClose = true;
             else if (/(^|,)\s*keep-alive\s*(,|$)/.test(v)) connClose = false;
             if (/(^|,)\s*upgrade\s*(,|$)/.test(v)) upgrade = true;
           } else if (name.toLowerCase() === 'keep-alive') {
@@ -289,7 +308,7 @@ export class ResponseParser {
     else framing = 'close';
     const head: ResponseHead = {
       statusCode,
-      statusMessage: m[3] ?? '',
+      statusMessage: status.length > 13 ? status.slice(13) : '',
       minorVersion,
       rawHeaders,
       framing,
