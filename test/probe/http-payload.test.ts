@@ -28,7 +28,10 @@ function assertAnswers(run: ProbeRun, keepAlive = true): void {
     summary(run),
   );
   assert.ok(http.answers[0]!.connections >= 1, summary(run));
-  assert.deepEqual(run.report!.notes, [], summary(run));
+  // A server that closes at 2 s is often measured a few ms under 2 s, which
+  // rightly gets the note that whole-second keepalive has no room: not an HTTP note.
+  const notes = run.report!.notes.filter((n) => !n.includes('leaves no room for TCP keepalive'));
+  assert.deepEqual(notes, [], summary(run));
   // Every acknowledged use carries the answer as evidence.
   for (const e of run.report!.evidence)
     if (e.usedAtMs !== undefined && e.outcome === 'alive') assert.equal(e.http?.status, 200, summary(run));
