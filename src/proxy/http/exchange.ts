@@ -27,7 +27,7 @@ import type { Upstream } from '../../upstream/index.js';
 import { blocked, send } from '../writes.js';
 import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
 import {
-  clientResponseLines,
+  clientResponseText,
   IDEMPOTENT,
   type RequestContext,
   trailerFields,
@@ -518,7 +518,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     const framing = head.framing;
     // The upstream's framing is not the client's: a Content-Length is kept
     // only for a body framed by it (or none), the rest is re-framed.
-    const headers = clientResponseLines(head.rawHeaders, framing === 'chunked' || framing === 'close');
+    const headers = clientResponseText(head, framing === 'chunked' || framing === 'close');
     this.headerSent = true;
     // Head, body and end of a small response usually arrive in one read:
     // they are queued and leave in one write (onReadDone or onComplete).

@@ -8,6 +8,8 @@
  * is answered by keepwire itself, as nginx does.
  */
 
+import { HEADER_LENGTH, HEADER_PLAIN, type ResponseHead } from './parser.js';
+
 /**
  * Names listed in every Connection header, lower case, other than the ones
  * that are hop-by-hop anyway (`close`, `keep-alive`, `upgrade`): undefined
@@ -234,6 +236,32 @@ export function clientResponseLines(raw: readonly string[], dropLength = false):
     if (named?.has(name.toLowerCase())) continue;
     out += `${name}: ${raw[i + 1]!}\r\n`;
   }
+  return out;
+}
+
+/**
+ * The response's header lines for the client, as `clientResponseLines`
+ * gives them but cut from the head as received: runs of forwarded lines are
+ * one slice each (a typical response is one run), so no string is made per
+ * header. Whitespace inside a line is passed on as the upstream sent it.
+ */
+export function clientResponseText(head: ResponseHead, dropLength: boolean): string {
+  if (head.connectionNames) return clientResponseLines(head.rawHeaders, dropLength);
+  const { text, marks } = head;
+  let out = '';
+  let runStart = -1;
+  let runEnd = -1;
+  for (let i = 0; i < marks.length; i += 4) {
+    const kind = marks[i + 3];
+    if (kind === HEADER_PLAIN || (kind === HEADER_LENGTH && !dropLength)) {
+      if (runStart < 0) runStart = marks[i]!;
+      runEnd = marks[i + 2]!;
+    } else if (runStart >= 0) {
+      out += `${text.slice(runStart, runEnd)}\r\n`;
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) out += `${text.slice(runStart, runEnd)}\r\n`;
   return out;
 }
 

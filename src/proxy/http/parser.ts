@@ -15,21 +15,48 @@
 /** The most a response head may take; larger is an invalid_header failure, as nginx's proxy_buffer_size overflow. */
 export const MAX_RESPONSE_HEAD = 64 * 1024;
 
-export interface ResponseHead {
-  statusCode: number;
-  statusMessage: string;
+/** How a response header travels to the client (`ResponseHead.marks`). */
+export const HEADER_PLAIN = 0;
+/** Hop-by-hop (RFC 9110 §7.6.1): Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*. */
+export const HEADER_HOP = 1;
+/** Content-Length: kept only while the client's framing is the upstream's. */
+export const HEADER_LENGTH = 2;
+
+export class ResponseHead {
+  statusCode = 0;
+  statusMessage = '';
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
-  minorVersion: number;
-  /** Flat name, value, name, value... as received. */
-  rawHeaders: string[];
+  minorVersion = 1;
   /** How the body is framed. */
-  framing: 'none' | 'length' | 'chunked' | 'close';
-  contentLength: number;
+  framing: 'none' | 'length' | 'chunked' | 'close' = 'close';
+  contentLength = 0;
   /** `Connection: close`, HTTP/1.0 without keep-alive, or read-until-close framing. */
-  close: boolean;
+  close = false;
   /** `Keep-Alive: timeout=N` in ms, when the upstream sent one. */
-  keepAliveHintMs?: number;
-  upgrade: boolean;
+  keepAliveHintMs: number | undefined;
+  upgrade = false;
+  /** A Connection header names further headers (hop-by-hop as well). */
+  connectionNames = false;
+
+  /**
+   * `text` is the head as received, without its final CRLF CRLF; `marks`
+   * holds four numbers per header line: where the line starts, its colon,
+   * where it ends (before CRLF) and its HEADER_* kind. Header lines reach
+   * the client as slices of `text`, so no string is made per header.
+   */
+  constructor(
+    readonly text: string,
+    readonly marks: number[],
+  ) {}
+
+  /** Flat name, value, name, value... as received (values trimmed). */
+  get rawHeaders(): string[] {
+    const out: string[] = [];
+    const { text, marks } = this;
+    for (let i = 0; i < marks.length; i += 4)
+      out.push(text.slice(marks[i]!, marks[i + 1]!), text.slice(marks[i + 1]! + 1, marks[i + 2]!).trim());
+    return out;
+  }
 }
 
 export interface ParserSink {
@@ -248,45 +275,69 @@ export class ResponseParser {
   private parseHead(text: string): ResponseHead {
     // A lone CR or LF (or a NUL) inside a line would split it again on the client's side.
     if (BAD_LINE_BREAK.test(text)) throw new ParseError('bare CR, LF or NUL in the response head');
-    const lines = text.split('\r\n');
-    const status = lines[0]!;
+    let at = text.indexOf('\r\n');
+    const status = at < 0 ? text : text.slice(0, at);
     const minorVersion = statusLineVersion(status);
     if (minorVersion < 0) throw new ParseError(`invalid status line "${status.slice(0, 80)}"`);
     const statusCode =
       (status.charCodeAt(9) - 48) * 100 + (status.charCodeAt(10) - 48) * 10 + status.charCodeAt(11) - 48;
-    const rawHeaders: string[] = [];
+    const marks: number[] = [];
+    const head = new ResponseHead(text, marks);
     let contentLength = -1;
     let chunked = false;
     let te = false;
     let connClose = minorVersion === 0;
-    let upgrade = false;
-    let keepAliveHintMs: number | undefined;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const colon = line.indexOf(':');
+    while (at >= 0) {
+      const start = at + 2;
+      at = text.indexOf('\r\n', start);
+      const stop = at < 0 ? text.length : at;
+      const colon = text.indexOf(':', start);
+      const first = text.charCodeAt(start);
       // Obsolete line folding and header lines without a name are refused (RFC 9112 §5.2).
-      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9)
+      if (colon <= start || colon > stop || first === 32 || first === 9)
         throw new ParseError('invalid header line');
-      const name = line.slice(0, colon);
-      if (name.charCodeAt(name.length - 1) === 32) throw new ParseError('whitespace before colon');
-      const value = line.slice(colon + 1).trim();
-      rawHeaders.push(name, value);
-      switch (name.length) {
-        case 10:
-          if (name.toLowerCase() === 'connection') {
-            const v = value.toLowerCase();
+      if (text.charCodeAt(colon - 1) === 32) throw new ParseError('whitespace before colon');
+      let kind = HEADER_PLAIN;
+      switch (colon - start) {
+        case 2:
+          if (lowerName(text, start, colon) === 'te') kind = HEADER_HOP;
+          break;
+        case 7: {
+          const name = lowerName(text, start, colon);
+          if (name === 'trailer' || name === 'upgrade') kind = HEADER_HOP;
+          break;
+        }
+        case 10: {
+          const name = lowerName(text, start, colon);
+          if (name === 'connection') {
+            kind = HEADER_HOP;
+            const v = text
+              .slice(colon + 1, stop)
+              .trim()
+              .toLowerCase();
             if (v === 'keep-alive') connClose = false;
             else if (v === 'close') connClose = true;
-            else if (/(^|,)\s*close\s*(,|$)/.test(v)) connClose = true;
-            else if (/(^|,)\s*keep-alive\s*(,|$)/.test(v)) connClose = false;
-            if (/(^|,)\s*upgrade\s*(,|$)/.test(v)) upgrade = true;
-          } else if (name.toLowerCase() === 'keep-alive') {
-            const t = /timeout\s*=\s*(\d+)/i.exec(value);
-            if (t) keepAliveHintMs = Number(t[1]) * 1000;
+            else {
+              if (/(^|,)\s*close\s*(,|$)/.test(v)) connClose = true;
+              else if (/(^|,)\s*keep-alive\s*(,|$)/.test(v)) connClose = false;
+              if (/(^|,)\s*upgrade\s*(,|$)/.test(v)) head.upgrade = true;
+              for (const token of v.split(',')) {
+                const t = token.trim();
+                if (t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade')
+                  head.connectionNames = true;
+              }
+            }
+          } else if (name === 'keep-alive') {
+            kind = HEADER_HOP;
+            const t = /timeout\s*=\s*(\d+)/i.exec(text.slice(colon + 1, stop));
+            if (t) head.keepAliveHintMs = Number(t[1]) * 1000;
           }
           break;
+        }
         case 14:
-          if (name.toLowerCase() === 'content-length') {
+          if (lowerName(text, start, colon) === 'content-length') {
+            kind = HEADER_LENGTH;
+            const value = text.slice(colon + 1, stop).trim();
             if (!/^\d{1,15}$/.test(value)) throw new ParseError('invalid Content-Length');
             const n = Number(value);
             if (contentLength >= 0 && contentLength !== n) throw new ParseError('conflicting Content-Length');
@@ -294,29 +345,37 @@ export class ResponseParser {
           }
           break;
         case 17:
-          if (name.toLowerCase() === 'transfer-encoding') {
+          if (lowerName(text, start, colon) === 'transfer-encoding') {
+            kind = HEADER_HOP;
             te = true;
-            chunked = /(^|,)\s*chunked\s*$/i.test(value);
+            chunked = /(^|,)\s*chunked\s*$/i.test(text.slice(colon + 1, stop).trim());
           }
           break;
       }
+      if (
+        kind === HEADER_PLAIN &&
+        colon - start > 6 &&
+        (first | 0x20) === 0x70 &&
+        lowerName(text, start, start + 6) === 'proxy-'
+      )
+        kind = HEADER_HOP;
+      marks.push(start, colon, stop, kind);
     }
     let framing: ResponseHead['framing'];
     if (this.headRequest || statusCode === 204 || statusCode === 304 || statusCode < 200) framing = 'none';
     else if (te) framing = chunked ? 'chunked' : 'close';
     else if (contentLength >= 0) framing = 'length';
     else framing = 'close';
-    const head: ResponseHead = {
-      statusCode,
-      statusMessage: status.length > 13 ? status.slice(13) : '',
-      minorVersion,
-      rawHeaders,
-      framing,
-      contentLength: Math.max(contentLength, 0),
-      close: connClose || framing === 'close',
-      upgrade,
-    };
-    if (keepAliveHintMs !== undefined) head.keepAliveHintMs = keepAliveHintMs;
+    head.statusCode = statusCode;
+    head.statusMessage = status.length > 13 ? status.slice(13) : '';
+    head.minorVersion = minorVersion;
+    head.framing = framing;
+    head.contentLength = Math.max(contentLength, 0);
+    head.close = connClose || framing === 'close';
     return head;
   }
+}
+
+function lowerName(text: string, from: number, to: number): string {
+  return text.slice(from, to).toLowerCase();
 }

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { clientResponseHeaders, clientResponseText } from '../../../src/proxy/http/headers.js';
 import {
   ParseError,
   type ParserSink,
@@ -89,4 +90,30 @@ test('Connection and framing: keep-alive, close, lists, HTTP/1.0 default', () =>
   assert.equal(chunked.done, true);
   assert.equal(parse('HTTP/1.1 200 OK\r\n\r\nuntil close').head?.framing, 'close');
   assert.equal(parse('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n', 'HEAD').head?.framing, 'none');
+});
+
+test('header lines for the client: runs cut from the head equal the header-by-header rewrite', () => {
+  const heads = [
+    'HTTP/1.1 200 OK\r\nServer: up\r\nDate: now\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok',
+    'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nX-A: 1\r\nKeep-Alive: timeout=5\r\nX-B:2\r\nTE: x\r\nTrailer: y\r\nUpgrade: z\r\nProxy-Foo: w\r\nproxy-bar: v\r\nX-Proxyish: kept\r\nContent-Length: 0\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nX-Last: yes\r\n\r\n0\r\n\r\n',
+    'HTTP/1.1 204 No Content\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nConnection: X-Named\r\nX-Named: hop\r\nX-Other: kept\r\nContent-Length: 0\r\n\r\n',
+  ];
+  for (const text of heads) {
+    const head = parse(text).head!;
+    for (const dropLength of [false, true]) {
+      const lines = clientResponseText(head, dropLength);
+      const parsed = lines
+        .split('\r\n')
+        .filter((l) => l !== '')
+        .flatMap((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
+      assert.deepEqual(parsed, clientResponseHeaders(head.rawHeaders, dropLength), `${text} ${dropLength}`);
+      assert.ok(lines === '' || lines.endsWith('\r\n'));
+      assert.doesNotMatch(
+        lines,
+        /^(connection|keep-alive|te|trailer|upgrade|proxy-|transfer-encoding|x-named)/im,
+      );
+    }
+  }
 });
