@@ -133,7 +133,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.ctx = {
       method: this.method,
       url: req.url,
-      rawHeaders: req.rawHeaders,
+      head: req,
       remoteAddr: client.remoteAddr,
       remotePort: client.remotePort,
       serverPort: leg.serverPort,

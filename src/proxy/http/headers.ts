@@ -9,6 +9,7 @@
  */
 
 import { HEADER_LENGTH, HEADER_PLAIN, type ResponseHead } from './parser.js';
+import { type HeaderLines, REQ_HOST, REQ_PLAIN, REQ_XFF } from './request.js';
 
 /**
  * Names listed in every Connection header, lower case, other than the ones
@@ -71,7 +72,8 @@ function safe(value: string): boolean {
 export interface RequestContext {
   method: string;
   url: string;
-  rawHeaders: readonly string[];
+  /** The client's header lines. */
+  head: HeaderLines;
   remoteAddr: string;
   remotePort: number;
   serverPort: number;
@@ -124,7 +126,7 @@ function variable(name: string, ctx: RequestContext, xff: string): string {
       return xff;
     default:
       if (name.startsWith('http_'))
-        return headerValue(ctx.rawHeaders, name.slice(5).replace(/_/g, '-').toLowerCase()) ?? '';
+        return headerValue(ctx.head.rawHeaders, name.slice(5).replace(/_/g, '-').toLowerCase()) ?? '';
       return '';
   }
 }
@@ -148,55 +150,96 @@ export interface UpstreamHeadOptions {
  * `proxy_set_header` is applied last (an empty value removes the header).
  */
 export function upstreamRequestHead(ctx: RequestContext, opts: UpstreamHeadOptions): string {
-  const raw = ctx.rawHeaders;
+  const head = ctx.head;
+  if (head.connectionNames) return upstreamRequestHeadByName(ctx, opts);
+  const overridden = overriddenNames(opts.setHeaders);
+  const { text, marks } = head;
+  let priorXff: string | undefined;
+  let hasHost = false;
+  let out = `${ctx.method} ${ctx.url} HTTP/${opts.version}\r\n`;
+  // Runs of forwarded lines go up as one slice each of the head as received.
+  let runStart = -1;
+  let runEnd = -1;
+  for (let i = 0; i < marks.length; i += 4) {
+    const kind = marks[i + 3];
+    let keep = false;
+    if (kind === REQ_PLAIN || kind === REQ_HOST) {
+      if (kind === REQ_HOST) hasHost = true;
+      keep = overridden === undefined || !overridden.has(text.slice(marks[i]!, marks[i + 1]!).toLowerCase());
+    } else if (kind === REQ_XFF) {
+      const v = text.slice(marks[i + 1]! + 1, marks[i + 2]!).trim();
+      priorXff = priorXff === undefined ? v : `${priorXff}, ${v}`;
+    }
+    if (keep) {
+      if (runStart < 0) runStart = marks[i]!;
+      runEnd = marks[i + 2]!;
+    } else if (runStart >= 0) {
+      out += `${text.slice(runStart, runEnd)}\r\n`;
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) out += `${text.slice(runStart, runEnd)}\r\n`;
+  return out + addedLines(ctx, opts, overridden, priorXff, hasHost);
+}
+
+const OVERRIDDEN = new WeakMap<readonly { name: string }[], Set<string>>();
+
+/** The lower-case names proxy_set_header sets, once per location. */
+function overriddenNames(setHeaders: readonly { name: string }[]): Set<string> | undefined {
+  if (setHeaders.length === 0) return undefined;
+  let names = OVERRIDDEN.get(setHeaders);
+  if (names === undefined) {
+    names = new Set(setHeaders.map((h) => h.name.toLowerCase()));
+    OVERRIDDEN.set(setHeaders, names);
+  }
+  return names;
+}
+
+/** The same head built header by header: for a Connection header that names other headers. */
+function upstreamRequestHeadByName(ctx: RequestContext, opts: UpstreamHeadOptions): string {
+  const raw = ctx.head.rawHeaders;
   const named = connectionOptions(raw);
+  const overridden = overriddenNames(opts.setHeaders);
   let priorXff: string | undefined;
   let out = `${ctx.method} ${ctx.url} HTTP/${opts.version}\r\n`;
-  const overridden =
-    opts.setHeaders.length > 0 ? new Set(opts.setHeaders.map((h) => h.name.toLowerCase())) : undefined;
   let hasHost = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const kind = classify(name);
-    if (kind !== Kind.Plain) continue;
-    const n = name.length;
-    // Only names of these lengths can be one of the headers handled here.
-    if (
-      n === 4 ||
-      n === 6 ||
-      n === 15 ||
-      n === 16 ||
-      n === 17 ||
-      named !== undefined ||
-      overridden !== undefined
-    ) {
-      const lower = name.toLowerCase();
-      if (named?.has(lower)) continue;
-      switch (lower) {
-        case 'x-forwarded-for':
-          priorXff = priorXff === undefined ? raw[i + 1]! : `${priorXff}, ${raw[i + 1]!}`;
-          continue;
-        case 'x-forwarded-proto':
-        case 'x-forwarded-host':
-        case 'expect':
-          continue;
-        case 'host':
-          hasHost = true;
-          break;
-      }
-      if (overridden?.has(lower)) continue;
+    if (classify(name) !== Kind.Plain) continue;
+    const lower = name.toLowerCase();
+    if (named?.has(lower)) continue;
+    switch (lower) {
+      case 'x-forwarded-for':
+        priorXff = priorXff === undefined ? raw[i + 1]! : `${priorXff}, ${raw[i + 1]!}`;
+        continue;
+      case 'x-forwarded-proto':
+      case 'x-forwarded-host':
+      case 'expect':
+        continue;
+      case 'host':
+        hasHost = true;
+        break;
     }
+    if (overridden?.has(lower)) continue;
     out += `${name}: ${raw[i + 1]!}\r\n`;
   }
+  return out + addedLines(ctx, opts, overridden, priorXff, hasHost);
+}
+
+/** X-Forwarded-*, Host when the client sent none, proxy_set_header, framing and Connection. */
+function addedLines(
+  ctx: RequestContext,
+  opts: UpstreamHeadOptions,
+  overridden: Set<string> | undefined,
+  priorXff: string | undefined,
+  hasHost: boolean,
+): string {
   const xff = priorXff === undefined ? ctx.remoteAddr : `${priorXff}, ${ctx.remoteAddr}`;
-  const defaults: [string, string][] = [
-    ['X-Forwarded-For', xff],
-    ['X-Forwarded-Proto', ctx.scheme],
-  ];
-  if (ctx.host !== '') defaults.push(['X-Forwarded-Host', ctx.host]);
-  if (!hasHost) defaults.push(['Host', ctx.proxyHost]);
-  for (const [name, value] of defaults)
-    if (!overridden?.has(name.toLowerCase())) out += `${name}: ${value}\r\n`;
+  let out = '';
+  if (!overridden?.has('x-forwarded-for')) out += `X-Forwarded-For: ${xff}\r\n`;
+  if (!overridden?.has('x-forwarded-proto')) out += `X-Forwarded-Proto: ${ctx.scheme}\r\n`;
+  if (ctx.host !== '' && !overridden?.has('x-forwarded-host')) out += `X-Forwarded-Host: ${ctx.host}\r\n`;
+  if (!hasHost && !overridden?.has('host')) out += `Host: ${ctx.proxyHost}\r\n`;
   for (const h of opts.setHeaders) {
     const value = expand(h.value, ctx, xff);
     if (value !== '' && safe(value)) out += `${h.name}: ${value}\r\n`;

@@ -29,26 +29,64 @@ export class RequestError extends Error {
   }
 }
 
-export interface ClientRequest {
-  method: string;
-  url: string;
+/** How a request header travels upstream (`ClientRequest.marks`). */
+export const REQ_PLAIN = 0;
+/** Hop-by-hop (RFC 9110 §7.6.1): Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*. */
+export const REQ_HOP = 1;
+/** Replaced by keepwire: Content-Length (framing is redone), Expect, X-Forwarded-Proto, X-Forwarded-Host. */
+export const REQ_REPLACED = 2;
+/** X-Forwarded-For: merged into the one keepwire sends. */
+export const REQ_XFF = 3;
+export const REQ_HOST = 4;
+
+/** A request head's header lines, as received. */
+export interface HeaderLines {
+  /** The head without its final CRLF CRLF. */
+  readonly text: string;
+  /** Four numbers per header line: start, colon, end (before CRLF), REQ_* kind. */
+  readonly marks: readonly number[];
+  /** A Connection header names further headers (hop-by-hop as well). */
+  readonly connectionNames: boolean;
+  /** Flat name, value, name, value... as received (values trimmed). */
+  readonly rawHeaders: readonly string[];
+}
+
+export class ClientRequest implements HeaderLines {
+  method = '';
+  url = '';
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
-  minorVersion: number;
-  /** Flat name, value, name, value... as received. */
-  rawHeaders: string[];
+  minorVersion = 1;
   /** The Host header, undefined without one. */
   host: string | undefined;
   /** Declared Content-Length, -1 without one. */
-  contentLength: number;
-  chunked: boolean;
+  contentLength = -1;
+  chunked = false;
   /** The client allows the connection to stay open after the response. */
-  keepAlive: boolean;
+  keepAlive = true;
   /** `Expect: 100-continue` (HTTP/1.1). */
-  expectContinue: boolean;
+  expectContinue = false;
   /** Some other expectation, answered 417. */
-  expectOther: boolean;
+  expectOther = false;
   /** The Upgrade value when `Connection: upgrade` asks for one. */
   upgrade: string | undefined;
+  connectionNames = false;
+
+  constructor(
+    readonly text: string,
+    readonly marks: number[],
+  ) {}
+
+  private raw: string[] | undefined;
+
+  get rawHeaders(): string[] {
+    if (this.raw !== undefined) return this.raw;
+    const out: string[] = [];
+    const { text, marks } = this;
+    for (let i = 0; i < marks.length; i += 4)
+      out.push(text.slice(marks[i]!, marks[i + 1]!), text.slice(marks[i + 1]! + 1, marks[i + 2]!).trim());
+    this.raw = out;
+    return out;
+  }
 }
 
 export interface BodySink {
@@ -61,7 +99,18 @@ const CRLF2 = Buffer.from('\r\n\r\n');
 // Control characters other than HTAB, and a CR or LF that is not part of a CRLF.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 const BAD_HEAD_CHAR = /[\0-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Header name characters (RFC 9110 tchar), by character code. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+  TCHAR[c.charCodeAt(0)] = 1;
+
+function isToken(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 127 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
 const METHOD = /^[A-Z][A-Z_-]*$/;
 const DIGITS = /^\d{1,15}$/;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})(?:[ \t]*;.*)?$/;
@@ -113,7 +162,8 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
   else if (/^HTTP\/[2-9]\.\d$/.test(version))
     throw new RequestError(505, 'INVALID_VERSION', `unsupported version ${version}`);
   else throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
-  const rawHeaders: string[] = [];
+  const marks: number[] = [];
+  const req = new ClientRequest(text, marks);
   let host: string | undefined;
   let contentLength = -1;
   let te: string | undefined;
@@ -135,47 +185,85 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
         c === 32 || c === 9 ? 'obsolete line folding' : 'invalid header line',
       );
     }
-    const name = text.slice(from, colon);
-    if (!TOKEN.test(name)) throw new RequestError(400, 'INVALID_HEADER_TOKEN', 'invalid header name');
-    const value = text.slice(colon + 1, stop).trim();
-    from = stop + 2;
-    rawHeaders.push(name, value);
-    switch (name.length) {
+    if (!isToken(text, from, colon))
+      throw new RequestError(400, 'INVALID_HEADER_TOKEN', 'invalid header name');
+    let kind = REQ_PLAIN;
+    // Only names of these lengths matter here: no string is made for the others.
+    switch (colon - from) {
+      case 2:
+        if (lower(text, from, colon) === 'te') kind = REQ_HOP;
+        break;
       case 4:
-        if (name.toLowerCase() === 'host') {
+        if (lower(text, from, colon) === 'host') {
           if (host !== undefined) throw new RequestError(400, 'DUPLICATE_HOST', 'more than one Host');
-          host = value;
+          host = value(text, colon, stop);
+          kind = REQ_HOST;
         }
         break;
       case 6:
-        if (name.toLowerCase() === 'expect') expect = value.toLowerCase();
+        if (lower(text, from, colon) === 'expect') {
+          expect = value(text, colon, stop).toLowerCase();
+          kind = REQ_REPLACED;
+        }
         break;
-      case 7:
-        if (name.toLowerCase() === 'upgrade') upgrade = value;
+      case 7: {
+        const name = lower(text, from, colon);
+        if (name === 'upgrade') {
+          upgrade = value(text, colon, stop);
+          kind = REQ_HOP;
+        } else if (name === 'trailer') kind = REQ_HOP;
         break;
-      case 10:
-        if (name.toLowerCase() === 'connection') {
-          for (const token of value.split(',')) {
+      }
+      case 10: {
+        const name = lower(text, from, colon);
+        if (name === 'connection') {
+          kind = REQ_HOP;
+          for (const token of value(text, colon, stop).split(',')) {
             const t = token.trim().toLowerCase();
             if (t === 'close') connClose = true;
             else if (t === 'keep-alive') connKeepAlive = true;
             else if (t === 'upgrade') connUpgrade = true;
+            else if (t !== '') req.connectionNames = true;
           }
-        }
+        } else if (name === 'keep-alive') kind = REQ_HOP;
         break;
+      }
       case 14:
-        if (name.toLowerCase() === 'content-length') {
+        if (lower(text, from, colon) === 'content-length') {
+          kind = REQ_REPLACED;
           if (contentLength >= 0)
             throw new RequestError(400, 'DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length');
-          if (!DIGITS.test(value))
+          const v = value(text, colon, stop);
+          if (!DIGITS.test(v))
             throw new RequestError(400, 'INVALID_CONTENT_LENGTH', 'invalid Content-Length');
-          contentLength = Number(value);
+          contentLength = Number(v);
         }
         break;
-      case 17:
-        if (name.toLowerCase() === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`;
+      case 15:
+        if (lower(text, from, colon) === 'x-forwarded-for') kind = REQ_XFF;
         break;
+      case 16:
+        if (lower(text, from, colon) === 'x-forwarded-host') kind = REQ_REPLACED;
+        break;
+      case 17: {
+        const name = lower(text, from, colon);
+        if (name === 'transfer-encoding') {
+          kind = REQ_HOP;
+          const v = value(text, colon, stop);
+          te = te === undefined ? v : `${te}, ${v}`;
+        } else if (name === 'x-forwarded-proto') kind = REQ_REPLACED;
+        break;
+      }
     }
+    if (
+      kind === REQ_PLAIN &&
+      colon - from > 6 &&
+      (text.charCodeAt(from) | 0x20) === 0x70 &&
+      lower(text, from, from + 6) === 'proxy-'
+    )
+      kind = REQ_HOP;
+    marks.push(from, colon, stop, kind);
+    from = stop + 2;
   }
   let chunked = false;
   if (te !== undefined) {
@@ -185,19 +273,26 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
       throw new RequestError(400, 'INVALID_TRANSFER_ENCODING', `unsupported Transfer-Encoding "${te}"`);
     chunked = true;
   }
-  return {
-    method,
-    url,
-    minorVersion,
-    rawHeaders,
-    host,
-    contentLength,
-    chunked,
-    keepAlive: minorVersion === 1 ? !connClose : connKeepAlive && !connClose,
-    expectContinue: expect === '100-continue' && minorVersion === 1,
-    expectOther: expect !== undefined && expect !== '100-continue',
-    upgrade: connUpgrade && upgrade !== undefined ? upgrade : undefined,
-  };
+  req.method = method;
+  req.url = url;
+  req.minorVersion = minorVersion;
+  req.host = host;
+  req.contentLength = contentLength;
+  req.chunked = chunked;
+  req.keepAlive = minorVersion === 1 ? !connClose : connKeepAlive && !connClose;
+  req.expectContinue = expect === '100-continue' && minorVersion === 1;
+  req.expectOther = expect !== undefined && expect !== '100-continue';
+  req.upgrade = connUpgrade && upgrade !== undefined ? upgrade : undefined;
+  return req;
+}
+
+function lower(text: string, from: number, to: number): string {
+  return text.slice(from, to).toLowerCase();
+}
+
+/** A header line's value, without the whitespace around it. */
+function value(text: string, colon: number, stop: number): string {
+  return text.slice(colon + 1, stop).trim();
 }
 
 /**
@@ -306,7 +401,7 @@ export class BodyReader {
           }
           const colon = line.indexOf(':');
           const name = colon > 0 ? line.slice(0, colon) : '';
-          if (!TOKEN.test(name) || BAD_HEAD_CHAR.test(line))
+          if (colon <= 0 || !isToken(line, 0, colon) || BAD_HEAD_CHAR.test(line))
             throw new RequestError(400, 'INVALID_TRAILER', 'invalid trailer line');
           this.remaining += line.length;
           if (this.remaining > MAX_TRAILERS)

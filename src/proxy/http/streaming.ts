@@ -70,7 +70,7 @@ export class UpgradeTunnel implements ConnectionUser {
     this.ctx = {
       method: req.method,
       url: req.url,
-      rawHeaders: req.rawHeaders,
+      head: req,
       remoteAddr: conn.remoteAddr,
       remotePort: conn.remotePort,
       serverPort: owner.serverPort,
