@@ -157,8 +157,12 @@ export class ClientConnection {
     this.setTimer(Timer.Header, owner.clientHeaderTimeoutMs);
   }
 
+  private text: string | undefined;
+
+  /** `address:port` of the client, made once per connection (every log line has it). */
   get clientText(): string {
-    return `${this.remoteAddr}:${this.remotePort}`;
+    if (this.text === undefined) this.text = `${this.remoteAddr}:${this.remotePort}`;
+    return this.text;
   }
 
   /** True between requests with nothing of the next one received. */

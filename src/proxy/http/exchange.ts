@@ -665,7 +665,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     const record: RequestRecord = {
       msg: 'request',
       listen: this.leg.listenText,
-      client: `${this.ctx.remoteAddr}:${this.ctx.remotePort}`,
+      client: this.client.clientText,
       method: this.method,
       path: this.ctx.url,
       host: this.ctx.host,

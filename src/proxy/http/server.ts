@@ -84,7 +84,6 @@ class LocalAnswer implements ClientUser {
 export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
   readonly sockets = new Set<Socket>();
   readonly connections = new Set<ClientConnection>();
-  readonly exchanges = new Set<ProxyExchange>();
   readonly tunnels = new Set<UpgradeTunnel>();
   readonly listenText: string;
   readonly clientHeaderTimeoutMs: number;
@@ -135,7 +134,8 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
 
   stop(): void {
     this.detach();
-    for (const e of [...this.exchanges]) e.terminate();
+    // A request in flight is its connection's user (no set of them is kept per request).
+    for (const c of [...this.connections]) if (c.user instanceof ProxyExchange) c.user.terminate();
     for (const t of [...this.tunnels]) t.terminate();
     for (const s of [...this.sockets]) s.destroy();
   }
@@ -238,7 +238,6 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     }
     const route = this.routes.get(location)!;
     const exchange = new ProxyExchange(this, conn, req, location, route);
-    this.exchanges.add(exchange);
     exchange.start();
   }
 
@@ -348,7 +347,6 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
   }
 
   ended(item: ProxyExchange | UpgradeTunnel): void {
-    if (item instanceof ProxyExchange) this.exchanges.delete(item);
-    else this.tunnels.delete(item);
+    if (!(item instanceof ProxyExchange)) this.tunnels.delete(item);
   }
 }
