@@ -24,12 +24,14 @@ import type { Socket } from 'node:net';
  */
 export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
-export type ReadSink = (chunk: Buffer) => void;
+export type ReadSink<T = unknown> = (this: T, chunk: Buffer) => void;
 
 const SINK = Symbol('keepwire.readSink');
+const RECEIVER = Symbol('keepwire.readReceiver');
 
 interface Tapped {
   [SINK]?: ReadSink;
+  [RECEIVER]?: unknown;
   _handle?: { useUserBuffer?: (buf: Uint8Array) => void } | null;
   [key: symbol]: unknown;
 }
@@ -62,31 +64,38 @@ export function forceDataEvents(on: boolean): void {
   fields = on ? null : undefined;
 }
 
+/** The `onread` callback of every socket read this way (`this` is the socket). */
+function onRead(this: Tapped, n: number, buf: Uint8Array): boolean {
+  const chunk = Buffer.allocUnsafe(n);
+  chunk.set(buf.subarray(0, n));
+  this[SINK]!.call(this[RECEIVER], chunk);
+  return true;
+}
+
 /**
- * Sends every read of `socket` to `sink`, each as a Buffer of its own. Call
- * it again to hand the reads to someone else (an upgraded connection's
- * tunnel); a new sink sees only reads that land after the call.
+ * Sends every read of `socket` to `sink` (called on `receiver`), each as a
+ * Buffer of its own. Call it again to hand the reads to someone else (an
+ * upgraded connection's tunnel); a new sink sees only reads that land after
+ * the call. With a receiver, a connection needs no closure per socket.
  */
-export function readsTo(socket: Socket, sink: ReadSink): void {
+export function readsTo<T>(socket: Socket, sink: ReadSink<T>, receiver?: T): void {
   const tapped = socket as unknown as Tapped;
   const installed = tapped[SINK] !== undefined;
-  tapped[SINK] = sink;
+  tapped[SINK] = sink as ReadSink;
+  tapped[RECEIVER] = receiver;
   if (installed) return;
   if (fields === undefined) fields = findFields(socket);
   const handle = tapped._handle;
   if (fields !== null && handle && typeof handle.useUserBuffer === 'function') {
     tapped[fields.buffer] = READ_BUFFER;
     tapped[fields.generator] = null;
-    tapped[fields.callback] = (n: number, buf: Uint8Array): boolean => {
-      const chunk = Buffer.allocUnsafe(n);
-      chunk.set(buf.subarray(0, n));
-      tapped[SINK]!(chunk);
-      return true;
-    };
+    tapped[fields.callback] = onRead;
     handle.useUserBuffer(READ_BUFFER);
     // Bytes the stream already took in (if it was reading before) come first.
-    if (socket.readableLength > 0) sink(socket.read() as Buffer);
+    if (socket.readableLength > 0) sink.call(receiver as T, socket.read() as Buffer);
     return;
   }
-  socket.on('data', (chunk: Buffer) => tapped[SINK]!(chunk));
+  socket.on('data', function (this: Tapped, chunk: Buffer) {
+    this[SINK]!.call(this[RECEIVER], chunk);
+  });
 }

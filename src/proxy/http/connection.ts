@@ -52,6 +52,8 @@ export interface ConnectionOwner {
   onClientError(conn: ClientConnection, error: RequestError, req: ClientRequest | undefined): void;
   /** True while draining: idle connections close. */
   readonly draining: boolean;
+  /** The socket closed, whoever had it last (also after an Upgrade). */
+  connectionClosed(conn: ClientConnection): void;
 }
 
 /** How long unread request bytes are drained after a closing response (nginx's lingering_timeout). */
@@ -117,7 +119,8 @@ export class ClientConnection {
   /** How much of an incomplete head in `buf` was already searched. */
   private scanned = 0;
   private phase = Phase.Head;
-  private readonly body = new BodyReader();
+  /** Made for the first request with a body: most keep-alive connections never need one. */
+  private bodyReader: BodyReader | undefined;
   private responding = false;
   private awaitingFlush = false;
   private chunked = false;
@@ -133,13 +136,6 @@ export class ClientConnection {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
 
-  private readonly onDataBound = (chunk: Buffer) => this.onData(chunk);
-  private readonly onEndBound = () => this.onEnd();
-  private readonly onDrainBound = () => this.onDrain();
-  private readonly onCloseBound = () => this.onClose();
-  private readonly onTimerBound = () => this.onTimer();
-  private readonly onFlushedBound = () => this.onFlushed();
-
   constructor(
     private readonly owner: ConnectionOwner,
     readonly socket: Socket,
@@ -147,10 +143,13 @@ export class ClientConnection {
     this.remoteAddr = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.limits = owner.defaultLimits;
-    readsTo(socket, this.onDataBound);
-    socket.on('end', this.onEndBound);
-    socket.on('drain', this.onDrainBound);
-    socket.on('close', this.onCloseBound);
+    // Shared listeners that find the connection on the socket: an idle
+    // keep-alive connection costs no closures (memory per idle connection).
+    (socket as Owned)[CONNECTION] = this;
+    readsTo(socket, ClientConnection.prototype.onData, this);
+    socket.on('end', onSocketEnd);
+    socket.on('drain', onSocketDrain);
+    socket.on('close', onSocketClose);
     // Errors end in 'close', where the request in flight learns of them.
     socket.on('error', noop);
     // nginx's client_header_timeout runs from accept for the first request.
@@ -172,7 +171,8 @@ export class ClientConnection {
 
   // ---- reading -------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** @internal */
+  onData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
     if (this.timerKind === Timer.Discard) this.deadline = Date.now() + this.limits.clientBodyTimeoutMs;
     if (this.buf === undefined) this.buf = chunk;
@@ -237,10 +237,11 @@ export class ClientConnection {
           this.dispatch(req);
         } else if (this.phase === Phase.Body) {
           const buf = this.buf;
-          const at = this.body.execute(buf, 0);
+          const body = this.bodyReader!;
+          const at = body.execute(buf, 0);
           if (this.phase !== Phase.Body) break;
           this.consume(at);
-          if (this.body.done) this.bodyFinished();
+          if (body.done) this.bodyFinished();
           else if (this.buf !== undefined) break;
         } else break;
       }
@@ -273,14 +274,17 @@ export class ClientConnection {
       this.owner.onUpgrade(this, req, head);
       return;
     }
-    this.phase = this.body.start(req) ? Phase.Body : Phase.After;
-    this.body.sink = undefined;
+    if (req.chunked || req.contentLength > 0) {
+      this.bodyReader ??= new BodyReader();
+      this.phase = this.bodyReader.start(req) ? Phase.Body : Phase.After;
+      this.bodyReader.sink = undefined;
+    } else this.phase = Phase.After;
     this.owner.onRequest(this, req);
   }
 
   /** Sends the request body (as it arrives) to `sink`; without one it is read and dropped. */
   readBody(sink: ClientUser): void {
-    this.body.sink = sink;
+    if (this.bodyReader !== undefined) this.bodyReader.sink = sink;
   }
 
   private bodyFinished(): void {
@@ -310,7 +314,8 @@ export class ClientConnection {
     if (!this.pausedForPipeline) this.socket.resume();
   }
 
-  private onEnd(): void {
+  /** @internal */
+  onEnd(): void {
     this.peerEnded = true;
     if (this.phase === Phase.Closed || this.idle) {
       this.socket.destroy();
@@ -320,17 +325,19 @@ export class ClientConnection {
     if (this.phase === Phase.Body || (this.phase === Phase.Head && !this.responding)) this.socket.destroy();
   }
 
-  private onClose(): void {
+  /** @internal */
+  onClose(): void {
     this.phase = Phase.Closed;
     clearTimeout(this.timer);
     this.timer = undefined;
     const user = this.user;
     this.user = undefined;
-    this.body.sink = undefined;
+    if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
     if (this.responding) {
       this.responding = false;
       user?.onClientDone(false);
     }
+    this.owner.connectionClosed(this);
   }
 
   /** Hands the socket over (Upgrade): the connection stops listening to it. */
@@ -343,9 +350,9 @@ export class ClientConnection {
     // Nothing more is read until the tunnel takes the reads over (and resumes).
     s.pause();
     readsTo(s, noop);
-    s.removeListener('end', this.onEndBound);
-    s.removeListener('drain', this.onDrainBound);
-    s.removeListener('close', this.onCloseBound);
+    s.removeListener('end', onSocketEnd);
+    s.removeListener('drain', onSocketDrain);
+    // 'close' stays: the frontend counts the connection until the socket is gone.
     // The 'error' no-op stays: a refused upgrade answered by a bare end() has no other listener.
   }
 
@@ -430,7 +437,7 @@ export class ClientConnection {
       }
       socket.uncork();
     }
-    this.out = [];
+    out.length = 0;
     this.outBytes = 0;
     return blocked(socket);
   }
@@ -450,7 +457,7 @@ export class ClientConnection {
     else {
       // Done once the kernel has the last byte (send_timeout still applies until then).
       this.awaitingFlush = true;
-      flushed(this.socket, this.onFlushedBound);
+      flushed(this.socket, () => this.onFlushed());
     }
   }
 
@@ -484,7 +491,8 @@ export class ClientConnection {
     }
   }
 
-  private onDrain(): void {
+  /** @internal */
+  onDrain(): void {
     this.user?.onClientDrain();
   }
 
@@ -493,7 +501,7 @@ export class ClientConnection {
     this.responding = false;
     const user = this.user;
     this.user = undefined;
-    this.body.sink = undefined;
+    if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
     const keep = this.keep && !this.owner.draining && !this.peerEnded;
     user?.onClientDone(true);
     if (this.phase === Phase.Closed) {
@@ -531,7 +539,7 @@ export class ClientConnection {
     const unread = this.phase === Phase.Body || this.buf !== undefined;
     this.phase = Phase.Closed;
     this.buf = undefined;
-    this.body.sink = undefined;
+    if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
     if (this.socket.destroyed) return;
     if (!unread || this.peerEnded) {
       this.socket.destroySoon();
@@ -565,18 +573,19 @@ export class ClientConnection {
     if (this.timer === undefined || at < this.timerAt) {
       clearTimeout(this.timer);
       this.timerAt = at;
-      this.timer = setTimeout(this.onTimerBound, ms);
+      this.timer = setTimeout(onConnectionTimer, ms, this);
     }
   }
 
-  private onTimer(): void {
+  /** @internal */
+  onTimer(): void {
     this.timer = undefined;
     const kind = this.timerKind;
     if (kind === Timer.None || this.socket.destroyed) return;
     const left = this.deadline - Date.now();
     if (left > 0) {
       this.timerAt = this.deadline;
-      this.timer = setTimeout(this.onTimerBound, left);
+      this.timer = setTimeout(onConnectionTimer, left, this);
       return;
     }
     this.timerKind = Timer.None;
@@ -595,5 +604,27 @@ export class ClientConnection {
 }
 
 function noop(): void {}
+
+const CONNECTION = Symbol('keepwire.clientConnection');
+
+interface Owned extends Socket {
+  [CONNECTION]: ClientConnection;
+}
+
+function onSocketEnd(this: Owned): void {
+  this[CONNECTION].onEnd();
+}
+
+function onSocketDrain(this: Owned): void {
+  this[CONNECTION].onDrain();
+}
+
+function onSocketClose(this: Owned): void {
+  this[CONNECTION].onClose();
+}
+
+function onConnectionTimer(conn: ClientConnection): void {
+  conn.onTimer();
+}
 
 export { MAX_REQUEST_HEAD };

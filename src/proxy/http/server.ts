@@ -82,7 +82,6 @@ class LocalAnswer implements ClientUser {
 }
 
 export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
-  readonly sockets = new Set<Socket>();
   readonly connections = new Set<ClientConnection>();
   readonly tunnels = new Set<UpgradeTunnel>();
   readonly listenText: string;
@@ -124,11 +123,11 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
   }
 
   get liveCount(): number {
-    return this.sockets.size;
+    return this.connections.size;
   }
 
   drained(): Promise<void> {
-    if (this.sockets.size === 0) return Promise.resolve();
+    if (this.connections.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -137,7 +136,7 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     // A request in flight is its connection's user (no set of them is kept per request).
     for (const c of [...this.connections]) if (c.user instanceof ProxyExchange) c.user.terminate();
     for (const t of [...this.tunnels]) t.terminate();
-    for (const s of [...this.sockets]) s.destroy();
+    for (const c of [...this.connections]) c.socket.destroy();
   }
 
   private accept(socket: Socket): void {
@@ -145,15 +144,7 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
       socket.destroy();
       return;
     }
-    this.sockets.add(socket);
-    const conn = new ClientConnection(this, socket);
-    this.connections.add(conn);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      this.connections.delete(conn);
-      this.deps.limiter.release();
-      this.notifyIfDrained();
-    });
+    this.connections.add(new ClientConnection(this, socket));
     const spec = this.listen.soKeepalive;
     if (spec?.enable) {
       try {
@@ -166,8 +157,15 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     socket.resume();
   }
 
+  /** The socket closed (also after an Upgrade handed it to a tunnel). */
+  connectionClosed(conn: ClientConnection): void {
+    if (!this.connections.delete(conn)) return;
+    this.deps.limiter.release();
+    this.notifyIfDrained();
+  }
+
   private notifyIfDrained(): void {
-    if (this.sockets.size > 0 || this.waiters.length === 0) return;
+    if (this.connections.size > 0 || this.waiters.length === 0) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
