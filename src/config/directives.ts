@@ -409,6 +409,40 @@ function parseNextUpstream(args: readonly string[]): DirectiveResult<NextUpstrea
   return done(out);
 }
 
+const ACCESS_LOG_HINT =
+  'keepwire writes its access log as JSON lines on standard output; redirect that, or use access_log off';
+
+/**
+ * `access_log off | on`. nginx's `access_log path [format ...]` (a file,
+ * `syslog:` or `memory:`) is an error, not silently ignored: keepwire has one
+ * access log, JSON lines on standard output.
+ */
+function parseAccessLog(args: readonly string[]): DirectiveResult<boolean> {
+  const first = args[0]!;
+  if (first === 'off' || first === 'on') {
+    if (args.length > 1) {
+      return atArg(
+        bad(
+          `"${first}" takes no other parameters (got "${args[1]}")`,
+          0,
+          'write access_log off; or access_log on;',
+        ),
+        1,
+      );
+    }
+    return done(first === 'on');
+  }
+  const where = first.startsWith('syslog:')
+    ? 'to syslog'
+    : first.startsWith('memory:')
+      ? 'to memory'
+      : 'to a file';
+  return atArg(
+    bad(`logging ${where} ("${first}") is not supported by keepwire`, 0, ACCESS_LOG_HINT, 'unsupported'),
+    0,
+  );
+}
+
 function parseReturn(args: readonly string[]): DirectiveResult<{ code: number; text?: string }> {
   // nginx accepts 0..999 and 444 ("close without response").
   const code = atArg(parseInteger(args[0]!, 0, 999), 0);
@@ -918,6 +952,18 @@ export const D = {
     default: '64k',
     parse: single(parseSize),
     doc: 'How much of a request body keepwire keeps in memory so the request can be repeated on a fresh connection (the stale-connection retry) or on the next server. keepwire streams bodies and never writes them to disk: a body larger than this is streamed without a copy, and if the upstream fails after more than this was sent the client gets 502 — never a retry, never a duplicate. nginx defaults to 8k/16k because it spills larger bodies to a temporary file and can always replay; keepwire keeps 64k so typical API bodies stay retryable.',
+  }),
+  accessLog: d({
+    name: 'access_log',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'off | on',
+    minArgs: 1,
+    maxArgs: Number.POSITIVE_INFINITY,
+    default: 'on',
+    keepwire: 'extension',
+    parse: parseAccessLog,
+    doc: "Whether requests are logged: `off` writes no `request` line for requests routed here (e.g. a health-check location or a very hot path); `on` (a keepwire extension, the default) writes one JSON line per request on standard output. Inherited from http to server to location, and taken from the location a request is routed to; a request answered before routing (400, 405, 408, 417, 431) follows the address's default server, and one no location matches (404) the server chosen by `Host`. `upstream_retry` lines are written either way: a retry is never silent. nginx's `access_log path [format ...]` is refused: keepwire writes its access log as JSON lines on standard output only; redirect that to a file.",
   }),
   location: d({
     name: 'location',

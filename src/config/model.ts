@@ -156,6 +156,8 @@ export interface HttpLocation {
   sendTimeoutMs?: number;
   clientMaxBodySize?: number;
   clientBodyBufferSize?: number;
+  /** access_log, default on (JSON lines on standard output); off: no `request` line for requests routed here. Inherited http → server → location. */
+  accessLog: boolean;
   source: SourceRef;
 }
 
@@ -186,6 +188,12 @@ export interface HttpServer {
    * body is streamed and never repeated.
    */
   clientBodyBufferSize: number;
+  /**
+   * access_log of the server (http → server), default on: requests no
+   * location matches; the default server's also covers requests answered
+   * before routing (400, 408, 431).
+   */
+  accessLog: boolean;
   locations: HttpLocation[];
   lbIdleTimeoutMs?: number;
   source: SourceRef;

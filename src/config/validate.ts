@@ -451,6 +451,7 @@ class Builder {
         sendTimeoutMs: resolve(chain, D.sendTimeout).value,
         clientMaxBodySize: resolve(chain, D.clientMaxBodySize).value,
         clientBodyBufferSize: resolve(chain, D.clientBodyBufferSize).value,
+        accessLog: resolve(chain, D.accessLog).value,
         locations: [],
         source: ref(node),
       };
@@ -516,6 +517,7 @@ class Builder {
       proxyNextUpstream: resolve(chain, D.httpProxyNextUpstream).value,
       proxyNextUpstreamTries: resolve(chain, D.httpProxyNextUpstreamTries).value,
       proxyNextUpstreamTimeoutMs: resolve(chain, D.httpProxyNextUpstreamTimeout).value,
+      accessLog: resolve(chain, D.accessLog).value,
       source: ref(node),
     };
     // Client settings the location sets itself; the rest come from its server.

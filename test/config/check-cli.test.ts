@@ -86,6 +86,34 @@ describe('keepwire check', () => {
     );
   });
 
+  it("refuses nginx's access_log path form at FILE:LINE:COL with the hint; access_log off passes", () => {
+    const file = conf(
+      'access-log.conf',
+      'http {\n    server {\n        listen 127.0.0.1:8080;\n        location / {\n            return 204;\n            access_log /var/log/nginx/access.log main;\n        }\n    }\n}\n',
+    );
+    const r = keepwire('check', '-c', file);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.split('\n');
+    assert.equal(
+      lines[0],
+      `${file}:6:24: error: access_log: logging to a file ("/var/log/nginx/access.log") is not supported by keepwire`,
+    );
+    assert.equal(lines[1], '  6 |             access_log /var/log/nginx/access.log main;');
+    assert.equal(lines[2], `    | ${' '.repeat(23)}^`);
+    assert.equal(
+      lines[3],
+      '  hint: keepwire writes its access log as JSON lines on standard output; redirect that, or use access_log off',
+    );
+    assert.match(r.stderr, /test failed \(1 error, 0 warnings\)/);
+    const off = conf(
+      'access-log-off.conf',
+      'http {\n    access_log on;\n    server {\n        listen 127.0.0.1:8080;\n        location / { return 204; access_log off; }\n    }\n}\n',
+    );
+    const ok = keepwire('check', '-c', off);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /test is successful \(0 errors, 0 warnings\)/);
+  });
+
   it('an unreadable file is a failed check (exit 1), as with nginx -t', () => {
     const r = keepwire('check', '-c', path.join(dir, 'nope.conf'));
     assert.equal(r.code, 1);

@@ -286,6 +286,10 @@ const VALID: Valid[] = [
   ['location', 'return 204;', (c) => [loc(c).returnDirective, loc(c).proxyPass], [{ code: 204 }, undefined]],
   ['location', 'return 200 "ok\\n";', (c) => loc(c).returnDirective, { code: 200, text: 'ok\n' }],
   ['location', 'include /dev/null;', (c) => loc(c).prefix, '/'],
+  ['http', 'access_log off;', (c) => [hserver(c).accessLog, loc(c).accessLog], [false, false]],
+  ['hserver', 'access_log off;', (c) => [hserver(c).accessLog, loc(c).accessLog], [false, false]],
+  ['location', 'access_log off;', (c) => [hserver(c).accessLog, loc(c).accessLog], [true, false]],
+  ['location', 'access_log on;', (c) => loc(c).accessLog, true],
 ];
 
 const INVALID: Invalid[] = [
@@ -343,6 +347,20 @@ const INVALID: Invalid[] = [
   ],
   ['sserver', 'listen 127.0.0.1:6432 default;', 'unsupported', 'default;', 'not valid in stream'],
   ['location', 'client_header_timeout 5s;', 'wrong-context', 0, 'not allowed in location'],
+  [
+    'location',
+    'access_log /var/log/nginx/access.log main;',
+    'unsupported',
+    '/var',
+    'logging to a file ("/var/log/nginx/access.log") is not supported by keepwire',
+  ],
+  ['hserver', 'access_log /var/log/nginx/access.log;', 'unsupported', '/var', 'to a file'],
+  ['http', 'access_log syslog:server=10.0.0.1 combined;', 'unsupported', 'syslog', 'logging to syslog'],
+  ['location', 'access_log off main;', 'bad-value', 'main', '"off" takes no other parameters'],
+  ['location', 'access_log yes;', 'unsupported', 'yes', 'to a file ("yes")'],
+  ['location', 'access_log;', 'wrong-arity', 0, 'takes at least 1'],
+  ['location', 'access_log off; access_log on;', 'duplicate-directive', 'access_log on', 'is duplicate'],
+  ['sserver', 'access_log off;', 'wrong-context', 0, 'not allowed in server (stream)'],
   ['location', 'client_body_buffer_size 1x;', 'bad-value', 'x', 'invalid size'],
   ['location', 'proxy_next_upstream_timeout soon;', 'bad-value', 'soon', 'invalid time value'],
   ['hserver', 'client_max_body_size 10t;', 'bad-value', 23, 'invalid size'],
@@ -453,6 +471,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       sendTimeoutMs: 60_000,
       clientMaxBodySize: 1024 * 1024,
       clientBodyBufferSize: 64 * 1024,
+      accessLog: true,
     });
     const { source: _ls, proxyPass: _lp, ...l } = locations[0]!;
     assert.deepEqual(l, {
@@ -466,6 +485,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       proxyNextUpstream: ['error', 'timeout'],
       proxyNextUpstreamTries: 0,
       proxyNextUpstreamTimeoutMs: 0,
+      accessLog: true,
     });
     const { servers, source: _us, ...u } = app(c);
     assert.deepEqual(u, {
@@ -544,6 +564,53 @@ http {
       [10_000, 9000, 3],
     );
     assert.deepEqual([root!.clientMaxBodySize, root!.keepaliveTimeoutMs], [undefined, undefined]);
+  });
+});
+
+describe('access_log', () => {
+  it('inherits http -> server -> location as nginx, innermost wins', () => {
+    const c = check(`http {
+    access_log off;
+    server {
+        listen 127.0.0.1:8080;
+        location / { proxy_pass http://127.0.0.1:1; }
+        location /loud { proxy_pass http://127.0.0.1:1; access_log on; }
+    }
+    server {
+        listen 127.0.0.1:8081;
+        access_log on;
+        location / { proxy_pass http://127.0.0.1:1; }
+        location /healthz { access_log off; return 200; }
+    }
+}
+`).config!;
+    const [quiet, loud] = c.http!.servers;
+    assert.deepEqual(
+      [quiet!.accessLog, ...quiet!.locations.map((l) => [l.prefix, l.accessLog])],
+      [false, ['/', false], ['/loud', true]],
+    );
+    assert.deepEqual(
+      [loud!.accessLog, ...loud!.locations.map((l) => [l.prefix, l.accessLog])],
+      [true, ['/', true], ['/healthz', false]],
+    );
+  });
+
+  it('refuses a path with a hint to redirect standard output', () => {
+    const result = check(
+      'http {\n    server {\n        location / { return 204; access_log /var/log/nginx/access.log; }\n    }\n}\n',
+    );
+    assert.equal(result.config, undefined);
+    assert.deepEqual(result.diagnostics, [
+      {
+        severity: 'error',
+        code: 'unsupported',
+        message: 'access_log: logging to a file ("/var/log/nginx/access.log") is not supported by keepwire',
+        file: 'test.conf',
+        line: 3,
+        col: 45,
+        hint: 'keepwire writes its access log as JSON lines on standard output; redirect that, or use access_log off',
+      },
+    ]);
   });
 });
 

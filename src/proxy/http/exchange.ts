@@ -662,6 +662,10 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     clearTimeout(this.bodyTimer);
     clearTimeout(this.clientTimer);
+    if (!this.limits.accessLog) {
+      this.leg.ended(this);
+      return;
+    }
     const record: RequestRecord = {
       msg: 'request',
       listen: this.leg.listenText,

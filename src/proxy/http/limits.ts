@@ -22,6 +22,8 @@ export interface ClientLimits {
   readonly clientMaxBodySize: number;
   /** Request body bytes kept for a repeat on another connection. */
   readonly clientBodyBufferSize: number;
+  /** access_log: whether a request routed here gets a `request` line. */
+  readonly accessLog: boolean;
 }
 
 /** The settings of `server`, with what `location` sets itself on top. */
@@ -40,5 +42,6 @@ export function clientLimits(server: HttpServer, location?: HttpLocation): Clien
     sendTimeoutMs: location?.sendTimeoutMs ?? server.sendTimeoutMs,
     clientMaxBodySize: location?.clientMaxBodySize ?? server.clientMaxBodySize,
     clientBodyBufferSize: location?.clientBodyBufferSize ?? server.clientBodyBufferSize,
+    accessLog: (location ?? server).accessLog,
   };
 }

@@ -58,11 +58,12 @@ class LocalAnswer implements ClientUser {
   constructor(
     private readonly frontend: HttpFrontend,
     private readonly conn: ClientConnection,
-    private readonly record: RequestRecord,
+    /** Undefined under `access_log off`: nothing is logged. */
+    private readonly record: RequestRecord | undefined,
   ) {}
 
   onBodyData(chunk: Buffer): void {
-    this.record.bytesReceived += chunk.length;
+    if (this.record) this.record.bytesReceived += chunk.length;
   }
 
   onBodyEnd(): void {}
@@ -72,6 +73,7 @@ class LocalAnswer implements ClientUser {
   }
 
   onClientDone(complete: boolean): void {
+    if (!this.record) return;
     if (!complete) {
       this.record.reason = 'client_closed';
       this.record.detail ??= 'client closed before the response was sent';
@@ -196,16 +198,16 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
 
   onRequest(conn: ClientConnection, req: ClientRequest): void {
     if (req.expectOther) {
-      this.local(conn, req, 417, 'bad_request', 'unsupported Expect', true);
+      this.refuse(conn, req, 417, 'unsupported Expect');
       return;
     }
     if (req.method === 'CONNECT') {
-      this.local(conn, req, 405, 'bad_request', 'CONNECT is not proxied', true);
+      this.refuse(conn, req, 405, 'CONNECT is not proxied');
       return;
     }
     if (req.host === undefined && req.minorVersion === 1) {
       // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host.
-      this.local(conn, req, 400, 'bad_request', 'HTTP/1.1 request without Host', true);
+      this.refuse(conn, req, 400, 'HTTP/1.1 request without Host');
       return;
     }
     const location = this.locate(conn, req);
@@ -239,7 +241,16 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     exchange.start();
   }
 
-  /** A response keepwire makes itself: return, 404, early 413. */
+  /** An answer before routing (400, 405, 417), under the address's default server's access_log. */
+  private refuse(conn: ClientConnection, req: ClientRequest, status: number, detail: string): void {
+    this.local(conn, req, status, 'bad_request', detail, true, undefined, this.defaultLimits.accessLog);
+  }
+
+  /**
+   * A response keepwire makes itself: return, 404, early 413. Logged under
+   * the access_log of the server and location routed to; answers before
+   * routing pass the default server's.
+   */
   private local(
     conn: ClientConnection,
     req: ClientRequest,
@@ -248,6 +259,7 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     detail: string | undefined,
     close: boolean,
     text?: string,
+    accessLog = conn.limits.accessLog,
   ): void {
     let body = text ?? '';
     const headers: string[] = [];
@@ -258,23 +270,26 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     } else if (text === undefined && status >= 400) body = `${status} ${statusText(status)}\n`;
     const bytes = Buffer.from(body);
     headers.push('Content-Type', TEXT_PLAIN, 'Content-Length', String(bytes.length));
-    const record: RequestRecord = {
-      msg: 'request',
-      listen: this.listenText,
-      client: conn.clientText,
-      ...requestFields(req),
-      status,
-      bytesSent: req.method === 'HEAD' ? 0 : bytes.length,
-      bytesReceived: 0,
-      upstream: null,
-      upstreamConnect: null,
-      tries: 0,
-      retries: 0,
-      // Holds the start time until the answer is out.
-      timings: { totalMs: Date.now() },
-      reason,
-    };
-    if (detail !== undefined) record.detail = detail;
+    let record: RequestRecord | undefined;
+    if (accessLog) {
+      record = {
+        msg: 'request',
+        listen: this.listenText,
+        client: conn.clientText,
+        ...requestFields(req),
+        status,
+        bytesSent: req.method === 'HEAD' ? 0 : bytes.length,
+        bytesReceived: 0,
+        upstream: null,
+        upstreamConnect: null,
+        tries: 0,
+        retries: 0,
+        // Holds the start time until the answer is out.
+        timings: { totalMs: Date.now() },
+        reason,
+      };
+      if (detail !== undefined) record.detail = detail;
+    }
     const answer = new LocalAnswer(this, conn, record);
     conn.user = answer;
     conn.readBody(answer);
@@ -304,6 +319,8 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     conn.sendAndClose(
       `HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );
+    // Before routing: the address's default server's access_log.
+    if (!this.defaultLimits.accessLog) return;
     this.deps.log({
       msg: 'request',
       listen: this.listenText,

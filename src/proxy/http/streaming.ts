@@ -298,6 +298,10 @@ export class UpgradeTunnel implements ConnectionUser {
     clearTimeout(this.idleTimer);
     clearTimeout(this.connectTimer);
     this.releaseHost();
+    if (!this.location.accessLog) {
+      this.owner.ended(this);
+      return;
+    }
     const record: RequestRecord = {
       msg: 'request',
       listen: this.owner.listenText,

@@ -32,6 +32,7 @@ export function location(opts: Partial<HttpLocation> = {}): HttpLocation {
     proxyNextUpstream: ['error', 'timeout'],
     proxyNextUpstreamTries: 0,
     proxyNextUpstreamTimeoutMs: 0,
+    accessLog: true,
     source: SRC,
     ...opts,
   };
@@ -61,6 +62,7 @@ export function httpServer(opts: Partial<HttpServer> = {}): HttpServer {
     sendTimeoutMs: 60_000,
     clientMaxBodySize: 1024 * 1024,
     clientBodyBufferSize: 64 * 1024,
+    accessLog: true,
     locations: [location({ proxyPass: passToGroup('app') })],
     source: SRC,
     ...opts,
