@@ -14,7 +14,7 @@
 import http from 'node:http';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { arg, freePort, MAIN, startNginx, Workspace, waitListening, wrk } from './common.js';
+import { arg, freePort, MAIN, startNginx, Workspace, type WrkResult, waitListening, wrk } from './common.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const BODY = 'x'.repeat(97);
@@ -39,7 +39,9 @@ async function main(): Promise<void> {
   const seconds = arg('seconds', 5);
   const connections = arg('connections', 64);
   const ws = new Workspace('keepwire-bench-http-');
-  const [backend, kw, ng, hp, hpx] = [
+  const [backend, kw, ng, hp, hpx, kwQuiet, ngLog] = [
+    await freePort(),
+    await freePort(),
     await freePort(),
     await freePort(),
     await freePort(),
@@ -71,20 +73,40 @@ async function main(): Promise<void> {
 }
 `,
     );
-    const kwConf = ws.write(
-      'keepwire.conf',
+    // The same proxy logging every request (nginx's default), to /dev/null.
+    startNginx(
+      ws,
+      'nginx-log',
       `http {
+    access_log /dev/null;
     upstream app { server 127.0.0.1:${backend}; keepalive 64; }
     server {
-        listen 127.0.0.1:${kw};
+        listen 127.0.0.1:${ngLog};
         keepalive_requests 100000;
-        location / { proxy_pass http://app; proxy_http_version 1.1; }
+        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
     }
 }
 `,
     );
-    // Access log lines are part of keepwire's work; they go to /dev/null here.
-    ws.spawn(process.execPath, [MAIN, 'serve', '-c', kwConf]);
+    const keepwireConf = (port: number, accessLog: string) =>
+      `http {
+    access_log ${accessLog};
+    upstream app { server 127.0.0.1:${backend}; keepalive 64; }
+    server {
+        listen 127.0.0.1:${port};
+        keepalive_requests 100000;
+        location / { proxy_pass http://app; proxy_http_version 1.1; }
+    }
+}
+`;
+    // Access log lines (keepwire's default: one JSON line per request) go to /dev/null here.
+    ws.spawn(process.execPath, [MAIN, 'serve', '-c', ws.write('keepwire.conf', keepwireConf(kw, 'on'))]);
+    ws.spawn(process.execPath, [
+      MAIN,
+      'serve',
+      '-c',
+      ws.write('keepwire-quiet.conf', keepwireConf(kwQuiet, 'off')),
+    ]);
     const hpConf = ws.write(
       'haproxy.cfg',
       `global
@@ -103,12 +125,14 @@ listen web
     );
     ws.spawn('haproxy', ['-f', hpConf, '-db']);
     ws.spawn(process.execPath, [SELF, '--http-proxy-child', String(hpx), String(backend)]);
-    for (const p of [backend, kw, ng, hp, hpx]) await waitListening(p);
+    for (const p of [backend, kw, ng, hp, hpx, kwQuiet, ngLog]) await waitListening(p);
 
     const targets: [string, number][] = [
       ['direct', backend],
       ['keepwire', kw],
+      ['keepwire access_log off', kwQuiet],
       ['nginx', ng],
+      ['nginx access_log on', ngLog],
       ['HAProxy', hp],
       ['http-proxy', hpx],
     ];
@@ -127,8 +151,14 @@ listen web
       );
     const by = (n: string) => results.find((r) => r.name === n)!;
     const k = by('keepwire');
+    const kq = by('keepwire access_log off');
+    const ratio = (a: WrkResult, b: WrkResult) => (a.rps / b.rps).toFixed(2);
+    const p99 = (a: WrkResult, b: WrkResult) => (a.p99Ms / b.p99Ms).toFixed(2);
     console.log(
-      `keepwire/nginx req/s ${(k.rps / by('nginx').rps).toFixed(2)} (target >= 0.6); keepwire/http-proxy ${(k.rps / by('http-proxy').rps).toFixed(2)} (target >= 2); keepwire/HAProxy ${(k.rps / by('HAProxy').rps).toFixed(2)}; p99 keepwire/nginx ${(k.p99Ms / by('nginx').p99Ms).toFixed(2)} (target <= 2)`,
+      `keepwire/nginx req/s (targets >= 0.6, p99 <= 2): both without access log ${ratio(kq, by('nginx'))}, p99 ${p99(kq, by('nginx'))}; both logging every request ${ratio(k, by('nginx access_log on'))}, p99 ${p99(k, by('nginx access_log on'))}; keepwire logging, nginx not ${ratio(k, by('nginx'))}, p99 ${p99(k, by('nginx'))}`,
+    );
+    console.log(
+      `keepwire/http-proxy ${ratio(k, by('http-proxy'))} (target >= 2; http-proxy does not log); keepwire/HAProxy ${ratio(kq, by('HAProxy'))} (neither logging)`,
     );
   } finally {
     await ws.stop();

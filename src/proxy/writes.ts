@@ -20,7 +20,7 @@ import { getSystemErrorName } from 'node:util';
 interface WriteReq {
   handle: unknown;
   oncomplete: (this: WriteReq, status: number) => void;
-  socket: Socket;
+  socket: Socket | undefined;
   buffer: Buffer | null;
   async: boolean;
 }
@@ -73,7 +73,7 @@ export function forceStreamWrites(on: boolean): void {
 }
 
 function onComplete(this: WriteReq, status: number): void {
-  const socket = this.socket;
+  const socket = this.socket!;
   const tracked = socket as unknown as Tracked;
   this.buffer = null;
   tracked[PENDING] = (tracked[PENDING] ?? 1) - 1;
@@ -114,7 +114,10 @@ export function send(socket: Socket, data: string | Buffer): void {
     else socket.write(data);
     return;
   }
-  const req = new wrap.WriteWrap();
+  // A request the kernel took whole is never seen again by libuv: the next
+  // write reuses it rather than make another (a C++-backed object) per write.
+  const req = spare ?? new wrap.WriteWrap();
+  spare = undefined;
   req.handle = handle;
   req.oncomplete = onComplete;
   req.socket = socket;
@@ -131,8 +134,14 @@ export function send(socket: Socket, data: string | Buffer): void {
     if (typeof data !== 'string') req.buffer = data;
     const tracked = socket as unknown as Tracked;
     tracked[PENDING] = (tracked[PENDING] ?? 0) + 1;
+  } else {
+    req.handle = null;
+    req.socket = undefined;
+    spare = req;
   }
 }
+
+let spare: WriteReq | undefined;
 
 /** True while written bytes wait for the socket (the caller should wait for 'drain'). */
 export function blocked(socket: Socket): boolean {

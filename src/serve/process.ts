@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { type Diagnostic, formatDiagnostic, sortDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
-import { type HttpLogRecord, requestJson } from '../proxy/http/index.js';
+import { type HttpLogRecord, requestFields } from '../proxy/http/index.js';
 import { ConfigStartError, Runtime } from './index.js';
 
 export type ConfigLoader = (path: string) => {
@@ -111,8 +111,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
       timeMs = ms;
       timeText = new Date(ms).toISOString();
     }
-    const json = record.msg === 'request' ? requestJson(record) : JSON.stringify(record);
-    queueLine(`{"level":30,"time":"${timeText}"${linePrefix}${json.slice(1)}\n`);
+    const fields = record.msg === 'request' ? requestFields(record) : JSON.stringify(record).slice(1);
+    queueLine(`{"level":30,"time":"${timeText}"${linePrefix}${fields}\n`);
   };
   const runtime = new Runtime({
     sessionLog: ({ msg, ...fields }) => logger.info(fields, msg),

@@ -14,7 +14,7 @@ import { type HttpDeps, HttpFrontend } from './server.js';
 import { GroupPool } from './transport.js';
 
 export type { HttpLogRecord, RequestEndReason, RequestRecord, RetryRecord } from './log.js';
-export { requestJson } from './log.js';
+export { requestFields, requestJson } from './log.js';
 export { HttpFrontend } from './server.js';
 
 export class HttpBuildError extends Error {

@@ -91,12 +91,20 @@ function str(s: string): string {
  * same text for any record (test/proxy/http/log-line.test.ts).
  */
 export function requestJson(r: RequestRecord): string {
+  return `{${requestFields(r)}`;
+}
+
+/**
+ * `requestJson` without its opening brace, for a line that puts fields of
+ * its own first (cutting the brace off a finished string would copy it).
+ */
+export function requestFields(r: RequestRecord): string {
   const t = r.timings;
   let timings = `{"totalMs":${t.totalMs}`;
   if (t.connectMs !== undefined) timings += `,"connectMs":${t.connectMs}`;
   if (t.headerMs !== undefined) timings += `,"headerMs":${t.headerMs}`;
   let out =
-    `{"msg":"request","listen":${str(r.listen)},"client":${str(r.client)},"method":${str(r.method)}` +
+    `"msg":"request","listen":${str(r.listen)},"client":${str(r.client)},"method":${str(r.method)}` +
     `,"path":${str(r.path)},"host":${str(r.host)},"status":${r.status},"bytesSent":${r.bytesSent}` +
     `,"bytesReceived":${r.bytesReceived},"upstream":${r.upstream === null ? 'null' : str(r.upstream)}` +
     `,"upstreamConnect":${r.upstreamConnect === null ? 'null' : `"${r.upstreamConnect}"`}` +
