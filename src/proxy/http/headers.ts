@@ -156,22 +156,42 @@ export function upstreamRequestHead(ctx: RequestContext, opts: UpstreamHeadOptio
   const { text, marks } = head;
   let priorXff: string | undefined;
   let hasHost = false;
-  let out = `${ctx.method} ${ctx.url} HTTP/${opts.version}\r\n`;
-  // Runs of forwarded lines go up as one slice each of the head as received.
-  let runStart = -1;
-  let runEnd = -1;
   for (let i = 0; i < marks.length; i += 4) {
     const kind = marks[i + 3];
-    let keep = false;
-    if (kind === REQ_PLAIN || kind === REQ_HOST) {
-      if (kind === REQ_HOST) hasHost = true;
-      keep = overridden === undefined || !overridden.has(text.slice(marks[i]!, marks[i + 1]!).toLowerCase());
-    } else if (kind === REQ_XFF) {
+    if (kind === REQ_HOST) hasHost = true;
+    else if (kind === REQ_XFF) {
       const v = text.slice(marks[i + 1]! + 1, marks[i + 2]!).trim();
       priorXff = priorXff === undefined ? v : `${priorXff}, ${v}`;
     }
-    if (keep) {
-      if (runStart < 0) runStart = marks[i]!;
+  }
+  const lines = keptLines(
+    text,
+    marks,
+    (1 << REQ_PLAIN) | (1 << REQ_HOST),
+    overridden && ((from, colon) => overridden.has(text.slice(from, colon).toLowerCase())),
+  );
+  return `${ctx.method} ${ctx.url} HTTP/${opts.version}\r\n${lines}${addedLines(ctx, opts, overridden, priorXff, hasHost)}`;
+}
+
+/**
+ * The header lines of `marks` whose kind is in `kinds` (a bit per kind) and
+ * that `drop` (given a line's start and colon) does not refuse, ending in
+ * CRLF each: runs of consecutive lines are one slice each of the head as
+ * received, so a typical head costs one string, not one per header.
+ */
+function keptLines(
+  text: string,
+  marks: readonly number[],
+  kinds: number,
+  drop?: (from: number, colon: number) => boolean,
+): string {
+  let out = '';
+  let runStart = -1;
+  let runEnd = -1;
+  for (let i = 0; i < marks.length; i += 4) {
+    const from = marks[i]!;
+    if ((kinds & (1 << marks[i + 3]!)) !== 0 && (drop === undefined || !drop(from, marks[i + 1]!))) {
+      if (runStart < 0) runStart = from;
       runEnd = marks[i + 2]!;
     } else if (runStart >= 0) {
       out += `${text.slice(runStart, runEnd)}\r\n`;
@@ -179,7 +199,7 @@ export function upstreamRequestHead(ctx: RequestContext, opts: UpstreamHeadOptio
     }
   }
   if (runStart >= 0) out += `${text.slice(runStart, runEnd)}\r\n`;
-  return out + addedLines(ctx, opts, overridden, priorXff, hasHost);
+  return out;
 }
 
 const OVERRIDDEN = new WeakMap<readonly { name: string }[], Set<string>>();
@@ -290,22 +310,11 @@ export function clientResponseLines(raw: readonly string[], dropLength = false):
  */
 export function clientResponseText(head: ResponseHead, dropLength: boolean): string {
   if (head.connectionNames) return clientResponseLines(head.rawHeaders, dropLength);
-  const { text, marks } = head;
-  let out = '';
-  let runStart = -1;
-  let runEnd = -1;
-  for (let i = 0; i < marks.length; i += 4) {
-    const kind = marks[i + 3];
-    if (kind === HEADER_PLAIN || (kind === HEADER_LENGTH && !dropLength)) {
-      if (runStart < 0) runStart = marks[i]!;
-      runEnd = marks[i + 2]!;
-    } else if (runStart >= 0) {
-      out += `${text.slice(runStart, runEnd)}\r\n`;
-      runStart = -1;
-    }
-  }
-  if (runStart >= 0) out += `${text.slice(runStart, runEnd)}\r\n`;
-  return out;
+  return keptLines(
+    head.text,
+    head.marks,
+    dropLength ? 1 << HEADER_PLAIN : (1 << HEADER_PLAIN) | (1 << HEADER_LENGTH),
+  );
 }
 
 /** Trailers minus the fields that may not appear in them (RFC 9110 §6.5.1), flat name, value pairs. */
