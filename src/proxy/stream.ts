@@ -17,6 +17,7 @@ import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
 import type { ConnectionLimiter } from './limits.js';
 import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
+import { joinSockets } from './pump.js';
 
 export type SessionEndReason =
   | 'client_closed'
@@ -309,34 +310,19 @@ export class StreamSession {
   }
 
   private bridge(upstream: Socket): void {
-    const client = this.client;
-    const touch = () => {
-      this.lastActivity = this.now();
-    };
-    client.on('data', (chunk: Buffer) => {
-      this.bytesFromClient += chunk.length;
-      touch();
-      if (!upstream.write(chunk)) client.pause();
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      this.bytesFromUpstream += chunk.length;
-      touch();
-      if (!client.write(chunk)) upstream.pause();
-    });
-    upstream.on('drain', () => client.resume());
-    client.on('drain', () => upstream.resume());
     // Half-close: a FIN from one peer becomes a FIN to the other, and the
     // opposite direction keeps flowing until that peer closes too.
-    client.on('end', () => {
-      this.reason ??= 'client_closed';
-      upstream.end();
-    });
-    upstream.on('end', () => {
-      this.reason ??= 'upstream_closed';
-      client.end();
+    joinSockets(this.client, upstream, {
+      onBytes: (fromClient, n) => {
+        if (fromClient) this.bytesFromClient += n;
+        else this.bytesFromUpstream += n;
+        this.lastActivity = this.now();
+      },
+      onEnd: (fromClient) => {
+        this.reason ??= fromClient ? 'client_closed' : 'upstream_closed';
+      },
     });
     this.armIdleTimer();
-    client.resume();
   }
 
   private armIdleTimer(): void {

@@ -9,7 +9,7 @@
 import type { Socket } from 'node:net';
 import type { HttpLocation } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
-import { readsTo } from '../reads.js';
+import { joinSockets } from '../pump.js';
 import type { ClientConnection } from './connection.js';
 import type { Route } from './exchange.js';
 import { clientResponseHeaders, type RequestContext, upstreamRequestHead } from './headers.js';
@@ -206,30 +206,19 @@ export class UpgradeTunnel implements ConnectionUser {
 
   private join(client: Socket, conn: UpstreamConnection): void {
     const upstream = conn.socket;
-    const touch = () => {
-      this.lastActivity = Date.now();
-    };
-    readsTo(client, (chunk: Buffer) => {
-      this.bytesUp += chunk.length;
-      touch();
-      if (!upstream.write(chunk)) client.pause();
-    });
-    // Upstream sockets read through `onread`: their bytes come by the tap, not 'data'.
-    conn.tap = (chunk: Buffer) => {
-      this.bytesDown += chunk.length;
-      touch();
-      if (!client.write(chunk)) upstream.pause();
-    };
-    upstream.on('drain', () => client.resume());
-    client.on('drain', () => upstream.resume());
-    client.on('end', () => {
-      this.reason ??= 'client_closed';
-      upstream.end();
-    });
-    upstream.on('end', () => {
-      this.reason ??= 'ok';
-      this.detail ??= 'upstream closed the tunnel';
-      client.end();
+    joinSockets(client, upstream, {
+      onBytes: (fromClient, n) => {
+        if (fromClient) this.bytesUp += n;
+        else this.bytesDown += n;
+        this.lastActivity = Date.now();
+      },
+      onEnd: (fromClient) => {
+        if (fromClient) this.reason ??= 'client_closed';
+        else {
+          this.reason ??= 'ok';
+          this.detail ??= 'upstream closed the tunnel';
+        }
+      },
     });
     upstream.on('error', (e: NodeJS.ErrnoException) => {
       this.reason ??= 'upstream_reset';
@@ -241,7 +230,6 @@ export class UpgradeTunnel implements ConnectionUser {
       if (!client.destroyed && client.writableFinished) client.destroy();
     });
     client.on('close', () => upstream.destroy());
-    client.resume();
   }
 
   private releaseHost(): void {

@@ -69,8 +69,6 @@ export class UpstreamConnection implements ParserSink {
   keepaliveKey: string;
   /** @internal */ idleTimer: NodeJS.Timeout | undefined;
   /** @internal */ pool: GroupPool | undefined;
-  /** After a 101: the raw bytes go here instead of the parser. */
-  tap: ((chunk: Buffer) => void) | undefined;
   private readTimer: NodeJS.Timeout | undefined;
   private readTimerAt = 0;
   private readonly onReadTimerBound = () => this.onReadTimer();
@@ -94,8 +92,7 @@ export class UpstreamConnection implements ParserSink {
         callback: (n: number, buf: Uint8Array): boolean => {
           const chunk = Buffer.allocUnsafe(n);
           chunk.set(buf.subarray(0, n));
-          if (this.tap !== undefined) this.tap(chunk);
-          else this.onData(chunk);
+          this.onData(chunk);
           return true;
         },
       },
