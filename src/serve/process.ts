@@ -102,17 +102,17 @@ export async function serve(opts: ServeOptions): Promise<number> {
   // (requestJson) instead of pino's per-field walk, the ISO time formatted
   // once per millisecond. Same fields as a pino info line; `msg` comes after
   // `pid` instead of last.
-  const linePrefix = `,"pid":${process.pid},`;
+  const pidField = `,"pid":${process.pid},`;
   let timeMs = 0;
-  let timeText = '';
+  let lineHead = '';
   const httpLine = (record: HttpLogRecord) => {
     const ms = Date.now();
     if (ms !== timeMs) {
       timeMs = ms;
-      timeText = new Date(ms).toISOString();
+      lineHead = `{"level":30,"time":"${new Date(ms).toISOString()}"${pidField}`;
     }
     const fields = record.msg === 'request' ? requestFields(record) : JSON.stringify(record).slice(1);
-    queueLine(`{"level":30,"time":"${timeText}"${linePrefix}${fields}\n`);
+    queueLine(`${lineHead}${fields}\n`);
   };
   const runtime = new Runtime({
     sessionLog: ({ msg, ...fields }) => logger.info(fields, msg),

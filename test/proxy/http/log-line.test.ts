@@ -31,7 +31,13 @@ function record(over: Partial<RequestRecord> = {}): RequestRecord {
 
 test('the same text as JSON.stringify for ordinary and odd records', () => {
   const latin1 = Buffer.from([0x2f, 0xe9, 0xff, 0x80, 0x22, 0x5c, 0x7f]).toString('latin1');
+  const usual = record({ timings: { totalMs: 2, headerMs: 1 } });
+  usual.upstreamStatus = 200;
+  const usualNoHeader = record();
+  usualNoHeader.upstreamStatus = 204;
   const cases: RequestRecord[] = [
+    usual,
+    usualNoHeader,
     record(),
     record({ upstream: null, upstreamConnect: null, status: 0, reason: 'client_closed' }),
     record({ upstreamConnect: 'new', timings: { totalMs: 12, connectMs: 1, headerMs: 10 } }),
