@@ -44,10 +44,17 @@ export class ResponseHead {
    * where it ends (before CRLF) and its HEADER_* kind. Header lines reach
    * the client as slices of `text`, so no string is made per header.
    */
-  constructor(
-    readonly text: string,
-    readonly marks: number[],
-  ) {}
+  text = '';
+  readonly marks: number[] = [];
+
+  /** Made ready for the next response of the same connection. */
+  reset(text: string): void {
+    this.text = text;
+    this.marks.length = 0;
+    this.keepAliveHintMs = undefined;
+    this.upgrade = false;
+    this.connectionNames = false;
+  }
 
   /** Flat name, value, name, value... as received (values trimmed). */
   get rawHeaders(): string[] {
@@ -109,6 +116,7 @@ export class ResponseParser {
   private remaining = 0;
   private headRequest = false;
   private trailers: string[] = [];
+  private readonly head = new ResponseHead();
 
   constructor(private readonly sink: ParserSink) {}
 
@@ -281,8 +289,11 @@ export class ResponseParser {
     if (minorVersion < 0) throw new ParseError(`invalid status line "${status.slice(0, 80)}"`);
     const statusCode =
       (status.charCodeAt(9) - 48) * 100 + (status.charCodeAt(10) - 48) * 10 + status.charCodeAt(11) - 48;
-    const marks: number[] = [];
-    const head = new ResponseHead(text, marks);
+    // One head per connection, refilled per response: its users read it
+    // during onHead/onInformational and keep nothing of it.
+    const head = this.head;
+    head.reset(text);
+    const marks = head.marks;
     let contentLength = -1;
     let chunked = false;
     let te = false;
