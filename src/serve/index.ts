@@ -113,6 +113,24 @@ export class Runtime {
     const opened: Listener[] = [];
     const bindings: Map<Listen, Listener>[] = [];
     let anonymous = 0;
+    /** The listener for `key`: the running one (a reload keeps it bound), else a new one opened now. */
+    const listenerFor = async (listen: Listen, key: string): Promise<Listener> => {
+      let listener = listen.address.port === 0 ? undefined : this.listeners.get(key);
+      if (listener === undefined) {
+        listener = new Listener(listen);
+        try {
+          await listener.open();
+        } catch (error) {
+          const s = listen.source;
+          throw new ConfigStartError(
+            `${s.file}:${s.line}:${s.col}: cannot listen on ${key}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          );
+        }
+        opened.push(listener);
+      }
+      next.set(key, listener);
+      return listener;
+    };
     try {
       for (const server of servers) {
         const mine = new Map<Listen, Listener>();
@@ -123,21 +141,7 @@ export class Runtime {
             const s = listen.source;
             throw new ConfigStartError(`${s.file}:${s.line}:${s.col}: duplicate listen ${key}`);
           }
-          let listener = listen.address.port === 0 ? undefined : this.listeners.get(key);
-          if (listener === undefined) {
-            listener = new Listener(listen);
-            try {
-              await listener.open();
-            } catch (error) {
-              const s = listen.source;
-              throw new ConfigStartError(
-                `${s.file}:${s.line}:${s.col}: cannot listen on ${key}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-              );
-            }
-            opened.push(listener);
-          }
-          next.set(key, listener);
-          mine.set(listen, listener);
+          mine.set(listen, await listenerFor(listen, key));
         }
         bindings.push(mine);
       }
@@ -149,21 +153,7 @@ export class Runtime {
             `${s.file}:${s.line}:${s.col}: duplicate listen ${key} (also used by stream)`,
           );
         }
-        let listener = listen.address.port === 0 ? undefined : this.listeners.get(key);
-        if (listener === undefined) {
-          listener = new Listener(listen);
-          try {
-            await listener.open();
-          } catch (error) {
-            const s = listen.source;
-            throw new ConfigStartError(
-              `${s.file}:${s.line}:${s.col}: cannot listen on ${key}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-            );
-          }
-          opened.push(listener);
-        }
-        next.set(key, listener);
-        httpListeners.push(listener);
+        httpListeners.push(await listenerFor(listen, key));
       }
     } catch (error) {
       for (const l of opened) l.close();
