@@ -163,3 +163,48 @@ ${blocks}`,
   );
   return ws.spawn('nginx', ['-c', conf, '-p', ws.dir]);
 }
+
+/** What every bench backend answers: 97 bytes and a newline. */
+export const BODY = 'x'.repeat(97);
+
+/**
+ * nginx's `http {}` for the benches' backend: 200 with BODY on
+ * 127.0.0.1:`port`, up to 100000 requests per connection; `keepaliveTimeout`
+ * (e.g. `600s`) when idle connections must outlive nginx's 75 s default.
+ */
+export function nginxBackendHttp(port: number, keepaliveTimeout?: string): string {
+  const idle = keepaliveTimeout ? ` keepalive_timeout ${keepaliveTimeout};` : '';
+  return `http {
+    access_log off;
+    server { listen 127.0.0.1:${port}; keepalive_requests 100000;${idle} location / { return 200 "${BODY}\\n"; } }
+}
+`;
+}
+
+/**
+ * nginx's `http {}` for nginx as the proxy under test: 127.0.0.1:`port` →
+ * the backend on `backendPort` through a keep-alive pool of `pool`
+ * connections, as nginx's docs configure upstream keep-alive.
+ */
+export function nginxProxyHttp(opts: {
+  port: number;
+  backendPort: number;
+  pool: number;
+  /** `off`, or a file for one line per request. */
+  accessLog: string;
+  /** Both legs' keep-alive timeout (e.g. `600s`); nginx's defaults without it. */
+  keepaliveTimeout?: string;
+}): string {
+  const idle = (indent: string) =>
+    opts.keepaliveTimeout ? `${indent}keepalive_timeout ${opts.keepaliveTimeout};` : '';
+  return `http {
+    access_log ${opts.accessLog};
+    upstream app { server 127.0.0.1:${opts.backendPort}; keepalive ${opts.pool};${idle(' ')} }
+    server {
+        listen 127.0.0.1:${opts.port};
+        keepalive_requests 100000;${idle('\n        ')}
+        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+`;
+}

@@ -24,10 +24,19 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { arg, freePort, MAIN, startNginx, version, Workspace, waitListening } from './common.js';
+import {
+  arg,
+  freePort,
+  MAIN,
+  nginxBackendHttp,
+  nginxProxyHttp,
+  startNginx,
+  version,
+  Workspace,
+  waitListening,
+} from './common.js';
 
 const PROBE = fileURLToPath(new URL('./memory-probe.js', import.meta.url));
-const BODY = 'x'.repeat(97);
 const IN_FLIGHT = 64;
 const POOL = 64;
 const DEADLINE_MS = 10 * 60_000;
@@ -220,26 +229,9 @@ async function main(): Promise<void> {
   ];
   const workerConnections = n + 1024;
   try {
-    startNginx(
-      ws,
-      'backend',
-      `http {
-    access_log off;
-    server { listen 127.0.0.1:${backendPort}; keepalive_requests 100000; keepalive_timeout 600s; location / { return 200 "${BODY}\\n"; } }
-}
-`,
-    );
-    const nginxProxy = (port: number) => `http {
-    access_log off;
-    upstream app { server 127.0.0.1:${backendPort}; keepalive ${POOL}; keepalive_timeout 600s; }
-    server {
-        listen 127.0.0.1:${port};
-        keepalive_requests 100000;
-        keepalive_timeout 600s;
-        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-`;
+    startNginx(ws, 'backend', nginxBackendHttp(backendPort, '600s'));
+    const nginxProxy = (port: number) =>
+      nginxProxyHttp({ port, backendPort, pool: POOL, accessLog: 'off', keepaliveTimeout: '600s' });
     const ngMaster = startNginx(ws, 'nginx', nginxProxy(ngPort), { workerConnections });
     // The same nginx with 1024 connection slots: nginx allocates every slot of worker_connections at
     // start, so part of its per-connection cost is already in its RSS before any connection exists.

@@ -14,10 +14,21 @@
 import http from 'node:http';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { arg, freePort, MAIN, startNginx, Workspace, type WrkResult, waitListening, wrk } from './common.js';
+import {
+  arg,
+  BODY,
+  freePort,
+  MAIN,
+  nginxBackendHttp,
+  nginxProxyHttp,
+  startNginx,
+  Workspace,
+  type WrkResult,
+  waitListening,
+  wrk,
+} from './common.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const BODY = 'x'.repeat(97);
 
 /** Child mode: Node `http-proxy` with a keep-alive agent, as its README recommends. */
 async function runHttpProxy(listenPort: number, target: number): Promise<void> {
@@ -51,43 +62,13 @@ async function main(): Promise<void> {
   ];
   try {
     // Backend and nginx proxy are separate nginx processes so each has one worker of its own.
-    startNginx(
-      ws,
-      'backend',
-      `http {
-    access_log off;
-    server { listen 127.0.0.1:${backend}; keepalive_requests 100000; location / { return 200 "${BODY}\\n"; } }
-}
-`,
-    );
-    startNginx(
-      ws,
-      'nginx',
-      `http {
-    access_log off;
-    upstream app { server 127.0.0.1:${backend}; keepalive 64; }
-    server {
-        listen 127.0.0.1:${ng};
-        keepalive_requests 100000;
-        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-`,
-    );
+    startNginx(ws, 'backend', nginxBackendHttp(backend));
+    startNginx(ws, 'nginx', nginxProxyHttp({ port: ng, backendPort: backend, pool: 64, accessLog: 'off' }));
     // The same proxy logging every request (nginx's default), to /dev/null.
     startNginx(
       ws,
       'nginx-log',
-      `http {
-    access_log /dev/null;
-    upstream app { server 127.0.0.1:${backend}; keepalive 64; }
-    server {
-        listen 127.0.0.1:${ngLog};
-        keepalive_requests 100000;
-        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-`,
+      nginxProxyHttp({ port: ngLog, backendPort: backend, pool: 64, accessLog: '/dev/null' }),
     );
     const keepwireConf = (port: number, accessLog: string) =>
       `http {

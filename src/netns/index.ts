@@ -5,8 +5,10 @@ export {
   createPairTopology,
   type Expiry,
   LB_ADDRESSES,
+  LB6_ADDRESSES,
   type LbTopology,
   type LbTopologyOptions,
+  PAIR6_ADDRESSES,
   type PairTopology,
 } from './lb.js';
 export {

@@ -19,6 +19,13 @@ export interface LbTopologyOptions {
   /** Seconds a session may stay idle before the LB forgets it. */
   lbIdleSeconds: number;
   expiry: Expiry;
+  /**
+   * IPv6 beside the IPv4 (LB6_ADDRESSES on the same links): forwarding, routes,
+   * the VIP DNATed by an ip6 table and, with `drop` expiry, `ct state invalid`
+   * dropped as for IPv4. Conntrack's established timeout is one sysctl for
+   * both families, so the LB idle timer is the same.
+   */
+  ipv6?: boolean;
 }
 
 export interface LbTopology {
@@ -28,6 +35,8 @@ export interface LbTopology {
   backend: Host;
   /** The address clients connect to; DNATed to the backend on every port. */
   vip: string;
+  /** The IPv6 VIP (LB6_ADDRESSES.vip) when created with `ipv6`, else undefined. */
+  vip6?: string;
   lbIdleSeconds: number;
   expiry: Expiry;
   /** Changes the LB's idle timer; applies to sessions as their next packet passes. */
@@ -46,6 +55,74 @@ export const LB_ADDRESSES = {
   backend: '198.18.2.2',
   vip: '198.18.0.100',
 } as const;
+
+/**
+ * The same shape over IPv6, from 2001:2::/48 (RFC 5180, for benchmarking,
+ * never routed), on the same veths.
+ */
+export const LB6_ADDRESSES = {
+  client: '2001:2:0:1::2',
+  lbClientSide: '2001:2:0:1::1',
+  lbBackendSide: '2001:2:0:2::1',
+  backend: '2001:2:0:2::2',
+  vip: '2001:2::100',
+} as const;
+
+/**
+ * The LB's nftables ruleset for one family: the VIP DNATed to the backend
+ * and, with `drop` expiry, `ct state invalid` dropped on input and forward so
+ * a forgotten session vanishes silently instead of meeting the lb's RST.
+ */
+function lbRuleset(
+  family: 'ip' | 'ip6',
+  addresses: { vip: string; backend: string },
+  expiry: Expiry,
+): string {
+  const table = family === 'ip' ? 'keepwire_lb' : 'keepwire_lb6';
+  return `
+table ${family} ${table} {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ${family} daddr ${addresses.vip} dnat to ${addresses.backend}
+  }
+}
+${
+  expiry === 'drop'
+    ? `table ${family} ${table}_drop {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ct state invalid drop
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    ct state invalid drop
+  }
+}`
+    : ''
+}`;
+}
+
+/**
+ * Adds `cidr` (IPv6) to `dev` of `host` without duplicate address detection,
+ * so it is usable at once.
+ */
+async function addAddress6(host: Host, dev: string, cidr: string): Promise<void> {
+  await host.exec('ip', ['-6', 'addr', 'add', cidr, 'dev', dev, 'nodad']);
+}
+
+/**
+ * Waits until no IPv6 address of `hosts` is tentative: the link-local
+ * addresses (neighbour discovery's source) do their own DAD, about a second.
+ */
+async function ipv6Settled(hosts: Host[]): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (const host of hosts) {
+    while ((await host.exec('ip', ['-6', 'addr', 'show', 'tentative'])).stdout.trim() !== '') {
+      if (Date.now() > deadline) throw new Error(`${host.name}: IPv6 addresses still tentative after 5 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
 
 export async function createLbTopology(opts: LbTopologyOptions): Promise<LbTopology> {
   if (!Number.isInteger(opts.lbIdleSeconds) || opts.lbIdleSeconds < 1) {
@@ -71,36 +148,31 @@ export async function createLbTopology(opts: LbTopologyOptions): Promise<LbTopol
     // The VIP is the lb's own address, so forgotten sessions reach its stack (and its RST).
     await lb.exec('ip', ['addr', 'add', `${a.vip}/32`, 'dev', 'lo']);
     await lb.sysctl('net.ipv4.ip_forward', 1);
-    await lb.nft(`
-table ip keepwire_lb {
-  chain prerouting {
-    type nat hook prerouting priority dstnat; policy accept;
-    ip daddr ${a.vip} dnat to ${a.backend}
-  }
-}
-${
-  opts.expiry === 'drop'
-    ? `table ip keepwire_lb_drop {
-  chain input {
-    type filter hook input priority filter; policy accept;
-    ct state invalid drop
-  }
-  chain forward {
-    type filter hook forward priority filter; policy accept;
-    ct state invalid drop
-  }
-}`
-    : ''
-}`);
+    if (opts.ipv6) {
+      const a6 = LB6_ADDRESSES;
+      await addAddress6(client, 'eth0', `${a6.client}/64`);
+      await addAddress6(lb, 'toclient', `${a6.lbClientSide}/64`);
+      await addAddress6(lb, 'tobackend', `${a6.lbBackendSide}/64`);
+      await addAddress6(backend, 'eth0', `${a6.backend}/64`);
+      await lb.exec('ip', ['-6', 'addr', 'add', `${a6.vip}/128`, 'dev', 'lo']);
+      await lb.sysctl('net.ipv6.conf.all.forwarding', 1);
+      await client.exec('ip', ['-6', 'route', 'add', 'default', 'via', a6.lbClientSide]);
+      await backend.exec('ip', ['-6', 'route', 'add', 'default', 'via', a6.lbBackendSide]);
+    }
+    await lb.nft(
+      lbRuleset('ip', a, opts.expiry) + (opts.ipv6 ? lbRuleset('ip6', LB6_ADDRESSES, opts.expiry) : ''),
+    );
     // The conntrack sysctls exist once the nat table has pulled in conntrack.
     await lb.sysctl('net.netfilter.nf_conntrack_tcp_loose', 0);
     await lb.sysctl('net.netfilter.nf_conntrack_tcp_timeout_established', opts.lbIdleSeconds);
+    if (opts.ipv6) await ipv6Settled([client, lb, backend]);
     const result: LbTopology = {
       topology,
       client,
       lb,
       backend,
       vip: a.vip,
+      ...(opts.ipv6 ? { vip6: LB6_ADDRESSES.vip } : {}),
       lbIdleSeconds: opts.lbIdleSeconds,
       expiry: opts.expiry,
       setLbIdle: async (seconds) => {
@@ -123,8 +195,14 @@ export interface PairTopology {
   destroy(): Promise<void>;
 }
 
-/** Two hosts on one link: 198.18.1.1 (a) and 198.18.1.2 (b). */
-export async function createPairTopology(): Promise<PairTopology> {
+/** The IPv6 addresses of a pair topology created with `ipv6`. */
+export const PAIR6_ADDRESSES = { a: '2001:2:0:1::1', b: '2001:2:0:1::2' } as const;
+
+/**
+ * Two hosts on one link: 198.18.1.1 (a) and 198.18.1.2 (b); with `ipv6`
+ * also PAIR6_ADDRESSES (2001:2:0:1::1 and ::2).
+ */
+export async function createPairTopology(opts: { ipv6?: boolean } = {}): Promise<PairTopology> {
   const topology = new Topology();
   try {
     const a = await topology.addHost('a');
@@ -133,6 +211,11 @@ export async function createPairTopology(): Promise<PairTopology> {
       { host: a, dev: 'eth0', cidr: '198.18.1.1/24' },
       { host: b, dev: 'eth0', cidr: '198.18.1.2/24' },
     );
+    if (opts.ipv6) {
+      await addAddress6(a, 'eth0', `${PAIR6_ADDRESSES.a}/64`);
+      await addAddress6(b, 'eth0', `${PAIR6_ADDRESSES.b}/64`);
+      await ipv6Settled([a, b]);
+    }
     return { topology, a, b, destroy: () => topology.destroy() };
   } catch (error) {
     await topology.destroy();

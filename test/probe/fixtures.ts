@@ -2,13 +2,12 @@
  * Shared set-up for the probe tests: a namespace topology with a server in the
  * backend, and the probe CLI run inside the client namespace as a user would.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Host, LbTopology } from '../../src/netns/index.js';
+import { type RunningNginx, startNginx as startLabNginx } from '../../src/lab/nginx.js';
+import type { Expiry, Host } from '../../src/netns/index.js';
 import type { ProbeReport } from '../../src/probe/report.js';
 import { MAIN } from '../support.js';
 
@@ -112,6 +111,95 @@ export function summary(run: ProbeRun): string {
   return `${JSON.stringify(rest)}\nevidence: ${used.join(' ')}`;
 }
 
+/** The report of a run that exited 0 with a measured idle timeout (asserted). */
+export function measured(run: ProbeRun): ProbeReport {
+  const r = run.report;
+  assert.ok(r, summary(run));
+  assert.equal(run.code, 0, summary(run));
+  assert.equal(r.verdict, 'measured', summary(run));
+  return r;
+}
+
+/**
+ * A middlebox (the namespace LB) measured at `seconds` ±1 s with `expiry`, the
+ * server closing nothing, and every use that failed failing the LB's way.
+ */
+export function assertMiddlebox(run: ProbeRun, expiry: Expiry, seconds: number): ProbeReport {
+  const r = measured(run);
+  assert.equal(r.enforcedBy, 'middlebox', summary(run));
+  assert.equal(r.expiry, expiry, summary(run));
+  assert.equal(r.middlebox?.expiry, expiry, summary(run));
+  assert.ok(
+    Math.abs(r.idleTimeout!.estimateMs - seconds * 1000) <= 1000,
+    `T ${r.idleTimeout!.estimateMs} ms is not within ±1 s of ${seconds} s\n${summary(run)}`,
+  );
+  assert.equal(r.server, null, `the server closes nothing, yet: ${summary(run)}`);
+  for (const e of r.evidence) {
+    if (e.role === 'grid' && e.usedAtMs !== undefined && e.outcome !== 'alive')
+      assert.equal(e.outcome, expiry, summary(run));
+  }
+  return r;
+}
+
+/** The server's own idle close (`kind`) measured at `ms` ±1 s, and no middlebox on the path. */
+export function assertServerClose(
+  run: ProbeRun,
+  ms: number,
+  kind: 'fin' | 'rst-by-server' = 'fin',
+): ProbeReport {
+  const r = measured(run);
+  assert.equal(r.enforcedBy, 'server', summary(run));
+  assert.equal(r.expiry, kind, summary(run));
+  assert.equal(r.server?.expiry, kind, summary(run));
+  assert.equal(r.middlebox, null, `no middlebox on this path, yet: ${summary(run)}`);
+  assert.ok(
+    Math.abs(r.server!.idleCloseMs - ms) <= 1000,
+    `server close not within ±1 s of ${ms}: ${summary(run)}`,
+  );
+  assert.ok(Math.abs(r.idleTimeout!.estimateMs - ms) <= 1000, summary(run));
+  return r;
+}
+
+/**
+ * Every answer a `--payload http` run recorded is a 200 with the connection
+ * kept (or closed, when `keepAlive` is false), no HTTP note, and every
+ * acknowledged use carries the answer as evidence.
+ */
+export function assertAnswers(run: ProbeRun, keepAlive = true): void {
+  const http = run.report?.http;
+  assert.ok(http, `no http summary: ${summary(run)}`);
+  assert.deepEqual(
+    http.answers.map((a) => [a.statusLine, a.status, a.keepAlive]),
+    [['HTTP/1.1 200 OK', 200, keepAlive]],
+    summary(run),
+  );
+  assert.ok(http.answers[0]!.connections >= 1, summary(run));
+  // A server that closes at 2 s is often measured a few ms under 2 s, which
+  // rightly gets the note that whole-second keepalive has no room: not an HTTP note.
+  const notes = run.report!.notes.filter((n) => !n.includes('leaves no room for TCP keepalive'));
+  assert.deepEqual(notes, [], summary(run));
+  for (const e of run.report!.evidence)
+    if (e.usedAtMs !== undefined && e.outcome === 'alive') assert.equal(e.http?.status, 200, summary(run));
+}
+
+/** Node's server saw only well-formed HEAD / requests with the Host the target was given as, and kept them alive. */
+export function assertNodeSaw(server: HttpTarget, host: string, keepAlive = true): void {
+  assert.ok(server.requests.length > 0, 'no request reached the server');
+  assert.deepEqual(server.clientErrors, []);
+  for (const r of server.requests)
+    assert.deepEqual(
+      {
+        method: r.method,
+        url: r.url,
+        httpVersion: r.httpVersion,
+        host: r.host,
+        status: r.status,
+        keepAlive: r.keepAlive,
+      },
+      { method: 'HEAD', url: '/', httpVersion: '1.1', host, status: 200, keepAlive },
+    );
+}
+
 /** One request as test/probe/http-server saw and answered it. */
 export interface HttpRequestSeen {
   method: string;
@@ -164,133 +252,28 @@ export async function startHttpServer(
   return { port, requests, clientErrors, stop: () => child.kill('SIGKILL') };
 }
 
-export interface NginxTarget {
-  /** One line per request: `request|status|Host header`. */
-  accessLog(): string[];
-  stop(): void;
-}
+export type NginxTarget = Pick<RunningNginx, 'accessLog' | 'stop'>;
 
 /**
- * Debian's nginx in `host`, answering every request with 200 on `port` over
- * IPv4 and IPv6, with a log format that shows what the probe sent. Fresh
- * connections that send nothing are closed after `clientHeaderTimeout` (nginx's
- * own idle close, a FIN).
+ * Debian's nginx in `host` (src/lab's starter), answering every request with
+ * 200 on `port` over IPv4 and IPv6, its access log one line per request:
+ * `request|status|Host header`, what the probe sent. Fresh connections that
+ * send nothing are closed after `clientHeaderTimeout` (nginx's own idle close,
+ * a FIN).
  */
-export async function startNginx(
+export function startNginx(
   host: Host,
   opts: { port: number; clientHeaderTimeout: string },
 ): Promise<NginxTarget> {
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-probe-nginx-'));
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 1024; }
-http {
-  log_format probe '$request|$status|$http_host';
-  access_log ${dir}/access.log probe;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen ${opts.port};
+  return startLabNginx(host, {
+    port: opts.port,
+    server: `listen ${opts.port};
     listen [::]:${opts.port} ipv6only=on;
     client_header_timeout ${opts.clientHeaderTimeout};
     keepalive_timeout 75s;
-    location / { return 200 "keepwire probe target\n"; }
-  }
-}
-`,
-  );
-  const child = host.spawn('nginx', ['-p', dir, '-c', conf]);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
+    location / { return 200 "keepwire probe target\n"; }`,
+    accessLogFormat: '$request|$status|$http_host',
+    workerConnections: 1024,
+    listeners: [`0.0.0.0:${opts.port}`, `[::]:${opts.port}`],
   });
-  const stop = () => {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const accessLog = () => {
-    try {
-      return readFileSync(join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean);
-    } catch {
-      return [];
-    }
-  };
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) break;
-    const { stdout } = await host.exec('ss', ['-Hltn']);
-    if (stdout.includes(`[::]:${opts.port} `) && stdout.includes(`0.0.0.0:${opts.port} `))
-      return { accessLog, stop };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  stop();
-  throw new Error(`nginx did not start in ${host.name}: ${stderr.trim() || 'no listener after 10s'}`);
-}
-
-/**
- * IPv6 beside the IPv4 of a createLbTopology (src/netns has IPv4 only): the
- * same shape from 2001:2::/48 (RFC 5180, for benchmarking, never routed),
- * forwarding on in the lb, the VIP on its loopback and DNATed to the backend
- * by an ip6 nftables table, and with `drop` expiry an ip6 table dropping
- * `ct state invalid` as the IPv4 one does. Conntrack's established timeout is
- * one sysctl for both families, so the LB idle timer is the same.
- */
-export const LB6_ADDRESSES = {
-  client: '2001:2:0:1::2',
-  lbClientSide: '2001:2:0:1::1',
-  lbBackendSide: '2001:2:0:2::1',
-  backend: '2001:2:0:2::2',
-  vip: '2001:2::100',
-} as const;
-
-export async function addIpv6(lb: LbTopology): Promise<typeof LB6_ADDRESSES> {
-  const a = LB6_ADDRESSES;
-  // nodad: the addresses are usable at once instead of after duplicate address detection.
-  await lb.client.exec('ip', ['-6', 'addr', 'add', `${a.client}/64`, 'dev', 'eth0', 'nodad']);
-  await lb.lb.exec('ip', ['-6', 'addr', 'add', `${a.lbClientSide}/64`, 'dev', 'toclient', 'nodad']);
-  await lb.lb.exec('ip', ['-6', 'addr', 'add', `${a.lbBackendSide}/64`, 'dev', 'tobackend', 'nodad']);
-  await lb.backend.exec('ip', ['-6', 'addr', 'add', `${a.backend}/64`, 'dev', 'eth0', 'nodad']);
-  await lb.lb.exec('ip', ['-6', 'addr', 'add', `${a.vip}/128`, 'dev', 'lo']);
-  await lb.lb.sysctl('net.ipv6.conf.all.forwarding', 1);
-  await lb.client.exec('ip', ['-6', 'route', 'add', 'default', 'via', a.lbClientSide]);
-  await lb.backend.exec('ip', ['-6', 'route', 'add', 'default', 'via', a.lbBackendSide]);
-  await lb.lb.nft(`
-table ip6 keepwire_lb6 {
-  chain prerouting {
-    type nat hook prerouting priority dstnat; policy accept;
-    ip6 daddr ${a.vip} dnat to ${a.backend}
-  }
-}
-${
-  lb.expiry === 'drop'
-    ? `table ip6 keepwire_lb6_drop {
-  chain input {
-    type filter hook input priority filter; policy accept;
-    ct state invalid drop
-  }
-  chain forward {
-    type filter hook forward priority filter; policy accept;
-    ct state invalid drop
-  }
-}`
-    : ''
-}`);
-  // Link-local addresses (neighbour discovery's source) finish their own DAD within about a second.
-  const deadline = Date.now() + 5000;
-  for (const host of [lb.client, lb.lb, lb.backend]) {
-    while ((await host.exec('ip', ['-6', 'addr', 'show', 'tentative'])).stdout.trim() !== '') {
-      if (Date.now() > deadline) throw new Error(`${host.name}: IPv6 addresses still tentative after 5 s`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return a;
 }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLbTopology, createPairTopology, requireNetns } from '../../src/netns/index.js';
-import { runProbeCli, startIdleServer, summary } from './fixtures.js';
+import { assertServerClose, runProbeCli, startIdleServer, summary } from './fixtures.js';
 
 const PORT = 7000;
 
@@ -20,16 +20,7 @@ for (const mode of ['fin', 'rst'] as const) {
     try {
       await startIdleServer(pair.b, PORT, 3000, mode);
       const run = await runProbeCli(pair.a, [`198.18.1.2:${PORT}`, '--max', '30s', '--json']);
-      const r = run.report;
-      assert.ok(r, summary(run));
-      assert.equal(run.code, 0, summary(run));
-      assert.equal(r.verdict, 'measured', summary(run));
-      assert.equal(r.enforcedBy, 'server', summary(run));
-      assert.equal(r.expiry, kind, summary(run));
-      assert.equal(r.middlebox, null, `no middlebox on this path, yet: ${summary(run)}`);
-      assert.equal(r.server?.expiry, kind, summary(run));
-      assert.ok(Math.abs(r.server!.idleCloseMs - 3000) <= 1000, summary(run));
-      assert.ok(Math.abs(r.idleTimeout!.estimateMs - 3000) <= 1000, summary(run));
+      const r = assertServerClose(run, 3000, kind);
       // The watch connections, keepalive or not, were closed by the server too.
       assert.ok(
         r.evidence.some((e) => e.role === 'watch' && e.outcome === kind),
