@@ -15,6 +15,7 @@
 import type { Socket } from 'node:net';
 import { readsTo } from '../reads.js';
 import { allSent, blocked, flushed, send } from '../writes.js';
+import { headerLines } from './headers.js';
 import type { ClientLimits } from './limits.js';
 import {
   BodyReader,
@@ -387,8 +388,7 @@ export class ClientConnection {
     this.keep =
       !close && !closeDelimited && !this.peerEnded && req.keepAlive && this.owner.mayKeepAlive(this);
     let head = `HTTP/1.1 ${status} ${message}\r\n`;
-    if (typeof headers === 'string') head += headers;
-    else for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    head += typeof headers === 'string' ? headers : headerLines(headers);
     if (this.chunked) head += 'Transfer-Encoding: chunked\r\n';
     head += this.keep ? this.limits.keepAliveLines : 'Connection: close\r\n\r\n';
     this.out.push(head);

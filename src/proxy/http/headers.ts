@@ -9,7 +9,7 @@
  */
 
 import { HEADER_LENGTH, HEADER_PLAIN, type ResponseHead } from './parser.js';
-import { type HeaderLines, REQ_HOST, REQ_PLAIN, REQ_XFF } from './request.js';
+import { type HeaderLines, isToken, REQ_HOST, REQ_PLAIN, REQ_XFF } from './request.js';
 
 /**
  * Names listed in every Connection header, lower case, other than the ones
@@ -61,8 +61,6 @@ function classify(name: string): Kind {
     return Kind.HopByHop;
   return Kind.Plain;
 }
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** A header value may not carry CR or LF (response splitting); such values are dropped. */
 function safe(value: string): boolean {
@@ -288,28 +286,21 @@ export function clientResponseHeaders(raw: readonly string[], dropLength = false
   return out;
 }
 
-/** The same headers as `clientResponseHeaders`, as header lines (`Name: value` CRLF each). */
-export function clientResponseLines(raw: readonly string[], dropLength = false): string {
-  const named = connectionOptions(raw);
+/** Name, value pairs as header lines (`Name: value` CRLF each). */
+export function headerLines(pairs: readonly string[]): string {
   let out = '';
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    const kind = classify(name);
-    if (kind === Kind.HopByHop || (dropLength && kind === Kind.ContentLength)) continue;
-    if (named?.has(name.toLowerCase())) continue;
-    out += `${name}: ${raw[i + 1]!}\r\n`;
-  }
+  for (let i = 0; i < pairs.length; i += 2) out += `${pairs[i]}: ${pairs[i + 1]}\r\n`;
   return out;
 }
 
 /**
- * The response's header lines for the client, as `clientResponseLines`
+ * The response's header lines for the client, as `clientResponseHeaders`
  * gives them but cut from the head as received: runs of forwarded lines are
  * one slice each (a typical response is one run), so no string is made per
  * header. Whitespace inside a line is passed on as the upstream sent it.
  */
 export function clientResponseText(head: ResponseHead, dropLength: boolean): string {
-  if (head.connectionNames) return clientResponseLines(head.rawHeaders, dropLength);
+  if (head.connectionNames) return headerLines(clientResponseHeaders(head.rawHeaders, dropLength));
   return keptLines(
     head.text,
     head.marks,
@@ -323,7 +314,7 @@ export function trailerFields(raw: readonly string[]): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
     if (classify(lower) !== Kind.Plain || lower === 'host') continue;
-    if (!TOKEN.test(raw[i]!) || !safe(raw[i + 1]!)) continue;
+    if (raw[i]!.length === 0 || !isToken(raw[i]!, 0, raw[i]!.length) || !safe(raw[i + 1]!)) continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
   return out;

@@ -104,7 +104,8 @@ const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
   TCHAR[c.charCodeAt(0)] = 1;
 
-function isToken(text: string, from: number, to: number): boolean {
+/** Whether `text[from, to)` is all header-name characters (RFC 9110 tchar). */
+export function isToken(text: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
     if (c > 127 || TCHAR[c] === 0) return false;

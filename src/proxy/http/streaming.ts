@@ -12,7 +12,7 @@ import type { UpstreamHost } from '../../upstream/hosts.js';
 import { joinSockets } from '../pump.js';
 import type { ClientConnection } from './connection.js';
 import type { Route } from './exchange.js';
-import { clientResponseHeaders, type RequestContext, upstreamRequestHead } from './headers.js';
+import { clientResponseHeaders, headerLines, type RequestContext, upstreamRequestHead } from './headers.js';
 import type { RequestEndReason, RequestRecord } from './log.js';
 import type { ResponseHead } from './parser.js';
 import type { ClientRequest } from './request.js';
@@ -154,8 +154,7 @@ export class UpgradeTunnel implements ConnectionUser {
     this.status = head.statusCode;
     this.host!.health.success();
     const headers = head.statusCode === 101 ? head.rawHeaders : clientResponseHeaders(head.rawHeaders);
-    let out = `HTTP/1.1 ${head.statusCode} ${head.statusMessage}\r\n`;
-    for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    let out = `HTTP/1.1 ${head.statusCode} ${head.statusMessage}\r\n${headerLines(headers)}`;
     if (head.statusCode !== 101) {
       // Refused upgrade: the answer is passed on, framed by the close.
       this.rejectedResponse = true;
