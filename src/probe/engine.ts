@@ -150,6 +150,12 @@ const MAX_ANSWER_HEAD = 16 * 1024;
 
 const WATCH_KEEPALIVE = { idle: 1, interval: 1, count: 5 };
 const POLL_MS = 10;
+/**
+ * How long a used connection stays readable after the kernel acknowledged the
+ * HEAD request, for the server's answer: it is evidence only, and on a busy
+ * host the server can be scheduled well after its kernel acknowledged.
+ */
+const ANSWER_WAIT_MS = 2000;
 
 function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
@@ -564,7 +570,7 @@ class ProbeRun {
     conn.ev.detail = detail;
     if (outcome === 'alive' && !conn.socket.destroyed) {
       conn.socket.end();
-      setTimeout(() => conn.socket.destroy(), 1000).unref();
+      setTimeout(() => conn.socket.destroy(), ANSWER_WAIT_MS).unref();
     } else conn.socket.destroy();
     if (this.finished) return;
     if (conn.ev.role === 'grid') this.afterGridResult(conn);
@@ -731,6 +737,26 @@ class ProbeRun {
       } else this.settle(c, 'cancelled', this.interrupted ? 'interrupted' : 'probe finished');
     }
     this.hooks.onProgress?.(this.progress());
+    void this.answersSettled().then(() => this.report());
+  }
+
+  /**
+   * With `--payload http`, the last uses may have been acknowledged an instant
+   * before the run ended: their answers are still on the way, and reporting
+   * now would call them unanswered.
+   */
+  private async answersSettled(): Promise<void> {
+    if (this.opts.payload.kind !== 'http' || this.interrupted) return;
+    const waiting = () =>
+      this.conns.some(
+        (c) =>
+          c.ev.outcome === 'alive' && c.ev.usedAtMs !== undefined && !c.ev.http && !c.socket.destroyed,
+      );
+    const deadline = this.now() + ANSWER_WAIT_MS;
+    while (waiting() && this.now() < deadline) await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+
+  private report(): void {
     this.resolve({
       address: this.address,
       rttMs: Math.round(this.rttMs * 10) / 10,
