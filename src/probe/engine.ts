@@ -749,8 +749,7 @@ class ProbeRun {
     if (this.opts.payload.kind !== 'http' || this.interrupted) return;
     const waiting = () =>
       this.conns.some(
-        (c) =>
-          c.ev.outcome === 'alive' && c.ev.usedAtMs !== undefined && !c.ev.http && !c.socket.destroyed,
+        (c) => c.ev.outcome === 'alive' && c.ev.usedAtMs !== undefined && !c.ev.http && !c.socket.destroyed,
       );
     const deadline = this.now() + ANSWER_WAIT_MS;
     while (waiting() && this.now() < deadline) await new Promise((r) => setTimeout(r, POLL_MS));
