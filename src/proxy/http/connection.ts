@@ -47,8 +47,6 @@ export interface ConnectionOwner {
   /** Whether the response to this request may leave the connection open. */
   mayKeepAlive(conn: ClientConnection): boolean;
   onRequest(conn: ClientConnection, req: ClientRequest): void;
-  /** An Upgrade request: the socket is the tunnel's from now on. */
-  onUpgrade(conn: ClientConnection, req: ClientRequest, head: Buffer): void;
   /** A request that could not be parsed, or a header timeout (status 408). */
   onClientError(conn: ClientConnection, error: RequestError, req: ClientRequest | undefined): void;
   /** True while draining: idle connections close. */
@@ -63,7 +61,6 @@ export const LINGER_MS = 5_000;
 const PIPELINE_LIMIT = 64 * 1024;
 /** Queued response bytes copied into one buffer (one write) rather than written as a vector. */
 const COALESCE_LIMIT = 16 * 1024;
-const EMPTY = Buffer.alloc(0);
 
 export enum BodyKind {
   /** No body (HEAD, 1xx, 204, 304, or the upstream said so). */
@@ -268,13 +265,10 @@ export class ClientConnection {
     this.status = 0;
     this.bodyBytes = 0;
     this.timerKind = Timer.None;
-    if (req.upgrade !== undefined) {
-      const head = this.buf ?? EMPTY;
-      this.buf = undefined;
-      this.detach();
-      this.owner.onUpgrade(this, req, head);
-      return;
-    }
+    // An Upgrade request is an ordinary request until the upstream answers
+    // 101 (RFC 9110 §7.8): its body framed by its own Content-Length or
+    // Transfer-Encoding, and bytes pipelined after it held here like any
+    // next request, never sent upstream before the 101 (`takeOver`).
     if (req.chunked || req.contentLength > 0) {
       this.bodyReader ??= new BodyReader();
       this.phase = this.bodyReader.start(req) ? Phase.Body : Phase.After;
@@ -341,7 +335,27 @@ export class ClientConnection {
     this.owner.connectionClosed(this);
   }
 
-  /** Hands the socket over (Upgrade): the connection stops listening to it. */
+  /**
+   * Hands the socket over to a tunnel after the upstream answered 101 to the
+   * request in flight: the bytes the client sent past the request (held
+   * until now, they belong to the tunnel) and whether it already sent FIN.
+   * The connection stops listening to the socket but still counts it (its
+   * 'close' frees the worker_connections slot).
+   */
+  takeOver(): { held: Buffer | undefined; ended: boolean } {
+    const held = this.buf;
+    this.buf = undefined;
+    this.store = undefined;
+    this.status = 101;
+    this.responding = false;
+    this.user = undefined;
+    if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
+    this.pausedForPipeline = false;
+    this.detach();
+    return { held, ended: this.peerEnded };
+  }
+
+  /** The connection stops listening to the socket. */
   private detach(): void {
     this.phase = Phase.Closed;
     clearTimeout(this.timer);
@@ -354,7 +368,6 @@ export class ClientConnection {
     s.removeListener('end', onSocketEnd);
     s.removeListener('drain', onSocketDrain);
     // 'close' stays: the frontend counts the connection until the socket is gone.
-    // The 'error' no-op stays: a refused upgrade answered by a bare end() has no other listener.
   }
 
   // ---- writing -------------------------------------------------------------

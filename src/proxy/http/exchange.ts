@@ -19,6 +19,12 @@
  * Once the response header went out, a failure aborts the client connection
  * without completing the response (no final chunk, or fewer bytes than
  * Content-Length), so a truncated response never looks complete.
+ *
+ * An Upgrade request (WebSocket) is one of these exchanges until its
+ * upstream answers 101 (RFC 9110 §7.8): the same attempts, on a fresh
+ * connection each (never a cached one), its body framed as any body. A
+ * refusal is an ordinary response and the client connection goes on; on a
+ * 101 both sockets go to an `UpgradeTunnel` (`streaming.ts`).
  */
 import { STATUS_CODES } from 'node:http';
 import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js';
@@ -28,6 +34,7 @@ import { blocked, send } from '../writes.js';
 import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
 import {
   clientResponseText,
+  headerLines,
   IDEMPOTENT,
   type RequestContext,
   trailerFields,
@@ -37,6 +44,7 @@ import type { ClientLimits } from './limits.js';
 import { NOT_RETRIED_MAY_HAVE_REACHED, type RequestEndReason, type RequestRecord } from './log.js';
 import type { ResponseHead } from './parser.js';
 import type { ClientRequest, RequestError } from './request.js';
+import { type TunnelOwner, UpgradeTunnel } from './streaming.js';
 import type { ConnectionUser, GroupPool, UpstreamConnection } from './transport.js';
 
 /** A location's upstream side, built once per configuration. */
@@ -49,7 +57,7 @@ export interface Route {
 }
 
 /** What the exchange needs from the client leg. */
-export interface ClientLeg {
+export interface ClientLeg extends TunnelOwner {
   log(record: RequestRecord): void;
   retry(
     exchange: ProxyExchange,
@@ -57,7 +65,9 @@ export interface ClientLeg {
     kind: 'stale_connection' | 'next_upstream',
     detail: string,
   ): void;
-  ended(exchange: ProxyExchange): void;
+  ended(item: ProxyExchange | UpgradeTunnel): void;
+  /** An Upgrade request's upstream answered 101: the connection is this tunnel's now. */
+  tunnelled(tunnel: UpgradeTunnel): void;
   readonly listenText: string;
   readonly serverPort: number;
 }
@@ -75,6 +85,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private readonly head: string;
   private readonly hasBody: boolean;
   private readonly chunked: boolean;
+  /** The Upgrade asked for (with `Connection: upgrade`), passed upstream. */
+  private readonly upgrade: string | undefined;
   /** The client settings of the server and location this request was routed to. */
   private readonly limits: ClientLimits;
   /** Hosts tried, built only when a second attempt needs to skip them (the first is `host`). */
@@ -130,6 +142,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     const cl = req.contentLength;
     this.chunked = req.chunked;
     this.hasBody = this.chunked || cl > 0;
+    this.upgrade = req.upgrade;
     this.ctx = {
       method: this.method,
       url: req.url,
@@ -142,10 +155,12 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       proxyHost: route.upstream.name,
     };
     this.head = upstreamRequestHead(this.ctx, {
-      version: location.proxyHttpVersion,
-      reuse: route.reuse,
+      // Upgrade is HTTP/1.1's (RFC 9110 §7.8); its connection is never reused.
+      version: this.upgrade === undefined ? location.proxyHttpVersion : '1.1',
+      reuse: route.reuse && this.upgrade === undefined,
       setHeaders: location.proxySetHeaders,
       bodyLength: this.chunked ? 'chunked' : this.hasBody ? cl : cl === 0 ? 0 : 'none',
+      upgrade: this.upgrade,
     });
   }
 
@@ -231,7 +246,10 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.headerMs = undefined;
     this.requestSent = false;
     const spec = this.location.proxySocketKeepalive;
-    let conn = sameHostFresh || !this.route.reuse ? undefined : this.route.pool.take(host, t);
+    let conn =
+      sameHostFresh || !this.route.reuse || this.upgrade !== undefined
+        ? undefined
+        : this.route.pool.take(host, t);
     this.reused = conn !== undefined;
     if (conn === undefined) {
       conn = this.route.pool.open(host, spec, t);
@@ -492,7 +510,14 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.headerMs = this.lastUpstreamReadAt - this.attemptStartedAt - (this.connectMs ?? 0);
     this.upstreamStatus = head.statusCode;
     if (head.statusCode === 101) {
-      this.attemptFailed('invalid', '101 Switching Protocols to a request without Upgrade');
+      if (this.upgrade === undefined)
+        this.attemptFailed('invalid', '101 Switching Protocols to a request without Upgrade');
+      // The switch happens after the request (RFC 9110 §7.8): the client's
+      // bytes still to come are body, and sent raw into the tunnel they
+      // would not be framed as the upstream was told.
+      else if (!this.bodyDone)
+        this.attemptFailed('invalid', '101 Switching Protocols before the request body was sent');
+      else this.switchHead = head;
       return;
     }
     const status = head.statusCode;
@@ -570,8 +595,15 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }, timeoutMs);
   }
 
-  onComplete(trailers: string[], _rest: Buffer | undefined): void {
+  /** A 101 to this Upgrade request, switched to in `onComplete` (the parser's next call). */
+  private switchHead: ResponseHead | undefined;
+
+  onComplete(trailers: string[], rest: Buffer | undefined): void {
     const conn = this.conn;
+    if (conn !== undefined && this.switchHead !== undefined) {
+      this.switchProtocols(conn, this.switchHead, rest);
+      return;
+    }
     if (conn === undefined || !this.headerSent) return;
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
@@ -580,14 +612,57 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.held?.release();
     this.held = undefined;
     // A response that ended before the request body was sent leaves the
-    // upstream mid-request: that connection cannot carry another one.
-    if (this.bodyDone) this.route.pool.release(conn, now());
+    // upstream mid-request: that connection cannot carry another one. A
+    // refused Upgrade's connection was asked to upgrade: not reused either.
+    if (this.bodyDone && this.upgrade === undefined) this.route.pool.release(conn, now());
     else conn.destroy();
     this.reason = 'ok';
     if (!this.bodyDone && this.replay !== undefined) this.replay = undefined;
     // send_timeout also covers the last bytes: armed if the socket is full.
     if (blocked(this.client.socket)) this.clientBlocked();
     this.client.endResponse(trailers.length > 0 ? trailerFields(trailers) : undefined);
+  }
+
+  /**
+   * The upstream switched protocols: the 101 goes to the client as received
+   * and both sockets become the tunnel's, with what each side sent past the
+   * switch. The tunnel keeps this attempt's hold on the host (max_conns,
+   * least_conn) and writes the access line when it ends.
+   */
+  private switchProtocols(conn: UpstreamConnection, head: ResponseHead, rest: Buffer | undefined): void {
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.sendTimer);
+    clearTimeout(this.bodyTimer);
+    clearTimeout(this.clientTimer);
+    this.connectTimer = this.sendTimer = this.bodyTimer = this.clientTimer = undefined;
+    this.conn = undefined;
+    this.host!.health.success();
+    const held = this.held;
+    this.held = undefined;
+    this.finished = true;
+    this.headerSent = true;
+    this.reason = 'ok';
+    // The tunnel's access line tells how the tunnel ended (earlier tries have their retry lines).
+    this.detail = undefined;
+    const upstream = conn.takeSocket();
+    const client = this.client.takeOver();
+    const tunnel = new UpgradeTunnel(
+      this.leg,
+      this.client.socket,
+      upstream,
+      held,
+      this.location.proxyReadTimeoutMs,
+      this.limits.accessLog ? this.record(101) : undefined,
+      this.startedAt,
+    );
+    this.leg.tunnelled(tunnel);
+    this.leg.ended(this);
+    tunnel.start({
+      head: `HTTP/1.1 101 ${head.statusMessage || statusText(101)}\r\n${headerLines(head.rawHeaders)}\r\n`,
+      fromUpstream: rest,
+      fromClient: client.held,
+      clientEnded: client.ended,
+    });
   }
 
   onConnectionError(error: Error): void {
@@ -666,6 +741,11 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       this.leg.ended(this);
       return;
     }
+    this.leg.log(this.record(this.client.status));
+    this.leg.ended(this);
+  }
+
+  private record(status: number): RequestRecord {
     const record: RequestRecord = {
       msg: 'request',
       listen: this.leg.listenText,
@@ -673,7 +753,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       method: this.method,
       path: this.ctx.url,
       host: this.ctx.host,
-      status: this.client.status,
+      status,
       bytesSent: this.bytesSent,
       bytesReceived: this.bodyBytes,
       upstream: this.host ? this.host.address.text : null,
@@ -687,8 +767,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.connectMs !== undefined) record.timings.connectMs = this.connectMs;
     if (this.headerMs !== undefined) record.timings.headerMs = this.headerMs;
     if (this.detail !== undefined) record.detail = this.detail;
-    this.leg.log(record);
-    this.leg.ended(this);
+    return record;
   }
 }
 

@@ -259,14 +259,30 @@ function addedLines(
   if (ctx.host !== '' && !overridden?.has('x-forwarded-host')) out += `X-Forwarded-Host: ${ctx.host}\r\n`;
   if (!hasHost && !overridden?.has('host')) out += `Host: ${ctx.proxyHost}\r\n`;
   for (const h of opts.setHeaders) {
+    // The body's framing is keepwire's (redone per leg): a second
+    // Content-Length or Transfer-Encoding would let the upstream frame the
+    // request differently.
+    if (isFraming(h.name)) continue;
     const value = expand(h.value, ctx, xff);
     if (value !== '' && safe(value)) out += `${h.name}: ${value}\r\n`;
   }
   if (opts.bodyLength === 'chunked') out += 'Transfer-Encoding: chunked\r\n';
   else if (typeof opts.bodyLength === 'number') out += `Content-Length: ${opts.bodyLength}\r\n`;
-  if (opts.upgrade !== undefined) out += `Connection: upgrade\r\nUpgrade: ${opts.upgrade}\r\n`;
-  else if (!opts.reuse || opts.version === '1.0') out += 'Connection: close\r\n';
+  // As nginx, proxy_set_header replaces what keepwire would send itself
+  // (its Connection and Upgrade too), and an empty value sends nothing: the
+  // usual WebSocket snippet (`Upgrade $http_upgrade`, `Connection
+  // "upgrade"`) gives exactly one of each.
+  if (!overridden?.has('connection')) {
+    if (opts.upgrade !== undefined) out += 'Connection: upgrade\r\n';
+    else if (!opts.reuse || opts.version === '1.0') out += 'Connection: close\r\n';
+  }
+  if (opts.upgrade !== undefined && !overridden?.has('upgrade')) out += `Upgrade: ${opts.upgrade}\r\n`;
   return `${out}\r\n`;
+}
+
+function isFraming(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === 'content-length' || lower === 'transfer-encoding';
 }
 
 /**

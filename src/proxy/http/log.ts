@@ -73,7 +73,20 @@ export interface RetryRecord {
 export const NOT_RETRIED_MAY_HAVE_REACHED =
   'not retried: a non-idempotent request may have reached the upstream';
 
-export type HttpLogRecord = RequestRecord | RetryRecord;
+/**
+ * Connections closed at accept because `worker_connections` were all in
+ * use (nginx logs "worker_connections are not enough"): one line for the
+ * first, then at most one per period with the count refused in it.
+ */
+export interface RefusedRecord {
+  msg: 'worker_connections are not enough';
+  listen: string;
+  workerConnections: number;
+  refused: number;
+  periodMs: number;
+}
+
+export type HttpLogRecord = RequestRecord | RetryRecord | RefusedRecord;
 
 // Only these need escaping in a JSON string (what JSON.stringify escapes for
 // strings without lone surrogates, which latin1-decoded request text cannot have).

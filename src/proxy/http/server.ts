@@ -35,7 +35,7 @@ import type { ClientLimits } from './limits.js';
 import type { HttpLogRecord, RequestEndReason, RequestRecord } from './log.js';
 import type { ClientRequest, RequestError } from './request.js';
 import type { ServerTable } from './routing.js';
-import { type TunnelOwner, UpgradeTunnel } from './streaming.js';
+import type { UpgradeTunnel } from './streaming.js';
 
 export interface HttpDeps {
   limiter: ConnectionLimiter;
@@ -83,7 +83,10 @@ class LocalAnswer implements ClientUser {
   }
 }
 
-export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
+/** How often the count of connections refused over worker_connections is logged, at most. */
+export const REFUSED_LOG_PERIOD_MS = 1_000;
+
+export class HttpFrontend implements ClientLeg, ConnectionOwner {
   readonly connections = new Set<ClientConnection>();
   readonly tunnels = new Set<UpgradeTunnel>();
   readonly listenText: string;
@@ -135,15 +138,28 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
 
   stop(): void {
     this.detach();
+    this.logRefused();
+    clearTimeout(this.refusedTimer);
     // A request in flight is its connection's user (no set of them is kept per request).
     for (const c of [...this.connections]) if (c.user instanceof ProxyExchange) c.user.terminate();
     for (const t of [...this.tunnels]) t.terminate();
     for (const c of [...this.connections]) c.socket.destroy();
   }
 
+  private refused = 0;
+  private refusedTimer: NodeJS.Timeout | undefined;
+
   private accept(socket: Socket): void {
-    if (this.draining || !this.deps.limiter.tryAcquire()) {
+    if (this.draining) {
       socket.destroy();
+      return;
+    }
+    if (!this.deps.limiter.tryAcquire()) {
+      // As nginx: a connection over worker_connections is closed at once
+      // (never queued, so a flood cannot grow memory), and logged as
+      // "worker_connections are not enough" (one line per period with a count).
+      socket.destroy();
+      this.refusedOne();
       return;
     }
     this.connections.add(new ClientConnection(this, socket));
@@ -157,6 +173,27 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     }
     // The listener accepts with pauseOnConnect (for the stream proxy); HTTP reads at once.
     socket.resume();
+  }
+
+  private refusedOne(): void {
+    if (this.refused++ === 0) this.logRefused();
+  }
+
+  /** Logs the refusals counted so far; a period starts in which further ones are counted. */
+  private logRefused(): void {
+    clearTimeout(this.refusedTimer);
+    this.refusedTimer = undefined;
+    if (this.refused === 0) return;
+    this.deps.log({
+      msg: 'worker_connections are not enough',
+      listen: this.listenText,
+      workerConnections: this.deps.limiter.limit,
+      refused: this.refused,
+      periodMs: REFUSED_LOG_PERIOD_MS,
+    });
+    this.refused = 0;
+    this.refusedTimer = setTimeout(() => this.logRefused(), REFUSED_LOG_PERIOD_MS);
+    this.refusedTimer.unref();
   }
 
   /** The socket closed (also after an Upgrade handed it to a tunnel). */
@@ -296,22 +333,6 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     conn.respond(status, statusText(status), headers, bytes, close);
   }
 
-  onUpgrade(conn: ClientConnection, req: ClientRequest, head: Buffer): void {
-    const socket = conn.socket;
-    const location = this.locate(conn, req);
-    const route = location ? this.routes.get(location) : undefined;
-    if (location === undefined || route === undefined) {
-      const status = location?.returnDirective?.code ?? 404;
-      socket.end(
-        `HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
-      );
-      return;
-    }
-    const tunnel = new UpgradeTunnel(this, req, conn, head, location, route);
-    this.tunnels.add(tunnel);
-    tunnel.start();
-  }
-
   onClientError(conn: ClientConnection, error: RequestError, req: ClientRequest | undefined): void {
     const status = error.status;
     const reason: RequestEndReason = status === 408 ? 'client_header_timeout' : 'bad_request';
@@ -339,9 +360,13 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     });
   }
 
-  // ClientLeg / TunnelOwner
+  // ClientLeg
   log(record: RequestRecord): void {
     this.deps.log(record);
+  }
+
+  tunnelled(tunnel: UpgradeTunnel): void {
+    this.tunnels.add(tunnel);
   }
 
   retry(
@@ -362,6 +387,6 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
   }
 
   ended(item: ProxyExchange | UpgradeTunnel): void {
-    if (!(item instanceof ProxyExchange)) this.tunnels.delete(item);
+    if (!(item instanceof ProxyExchange)) this.tunnels.delete(item as UpgradeTunnel);
   }
 }

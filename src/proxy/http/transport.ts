@@ -199,6 +199,23 @@ export class UpstreamConnection implements ParserSink {
     user?.onComplete(trailers, rest);
   }
 
+  /**
+   * Hands the socket over after a 101: from here on it carries the tunnel's
+   * bytes, not HTTP. The connection lets go of it (no timers, no listeners,
+   * never cached); the caller must take its reads at once (`readsTo`).
+   */
+  takeSocket(): Socket {
+    this.dead = true;
+    this.user = undefined;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.readTimer);
+    this.readTimer = undefined;
+    this.pool?.remove(this);
+    const socket = this.socket;
+    for (const event of ['connect', 'drain', 'end', 'error', 'close']) socket.removeAllListeners(event);
+    return socket;
+  }
+
   /** The upstream's Keep-Alive timeout hint from the last response. */
   hintMs: number | undefined;
 
