@@ -176,7 +176,9 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   private refusedOne(): void {
-    if (this.refused++ === 0) this.logRefused();
+    this.refused++;
+    // Within a period the count grows; the period's end logs it.
+    if (this.refusedTimer === undefined) this.logRefused();
   }
 
   /** Logs the refusals counted so far; a period starts in which further ones are counted. */
