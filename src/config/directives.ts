@@ -560,7 +560,7 @@ export const D = {
     maxArgs: 1,
     default: '512',
     parse: count(1),
-    doc: 'The most client connections open at once; further connections wait in the listen backlog.',
+    doc: 'The most client connections open at once, stream and HTTP together; a connection over it is closed at once (never queued) and logged, as nginx does ("worker_connections are not enough").',
   }),
   stream: d({
     name: 'stream',
