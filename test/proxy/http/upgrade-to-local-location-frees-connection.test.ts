@@ -158,3 +158,27 @@ test('an upgrade the upstream refuses is an ordinary response: the connection go
     await app.close();
   }
 });
+
+test('after an Upgrade request answered by a return location the connection timers run: a silent client is closed after keepalive_timeout', async () => {
+  const lb = await startHttp(
+    httpConfig([
+      httpServer({
+        keepaliveTimeoutMs: 1_000,
+        locations: [location({ returnDirective: { code: 200, text: 'ok\n' } })],
+      }),
+    ]),
+  );
+  try {
+    const c = await RawClient.open(lb.port);
+    c.send(upgrade('/'));
+    const res = await c.response({ timeoutMs: 5_000 });
+    assert.equal(res.body.toString(), 'ok\n');
+    const t0 = Date.now();
+    await c.waitClosed(5_000);
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 500 && ms < 4_000, `closed after ${ms} ms idle`);
+    await noConnectionsLeft(lb);
+  } finally {
+    await lb.close();
+  }
+});
