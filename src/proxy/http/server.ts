@@ -140,6 +140,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     this.detach();
     this.logRefused();
     clearTimeout(this.refusedTimer);
+    this.refusedTimer = undefined;
     // A request in flight is its connection's user (no set of them is kept per request).
     for (const c of [...this.connections]) if (c.user instanceof ProxyExchange) c.user.terminate();
     for (const t of [...this.tunnels]) t.terminate();
