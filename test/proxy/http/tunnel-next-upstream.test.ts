@@ -3,7 +3,8 @@
  * (one attempt loop, `ProxyExchange`): proxy_next_upstream_tries and
  * proxy_next_upstream_timeout bound them, a server that does not answer the
  * handshake within proxy_read_timeout is a timeout (504, or the next
- * server), and the tunnel opens on the server that answers 101.
+ * server), and the tunnel opens on the server that answers 101. After the
+ * 101 a reset on one side is passed on as a reset.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -102,4 +103,41 @@ test('without a proxy_next_upstream_timeout the handshake moves on to the server
   assert.equal(r.backupRequests, 1);
   assert.equal(r.log.tries, 3);
   assert.equal(r.log.status, 101);
+});
+
+test('after the 101 an upstream reset is passed on to the client as a reset, and the slot is freed', async () => {
+  const backend = await rawUpstream((req, respond) => {
+    respond('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    req.socket.removeAllListeners('data');
+    req.socket.on('data', () => req.socket.resetAndDestroy());
+  });
+  const lb = await startHttp(
+    httpConfig(
+      [httpServer({ locations: [location({ proxyPass: passToGroup('app') })] })],
+      [httpGroup('app', [server(backend.port)])],
+    ),
+  );
+  try {
+    const c = await RawClient.open(lb.port);
+    const error = new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      c.socket.once('error', (e) => resolve(e));
+      c.socket.once('close', () => resolve(undefined));
+    });
+    c.send(UPGRADE);
+    assert.equal((await c.response({ timeoutMs: 5_000 })).status, 101);
+    c.send('reset me');
+    const e = await error;
+    assert.equal(e?.code, 'ECONNRESET');
+    const [log] = await lb.waitForRequests(1);
+    assert.equal(log!.status, 101);
+    assert.equal(log!.reason, 'upstream_reset');
+    const frontend = lb.runtime.httpGeneration!.frontends[0]!;
+    const deadline = Date.now() + 5_000;
+    while (frontend.connections.size > 0 && Date.now() < deadline) await sleep(20);
+    assert.equal(frontend.connections.size, 0);
+    assert.equal(frontend.tunnels.size, 0);
+  } finally {
+    await lb.close();
+    await backend.close();
+  }
 });
