@@ -271,8 +271,9 @@ export function parseRequestHead(
   end: number,
   rules: HeadRules = DEFAULT_HEAD_RULES,
 ): ClientRequest {
-  const skipped = leadingEmptyLines(buf.subarray(at, end));
-  at += skipped;
+  const start = at;
+  while (at < end && (buf[at] === 13 || buf[at] === 10)) at++;
+  const skipped = at - start;
   let text = buf.toString('latin1', at, end);
   let headBytes = end - at;
   if (BARE_LF.test(text)) {

@@ -377,6 +377,13 @@ const FRAMING_ROWS: Row[] = [
     ...none,
     nginx: ok(),
   },
+  {
+    input: '`X@A: 1` (a name that is not a token)',
+    raw: get('/x', `${H}X@A: 1\r\n`),
+    ...none,
+    nginx: { status: [200], forwarded: ['GET /x x@a=-'] },
+    headers: ['x@a'],
+  },
   { input: 'whitespace before the colon', raw: get('/x', `${H}X-A : 1\r\n`), ...none },
   { input: 'obsolete line folding', raw: get('/x', `${H}X-A: 1\r\n folded\r\n`), ...none },
   { input: '`Host: a/b`', raw: get('/x', 'Host: a/b\r\n'), ...none },
