@@ -56,6 +56,8 @@ async function outcome(port: number, up: RawUpstream, row: Row, responses: numbe
         const res = await c.response({ timeoutMs: 5_000 });
         status.push(res.status);
         if (res.headers.connection === 'close') {
+          // Our FIN ends the server's lingering read at once; its close says nothing more will be forwarded.
+          c.socket.end();
           await c.waitClosed(5_000).catch(() => {});
           break;
         }
