@@ -430,6 +430,9 @@ export function parseRequestHead(
     chunked = true;
   }
   if (target.host !== undefined) {
+    // RFC 9112 §3.2: an HTTP/1.1 request without a Host header is 400, absolute-form or not (nginx too).
+    if (host === undefined && minorVersion === 1)
+      throw new RequestError(400, 'MISSING_HOST', 'HTTP/1.1 request without Host');
     // RFC 9112 §3.2.2: the target's authority is the Host; a proxy sends a Host made from it.
     if (!validHost(target.host))
       throw new RequestError(400, 'INVALID_HOST', 'invalid host in request target');

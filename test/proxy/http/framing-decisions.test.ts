@@ -229,6 +229,18 @@ const ABSOLUTE_ROWS: Row[] = [
     status: [200],
     forwarded: ['GET /?q'],
   },
+  {
+    input: '`http://h/x` without a Host header (HTTP/1.1)',
+    raw: 'GET http://h/x HTTP/1.1\r\n\r\n',
+    ...none,
+  },
+  {
+    input: '`http://h/x` without a Host header (HTTP/1.0)',
+    raw: 'GET http://h/x HTTP/1.0\r\n\r\n',
+    status: [200],
+    forwarded: ['GET /x host=h'],
+    headers: ['host'],
+  },
   { input: '`http://u@h/x` (userinfo)', raw: get('http://u@h/x'), ...none },
   { input: '`http:///x` (empty host)', raw: get('http:///x'), ...none },
   {
