@@ -197,6 +197,7 @@ const PATH_ROWS: Row[] = [
   },
   { input: '`/a#frag` (a fragment)', raw: get('/a#frag'), status: [200], forwarded: ['GET /a#frag'] },
   { input: '`admin` (no leading slash)', raw: get('admin'), ...none },
+  { input: '`CONNECT h:443` (authority-form)', raw: 'CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n', ...none },
   { input: '`*` (asterisk-form)', raw: 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n', ...none },
 ];
 
