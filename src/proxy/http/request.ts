@@ -45,7 +45,7 @@ export const DEFAULT_HEAD_RULES: HeadRules = {
   ignoreInvalid: true,
 };
 
-/** The largest head any configuration allows to be buffered (large_client_header_buffers is bounded in the table). */
+/** The head limit under nginx's default large_client_header_buffers (4 8k). */
 export const MAX_REQUEST_HEAD = DEFAULT_HEAD_RULES.headMax;
 /** A chunk-size line with its extensions. */
 const MAX_CHUNK_LINE = 1024;
