@@ -369,6 +369,27 @@ function parseServerKeepaliveTimeout(args: readonly string[]): DirectiveResult<K
   return done({ timeoutMs: t.value, headerMs: h.value });
 }
 
+export interface HeaderBuffersValue {
+  number: number;
+  size: number;
+}
+
+/** large_client_header_buffers: keepwire holds a whole head in memory, so both are bounded. */
+function parseHeaderBuffers(args: readonly string[]): DirectiveResult<HeaderBuffersValue> {
+  const n = atArg(parseInteger(args[0]!, 1, 64), 0);
+  if (!n.ok) return n;
+  const size = atArg(headerBufferSize(args[1]!), 1);
+  if (!size.ok) return size;
+  return done({ number: n.value, size: size.value });
+}
+
+function headerBufferSize(text: string): Result<number> {
+  const size = parseSize(text);
+  if (size.ok && (size.value < 128 || size.value > 1024 * 1024))
+    return bad(`size "${text}" is out of range`, 0, 'header buffers are 128 bytes to 1m, e.g. 8k');
+  return size;
+}
+
 function parseHttpVersion(args: readonly string[]): DirectiveResult<'1.0' | '1.1'> {
   const v = args[0]!;
   if (v === '1.0' || v === '1.1') return done(v);
@@ -909,6 +930,72 @@ export const D = {
     parse: time,
     doc: "How long reading a request header may take; then 408. Taken from the address's default server: the header is read before its `Host` is known, as in nginx.",
   }),
+  clientHeaderBufferSize: d({
+    name: 'client_header_buffer_size',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'size',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1k',
+    parse: single(headerBufferSize),
+    doc: "nginx's first buffer for a request head. keepwire reads heads into buffers that grow as needed, so this only matters when it is larger than the `large_client_header_buffers` size: then, as in nginx, a request line or header line up to this size is accepted. Taken from the address's default server.",
+  }),
+  largeClientHeaderBuffers: d({
+    name: 'large_client_header_buffers',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'number size',
+    minArgs: 2,
+    maxArgs: 2,
+    default: '4 8k',
+    parse: parseHeaderBuffers,
+    doc: 'The limits on a request head, as in nginx: a request line longer than `size` (its CRLF included) gets 414, a header line longer than `size` gets 400 "Request Header Or Cookie Too Large", and so does a head longer than `number` × `size`; the connection is closed. Taken from the address\'s default server: the head is read before its `Host` is known.',
+  }),
+  maxHeaders: d({
+    name: 'max_headers',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1000',
+    parse: count(1),
+    doc: 'The most header lines a request may have (nginx 1.27.2+, backported by Debian); more gets 400 "Request Header Or Cookie Too Large" and the connection is closed. Header lines dropped by `ignore_invalid_headers` do not count. Taken from the address\'s default server.',
+  }),
+  mergeSlashes: d({
+    name: 'merge_slashes',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'on | off',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'on',
+    parse: flag,
+    doc: "Whether runs of `/` in the request path count as one when locations are matched, as in nginx: with it on, `//admin` is matched as `/admin`. Only matching is affected: the request target goes upstream as the client sent it. Taken from the address's default server.",
+  }),
+  underscoresInHeaders: d({
+    name: 'underscores_in_headers',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'on | off',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    parse: flag,
+    doc: "Whether `_` is a valid character in request header names. Off (the default, as in nginx), a header such as `Transfer_Encoding` is invalid and, under `ignore_invalid_headers on`, dropped rather than forwarded (some backends read `_` as `-`). Taken from the address's default server.",
+  }),
+  ignoreInvalidHeaders: d({
+    name: 'ignore_invalid_headers',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'on | off',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'on',
+    parse: flag,
+    doc: "On (the default, as in nginx), request header lines whose names nginx calls invalid (characters other than letters, digits and `-`, and `_` unless `underscores_in_headers` is on) are dropped: never forwarded, never read. Off, they are forwarded. A name that is not an RFC 9110 token (a space, a control character, `:` or `@`, ...) gets 400 either way. Taken from the address's default server.",
+  }),
   clientBodyTimeout: d({
     name: 'client_body_timeout',
     module: 'http',
@@ -963,7 +1050,7 @@ export const D = {
     default: 'on',
     keepwire: 'extension',
     parse: parseAccessLog,
-    doc: "Whether requests are logged: `off` writes no `request` line for requests routed here (e.g. a health-check location or a very hot path); `on` (a keepwire extension, the default) writes one JSON line per request on standard output. Inherited from http to server to location, and taken from the location a request is routed to; a request answered before routing (400, 405, 408, 417, 431) follows the address's default server, and one no location matches (404) the server chosen by `Host`. `upstream_retry` lines are written either way: a retry is never silent. nginx's `access_log path [format ...]` is refused: keepwire writes its access log as JSON lines on standard output only; redirect that to a file.",
+    doc: "Whether requests are logged: `off` writes no `request` line for requests routed here (e.g. a health-check location or a very hot path); `on` (a keepwire extension, the default) writes one JSON line per request on standard output. Inherited from http to server to location, and taken from the location a request is routed to; a request answered before routing (400, 405, 408, 414, 505) follows the address's default server, and one no location matches (404) the server chosen by `Host`. `upstream_retry` lines are written either way: a retry is never silent. nginx's `access_log path [format ...]` is refused: keepwire writes its access log as JSON lines on standard output only; redirect that to a file.",
   }),
   location: d({
     name: 'location',

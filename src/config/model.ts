@@ -162,8 +162,9 @@ export interface HttpLocation {
 }
 
 /**
- * A server's settings for the client leg. client_header_timeout (and the
- * header size limits) apply before the Host is known, so the address's
+ * A server's settings for the client leg. client_header_timeout and the
+ * header settings (buffers, max_headers, merge_slashes, underscores and
+ * invalid headers) apply before the Host is known, so the address's
  * default server gives them; the rest are taken per request from the server
  * chosen by Host and the location chosen by path, as in nginx.
  */
@@ -178,6 +179,18 @@ export interface HttpServer {
   keepaliveRequests: number;
   keepaliveTimeMs: number;
   clientHeaderTimeoutMs: number;
+  /** client_header_buffer_size, default 1k (the line limit when larger than the large buffers' size). */
+  clientHeaderBufferSize: number;
+  /** large_client_header_buffers, default 4 8k: a line over `size` is 414/400, a head over `number` × `size` 400. */
+  largeClientHeaderBuffers: { number: number; size: number };
+  /** max_headers, default 1000. */
+  maxHeaders: number;
+  /** merge_slashes, default on: `//` counts as `/` when locations are matched. */
+  mergeSlashes: boolean;
+  /** underscores_in_headers, default off. */
+  underscoresInHeaders: boolean;
+  /** ignore_invalid_headers, default on: invalid header names are dropped. */
+  ignoreInvalidHeaders: boolean;
   clientBodyTimeoutMs: number;
   sendTimeoutMs: number;
   /** Bytes; 0 = unlimited. Default 1m. */
@@ -191,7 +204,7 @@ export interface HttpServer {
   /**
    * access_log of the server (http → server), default on: requests no
    * location matches; the default server's also covers requests answered
-   * before routing (400, 408, 431).
+   * before routing (400, 408, 414).
    */
   accessLog: boolean;
   locations: HttpLocation[];

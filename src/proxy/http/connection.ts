@@ -23,6 +23,8 @@ import {
   type ClientRequest,
   checkIncompleteHead,
   findHeadEnd,
+  type HeadRules,
+  leadingEmptyLines,
   MAX_REQUEST_HEAD,
   parseRequestHead,
   RequestError,
@@ -44,6 +46,8 @@ export interface ConnectionOwner {
   readonly clientHeaderTimeoutMs: number;
   /** The default server's settings, until a request is routed. */
   readonly defaultLimits: ClientLimits;
+  /** How heads are read (the default server's header settings). */
+  readonly headRules: HeadRules;
   /** Whether the response to this request may leave the connection open. */
   mayKeepAlive(conn: ClientConnection): boolean;
   onRequest(conn: ClientConnection, req: ClientRequest): void;
@@ -222,16 +226,27 @@ export class ClientConnection {
         if (this.phase === Phase.Head) {
           if (this.responding) break;
           const buf = this.buf;
+          if (this.scanned === 0) {
+            // Empty lines before a request line are skipped (RFC 9112 §2.2), as nginx does.
+            const skip = leadingEmptyLines(buf);
+            if (skip > 0) {
+              this.consume(skip);
+              if (this.timerKind === Timer.Idle)
+                this.setTimer(Timer.Header, this.owner.clientHeaderTimeoutMs);
+              continue;
+            }
+          }
+          const rules = this.owner.headRules;
           // Bytes already searched are not searched again (3 back: a CRLFCRLF split across reads).
-          const end = findHeadEnd(buf, Math.max(0, this.scanned - 3));
+          let end = findHeadEnd(buf, Math.max(0, this.scanned - 3));
+          if (end < 0) end = checkIncompleteHead(buf, this.scanned, rules);
           if (end < 0) {
-            checkIncompleteHead(buf, this.scanned);
             this.scanned = buf.length;
             if (this.timerKind === Timer.Idle) this.setTimer(Timer.Header, this.owner.clientHeaderTimeoutMs);
             break;
           }
-          const req = parseRequestHead(buf, 0, end);
-          this.consume(end);
+          const req = parseRequestHead(buf, 0, end, rules);
+          this.consume(req.headBytes);
           this.dispatch(req);
         } else if (this.phase === Phase.Body) {
           const buf = this.buf;

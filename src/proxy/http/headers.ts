@@ -257,7 +257,8 @@ function addedLines(
   if (!overridden?.has('x-forwarded-for')) out += `X-Forwarded-For: ${xff}\r\n`;
   if (!overridden?.has('x-forwarded-proto')) out += `X-Forwarded-Proto: ${ctx.scheme}\r\n`;
   if (ctx.host !== '' && !overridden?.has('x-forwarded-host')) out += `X-Forwarded-Host: ${ctx.host}\r\n`;
-  if (!hasHost && !overridden?.has('host')) out += `Host: ${ctx.proxyHost}\r\n`;
+  // Without a Host line to keep: the absolute-form target's authority (RFC 9112 §3.2.2), else the upstream's name.
+  if (!hasHost && !overridden?.has('host')) out += `Host: ${ctx.host || ctx.proxyHost}\r\n`;
   for (const h of opts.setHeaders) {
     // The body's framing is keepwire's (redone per leg): a second
     // Content-Length or Transfer-Encoding would let the upstream frame the

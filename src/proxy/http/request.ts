@@ -7,13 +7,46 @@
  * be smuggled (RFC 9112 §6.1, §6.3, §11.2): a request with both
  * Content-Length and Transfer-Encoding, more than one Content-Length, a
  * Content-Length that is not plain digits, a Transfer-Encoding other than
- * `chunked`, obsolete line folding, whitespace before a colon, a bare CR or
- * LF, control characters, an invalid chunk size or a chunk not followed by
- * CRLF are all refused with 400 and the connection closed.
+ * `chunked` or on HTTP/1.0, obsolete line folding, whitespace before a
+ * colon, a bare CR, NUL or DEL in the head, an invalid chunk size, a chunk
+ * line not ended by CRLF are all refused with 400 and the connection closed.
+ * Where RFC 9112 lets a recipient be lenient and nginx and HAProxy are, so
+ * is keepwire, as long as what it forwards is framed the same (it re-frames
+ * every request): a bare LF ends a head line (§2.2), empty lines before the
+ * request line are skipped (§2.2), `HTTP/1.2` is served as 1.1 (RFC 9110
+ * §2.5), control characters other than NUL, CR, LF and DEL pass in header
+ * values (RFC 9110 §5.5). Every decision, with the peers' answers, is in
+ * docs/http-framing.md.
  */
+import { parseTarget, validHost } from './uri.js';
 
-/** Whole request head, request line included (Node's default max header size). */
-export const MAX_REQUEST_HEAD = 16 * 1024;
+/** How a request head is read: nginx's per-server header settings (of the address's default server). */
+export interface HeadRules {
+  /** The longest request line or header line, its CRLF included (large_client_header_buffers size, or client_header_buffer_size if larger): 414 / 400. */
+  readonly lineMax: number;
+  /** The whole head (large_client_header_buffers number × size): 400. */
+  readonly headMax: number;
+  /** max_headers: more header lines is 400. */
+  readonly maxHeaders: number;
+  readonly mergeSlashes: boolean;
+  /** underscores_in_headers: `_` is a valid header name character. */
+  readonly underscores: boolean;
+  /** ignore_invalid_headers: header lines whose names nginx calls invalid are dropped (not forwarded). */
+  readonly ignoreInvalid: boolean;
+}
+
+/** nginx's defaults: large_client_header_buffers 4 8k, max_headers 1000, merge_slashes on, underscores_in_headers off, ignore_invalid_headers on. */
+export const DEFAULT_HEAD_RULES: HeadRules = {
+  lineMax: 8 * 1024,
+  headMax: 32 * 1024,
+  maxHeaders: 1000,
+  mergeSlashes: true,
+  underscores: false,
+  ignoreInvalid: true,
+};
+
+/** The head limit under nginx's default large_client_header_buffers (4 8k). */
+export const MAX_REQUEST_HEAD = DEFAULT_HEAD_RULES.headMax;
 /** A chunk-size line with its extensions. */
 const MAX_CHUNK_LINE = 1024;
 const MAX_TRAILERS = 8 * 1024;
@@ -24,9 +57,15 @@ export class RequestError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The answer's body text when it is not the status text (nginx's "Request Header Or Cookie Too Large"). */
+    readonly text?: string,
   ) {
     super(message);
   }
+}
+
+function headerTooLarge(message: string): RequestError {
+  return new RequestError(400, 'HEADER_TOO_LARGE', message, 'Request Header Or Cookie Too Large');
 }
 
 /** How a request header travels upstream (`ClientRequest.marks`). */
@@ -53,10 +92,15 @@ export interface HeaderLines {
 
 export class ClientRequest implements HeaderLines {
   method = '';
+  /** The target in origin-form as received (an absolute-form target without its scheme and authority): forwarded upstream. */
   url = '';
+  /** The normalised path (decoded, slashes merged, dot segments resolved): what locations match. */
+  path = '';
+  /** Bytes of the head in the buffer it was parsed from, leading empty lines included. */
+  headBytes = 0;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   minorVersion = 1;
-  /** The Host header, undefined without one. */
+  /** The Host: an absolute-form target's authority, else the Host header; undefined without either. */
   host: string | undefined;
   /** Declared Content-Length, -1 without one. */
   contentLength = -1;
@@ -65,8 +109,6 @@ export class ClientRequest implements HeaderLines {
   keepAlive = true;
   /** `Expect: 100-continue` (HTTP/1.1). */
   expectContinue = false;
-  /** Some other expectation, answered 417. */
-  expectOther = false;
   /** The Upgrade value when `Connection: upgrade` asks for one. */
   upgrade: string | undefined;
   connectionNames = false;
@@ -83,7 +125,7 @@ export class ClientRequest implements HeaderLines {
     const out: string[] = [];
     const { text, marks } = this;
     for (let i = 0; i < marks.length; i += 4)
-      out.push(text.slice(marks[i]!, marks[i + 1]!), text.slice(marks[i + 1]! + 1, marks[i + 2]!).trim());
+      out.push(text.slice(marks[i]!, marks[i + 1]!), value(text, marks[i + 1]!, marks[i + 2]!));
     this.raw = out;
     return out;
   }
@@ -96,25 +138,52 @@ export interface BodySink {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
-// Control characters other than HTAB, and a CR or LF that is not part of a CRLF.
+// In a whole head (line ends made CRLF): NUL, DEL, a CR that is not part of
+// a CRLF. Other control characters are refused where they matter: in the
+// request line (uri.ts, the method and version grammar) and in header names
+// (tchar); in header values they pass (RFC 9110 §5.5), as nginx and HAProxy let them.
+const BAD_HEAD_CHAR = /[\0\x7f]|\r(?!\n)/;
+// A chunk line: control characters other than HTAB, a bare CR or LF.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
-const BAD_HEAD_CHAR = /[\0-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
-/** Header name characters (RFC 9110 tchar), by character code. */
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-  TCHAR[c.charCodeAt(0)] = 1;
+const BAD_LINE_CHAR = /[\0-\x08\x0a-\x1f\x7f]/;
+/** A LF without a CR before it. */
+const BARE_LF = /(?<!\r)\n/;
+/**
+ * Header name characters by code: 1 for what nginx calls valid (letters,
+ * digits, `-`), 2 for `_` (valid only with underscores_in_headers), 3 for
+ * the other RFC 9110 tchar (valid tokens nginx calls invalid), 0 for the rest.
+ */
+const NAME_CHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+.^`|~") NAME_CHAR[c.charCodeAt(0)] = 3;
+NAME_CHAR[0x5f] = 2;
+for (const c of '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz')
+  NAME_CHAR[c.charCodeAt(0)] = 1;
 
 /** Whether `text[from, to)` is all header-name characters (RFC 9110 tchar). */
 export function isToken(text: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
-    if (c > 127 || TCHAR[c] === 0) return false;
+    if (c > 127 || NAME_CHAR[c] === 0) return false;
   }
   return true;
 }
-const METHOD = /^[A-Z][A-Z_-]*$/;
-const DIGITS = /^\d{1,15}$/;
-const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})(?:[ \t]*;.*)?$/;
+
+/** 0: not a token (400); 1: a name nginx accepts; 2: a token nginx calls invalid (ignore_invalid_headers). */
+function nameClass(text: string, from: number, to: number, underscores: boolean): 0 | 1 | 2 {
+  let out: 0 | 1 | 2 = 1;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    const k = c > 127 ? 0 : NAME_CHAR[c]!;
+    if (k === 0) return 0;
+    if (k === 3 || (k === 2 && !underscores)) out = 2;
+  }
+  return out;
+}
+const METHOD = /^[A-Z_-]+$/;
+const VERSION = /^HTTP\/(\d)\.(\d)$/;
+const DIGITS = /^\d+$/;
+// BWS before an extension or the line end is allowed (RFC 9112 §7.1.1); leading zeros are not digits of the size.
+const CHUNK_SIZE = /^0*([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/;
 
 enum Body {
   None,
@@ -131,41 +200,115 @@ export function findHeadEnd(buf: Buffer, at: number): number {
   return end < 0 ? -1 : end + 4;
 }
 
-/** Throws for bytes that can never become a valid head (a bare LF, a head over the limit); `buf` starts the head, `from` is where unchecked bytes start. */
-export function checkIncompleteHead(buf: Buffer, from: number): void {
-  if (buf.length > MAX_REQUEST_HEAD)
-    throw new RequestError(431, 'HEADER_OVERFLOW', 'request header too large');
-  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1))
-    if (i === 0 || buf[i - 1] !== 13) throw new RequestError(400, 'BARE_LF', 'bare LF in the request head');
+/**
+ * Empty lines before a request line (RFC 9112 §2.2: a server SHOULD ignore
+ * at least one; nginx skips any CR and LF there): how many bytes of them
+ * `buf` starts with.
+ */
+export function leadingEmptyLines(buf: Buffer): number {
+  let i = 0;
+  while (i < buf.length && (buf[i] === 13 || buf[i] === 10)) i++;
+  return i;
 }
 
-/** Parses a complete request head, `buf[at, end)` with `end` just past its CRLFCRLF. */
-export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRequest {
-  // Empty lines before a request line are ignored (RFC 9112 §2.2).
-  while (buf[at] === 13 && buf[at + 1] === 10) at += 2;
-  if (end - at > MAX_REQUEST_HEAD) throw new RequestError(431, 'HEADER_OVERFLOW', 'request header too large');
-  const text = buf.toString('latin1', at, end - 4);
+/**
+ * For a head with no CRLFCRLF yet, `buf` starting at its request line and
+ * `from` where unchecked bytes start: the end of a head whose empty line
+ * ends in a bare LF (RFC 9112 §2.2), else -1. Throws for what can never
+ * become a valid head: a line or the head over the limits.
+ */
+export function checkIncompleteHead(
+  buf: Buffer,
+  from: number,
+  rules: HeadRules = DEFAULT_HEAD_RULES,
+): number {
+  let lineStart = from === 0 ? 0 : buf.lastIndexOf(10, from - 1) + 1;
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1)) {
+    if (i > 0 && (buf[i - 1] === 10 || (buf[i - 1] === 13 && i > 1 && buf[i - 2] === 10))) return i + 1;
+    checkLine(i + 1 - lineStart, lineStart === 0, rules);
+    lineStart = i + 1;
+  }
+  checkLine(buf.length - lineStart, lineStart === 0, rules);
+  if (buf.length > rules.headMax) throw headerTooLarge('request head too large');
+  return -1;
+}
+
+/** nginx: a request line over the buffer is 414, a header line 400 "Request Header Or Cookie Too Large". */
+function checkLine(bytes: number, requestLine: boolean, rules: HeadRules): void {
+  if (bytes <= rules.lineMax) return;
+  if (requestLine) throw new RequestError(414, 'URI_TOO_LONG', 'request line too long');
+  throw headerTooLarge('header line too long');
+}
+
+/**
+ * The head `buf[at, end)` with bare-LF line ends made CRLF, up to its first
+ * empty line (which may come before `end`: a CRLFCRLF found later belongs
+ * to a pipelined request); `bytes` is how much of `buf` it took.
+ */
+function lenientHead(buf: Buffer, at: number, end: number): { text: string; bytes: number } {
+  const raw = buf.toString('latin1', at, end);
+  const lines: string[] = [];
+  let pos = 0;
+  for (;;) {
+    const lf = raw.indexOf('\n', pos);
+    if (lf < 0) throw new RequestError(400, 'INVALID_HEADER', 'unterminated request head');
+    const line = raw.charCodeAt(lf - 1) === 13 && lf > pos ? raw.slice(pos, lf - 1) : raw.slice(pos, lf);
+    pos = lf + 1;
+    if (line === '') return { text: lines.join('\r\n'), bytes: pos };
+    lines.push(line);
+  }
+}
+
+/**
+ * Parses a complete request head, `buf[at, end)` with `end` just past the
+ * empty line ending it (CRLFCRLF, or one ended by a bare LF).
+ * `req.headBytes` says how much of `buf` from `at` the head took: less than
+ * `end - at` when a bare-LF empty line ends it first.
+ */
+export function parseRequestHead(
+  buf: Buffer,
+  at: number,
+  end: number,
+  rules: HeadRules = DEFAULT_HEAD_RULES,
+): ClientRequest {
+  const start = at;
+  while (at < end && (buf[at] === 13 || buf[at] === 10)) at++;
+  const skipped = at - start;
+  let text = buf.toString('latin1', at, end);
+  let headBytes = end - at;
+  if (BARE_LF.test(text)) {
+    const head = lenientHead(buf, at, end);
+    text = head.text;
+    headBytes = head.bytes;
+  } else text = text.slice(0, -4);
+  if (text.length + 4 > rules.headMax) throw headerTooLarge('request head too large');
   if (BAD_HEAD_CHAR.test(text)) throw new RequestError(400, 'INVALID_CHAR', 'invalid character in the head');
   let nl = text.indexOf('\r\n');
   const line = nl < 0 ? text : text.slice(0, nl);
+  checkLine(line.length + 2, true, rules);
   const sp1 = line.indexOf(' ');
   const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
+  // One SP between the three parts (RFC 9112 §3); nginx also takes runs of them.
   if (sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0)
     throw new RequestError(400, 'INVALID_REQUEST_LINE', 'invalid request line');
   const method = line.slice(0, sp1);
-  const url = line.slice(sp1 + 1, sp2);
+  const rawTarget = line.slice(sp1 + 1, sp2);
   const version = line.slice(sp2 + 1);
   if (!METHOD.test(method)) throw new RequestError(400, 'INVALID_METHOD', 'invalid method');
-  if (url === '' || url.includes('\t')) throw new RequestError(400, 'INVALID_URL', 'invalid request target');
-  let minorVersion: number;
-  if (version === 'HTTP/1.1') minorVersion = 1;
-  else if (version === 'HTTP/1.0') minorVersion = 0;
-  else if (/^HTTP\/[2-9]\.\d$/.test(version))
+  if (rawTarget === '') throw new RequestError(400, 'INVALID_URL', 'invalid request target');
+  const v = VERSION.exec(version);
+  if (v === null) throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
+  if (v[1] !== '1') {
+    if (v[1] === '0') throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
     throw new RequestError(505, 'INVALID_VERSION', `unsupported version ${version}`);
-  else throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
+  }
+  // RFC 9110 §2.5: a higher minor version is served as the highest one implemented.
+  const minorVersion = v[2] === '0' ? 0 : 1;
+  const target = parseTarget(rawTarget, rules.mergeSlashes);
   const marks: number[] = [];
   const req = new ClientRequest(text, marks);
   let host: string | undefined;
+  let hostMark = -1;
   let contentLength = -1;
   let te: string | undefined;
   let connClose = false;
@@ -173,10 +316,12 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
   let connUpgrade = false;
   let upgrade: string | undefined;
   let expect: string | undefined;
+  let count = 0;
   let from = nl < 0 ? text.length : nl + 2;
   while (from < text.length) {
     nl = text.indexOf('\r\n', from);
     const stop = nl < 0 ? text.length : nl;
+    checkLine(stop - from + 2, false, rules);
     const colon = text.indexOf(':', from);
     if (colon <= from || colon > stop) {
       const c = text.charCodeAt(from);
@@ -186,8 +331,15 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
         c === 32 || c === 9 ? 'obsolete line folding' : 'invalid header line',
       );
     }
-    if (!isToken(text, from, colon))
-      throw new RequestError(400, 'INVALID_HEADER_TOKEN', 'invalid header name');
+    const nameKind = nameClass(text, from, colon, rules.underscores);
+    if (nameKind === 0) throw new RequestError(400, 'INVALID_HEADER_TOKEN', 'invalid header name');
+    if (nameKind === 2 && rules.ignoreInvalid) {
+      // nginx (ignore_invalid_headers on): the line is dropped, never forwarded;
+      // `Transfer_Encoding` never reaches a backend that would read it as Transfer-Encoding.
+      from = stop + 2;
+      continue;
+    }
+    if (++count > rules.maxHeaders) throw headerTooLarge('more header lines than max_headers');
     let kind = REQ_PLAIN;
     // Only names of these lengths matter here: no string is made for the others.
     switch (colon - from) {
@@ -198,7 +350,10 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
         if (lower(text, from, colon) === 'host') {
           if (host !== undefined) throw new RequestError(400, 'DUPLICATE_HOST', 'more than one Host');
           host = value(text, colon, stop);
+          // nginx's ngx_http_validate_host: no "/", no NUL, no empty label, not empty.
+          if (!validHost(host)) throw new RequestError(400, 'INVALID_HOST', 'invalid Host header');
           kind = REQ_HOST;
+          hostMark = marks.length;
         }
         break;
       case 6:
@@ -220,7 +375,7 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
         if (name === 'connection') {
           kind = REQ_HOP;
           for (const token of value(text, colon, stop).split(',')) {
-            const t = token.trim().toLowerCase();
+            const t = trimOws(token).toLowerCase();
             if (t === 'close') connClose = true;
             else if (t === 'keep-alive') connKeepAlive = true;
             else if (t === 'upgrade') connUpgrade = true;
@@ -234,10 +389,7 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
           kind = REQ_REPLACED;
           if (contentLength >= 0)
             throw new RequestError(400, 'DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length');
-          const v = value(text, colon, stop);
-          if (!DIGITS.test(v))
-            throw new RequestError(400, 'INVALID_CONTENT_LENGTH', 'invalid Content-Length');
-          contentLength = Number(v);
+          contentLength = parseContentLength(value(text, colon, stop));
         }
         break;
       case 15:
@@ -268,32 +420,74 @@ export function parseRequestHead(buf: Buffer, at: number, end: number): ClientRe
   }
   let chunked = false;
   if (te !== undefined) {
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+    if (minorVersion === 0)
+      throw new RequestError(400, 'TRANSFER_ENCODING_HTTP10', 'Transfer-Encoding in an HTTP/1.0 request');
     if (contentLength >= 0)
       throw new RequestError(400, 'UNEXPECTED_CONTENT_LENGTH', 'both Content-Length and Transfer-Encoding');
     if (te.toLowerCase() !== 'chunked')
       throw new RequestError(400, 'INVALID_TRANSFER_ENCODING', `unsupported Transfer-Encoding "${te}"`);
     chunked = true;
   }
+  if (target.host !== undefined) {
+    // RFC 9112 §3.2: an HTTP/1.1 request without a Host header is 400, absolute-form or not (nginx too).
+    if (host === undefined && minorVersion === 1)
+      throw new RequestError(400, 'MISSING_HOST', 'HTTP/1.1 request without Host');
+    // RFC 9112 §3.2.2: the target's authority is the Host; a proxy sends a Host made from it.
+    if (!validHost(target.host))
+      throw new RequestError(400, 'INVALID_HOST', 'invalid host in request target');
+    host = target.host;
+    // The Host line is not forwarded (nor read as $http_host): the Host sent upstream is made from the target.
+    if (hostMark >= 0) marks.splice(hostMark, 4);
+  }
   req.method = method;
-  req.url = url;
+  req.url = target.url;
+  req.path = target.path;
+  req.headBytes = skipped + headBytes;
   req.minorVersion = minorVersion;
   req.host = host;
   req.contentLength = contentLength;
   req.chunked = chunked;
   req.keepAlive = minorVersion === 1 ? !connClose : connKeepAlive && !connClose;
+  // Other expectations are ignored, as nginx and HAProxy do (RFC 9110 §10.1.1 lets a server answer 417, or not).
   req.expectContinue = expect === '100-continue' && minorVersion === 1;
-  req.expectOther = expect !== undefined && expect !== '100-continue';
   req.upgrade = connUpgrade && upgrade !== undefined ? upgrade : undefined;
   return req;
+}
+
+/**
+ * Content-Length digits (RFC 9110 §8.6), leading zeros allowed: past 2^53 − 1
+ * keepwire could not count the body exactly, so 413 (nginx: 413 under any
+ * client_max_body_size up to 2^63, 400 beyond).
+ */
+function parseContentLength(v: string): number {
+  if (!DIGITS.test(v)) throw new RequestError(400, 'INVALID_CONTENT_LENGTH', 'invalid Content-Length');
+  let i = 0;
+  while (i < v.length - 1 && v.charCodeAt(i) === 0x30) i++;
+  const digits = v.length - i;
+  if (digits > 19) throw new RequestError(400, 'INVALID_CONTENT_LENGTH', 'Content-Length out of range');
+  const n = Number(v.slice(i));
+  if (!Number.isSafeInteger(n))
+    throw new RequestError(413, 'CONTENT_LENGTH_TOO_LARGE', 'Content-Length too large');
+  return n;
 }
 
 function lower(text: string, from: number, to: number): string {
   return text.slice(from, to).toLowerCase();
 }
 
+/** `s` without the SP and HTAB around it (RFC 9110 §5.6.3 OWS); String.trim would also take VT, FF and NBSP. */
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
 /** A header line's value, without the whitespace around it. */
 function value(text: string, colon: number, stop: number): string {
-  return text.slice(colon + 1, stop).trim();
+  return trimOws(text.slice(colon + 1, stop));
 }
 
 /**
@@ -352,7 +546,7 @@ export class BodyReader {
             throw new RequestError(400, 'INVALID_CHUNK_SIZE', 'chunk size line without CRLF');
           const line = buf.toString('latin1', at, nl - 1);
           const m = CHUNK_SIZE.exec(line);
-          if (m === null || BAD_HEAD_CHAR.test(line))
+          if (m === null || BAD_LINE_CHAR.test(line))
             throw new RequestError(400, 'INVALID_CHUNK_SIZE', `invalid chunk size "${line.slice(0, 40)}"`);
           at = nl + 1;
           const size = Number.parseInt(m[1]!, 16);
@@ -407,7 +601,7 @@ export class BodyReader {
           this.remaining += line.length;
           if (this.remaining > MAX_TRAILERS)
             throw new RequestError(431, 'HEADER_OVERFLOW', 'trailers too large');
-          this.trailers.push(name, line.slice(colon + 1).trim());
+          this.trailers.push(name, trimOws(line.slice(colon + 1)));
           break;
         }
       }

@@ -4,10 +4,12 @@
  * then the longest leading wildcard `*.example.com`, then the longest
  * trailing wildcard `mail.*`); without a match the address's default server
  * (the one whose listen says `default_server`, else the first one listed).
- * Within the server, the longest matching prefix `location` wins.
+ * Within the server, the longest matching prefix `location` wins, matched
+ * against the request's normalised path (`uri.ts`), as nginx matches `$uri`.
  */
 import type { HttpLocation, HttpServer } from '../../config/model.js';
 import { type ClientLimits, clientLimits } from './limits.js';
+import type { HeadRules } from './request.js';
 
 export class LocationTable {
   /** Longest prefix first, so the first match is the answer. */
@@ -30,6 +32,23 @@ export interface VirtualServer {
   limits: ClientLimits;
   /** Per location: the server's settings with what the location sets itself. */
   locationLimits: ReadonlyMap<HttpLocation, ClientLimits>;
+  /** How request heads are read when this is the address's default server. */
+  headRules: HeadRules;
+}
+
+/** The server's header settings as the request parser takes them. */
+export function headRules(model: HttpServer): HeadRules {
+  const { number, size } = model.largeClientHeaderBuffers;
+  // nginx: a line fits when it fits the first buffer or a large one.
+  const lineMax = Math.max(size, model.clientHeaderBufferSize);
+  return {
+    lineMax,
+    headMax: Math.max(number * size, lineMax),
+    maxHeaders: model.maxHeaders,
+    mergeSlashes: model.mergeSlashes,
+    underscores: model.underscoresInHeaders,
+    ignoreInvalid: model.ignoreInvalidHeaders,
+  };
 }
 
 export function virtualServer(model: HttpServer): VirtualServer {
@@ -38,6 +57,7 @@ export function virtualServer(model: HttpServer): VirtualServer {
     locations: new LocationTable(model.locations),
     limits: clientLimits(model),
     locationLimits: new Map(model.locations.map((l) => [l, clientLimits(model, l)])),
+    headRules: headRules(model),
   };
 }
 

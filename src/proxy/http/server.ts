@@ -10,10 +10,14 @@
  *   keepalive_requests N      `Connection: close` on the N-th response
  *   keepalive_time T          `Connection: close` once the connection is older
  *   client_header_timeout     408 and close
- *   header fields too large   431 and close; malformed request 400 and close
- * client_header_timeout and the header limits come from the address's
- * default server (`default_server`, else the first listed): a head is read
- * before its Host is known. Everything nginx resolves per request
+ *   large_client_header_buffers  a request line over the buffer 414, a
+ *                             header line or the whole head 400, and close;
+ *                             max_headers likewise; malformed request 400
+ * client_header_timeout and the header settings (buffers, max_headers,
+ * merge_slashes, underscores_in_headers, ignore_invalid_headers) come from
+ * the address's default server (`default_server`, else the first listed):
+ * a head is read before its Host is known. Locations match the normalised
+ * path (`uri.ts`), as in nginx. Everything nginx resolves per request
  * (client_max_body_size, client_body_timeout, send_timeout, the keep-alive
  * rules, client_body_buffer_size) comes from the server chosen by Host and
  * the location chosen by path (`limits.ts`), set on the connection when the
@@ -33,7 +37,7 @@ import { ClientConnection, type ClientUser, type ConnectionOwner } from './conne
 import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
 import type { ClientLimits } from './limits.js';
 import type { HttpLogRecord, RequestEndReason, RequestRecord } from './log.js';
-import type { ClientRequest, RequestError } from './request.js';
+import type { ClientRequest, HeadRules, RequestError } from './request.js';
 import type { ServerTable } from './routing.js';
 import type { UpgradeTunnel } from './streaming.js';
 
@@ -92,6 +96,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   readonly listenText: string;
   readonly clientHeaderTimeoutMs: number;
   readonly defaultLimits: ClientLimits;
+  readonly headRules: HeadRules;
   private readonly attached: Listener[] = [];
   draining = false;
   private waiters: (() => void)[] = [];
@@ -107,6 +112,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     this.serverPort = listen.address.port;
     this.clientHeaderTimeoutMs = table.defaultServer.model.clientHeaderTimeoutMs;
     this.defaultLimits = table.defaultServer.limits;
+    this.headRules = table.defaultServer.headRules;
   }
 
   start(listeners: readonly Listener[]): void {
@@ -219,9 +225,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
    */
   private locate(conn: ClientConnection, req: ClientRequest): HttpLocation | undefined {
     const vs = this.table.match(req.host);
-    const url = req.url;
-    const q = url.indexOf('?');
-    const location = vs.locations.match(q < 0 ? url : url.slice(0, q));
+    const location = vs.locations.match(req.path);
     conn.limits = (location && vs.locationLimits.get(location)) ?? vs.limits;
     return location;
   }
@@ -237,10 +241,6 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   onRequest(conn: ClientConnection, req: ClientRequest): void {
-    if (req.expectOther) {
-      this.refuse(conn, req, 417, 'unsupported Expect');
-      return;
-    }
     if (req.method === 'CONNECT') {
       this.refuse(conn, req, 405, 'CONNECT is not proxied');
       return;
@@ -281,7 +281,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     exchange.start();
   }
 
-  /** An answer before routing (400, 405, 417), under the address's default server's access_log. */
+  /** An answer before routing (400, 405), under the address's default server's access_log. */
   private refuse(conn: ClientConnection, req: ClientRequest, status: number, detail: string): void {
     this.local(conn, req, status, 'bad_request', detail, true, undefined, this.defaultLimits.accessLog);
   }
@@ -339,7 +339,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   onClientError(conn: ClientConnection, error: RequestError, req: ClientRequest | undefined): void {
     const status = error.status;
     const reason: RequestEndReason = status === 408 ? 'client_header_timeout' : 'bad_request';
-    const body = `${status} ${statusText(status)}\n`;
+    const body = `${status} ${error.text ?? statusText(status)}\n`;
     conn.sendAndClose(
       `HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );

@@ -3,7 +3,7 @@
  * routed to a location with access log off gets no `request` line (proxied,
  * `return`, or a WebSocket tunnel), while the other locations of the same
  * server keep theirs; `upstream_retry` lines stay, so a retry is never
- * silent; requests answered before routing (400, 408, 431) follow the
+ * silent; requests answered before routing (400, 408, 414) follow the
  * address's default server, and a request no location matches (404) the
  * server chosen by Host.
  *
@@ -181,13 +181,13 @@ const vhosts = (quietIsDefault: boolean) => (port: number, up: number) =>
 
 const at = (host: string, path: string) => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
 
-/** 400 without Host, 400 for a malformed request line, 431, 408: all answered before routing. */
+/** 400 without Host, 400 for a malformed request line, 414 for a request line over the buffer, 408: all answered before routing. */
 async function beforeRouting(port: number): Promise<number[]> {
   const statuses: number[] = [];
   for (const raw of [
     'GET /who HTTP/1.1\r\n\r\n',
     'NOT A REQUEST\r\n\r\n',
-    `GET /who HTTP/1.1\r\nHost: loud.test\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`,
+    `GET /who${'x'.repeat(20_000)} HTTP/1.1\r\nHost: loud.test\r\n\r\n`,
   ]) {
     const c = await RawClient.open(port);
     c.send(raw);
@@ -203,7 +203,7 @@ async function beforeRouting(port: number): Promise<number[]> {
 
 test("access_log per virtual server: the Host's server and location decide (404 included); answers before routing follow the default server", async () => {
   await withProxy(vhosts(true), async ({ lb }) => {
-    assert.deepEqual(await beforeRouting(lb.port), [400, 400, 431, 408]);
+    assert.deepEqual(await beforeRouting(lb.port), [400, 400, 414, 408]);
     assert.deepEqual(
       await sequence(lb.port, [
         at('quiet.test', '/who'),
@@ -223,13 +223,13 @@ test("access_log per virtual server: the Host's server and location decide (404 
   });
   // The same answers before routing are logged when the default server logs.
   await withProxy(vhosts(false), async ({ lb }) => {
-    assert.deepEqual(await beforeRouting(lb.port), [400, 400, 431, 408]);
+    assert.deepEqual(await beforeRouting(lb.port), [400, 400, 414, 408]);
     const lines = await lb.waitForRequests(4);
     assert.deepEqual(lines.map((r) => [r.status, r.reason]).sort(), [
       [400, 'bad_request'],
       [400, 'bad_request'],
       [408, 'client_header_timeout'],
-      [431, 'bad_request'],
+      [414, 'bad_request'],
     ]);
   });
 });

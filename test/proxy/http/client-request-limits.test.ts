@@ -1,7 +1,7 @@
 /**
  * Requests keepwire refuses itself, closing the connection as nginx does:
- * 413 for a body over client_max_body_size (declared or streamed), 431 for
- * header fields too large, 400 for a malformed request, 408 when the header
+ * 413 for a body over client_max_body_size (declared or streamed), 414 and
+ * 400 for a request line or header over large_client_header_buffers, 400 for a malformed request, 408 when the header
  * is not complete within client_header_timeout. And routing: server_name
  * picks the virtual server, the longest prefix picks the location, `return`
  * answers without an upstream.
@@ -71,12 +71,16 @@ test('client_max_body_size: a chunked body that grows over it gets 413', async (
   }
 });
 
-test('header fields too large: 431 and close; malformed request: 400 and close', async () => {
+test('large_client_header_buffers: a header line over the buffer gets 400 "Request Header Or Cookie Too Large", a request line 414, and close; malformed request: 400 and close', async () => {
   const s = await setup();
   try {
     const big = await fetchRaw(s.lb.port, get('/', `X-Big: ${'a'.repeat(20_000)}\r\n`));
-    assert.equal(big.status, 431);
+    assert.equal(big.status, 400);
+    assert.equal(big.body.toString(), '400 Request Header Or Cookie Too Large\n');
     assert.equal(big.headers.connection, 'close');
+    const long = await fetchRaw(s.lb.port, get(`/${'a'.repeat(20_000)}`));
+    assert.equal(long.status, 414);
+    assert.equal(long.headers.connection, 'close');
     const bad = await fetchRaw(s.lb.port, 'GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n');
     assert.equal(bad.status, 400);
     const noHost = await fetchRaw(s.lb.port, 'GET / HTTP/1.1\r\n\r\n');
@@ -84,7 +88,8 @@ test('header fields too large: 431 and close; malformed request: 400 and close',
     assert.equal(s.up.requests.length, 0);
     const reasons = s.lb.requests().map((r) => [r.status, r.reason]);
     assert.deepEqual(reasons, [
-      [431, 'bad_request'],
+      [400, 'bad_request'],
+      [414, 'bad_request'],
       [400, 'bad_request'],
       [400, 'bad_request'],
     ]);
