@@ -255,12 +255,27 @@ export async function recordingBackend(): Promise<RecordingBackend> {
 // ---- the two proxies ------------------------------------------------------------
 
 /** The shared part of both proxies' configuration: the inside of one `server { }` block. */
-export function serverBlock(port: number, backendPort: number): string {
+export interface BlockTimeouts {
+  clientHeader: string;
+  clientBody: string;
+  keepalive: string;
+  proxyRead: string;
+}
+
+export const DIFFERENTIAL_TIMEOUTS: BlockTimeouts = {
+  clientHeader: '2s',
+  clientBody: '2s',
+  keepalive: '3s',
+  proxyRead: '3s',
+};
+
+export function serverBlock(port: number, backendPort: number, t = DIFFERENTIAL_TIMEOUTS): string {
   return `
     listen 127.0.0.1:${port};
-    client_header_timeout 2s;
-    client_body_timeout 2s;
-    keepalive_timeout 3s;
+    client_header_timeout ${t.clientHeader};
+    client_body_timeout ${t.clientBody};
+    send_timeout ${t.proxyRead};
+    keepalive_timeout ${t.keepalive};
     client_max_body_size 1m;
 
     location / {
@@ -268,7 +283,7 @@ export function serverBlock(port: number, backendPort: number): string {
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
-      proxy_read_timeout 3s;
+      proxy_read_timeout ${t.proxyRead};
     }
 
     location /admin {
@@ -380,11 +395,12 @@ function readLog(file: string): string {
 export async function startKeepwire(
   t: Cleanup,
   server: (port: number) => string,
+  workerConnections = 1024,
 ): Promise<ProxyProcess & { serve: ServeCli }> {
   const port = await closedPort();
   const serve = serveCli(
     t,
-    `events { worker_connections 1024; }\nhttp {\n  access_log off;\n  server {\n${server(port)}\n  }\n}\n`,
+    `events { worker_connections ${workerConnections}; }\nhttp {\n  access_log off;\n  server {\n${server(port)}\n  }\n}\n`,
   );
   const alive = () => serve.child.exitCode === null && serve.child.signalCode === null;
   await listening(port, 15_000, alive).catch((e: Error) => {
@@ -531,4 +547,24 @@ export async function settleFds(pid: number, limit: number, timeoutMs: number): 
     if (n <= limit || Date.now() >= deadline) return n;
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+// ---- seeded randomness ---------------------------------------------------------------
+
+/** mulberry32: a seeded generator, so a failing run replays from its seed. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The seed of a fuzz run: `env[name]` when set (replay), else fresh. */
+export function fuzzSeed(name: string): number {
+  const given = process.env[name];
+  return given !== undefined && given !== '' ? Number(given) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
 }
