@@ -200,6 +200,7 @@ test(`request fuzzer: ${COUNT} mutated requests against keepwire serve, no crash
   let next = 0;
   let ran = 0;
   let slowestMs = 0;
+  const rssSeries: string[] = [];
   const worker = async () => {
     while (next < COUNT && Date.now() - started < BUDGET_MS && kw.alive()) {
       const input = makeInput(next++, rnd);
@@ -212,6 +213,9 @@ test(`request fuzzer: ${COUNT} mutated requests against keepwire serve, no crash
       else slowestMs = Math.max(slowestMs, ms);
       // The backend keeps what it saw only for the differential: forget it here.
       if (ran % 256 === 0) backend.reset();
+      // RSS along the way: a plateau is a warmed-up heap, a steady climb a leak.
+      if (ran % Math.max(1, Math.floor(COUNT / 10)) === 0 && kw.alive())
+        rssSeries.push(`${ran}:${(rssBytes(kw.pid) / 2 ** 20).toFixed(0)}`);
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -233,7 +237,8 @@ test(`request fuzzer: ${COUNT} mutated requests against keepwire serve, no crash
     `request fuzzer: ${ran} inputs in ${elapsedMs} ms (${CONCURRENCY} at a time), ${replay}; ` +
     `slowest close ${slowestMs} ms; fds ${fdBefore} -> ${fdAfter}; ` +
     `RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ${(rssAfter / 2 ** 20).toFixed(1)} MiB ` +
-    `(+${((rssAfter - rssBefore) / 2 ** 20).toFixed(1)}, limit +${RSS_GROWTH_LIMIT / 2 ** 20})`;
+    `(+${((rssAfter - rssBefore) / 2 ** 20).toFixed(1)}, limit +${RSS_GROWTH_LIMIT / 2 ** 20}; ` +
+    `inputs:MiB ${rssSeries.join(' ')})`;
   console.log(summary);
   t.diagnostic(summary);
   assert.ok(fdAfter <= fdBefore, `${replay}: keepwire holds ${fdAfter - fdBefore} more fd(s) after the run`);
