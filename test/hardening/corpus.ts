@@ -403,6 +403,40 @@ export const CASES: FramingCase[] = [
     keepwire: { statuses: [200, 403], forwarded: ['POST / +5'] },
   },
 
+  {
+    name: 'GET with Content-Length: 0, then GET /admin pipelined',
+    raw: get('/', 'Content-Length: 0\r\n') + ADMIN,
+    nginx: { statuses: [200, 403], forwarded: ['GET /'] },
+    keepwire: { statuses: [200, 403], forwarded: ['GET /'] },
+  },
+  {
+    name: 'chunked body whose trailer names Transfer-Encoding, then GET /admin',
+    raw:
+      post('Transfer-Encoding: chunked\r\n', '5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n') + ADMIN,
+    nginx: { statuses: [200, 403], forwarded: ['POST / +5'] },
+    keepwire: { statuses: [200, 403], forwarded: ['POST / +5'] },
+  },
+  {
+    name: 'space inside the request target',
+    raw: `GET /a b HTTP/1.1\r\n${H}\r\n`,
+    nginx: refused(400),
+    keepwire: refused(400),
+  },
+  {
+    name: 'lower-case method',
+    raw: `get / HTTP/1.1\r\n${H}\r\n`,
+    nginx: refused(400),
+    keepwire: refused(400),
+  },
+  {
+    name: 'Content-Length with a tab after the value',
+    raw: post('Content-Length: 5\t\r\n', 'hello'),
+    nginx: refused(400),
+    keepwire: ok('POST / +5'),
+    lenient:
+      'HTAB is optional whitespace after a field value (RFC 9110 §5.5); nginx 1.22 reads "5\\t" as an invalid length. keepwire sends its own Content-Length upstream, so the backend cannot read the body differently',
+  },
+
   // ---- Upgrade ---------------------------------------------------------------------------------
   {
     name: 'Upgrade refused by the upstream',
@@ -458,6 +492,19 @@ export const CASES: FramingCase[] = [
     keepwire: { statuses: [403, 200], forwarded: ['GET /'] },
     mustClose: true,
     fixedBy: '#22 defect 1 (upgrade)',
+  },
+
+  {
+    name: 'h2c upgrade refused, GET /admin pipelined behind it',
+    raw:
+      get(
+        '/',
+        'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n',
+      ) + ADMIN,
+    nginx: { statuses: [400, 403], forwarded: ['GET /'] },
+    keepwire: { statuses: [400, 403], forwarded: ['GET /'] },
+    mustClose: true,
+    fixedBy: '#22 defect 2 (upgrade)',
   },
 
   // ---- request path against location /admin ------------------------------------------------------
