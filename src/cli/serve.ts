@@ -11,7 +11,7 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
   program
     .command('serve')
     .description(
-      'run the load balancer: every stream { server { ... } } and http { server { ... } } block; SIGHUP reloads, SIGTERM/SIGINT drain and stop',
+      'run the load balancer: every stream { server { ... } } and http { server { ... } } block; SIGHUP reloads, SIGQUIT/SIGTERM/SIGINT drain and stop, SIGUSR1/SIGUSR2 are logged',
     )
     .requiredOption('-c, --config <file>', 'configuration file (nginx syntax)')
     .action(async (opts: { config: string }) => {

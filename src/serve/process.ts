@@ -4,9 +4,17 @@
  *
  *   SIGHUP           reload; a configuration that does not load or start is
  *                    rejected with its diagnostics and the running one stays
- *   SIGTERM, SIGINT  stop accepting, drain live sessions for
- *                    shutdown_timeout, then reset the rest; a second signal
- *                    resets at once
+ *   SIGQUIT          nginx's graceful stop: stop accepting, drain live
+ *                    sessions for worker_shutdown_timeout, then reset the rest;
+ *                    a second SIGQUIT changes nothing
+ *   SIGTERM, SIGINT  the same drain for now; a second signal resets at once
+ *   SIGUSR1          nginx's "reopen logs" (logrotate sends it): logs go to
+ *                    stdout, so there is nothing to reopen; one line says so.
+ *                    Listening for it also keeps Node from opening its
+ *                    inspector on 127.0.0.1:9229 (src/cli/no-inspector.ts)
+ *   SIGUSR2          nginx's binary upgrade: not supported, one line says so
+ *                    and serving goes on (without a listener it would kill
+ *                    the process without draining)
  *
  * Every log line (lifecycle events, one per stream session, one per HTTP
  * request and per upstream retry) is JSON on stdout;
@@ -129,6 +137,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
       signals.off('SIGHUP', onHup);
       signals.off('SIGTERM', onTerm);
       signals.off('SIGINT', onInt);
+      signals.off('SIGQUIT', onQuit);
+      signals.off('SIGUSR1', onUsr1);
+      signals.off('SIGUSR2', onUsr2);
     };
     // Signals are taken from before the first listener opens: a SIGTERM that
     // arrives right after the "started" line must drain, not kill the process.
@@ -166,6 +177,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     };
 
     const onStop = (signal: string) => {
+      if (stopping && signal === 'SIGQUIT') return;
       if (stopping) {
         // Second signal: do not wait for the grace period.
         logger.info({ signal }, 'stopping now');
@@ -184,8 +196,15 @@ export async function serve(opts: ServeOptions): Promise<number> {
     };
     const onTerm = () => onStop('SIGTERM');
     const onInt = () => onStop('SIGINT');
+    const onQuit = () => onStop('SIGQUIT');
+    const onUsr1 = () =>
+      logger.info({ signal: 'SIGUSR1' }, 'reopen logs: nothing to reopen, every log line goes to stdout');
+    const onUsr2 = () => logger.warn({ signal: 'SIGUSR2' }, 'binary upgrade is not supported; still running');
     signals.on('SIGHUP', onHup);
     signals.on('SIGTERM', onTerm);
     signals.on('SIGINT', onInt);
+    signals.on('SIGQUIT', onQuit);
+    signals.on('SIGUSR1', onUsr1);
+    signals.on('SIGUSR2', onUsr2);
   });
 }
