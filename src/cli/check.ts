@@ -7,7 +7,7 @@
  * failed check, not a usage error); 2 usage (missing -c, unknown option).
  */
 import type { Command } from 'commander';
-import { formatDiagnostic, loadConfig } from '../config/index.js';
+import { formatDiagnostics, loadConfig } from '../config/index.js';
 import { EXIT } from './errors.js';
 import type { Io } from './program.js';
 
@@ -32,7 +32,7 @@ export function registerCheck(program: Command, io: Io, setExit: (code: number) 
       if (opts.json) {
         io.out(`${JSON.stringify(result.diagnostics, null, 2)}\n`);
       } else {
-        for (const d of result.diagnostics) io.err(`${formatDiagnostic(d, result.sources.get(d.file))}\n`);
+        io.err(formatDiagnostics(result.diagnostics, (file) => result.sources.get(file)));
         const counts = `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`;
         if (failed) io.err(`keepwire check: ${opts.config}: test failed (${counts})\n`);
         else io.out(`keepwire check: ${opts.config}: syntax is ok, test is successful (${counts})\n`);

@@ -10,7 +10,7 @@ import { type ConfigAst, parseText } from './parser.js';
 import { validate } from './validate.js';
 
 export type { Diagnostic, DiagnosticCode, Position, Severity } from './diagnostics.js';
-export { formatDiagnostic, sortDiagnostics } from './diagnostics.js';
+export { formatDiagnostic, formatDiagnostics, printable, sortDiagnostics } from './diagnostics.js';
 export { CONTEXT_LABEL, type Context, DIRECTIVES, type Directive, defaultOf, lookup } from './directives.js';
 export type * from './model.js';
 export type { ArgNode, ConfigAst, DirectiveNode } from './parser.js';

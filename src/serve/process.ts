@@ -22,7 +22,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { type Diagnostic, formatDiagnostic, sortDiagnostics } from '../config/diagnostics.js';
+import { type Diagnostic, formatDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
 import { type HttpLogRecord, requestFields } from '../proxy/http/index.js';
 import { ConfigStartError, Runtime } from './index.js';
@@ -59,9 +59,7 @@ function renderDiagnostics(diagnostics: readonly Diagnostic[], known?: ReadonlyM
     }
     return sources.get(file);
   };
-  return sortDiagnostics(diagnostics)
-    .map((d) => `${formatDiagnostic(d, source(d.file))}\n`)
-    .join('');
+  return formatDiagnostics(diagnostics, source);
 }
 
 /** Loads and checks a configuration; prints diagnostics; returns the config only if it has no errors. */

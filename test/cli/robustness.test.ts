@@ -4,11 +4,16 @@
  * files, nginx files, busy ports.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { MAIN, ROOT, tempDir, within } from '../support.js';
+
+function keepwire(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 /** Runs keepwire with its stdout read end closed before it writes: `keepwire ... | head -c0`. */
 async function intoClosedPipe(
@@ -51,4 +56,38 @@ test('the LICENSE file carries the license package.json declares (MIT)', () => {
   const text = readFileSync(path.join(ROOT, 'LICENSE'), 'utf8');
   assert.match(text, /^MIT License\n\nCopyright \(c\) \d{4} the keepwire authors\n/);
   assert.match(text, /THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND/);
+});
+
+// Raw control characters: C0 but tab and newline, DEL, C1 (U+009B is a CSI on some terminals).
+const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+test('a binary file as a config: control characters escaped, never echoed; at most 20 diagnostics then a count', (t) => {
+  const dir = tempDir('keepwire-garbage-', t);
+  const file = path.join(dir, 'garbage.conf');
+  const lines = ['\u001b[2J\u001b]0:owned\u0007evil\u009b31m on;'];
+  for (let i = 0; i < 200; i++) lines.push(`x${i}\u0000\u0001\u007f;`);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  const human = keepwire('check', '-c', file);
+  assert.equal(human.code, 1);
+  assert.doesNotMatch(
+    human.stderr + human.stdout,
+    RAW_CONTROL,
+    'no raw control character reaches the terminal',
+  );
+  assert.match(human.stderr, /unknown directive "\\x1b\[2J\\x1b\]0:owned\\x07evil\\x9b31m"/);
+  assert.equal(human.stderr.match(/: error: /g)?.length, 20, 'the first 20 diagnostics are shown');
+  assert.match(human.stderr, /^\.\.\. 181 more errors not shown \(check --json lists them all\)$/m);
+  assert.match(human.stderr, /test failed \(201 errors, 0 warnings\)/);
+
+  const json = keepwire('check', '--json', '-c', file);
+  assert.equal(json.code, 1);
+  assert.doesNotMatch(json.stdout, RAW_CONTROL);
+  const diagnostics = JSON.parse(json.stdout) as { message: string }[];
+  assert.equal(diagnostics.length, 201, '--json lists every diagnostic');
+  for (const d of diagnostics) assert.doesNotMatch(d.message, RAW_CONTROL, d.message);
+
+  const serve = keepwire('serve', '-c', file);
+  assert.equal(serve.code, 1);
+  assert.doesNotMatch(serve.stderr + serve.stdout, RAW_CONTROL);
+  assert.equal(serve.stderr.match(/: error: /g)?.length, 20);
 });
