@@ -109,6 +109,7 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
 // C0 and C1 controls, DEL, line and paragraph separators and the bidi
 // overrides ("Trojan Source"): anything that moves the cursor, rings, sends
 // a terminal escape sequence or reorders what the reader sees.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** `text` with every control character written as `\xNN` or `\u{NNNN}`, so it is safe on a terminal. */

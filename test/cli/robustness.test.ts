@@ -59,6 +59,7 @@ test('the LICENSE file carries the license package.json declares (MIT)', () => {
 });
 
 // Raw control characters: C0 but tab and newline, DEL, C1 (U+009B is a CSI on some terminals).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
 test('a binary file as a config: control characters escaped, never echoed; at most 20 diagnostics then a count', (t) => {
