@@ -7,7 +7,7 @@
  * failed check, not a usage error); 2 usage (missing -c, unknown option).
  */
 import type { Command } from 'commander';
-import { formatDiagnostics, loadConfig } from '../config/index.js';
+import { formatDiagnostics, loadServable } from '../config/index.js';
 import { EXIT } from './errors.js';
 import type { Io } from './program.js';
 
@@ -25,7 +25,7 @@ export function registerCheck(program: Command, io: Io, setExit: (code: number) 
       '\nExit status: 0 valid, 1 invalid (or warnings with --strict, or FILE unreadable), 2 usage error.',
     )
     .action((opts: { config: string; json?: boolean; strict?: boolean }) => {
-      const result = loadConfig(opts.config);
+      const result = loadServable(opts.config);
       const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
       const warnings = result.diagnostics.length - errors;
       const failed = errors > 0 || (opts.strict === true && warnings > 0);

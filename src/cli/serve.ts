@@ -3,7 +3,7 @@
  * configuration until SIGTERM/SIGINT; SIGHUP reloads it.
  */
 import type { Command } from 'commander';
-import { loadConfig } from '../config/index.js';
+import { loadServable } from '../config/index.js';
 import { serve } from '../serve/process.js';
 import type { Io } from './program.js';
 
@@ -15,6 +15,6 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
     )
     .requiredOption('-c, --config <file>', 'configuration file (nginx syntax)')
     .action(async (opts: { config: string }) => {
-      setExit(await serve({ file: opts.config, load: (path) => loadConfig(path), io }));
+      setExit(await serve({ file: opts.config, load: (path) => loadServable(path), io }));
     });
 }

@@ -92,3 +92,19 @@ test('a binary file as a config: control characters escaped, never echoed; at mo
   assert.doesNotMatch(serve.stderr + serve.stdout, RAW_CONTROL);
   assert.equal(serve.stderr.match(/: error: /g)?.length, 20);
 });
+
+test('an empty config: check refuses it with the error serve gives, both exit 1', (t) => {
+  const dir = tempDir('keepwire-empty-', t);
+  for (const text of ['', '# nothing yet\nworker_shutdown_timeout 5s;\n']) {
+    const file = path.join(dir, 'empty.conf');
+    writeFileSync(file, text);
+    const check = keepwire('check', '-c', file);
+    const serve = keepwire('serve', '-c', file);
+    assert.equal(check.code, 1, check.stdout);
+    assert.equal(serve.code, 1, serve.stdout);
+    const line = `${file}: error: nothing to serve: no stream { server { ... } } or http { server { ... } } block`;
+    assert.ok(check.stderr.includes(line), check.stderr);
+    assert.ok(serve.stderr.includes(line), serve.stderr);
+    assert.match(check.stderr, /test failed \(1 error, 0 warnings\)/);
+  }
+});
