@@ -108,3 +108,26 @@ test('an empty config: check refuses it with the error serve gives, both exit 1'
     assert.match(check.stderr, /test failed \(1 error, 0 warnings\)/);
   }
 });
+
+test('check on an nginx file points at doctor --nginx; a keepwire file with a typo does not get that hint', (t) => {
+  const dir = tempDir('keepwire-nginxfile-', t);
+  const nginx = path.join(dir, 'site.conf');
+  writeFileSync(
+    nginx,
+    'user www-data;\nworker_processes auto;\nevents { worker_connections 768; }\nhttp {\n    sendfile on;\n    server { listen 127.0.0.1:8080; root /var/www/html; }\n}\n',
+  );
+  const r = keepwire('check', '-c', nginx);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `^hint: .* looks like an nginx configuration \\(user, worker_processes, sendfile, root\\): .*run: keepwire doctor --nginx ${nginx.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`,
+      'm',
+    ),
+  );
+  const typo = path.join(dir, 'keepwire.conf');
+  writeFileSync(typo, 'stream { server { listen 127.0.0.1:7000; proxy_pas 127.0.0.1:7001; } }\n');
+  const t2 = keepwire('check', '-c', typo);
+  assert.equal(t2.code, 1);
+  assert.doesNotMatch(t2.stderr, /doctor --nginx/);
+});
