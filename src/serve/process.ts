@@ -147,7 +147,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       stopping = true;
       detachSignals();
       flush();
-      resolve(1);
+      resolve(error.exitCode);
     });
 
     const onHup = () => {
