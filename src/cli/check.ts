@@ -8,7 +8,13 @@
  */
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { type Diagnostic, formatDiagnostics, loadServable } from '../config/index.js';
+import {
+  type Diagnostic,
+  formatDiagnostics,
+  loadServable,
+  resolveNames,
+  sortDiagnostics,
+} from '../config/index.js';
 import { EXIT } from './errors.js';
 import type { Io } from './program.js';
 
@@ -63,8 +69,14 @@ export function registerCheck(program: Command, io: Io, setExit: (code: number) 
       'after',
       '\nExit status: 0 valid, 1 invalid (or warnings with --strict, or FILE unreadable), 2 usage error.',
     )
-    .action((opts: { config: string; json?: boolean; strict?: boolean }) => {
+    .action(async (opts: { config: string; json?: boolean; strict?: boolean }) => {
       const result = loadServable(opts.config);
+      // As nginx -t: every host name must resolve (serve checks the same at start).
+      if (result.config !== undefined) {
+        const unresolved = await resolveNames(result.config);
+        if (unresolved.length > 0)
+          result.diagnostics = sortDiagnostics([...result.diagnostics, ...unresolved]);
+      }
       const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
       const warnings = result.diagnostics.length - errors;
       const failed = errors > 0 || (opts.strict === true && warnings > 0);

@@ -44,6 +44,8 @@ export type DiagnosticCode =
   | 'unknown-upstream'
   | 'missing-directive'
   | 'conflict'
+  // the configuration against this host
+  | 'host-not-found'
   // hazards: configurations that are valid but misbehave behind a load balancer
   | 'hazard-keepalive-too-late'
   | 'hazard-keepalive-interval-too-long'

@@ -14,6 +14,7 @@ export { formatDiagnostic, formatDiagnostics, printable, sortDiagnostics } from 
 export { CONTEXT_LABEL, type Context, DIRECTIVES, type Directive, defaultOf, lookup } from './directives.js';
 export type * from './model.js';
 export type { ArgNode, ConfigAst, DirectiveNode } from './parser.js';
+export { resolveNames } from './resolve.js';
 
 export interface LoadOptions {
   /** Report unknown directives as warnings and skip them (for reading real nginx files). */

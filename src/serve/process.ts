@@ -24,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { type Diagnostic, formatDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
+import { resolveNames } from '../config/resolve.js';
 import { type HttpLogRecord, requestFields } from '../proxy/http/index.js';
 import { ConfigStartError, Runtime } from './index.js';
 
@@ -77,6 +78,15 @@ function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | un
   return config;
 }
 
+/** The config if every host name in it resolves (nginx resolves them at start and reload too); prints the others. */
+async function resolved(config: Config | undefined, io: ServeIo): Promise<Config | undefined> {
+  if (config === undefined) return undefined;
+  const unresolved = await resolveNames(config);
+  if (unresolved.length === 0) return config;
+  io.err(renderDiagnostics(unresolved));
+  return undefined;
+}
+
 /** Runs until a stop signal; resolves with the exit code. */
 export async function serve(opts: ServeOptions): Promise<number> {
   const { io, file, load } = opts;
@@ -126,7 +136,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     event: (msg, fields) => logger.info(fields ?? {}, msg),
   });
 
-  const first = loadChecked(file, load, io);
+  const first = await resolved(loadChecked(file, load, io), io);
   if (first === undefined) return 1;
 
   return new Promise<number>((resolve) => {
@@ -156,7 +166,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
         logger.info({ file }, 'reloading');
         let next: Config | undefined;
         try {
-          next = loadChecked(file, load, io);
+          next = await resolved(loadChecked(file, load, io), io);
         } catch (error) {
           io.err(`${file}: error: ${(error as Error).message}\n`);
         }

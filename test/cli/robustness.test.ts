@@ -157,3 +157,43 @@ test('serve on a privileged port without the capability: one line with the addre
     `${file}:3:9: error: cannot listen on 127.0.0.1:81: permission denied (EACCES)\n  hint: ports below net.ipv4.ip_unprivileged_port_start (1024 by default) need root or CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)\n`,
   );
 });
+
+test('a host name that does not resolve: check and serve refuse it at its line, as nginx does at start', (t) => {
+  // In a fresh network namespace (no route, no DNS traffic leaves this host)
+  // `*.invalid` (RFC 2606) cannot resolve, and `localhost` still does from /etc/hosts.
+  if (process.getuid?.() !== 0 || spawnSync('unshare', ['--version']).status !== 0) {
+    if (process.env.CI === 'true') assert.fail('needs root and unshare(1) to isolate name resolution');
+    t.skip('needs root and unshare(1) to isolate name resolution');
+    return;
+  }
+  const dir = tempDir('keepwire-dns-', t);
+  const file = path.join(dir, 'names.conf');
+  writeFileSync(
+    file,
+    'http {\n    upstream app {\n        server app.invalid:8080;\n        server localhost:8081;\n    }\n    server {\n        listen 127.0.0.1:18080;\n        location / { proxy_pass http://app; }\n        location /b { proxy_pass http://backend.invalid:9; }\n    }\n}\n',
+  );
+  const isolated = (...args: string[]) => {
+    const r = spawnSync('unshare', ['--net', process.execPath, MAIN, ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  for (const r of [isolated('check', '-c', file), isolated('serve', '-c', file)]) {
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:9: error: host not found in upstream "app\\.invalid:8080" \\(`,
+        'm',
+      ),
+    );
+    assert.match(r.stderr, /:9:9: error: host not found in proxy_pass "backend\.invalid:9"/);
+    assert.match(r.stderr, /hint: "app\.invalid" does not resolve on this host/);
+    assert.doesNotMatch(r.stderr, /localhost/);
+    assert.equal(r.stdout.includes('"started"'), false, 'serve did not start');
+  }
+  const json = isolated('check', '--json', '-c', file);
+  const codes = (JSON.parse(json.stdout) as { code: string }[]).map((d) => d.code);
+  assert.deepEqual(codes, ['host-not-found', 'host-not-found']);
+});
