@@ -17,8 +17,10 @@
  *                    the process without draining)
  *
  * Every log line (lifecycle events, one per stream session, one per HTTP
- * request and per upstream retry) is JSON on stdout;
- * diagnostics for the operator go to stderr as `file:line:col: ...`.
+ * request and per upstream retry) is JSON on stdout, the one log stream;
+ * configuration diagnostics are also printed for the operator on stderr as
+ * `file:line:col: ...` with the source line, and their headlines repeated in
+ * the JSON line of the event (reload rejected, configuration warnings).
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
@@ -87,6 +89,30 @@ async function resolved(config: Config | undefined, io: ServeIo): Promise<Config
   return undefined;
 }
 
+/**
+ * An io whose stderr text is also kept: what serve prints for the operator
+ * (config errors and warnings) must reach the JSON log on stdout too, so a
+ * log collector reading stdout alone sees why a reload was rejected.
+ */
+function teeErrors(io: ServeIo): { io: ServeIo; headlines: () => string[] } {
+  const text: string[] = [];
+  return {
+    io: {
+      out: io.out,
+      err: (t) => {
+        text.push(t);
+        io.err(t);
+      },
+    },
+    // The `FILE:LINE:COL: severity: message` lines, without source excerpts and hints.
+    headlines: () =>
+      text
+        .join('')
+        .split('\n')
+        .filter((l) => /^\S.*: (error|warning): /.test(l)),
+  };
+}
+
 /** Runs until a stop signal; resolves with the exit code. */
 export async function serve(opts: ServeOptions): Promise<number> {
   const { io, file, load } = opts;
@@ -136,8 +162,11 @@ export async function serve(opts: ServeOptions): Promise<number> {
     event: (msg, fields) => logger.info(fields ?? {}, msg),
   });
 
-  const first = await resolved(loadChecked(file, load, io), io);
+  const startTee = teeErrors(io);
+  const first = await resolved(loadChecked(file, load, startTee.io), startTee.io);
   if (first === undefined) return 1;
+  const startWarnings = startTee.headlines();
+  if (startWarnings.length > 0) logger.warn({ file, diagnostics: startWarnings }, 'configuration warnings');
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -164,16 +193,22 @@ export async function serve(opts: ServeOptions): Promise<number> {
       if (stopping) return;
       reloading = reloading.then(async () => {
         logger.info({ file }, 'reloading');
+        const tee = teeErrors(io);
         let next: Config | undefined;
         try {
-          next = await resolved(loadChecked(file, load, io), io);
+          next = await resolved(loadChecked(file, load, tee.io), tee.io);
         } catch (error) {
-          io.err(`${file}: error: ${(error as Error).message}\n`);
+          tee.io.err(`${file}: error: ${(error as Error).message}\n`);
         }
         if (next === undefined) {
-          logger.error({ file }, 'reload rejected: configuration has errors; keeping the running one');
+          logger.error(
+            { file, diagnostics: tee.headlines() },
+            'reload rejected: configuration has errors; keeping the running one',
+          );
           return;
         }
+        const warnings = tee.headlines();
+        if (warnings.length > 0) logger.warn({ file, diagnostics: warnings }, 'configuration warnings');
         try {
           await runtime.apply(next);
         } catch (error) {
