@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// First import: SIGUSR1 must never start Node's inspector (see no-inspector.ts).
+import inspector from 'node:inspector';
+// Before any other module of ours: SIGUSR1 must never start Node's inspector (see no-inspector.ts).
 import { inspectorAtStart } from './no-inspector.js';
 import { run } from './program.js';
 
@@ -33,6 +34,8 @@ if (inspectorOpen !== undefined) {
   err(`keepwire: ${inspectorOpen.message}\n${inspectorOpen.hint ? `hint: ${inspectorOpen.hint}\n` : ''}`);
 }
 if (inspectorOpen?.refuse) {
+  // Closed at once, not only at exit: nobody gets to attach while we leave.
+  inspector.close();
   process.exitCode = 2;
 } else {
   process.exitCode = await run(process.argv.slice(2), { out, err });
