@@ -55,7 +55,7 @@ export function listenError(at: string, key: string, error: NodeJS.ErrnoExceptio
       : code === 'EACCES' || code === 'EPERM'
         ? [
             'permission denied',
-            'ports below net.ipv4.ip_unprivileged_port_start (1024 by default) need root or CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)',
+            'ports below net.ipv4.ip_unprivileged_port_start (1024 by default) need CAP_NET_BIND_SERVICE (root has it unless dropped; systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)',
             2,
           ]
         : code === 'EADDRNOTAVAIL'
