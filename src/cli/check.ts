@@ -6,10 +6,55 @@
  * --strict, or the file cannot be read (as `nginx -t`: a missing file is a
  * failed check, not a usage error); 2 usage (missing -c, unknown option).
  */
+import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { formatDiagnostic, loadConfig } from '../config/index.js';
+import {
+  type Diagnostic,
+  formatDiagnostics,
+  loadServable,
+  resolveNames,
+  sortDiagnostics,
+} from '../config/index.js';
 import { EXIT } from './errors.js';
 import type { Io } from './program.js';
+
+/**
+ * Directives every stock nginx.conf carries and keepwire does not have: one
+ * of them among the unknown directives means the file was written for
+ * nginx, which `doctor --nginx` reads (tolerating what keepwire lacks).
+ */
+const NGINX_MARKERS = new Set([
+  'user',
+  'worker_processes',
+  'pid',
+  'error_log',
+  'sendfile',
+  'tcp_nopush',
+  'types',
+  'types_hash_max_size',
+  'default_type',
+  'root',
+  'index',
+  'try_files',
+  'gzip',
+  'server_tokens',
+  'ssl_protocols',
+  'ssl_certificate',
+  'fastcgi_pass',
+  'load_module',
+]);
+
+/** The hint for a file written for nginx, or undefined. */
+export function nginxFileHint(file: string, diagnostics: readonly Diagnostic[]): string | undefined {
+  const unknown = diagnostics
+    .filter((d) => d.code === 'unknown-directive')
+    .map((d) => /^unknown directive "([^"]*)"/.exec(d.message)?.[1] ?? '');
+  const markers = [...new Set(unknown.filter((name) => NGINX_MARKERS.has(name)))];
+  if (markers.length === 0 && !(unknown.length > 0 && /nginx/i.test(basename(file)))) return undefined;
+  const seen =
+    markers.length > 0 ? ` (${markers.slice(0, 4).join(', ')}${markers.length > 4 ? ', ...' : ''})` : '';
+  return `${file} looks like an nginx configuration${seen}: keepwire check reads keepwire files; to audit an nginx file for keepalive problems run: keepwire doctor --nginx ${file}`;
+}
 
 export function registerCheck(program: Command, io: Io, setExit: (code: number) => void): void {
   program
@@ -24,16 +69,24 @@ export function registerCheck(program: Command, io: Io, setExit: (code: number) 
       'after',
       '\nExit status: 0 valid, 1 invalid (or warnings with --strict, or FILE unreadable), 2 usage error.',
     )
-    .action((opts: { config: string; json?: boolean; strict?: boolean }) => {
-      const result = loadConfig(opts.config);
+    .action(async (opts: { config: string; json?: boolean; strict?: boolean }) => {
+      const result = loadServable(opts.config);
+      // As nginx -t: every host name must resolve (serve checks the same at start).
+      if (result.config !== undefined) {
+        const unresolved = await resolveNames(result.config);
+        if (unresolved.length > 0)
+          result.diagnostics = sortDiagnostics([...result.diagnostics, ...unresolved]);
+      }
       const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
       const warnings = result.diagnostics.length - errors;
       const failed = errors > 0 || (opts.strict === true && warnings > 0);
       if (opts.json) {
         io.out(`${JSON.stringify(result.diagnostics, null, 2)}\n`);
       } else {
-        for (const d of result.diagnostics) io.err(`${formatDiagnostic(d, result.sources.get(d.file))}\n`);
+        io.err(formatDiagnostics(result.diagnostics, (file) => result.sources.get(file)));
         const counts = `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`;
+        const nginx = nginxFileHint(opts.config, result.diagnostics);
+        if (nginx !== undefined) io.err(`hint: ${nginx}\n`);
         if (failed) io.err(`keepwire check: ${opts.config}: test failed (${counts})\n`);
         else io.out(`keepwire check: ${opts.config}: syntax is ok, test is successful (${counts})\n`);
       }

@@ -173,9 +173,12 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
         }
         const variants = selectVariants(names);
         const tty = process.stderr.isTTY === true;
+        // Once interrupted, the run's own end (scenarios fail or throw as their
+        // namespaces go) must not decide the exit: it waits for the cleanup, which exits 130.
+        let interrupted: Promise<unknown> | undefined;
         const onSignal = (signal: NodeJS.Signals) => {
           io.err(`\nkeepwire lab: ${signal}, removing namespaces\n`);
-          void destroyAllTopologies().finally(() => process.exit(130));
+          interrupted = destroyAllTopologies().finally(() => process.exit(130));
         };
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
@@ -193,9 +196,13 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
               else if (Math.round(elapsedS) % 5 === 0) io.err(`${line}\n`);
             },
           });
+          if (interrupted) await interrupted;
           if (tty) io.err('\r\x1b[K');
           io.out(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderLab(report)}\n`);
           setExit(report.ok ? EXIT.ok : EXIT.failed);
+        } catch (error) {
+          if (interrupted) await interrupted;
+          throw error;
         } finally {
           process.removeListener('SIGINT', onSignal);
           process.removeListener('SIGTERM', onSignal);

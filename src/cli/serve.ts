@@ -3,7 +3,7 @@
  * configuration until SIGTERM/SIGINT; SIGHUP reloads it.
  */
 import type { Command } from 'commander';
-import { loadConfig } from '../config/index.js';
+import { loadServable } from '../config/index.js';
 import { serve } from '../serve/process.js';
 import type { Io } from './program.js';
 
@@ -11,10 +11,10 @@ export function registerServe(program: Command, io: Io, setExit: (code: number) 
   program
     .command('serve')
     .description(
-      'run the load balancer: every stream { server { ... } } and http { server { ... } } block; SIGHUP reloads, SIGTERM/SIGINT drain and stop',
+      'run the load balancer: every stream { server { ... } } and http { server { ... } } block; SIGHUP reloads, SIGQUIT/SIGTERM/SIGINT drain and stop, SIGUSR1/SIGUSR2 are logged',
     )
     .requiredOption('-c, --config <file>', 'configuration file (nginx syntax)')
     .action(async (opts: { config: string }) => {
-      setExit(await serve({ file: opts.config, load: (path) => loadConfig(path), io }));
+      setExit(await serve({ file: opts.config, load: (path) => loadServable(path), io }));
     });
 }

@@ -44,6 +44,8 @@ export type DiagnosticCode =
   | 'unknown-upstream'
   | 'missing-directive'
   | 'conflict'
+  // the configuration against this host
+  | 'host-not-found'
   // hazards: configurations that are valid but misbehave behind a load balancer
   | 'hazard-keepalive-too-late'
   | 'hazard-keepalive-interval-too-long'
@@ -73,8 +75,17 @@ export class DiagnosticList {
   }
 
   push(severity: Severity, code: DiagnosticCode, at: Position, message: string, hint?: string): void {
-    const d: Diagnostic = { severity, code, message, file: at.file, line: at.line, col: at.col };
-    if (hint !== undefined) d.hint = hint;
+    // Messages quote the file's own words, which may be any bytes: escaped
+    // here, so neither the terminal nor a --json consumer gets raw controls.
+    const d: Diagnostic = {
+      severity,
+      code,
+      message: printable(message),
+      file: at.file,
+      line: at.line,
+      col: at.col,
+    };
+    if (hint !== undefined) d.hint = printable(hint);
     this.items.push(d);
   }
 
@@ -97,20 +108,75 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
     .map(({ d }) => d);
 }
 
+// C0 and C1 controls, DEL, line and paragraph separators and the bidi
+// overrides ("Trojan Source"): anything that moves the cursor, rings, sends
+// a terminal escape sequence or reorders what the reader sees.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` with every control character written as `\xNN` or `\u{NNNN}`, so it is safe on a terminal. */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const n = c.charCodeAt(0);
+    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u{${n.toString(16)}}`;
+  });
+}
+
+/** The widest source excerpt shown under a diagnostic; a longer line is cut around the caret. */
+const EXCERPT_WIDTH = 120;
+
 /**
  * `FILE:LINE:COL: severity: message`, the format compilers and `nginx -t` use
  * so editors can jump to it, then the offending source line with a caret and
- * the hint.
+ * the hint. Control characters of the file are escaped, never echoed.
  */
 export function formatDiagnostic(d: Diagnostic, source?: string): string {
   const where = d.line > 0 ? `${d.file}:${d.line}:${d.col}` : d.file;
-  const lines = [`${where}: ${d.severity}: ${d.message}`];
+  const lines = [`${printable(where)}: ${d.severity}: ${printable(d.message)}`];
   const text = source?.split(/\r?\n/)[d.line - 1];
   if (text !== undefined && d.line > 0) {
     const gutter = String(d.line);
-    lines.push(`  ${gutter} | ${text.replace(/\t/g, ' ')}`);
-    lines.push(`  ${' '.repeat(gutter.length)} | ${' '.repeat(Math.max(0, d.col - 1))}^`);
+    const before = printable(text.slice(0, Math.max(0, d.col - 1)).replace(/\t/g, ' '));
+    let shown = printable(text.replace(/\t/g, ' '));
+    let caret = before.length;
+    if (shown.length > EXCERPT_WIDTH) {
+      const start = Math.max(0, Math.min(caret - EXCERPT_WIDTH / 2, shown.length - EXCERPT_WIDTH));
+      const head = start > 0 ? '…' : '';
+      const tail = start + EXCERPT_WIDTH < shown.length ? '…' : '';
+      shown = `${head}${shown.slice(start, start + EXCERPT_WIDTH)}${tail}`;
+      caret = caret - start + head.length;
+    }
+    lines.push(`  ${gutter} | ${shown}`);
+    lines.push(`  ${' '.repeat(gutter.length)} | ${' '.repeat(caret)}^`);
   }
-  if (d.hint !== undefined) lines.push(`  hint: ${d.hint}`);
+  if (d.hint !== undefined) lines.push(`  hint: ${printable(d.hint)}`);
   return lines.join('\n');
+}
+
+/** How many diagnostics a terminal gets before the rest are only counted (nginx stops at the first). */
+export const SHOWN_DIAGNOSTICS = 20;
+
+/**
+ * Diagnostics for a person: the first `limit` in file order, then one line
+ * counting the rest, so a binary file given as a config is a screenful, not
+ * thousands of lines.
+ */
+export function formatDiagnostics(
+  list: readonly Diagnostic[],
+  sourceOf: (file: string) => string | undefined,
+  limit = SHOWN_DIAGNOSTICS,
+): string {
+  const sorted = sortDiagnostics(list);
+  const out = sorted.slice(0, limit).map((d) => `${formatDiagnostic(d, sourceOf(d.file))}\n`);
+  const rest = sorted.slice(limit);
+  if (rest.length > 0) {
+    const errors = rest.filter((d) => d.severity === 'error').length;
+    const warnings = rest.length - errors;
+    const parts = [
+      errors > 0 ? `${errors} more error${errors === 1 ? '' : 's'}` : '',
+      warnings > 0 ? `${warnings} more warning${warnings === 1 ? '' : 's'}` : '',
+    ].filter(Boolean);
+    out.push(`... ${parts.join(' and ')} not shown (check --json lists them all)\n`);
+  }
+  return out.join('');
 }

@@ -15,6 +15,7 @@ import {
   parseKeepalive,
   parseSize,
   parseTime,
+  parseTimer,
   type Result,
   shifted,
   splitParam,
@@ -82,7 +83,9 @@ const single =
     atArg(parser(args[0]!), 0);
 
 const none = (): DirectiveResult<true> => done(true);
-const time = single(parseTime);
+/** Every time directive runs as a timer, except the lifetimes below (compared with the clock). */
+const time = single(parseTimer);
+const lifetime = single(parseTime);
 const flag = single(parseFlag);
 const count = (min: number, max?: number) => single((t) => parseInteger(t, min, max));
 
@@ -361,7 +364,7 @@ export interface KeepaliveTimeoutValue {
 }
 
 function parseServerKeepaliveTimeout(args: readonly string[]): DirectiveResult<KeepaliveTimeoutValue> {
-  const t = atArg(parseTime(args[0]!), 0);
+  const t = atArg(parseTimer(args[0]!), 0);
   if (!t.ok) return t;
   if (args[1] === undefined) return done({ timeoutMs: t.value });
   const h = atArg(parseTime(args[1]), 1);
@@ -730,7 +733,7 @@ export const D = {
     minArgs: 1,
     maxArgs: 1,
     default: '1h',
-    parse: time,
+    parse: lifetime,
     doc: 'The longest lifetime of a pooled connection; it is closed after the request in flight.',
   }),
 
@@ -916,7 +919,7 @@ export const D = {
     minArgs: 1,
     maxArgs: 1,
     default: '1h',
-    parse: time,
+    parse: lifetime,
     doc: 'The longest lifetime of a client connection; it is closed after the request in flight.',
   }),
   clientHeaderTimeout: d({

@@ -10,10 +10,11 @@ import { type ConfigAst, parseText } from './parser.js';
 import { validate } from './validate.js';
 
 export type { Diagnostic, DiagnosticCode, Position, Severity } from './diagnostics.js';
-export { formatDiagnostic, sortDiagnostics } from './diagnostics.js';
+export { formatDiagnostic, formatDiagnostics, printable, sortDiagnostics } from './diagnostics.js';
 export { CONTEXT_LABEL, type Context, DIRECTIVES, type Directive, defaultOf, lookup } from './directives.js';
 export type * from './model.js';
 export type { ArgNode, ConfigAst, DirectiveNode } from './parser.js';
+export { resolveNames } from './resolve.js';
 
 export interface LoadOptions {
   /** Report unknown directives as warnings and skip them (for reading real nginx files). */
@@ -76,4 +77,27 @@ export function loadConfig(path: string, options: LoadOptions = {}): LoadResult 
     };
   }
   return parseConfigText(text, path, options);
+}
+
+/**
+ * A configuration `serve` can run: loadConfig, plus the one rule `serve`
+ * enforces on a whole file — something to serve. `check` and `serve` both
+ * load through here, so `check` never passes a file `serve` refuses.
+ */
+export function loadServable(path: string, options: LoadOptions = {}): LoadResult {
+  const result = loadConfig(path, options);
+  const config = result.config;
+  if (config === undefined) return result;
+  const servers = (config.stream?.servers.length ?? 0) + (config.http?.servers.length ?? 0);
+  if (servers > 0) return result;
+  const diagnostic: Diagnostic = {
+    severity: 'error',
+    code: 'missing-directive',
+    message: 'nothing to serve: no stream { server { ... } } or http { server { ... } } block',
+    file: path,
+    line: 0,
+    col: 0,
+    hint: 'add a server block with a listen directive; examples/ has a stream and an http configuration',
+  };
+  return { diagnostics: sortDiagnostics([...result.diagnostics, diagnostic]), sources: result.sources };
 }

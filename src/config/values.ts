@@ -5,7 +5,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { type KeepaliveSpec, parseSoKeepalive } from '../keepalive/spec.js';
-import { parseDuration } from '../units/time.js';
+import { MAX_TIMER_MS, parseDuration } from '../units/time.js';
 import type { DiagnosticCode } from './diagnostics.js';
 import type { Address } from './model.js';
 
@@ -36,6 +36,22 @@ export function parseTime(text: string): Result<number> {
   const parsed = parseDuration(text);
   if (parsed.ok) return parsed;
   return bad(parsed.error.message, parsed.error.offset, parsed.error.hint);
+}
+
+/**
+ * A time value that keepwire runs as a timer: at most MAX_TIMER_MS, which
+ * Node would otherwise turn into 1 ms. nginx's timers are 64-bit and take
+ * longer values; a timeout over 24 days is no use to anyone, so refusing it
+ * costs nothing and never silently fires at once.
+ */
+export function parseTimer(text: string): Result<number> {
+  const parsed = parseTime(text);
+  if (!parsed.ok || parsed.value <= MAX_TIMER_MS) return parsed;
+  return bad(
+    `time value "${text}" is too long for a timer: the longest is 24d20h31m23s647ms (2^31-1 ms)`,
+    0,
+    "Node's timers cannot run longer (a longer one would fire after 1 ms); write 24d or less",
+  );
 }
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -9,6 +9,7 @@
  */
 import { type ChildProcess, execFile, execFileSync, type SpawnOptions, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -189,7 +190,40 @@ export class Topology {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/**
+ * Whether the run that created namespace `ns` still lives. `kill(pid, 0)`
+ * alone is not enough: right after `kill -9` the process is a zombie until
+ * its parent reaps it (and kill(0) succeeds on a zombie), and later its pid
+ * may belong to an unrelated process. So a zombie or dead process is gone,
+ * and so is a process that started after the namespace was made (pid
+ * reused). Linux /proc; elsewhere kill(0).
+ */
+function ownerAlive(pid: number, ns: string): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    return killZero(pid);
+  }
+  // Fields after the command name, which is in parentheses and may hold spaces: state is the first,
+  // starttime (clock ticks since boot, field 22 of the line) the 20th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X' || fields[0] === 'x') return false;
+  try {
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    // USER_HZ is 100 on every Linux architecture Node runs on.
+    const startedMs = (btime + Number(fields[19]) / 100) * 1000;
+    const createdMs = statSync(`/run/netns/${ns}`).mtimeMs;
+    // btime has 1 s granularity: a margin of 2 s either way.
+    if (Number.isFinite(startedMs) && startedMs > createdMs + 2000) return false;
+  } catch {
+    // No /run/netns entry or no btime: keep the pid's word.
+  }
+  return true;
+}
+
+function killZero(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -219,7 +253,7 @@ export async function cleanupStale(opts: { all?: boolean } = {}): Promise<string
   const removed: string[] = [];
   for (const { ns, pid } of await listNamespaces()) {
     if (pid === process.pid && !opts.all) continue;
-    if (opts.all || !pidAlive(pid)) {
+    if (opts.all || !ownerAlive(pid, ns)) {
       await run('ip', ['netns', 'pids', ns])
         .then(({ stdout }) => {
           for (const p of stdout.split('\n').filter(Boolean)) {

@@ -27,6 +27,44 @@ export interface RuntimeDeps {
 
 export class ConfigStartError extends Error {
   override name = 'ConfigStartError';
+  constructor(
+    message: string,
+    /** Exit status of `serve` when this stops it at start: 2 for a missing capability (README "CLI"). */
+    readonly exitCode: 1 | 2 = 1,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Why an address cannot be bound, in one line with what to do about it, the
+ * way `nginx: [emerg] bind() to 0.0.0.0:80 failed (98: Address already in
+ * use)` is one line. A privileged port without the capability is a missing
+ * capability (exit 2); the rest are failures of this start (exit 1).
+ */
+export function listenError(at: string, key: string, error: NodeJS.ErrnoException): ConfigStartError {
+  const code = error.code ?? error.message;
+  const port = /:(\d+)$/.exec(key)?.[1] ?? '';
+  const [what, hint, exit]: [string, string, 1 | 2] =
+    code === 'EADDRINUSE'
+      ? [
+          'address already in use',
+          `another process listens there: ss -ltnp 'sport = :${port}' shows which`,
+          1,
+        ]
+      : code === 'EACCES' || code === 'EPERM'
+        ? [
+            'permission denied',
+            'ports below net.ipv4.ip_unprivileged_port_start (1024 by default) need CAP_NET_BIND_SERVICE (root has it unless dropped; systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)',
+            2,
+          ]
+        : code === 'EADDRNOTAVAIL'
+          ? ['address not available', 'no interface of this host has that address: ip -br addr lists them', 1]
+          : [code, 'see the listen directive', 1];
+  return new ConfigStartError(
+    `${at}: error: cannot listen on ${key}: ${what} (${code})\n  hint: ${hint}`,
+    exit,
+  );
 }
 
 export class Runtime {
@@ -122,8 +160,10 @@ export class Runtime {
           await listener.open();
         } catch (error) {
           const s = listen.source;
-          throw new ConfigStartError(
-            `${s.file}:${s.line}:${s.col}: cannot listen on ${key}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          throw listenError(
+            `${s.file}:${s.line}:${s.col}`,
+            key.replace(/#\d+$/, ''),
+            error as NodeJS.ErrnoException,
           );
         }
         opened.push(listener);

@@ -4,18 +4,29 @@
  *
  *   SIGHUP           reload; a configuration that does not load or start is
  *                    rejected with its diagnostics and the running one stays
- *   SIGTERM, SIGINT  stop accepting, drain live sessions for
- *                    shutdown_timeout, then reset the rest; a second signal
- *                    resets at once
+ *   SIGQUIT          nginx's graceful stop: stop accepting, drain live
+ *                    sessions for worker_shutdown_timeout, then reset the rest;
+ *                    a second SIGQUIT changes nothing
+ *   SIGTERM, SIGINT  the same drain for now; a second signal resets at once
+ *   SIGUSR1          nginx's "reopen logs" (logrotate sends it): logs go to
+ *                    stdout, so there is nothing to reopen; one line says so.
+ *                    Listening for it also keeps Node from opening its
+ *                    inspector on 127.0.0.1:9229 (src/cli/no-inspector.ts)
+ *   SIGUSR2          nginx's binary upgrade: not supported, one line says so
+ *                    and serving goes on (without a listener it would kill
+ *                    the process without draining)
  *
  * Every log line (lifecycle events, one per stream session, one per HTTP
- * request and per upstream retry) is JSON on stdout;
- * diagnostics for the operator go to stderr as `file:line:col: ...`.
+ * request and per upstream retry) is JSON on stdout, the one log stream;
+ * configuration diagnostics are also printed for the operator on stderr as
+ * `file:line:col: ...` with the source line, and their headlines repeated in
+ * the JSON line of the event (reload rejected, configuration warnings).
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { type Diagnostic, formatDiagnostic, sortDiagnostics } from '../config/diagnostics.js';
+import { type Diagnostic, formatDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
+import { resolveNames } from '../config/resolve.js';
 import { type HttpLogRecord, requestFields } from '../proxy/http/index.js';
 import { ConfigStartError, Runtime } from './index.js';
 
@@ -51,9 +62,7 @@ function renderDiagnostics(diagnostics: readonly Diagnostic[], known?: ReadonlyM
     }
     return sources.get(file);
   };
-  return sortDiagnostics(diagnostics)
-    .map((d) => `${formatDiagnostic(d, source(d.file))}\n`)
-    .join('');
+  return formatDiagnostics(diagnostics, source);
 }
 
 /** Loads and checks a configuration; prints diagnostics; returns the config only if it has no errors. */
@@ -69,6 +78,39 @@ function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | un
     return undefined;
   }
   return config;
+}
+
+/** The config if every host name in it resolves (nginx resolves them at start and reload too); prints the others. */
+async function resolved(config: Config | undefined, io: ServeIo): Promise<Config | undefined> {
+  if (config === undefined) return undefined;
+  const unresolved = await resolveNames(config);
+  if (unresolved.length === 0) return config;
+  io.err(renderDiagnostics(unresolved));
+  return undefined;
+}
+
+/**
+ * An io whose stderr text is also kept: what serve prints for the operator
+ * (config errors and warnings) must reach the JSON log on stdout too, so a
+ * log collector reading stdout alone sees why a reload was rejected.
+ */
+function teeErrors(io: ServeIo): { io: ServeIo; headlines: () => string[] } {
+  const text: string[] = [];
+  return {
+    io: {
+      out: io.out,
+      err: (t) => {
+        text.push(t);
+        io.err(t);
+      },
+    },
+    // The `FILE:LINE:COL: severity: message` lines, without source excerpts and hints.
+    headlines: () =>
+      text
+        .join('')
+        .split('\n')
+        .filter((l) => /^\S.*: (error|warning): /.test(l)),
+  };
 }
 
 /** Runs until a stop signal; resolves with the exit code. */
@@ -120,8 +162,11 @@ export async function serve(opts: ServeOptions): Promise<number> {
     event: (msg, fields) => logger.info(fields ?? {}, msg),
   });
 
-  const first = loadChecked(file, load, io);
+  const startTee = teeErrors(io);
+  const first = await resolved(loadChecked(file, load, startTee.io), startTee.io);
   if (first === undefined) return 1;
+  const startWarnings = startTee.headlines();
+  if (startWarnings.length > 0) logger.warn({ file, diagnostics: startWarnings }, 'configuration warnings');
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -129,6 +174,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
       signals.off('SIGHUP', onHup);
       signals.off('SIGTERM', onTerm);
       signals.off('SIGINT', onInt);
+      signals.off('SIGQUIT', onQuit);
+      signals.off('SIGUSR1', onUsr1);
+      signals.off('SIGUSR2', onUsr2);
     };
     // Signals are taken from before the first listener opens: a SIGTERM that
     // arrives right after the "started" line must drain, not kill the process.
@@ -138,23 +186,29 @@ export async function serve(opts: ServeOptions): Promise<number> {
       stopping = true;
       detachSignals();
       flush();
-      resolve(1);
+      resolve(error.exitCode);
     });
 
     const onHup = () => {
       if (stopping) return;
       reloading = reloading.then(async () => {
         logger.info({ file }, 'reloading');
+        const tee = teeErrors(io);
         let next: Config | undefined;
         try {
-          next = loadChecked(file, load, io);
+          next = await resolved(loadChecked(file, load, tee.io), tee.io);
         } catch (error) {
-          io.err(`${file}: error: ${(error as Error).message}\n`);
+          tee.io.err(`${file}: error: ${(error as Error).message}\n`);
         }
         if (next === undefined) {
-          logger.error({ file }, 'reload rejected: configuration has errors; keeping the running one');
+          logger.error(
+            { file, diagnostics: tee.headlines() },
+            'reload rejected: configuration has errors; keeping the running one',
+          );
           return;
         }
+        const warnings = tee.headlines();
+        if (warnings.length > 0) logger.warn({ file, diagnostics: warnings }, 'configuration warnings');
         try {
           await runtime.apply(next);
         } catch (error) {
@@ -166,6 +220,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     };
 
     const onStop = (signal: string) => {
+      if (stopping && signal === 'SIGQUIT') return;
       if (stopping) {
         // Second signal: do not wait for the grace period.
         logger.info({ signal }, 'stopping now');
@@ -184,8 +239,15 @@ export async function serve(opts: ServeOptions): Promise<number> {
     };
     const onTerm = () => onStop('SIGTERM');
     const onInt = () => onStop('SIGINT');
+    const onQuit = () => onStop('SIGQUIT');
+    const onUsr1 = () =>
+      logger.info({ signal: 'SIGUSR1' }, 'reopen logs: nothing to reopen, every log line goes to stdout');
+    const onUsr2 = () => logger.warn({ signal: 'SIGUSR2' }, 'binary upgrade is not supported; still running');
     signals.on('SIGHUP', onHup);
     signals.on('SIGTERM', onTerm);
     signals.on('SIGINT', onInt);
+    signals.on('SIGQUIT', onQuit);
+    signals.on('SIGUSR1', onUsr1);
+    signals.on('SIGUSR2', onUsr2);
   });
 }

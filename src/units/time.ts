@@ -15,6 +15,14 @@ export const TIME_UNITS_MS: Readonly<Record<string, number>> = {
   y: 31_536_000_000,
 };
 
+/**
+ * The longest delay a Node timer runs: setTimeout takes a signed 32-bit
+ * millisecond count, and a longer one is replaced by 1 ms with a warning
+ * (`worker_shutdown_timeout 30d` would reset requests in flight after 1 ms).
+ * 24 days, 20 h, 31 min, 23.647 s.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A parse failure: `offset` is 0-based within the text that was parsed. */
 export interface ValueError {
   message: string;

@@ -3,8 +3,9 @@
  * namespaces itself, and after a SIGKILL `keepwire lab --cleanup` does.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -66,6 +67,26 @@ test('SIGKILL mid-scenario: keepwire lab --cleanup removes what the run left', a
   );
   const { stdout } = await run(process.execPath, [MAIN, 'lab', '--cleanup']);
   assert.match(stdout, /removed \d+ namespaces/);
+  await assertNothingLeft(names);
+});
+
+test('right after kill -9, before the parent reaps the run (a zombie), lab --cleanup removes its namespaces', async (t) => {
+  if (!requireNetns(t)) return;
+  const { child, names } = await startLab();
+  const pid = child.pid!;
+  child.kill('SIGKILL');
+  // Everything below is synchronous: Node cannot reap the child meanwhile, so it stays a
+  // zombie, as under a shell script that runs the cleanup on the next line.
+  const deadline = Date.now() + 10_000;
+  const state = () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+  while (state() !== 'Z') {
+    assert.ok(Date.now() < deadline, 'the killed lab becomes a zombie');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+  const stdout = execFileSync(process.execPath, [MAIN, 'lab', '--cleanup'], { encoding: 'utf8' });
+  assert.equal(state(), 'Z', 'still not reaped when the cleanup ran');
+  assert.match(stdout, /removed \d+ namespaces/);
+  await once(child, 'exit');
   await assertNothingLeft(names);
 });
 

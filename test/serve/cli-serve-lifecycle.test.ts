@@ -86,10 +86,15 @@ test('serve: a bad file at start prints file:line:col diagnostics and exits 1, w
   assert.doesNotMatch(p.stderr(), /\n\s+at /);
 });
 
-test('serve: an address already in use is exit 1 with the listen position', async (t) => {
+test('serve: an address already in use is exit 1, one line with the listen position and address, and a hint', async (t) => {
   const a = await named('A');
   t.after(() => a.close());
   const p = serveCli(t, conf(a.port, a.port));
   assert.equal(await within(p.exited, 10_000, 'exit'), 1);
-  assert.match(p.stderr(), /keepwire\.conf:5:\d+: cannot listen on .*EADDRINUSE/);
+  assert.match(
+    p.stderr(),
+    new RegExp(
+      `keepwire\\.conf:5:\\d+: error: cannot listen on 127\\.0\\.0\\.1:${a.port}: address already in use \\(EADDRINUSE\\)\n  hint: another process listens there: ss -ltnp 'sport = :${a.port}' shows which\n`,
+    ),
+  );
 });
