@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 import { formatDiagnostic, loadConfig } from '../config/index.js';
 import { EXIT } from './errors.js';
-import type { Io } from './program.js';
+import type { Io } from './io.js';
 
 export function registerCheck(program: Command, io: Io, setExit: (code: number) => void): void {
   program

@@ -41,6 +41,16 @@ test('usage errors exit 2 with a message and no stack trace', () => {
   assert.match(keepwire('recommend', '--lb-idle', '1s').stderr, /below 2 s leaves no room/);
 });
 
+test('selfcheck --lb-idle below 2 s is a one-line usage error, not a stack trace', () => {
+  for (const lbIdle of ['1s', '0s']) {
+    const r = keepwire('selfcheck', '--lb-idle', lbIdle);
+    assert.equal(r.code, 2, `selfcheck --lb-idle ${lbIdle} exits 2: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.match(r.stderr, /--lb-idle.*below 2 s leaves no room for a keepalive probe/);
+    assert.equal(r.stdout, '');
+  }
+});
+
 test('selfcheck --spec reports a bad so_keepalive with its column', () => {
   const r = keepwire('selfcheck', '--spec', '60s:0:3');
   assert.equal(r.code, 2);
