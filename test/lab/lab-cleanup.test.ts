@@ -8,8 +8,8 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { requireNetns } from '../require-netns.js';
 import { listNamespaces } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 
 const run = promisify(execFile);
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));

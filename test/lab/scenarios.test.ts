@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { requireNetns } from '../require-netns.js';
 import { type LabReport, runLab, SCENARIOS } from '../../src/lab/index.js';
+import { requireNetns } from '../require-netns.js';
 
 function assertAllMatched(report: LabReport): void {
   const bad = report.results

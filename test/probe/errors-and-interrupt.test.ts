@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { requireNetns } from '../require-netns.js';
 import { run } from '../../src/cli/program.js';
 import { createPairTopology } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 import { runProbeCli, startIdleServer } from './fixtures.js';
 
 async function cli(args: string[]) {

@@ -106,7 +106,7 @@ export class UpgradeTunnel implements ConnectionUser {
     this.host = host;
     this.held = host;
     host.acquire();
-    const conn = this.route.pool.open(host, this.location.proxySocketKeepalive, Date.now());
+    const conn = this.route.pool.open(host, this.route.keepalive, Date.now());
     this.conn = conn;
     conn.user = this;
     conn.requests++;
