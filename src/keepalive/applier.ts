@@ -9,7 +9,13 @@
  */
 import type { Socket } from 'node:net';
 import { fdOf } from '../kernel/fd.js';
-import { applyPlan, type KeepalivePlan, planKeepalive, toKeepaliveOptions } from './socket.js';
+import {
+  applyPlan,
+  type KeepaliveBackend,
+  type KeepalivePlan,
+  planKeepalive,
+  toKeepaliveOptions,
+} from './socket.js';
 import { writeKeepaliveFd } from './sockopt.js';
 import { formatSoKeepalive, type KeepaliveSpec } from './spec.js';
 
@@ -51,6 +57,11 @@ export class KeepaliveApplier {
 
   get enabled(): boolean {
     return this.plan !== undefined;
+  }
+
+  /** How `apply` reaches the kernel: Node's setKeepAlive options or libc; undefined for off. */
+  get backend(): KeepaliveBackend | undefined {
+    return this.plan?.backend;
   }
 
   /** Sets it on a socket just accepted or opened (still connecting is fine). Never throws. */
