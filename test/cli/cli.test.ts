@@ -70,6 +70,8 @@ test('selfcheck --json: every setting reaches the kernel and reads back', () => 
     assert.deepEqual(c.kernel, { enabled: true, idle: 20, interval: 5, count: 4, userTimeout: 7000 });
   }
   assert.equal(typeof report.system.idle, 'number');
+  assert.ok(report.nodeInternals.length > 0);
+  for (const i of report.nodeInternals) assert.equal(i.available, true, `${i.name}: ${i.detail}`);
 });
 
 test('selfcheck human output names the kernel defaults and the fix for the LB', () => {
@@ -77,6 +79,8 @@ test('selfcheck human output names the kernel defaults and the fix for the LB', 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /net\.ipv4\.tcp_keepalive_time\s+=\s+\d+/);
   assert.match(r.stdout, /so_keepalive=60s:15s:3/);
+  assert.match(r.stdout, /Node internals keepwire relies on/);
+  assert.match(r.stdout, /available +_handle\.fd/);
   assert.match(r.stdout, /selfcheck: ok/);
 });
 
