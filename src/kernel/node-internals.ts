@@ -13,7 +13,6 @@
  * | `process.binding('stream_wrap')`: `WriteWrap`, `streamBaseState`, `kLastWriteWasAsync`; `_handle.writeBuffer`/`writeLatin1String` | proxy/writes | `socket.write` |
  */
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 
 /** A libuv stream handle as net.Socket holds it in `_handle`. */
 export interface NodeHandle {
@@ -180,6 +179,8 @@ function parentStatus(): InternalStatus {
     fallback: "the TLSSocket's own handle fd",
   };
   try {
+    // Loaded here, not at start-up: a program that never uses TLS does not pay for node:tls.
+    const { TLSSocket } = process.getBuiltinModule('node:tls');
     const tcp = new Socket();
     const tls = new TLSSocket(tcp);
     const ok = tcpSocketOf(tls) === tcp;
