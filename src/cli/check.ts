@@ -16,7 +16,7 @@ import {
   sortDiagnostics,
 } from '../config/index.js';
 import { EXIT } from './errors.js';
-import type { Io } from './program.js';
+import type { Io } from './io.js';
 
 /**
  * Directives every stock nginx.conf carries and keepwire does not have: one

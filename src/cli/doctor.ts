@@ -18,7 +18,7 @@ import {
 } from '../doctor/profiles.js';
 import { failed, renderReport, reportJson } from '../doctor/report.js';
 import { EXIT, UsageError } from './errors.js';
-import type { Io } from './program.js';
+import type { Io } from './io.js';
 
 function profileArg(value: string, previous: Middlebox[] = []): Middlebox[] {
   try {

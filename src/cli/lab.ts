@@ -17,7 +17,7 @@ import { relativeTimeline, renderTimeline } from '../lab/timeline.js';
 import { cleanupStale, destroyAllTopologies, type Expiry, netnsAvailable } from '../netns/index.js';
 import { parseDuration } from '../units/time.js';
 import { EXIT, UsageError } from './errors.js';
-import type { Io } from './program.js';
+import type { Io } from './io.js';
 
 function lbIdleArg(value: string): number {
   const parsed = parseDuration(value);

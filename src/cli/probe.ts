@@ -26,7 +26,7 @@ import {
 import { buildReport, fmt, renderReport } from '../probe/report.js';
 import { parseDuration } from '../units/time.js';
 import { EXIT, UsageError } from './errors.js';
-import type { Io } from './program.js';
+import type { Io } from './io.js';
 
 export const EXIT_INTERRUPTED = 130;
 

@@ -6,6 +6,7 @@ import { parseDuration } from '../units/time.js';
 import { registerCheck } from './check.js';
 import { registerDoctor } from './doctor.js';
 import { EXIT, UsageError } from './errors.js';
+import type { Io } from './io.js';
 import { registerLab } from './lab.js';
 import { registerProbe } from './probe.js';
 import { renderSelfcheck, selfcheck } from './selfcheck.js';
@@ -27,6 +28,17 @@ function secondsArg(value: string): number {
   return parsed.value / 1000;
 }
 
+/** An LB idle timeout: whole seconds, and long enough for a keepalive probe to fit under it. */
+function lbIdleArg(value: string): number {
+  const seconds = secondsArg(value);
+  try {
+    recommend(seconds);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return seconds;
+}
+
 function msArg(value: string): number {
   const parsed = parseDuration(value);
   if (!parsed.ok) throw new InvalidArgumentError(parsed.error.message);
@@ -42,10 +54,7 @@ function specArg(value: string) {
   return parsed.value;
 }
 
-export interface Io {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
+export type { Io } from './io.js';
 
 export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   const program = new Command('keepwire')
@@ -73,7 +82,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     )
     .addOption(
       new Option('--lb-idle <time>', 'idle timeout of the load balancer in front')
-        .argParser(secondsArg)
+        .argParser(lbIdleArg)
         .default(90, '90s'),
     )
     .option('--json', 'print the report as JSON')

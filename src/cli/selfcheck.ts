@@ -15,6 +15,7 @@ import {
 } from '../keepalive/socket.js';
 import type { KeepaliveSpec } from '../keepalive/spec.js';
 import { type SystemKeepaliveDefaults, systemDefaults } from '../keepalive/system.js';
+import { type InternalStatus, nodeInternals } from '../kernel/node-internals.js';
 import { formatDuration } from '../units/time.js';
 
 export interface SocketCheck {
@@ -34,6 +35,8 @@ export interface SelfcheckReport {
   /** A fresh socket with nothing set: what every application gets by default. */
   untouched: KeepaliveState;
   checks: SocketCheck[];
+  /** Every private Node API keepwire uses, checked on this Node (available, or the fallback in use). */
+  nodeInternals: InternalStatus[];
   ok: boolean;
 }
 
@@ -56,6 +59,7 @@ export async function selfcheck(
     sockets.push(plain);
     await once(plain, 'connect');
     const untouched = readKeepalive(plain);
+    const internals = nodeInternals({ connected: plain });
 
     const checks: SocketCheck[] = [];
     const connected = net.connect(port, '127.0.0.1');
@@ -81,6 +85,7 @@ export async function selfcheck(
       lbIdleTimeout,
       untouched,
       checks,
+      nodeInternals: internals,
       ok: checks.every((c) => c.ok),
     };
   } finally {
@@ -138,6 +143,13 @@ export function renderSelfcheck(r: SelfcheckReport): string {
     const k = c.kernel;
     lines.push(
       `  ${c.socket.padEnd(16)} ${c.backend.padEnd(8)} ${String(k.enabled ? 1 : 0).padEnd(13)} ${`${k.idle}s`.padEnd(9)} ${`${k.interval}s`.padEnd(10)} ${String(k.count).padEnd(8)} ${`${k.userTimeout}ms`.padEnd(13)} ${c.ok ? 'yes' : 'NO'}`,
+    );
+  }
+  lines.push('');
+  lines.push(`Node internals keepwire relies on (Node ${r.node}):`);
+  for (const i of r.nodeInternals) {
+    lines.push(
+      `  ${i.available ? 'available   ' : 'FALLBACK    '} ${i.name} — ${i.usedBy}${i.available ? '' : `; in use: ${i.fallback} (${i.detail})`}`,
     );
   }
   lines.push('');

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { loadServable } from '../config/index.js';
 import { serve } from '../serve/process.js';
-import type { Io } from './program.js';
+import type { Io } from './io.js';
 
 export function registerServe(program: Command, io: Io, setExit: (code: number) => void): void {
   program

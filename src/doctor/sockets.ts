@@ -8,10 +8,10 @@
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { probePeriod, recommend } from '../keepalive/recommend.js';
-import { getIntOption, SockoptError, sockoptConstants } from '../keepalive/sockopt.js';
+import { readKeepaliveFd } from '../keepalive/sockopt.js';
+import { closeFd, pidfdGetfd, pidfdOpen, readTcpInfo, SockoptError, SyscallError } from '../kernel/index.js';
 import type { Finding, SocketRef } from './findings.js';
 import { human } from './findings.js';
 import { expiryFailure, type Middlebox } from './profiles.js';
@@ -176,42 +176,16 @@ export class PidAccessError extends Error {
   }
 }
 
-interface Calls {
-  pidfdOpen(pid: number): number;
-  pidfdGetfd(pidfd: number, fd: number): number;
-  close(fd: number): number;
-  tcpInfo(fd: number, out: Uint8Array, len: Uint32Array): number;
-  errno(): number;
-}
-
-let calls: Calls | undefined;
-
-/** x86_64/aarch64 numbers; libc has wrappers only from glibc 2.36, the syscall always works. */
-const SYS_PIDFD_OPEN = 434;
-const SYS_PIDFD_GETFD = 438;
-const TCP_INFO = 11;
-
-function load(): Calls {
-  if (calls) return calls;
-  if (process.platform !== 'linux')
-    throw new PidAccessError(`--pid needs Linux pidfd_getfd, not ${process.platform}`, 'ENOSYS');
-  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  const lib = koffi.load('libc.so.6');
-  const syscall = lib.func('long syscall(long, ...)');
-  const close = lib.func('int close(int)');
-  const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ void *, _Inout_ uint32_t *)');
-  calls = {
-    pidfdOpen: (pid) => Number(syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0)),
-    pidfdGetfd: (pidfd, fd) => Number(syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', fd, 'unsigned int', 0)),
-    close: (fd) => close(fd),
-    tcpInfo: (fd, out, len) => getsockopt(fd, 6, TCP_INFO, out, len),
-    errno: () => koffi.errno(),
-  };
-  return calls;
-}
-
-function errnoCode(errno: number): string {
-  return { 1: 'EPERM', 3: 'ESRCH', 9: 'EBADF', 13: 'EACCES', 38: 'ENOSYS' }[errno] ?? `errno ${errno}`;
+/** Runs a pidfd call; its failure becomes a PidAccessError with the errno name. */
+function pidfdCall<T>(call: () => T, describe: (code: string) => string): T {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof SyscallError) throw new PidAccessError(describe(error.code), error.code);
+    if (process.platform !== 'linux')
+      throw new PidAccessError(`--pid needs Linux pidfd_getfd, not ${process.platform}`, 'ENOSYS');
+    throw error;
+  }
 }
 
 /** /proc/PID/net/tcp{,6}: the process's own network namespace. inode → endpoints of established sockets. */
@@ -291,56 +265,53 @@ export function readProcessSockets(pid: number): ProcessSocket[] {
     if (ends) mine.push({ fd: Number(name), ends });
   }
   if (mine.length === 0) return [];
-  const c = load();
-  const pidfd = c.pidfdOpen(pid);
-  if (pidfd < 0) {
-    const code = errnoCode(c.errno());
-    throw new PidAccessError(`pidfd_open(${pid}) failed: ${code}`, code);
-  }
-  const k = sockoptConstants();
-  const info = new Uint8Array(104);
-  const len = new Uint32Array(1);
+  const pidfd = pidfdCall(
+    () => pidfdOpen(pid),
+    (code) => `pidfd_open(${pid}) failed: ${code}`,
+  );
   const out: ProcessSocket[] = [];
   try {
     for (const { fd, ends } of mine) {
-      const dup = c.pidfdGetfd(pidfd, fd);
-      if (dup < 0) {
-        const code = errnoCode(c.errno());
-        if (code === 'EBADF') continue; // closed since we listed it
+      let dup: number;
+      try {
+        dup = pidfdGetfd(pidfd, fd);
+      } catch (error) {
+        if (!(error instanceof SyscallError)) throw error;
+        if (error.code === 'EBADF') continue; // closed since we listed it
         throw new PidAccessError(
-          code === 'EPERM'
+          error.code === 'EPERM'
             ? `pidfd_getfd on pid ${pid} was refused (EPERM): reading another process's socket options needs ptrace rights over it — run as root, or with CAP_SYS_PTRACE, or as the same user with kernel.yama.ptrace_scope = 0`
-            : `pidfd_getfd(pid ${pid}, fd ${fd}) failed: ${code}`,
-          code,
+            : `pidfd_getfd(pid ${pid}, fd ${fd}) failed: ${error.code}`,
+          error.code,
         );
       }
       try {
-        len[0] = info.length;
-        info.fill(0);
         let idleMs = 0;
-        if (c.tcpInfo(dup, info, len) === 0) {
-          // struct tcp_info: tcpi_last_data_sent at byte 44, tcpi_last_data_recv at 52 (ms).
-          const view = new DataView(info.buffer);
-          idleMs = Math.min(view.getUint32(44, true), view.getUint32(52, true));
+        try {
+          const info = readTcpInfo(dup);
+          idleMs = Math.min(info.lastDataSentMs, info.lastDataRecvMs);
+        } catch (error) {
+          if (!(error instanceof SockoptError)) throw error;
         }
+        const k = readKeepaliveFd(dup);
         out.push({
           fd,
           ...ends,
-          keepalive: getIntOption(dup, k.SOL_SOCKET, k.SO_KEEPALIVE, 'SO_KEEPALIVE') !== 0,
-          idle: getIntOption(dup, k.IPPROTO_TCP, k.TCP_KEEPIDLE, 'TCP_KEEPIDLE'),
-          interval: getIntOption(dup, k.IPPROTO_TCP, k.TCP_KEEPINTVL, 'TCP_KEEPINTVL'),
-          count: getIntOption(dup, k.IPPROTO_TCP, k.TCP_KEEPCNT, 'TCP_KEEPCNT'),
-          userTimeout: getIntOption(dup, k.IPPROTO_TCP, k.TCP_USER_TIMEOUT ?? 18, 'TCP_USER_TIMEOUT'),
+          keepalive: k.enabled,
+          idle: k.idle,
+          interval: k.interval,
+          count: k.count,
+          userTimeout: k.userTimeout,
           idleMs,
         });
       } catch (error) {
         if (!(error instanceof SockoptError)) throw error;
       } finally {
-        c.close(dup);
+        closeFd(dup);
       }
     }
   } finally {
-    c.close(pidfd);
+    closeFd(pidfd);
   }
   return out.sort((a, b) => a.fd - b.fd);
 }

@@ -17,7 +17,7 @@ export {
   toKeepaliveOptions,
   validateKeepaliveOptions,
 } from './socket.js';
-export { KeepaliveUnsupportedError, SockoptError } from './sockopt.js';
+export { KeepaliveUnsupportedError, NoFileDescriptorError, SockoptError } from './sockopt.js';
 export {
   formatSoKeepalive,
   KERNEL_LIMITS,

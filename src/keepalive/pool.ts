@@ -10,7 +10,7 @@
 import type { Agent as HttpAgent } from 'node:http';
 import type { Socket } from 'node:net';
 import { buildConnector } from 'undici';
-import { applyKeepalive, type KeepaliveOptions, validateKeepaliveOptions } from './socket.js';
+import { applyPlan, type KeepaliveOptions, type KeepalivePlan, planKeepalive } from './socket.js';
 
 type CreateConnection = (
   options: object,
@@ -24,7 +24,7 @@ type CreateConnection = (
  */
 export function withKeepalive<A extends HttpAgent>(agent: A, opts: KeepaliveOptions): A {
   // Validate once, here, instead of failing inside the agent later.
-  validateKeepaliveOptions(opts);
+  const plan = planKeepalive(opts);
   const target = agent as unknown as {
     createConnection: CreateConnection;
     keepSocketAlive: (socket: Socket) => boolean;
@@ -34,17 +34,17 @@ export function withKeepalive<A extends HttpAgent>(agent: A, opts: KeepaliveOpti
     const wrapped =
       callback &&
       ((err: Error | null, socket?: Socket) => {
-        if (!err && socket) applyKeepalive(tcpSocketOf(socket), opts);
+        if (!err && socket) apply(socket, plan);
         callback(err, socket);
       });
     const socket = create(options, wrapped);
-    if (socket) applyKeepalive(tcpSocketOf(socket), opts);
+    if (socket) apply(socket, plan);
     return socket;
   };
   const keepSocketAlive = target.keepSocketAlive.bind(agent);
   target.keepSocketAlive = (socket) => {
     const kept = keepSocketAlive(socket);
-    if (kept && !socket.destroyed) applyKeepalive(tcpSocketOf(socket), opts);
+    if (kept && !socket.destroyed) apply(socket, plan);
     return kept;
   };
   return agent;
@@ -59,7 +59,7 @@ export function keepaliveConnector(
   opts: KeepaliveOptions,
   connectOptions: buildConnector.BuildOptions = {},
 ): buildConnector.connector {
-  validateKeepaliveOptions(opts);
+  const plan = planKeepalive(opts);
   const connect = buildConnector(connectOptions);
   return (options, callback) =>
     connect(options, (err, socket) => {
@@ -68,7 +68,7 @@ export function keepaliveConnector(
         return;
       }
       try {
-        applyKeepalive(tcpSocketOf(socket as Socket), opts);
+        apply(socket as Socket, plan);
       } catch (error) {
         socket.destroy();
         callback(error as Error, null);
@@ -78,8 +78,11 @@ export function keepaliveConnector(
     });
 }
 
-/** TLS sockets wrap the TCP socket that owns the file descriptor. */
-function tcpSocketOf(socket: Socket): Socket {
-  const parent = (socket as unknown as { _parent?: Socket | null })._parent;
-  return parent ?? socket;
+/**
+ * A pool's socket (TLS ones go on the TCP socket under them). The pool set
+ * keepalive through Node just before, so Node's cached copy may not match the
+ * kernel: the native path verifies.
+ */
+function apply(socket: Socket, plan: KeepalivePlan): void {
+  applyPlan(socket, plan, true, (error) => socket.destroy(error));
 }

@@ -1,16 +1,26 @@
 /**
  * Per-socket TCP keepalive: set it, and read back what the kernel holds.
+ *
+ * Settings are turned into a plan once (validated, backend chosen), then
+ * applied to any number of sockets: `applyKeepalive` plans per call (the
+ * library's edge, where callers' values are checked), the proxy compiles a
+ * plan per configured directive (applier.ts) and applies it per socket.
  */
 import { Socket } from 'node:net';
+import { NoFileDescriptorError } from '../kernel/errors.js';
+import { awaitsConnect, fdOf } from '../kernel/fd.js';
+import { tcpSocketOf } from '../kernel/node-internals.js';
+import { sockoptConstants } from '../kernel/sockopt.js';
 import {
-  getIntOption,
+  type KeepaliveState,
   KeepaliveUnsupportedError,
-  type SockoptConstants,
-  setIntOption,
-  socketFd,
-  sockoptConstants,
+  readKeepaliveFd,
+  writeKeepaliveFd,
+  writeUserTimeoutFd,
 } from './sockopt.js';
 import { assertWithinKernelLimits, type KeepaliveSpec } from './spec.js';
+
+export type { KeepaliveState } from './sockopt.js';
 
 export interface KeepaliveOptions {
   /** Default true. `false` turns SO_KEEPALIVE off (userTimeout still applies). */
@@ -25,23 +35,15 @@ export interface KeepaliveOptions {
   userTimeout?: number;
 }
 
-/** What the kernel holds for a socket, as getsockopt reports it. */
-export interface KeepaliveState {
-  enabled: boolean;
-  idle: number;
-  interval: number;
-  count: number;
-  /** Milliseconds; 0 means the kernel's retransmission rules apply. */
-  userTimeout: number;
-}
-
 /** How applyKeepalive reached the kernel. */
 export type KeepaliveBackend = 'native' | 'ffi';
 
 /**
  * Node 26 grew `setKeepAlive({ enable, initialDelay, interval, count })`; older
  * versions take only (enable, delay) and libuv then forces TCP_KEEPINTVL=1 and
- * TCP_KEEPCNT=10. The arity of the method tells which one is running.
+ * TCP_KEEPCNT=10. The arity of the method tells which one is running
+ * (test/keepalive/native-detection.test.ts checks this against what the
+ * kernel holds after a call with the options form).
  */
 export const nativeKeepaliveSupported: boolean = Socket.prototype.setKeepAlive.length >= 4;
 
@@ -53,12 +55,47 @@ export function toKeepaliveOptions(spec: KeepaliveSpec): KeepaliveOptions {
   return opts;
 }
 
+/** Validated settings and the backend that will set them: made once, applied to many sockets. */
+export interface KeepalivePlan {
+  readonly enable: boolean;
+  readonly idle: number | undefined;
+  readonly interval: number | undefined;
+  readonly count: number | undefined;
+  readonly userTimeout: number | undefined;
+  readonly backend: KeepaliveBackend;
+}
+
+/** Validates `opts` and fixes the backend; throws RangeError/TypeError/KeepaliveUnsupportedError. */
+export function planKeepalive(opts: KeepaliveOptions, backend?: KeepaliveBackend): KeepalivePlan {
+  validateKeepaliveOptions(opts);
+  const chosen = backend ?? chooseBackend(opts);
+  if (chosen === 'native' && !nativeKeepaliveSupported) {
+    throw new KeepaliveUnsupportedError(
+      `keepwire: Node ${process.version} has no setKeepAlive interval/count options`,
+    );
+  }
+  if (chosen === 'native' && opts.enable !== false && !isComplete(opts)) {
+    throw new RangeError('the native setKeepAlive path needs idle, interval and count all given');
+  }
+  return {
+    enable: opts.enable ?? true,
+    idle: opts.idle,
+    interval: opts.interval,
+    count: opts.count,
+    userTimeout: opts.userTimeout,
+    backend: chosen,
+  };
+}
+
 /**
- * Applies keepalive settings to a TCP socket: accepted, connected, or still
- * connecting. Settings asked for before the connection exists are applied the
- * moment it connects (Node drops pre-connect interval/count, nodejs/node#31663),
- * ahead of any other 'connect' listener. If the kernel refuses a deferred
- * setting, the socket is destroyed with that error rather than left without it.
+ * Applies keepalive settings to a TCP socket (or the TCP socket under a TLS
+ * one): accepted, connected, or still connecting. Settings asked for before
+ * the connection exists are applied the moment it connects (Node drops
+ * pre-connect interval/count, nodejs/node#31663), ahead of any other
+ * 'connect' listener. If the kernel refuses a deferred setting, the socket is
+ * destroyed with that error rather than left without it. A socket that has
+ * no descriptor and never will (destroyed, or a TLSSocket over a JavaScript
+ * stream) throws NoFileDescriptorError.
  *
  * Returns the backend that was (or will be) used.
  */
@@ -75,36 +112,40 @@ export function applyKeepaliveVia(
   opts: KeepaliveOptions,
   backend: KeepaliveBackend,
 ): KeepaliveBackend {
-  validateKeepaliveOptions(opts);
-  if (backend === 'native' && !nativeKeepaliveSupported) {
-    throw new KeepaliveUnsupportedError(
-      `keepwire: Node ${process.version} has no setKeepAlive interval/count options`,
-    );
-  }
-  if (backend === 'native' && opts.enable !== false && !isComplete(opts)) {
-    throw new RangeError('the native setKeepAlive path needs idle, interval and count all given');
-  }
-  if (needsConnect(socket)) {
-    // Fail now, not at connect time, on a platform that cannot do this at all.
-    sockoptConstants();
-    socket.prependOnceListener('connect', () => {
-      try {
-        applyNow(socket, opts, backend);
-      } catch (error) {
-        socket.destroy(error as Error);
-      }
-    });
-    return backend;
-  }
-  applyNow(socket, opts, backend);
+  const plan = planKeepalive(opts, backend);
+  // A caller's socket may have had options changed through libc since Node
+  // last set them: verify what the native call left (see applyPlanNow).
+  applyPlan(socket, plan, true, (error) => socket.destroy(error));
   return backend;
 }
 
-function needsConnect(socket: Socket): boolean {
-  if (socket.destroyed)
-    throw new KeepaliveUnsupportedError('keepwire: cannot apply keepalive to a destroyed socket');
-  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
-  return socket.connecting || typeof fd !== 'number' || fd < 0;
+/**
+ * Applies a plan now, or at 'connect' for a socket still connecting (then a
+ * refusal goes to `onDeferredError`). Throws NoFileDescriptorError for a
+ * socket without a descriptor, SockoptError when the kernel refuses.
+ */
+export function applyPlan(
+  socket: Socket,
+  plan: KeepalivePlan,
+  verifyNative: boolean,
+  onDeferredError: (error: Error) => void,
+): void {
+  const tcp = tcpSocketOf(socket);
+  if (tcp.destroyed)
+    throw new NoFileDescriptorError('keepwire: cannot apply keepalive to a destroyed socket');
+  if (awaitsConnect(tcp)) {
+    // Fail now, not at connect time, on a platform that cannot do this at all.
+    sockoptConstants();
+    tcp.prependOnceListener('connect', () => {
+      try {
+        applyPlanNow(tcp, plan, verifyNative);
+      } catch (error) {
+        onDeferredError(error as Error);
+      }
+    });
+    return;
+  }
+  applyPlanNow(tcp, plan, verifyNative);
 }
 
 const OPTION_NAMES = new Set(['enable', 'idle', 'interval', 'count', 'userTimeout']);
@@ -136,55 +177,39 @@ function isComplete(opts: KeepaliveOptions): boolean {
   return opts.idle !== undefined && opts.interval !== undefined && opts.count !== undefined;
 }
 
-function applyNow(socket: Socket, opts: KeepaliveOptions, backend: KeepaliveBackend): void {
-  const enable = opts.enable ?? true;
-  const c = sockoptConstants();
-  const fd = socketFd(socket);
-  let viaLibc = backend === 'ffi';
-  if (!viaLibc) {
-    if (enable) {
-      socket.setKeepAlive({
-        enable: true,
-        initialDelay: opts.idle! * 1000,
-        interval: opts.interval! * 1000,
-        count: opts.count!,
-      } as unknown as boolean);
-    } else {
-      socket.setKeepAlive(false);
-    }
-    // Node skips the call when its cached copy matches, and that copy goes stale
-    // if the options were changed through libc in between: verify, and repair.
-    const held = readKeepalive(socket);
-    viaLibc =
-      held.enabled !== enable ||
-      (enable && (held.idle !== opts.idle || held.interval !== opts.interval || held.count !== opts.count));
+/** `tcp` is the socket that owns the descriptor (tcpSocketOf). */
+function applyPlanNow(tcp: Socket, plan: KeepalivePlan, verifyNative: boolean): void {
+  const fd = fdOf(tcp);
+  if (plan.backend === 'ffi') {
+    writeKeepaliveFd(fd, plan);
+    return;
   }
-  if (viaLibc) {
-    setIntOption(fd, c.SOL_SOCKET, c.SO_KEEPALIVE, enable ? 1 : 0, 'SO_KEEPALIVE');
-    if (enable) {
-      if (opts.idle !== undefined) setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPIDLE, opts.idle, 'TCP_KEEPIDLE');
-      if (opts.interval !== undefined)
-        setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPINTVL, opts.interval, 'TCP_KEEPINTVL');
-      if (opts.count !== undefined) setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPCNT, opts.count, 'TCP_KEEPCNT');
-    }
+  if (plan.enable) {
+    tcp.setKeepAlive({
+      enable: true,
+      initialDelay: plan.idle! * 1000,
+      interval: plan.interval! * 1000,
+      count: plan.count!,
+    } as unknown as boolean);
+  } else {
+    tcp.setKeepAlive(false);
   }
-  if (opts.userTimeout !== undefined) {
-    setIntOption(fd, c.IPPROTO_TCP, c.TCP_USER_TIMEOUT!, opts.userTimeout, 'TCP_USER_TIMEOUT');
+  if (verifyNative) {
+    // Node skips the call when its cached copy matches, and that copy goes
+    // stale if the options were changed through libc in between; it also
+    // ignores the handle's error code. Verify, and repair through libc.
+    const held = readKeepaliveFd(fd);
+    if (
+      held.enabled !== plan.enable ||
+      (plan.enable &&
+        (held.idle !== plan.idle || held.interval !== plan.interval || held.count !== plan.count))
+    )
+      writeKeepaliveFd(fd, { ...plan, userTimeout: undefined });
   }
+  writeUserTimeoutFd(fd, plan.userTimeout);
 }
 
-/** Reads the keepalive settings the kernel holds for a connected or accepted socket. */
+/** Reads the keepalive settings the kernel holds for a connected or accepted socket (TLS: its TCP socket). */
 export function readKeepalive(socket: Socket): KeepaliveState {
-  const c: SockoptConstants = sockoptConstants();
-  const fd = socketFd(socket);
-  return {
-    enabled: getIntOption(fd, c.SOL_SOCKET, c.SO_KEEPALIVE, 'SO_KEEPALIVE') !== 0,
-    idle: getIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPIDLE, 'TCP_KEEPIDLE'),
-    interval: getIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPINTVL, 'TCP_KEEPINTVL'),
-    count: getIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPCNT, 'TCP_KEEPCNT'),
-    userTimeout:
-      c.TCP_USER_TIMEOUT === undefined
-        ? 0
-        : getIntOption(fd, c.IPPROTO_TCP, c.TCP_USER_TIMEOUT, 'TCP_USER_TIMEOUT'),
-  };
+  return readKeepaliveFd(fdOf(socket));
 }

@@ -1,152 +1,61 @@
 /**
- * libc setsockopt/getsockopt on a Node socket's file descriptor, through koffi.
- *
- * Node has no API to read socket options back, and before Node 26 none to set
- * TCP_KEEPINTVL, TCP_KEEPCNT or TCP_USER_TIMEOUT, so keepwire talks to libc
- * directly. Loading is lazy: importing keepwire must not fail on a platform
- * where only the pure functions (parser, recommend) are used.
+ * The keepalive options of one file descriptor, read or written through the
+ * kernel module (src/kernel/): the one implementation behind
+ * `readKeepalive`, the libc path of `applyKeepalive`, and `doctor --pid`
+ * (which reads another process's sockets through pidfd_getfd copies).
  */
-import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
-import { constants as osConstants } from 'node:os';
+import { getIntOption, setIntOption, sockoptConstants } from '../kernel/sockopt.js';
 
-export interface SockoptConstants {
-  SOL_SOCKET: number;
-  SO_KEEPALIVE: number;
-  IPPROTO_TCP: number;
-  TCP_KEEPIDLE: number;
-  TCP_KEEPINTVL: number;
-  TCP_KEEPCNT: number;
-  /** Absent where the platform has no TCP_USER_TIMEOUT. */
-  TCP_USER_TIMEOUT?: number;
+export { KeepaliveUnsupportedError, NoFileDescriptorError, SockoptError } from '../kernel/errors.js';
+
+/** What the kernel holds for a socket, as getsockopt reports it. */
+export interface KeepaliveState {
+  enabled: boolean;
+  idle: number;
+  interval: number;
+  count: number;
+  /** Milliseconds; 0 means the kernel's retransmission rules apply. */
+  userTimeout: number;
 }
 
-const PLATFORMS: Record<string, { libc: string; constants: SockoptConstants }> = {
-  // include/uapi/asm-generic/socket.h and include/uapi/linux/tcp.h
-  linux: {
-    libc: 'libc.so.6',
-    constants: {
-      SOL_SOCKET: 1,
-      SO_KEEPALIVE: 9,
-      IPPROTO_TCP: 6,
-      TCP_KEEPIDLE: 4,
-      TCP_KEEPINTVL: 5,
-      TCP_KEEPCNT: 6,
-      TCP_USER_TIMEOUT: 18,
-    },
-  },
-  // sys/socket.h and netinet/tcp.h; TCP_KEEPALIVE is macOS's name for the idle time.
-  darwin: {
-    libc: 'libSystem.B.dylib',
-    constants: {
-      SOL_SOCKET: 0xffff,
-      SO_KEEPALIVE: 0x8,
-      IPPROTO_TCP: 6,
-      TCP_KEEPIDLE: 0x10,
-      TCP_KEEPINTVL: 0x101,
-      TCP_KEEPCNT: 0x102,
-    },
-  },
-};
-
-/** Raised when the platform or the socket cannot carry the requested option. */
-export class KeepaliveUnsupportedError extends Error {
-  override name = 'KeepaliveUnsupportedError';
+/** Values to write; absent fields are left as the socket holds them. */
+export interface KeepaliveWrite {
+  enable: boolean;
+  idle?: number | undefined;
+  interval?: number | undefined;
+  count?: number | undefined;
+  userTimeout?: number | undefined;
 }
 
-/** Raised when the kernel refuses a socket option; carries errno. */
-export class SockoptError extends Error {
-  override name = 'SockoptError';
-  constructor(
-    message: string,
-    readonly errno: number,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
-
-interface Libc {
-  constants: SockoptConstants;
-  setsockopt(fd: number, level: number, name: number, value: Int32Array, len: number): number;
-  getsockopt(fd: number, level: number, name: number, value: Int32Array, len: Uint32Array): number;
-  errno(): number;
-}
-
-let libc: Libc | undefined;
-
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const platform = PLATFORMS[process.platform];
-  if (!platform) {
-    throw new KeepaliveUnsupportedError(
-      `keepwire: per-socket keepalive needs Linux or macOS libc socket options; ${process.platform} is not supported`,
-    );
-  }
-  let koffi: typeof import('koffi');
-  try {
-    koffi = createRequire(import.meta.url)('koffi');
-  } catch (cause) {
-    throw new KeepaliveUnsupportedError(
-      `keepwire: the koffi package (libc calls) could not be loaded on ${process.platform}-${process.arch}: ${(cause as Error).message}`,
-    );
-  }
-  const lib = koffi.load(platform.libc);
-  const setsockopt = lib.func('int setsockopt(int, int, int, const void *, uint32_t)');
-  const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ void *, _Inout_ uint32_t *)');
-  libc = {
-    constants: platform.constants,
-    setsockopt: (fd, level, name, value, len) => setsockopt(fd, level, name, value, len),
-    getsockopt: (fd, level, name, value, len) => getsockopt(fd, level, name, value, len),
-    errno: () => koffi.errno(),
+export function readKeepaliveFd(fd: number): KeepaliveState {
+  const c = sockoptConstants();
+  return {
+    enabled: getIntOption(fd, c.SOL_SOCKET, c.SO_KEEPALIVE, 'SO_KEEPALIVE') !== 0,
+    idle: getIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPIDLE, 'TCP_KEEPIDLE'),
+    interval: getIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPINTVL, 'TCP_KEEPINTVL'),
+    count: getIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPCNT, 'TCP_KEEPCNT'),
+    userTimeout:
+      c.TCP_USER_TIMEOUT === undefined
+        ? 0
+        : getIntOption(fd, c.IPPROTO_TCP, c.TCP_USER_TIMEOUT, 'TCP_USER_TIMEOUT'),
   };
-  return libc;
 }
 
-export function sockoptConstants(): SockoptConstants {
-  return loadLibc().constants;
-}
-
-function errnoName(errno: number): string {
-  for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return name;
-  return `errno ${errno}`;
-}
-
-/** The kernel file descriptor behind a connected or accepted Node TCP socket. */
-export function socketFd(socket: Socket): number {
-  const handle = (socket as unknown as { _handle?: { fd?: number } | null })._handle;
-  const fd = handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) {
-    throw new KeepaliveUnsupportedError(
-      socket.destroyed
-        ? 'keepwire: the socket is destroyed; it has no file descriptor'
-        : 'keepwire: the socket has no file descriptor yet (not connected) or is not a TCP socket',
-    );
+/** setsockopt for each given field; throws SockoptError naming the first the kernel refused. */
+export function writeKeepaliveFd(fd: number, w: KeepaliveWrite): void {
+  const c = sockoptConstants();
+  setIntOption(fd, c.SOL_SOCKET, c.SO_KEEPALIVE, w.enable ? 1 : 0, 'SO_KEEPALIVE');
+  if (w.enable) {
+    if (w.idle !== undefined) setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPIDLE, w.idle, 'TCP_KEEPIDLE');
+    if (w.interval !== undefined)
+      setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPINTVL, w.interval, 'TCP_KEEPINTVL');
+    if (w.count !== undefined) setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPCNT, w.count, 'TCP_KEEPCNT');
   }
-  return fd;
+  writeUserTimeoutFd(fd, w.userTimeout);
 }
 
-const intBuf = new Int32Array(1);
-const lenBuf = new Uint32Array(1);
-
-export function setIntOption(fd: number, level: number, name: number, value: number, label: string): void {
-  const c = loadLibc();
-  intBuf[0] = value;
-  if (c.setsockopt(fd, level, name, intBuf, 4) !== 0) {
-    const errno = c.errno();
-    const code = errnoName(errno);
-    throw new SockoptError(`setsockopt(${label}=${value}) failed: ${code}`, errno, code);
-  }
-}
-
-export function getIntOption(fd: number, level: number, name: number, label: string): number {
-  const c = loadLibc();
-  intBuf[0] = 0;
-  lenBuf[0] = 4;
-  if (c.getsockopt(fd, level, name, intBuf, lenBuf) !== 0) {
-    const errno = c.errno();
-    const code = errnoName(errno);
-    throw new SockoptError(`getsockopt(${label}) failed: ${code}`, errno, code);
-  }
-  return intBuf[0]!;
+export function writeUserTimeoutFd(fd: number, ms: number | undefined): void {
+  if (ms === undefined) return;
+  const c = sockoptConstants();
+  setIntOption(fd, c.IPPROTO_TCP, c.TCP_USER_TIMEOUT!, ms, 'TCP_USER_TIMEOUT');
 }

@@ -1,10 +1,8 @@
 /**
- * Whether this process can build namespace topologies, and what tests do when
- * it cannot: skip with the reason printed, except under CI=true where a
- * missing capability is a failure (CI runs as root and must run every test).
+ * Whether this process can build namespace topologies (tests turn a missing
+ * capability into a skip or a CI failure with test/require-netns.ts).
  */
 import { execFileSync } from 'node:child_process';
-import type { TestContext } from 'node:test';
 
 export interface Capability {
   ok: boolean;
@@ -36,17 +34,4 @@ export function netnsAvailable(): Capability {
     cached = { ok: false, reason: 'the `nft` command is missing: apt-get install nftables' };
   else cached = { ok: true };
   return cached;
-}
-
-/**
- * Call at the top of a test that needs namespaces. Returns true when the test
- * may go on; otherwise it has skipped the test (or, under CI=true, thrown).
- */
-export function requireNetns(t: TestContext): boolean {
-  const cap = netnsAvailable();
-  if (cap.ok) return true;
-  if (process.env.CI === 'true') throw new Error(`CI=true: this test must run, but ${cap.reason}`);
-  process.stderr.write(`# skipped ${t.name}: ${cap.reason}\n`);
-  t.skip(cap.reason);
-  return false;
 }

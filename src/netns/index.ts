@@ -1,5 +1,5 @@
 export { type AgentEvent, SocketAgent } from './agent.js';
-export { type Capability, hasCommand, netnsAvailable, requireNetns } from './capability.js';
+export { type Capability, hasCommand, netnsAvailable } from './capability.js';
 export {
   createLbTopology,
   createPairTopology,

@@ -21,8 +21,8 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { applyKeepalive, type KeepaliveOptions, toKeepaliveOptions } from '../keepalive/socket.js';
-import { setIntOption, socketFd, sockoptConstants } from '../keepalive/sockopt.js';
 import type { KeepaliveSpec } from '../keepalive/spec.js';
+import { fdOf, setIntOption, sockoptConstants } from '../kernel/index.js';
 import { tcpInfo, unackedBytes } from './kernel.js';
 import {
   bracketDone,
@@ -467,13 +467,7 @@ class ProbeRun {
     try {
       if (this.payload) {
         const c = sockoptConstants();
-        setIntOption(
-          socketFd(socket),
-          c.IPPROTO_TCP,
-          c.TCP_USER_TIMEOUT!,
-          this.ackWaitMs,
-          'TCP_USER_TIMEOUT',
-        );
+        setIntOption(fdOf(socket), c.IPPROTO_TCP, c.TCP_USER_TIMEOUT!, this.ackWaitMs, 'TCP_USER_TIMEOUT');
         socket.write(this.payload);
       } else this.sendKeepaliveProbe(conn);
     } catch (error) {
@@ -545,7 +539,7 @@ class ProbeRun {
    */
   private sendKeepaliveProbe(conn: Conn): void {
     const c = sockoptConstants();
-    const fd = socketFd(conn.socket);
+    const fd = fdOf(conn.socket);
     setIntOption(fd, c.IPPROTO_TCP, c.TCP_USER_TIMEOUT!, this.ackWaitMs, 'TCP_USER_TIMEOUT');
     setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPINTVL, Math.ceil(this.ackWaitMs / 1000), 'TCP_KEEPINTVL');
     setIntOption(fd, c.IPPROTO_TCP, c.TCP_KEEPIDLE, 1, 'TCP_KEEPIDLE');

@@ -6,8 +6,9 @@
  * HTTP proxy's request path that was the largest share of its JavaScript
  * time. `net.connect` takes the option; `net.Server` does not pass it to
  * accepted sockets, so `readsTo` sets the same three per-socket fields that
- * the Socket constructor sets for it (found by their symbol descriptions),
- * and tells the handle to read into the shared buffer. Where a Node version
+ * the Socket constructor sets for it (net's private symbols, resolved once in
+ * src/kernel/node-internals.ts), and tells the handle to read into the
+ * shared buffer. Where a Node version
  * does not have them, it falls back to 'data' events: same bytes, same
  * order, only slower (`test/proxy/reads.test.ts` checks both paths).
  *
@@ -16,6 +17,7 @@
  * errors still arrive as 'end' and 'error'.
  */
 import type { Socket } from 'node:net';
+import { handleOf, type OnreadFields, onreadFields } from '../kernel/node-internals.js';
 
 /**
  * One read buffer shared by every socket read this way. Each read is handed
@@ -32,36 +34,19 @@ const RECEIVER = Symbol('keepwire.readReceiver');
 interface Tapped {
   [SINK]?: ReadSink;
   [RECEIVER]?: unknown;
-  _handle?: { useUserBuffer?: (buf: Uint8Array) => void } | null;
   [key: symbol]: unknown;
 }
 
-interface Fields {
-  buffer: symbol;
-  callback: symbol;
-  generator: symbol;
-}
+let fields: OnreadFields | null = onreadFields;
 
-let fields: Fields | null | undefined;
-
-function findFields(socket: Socket): Fields | null {
-  const byName = new Map<string | undefined, symbol>();
-  for (const s of Object.getOwnPropertySymbols(socket)) byName.set(s.description, s);
-  const buffer = byName.get('kBuffer');
-  const callback = byName.get('kBufferCb');
-  const generator = byName.get('kBufferGen');
-  if (buffer === undefined || callback === undefined || generator === undefined) return null;
-  return { buffer, callback, generator };
-}
-
-/** Whether accepted sockets can be read through `onread` on this Node (after the first `readsTo`). */
+/** Whether accepted sockets can be read through `onread` on this Node. */
 export function onreadAvailable(): boolean {
-  return fields != null;
+  return fields !== null;
 }
 
-/** For tests: force the 'data' event path (true) or detect again (false). */
+/** For tests: force the 'data' event path (true) or go back to what this Node has (false). */
 export function forceDataEvents(on: boolean): void {
-  fields = on ? null : undefined;
+  fields = on ? null : onreadFields;
 }
 
 /** The `onread` callback of every socket read this way (`this` is the socket). */
@@ -84,9 +69,8 @@ export function readsTo<T>(socket: Socket, sink: ReadSink<T>, receiver?: T): voi
   tapped[SINK] = sink as ReadSink;
   tapped[RECEIVER] = receiver;
   if (installed) return;
-  if (fields === undefined) fields = findFields(socket);
-  const handle = tapped._handle;
-  if (fields !== null && handle && typeof handle.useUserBuffer === 'function') {
+  const handle = handleOf(socket);
+  if (fields !== null && handle !== null && typeof handle.useUserBuffer === 'function') {
     tapped[fields.buffer] = READ_BUFFER;
     tapped[fields.generator] = null;
     tapped[fields.callback] = onRead;

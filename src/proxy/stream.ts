@@ -11,8 +11,7 @@
  */
 import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Listen, StreamServer } from '../config/model.js';
-import { applyKeepalive, toKeepaliveOptions } from '../keepalive/socket.js';
-import type { KeepaliveSpec } from '../keepalive/spec.js';
+import { compileKeepalive, type KeepaliveApplier, type KeepaliveFailureLog } from '../keepalive/applier.js';
 import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
 import type { ConnectionLimiter } from './limits.js';
@@ -52,17 +51,13 @@ export interface StreamDeps {
   log: (record: SessionRecord) => void;
   /** Called once when the session's sockets are all closed. */
   now?: () => number;
+  /** A keepalive setting the kernel refused for a socket (the session goes on). */
+  keepaliveFailed?: KeepaliveFailureLog;
 }
 
 function endpoint(address: string | undefined, port: number | undefined): string {
   if (address === undefined) return '-';
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-function keepaliveOn(socket: Socket, spec: KeepaliveSpec | undefined): void {
-  // Absent or "off": leave the socket as the kernel made it, as nginx does.
-  if (spec === undefined || !spec.enable) return;
-  applyKeepalive(socket, toKeepaliveOptions(spec));
 }
 
 function resetSocket(socket: Socket): void {
@@ -84,12 +79,26 @@ export class StreamProxy {
   private readonly attached: Listener[] = [];
   private draining = false;
   private idleWaiters: (() => void)[] = [];
+  /** so_keepalive of each listen and proxy_socket_keepalive, compiled once for this generation. */
+  readonly clientKeepalive = new Map<Listen, KeepaliveApplier>();
+  readonly upstreamKeepalive: KeepaliveApplier;
 
   constructor(
     readonly model: StreamServer,
     readonly upstream: Upstream,
     readonly deps: StreamDeps,
-  ) {}
+  ) {
+    for (const listen of model.listens)
+      this.clientKeepalive.set(
+        listen,
+        compileKeepalive('so_keepalive', listen.soKeepalive, deps.keepaliveFailed),
+      );
+    this.upstreamKeepalive = compileKeepalive(
+      'proxy_socket_keepalive',
+      model.proxySocketKeepalive,
+      deps.keepaliveFailed,
+    );
+  }
 
   /** Takes over the given listeners (already bound, possibly by a previous configuration). */
   start(listeners: ReadonlyMap<Listen, Listener>): void {
@@ -193,13 +202,7 @@ export class StreamSession {
       this.clientClosed = true;
       this.maybeFinish();
     });
-    try {
-      keepaliveOn(client, this.listen.soKeepalive);
-    } catch (error) {
-      // The kernel refused a setting it accepted at check time: keep the
-      // session (keepalive is a safety net, not the data path) but say so.
-      this.detail = `so_keepalive not applied: ${(error as Error).message}`;
-    }
+    this.proxy.clientKeepalive.get(this.listen)?.apply(client);
     this.connectNext();
   }
 
@@ -262,11 +265,7 @@ export class StreamSession {
       if (this.mayRetry()) this.connectNext();
       else this.failConnect(this.detail);
     };
-    try {
-      keepaliveOn(socket, m.proxySocketKeepalive);
-    } catch (error) {
-      this.detail = `proxy_socket_keepalive not applied: ${(error as Error).message}`;
-    }
+    this.proxy.upstreamKeepalive.apply(socket);
     this.connectTimer = setTimeout(() => {
       socket.removeAllListeners('error');
       socket.on('error', () => {});

@@ -13,23 +13,12 @@
  * `blocked` is true and 'drain' is emitted when it completes.
  *
  * Where the binding is not there (another Node), `send` is `socket.write`.
+ * The binding and the handle are Node internals, resolved once in
+ * src/kernel/node-internals.ts.
  */
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
-
-interface WriteReq {
-  handle: unknown;
-  oncomplete: (this: WriteReq, status: number) => void;
-  socket: Socket | undefined;
-  buffer: Buffer | null;
-  async: boolean;
-}
-
-interface StreamWrap {
-  WriteWrap: new () => WriteReq;
-  streamBaseState: Int32Array;
-  kLastWriteWasAsync: number;
-}
+import { handleOf, type StreamWrap, streamWrap, type WriteReq } from '../kernel/node-internals.js';
 
 interface Handle {
   writeBuffer(req: WriteReq, data: Buffer): number;
@@ -42,34 +31,18 @@ const WAITERS = Symbol('keepwire.flushWaiters');
 interface Tracked {
   [PENDING]?: number;
   [WAITERS]?: (() => void)[];
-  _handle?: Handle | null;
 }
 
-function load(): StreamWrap | null {
-  try {
-    const b = (process as unknown as { binding(name: string): Partial<StreamWrap> }).binding('stream_wrap');
-    if (
-      typeof b.WriteWrap === 'function' &&
-      b.streamBaseState instanceof Int32Array &&
-      typeof b.kLastWriteWasAsync === 'number'
-    )
-      return b as StreamWrap;
-  } catch {
-    // Not exposed on this Node: every write goes through the Writable.
-  }
-  return null;
-}
-
-let wrap: StreamWrap | null = load();
+let wrap: StreamWrap | null = streamWrap;
 
 /** Whether `send` can bypass the Writable on this Node. */
 export function directWritesAvailable(): boolean {
   return wrap !== null;
 }
 
-/** For tests: force every `send` through `socket.write` (true), or detect again (false). */
+/** For tests: force every `send` through `socket.write` (true), or go back to what this Node has (false). */
 export function forceStreamWrites(on: boolean): void {
-  wrap = on ? null : load();
+  wrap = on ? null : streamWrap;
 }
 
 function onComplete(this: WriteReq, status: number): void {
@@ -101,7 +74,7 @@ function writeError(status: number): NodeJS.ErrnoException {
 
 /** Writes `data` (a string as latin1), in order with every other write on `socket`. */
 export function send(socket: Socket, data: string | Buffer): void {
-  const handle = (socket as unknown as Tracked)._handle;
+  const handle = handleOf(socket) as Handle | null;
   if (
     wrap === null ||
     !handle ||

@@ -11,6 +11,7 @@
  * If anything in the new configuration cannot be started, nothing changes.
  */
 import type { Config, Listen } from '../config/model.js';
+import type { KeepaliveFailureLog } from '../keepalive/applier.js';
 import { HttpBuildError, HttpGeneration, type HttpLogRecord, httpAddresses } from '../proxy/http/index.js';
 import { ConnectionLimiter } from '../proxy/limits.js';
 import { Listener, listenKey } from '../proxy/listener.js';
@@ -78,7 +79,13 @@ export class Runtime {
   private config: Config | undefined;
   private stopping = false;
 
-  constructor(private readonly deps: RuntimeDeps) {}
+  /** A keepalive setting the kernel refused: one line naming the directive, the connection goes on. */
+  private readonly keepaliveFailed: KeepaliveFailureLog | undefined;
+
+  constructor(private readonly deps: RuntimeDeps) {
+    const event = deps.event;
+    if (event) this.keepaliveFailed = (failure) => event('keepalive not applied', { ...failure });
+  }
 
   get active(): Config | undefined {
     return this.config;
@@ -139,6 +146,7 @@ export class Runtime {
         http = new HttpGeneration(config.http, addresses, {
           limiter: this.limiter,
           log: this.deps.httpLog ?? (() => {}),
+          ...(this.keepaliveFailed && { keepaliveFailed: this.keepaliveFailed }),
         });
       } catch (error) {
         if (error instanceof HttpBuildError) throw new ConfigStartError(error.message);
@@ -207,6 +215,7 @@ export class Runtime {
       const proxy = new StreamProxy(server, upstreams[i]!, {
         limiter: this.limiter,
         log: this.deps.sessionLog,
+        ...(this.keepaliveFailed && { keepaliveFailed: this.keepaliveFailed }),
       });
       proxy.start(bindings[i]!);
       return proxy;

@@ -41,6 +41,16 @@ test('usage errors exit 2 with a message and no stack trace', () => {
   assert.match(keepwire('recommend', '--lb-idle', '1s').stderr, /below 2 s leaves no room/);
 });
 
+test('selfcheck --lb-idle below 2 s is a one-line usage error, not a stack trace', () => {
+  for (const lbIdle of ['1s', '0s']) {
+    const r = keepwire('selfcheck', '--lb-idle', lbIdle);
+    assert.equal(r.code, 2, `selfcheck --lb-idle ${lbIdle} exits 2: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.match(r.stderr, /--lb-idle.*below 2 s leaves no room for a keepalive probe/);
+    assert.equal(r.stdout, '');
+  }
+});
+
 test('selfcheck --spec reports a bad so_keepalive with its column', () => {
   const r = keepwire('selfcheck', '--spec', '60s:0:3');
   assert.equal(r.code, 2);
@@ -60,6 +70,8 @@ test('selfcheck --json: every setting reaches the kernel and reads back', () => 
     assert.deepEqual(c.kernel, { enabled: true, idle: 20, interval: 5, count: 4, userTimeout: 7000 });
   }
   assert.equal(typeof report.system.idle, 'number');
+  assert.ok(report.nodeInternals.length > 0);
+  for (const i of report.nodeInternals) assert.equal(i.available, true, `${i.name}: ${i.detail}`);
 });
 
 test('selfcheck human output names the kernel defaults and the fix for the LB', () => {
@@ -67,6 +79,8 @@ test('selfcheck human output names the kernel defaults and the fix for the LB', 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /net\.ipv4\.tcp_keepalive_time\s+=\s+\d+/);
   assert.match(r.stdout, /so_keepalive=60s:15s:3/);
+  assert.match(r.stdout, /Node internals keepwire relies on/);
+  assert.match(r.stdout, /available +_handle\.fd/);
   assert.match(r.stdout, /selfcheck: ok/);
 });
 

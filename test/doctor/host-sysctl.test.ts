@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { requireNetns } from '../../src/netns/capability.js';
 import { type Host, Topology } from '../../src/netns/topology.js';
+import { requireNetns } from '../require-netns.js';
 import { FIXTURES, MAIN } from './support.js';
 
 interface Doc {

@@ -11,8 +11,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { netnsAvailable, requireNetns } from '../../src/netns/capability.js';
+import { netnsAvailable } from '../../src/netns/capability.js';
 import { type Host, Topology } from '../../src/netns/topology.js';
+import { requireNetns } from '../require-netns.js';
 import { MAIN, ROOT } from './support.js';
 
 const HOLDER = path.join(ROOT, 'dist', 'test', 'doctor', 'socket-holder.js');

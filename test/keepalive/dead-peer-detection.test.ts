@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { detectionTime } from '../../src/keepalive/recommend.js';
-import { createPairTopology, requireNetns, SocketAgent } from '../../src/netns/index.js';
+import { createPairTopology, SocketAgent } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 
 test('a blackholed peer is detected within detectionTime ± 1.5 s, and not before idle', async (t) => {
   if (!requireNetns(t)) return;

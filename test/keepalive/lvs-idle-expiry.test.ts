@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLbTopology, type LbTopology, requireNetns, SocketAgent } from '../../src/netns/index.js';
+import { createLbTopology, type LbTopology, SocketAgent } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 
 const LB_IDLE_S = 3;
 const IDLE_MS = 6_000;

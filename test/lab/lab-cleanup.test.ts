@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { listNamespaces, requireNetns } from '../../src/netns/index.js';
+import { listNamespaces } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 
 const run = promisify(execFile);
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));

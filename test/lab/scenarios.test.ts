@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type LabReport, runLab, SCENARIOS } from '../../src/lab/index.js';
-import { requireNetns } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 
 function assertAllMatched(report: LabReport): void {
   const bad = report.results

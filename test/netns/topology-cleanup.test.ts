@@ -5,13 +5,8 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import {
-  cleanupStale,
-  createLbTopology,
-  listNamespaces,
-  requireNetns,
-  Topology,
-} from '../../src/netns/index.js';
+import { cleanupStale, createLbTopology, listNamespaces, Topology } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 
 const run = promisify(execFile);
 const LIBRARY = fileURLToPath(new URL('../../src/index.js', import.meta.url));

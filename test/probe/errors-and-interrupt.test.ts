@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { run } from '../../src/cli/program.js';
-import { createPairTopology, requireNetns } from '../../src/netns/index.js';
+import { createPairTopology } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 import { runProbeCli, startIdleServer } from './fixtures.js';
 
 async function cli(args: string[]) {
@@ -70,15 +71,31 @@ test('Ctrl-C closes every probe connection, prints what was known and exits 130'
   const pair = await createPairTopology();
   try {
     const server = await startIdleServer(pair.b, 7000, 0, 'never');
+    // Interrupted once it is measuring: its first progress line (every 2 s off a
+    // terminal) has gone out and the server holds its connections. Waiting for
+    // those events, not a fixed delay, keeps this true on a loaded host.
+    let stderrSoFar = '';
+    let interrupted = false;
+    let fallback: NodeJS.Timeout | undefined;
     const probe = runProbeCli(pair.a, ['198.18.1.2:7000', '--max', '60s', '--progress'], {
       onSpawn: (child) => {
-        setTimeout(() => child.kill('SIGINT'), 3000);
+        child.stderr!.on('data', (c: Buffer) => {
+          stderrSoFar += c.toString();
+          if (!interrupted && /probe: measuring, T > /.test(stderrSoFar) && server.open() > 30) {
+            interrupted = true;
+            child.kill('SIGINT');
+          }
+        });
+        // Bounded: a probe that never reports progress is interrupted anyway (and fails below).
+        fallback = setTimeout(() => child.kill('SIGINT'), 20_000);
       },
     });
     // Mid-probe the server holds the probe's connections.
-    await new Promise((r) => setTimeout(r, 2500));
+    const holdDeadline = Date.now() + 15_000;
+    while (server.open() <= 30 && Date.now() < holdDeadline) await new Promise((r) => setTimeout(r, 50));
     assert.ok(server.open() > 30, `the server holds ${server.open()} connections mid-probe`);
     const r = await probe;
+    clearTimeout(fallback);
     assert.equal(r.code, 130, r.stderr);
     assert.match(r.stdout, /Interrupted before the measurement finished/);
     assert.match(r.stderr, /probe: measuring, T > /, 'progress went to stderr');

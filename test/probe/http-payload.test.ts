@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLbTopology, createPairTopology, requireNetns } from '../../src/netns/index.js';
+import { createLbTopology, createPairTopology } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 import {
   assertAnswers,
   assertMiddlebox,

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLbTopology, type Expiry, requireNetns } from '../../src/netns/index.js';
+import { createLbTopology, type Expiry } from '../../src/netns/index.js';
+import { requireNetns } from '../require-netns.js';
 import { assertMiddlebox, type ProbeRun, runProbeCli, startIdleServer } from './fixtures.js';
 
 const LB_IDLE_S = 5;

@@ -28,6 +28,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js';
+import type { KeepaliveApplier } from '../../keepalive/applier.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
 import { blocked, send } from '../writes.js';
@@ -54,6 +55,8 @@ export interface Route {
   /** proxy_http_version 1.1 and a keep-alive cache: connections may be reused. */
   reuse: boolean;
   conditions: ReadonlySet<NextUpstreamCondition>;
+  /** The location's proxy_socket_keepalive, compiled when the generation was built. */
+  keepalive: KeepaliveApplier;
 }
 
 /** What the exchange needs from the client leg. */
@@ -245,21 +248,21 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.connectMs = undefined;
     this.headerMs = undefined;
     this.requestSent = false;
-    const spec = this.location.proxySocketKeepalive;
+    const keepalive = this.route.keepalive;
     let conn =
       sameHostFresh || !this.route.reuse || this.upgrade !== undefined
         ? undefined
         : this.route.pool.take(host, t);
     this.reused = conn !== undefined;
     if (conn === undefined) {
-      conn = this.route.pool.open(host, spec, t);
+      conn = this.route.pool.open(host, keepalive, t);
       const timeoutMs = this.location.proxyConnectTimeoutMs;
       this.connectTimer = setTimeout(() => {
         this.connectTimer = undefined;
         this.attemptFailed('connect_timeout', `connect timed out after ${timeoutMs} ms`);
       }, timeoutMs);
     } else {
-      conn.ensureKeepalive(spec);
+      conn.ensureKeepalive(keepalive);
       this.requestSent = true;
     }
     this.conn = conn;

@@ -5,6 +5,7 @@
  * listeners the runtime owns, drained and stopped as a unit.
  */
 import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen } from '../../config/model.js';
+import { compileKeepalive } from '../../keepalive/applier.js';
 import { groupFor, Upstream } from '../../upstream/index.js';
 import type { Listener } from '../listener.js';
 import { listenKey } from '../listener.js';
@@ -100,6 +101,11 @@ export class HttpGeneration {
           pool: entry.pool,
           reuse: location.proxyHttpVersion === '1.1' && entry.pool.settings.keepalive > 0,
           conditions: new Set(location.proxyNextUpstream),
+          keepalive: compileKeepalive(
+            'proxy_socket_keepalive',
+            location.proxySocketKeepalive,
+            deps.keepaliveFailed,
+          ),
         });
       }
     }

@@ -29,7 +29,11 @@
  */
 import type { Socket } from 'node:net';
 import type { HttpLocation, Listen } from '../../config/model.js';
-import { applyKeepalive, toKeepaliveOptions } from '../../keepalive/socket.js';
+import {
+  compileKeepalive,
+  type KeepaliveApplier,
+  type KeepaliveFailureLog,
+} from '../../keepalive/applier.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
@@ -44,6 +48,8 @@ import type { UpgradeTunnel } from './streaming.js';
 export interface HttpDeps {
   limiter: ConnectionLimiter;
   log: (record: HttpLogRecord) => void;
+  /** A keepalive setting the kernel refused for a socket (the connection goes on). */
+  keepaliveFailed?: KeepaliveFailureLog;
 }
 
 const TEXT_PLAIN = 'text/plain';
@@ -93,6 +99,8 @@ export const REFUSED_LOG_PERIOD_MS = 1_000;
 export class HttpFrontend implements ClientLeg, ConnectionOwner {
   readonly connections = new Set<ClientConnection>();
   readonly tunnels = new Set<UpgradeTunnel>();
+  /** so_keepalive of the listen directive, compiled once for this generation. */
+  private readonly keepalive: KeepaliveApplier;
   readonly listenText: string;
   readonly clientHeaderTimeoutMs: number;
   readonly defaultLimits: ClientLimits;
@@ -108,6 +116,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     readonly routes: ReadonlyMap<HttpLocation, Route>,
     readonly deps: HttpDeps,
   ) {
+    this.keepalive = compileKeepalive('so_keepalive', listen.soKeepalive, deps.keepaliveFailed);
     this.listenText = listen.address.text;
     this.serverPort = listen.address.port;
     this.clientHeaderTimeoutMs = table.defaultServer.model.clientHeaderTimeoutMs;
@@ -170,14 +179,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       return;
     }
     this.connections.add(new ClientConnection(this, socket));
-    const spec = this.listen.soKeepalive;
-    if (spec?.enable) {
-      try {
-        applyKeepalive(socket, toKeepaliveOptions(spec));
-      } catch {
-        // Keepalive is a safety net, not the data path; the connection is served.
-      }
-    }
+    this.keepalive.apply(socket);
     // The listener accepts with pauseOnConnect (for the stream proxy); HTTP reads at once.
     socket.resume();
   }

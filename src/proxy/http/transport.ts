@@ -9,8 +9,7 @@
  */
 import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { HttpUpstreamGroup } from '../../config/model.js';
-import { applyKeepalive, toKeepaliveOptions } from '../../keepalive/socket.js';
-import type { KeepaliveSpec } from '../../keepalive/spec.js';
+import type { KeepaliveApplier } from '../../keepalive/applier.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { READ_BUFFER } from '../reads.js';
@@ -42,15 +41,6 @@ export type PoolSettings = Pick<
   'keepalive' | 'keepaliveTimeoutMs' | 'keepaliveRequests' | 'keepaliveTimeMs'
 >;
 
-function keepaliveKey(spec: KeepaliveSpec): string {
-  return spec.enable ? `${spec.idle ?? ''}:${spec.interval ?? ''}:${spec.count ?? ''}` : 'off';
-}
-
-export function applySocketKeepalive(socket: Socket, spec: KeepaliveSpec): void {
-  if (spec.enable) applyKeepalive(socket, toKeepaliveOptions(spec));
-  else socket.setKeepAlive(false);
-}
-
 export class UpstreamConnection implements ParserSink {
   readonly socket: Socket;
   readonly parser: ResponseParser;
@@ -66,7 +56,8 @@ export class UpstreamConnection implements ParserSink {
   dead = false;
   /** The upstream asked to close after this response (or framing needs close). */
   closeAfter = false;
-  keepaliveKey: string;
+  /** The proxy_socket_keepalive value the socket carries (`off`, `30s:10s:3`). */
+  keepalive: string;
   /** @internal */ idleTimer: NodeJS.Timeout | undefined;
   /** @internal */ pool: GroupPool | undefined;
   private readTimer: NodeJS.Timeout | undefined;
@@ -75,12 +66,12 @@ export class UpstreamConnection implements ParserSink {
 
   constructor(
     readonly host: UpstreamHost,
-    keepalive: KeepaliveSpec,
+    keepalive: KeepaliveApplier,
     now: number,
   ) {
     this.createdAt = now;
     this.parser = new ResponseParser(this);
-    this.keepaliveKey = keepaliveKey(keepalive);
+    this.keepalive = keepalive.value;
     this.socket = connect({
       host: host.address.host,
       port: host.address.port,
@@ -99,7 +90,7 @@ export class UpstreamConnection implements ParserSink {
     } as TcpNetConnectOpts);
     // Settings asked for before connect are applied by keepwire's backend
     // once the descriptor exists (DESIGN §2), so no wait for 'connect'.
-    if (keepalive.enable) applySocketKeepalive(this.socket, keepalive);
+    keepalive.apply(this.socket);
     this.socket.once('connect', () => {
       this.connected = true;
       this.user?.onUpstreamConnect();
@@ -134,11 +125,10 @@ export class UpstreamConnection implements ParserSink {
   }
 
   /** Switches the socket's TCP keepalive when a location with other settings reuses it. */
-  ensureKeepalive(spec: KeepaliveSpec): void {
-    const key = keepaliveKey(spec);
-    if (key === this.keepaliveKey) return;
-    this.keepaliveKey = key;
-    applySocketKeepalive(this.socket, spec);
+  ensureKeepalive(keepalive: KeepaliveApplier): void {
+    if (keepalive.value === this.keepalive) return;
+    this.keepalive = keepalive.value;
+    keepalive.reapply(this.socket);
   }
 
   private onData(chunk: Buffer): void {
@@ -274,7 +264,7 @@ export class GroupPool {
     return undefined;
   }
 
-  open(host: UpstreamHost, keepalive: KeepaliveSpec, now: number): UpstreamConnection {
+  open(host: UpstreamHost, keepalive: KeepaliveApplier, now: number): UpstreamConnection {
     this.opened++;
     return new UpstreamConnection(host, keepalive, now);
   }
