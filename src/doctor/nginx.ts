@@ -10,24 +10,30 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticList } from '../config/diagnostics.js';
 import { type ArgNode, type DirectiveNode, parseText } from '../config/parser.js';
-import { detectionTime, probePeriod, recommend } from '../keepalive/recommend.js';
+import {
+  detectionTime,
+  probePeriod,
+  recommend,
+  sysctlLines,
+  sysctlSettings,
+} from '../keepalive/recommend.js';
 import { KERNEL_LIMITS, parseSoKeepalive } from '../keepalive/spec.js';
-import type { SystemKeepaliveDefaults } from '../keepalive/system.js';
+import { KEEPALIVE_SYSCTLS, type SystemKeepaliveDefaults } from '../keepalive/system.js';
 import { parseDuration } from '../units/time.js';
 import {
-  type Evidence,
+  type Dependent,
   type Finding,
   type FindingSeverity,
   fileEvidence,
   human,
   type Layer,
 } from './findings.js';
-import { expiryFailure, type Middlebox, tightest } from './profiles.js';
+import { expiryFailure, isL4, type Middlebox, tightest } from './profiles.js';
 
 export interface ConfigAudit {
   findings: Finding[];
   /** Places that inherit the kernel's keepalive values (for the host layer's severity). */
-  systemDependents: Evidence[];
+  systemDependents: Dependent[];
   /** Text of every file read, for showing source lines. */
   sources: Map<string, string>;
   /** HTTP keep-alive timeouts found, for the chain: the shortest server one, the longest upstream pool one. */
@@ -157,8 +163,10 @@ interface Effective {
   idle: number;
   interval: number;
   count: number;
-  /** Fields taken from the kernel's defaults. */
+  /** Sysctls taken from the kernel's defaults. */
   inherited: string[];
+  /** The same as fields. */
+  relies: Dependent['relies'][number][];
 }
 
 function effective(
@@ -166,22 +174,14 @@ function effective(
   sys: SystemKeepaliveDefaults,
 ): Effective {
   const inherited: string[] = [];
-  const pick = (own: number, def: number, name: string) => {
-    if (own > 0) return own;
-    inherited.push(name);
-    return def;
+  const relies: Effective['relies'] = [];
+  const pick = (field: 'idle' | 'interval' | 'count') => {
+    if (spec[field] > 0) return spec[field];
+    inherited.push(KEEPALIVE_SYSCTLS[field]);
+    relies.push(field);
+    return sys[field];
   };
-  return {
-    idle: pick(spec.idle, sys.idle, 'net.ipv4.tcp_keepalive_time'),
-    interval: pick(spec.interval, sys.interval, 'net.ipv4.tcp_keepalive_intvl'),
-    count: pick(spec.count, sys.count, 'net.ipv4.tcp_keepalive_probes'),
-    inherited,
-  };
-}
-
-/** An L7 proxy's idle timeout counts data, so TCP keepalive probes do not hold it open. */
-function isL4(box: Middlebox): boolean {
-  return box.expiry === 'rst' || box.expiry === 'drop';
+  return { idle: pick('idle'), interval: pick('interval'), count: pick('count'), inherited, relies };
 }
 
 function isLoopback(host: string): boolean {
@@ -199,7 +199,7 @@ interface Upstream {
 
 class Auditor {
   readonly findings: Finding[] = [];
-  readonly systemDependents: Evidence[] = [];
+  readonly systemDependents: Dependent[] = [];
   readonly timeouts: { server?: number; upstreamPool?: number } = {};
   private readonly lbFront: Middlebox | undefined;
   private readonly lbUpstream: Middlebox | undefined;
@@ -412,7 +412,8 @@ class Auditor {
       const refused = kernelRefusal(spec);
       const applied = refused ? { ...spec, [refused.field]: 0 } : spec;
       const eff = effective(applied, this.opts.system);
-      if (eff.inherited.length > 0) this.systemDependents.push(fileEvidence(keepParam!, keepParam!.value));
+      if (eff.relies.length > 0)
+        this.systemDependents.push({ ...fileEvidence(keepParam!, keepParam!.value), relies: eff.relies });
       const period = probePeriod(eff);
       if (period >= lb.idleSeconds) {
         const from = eff.inherited.length > 0 ? ` (${eff.inherited.join(', ')} from this host)` : '';
@@ -529,13 +530,15 @@ class Auditor {
     const rec = recommend(box.idleSeconds);
     // nginx takes only on|off here, so the kernel defaults decide the timing.
     const sysLate = probePeriod(this.opts.system) >= box.idleSeconds;
+    const sysctls = sysctlLines(sysctlSettings(rec, this.opts.system.interval));
     const fixLine =
       this.opts.dialect === 'keepwire'
         ? `proxy_socket_keepalive ${rec.soKeepalive};`
-        : `proxy_socket_keepalive on;${sysLate ? ` # plus net.ipv4.tcp_keepalive_time = ${rec.keepalive.idle} on this host` : ''}`;
+        : `proxy_socket_keepalive on;${sysLate ? ` # plus ${sysctls.join(', ')} on this host` : ''}`;
     if (spec) {
       const eff = effective(spec, this.opts.system);
-      if (eff.inherited.length > 0) this.systemDependents.push(fileEvidence(where, value));
+      if (eff.relies.length > 0)
+        this.systemDependents.push({ ...fileEvidence(where, value), relies: eff.relies });
       const period = probePeriod(eff);
       if (period >= box.idleSeconds) {
         this.add(
@@ -544,7 +547,7 @@ class Auditor {
           where,
           `proxy_socket_keepalive ${value} probes every max(${eff.idle}, ${eff.interval}) = ${human(period)}${eff.inherited.length > 0 ? ' (the kernel defaults of this host)' : ''}, not below ${box.name}'s idle timeout ${human(box.idleSeconds)} between nginx and its upstream`,
           `an upstream connection waiting on a slow response or idle in the pool is forgotten by ${box.name} before the first probe, and ${expiryFailure(box)}.`,
-          this.opts.dialect === 'keepwire' ? fixLine : `net.ipv4.tcp_keepalive_time = ${rec.keepalive.idle}`,
+          this.opts.dialect === 'keepwire' ? fixLine : sysctls.join('\n'),
           value,
         );
       }
@@ -597,7 +600,9 @@ class Auditor {
         'proxy_http_version 1.1;',
       );
     }
-    if (modern) return;
+    // keepwire sends no Connection header on a pooled HTTP/1.1 request
+    // (proxy/http/headers.ts); only HTTP/1.0, reported above, closes.
+    if (modern || this.opts.dialect === 'keepwire') return;
     const headers = inheritedArray(chain, 'proxy_set_header');
     const connection = headers.find((h) => h.args[0]?.value.toLowerCase() === 'connection');
     if (connection) return;
