@@ -125,13 +125,19 @@ function httpServerHazards(server: HttpServer, lbMs: number, origins: Origins, d
   for (const listen of server.listens) {
     listenerHazards(listen, lbMs, longestRead, 'proxy_read_timeout', origins, diags);
   }
-  // A location's own keepalive_timeout applies after the requests routed to it.
+  // A location's keepalive_timeout applies after the requests routed to it;
+  // locations inherit the server's, so each directive is reported once.
+  const reported = new Set<string>();
   for (const owner of [server, ...server.locations]) {
     const ms = owner.keepaliveTimeoutMs;
-    if (ms === undefined || ms <= 0 || ms > lbMs) continue;
+    if (ms <= 0 || ms > lbMs) continue;
+    const at = origins.get(owner, 'keepaliveTimeoutMs') ?? server.source;
+    const key = `${at.file}:${at.line}:${at.col}`;
+    if (reported.has(key)) continue;
+    reported.add(key);
     diags.warning(
       'hazard-keepalive-timeout-below-lb',
-      origins.get(owner, 'keepaliveTimeoutMs') ?? owner.source,
+      at,
       `keepalive_timeout ${fmt(ms)} is not above lb_idle_timeout ${fmt(lbMs)}: the load balancer may reuse a connection this server is closing, and the request fails (502)`,
       `make the server's keep-alive outlast the load balancer's, e.g. keepalive_timeout ${fmt(lbMs + 15_000)};`,
     );

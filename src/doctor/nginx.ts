@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticList } from '../config/diagnostics.js';
+import { D, defaultOf } from '../config/directives.js';
 import { type ArgNode, type DirectiveNode, parseText } from '../config/parser.js';
 import {
   detectionTime,
@@ -51,12 +52,17 @@ export interface AuditOptions {
   dialect?: 'nginx' | 'keepwire';
 }
 
-/** nginx defaults (ngx_http_core_module, ngx_http_proxy_module, ngx_stream_proxy_module). */
+/**
+ * nginx's defaults, in seconds, from keepwire's directive table: keepwire
+ * takes nginx's (ngx_http_core_module, ngx_http_proxy_module,
+ * ngx_stream_proxy_module, ngx_http_upstream_keepalive_module), so there is
+ * one place they are written.
+ */
 const DEFAULTS = {
-  keepaliveTimeout: 75,
-  readTimeout: 60,
-  streamProxyTimeout: 600,
-  upstreamKeepaliveTimeout: 60,
+  keepaliveTimeout: defaultOf(D.keepaliveTimeout)!.timeoutMs / 1000,
+  readTimeout: defaultOf(D.proxyReadTimeout)! / 1000,
+  streamProxyTimeout: defaultOf(D.streamProxyTimeout)! / 1000,
+  upstreamKeepaliveTimeout: defaultOf(D.upstreamKeepaliveTimeout)! / 1000,
 };
 
 /** The release that made upstream keep-alive work without proxy_http_version / Connection "". */
