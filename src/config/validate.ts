@@ -579,8 +579,16 @@ export function validate(
   const builder = new Builder(diags);
   const config = builder.build(ast.file, main);
   if (diags.hasErrors) return undefined;
+  ORIGINS.set(config, builder.origins);
   checkHazards(config, builder.origins, diags);
   return config;
+}
+
+const ORIGINS = new WeakMap<Config, Origins>();
+
+/** Where each field of a validated model was set, for hazards that point at the directive (doctor -c). */
+export function originsOf(config: Config): Origins {
+  return ORIGINS.get(config) ?? new Origins();
 }
 
 export { sortDiagnostics };

@@ -3,8 +3,10 @@
  * directives keepwire does not implement, so this walks the raw AST (with
  * includes expanded, relative to the configuration prefix as nginx does)
  * instead of keepwire's typed model, and only interprets the directives that
- * decide keepalive behaviour. keepwire's own config language is an nginx
- * subset, so `-c` files go through the same walk in the `keepwire` dialect.
+ * decide keepalive behaviour, with nginx's own value forms
+ * (parseNginxSoKeepalive) and version-dependent defaults. keepwire's own
+ * `-c` files do not come here: they go through the model and the one hazard
+ * engine `check` uses (keepwire-config.ts, config/hazards.ts).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -49,7 +51,6 @@ export interface AuditOptions {
   system: SystemKeepaliveDefaults;
   /** `1.22.1`; undefined when unknown (then pre-1.29.7 semantics are assumed and said). */
   nginxVersion?: string;
-  dialect?: 'nginx' | 'keepwire';
 }
 
 /**
@@ -510,15 +511,6 @@ class Auditor {
     if (local) return;
     let spec: { idle: number; interval: number; count: number } | undefined;
     if (value === 'on') spec = { idle: 0, interval: 0, count: 0 };
-    else if (value !== 'off' && this.opts.dialect === 'keepwire') {
-      const parsed = parseSoKeepalive(value);
-      if (parsed.ok && parsed.value.enable)
-        spec = {
-          idle: parsed.value.idle ?? 0,
-          interval: parsed.value.interval ?? 0,
-          count: parsed.value.count ?? 0,
-        };
-    }
     const where = node ?? pass;
     if (!box) {
       if (!spec) {
@@ -537,10 +529,7 @@ class Auditor {
     // nginx takes only on|off here, so the kernel defaults decide the timing.
     const sysLate = probePeriod(this.opts.system) >= box.idleSeconds;
     const sysctls = sysctlLines(sysctlSettings(rec, this.opts.system.interval));
-    const fixLine =
-      this.opts.dialect === 'keepwire'
-        ? `proxy_socket_keepalive ${rec.soKeepalive};`
-        : `proxy_socket_keepalive on;${sysLate ? ` # plus ${sysctls.join(', ')} on this host` : ''}`;
+    const fixLine = `proxy_socket_keepalive on;${sysLate ? ` # plus ${sysctls.join(', ')} on this host` : ''}`;
     if (spec) {
       const eff = effective(spec, this.opts.system);
       if (eff.relies.length > 0)
@@ -553,7 +542,7 @@ class Auditor {
           where,
           `proxy_socket_keepalive ${value} probes every max(${eff.idle}, ${eff.interval}) = ${human(period)}${eff.inherited.length > 0 ? ' (the kernel defaults of this host)' : ''}, not below ${box.name}'s idle timeout ${human(box.idleSeconds)} between nginx and its upstream`,
           `an upstream connection waiting on a slow response or idle in the pool is forgotten by ${box.name} before the first probe, and ${expiryFailure(box)}.`,
-          this.opts.dialect === 'keepwire' ? fixLine : sysctls.join('\n'),
+          sysctls.join('\n'),
           value,
         );
       }
@@ -584,16 +573,9 @@ class Auditor {
   /** Before 1.29.7, nginx speaks HTTP/1.0 and sends `Connection: close` upstream unless told otherwise. */
   private keepaliveHeaders(chain: DirectiveNode[], pass: DirectiveNode, group: Upstream): void {
     const version = this.opts.nginxVersion;
-    const modern =
-      this.opts.dialect !== 'keepwire' &&
-      version !== undefined &&
-      versionAtLeast(version, KEEPALIVE_DEFAULTS_VERSION);
+    const modern = version !== undefined && versionAtLeast(version, KEEPALIVE_DEFAULTS_VERSION);
     const seen =
-      this.opts.dialect === 'keepwire'
-        ? 'keepwire follows the pre-1.29.7 nginx defaults'
-        : version === undefined
-          ? 'nginx version unknown; nginx before 1.29.7 assumed'
-          : `nginx ${version}`;
+      version === undefined ? 'nginx version unknown; nginx before 1.29.7 assumed' : `nginx ${version}`;
     const httpVersion = inherited(chain, 'proxy_http_version');
     const pooled = `upstream "${group.name}" pools connections (keepalive ${group.keepalive!.args[0]?.value ?? ''})`;
     if (httpVersion?.args[0]?.value === '1.0' || (!httpVersion && !modern)) {
@@ -606,9 +588,7 @@ class Auditor {
         'proxy_http_version 1.1;',
       );
     }
-    // keepwire sends no Connection header on a pooled HTTP/1.1 request
-    // (proxy/http/headers.ts); only HTTP/1.0, reported above, closes.
-    if (modern || this.opts.dialect === 'keepwire') return;
+    if (modern) return;
     const headers = inheritedArray(chain, 'proxy_set_header');
     const connection = headers.find((h) => h.args[0]?.value.toLowerCase() === 'connection');
     if (connection) return;
@@ -665,7 +645,8 @@ function passTarget(value: string): string | undefined {
   return m?.[1];
 }
 
-export function auditConfigFile(file: string, layer: Layer, opts: AuditOptions): ConfigAudit {
+export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
+  const layer: Layer = 'nginx';
   const diags = new DiagnosticList();
   let text: string;
   const findings: Finding[] = [];
@@ -691,10 +672,7 @@ export function auditConfigFile(file: string, layer: Layer, opts: AuditOptions):
       layer,
       message: `${d.code}: ${d.message}`,
       evidence: fileEvidence(d),
-      why:
-        layer === 'nginx'
-          ? 'nginx -t fails on this, so the configuration cannot be (re)loaded.'
-          : 'keepwire refuses this configuration.',
+      why: 'nginx -t fails on this, so the configuration cannot be (re)loaded.',
       fix: d.hint ?? 'fix the syntax at this position',
     });
   }
@@ -706,10 +684,6 @@ export function auditConfigFile(file: string, layer: Layer, opts: AuditOptions):
     sources: ast.sources,
     timeouts: auditor.timeouts,
   };
-}
-
-export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
-  return auditConfigFile(file, 'nginx', { ...opts, dialect: 'nginx' });
 }
 
 export type { ArgNode };
