@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { bindingsOf, type RecordKind, recordDefaults } from '../../src/config/directives.js';
 import { CONTEXT_LABEL, type Config, DIRECTIVES, defaultOf, lookup } from '../../src/config/index.js';
 import { check } from './support.js';
 
@@ -665,5 +666,52 @@ describe('the directive table', () => {
     assert.equal(def('client_max_body_size', 'http'), 1_048_576);
     assert.equal(def('proxy_next_upstream_timeout', 'location'), 0);
     assert.equal(def('worker_connections', 'events'), 512);
+  });
+
+  it('binds every directive with a default to the model, so a new directive is one entry', () => {
+    // Structural directives (blocks, listen, proxy_pass, upstream servers,
+    // balancing, return) are read by validate.ts; everything else has a binding.
+    for (const d of DIRECTIVES) {
+      if (d.default !== undefined)
+        assert.ok(d.bind && d.bind.length > 0, `${d.name} has a default but no bind`);
+      for (const b of d.bind ?? []) {
+        assert.ok(b.records.length > 0, d.name);
+        for (const kind of b.records) {
+          assert.ok(
+            bindingsOf(kind).some((x) => x.directive === d && x.binding === b),
+            `${d.name} -> ${kind}`,
+          );
+        }
+      }
+    }
+  });
+
+  it('fills every bound field from the table alone when nothing is set, and the record holds it', () => {
+    const c = check(
+      'stream { server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:2; } }\nhttp { upstream app { server 127.0.0.1:3; } server { location / { proxy_pass http://app; } } }\n',
+    ).config!;
+    const records: Record<RecordKind, object> = {
+      config: c,
+      stream_server: c.stream!.servers[0]!,
+      http_server: c.http!.servers[0]!,
+      location: c.http!.servers[0]!.locations[0]!,
+      http_upstream: c.http!.upstreams.get('app')!,
+    };
+    // Fields that stay absent when nothing sets them: no default, no unset value.
+    const optional = new Set(['lbIdleTimeoutMs', 'keepaliveHeaderTimeoutMs']);
+    for (const [kind, record] of Object.entries(records) as [RecordKind, object][]) {
+      const defaults = recordDefaults(kind);
+      for (const { binding } of bindingsOf(kind)) {
+        if (optional.has(binding.field)) {
+          assert.ok(!(binding.field in record), `${kind}.${binding.field} should be absent`);
+          continue;
+        }
+        assert.deepEqual(
+          (record as Record<string, unknown>)[binding.field],
+          defaults[binding.field],
+          `${kind}.${binding.field}`,
+        );
+      }
+    }
   });
 });
