@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { bindingsOf, type RecordKind, recordDefaults } from '../../src/config/directives.js';
 import { CONTEXT_LABEL, type Config, DIRECTIVES, defaultOf, lookup } from '../../src/config/index.js';
 import { check } from './support.js';
 
@@ -291,8 +292,8 @@ const VALID: Valid[] = [
   [
     'location',
     'proxy_read_timeout 1s;',
-    (c) => [loc(c).clientMaxBodySize, loc(c).keepaliveTimeoutMs],
-    [undefined, undefined],
+    (c) => [loc(c).clientMaxBodySize, loc(c).keepaliveTimeoutMs, loc(c).keepaliveHeaderTimeoutMs],
+    [1024 * 1024, 75_000, undefined],
   ],
   ['location', 'return 204;', (c) => [loc(c).returnDirective, loc(c).proxyPass], [{ code: 204 }, undefined]],
   ['location', 'return 200 "ok\\n";', (c) => loc(c).returnDirective, { code: 200, text: 'ok\n' }],
@@ -502,6 +503,14 @@ describe('defaults equal nginx where nginx has the directive', () => {
       proxyNextUpstream: ['error', 'timeout'],
       proxyNextUpstreamTries: 0,
       proxyNextUpstreamTimeoutMs: 0,
+      // Resolved in the model: a request routed here runs under these.
+      keepaliveTimeoutMs: 75_000,
+      keepaliveRequests: 1000,
+      keepaliveTimeMs: 3_600_000,
+      clientBodyTimeoutMs: 60_000,
+      sendTimeoutMs: 60_000,
+      clientMaxBodySize: 1024 * 1024,
+      clientBodyBufferSize: 64 * 1024,
       accessLog: true,
     });
     const { servers, source: _us, ...u } = app(c);
@@ -552,7 +561,7 @@ http {
     assert.equal(s2!.lbIdleTimeoutMs, 100_000);
   });
 
-  it('keeps request-level client settings a location sets itself, and inherits the Keep-Alive header value on its own as nginx', () => {
+  it('resolves request-level client settings in each location (its own, else inherited), the Keep-Alive header value on its own as nginx', () => {
     const c = check(`http {
     keepalive_timeout 75s 60s;
     client_max_body_size 2m;
@@ -574,13 +583,21 @@ http {
     const [up, ka, root] = s.locations;
     assert.deepEqual(
       [up!.clientMaxBodySize, up!.keepaliveTimeoutMs, up!.keepaliveHeaderTimeoutMs, up!.keepaliveRequests],
-      [50 * 1024 * 1024, 5000, undefined, undefined],
+      [50 * 1024 * 1024, 5000, 60_000, 1000],
     );
     assert.deepEqual(
       [ka!.keepaliveTimeoutMs, ka!.keepaliveHeaderTimeoutMs, ka!.keepaliveRequests],
       [10_000, 9000, 3],
     );
-    assert.deepEqual([root!.clientMaxBodySize, root!.keepaliveTimeoutMs], [undefined, undefined]);
+    assert.deepEqual(
+      [
+        root!.clientMaxBodySize,
+        root!.keepaliveTimeoutMs,
+        root!.keepaliveHeaderTimeoutMs,
+        root!.clientBodyBufferSize,
+      ],
+      [2 * 1024 * 1024, 30_000, 60_000, 8 * 1024],
+    );
   });
 });
 
@@ -666,5 +683,52 @@ describe('the directive table', () => {
     assert.equal(def('client_max_body_size', 'http'), 1_048_576);
     assert.equal(def('proxy_next_upstream_timeout', 'location'), 0);
     assert.equal(def('worker_connections', 'events'), 512);
+  });
+
+  it('binds every directive with a default to the model, so a new directive is one entry', () => {
+    // Structural directives (blocks, listen, proxy_pass, upstream servers,
+    // balancing, return) are read by validate.ts; everything else has a binding.
+    for (const d of DIRECTIVES) {
+      if (d.default !== undefined)
+        assert.ok(d.bind && d.bind.length > 0, `${d.name} has a default but no bind`);
+      for (const b of d.bind ?? []) {
+        assert.ok(b.records.length > 0, d.name);
+        for (const kind of b.records) {
+          assert.ok(
+            bindingsOf(kind).some((x) => x.directive === d && x.binding === b),
+            `${d.name} -> ${kind}`,
+          );
+        }
+      }
+    }
+  });
+
+  it('fills every bound field from the table alone when nothing is set, and the record holds it', () => {
+    const c = check(
+      'stream { server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:2; } }\nhttp { upstream app { server 127.0.0.1:3; } server { location / { proxy_pass http://app; } } }\n',
+    ).config!;
+    const records: Record<RecordKind, object> = {
+      config: c,
+      stream_server: c.stream!.servers[0]!,
+      http_server: c.http!.servers[0]!,
+      location: c.http!.servers[0]!.locations[0]!,
+      http_upstream: c.http!.upstreams.get('app')!,
+    };
+    // Fields that stay absent when nothing sets them: no default, no unset value.
+    const optional = new Set(['lbIdleTimeoutMs', 'keepaliveHeaderTimeoutMs']);
+    for (const [kind, record] of Object.entries(records) as [RecordKind, object][]) {
+      const defaults = recordDefaults(kind);
+      for (const { binding } of bindingsOf(kind)) {
+        if (optional.has(binding.field)) {
+          assert.ok(!(binding.field in record), `${kind}.${binding.field} should be absent`);
+          continue;
+        }
+        assert.deepEqual(
+          (record as Record<string, unknown>)[binding.field],
+          defaults[binding.field],
+          `${kind}.${binding.field}`,
+        );
+      }
+    }
   });
 });

@@ -1,5 +1,6 @@
 /**
- * Models built in code and real peers on 127.0.0.1 for the stream proxy tests.
+ * Models (their settings parsed from config text by the real parser, see
+ * test/model-text.ts) and real peers on 127.0.0.1 for the stream proxy tests.
  * Every wait is bounded: a hung proxy fails a test instead of hanging the run.
  */
 import { randomBytes } from 'node:crypto';
@@ -17,6 +18,7 @@ import type {
 import type { KeepaliveSpec } from '../../src/keepalive/spec.js';
 import type { SessionRecord } from '../../src/proxy/stream.js';
 import { Runtime } from '../../src/serve/index.js';
+import { mainSettings, streamServerSettings, upstreamServerSettings } from '../model-text.js';
 import { Arrivals, sleep } from '../support.js';
 
 export {
@@ -47,17 +49,7 @@ export function listen(port = 0, soKeepalive?: KeepaliveSpec): Listen {
 }
 
 export function server(port: number, opts: Partial<UpstreamServer> = {}): UpstreamServer {
-  return {
-    address: address(port),
-    weight: 1,
-    maxFails: 1,
-    failTimeoutMs: 10_000,
-    maxConns: 0,
-    backup: false,
-    down: false,
-    source: SRC,
-    ...opts,
-  };
+  return { address: address(port), ...upstreamServerSettings(), source: SRC, ...opts };
 }
 
 export function group(
@@ -69,18 +61,7 @@ export function group(
 }
 
 export function streamServer(opts: Partial<StreamServer> & Pick<StreamServer, 'proxyPass'>): StreamServer {
-  return {
-    listens: [listen()],
-    proxyTimeoutMs: 600_000,
-    proxyConnectTimeoutMs: 60_000,
-    proxySocketKeepalive: { enable: false },
-    proxyNextUpstream: true,
-    proxyNextUpstreamTries: 0,
-    proxyNextUpstreamTimeoutMs: 0,
-    resetTimedoutConnection: false,
-    source: SRC,
-    ...opts,
-  };
+  return { listens: [listen()], ...streamServerSettings(), source: SRC, ...opts };
 }
 
 export function config(
@@ -90,8 +71,7 @@ export function config(
 ): Config {
   return {
     file: 'test.conf',
-    workerConnections: 1024,
-    shutdownTimeoutMs: 5_000,
+    ...mainSettings(),
     stream: { upstreams: new Map(groups.map((g) => [g.name, g])), servers },
     ...extra,
   };

@@ -1,5 +1,6 @@
 import type { Balancing, UpstreamGroup, UpstreamServer } from '../../src/config/model.js';
 import { Upstream } from '../../src/upstream/index.js';
+import { upstreamServerSettings } from '../model-text.js';
 
 const SRC = { file: 'test.conf', line: 1, col: 1 };
 
@@ -7,12 +8,7 @@ export function srv(n: number, opts: Partial<UpstreamServer> = {}): UpstreamServ
   const port = 10_000 + n;
   return {
     address: { host: '10.0.0.1', port, text: `10.0.0.1:${port}` },
-    weight: 1,
-    maxFails: 1,
-    failTimeoutMs: 10_000,
-    maxConns: 0,
-    backup: false,
-    down: false,
+    ...upstreamServerSettings(),
     source: SRC,
     ...opts,
   };

@@ -1,5 +1,6 @@
 /**
- * Models built in code and real peers on 127.0.0.1 for the HTTP proxy
+ * Models (their settings parsed from config text by the real parser, see
+ * test/model-text.ts) and real peers on 127.0.0.1 for the HTTP proxy
  * tests. Every wait is bounded: a hung proxy fails a test instead of
  * hanging the run.
  */
@@ -14,28 +15,26 @@ import type {
 } from '../../../src/config/model.js';
 import type { HttpLogRecord, RequestRecord, RetryRecord } from '../../../src/proxy/http/index.js';
 import { Runtime } from '../../../src/serve/index.js';
+import {
+  CLIENT_FIELDS,
+  httpGroupSettings,
+  httpServerSettings,
+  locationSettings,
+  mainSettings,
+} from '../../model-text.js';
 import { Arrivals } from '../../support.js';
 import { address, listen, SRC, server } from '../fixtures.js';
 
 export { closedPort, sleep, within } from '../../support.js';
 export { address, listen, SRC, server };
 
+/**
+ * A location with the usual proxy settings; its client-leg fields are left
+ * to httpServer(), which gives it its server's, as a location block that sets
+ * none of its own inherits them.
+ */
 export function location(opts: Partial<HttpLocation> = {}): HttpLocation {
-  return {
-    prefix: '/',
-    proxyConnectTimeoutMs: 5_000,
-    proxyReadTimeoutMs: 30_000,
-    proxySendTimeoutMs: 30_000,
-    proxyHttpVersion: '1.1',
-    proxySetHeaders: [],
-    proxySocketKeepalive: { enable: false },
-    proxyNextUpstream: ['error', 'timeout'],
-    proxyNextUpstreamTries: 0,
-    proxyNextUpstreamTimeoutMs: 0,
-    accessLog: true,
-    source: SRC,
-    ...opts,
-  };
+  return { prefix: '/', ...locationSettings(), source: SRC, ...opts } as HttpLocation;
 }
 
 export function passToGroup(name: string): HttpLocation['proxyPass'] {
@@ -51,28 +50,20 @@ export function passToPort(port: number): HttpLocation['proxyPass'] {
 }
 
 export function httpServer(opts: Partial<HttpServer> = {}): HttpServer {
-  return {
+  const server: HttpServer = {
     listens: [listen(0)],
-    serverNames: [],
-    keepaliveTimeoutMs: 75_000,
-    keepaliveRequests: 1000,
-    keepaliveTimeMs: 3_600_000,
-    clientHeaderTimeoutMs: 60_000,
-    clientHeaderBufferSize: 1024,
-    largeClientHeaderBuffers: { number: 4, size: 8 * 1024 },
-    maxHeaders: 1000,
-    mergeSlashes: true,
-    underscoresInHeaders: false,
-    ignoreInvalidHeaders: true,
-    clientBodyTimeoutMs: 60_000,
-    sendTimeoutMs: 60_000,
-    clientMaxBodySize: 1024 * 1024,
-    clientBodyBufferSize: 64 * 1024,
-    accessLog: true,
+    ...httpServerSettings(),
     locations: [location({ proxyPass: passToGroup('app') })],
     source: SRC,
     ...opts,
   };
+  for (const l of server.locations) {
+    const own = l as unknown as Record<string, unknown>;
+    for (const field of CLIENT_FIELDS) {
+      if (own[field] === undefined && server[field] !== undefined) own[field] = server[field];
+    }
+  }
+  return server;
 }
 
 export function httpGroup(
@@ -85,10 +76,7 @@ export function httpGroup(
     servers,
     balancing: { kind: 'round_robin' },
     source: SRC,
-    keepalive: 16,
-    keepaliveTimeoutMs: 60_000,
-    keepaliveRequests: 1000,
-    keepaliveTimeMs: 3_600_000,
+    ...httpGroupSettings(),
     ...opts,
   };
 }
@@ -100,8 +88,7 @@ export function httpConfig(
 ): Config {
   return {
     file: 'test.conf',
-    workerConnections: 1024,
-    shutdownTimeoutMs: 5_000,
+    ...mainSettings(),
     http: { upstreams: new Map(groups.map((g) => [g.name, g])), servers },
     ...extra,
   };
