@@ -94,9 +94,11 @@ export function loadServable(path: string, options: LoadOptions = {}): LoadResul
     severity: 'error',
     code: 'missing-directive',
     message: 'nothing to serve: no stream { server { ... } } or http { server { ... } } block',
+    // The whole file is at fault; its start is where an editor should land
+    // (every error carries a line and column, scripts rely on it).
     file: path,
-    line: 0,
-    col: 0,
+    line: 1,
+    col: 1,
     hint: 'add a server block with a listen directive; examples/ has a stream and an http configuration',
   };
   return { diagnostics: sortDiagnostics([...result.diagnostics, diagnostic]), sources: result.sources };

@@ -73,7 +73,7 @@ function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | un
   const servers = (config.stream?.servers.length ?? 0) + (config.http?.servers.length ?? 0);
   if (servers === 0) {
     io.err(
-      `${file}: error: nothing to serve: no stream { server { ... } } or http { server { ... } } block\n`,
+      `${file}:1:1: error: nothing to serve: no stream { server { ... } } or http { server { ... } } block\n`,
     );
     return undefined;
   }

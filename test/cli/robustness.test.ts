@@ -102,7 +102,7 @@ test('an empty config: check refuses it with the error serve gives, both exit 1'
     const serve = keepwire('serve', '-c', file);
     assert.equal(check.code, 1, check.stdout);
     assert.equal(serve.code, 1, serve.stdout);
-    const line = `${file}: error: nothing to serve: no stream { server { ... } } or http { server { ... } } block`;
+    const line = `${file}:1:1: error: nothing to serve: no stream { server { ... } } or http { server { ... } } block`;
     assert.ok(check.stderr.includes(line), check.stderr);
     assert.ok(serve.stderr.includes(line), serve.stderr);
     assert.match(check.stderr, /test failed \(1 error, 0 warnings\)/);
