@@ -29,6 +29,7 @@ import { applyKeepalive, toKeepaliveOptions } from '../../keepalive/socket.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
+import { resetSocket } from '../pump.js';
 import { ClientConnection, type ClientUser, type ConnectionOwner } from './connection.js';
 import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
 import type { ClientLimits } from './limits.js';
@@ -136,7 +137,14 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
   stop(): void {
     this.detach();
     // A request in flight is its connection's user (no set of them is kept per request).
-    for (const c of [...this.connections]) if (c.user instanceof ProxyExchange) c.user.terminate();
+    // A request in flight at the deadline is cut with a RST (README: "reset
+    // the rest"), so its client cannot take a cut response for a whole one;
+    // the reset goes first, terminate() would close with a FIN.
+    for (const c of [...this.connections])
+      if (c.user instanceof ProxyExchange) {
+        resetSocket(c.socket, true);
+        c.user.terminate();
+      }
     for (const t of [...this.tunnels]) t.terminate();
     for (const c of [...this.connections]) c.socket.destroy();
   }

@@ -124,6 +124,16 @@ export class UpstreamConnection implements ParserSink {
     this.readTimer = setTimeout(this.onReadTimerBound, ms);
   }
 
+  /**
+   * The connection has no exchange any more (cached idle, or gone). The read
+   * timer is ref'd: left armed on a connection that then closed, it kept the
+   * process alive for up to proxy_read_timeout after `stopped`.
+   */
+  stopReadTimer(): void {
+    clearTimeout(this.readTimer);
+    this.readTimer = undefined;
+  }
+
   private onReadTimer(): void {
     this.readTimer = undefined;
     const left = this.user?.onReadTimer?.() ?? 0;
@@ -165,6 +175,8 @@ export class UpstreamConnection implements ParserSink {
     this.pool?.remove(this);
     const user = this.user;
     if (user === undefined) {
+      this.stopReadTimer();
+      clearTimeout(this.idleTimer);
       if (!wasDead) this.socket.destroy();
       return;
     }
@@ -206,8 +218,7 @@ export class UpstreamConnection implements ParserSink {
     this.dead = true;
     this.user = undefined;
     clearTimeout(this.idleTimer);
-    clearTimeout(this.readTimer);
-    this.readTimer = undefined;
+    this.stopReadTimer();
     this.pool?.remove(this);
     this.socket.destroy();
   }
@@ -285,6 +296,7 @@ export class GroupPool {
   /** Puts a connection whose exchange finished cleanly into the cache, or closes it. */
   release(conn: UpstreamConnection, now: number): void {
     conn.user = undefined;
+    conn.stopReadTimer();
     if (!this.reusable(conn, now)) {
       conn.destroy();
       return;
