@@ -9,7 +9,7 @@
 import type { Socket } from 'node:net';
 import type { HttpLocation } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
-import { joinSockets } from '../pump.js';
+import { joinSockets, resetSocket } from '../pump.js';
 import type { ClientConnection } from './connection.js';
 import type { Route } from './exchange.js';
 import { clientResponseHeaders, headerLines, type RequestContext, upstreamRequestHead } from './headers.js';
@@ -25,13 +25,9 @@ export interface TunnelOwner {
   ended(tunnel: UpgradeTunnel): void;
 }
 
+/** A RST, but never while the socket's FIN is in flight (see resetSocket: Node would leak the socket). */
 function reset(socket: Socket): void {
-  if (socket.destroyed) return;
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
+  resetSocket(socket);
 }
 
 export class UpgradeTunnel implements ConnectionUser {
