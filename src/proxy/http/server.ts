@@ -92,6 +92,7 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
   readonly defaultLimits: ClientLimits;
   private readonly attached: Listener[] = [];
   draining = false;
+  closeIdle = false;
   private waiters: (() => void)[] = [];
   serverPort: number;
 
@@ -115,13 +116,21 @@ export class HttpFrontend implements ClientLeg, TunnelOwner, ConnectionOwner {
     }
   }
 
-  detach(): void {
+  /**
+   * Stops taking connections. Every response from now on says `Connection:
+   * close`. `closeIdle` (shutdown): connections waiting for their next
+   * request close now. On a reload they stay until that request (answered,
+   * then closed) or keepalive_timeout: the new generation has the listeners,
+   * and a close the client cannot see coming resets its next request.
+   */
+  detach(closeIdle = true): void {
     this.draining = true;
     for (const l of this.attached) l.handler = undefined;
     this.attached.length = 0;
-    // Connections waiting for their next request close now; busy ones close
-    // after their response (Connection: close).
-    for (const c of [...this.connections]) c.drain();
+    if (closeIdle) {
+      this.closeIdle = true;
+      for (const c of [...this.connections]) c.drain();
+    }
     this.notifyIfDrained();
   }
 
