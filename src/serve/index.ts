@@ -236,7 +236,8 @@ export class Runtime {
   }
 
   private retireHttp(gen: HttpGeneration): void {
-    gen.detach();
+    // A reload: idle keep-alive clients are not cut (see HttpFrontend.detach).
+    gen.detach(false);
     if (gen.liveCount === 0) return;
     this.retiredHttp.add(gen);
     void gen.drained().then(() => this.retiredHttp.delete(gen));

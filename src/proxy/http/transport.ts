@@ -13,6 +13,7 @@ import type { KeepaliveApplier } from '../../keepalive/applier.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { READ_BUFFER } from '../reads.js';
+import { resetBehindEnd } from '../writes.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
 
 /**
@@ -96,7 +97,13 @@ export class UpstreamConnection implements ParserSink {
       this.user?.onUpstreamConnect();
     });
     this.socket.on('drain', () => this.user?.onUpstreamDrain());
-    this.socket.on('end', () => this.onPeerGone(new UpstreamClosedError('upstream closed the connection')));
+    this.socket.on('end', () =>
+      // libuv reports data then RST as an end (see resetBehindEnd): a body
+      // framed by the connection's close must not complete on a reset.
+      this.onPeerGone(
+        resetBehindEnd(this.socket) ?? new UpstreamClosedError('upstream closed the connection'),
+      ),
+    );
     this.socket.on('error', (error: Error) => this.onPeerGone(error));
     this.socket.on('close', () => this.onPeerGone(new UpstreamClosedError('upstream connection closed')));
   }
@@ -113,6 +120,16 @@ export class UpstreamConnection implements ParserSink {
     clearTimeout(this.readTimer);
     this.readTimerAt = at;
     this.readTimer = setTimeout(this.onReadTimerBound, ms);
+  }
+
+  /**
+   * The connection has no exchange any more (cached idle, or gone). The read
+   * timer is ref'd: left armed on a connection that then closed, it kept the
+   * process alive for up to proxy_read_timeout after `stopped`.
+   */
+  stopReadTimer(): void {
+    clearTimeout(this.readTimer);
+    this.readTimer = undefined;
   }
 
   private onReadTimer(): void {
@@ -155,6 +172,8 @@ export class UpstreamConnection implements ParserSink {
     this.pool?.remove(this);
     const user = this.user;
     if (user === undefined) {
+      this.stopReadTimer();
+      clearTimeout(this.idleTimer);
       if (!wasDead) this.socket.destroy();
       return;
     }
@@ -213,8 +232,7 @@ export class UpstreamConnection implements ParserSink {
     this.dead = true;
     this.user = undefined;
     clearTimeout(this.idleTimer);
-    clearTimeout(this.readTimer);
-    this.readTimer = undefined;
+    this.stopReadTimer();
     this.pool?.remove(this);
     this.socket.destroy();
   }
@@ -292,6 +310,7 @@ export class GroupPool {
   /** Puts a connection whose exchange finished cleanly into the cache, or closes it. */
   release(conn: UpstreamConnection, now: number): void {
     conn.user = undefined;
+    conn.stopReadTimer();
     if (!this.reusable(conn, now)) {
       conn.destroy();
       return;
