@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # Installs the Debian packages keepwire's lab and tests use, when missing:
 # iproute2 (ip netns, veth), nftables (the lab's load balancer), tcpdump
-# (packet evidence in lab timelines), nginx (the seed's nginx, tested literally).
+# (packet evidence in lab timelines), nginx (the seed's nginx, tested literally),
+# zsh (`keepwire completion zsh` is loaded by the real shell).
 # Needs root and apt-get; otherwise it says what is missing and goes on
 # (namespace tests then skip with the reason, except under CI=true).
 set -u
@@ -10,6 +11,7 @@ command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v nft >/dev/null 2>&1 || missing="$missing nftables"
 command -v tcpdump >/dev/null 2>&1 || missing="$missing tcpdump"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "keepwire: missing system packages:$missing (install them as root with apt-get)" >&2
