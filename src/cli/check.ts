@@ -1,10 +1,11 @@
 /**
- * `keepwire check -c FILE [--json] [--strict]`: validates a configuration the
+ * `keepwire check [-c FILE] [--json] [--strict] [-q]`: validates a configuration the
  * way `nginx -t` does, plus keepalive hazards.
  *
  * Exit codes: 0 valid (warnings allowed), 1 invalid, or warnings with
  * --strict, or the file cannot be read (as `nginx -t`: a missing file is a
- * failed check, not a usage error); 2 usage (missing -c, unknown option).
+ * failed check, not a usage error; so is finding no configuration at all);
+ * 2 usage (unknown option).
  */
 import { basename } from 'node:path';
 import type { Command } from 'commander';
@@ -15,6 +16,7 @@ import {
   resolveNames,
   sortDiagnostics,
 } from '../config/index.js';
+import { CONFIG_OPTION_HELP, findConfig } from './config-path.js';
 import { EXIT } from './errors.js';
 import type { Io } from './io.js';
 
@@ -62,15 +64,18 @@ export function registerCheck(program: Command, io: Io, setExit: (code: number) 
     .description(
       'validate a keepwire.conf like nginx -t, and warn about keepalive hazards behind load balancers',
     )
-    .requiredOption('-c, --config <file>', 'configuration file to check')
+    .option('-c, --config <file>', CONFIG_OPTION_HELP)
     .option('--json', 'print the diagnostics as a JSON array')
     .option('--strict', 'fail (exit 1) on warnings too')
+    .option('-q, --quiet', 'print errors only (as nginx -q): for ExecStartPre and scripts')
     .addHelpText(
       'after',
-      '\nExit status: 0 valid, 1 invalid (or warnings with --strict, or FILE unreadable), 2 usage error.',
+      '\nExit status: 0 valid, 1 invalid (or warnings with --strict, or FILE unreadable or not found), 2 usage error.',
     )
-    .action(async (opts: { config: string; json?: boolean; strict?: boolean }) => {
-      const result = loadServable(opts.config);
+    .action(async (opts: { config?: string; json?: boolean; strict?: boolean; quiet?: boolean }) => {
+      const file = findConfig(opts.config, io, setExit);
+      if (file === undefined) return;
+      const result = loadServable(file);
       // As nginx -t: every host name must resolve (serve checks the same at start).
       if (result.config !== undefined) {
         const unresolved = await resolveNames(result.config);
@@ -83,12 +88,18 @@ export function registerCheck(program: Command, io: Io, setExit: (code: number) 
       if (opts.json) {
         io.out(`${JSON.stringify(result.diagnostics, null, 2)}\n`);
       } else {
-        io.err(formatDiagnostics(result.diagnostics, (file) => result.sources.get(file)));
+        // -q keeps what makes the test fail: errors, and warnings too under --strict.
+        const shown =
+          opts.quiet && opts.strict !== true
+            ? result.diagnostics.filter((d) => d.severity === 'error')
+            : result.diagnostics;
+        io.err(formatDiagnostics(shown, (f) => result.sources.get(f)));
         const counts = `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`;
-        const nginx = nginxFileHint(opts.config, result.diagnostics);
-        if (nginx !== undefined) io.err(`hint: ${nginx}\n`);
-        if (failed) io.err(`keepwire check: ${opts.config}: test failed (${counts})\n`);
-        else io.out(`keepwire check: ${opts.config}: syntax is ok, test is successful (${counts})\n`);
+        const nginx = nginxFileHint(file, result.diagnostics);
+        if (nginx !== undefined && (failed || !opts.quiet)) io.err(`hint: ${nginx}\n`);
+        if (failed) io.err(`keepwire check: ${file}: test failed (${counts})\n`);
+        else if (!opts.quiet)
+          io.out(`keepwire check: ${file}: syntax is ok, test is successful (${counts})\n`);
       }
       setExit(failed ? EXIT.failed : EXIT.ok);
     });

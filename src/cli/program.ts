@@ -4,6 +4,7 @@ import { recommend, sysctlLines } from '../keepalive/recommend.js';
 import { parseSoKeepalive } from '../keepalive/spec.js';
 import { parseDuration } from '../units/time.js';
 import { registerCheck } from './check.js';
+import { registerCompletion } from './completion.js';
 import { registerDoctor } from './doctor.js';
 import { EXIT, UsageError } from './errors.js';
 import type { Io } from './io.js';
@@ -140,6 +141,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   registerLab(program, io, setExit);
   registerProbe(program, io, setExit);
   registerDoctor(program, io, setExit);
+  registerCompletion(program, io);
   return program;
 }
 
