@@ -17,7 +17,7 @@ import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
 import type { ConnectionLimiter } from './limits.js';
 import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
-import { joinSockets } from './pump.js';
+import { joinSockets, resetSocket } from './pump.js';
 
 export type SessionEndReason =
   | 'client_closed'
@@ -63,20 +63,6 @@ function keepaliveOn(socket: Socket, spec: KeepaliveSpec | undefined): void {
   // Absent or "off": leave the socket as the kernel made it, as nginx does.
   if (spec === undefined || !spec.enable) return;
   applyKeepalive(socket, toKeepaliveOptions(spec));
-}
-
-function resetSocket(socket: Socket): void {
-  if (socket.destroyed) return;
-  // A reset needs a connection; one still connecting is simply abandoned.
-  if (socket.connecting) {
-    socket.destroy();
-    return;
-  }
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
 }
 
 export class StreamProxy {
@@ -340,13 +326,18 @@ export class StreamSession {
 
   private expire(): void {
     this.idleTimer = undefined;
-    if (this.reason !== undefined && this.reason !== 'client_closed' && this.reason !== 'upstream_closed')
-      return;
-    this.reason = 'idle_timeout';
     const upstream = this.upstreamSocket;
+    if (this.reason !== undefined && this.reason !== 'client_closed' && this.reason !== 'upstream_closed') {
+      // Already ending (a reset being passed on) but a socket is still
+      // open, e.g. a FIN the peer never reads: proxy_timeout still ends it.
+      this.client.destroy();
+      upstream?.destroy();
+      return;
+    }
+    this.reason = 'idle_timeout';
     if (this.proxy.model.resetTimedoutConnection) {
-      resetSocket(this.client);
-      if (upstream) resetSocket(upstream);
+      resetSocket(this.client, true);
+      if (upstream) resetSocket(upstream, true);
     } else {
       // Nothing is in flight (that is what idle means), so close() sends a FIN.
       this.client.destroy();
@@ -373,8 +364,8 @@ export class StreamSession {
     if (this.reason === undefined || this.reason === 'client_closed' || this.reason === 'upstream_closed')
       this.reason = reason;
     clearTimeout(this.connectTimer);
-    resetSocket(this.client);
-    if (this.upstreamSocket) resetSocket(this.upstreamSocket);
+    resetSocket(this.client, true);
+    if (this.upstreamSocket) resetSocket(this.upstreamSocket, true);
   }
 
   private maybeFinish(): void {

@@ -143,6 +143,52 @@ export function send(socket: Socket, data: string | Buffer): void {
 
 let spare: WriteReq | undefined;
 
+/**
+ * After 'end' on `socket`: was that end really a reset? libuv reports EOF
+ * when the kernel flags the socket hung up (POLLHUP) after a short read,
+ * without reading the error a RST left, so data then RST looks exactly like
+ * data then FIN (a truncated stream presented as complete). A zero-byte
+ * write asks the kernel: it fails with the pending ECONNRESET after a reset
+ * (tcp_sendmsg returns sk_err), and succeeds after a plain FIN. After FIN
+ * then RST the kernel keeps EPIPE instead, which is not a truncation: the
+ * bytes before the FIN were complete. Answers only while the socket can
+ * still be written without a queue (otherwise undefined: can't tell).
+ */
+export function resetBehindEnd(socket: Socket): NodeJS.ErrnoException | undefined {
+  const handle = (socket as unknown as Tracked)._handle;
+  if (
+    wrap === null ||
+    !handle ||
+    socket.destroyed ||
+    socket.writableEnded ||
+    socket.writableLength !== 0 ||
+    ((socket as unknown as Tracked)[PENDING] ?? 0) > 0
+  )
+    return undefined;
+  const req = spare ?? new wrap.WriteWrap();
+  spare = undefined;
+  req.handle = handle;
+  req.oncomplete = onComplete;
+  req.socket = socket;
+  req.buffer = null;
+  req.async = false;
+  const err = handle.writeBuffer(req, EMPTY);
+  if (wrap.streamBaseState[wrap.kLastWriteWasAsync] !== 0) {
+    // Queued behind a write libuv already holds: nothing learned, let it complete.
+    const tracked = socket as unknown as Tracked;
+    tracked[PENDING] = (tracked[PENDING] ?? 0) + 1;
+    return undefined;
+  }
+  req.handle = null;
+  req.socket = undefined;
+  spare = req;
+  if (err === 0) return undefined;
+  const e = writeError(err);
+  return e.code === 'ECONNRESET' ? e : undefined;
+}
+
+const EMPTY = Buffer.alloc(0);
+
 /** True while written bytes wait for the socket (the caller should wait for 'drain'). */
 export function blocked(socket: Socket): boolean {
   return ((socket as unknown as Tracked)[PENDING] ?? 0) > 0 || socket.writableNeedDrain;

@@ -12,9 +12,17 @@ export class UpstreamHost {
   /** Connections currently open to this server (counted from connect start to close). */
   activeConns = 0;
 
-  constructor(server: UpstreamServer) {
+  /**
+   * `single`: the only server of its group, with no backup. nginx never
+   * counts failures against such a peer (`peers->single` in
+   * ngx_http_upstream_round_robin.c: it is always tried unless `down` or at
+   * max_conns, and its fails are cleared on every free), since taking it
+   * out would leave nothing to send to: a restarted application must be
+   * reachable again on the next request, not after fail_timeout.
+   */
+  constructor(server: UpstreamServer, single = false) {
     this.server = server;
-    this.health = new PassiveHealth(server.maxFails, server.failTimeoutMs);
+    this.health = new PassiveHealth(single ? 0 : server.maxFails, server.failTimeoutMs);
   }
 
   get address(): Address {

@@ -29,7 +29,11 @@ export class Upstream {
 
   constructor(group: UpstreamGroup) {
     this.name = group.name;
-    this.hosts = group.servers.map((s) => new UpstreamHost(s));
+    // nginx's `peers->single`: one primary server and no backup (a backup
+    // tier makes the group "several peers" again, so max_fails applies).
+    const primaries = group.servers.filter((s) => !s.backup).length;
+    const single = primaries === 1 && primaries === group.servers.length;
+    this.hosts = group.servers.map((s) => new UpstreamHost(s, single));
     this.primary = createSelector(
       group.balancing,
       this.hosts.filter((h) => !h.backup),
@@ -61,7 +65,9 @@ export class Upstream {
 
 /**
  * `proxy_pass ADDRESS` is an implicit group of one server with nginx's
- * defaults (weight 1, max_fails 1, fail_timeout 10s).
+ * defaults (weight 1, max_fails 1, fail_timeout 10s); being a group of one,
+ * its failures are never counted (see UpstreamHost), so it is never marked
+ * unavailable.
  */
 export function implicitGroup(address: Address, source: SourceRef): UpstreamGroup {
   const server: UpstreamServer = {

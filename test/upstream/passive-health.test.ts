@@ -54,3 +54,24 @@ test('max_conns: a full server is skipped, and taken again when a connection end
   h.release();
   assert.equal(u.pick({}), h);
 });
+
+test('a lone server is never ejected: nginx ignores max_fails for a group of one (peers->single)', () => {
+  const u = upstream([srv(1, { maxFails: 1, failTimeoutMs: 10_000 })]);
+  const h = u.hosts[0]!;
+  for (let i = 0; i < 5; i++) assert.equal(h.health.failure(1000 + i), false);
+  assert.equal(u.pick({}, new Set(), 1010), h, 'still tried at once after failures');
+});
+
+test('a lone server is still skipped when down or at max_conns (peers->single keeps those checks)', () => {
+  assert.equal(upstream([srv(1, { down: true })]).pick({}), undefined);
+  const u = upstream([srv(1, { maxConns: 1 })]);
+  u.hosts[0]!.acquire();
+  assert.equal(u.pick({}), undefined);
+});
+
+test('one primary with a backup is a group of several: max_fails ejects the primary, the backup answers', () => {
+  const u = upstream([srv(1, { maxFails: 1, failTimeoutMs: 10_000 }), srv(2, { backup: true })]);
+  assert.equal(u.hosts[0]!.health.failure(1000), true);
+  assert.equal(u.pick({}, new Set(), 2000)?.address.port, 10_002);
+  assert.equal(u.pick({}, new Set(), 11_001)?.address.port, 10_001);
+});

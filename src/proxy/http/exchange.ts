@@ -116,6 +116,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private headerMs: number | undefined;
   private upstreamStatus: number | undefined;
   private lastUpstreamReadAt = 0;
+  /** proxy_read_timeout runs for this attempt: the whole request is with the kernel. */
+  private awaitingResponse = false;
   private connectTimer: NodeJS.Timeout | undefined;
   private sendTimer: NodeJS.Timeout | undefined;
   private upstreamPaused = false;
@@ -245,6 +247,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.connectMs = undefined;
     this.headerMs = undefined;
     this.requestSent = false;
+    this.awaitingResponse = false;
     const spec = this.location.proxySocketKeepalive;
     let conn =
       sameHostFresh || !this.route.reuse || this.upgrade !== undefined
@@ -274,8 +277,19 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       this.bodyPausedForUpstream = false;
       this.client.resumeBody();
     }
-    if (blocked(socket)) this.upstreamBlocked();
-    this.armReadTimer();
+    this.afterRequestWrite();
+  }
+
+  /**
+   * After writing part of the request: as nginx, proxy_send_timeout bounds
+   * the wait while the upstream does not take what was written, and
+   * proxy_read_timeout starts only once the whole request is written (so an
+   * upload slower than proxy_read_timeout is not cut as an upstream timeout).
+   */
+  private afterRequestWrite(): void {
+    if (this.conn === undefined) return;
+    if (blocked(this.conn.socket)) this.upstreamBlocked();
+    else if (this.bodyDone && !this.awaitingResponse) this.armReadTimer();
   }
 
   onUpstreamConnect(): void {
@@ -417,7 +431,10 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.trailers = trailers;
     clearTimeout(this.bodyTimer);
     this.bodyTimer = undefined;
-    if (this.conn !== undefined) this.finishBody();
+    if (this.conn !== undefined) {
+      this.finishBody();
+      this.afterRequestWrite();
+    }
   }
 
   private trailers: string[] = [];
@@ -437,11 +454,13 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   }
 
   private upstreamBlocked(): void {
-    if (this.bodyDone) return;
-    this.client.pauseBody();
-    this.bodyPausedForUpstream = true;
+    if (!this.bodyDone) {
+      // Backpressure: no more body is read from the client than the upstream takes.
+      this.client.pauseBody();
+      this.bodyPausedForUpstream = true;
+    }
+    if (this.sendTimer !== undefined) return;
     const timeoutMs = this.location.proxySendTimeoutMs;
-    clearTimeout(this.sendTimer);
     this.sendTimer = setTimeout(() => {
       this.sendTimer = undefined;
       this.attemptFailed('timeout', `proxy_send_timeout (${timeoutMs} ms) writing the request`);
@@ -456,6 +475,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       this.lastBodyReadAt = now();
       this.client.resumeBody();
     }
+    if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !blocked(this.conn.socket))
+      this.armReadTimer();
   }
 
   private armBodyTimer(): void {
@@ -480,6 +501,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   // ---- upstream response -----------------------------------------------
 
   private armReadTimer(): void {
+    this.awaitingResponse = true;
     this.lastUpstreamReadAt = now();
     this.conn?.armReadTimer(this.location.proxyReadTimeoutMs);
   }
