@@ -15,6 +15,7 @@ import { applyKeepalive, toKeepaliveOptions } from '../keepalive/socket.js';
 import type { KeepaliveSpec } from '../keepalive/spec.js';
 import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
+import { Deadline } from './deadline.js';
 import type { ConnectionLimiter } from './limits.js';
 import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
 import { joinSockets, resetSocket } from './pump.js';
@@ -147,14 +148,13 @@ export class StreamSession {
   host: UpstreamHost | undefined;
   private readonly clientText: string;
   private readonly startedAt: number;
-  private lastActivity: number;
   private bytesFromClient = 0;
   private bytesFromUpstream = 0;
   private tries = 0;
   private readonly tried = new Set<UpstreamHost>();
   private reason: SessionEndReason | undefined;
   private detail: string | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly idle: Deadline<StreamSession>;
   private connectTimer: NodeJS.Timeout | undefined;
   private clientClosed = false;
   private upstreamClosed = true;
@@ -168,7 +168,8 @@ export class StreamSession {
   ) {
     this.now = proxy.deps.now ?? Date.now;
     this.startedAt = this.now();
-    this.lastActivity = this.startedAt;
+    // One deadline per session: the data path only moves it (see Deadline).
+    this.idle = new Deadline<StreamSession>(this, this.expire, proxy.model.proxyTimeoutMs, false, this.now);
     this.clientText = endpoint(client.remoteAddress, client.remotePort);
   }
 
@@ -302,30 +303,16 @@ export class StreamSession {
       onBytes: (fromClient, n) => {
         if (fromClient) this.bytesFromClient += n;
         else this.bytesFromUpstream += n;
-        this.lastActivity = this.now();
+        this.idle.touch();
       },
       onEnd: (fromClient) => {
         this.reason ??= fromClient ? 'client_closed' : 'upstream_closed';
       },
     });
-    this.armIdleTimer();
-  }
-
-  private armIdleTimer(): void {
-    const timeoutMs = this.proxy.model.proxyTimeoutMs;
-    if (timeoutMs <= 0) return;
-    // One timer per session, re-armed lazily for the time left, so the data
-    // path only stores a timestamp instead of resetting a timer per chunk.
-    const check = () => {
-      const idleFor = this.now() - this.lastActivity;
-      if (idleFor >= timeoutMs) this.expire();
-      else this.idleTimer = setTimeout(check, timeoutMs - idleFor);
-    };
-    this.idleTimer = setTimeout(check, timeoutMs);
+    this.idle.touch();
   }
 
   private expire(): void {
-    this.idleTimer = undefined;
     const upstream = this.upstreamSocket;
     if (this.reason !== undefined && this.reason !== 'client_closed' && this.reason !== 'upstream_closed') {
       // Already ending (a reset being passed on) but a socket is still
@@ -371,7 +358,7 @@ export class StreamSession {
   private maybeFinish(): void {
     if (this.finished || !this.clientClosed || !this.upstreamClosed) return;
     this.finished = true;
-    clearTimeout(this.idleTimer);
+    this.idle.cancel();
     clearTimeout(this.connectTimer);
     const record: SessionRecord = {
       msg: 'session',

@@ -30,6 +30,7 @@ import { STATUS_CODES } from 'node:http';
 import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
+import { Deadline } from '../deadline.js';
 import { blocked, send } from '../writes.js';
 import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
 import {
@@ -101,8 +102,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private bodyBytes = 0;
   private bodyDone = false;
   private bodyPausedForUpstream = false;
-  private lastBodyReadAt = 0;
-  private bodyTimer: NodeJS.Timeout | undefined;
+  /** client_body_timeout: the longest gap between two body reads. */
+  private bodyDeadline: Deadline<ProxyExchange> | undefined;
 
   // Current attempt.
   private conn: UpstreamConnection | undefined;
@@ -175,9 +176,14 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.client.user = this;
     if (this.hasBody) {
       this.replay = [];
+      // Made only for requests with a body (most have none).
+      this.bodyDeadline = new Deadline<ProxyExchange>(
+        this,
+        this.bodyTimedOut,
+        this.limits.clientBodyTimeoutMs,
+      );
+      this.bodyDeadline.touch();
       this.client.readBody(this);
-      this.lastBodyReadAt = now();
-      this.armBodyTimer();
     } else this.bodyDone = true;
     this.attempt(false);
   }
@@ -396,7 +402,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.finished) return;
     this.bodyBytes += chunk.length;
     if (this.dropBody) return;
-    this.lastBodyReadAt = now();
+    this.bodyDeadline?.touch();
     const max = this.limits.clientMaxBodySize;
     if (max > 0 && this.bodyBytes > max) {
       this.dropAttempt();
@@ -429,8 +435,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.finished) return;
     this.bodyDone = true;
     this.trailers = trailers;
-    clearTimeout(this.bodyTimer);
-    this.bodyTimer = undefined;
+    this.bodyDeadline?.cancel();
     if (this.conn !== undefined) {
       this.finishBody();
       this.afterRequestWrite();
@@ -472,30 +477,24 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.sendTimer = undefined;
     if (this.bodyPausedForUpstream) {
       this.bodyPausedForUpstream = false;
-      this.lastBodyReadAt = now();
+      if (this.bodyDeadline?.armed) this.bodyDeadline.touch();
       this.client.resumeBody();
     }
     if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !blocked(this.conn.socket))
       this.armReadTimer();
   }
 
-  private armBodyTimer(): void {
+  private bodyTimedOut(): void {
+    if (this.bodyDone || this.finished) return;
+    // Time spent waiting for the upstream to take the body is not the client's.
+    if (this.bodyPausedForUpstream) {
+      this.bodyDeadline?.touch();
+      return;
+    }
     const timeoutMs = this.limits.clientBodyTimeoutMs;
-    if (timeoutMs <= 0) return;
-    const check = () => {
-      this.bodyTimer = undefined;
-      if (this.bodyDone || this.finished) return;
-      // Time spent waiting for the upstream to take the body is not the client's.
-      if (this.bodyPausedForUpstream) this.lastBodyReadAt = now();
-      const left = this.lastBodyReadAt + timeoutMs - now();
-      if (left > 0) this.bodyTimer = setTimeout(check, left);
-      else {
-        this.dropAttempt();
-        if (this.headerSent) this.abortClient('client_body_timeout', `no body bytes for ${timeoutMs} ms`);
-        else this.respondLocal(408, 'client_body_timeout', `no body bytes for ${timeoutMs} ms`, true);
-      }
-    };
-    this.bodyTimer = setTimeout(check, timeoutMs);
+    this.dropAttempt();
+    if (this.headerSent) this.abortClient('client_body_timeout', `no body bytes for ${timeoutMs} ms`);
+    else this.respondLocal(408, 'client_body_timeout', `no body bytes for ${timeoutMs} ms`, true);
   }
 
   // ---- upstream response -----------------------------------------------
@@ -654,9 +653,9 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private switchProtocols(conn: UpstreamConnection, head: ResponseHead, rest: Buffer | undefined): void {
     clearTimeout(this.connectTimer);
     clearTimeout(this.sendTimer);
-    clearTimeout(this.bodyTimer);
     clearTimeout(this.clientTimer);
-    this.connectTimer = this.sendTimer = this.bodyTimer = this.clientTimer = undefined;
+    this.connectTimer = this.sendTimer = this.clientTimer = undefined;
+    this.bodyDeadline?.cancel();
     this.conn = undefined;
     this.host!.health.success();
     const held = this.held;
@@ -757,7 +756,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       }
       this.dropAttempt();
     }
-    clearTimeout(this.bodyTimer);
+    this.bodyDeadline?.cancel();
     clearTimeout(this.clientTimer);
     if (!this.limits.accessLog) {
       this.leg.ended(this);

@@ -12,6 +12,7 @@ import type { HttpUpstreamGroup } from '../../config/model.js';
 import { applyKeepalive, toKeepaliveOptions } from '../../keepalive/socket.js';
 import type { KeepaliveSpec } from '../../keepalive/spec.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { READ_BUFFER } from '../reads.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
@@ -67,11 +68,10 @@ export class UpstreamConnection implements ParserSink {
   /** The upstream asked to close after this response (or framing needs close). */
   closeAfter = false;
   keepaliveKey: string;
-  /** @internal */ idleTimer: NodeJS.Timeout | undefined;
+  /** @internal the cache's idle limit (keepalive_timeout or the upstream's hint) */
+  readonly idleDeadline = new Deadline<UpstreamConnection>(this, this.onIdleExpired, 0, true);
   /** @internal */ pool: GroupPool | undefined;
-  private readTimer: NodeJS.Timeout | undefined;
-  private readTimerAt = 0;
-  private readonly onReadTimerBound = () => this.onReadTimer();
+  private readonly readDeadline = new Deadline<UpstreamConnection>(this, this.onReadTimer);
 
   constructor(
     readonly host: UpstreamHost,
@@ -117,20 +117,17 @@ export class UpstreamConnection implements ParserSink {
    * fires (proxy_read_timeout counts from the last read) and sleeps again.
    */
   armReadTimer(ms: number): void {
-    const at = Date.now() + ms;
-    if (this.readTimer !== undefined && this.readTimerAt <= at) return;
-    clearTimeout(this.readTimer);
-    this.readTimerAt = at;
-    this.readTimer = setTimeout(this.onReadTimerBound, ms);
+    this.readDeadline.arm(ms);
   }
 
   private onReadTimer(): void {
-    this.readTimer = undefined;
     const left = this.user?.onReadTimer?.() ?? 0;
-    if (left > 0 && !this.dead) {
-      this.readTimerAt = Date.now() + left;
-      this.readTimer = setTimeout(this.onReadTimerBound, left);
-    }
+    if (left > 0 && !this.dead) this.readDeadline.arm(left);
+  }
+
+  private onIdleExpired(): void {
+    // Taken from the cache since (the deadline is left to lapse, not cleared per request).
+    if (this.pool !== undefined && !this.dead) this.destroy();
   }
 
   /** Switches the socket's TCP keepalive when a location with other settings reuses it. */
@@ -207,9 +204,8 @@ export class UpstreamConnection implements ParserSink {
   takeSocket(): Socket {
     this.dead = true;
     this.user = undefined;
-    clearTimeout(this.idleTimer);
-    clearTimeout(this.readTimer);
-    this.readTimer = undefined;
+    this.idleDeadline.cancel();
+    this.readDeadline.cancel();
     this.pool?.remove(this);
     const socket = this.socket;
     for (const event of ['connect', 'drain', 'end', 'error', 'close']) socket.removeAllListeners(event);
@@ -222,9 +218,8 @@ export class UpstreamConnection implements ParserSink {
   destroy(): void {
     this.dead = true;
     this.user = undefined;
-    clearTimeout(this.idleTimer);
-    clearTimeout(this.readTimer);
-    this.readTimer = undefined;
+    this.idleDeadline.cancel();
+    this.readDeadline.cancel();
     this.pool?.remove(this);
     this.socket.destroy();
   }
@@ -317,25 +312,8 @@ export class GroupPool {
     }
     stack.push(conn);
     this.idleCount++;
-    this.armIdleTimer(conn);
-  }
-
-  private armIdleTimer(conn: UpstreamConnection): void {
-    if (conn.idleTimer !== undefined) return;
-    // One timer per connection, re-armed lazily for the time left, so a
-    // busy connection does not pay a timer reset per request.
-    const check = () => {
-      conn.idleTimer = undefined;
-      if (conn.pool !== this || conn.dead) return;
-      const left = conn.idleSince + conn.idleLimitMs - Date.now();
-      if (left <= 0) conn.destroy();
-      else {
-        conn.idleTimer = setTimeout(check, left);
-        conn.idleTimer.unref();
-      }
-    };
-    conn.idleTimer = setTimeout(check, conn.idleLimitMs);
-    conn.idleTimer.unref();
+    // A busy connection moves this deadline, never its timer, per request.
+    conn.idleDeadline.arm(conn.idleLimitMs);
   }
 
   private evictOldest(): void {
