@@ -27,8 +27,12 @@ export interface Generation {
   /** What to bind; `start` gets one listener per address, in this order. */
   readonly addresses: readonly GenerationAddress[];
   start(listeners: readonly Listener[]): void;
-  /** Stops taking connections; the listeners are closed by their owner. */
-  detach(): void;
+  /**
+   * Stops taking connections; the listeners are closed by their owner.
+   * `closeIdle` false (a reload, the listeners stay): idle HTTP keep-alive
+   * clients are not cut (HttpFrontend.detach); true (shutdown): they close now.
+   */
+  detach(closeIdle?: boolean): void;
   /** Resolves once every live connection or session has ended. */
   drained(): Promise<void>;
   /** Resets what is left (shutdown deadline, second stop signal). */

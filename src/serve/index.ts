@@ -155,7 +155,8 @@ export class Runtime {
   }
 
   private retire(gen: Generation): void {
-    gen.detach();
+    // A reload: idle keep-alive clients are not cut (see HttpFrontend.detach).
+    gen.detach(false);
     if (gen.liveCount === 0) return;
     this.retired.add(gen);
     void gen.drained().then(() => this.retired.delete(gen));

@@ -50,8 +50,15 @@ export interface ConnectionOwner {
   onRequest(conn: ClientConnection, req: ClientRequest): void;
   /** A request that could not be parsed, or a header timeout (status 408). */
   onClientError(conn: ClientConnection, error: RequestError, req: ClientRequest | undefined): void;
-  /** True while draining: idle connections close. */
+  /** True while draining: responses say `Connection: close`. */
   readonly draining: boolean;
+  /**
+   * Shutting down: idle connections close at once. Not on a reload: the
+   * listeners stay, so an old generation closes a connection only after a
+   * response that said `Connection: close`, or at keepalive_timeout; closing
+   * one the client may be sending its next request on resets that request.
+   */
+  readonly closeIdle: boolean;
   /** The socket closed, whoever had it last (also after an Upgrade). */
   connectionClosed(conn: ClientConnection): void;
 }
@@ -512,7 +519,10 @@ export class ClientConnection {
     const user = this.user;
     this.user = undefined;
     if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
-    const keep = this.keep && !this.owner.draining && !this.peerEnded;
+    // A response that announced keep-alive leaves the connection open, even
+    // once draining (a reload): the client may already be sending its next
+    // request, which gets `Connection: close`. Only a shutdown closes here.
+    const keep = this.keep && !this.owner.closeIdle && !this.peerEnded;
     user?.onClientDone(true);
     if (this.phase === Phase.Closed) {
       // A malformed body: what the client still sends is read and dropped.

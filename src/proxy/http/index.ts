@@ -128,9 +128,12 @@ export class HttpGeneration implements Generation {
     return n;
   }
 
-  /** Stops taking connections; cached upstream connections close, busy ones are not reused. */
-  detach(): void {
-    for (const f of this.frontends) f.detach();
+  /**
+   * Stops taking connections; cached upstream connections close, busy ones
+   * are not reused. `closeIdle` false (a reload): see HttpFrontend.detach.
+   */
+  detach(closeIdle = true): void {
+    for (const f of this.frontends) f.detach(closeIdle);
     for (const p of this.pools) p.close();
   }
 

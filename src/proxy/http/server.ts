@@ -29,6 +29,7 @@ import { applyKeepalive, toKeepaliveOptions } from '../../keepalive/socket.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
+import { resetSocket } from '../pump.js';
 import { ClientConnection, type ClientUser, type ConnectionOwner } from './connection.js';
 import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
 import type { ClientLimits } from './limits.js';
@@ -94,6 +95,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   readonly defaultLimits: ClientLimits;
   private readonly attached: Listener[] = [];
   draining = false;
+  closeIdle = false;
   private waiters: (() => void)[] = [];
   serverPort: number;
 
@@ -117,13 +119,21 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     }
   }
 
-  detach(): void {
+  /**
+   * Stops taking connections. Every response from now on says `Connection:
+   * close`. `closeIdle` (shutdown): connections waiting for their next
+   * request close now. On a reload they stay until that request (answered,
+   * then closed) or keepalive_timeout: the new generation has the listeners,
+   * and a close the client cannot see coming resets its next request.
+   */
+  detach(closeIdle = true): void {
     this.draining = true;
     for (const l of this.attached) l.handler = undefined;
     this.attached.length = 0;
-    // Connections waiting for their next request close now; busy ones close
-    // after their response (Connection: close).
-    for (const c of [...this.connections]) c.drain();
+    if (closeIdle) {
+      this.closeIdle = true;
+      for (const c of [...this.connections]) c.drain();
+    }
     this.notifyIfDrained();
   }
 
@@ -142,7 +152,14 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     clearTimeout(this.refusedTimer);
     this.refusedTimer = undefined;
     // A request in flight is its connection's user (no set of them is kept per request).
-    for (const c of [...this.connections]) if (c.user instanceof ProxyExchange) c.user.terminate();
+    // A request in flight at the deadline is cut with a RST (README: "reset
+    // the rest"), so its client cannot take a cut response for a whole one;
+    // the reset goes first, terminate() would close with a FIN.
+    for (const c of [...this.connections])
+      if (c.user instanceof ProxyExchange) {
+        resetSocket(c.socket, true);
+        c.user.terminate();
+      }
     for (const t of [...this.tunnels]) t.terminate();
     for (const c of [...this.connections]) c.socket.destroy();
   }

@@ -11,7 +11,7 @@
 import type { Socket } from 'node:net';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
-import { joinSockets } from '../pump.js';
+import { joinSockets, resetSocket } from '../pump.js';
 import type { RequestRecord } from './log.js';
 
 export interface TunnelOwner {
@@ -31,13 +31,9 @@ export interface TunnelStart {
   clientEnded: boolean;
 }
 
+/** A RST, but never while the socket's FIN is in flight (see resetSocket: Node would leak the socket). */
 function reset(socket: Socket): void {
-  if (socket.destroyed) return;
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
+  resetSocket(socket);
 }
 
 export class UpgradeTunnel {

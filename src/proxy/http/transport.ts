@@ -120,6 +120,15 @@ export class UpstreamConnection implements ParserSink {
     this.readDeadline.arm(ms);
   }
 
+  /**
+   * The connection has no exchange any more (cached idle, or gone). The read
+   * timer is ref'd: left armed on a connection that then closed, it kept the
+   * process alive for up to proxy_read_timeout after `stopped`.
+   */
+  stopReadTimer(): void {
+    this.readDeadline.cancel();
+  }
+
   private onReadTimer(): void {
     const left = this.user?.onReadTimer?.() ?? 0;
     if (left > 0 && !this.dead) this.readDeadline.arm(left);
@@ -162,6 +171,8 @@ export class UpstreamConnection implements ParserSink {
     this.pool?.remove(this);
     const user = this.user;
     if (user === undefined) {
+      this.stopReadTimer();
+      this.idleDeadline.cancel();
       if (!wasDead) this.socket.destroy();
       return;
     }
@@ -219,7 +230,7 @@ export class UpstreamConnection implements ParserSink {
     this.dead = true;
     this.user = undefined;
     this.idleDeadline.cancel();
-    this.readDeadline.cancel();
+    this.stopReadTimer();
     this.pool?.remove(this);
     this.socket.destroy();
   }
@@ -297,6 +308,7 @@ export class GroupPool {
   /** Puts a connection whose exchange finished cleanly into the cache, or closes it. */
   release(conn: UpstreamConnection, now: number): void {
     conn.user = undefined;
+    conn.stopReadTimer();
     if (!this.reusable(conn, now)) {
       conn.destroy();
       return;
