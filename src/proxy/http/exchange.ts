@@ -31,6 +31,7 @@ import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js'
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
 import { Deadline } from '../deadline.js';
+import { Tries } from '../tries.js';
 import { blocked, send } from '../writes.js';
 import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
 import {
@@ -76,7 +77,6 @@ export interface ClientLeg extends TunnelOwner {
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
 
 const now = Date.now;
-const NO_HOSTS: ReadonlySet<UpstreamHost> = new Set();
 
 export class ProxyExchange implements ConnectionUser, ClientUser {
   readonly startedAt = now();
@@ -90,9 +90,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private readonly upgrade: string | undefined;
   /** The client settings of the server and location this request was routed to. */
   private readonly limits: ClientLimits;
-  /** Hosts tried, built only when a second attempt needs to skip them (the first is `host`). */
-  private tried: Set<UpstreamHost> | undefined;
-  private tries = 0;
+  /** The attempts at the group: servers tried, tries and time budget, connect timer, health, max_conns. */
+  private readonly tries: Tries;
   private retries = 0;
   private staleRetried = false;
 
@@ -107,9 +106,6 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
 
   // Current attempt.
   private conn: UpstreamConnection | undefined;
-  private host: UpstreamHost | undefined;
-  /** The host whose in-flight count this attempt holds. */
-  private held: UpstreamHost | undefined;
   private reused = false;
   private requestSent = false;
   private attemptStartedAt = 0;
@@ -119,7 +115,6 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private lastUpstreamReadAt = 0;
   /** proxy_read_timeout runs for this attempt: the whole request is with the kernel. */
   private awaitingResponse = false;
-  private connectTimer: NodeJS.Timeout | undefined;
   private sendTimer: NodeJS.Timeout | undefined;
   private upstreamPaused = false;
 
@@ -141,6 +136,12 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   ) {
     this.method = req.method;
     this.limits = client.limits;
+    this.tries = new Tries(
+      route.upstream,
+      location.proxyNextUpstreamTries,
+      location.proxyNextUpstreamTimeoutMs,
+      this.startedAt,
+    );
     this.idempotent = IDEMPOTENT.has(this.method);
     const cl = req.contentLength;
     this.chunked = req.chunked;
@@ -169,7 +170,12 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
 
   /** Attempts made so far (for retry logs). */
   get attempts(): number {
-    return this.tries;
+    return this.tries.attempts;
+  }
+
+  /** The server of the current (or last) attempt. */
+  private get host(): UpstreamHost | undefined {
+    return this.tries.host;
   }
 
   start(): void {
@@ -194,60 +200,34 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
   }
 
-  /** proxy_next_upstream_tries and proxy_next_upstream_timeout allow another try. */
+  /** proxy_next_upstream_tries and proxy_next_upstream_timeout allow another try (Tries.left). */
   private triesLeft(): boolean {
-    const max = this.location.proxyNextUpstreamTries;
-    return (max === 0 || this.tries < max) && !this.timeSpent();
-  }
-
-  /**
-   * proxy_next_upstream_timeout has passed since the first try. As in nginx
-   * it is checked when a try has failed, never cutting one in progress.
-   */
-  private timeSpent(): boolean {
-    const max = this.location.proxyNextUpstreamTimeoutMs;
-    return max > 0 && now() - this.startedAt >= max;
+    return this.tries.left;
   }
 
   /** Why a failure that could otherwise have been tried again was not, for the log. */
   private notRetriedNote(): string {
     if (this.replay === undefined && this.hasBody)
       return `; not retried: the request body is over client_body_buffer_size (${this.limits.clientBodyBufferSize} bytes) and was not kept for a repeat`;
-    if (this.timeSpent())
+    if (this.tries.timeSpent)
       return `; not retried: proxy_next_upstream_timeout (${this.location.proxyNextUpstreamTimeoutMs} ms) spent`;
     return '';
   }
 
-  private triedHosts(): ReadonlySet<UpstreamHost> {
-    return this.tries === 0 ? NO_HOSTS : this.triedSet();
-  }
-
-  private triedSet(): Set<UpstreamHost> {
-    if (this.tried === undefined) this.tried = new Set([this.host!]);
-    return this.tried;
-  }
-
   private attempt(sameHostFresh: boolean): void {
     if (this.finished) return;
-    let host = sameHostFresh ? this.host : undefined;
+    // The stale-connection retry is a free attempt on the same server (see Tries).
+    const host = sameHostFresh ? this.tries.again() : this.tries.next(this.vars());
     if (host === undefined) {
-      host = this.route.upstream.pick(this.vars(), this.triedHosts());
-      if (host === undefined) {
-        if (this.tries === 0) this.respondError(502, 'no_live_upstreams', 'no live upstreams');
-        else
-          this.respondError(
-            this.lastStatus,
-            this.reason ?? 'connect_failed',
-            this.detail ?? 'all tries failed',
-          );
-        return;
-      }
+      if (this.tries.attempts === 0) this.respondError(502, 'no_live_upstreams', 'no live upstreams');
+      else
+        this.respondError(
+          this.lastStatus,
+          this.reason ?? 'connect_failed',
+          this.detail ?? 'all tries failed',
+        );
+      return;
     }
-    if (this.tries > 0) this.triedSet().add(host);
-    this.tries++;
-    this.host = host;
-    this.held = host;
-    host.acquire();
     const t = now();
     this.attemptStartedAt = t;
     this.connectMs = undefined;
@@ -263,10 +243,9 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (conn === undefined) {
       conn = this.route.pool.open(host, spec, t);
       const timeoutMs = this.location.proxyConnectTimeoutMs;
-      this.connectTimer = setTimeout(() => {
-        this.connectTimer = undefined;
-        this.attemptFailed('connect_timeout', `connect timed out after ${timeoutMs} ms`);
-      }, timeoutMs);
+      this.tries.armConnect(timeoutMs, () =>
+        this.attemptFailed('connect_timeout', `connect timed out after ${timeoutMs} ms`),
+      );
     } else {
       conn.ensureKeepalive(spec);
       this.requestSent = true;
@@ -299,8 +278,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   }
 
   onUpstreamConnect(): void {
-    clearTimeout(this.connectTimer);
-    this.connectTimer = undefined;
+    this.tries.stopConnect();
     this.connectMs = now() - this.attemptStartedAt;
     this.requestSent = true;
   }
@@ -311,17 +289,16 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
 
   /** Ends the current attempt without reuse of its connection. */
   private dropAttempt(): void {
-    clearTimeout(this.connectTimer);
+    this.tries.stopConnect();
     clearTimeout(this.sendTimer);
-    this.connectTimer = this.sendTimer = undefined;
+    this.sendTimer = undefined;
     const conn = this.conn;
     this.conn = undefined;
     if (conn) {
       conn.user = undefined;
       conn.destroy();
     }
-    this.held?.release();
-    this.held = undefined;
+    this.tries.release();
     this.upstreamPaused = false;
   }
 
@@ -344,7 +321,9 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     const replayable = this.replay !== undefined || !this.hasBody;
     if (kind === 'stale' && reused && !this.staleRetried && replayable) {
       if (this.idempotent || !sent || this.location.proxyNextUpstream.includes('non_idempotent')) {
-        if (this.triesLeft()) {
+        // A free attempt: proxy_next_upstream_tries is not charged for it, as
+        // nginx gives back a cached connection's try; the time budget holds.
+        if (!this.tries.timeSpent) {
           this.staleRetried = true;
           this.retries++;
           this.leg.retry(this, host, 'stale_connection', detail);
@@ -357,7 +336,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       }
     }
     // A failure on a cached connection says nothing about the server's health.
-    if (!reused && kind !== 'status' && kind !== 'invalid') host.health.failure(now());
+    if (!reused && kind !== 'status' && kind !== 'invalid') this.tries.failed();
     const status = kind === 'timeout' || kind === 'connect_timeout' ? 504 : 502;
     const reason: RequestEndReason =
       kind === 'connect'
@@ -552,7 +531,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
         (this.idempotent || c.has('non_idempotent'))
       ) {
         // Tried with another server; 403/404 do not count against the server's health.
-        if (status >= 500) this.host!.health.failure(now());
+        if (status >= 500) this.tries.failed();
         const host = this.host!;
         this.dropAttempt();
         this.retries++;
@@ -626,12 +605,10 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       return;
     }
     if (conn === undefined || !this.headerSent) return;
-    clearTimeout(this.connectTimer);
-    this.connectTimer = undefined;
+    this.tries.stopConnect();
     this.conn = undefined;
-    this.host!.health.success();
-    this.held?.release();
-    this.held = undefined;
+    this.tries.succeeded();
+    this.tries.release();
     // A response that ended before the request body was sent leaves the
     // upstream mid-request: that connection cannot carry another one. A
     // refused Upgrade's connection was asked to upgrade: not reused either.
@@ -651,15 +628,14 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
    * least_conn) and writes the access line when it ends.
    */
   private switchProtocols(conn: UpstreamConnection, head: ResponseHead, rest: Buffer | undefined): void {
-    clearTimeout(this.connectTimer);
+    this.tries.stopConnect();
     clearTimeout(this.sendTimer);
     clearTimeout(this.clientTimer);
-    this.connectTimer = this.sendTimer = this.clientTimer = undefined;
+    this.sendTimer = this.clientTimer = undefined;
     this.bodyDeadline?.cancel();
     this.conn = undefined;
-    this.host!.health.success();
-    const held = this.held;
-    this.held = undefined;
+    this.tries.succeeded();
+    const held = this.tries.handOver();
     this.finished = true;
     this.headerSent = true;
     this.reason = 'ok';
@@ -779,7 +755,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       bytesReceived: this.bodyBytes,
       upstream: this.host ? this.host.address.text : null,
       upstreamConnect: this.host ? (this.reused ? 'reused' : 'new') : null,
-      tries: this.tries,
+      tries: this.tries.attempts,
       retries: this.retries,
       timings: { totalMs: now() - this.startedAt },
       reason: this.reason ?? 'ok',
