@@ -15,6 +15,7 @@ import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { READ_BUFFER } from '../reads.js';
+import { resetBehindEnd } from '../writes.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
 
 /**
@@ -105,7 +106,13 @@ export class UpstreamConnection implements ParserSink {
       this.user?.onUpstreamConnect();
     });
     this.socket.on('drain', () => this.user?.onUpstreamDrain());
-    this.socket.on('end', () => this.onPeerGone(new UpstreamClosedError('upstream closed the connection')));
+    this.socket.on('end', () =>
+      // libuv reports data then RST as an end (see resetBehindEnd): a body
+      // framed by the connection's close must not complete on a reset.
+      this.onPeerGone(
+        resetBehindEnd(this.socket) ?? new UpstreamClosedError('upstream closed the connection'),
+      ),
+    );
     this.socket.on('error', (error: Error) => this.onPeerGone(error));
     this.socket.on('close', () => this.onPeerGone(new UpstreamClosedError('upstream connection closed')));
   }

@@ -178,3 +178,29 @@ test('proxy_next_upstream http_503: a 503 moves an idempotent request to the nex
     await good.close();
   }
 });
+
+test('a body framed by the close, cut by a reset: never completed for the client (libuv reports data then RST as an end)', async () => {
+  const body = Buffer.alloc(1024 * 1024, 0x7a);
+  const up = await rawUpstream((req) => {
+    // No Content-Length: the body ends with the connection. Then a RST while bytes are still in flight.
+    req.socket.write(`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n`);
+    req.socket.write(body, () => req.socket.resetAndDestroy());
+  });
+  const lb = await proxyTo(up.port, 5000);
+  try {
+    for (let i = 0; i < 5; i++) {
+      const c = await RawClient.open(lb.port);
+      c.send(get(`/cut-${i}`));
+      const outcome = await c.response({ timeoutMs: 10_000 }).then(
+        (r) =>
+          r.body.length === body.length ? 'whole' : `presented as complete with ${r.body.length} bytes`,
+        () => 'cut',
+      );
+      assert.ok(outcome === 'whole' || outcome === 'cut', outcome);
+      c.close();
+    }
+  } finally {
+    await lb.close();
+    await up.close();
+  }
+});
