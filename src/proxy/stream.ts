@@ -14,9 +14,11 @@ import type { Listen, StreamServer } from '../config/model.js';
 import { compileKeepalive, type KeepaliveApplier, type KeepaliveFailureLog } from '../keepalive/applier.js';
 import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
+import { Deadline } from './deadline.js';
 import type { ConnectionLimiter } from './limits.js';
 import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
 import { joinSockets, resetSocket } from './pump.js';
+import { Tries } from './tries.js';
 
 export type SessionEndReason =
   | 'client_closed'
@@ -156,15 +158,13 @@ export class StreamSession {
   host: UpstreamHost | undefined;
   private readonly clientText: string;
   private readonly startedAt: number;
-  private lastActivity: number;
   private bytesFromClient = 0;
   private bytesFromUpstream = 0;
-  private tries = 0;
-  private readonly tried = new Set<UpstreamHost>();
+  /** The session's attempts at the group (tries, time budget, connect timer, health, max_conns). */
+  private readonly tries: Tries;
   private reason: SessionEndReason | undefined;
   private detail: string | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
-  private connectTimer: NodeJS.Timeout | undefined;
+  private readonly idle: Deadline<StreamSession>;
   private clientClosed = false;
   private upstreamClosed = true;
   private finished = false;
@@ -177,7 +177,16 @@ export class StreamSession {
   ) {
     this.now = proxy.deps.now ?? Date.now;
     this.startedAt = this.now();
-    this.lastActivity = this.startedAt;
+    const m = proxy.model;
+    this.tries = new Tries(
+      proxy.upstream,
+      m.proxyNextUpstreamTries,
+      m.proxyNextUpstreamTimeoutMs,
+      this.startedAt,
+      this.now,
+    );
+    // One deadline per session: the data path only moves it (see Deadline).
+    this.idle = new Deadline<StreamSession>(this, this.expire, proxy.model.proxyTimeoutMs, false, this.now);
     this.clientText = endpoint(client.remoteAddress, client.remotePort);
   }
 
@@ -202,25 +211,19 @@ export class StreamSession {
     };
   }
 
+  /** `proxy_next_upstream on` (every connect failure qualifies), within the tries and time budget. */
   private mayRetry(): boolean {
-    const m = this.proxy.model;
-    if (!m.proxyNextUpstream) return false;
-    if (m.proxyNextUpstreamTries > 0 && this.tries >= m.proxyNextUpstreamTries) return false;
-    if (m.proxyNextUpstreamTimeoutMs > 0 && this.now() - this.startedAt >= m.proxyNextUpstreamTimeoutMs)
-      return false;
-    return true;
+    return this.proxy.model.proxyNextUpstream && this.tries.left;
   }
 
   private connectNext(): void {
     if (this.reason !== undefined) return;
-    const host = this.proxy.upstream.pick(this.vars(), this.tried, this.now());
+    const tries = this.tries;
+    const host = tries.next(this.vars());
     if (host === undefined) {
-      this.failConnect(this.tries === 0 ? 'no live upstreams' : (this.detail ?? 'all tries failed'));
+      this.failConnect(tries.attempts === 0 ? 'no live upstreams' : (this.detail ?? 'all tries failed'));
       return;
     }
-    this.tried.add(host);
-    this.tries++;
-    host.acquire();
     const m = this.proxy.model;
     const socket = connect({
       host: host.address.host,
@@ -233,18 +236,10 @@ export class StreamSession {
     this.upstreamSocket = socket;
     this.upstreamClosed = false;
     let connected = false;
-    let released = false;
-    const release = () => {
-      if (!released) {
-        released = true;
-        host.release();
-      }
-    };
     const attemptFailed = (why: string) => {
-      clearTimeout(this.connectTimer);
-      this.connectTimer = undefined;
-      host.health.failure(this.now());
-      release();
+      tries.stopConnect();
+      tries.failed();
+      tries.release();
       this.upstreamSocket = undefined;
       this.upstreamClosed = true;
       this.detail = `${host.address.text}: ${why}`;
@@ -252,17 +247,16 @@ export class StreamSession {
       else this.failConnect(this.detail);
     };
     this.proxy.upstreamKeepalive.apply(socket);
-    this.connectTimer = setTimeout(() => {
+    tries.armConnect(m.proxyConnectTimeoutMs, () => {
       socket.removeAllListeners('error');
       socket.on('error', () => {});
       socket.destroy();
       attemptFailed('connect timed out');
-    }, m.proxyConnectTimeoutMs);
+    });
     socket.once('connect', () => {
       connected = true;
-      clearTimeout(this.connectTimer);
-      this.connectTimer = undefined;
-      host.health.success();
+      tries.stopConnect();
+      tries.succeeded();
       this.host = host;
       this.detail = undefined;
       if (this.reason !== undefined) {
@@ -277,10 +271,10 @@ export class StreamSession {
       else this.onUpstreamError(error);
     });
     socket.on('close', () => {
-      release();
-      // A failed attempt has already moved on (upstreamSocket changed); a
-      // socket abandoned while connecting (shutdown) has not.
+      // A failed attempt has already moved on (upstreamSocket changed, its
+      // slot given back); a socket abandoned while connecting (shutdown) has not.
       if (connected || this.upstreamSocket === socket) {
+        tries.release();
         this.upstreamClosed = true;
         this.maybeFinish();
       }
@@ -301,30 +295,16 @@ export class StreamSession {
       onBytes: (fromClient, n) => {
         if (fromClient) this.bytesFromClient += n;
         else this.bytesFromUpstream += n;
-        this.lastActivity = this.now();
+        this.idle.touch();
       },
       onEnd: (fromClient) => {
         this.reason ??= fromClient ? 'client_closed' : 'upstream_closed';
       },
     });
-    this.armIdleTimer();
-  }
-
-  private armIdleTimer(): void {
-    const timeoutMs = this.proxy.model.proxyTimeoutMs;
-    if (timeoutMs <= 0) return;
-    // One timer per session, re-armed lazily for the time left, so the data
-    // path only stores a timestamp instead of resetting a timer per chunk.
-    const check = () => {
-      const idleFor = this.now() - this.lastActivity;
-      if (idleFor >= timeoutMs) this.expire();
-      else this.idleTimer = setTimeout(check, timeoutMs - idleFor);
-    };
-    this.idleTimer = setTimeout(check, timeoutMs);
+    this.idle.touch();
   }
 
   private expire(): void {
-    this.idleTimer = undefined;
     const upstream = this.upstreamSocket;
     if (this.reason !== undefined && this.reason !== 'client_closed' && this.reason !== 'upstream_closed') {
       // Already ending (a reset being passed on) but a socket is still
@@ -362,7 +342,7 @@ export class StreamSession {
   terminate(reason: SessionEndReason): void {
     if (this.reason === undefined || this.reason === 'client_closed' || this.reason === 'upstream_closed')
       this.reason = reason;
-    clearTimeout(this.connectTimer);
+    this.tries.stopConnect();
     resetSocket(this.client, true);
     if (this.upstreamSocket) resetSocket(this.upstreamSocket, true);
   }
@@ -370,15 +350,15 @@ export class StreamSession {
   private maybeFinish(): void {
     if (this.finished || !this.clientClosed || !this.upstreamClosed) return;
     this.finished = true;
-    clearTimeout(this.idleTimer);
-    clearTimeout(this.connectTimer);
+    this.idle.cancel();
+    this.tries.stopConnect();
     const record: SessionRecord = {
       msg: 'session',
       listen: this.listen.address.text,
       client: this.clientText,
       upstream: this.host ? this.host.address.text : null,
       upstreamGroup: this.proxy.upstream.name,
-      tries: this.tries,
+      tries: this.tries.attempts,
       bytesFromClient: this.bytesFromClient,
       bytesFromUpstream: this.bytesFromUpstream,
       durationMs: this.now() - this.startedAt,

@@ -1,8 +1,8 @@
 /**
- * Runs a Config: binds its listeners, builds one StreamProxy per stream
- * server block and one HTTP generation (a frontend per http address, the
- * upstream keep-alive caches), and carries the process through reloads and
- * shutdown.
+ * Runs a Config: builds one list of generations from it (the `stream {}`
+ * block's StreamGeneration, the `http {}` block's HttpGeneration, both with
+ * one runtime Upstream per group), binds their addresses, and carries the
+ * process through reloads and shutdown with the one Generation lifecycle.
  *
  * Reload (SIGHUP) builds a new generation next to the old one. Addresses in
  * both configurations keep their bound socket and simply switch handler, so
@@ -12,11 +12,11 @@
  */
 import type { Config, Listen } from '../config/model.js';
 import type { KeepaliveFailureLog } from '../keepalive/applier.js';
-import { HttpBuildError, HttpGeneration, type HttpLogRecord, httpAddresses } from '../proxy/http/index.js';
+import { type Generation, GenerationBuildError, StreamGeneration } from '../proxy/generation.js';
+import { HttpGeneration, type HttpLogRecord, httpAddresses } from '../proxy/http/index.js';
 import { ConnectionLimiter } from '../proxy/limits.js';
-import { Listener, listenKey } from '../proxy/listener.js';
-import { type SessionRecord, StreamProxy, type StreamSession } from '../proxy/stream.js';
-import { groupFor, Upstream } from '../upstream/index.js';
+import { Listener } from '../proxy/listener.js';
+import type { SessionRecord, StreamSession } from '../proxy/stream.js';
 
 export interface RuntimeDeps {
   sessionLog: (record: SessionRecord) => void;
@@ -71,11 +71,10 @@ export function listenError(at: string, key: string, error: NodeJS.ErrnoExceptio
 export class Runtime {
   readonly limiter = new ConnectionLimiter(0);
   private listeners = new Map<string, Listener>();
-  private current: StreamProxy[] = [];
-  /** Earlier generations that still carry live sessions. */
-  private readonly retired = new Set<StreamProxy>();
-  private http: HttpGeneration | undefined;
-  private readonly retiredHttp = new Set<HttpGeneration>();
+  /** The running generation's proxies: stream first, then HTTP. */
+  private current: Generation[] = [];
+  /** Earlier generations that still carry live sessions or connections. */
+  private readonly retired = new Set<Generation>();
   private config: Config | undefined;
   private stopping = false;
 
@@ -91,32 +90,31 @@ export class Runtime {
     return this.config;
   }
 
+  /** Every generation with something live, oldest first. */
+  private generations(): Generation[] {
+    return [...this.retired, ...this.current];
+  }
+
   /** Live sessions across every generation. */
   get sessionCount(): number {
     let n = 0;
-    for (const p of [...this.current, ...this.retired]) n += p.sessions.size;
-    for (const g of this.httpGenerations()) n += g.liveCount;
+    for (const g of this.generations()) n += g.liveCount;
     return n;
-  }
-
-  private httpGenerations(): HttpGeneration[] {
-    return this.http ? [...this.retiredHttp, this.http] : [...this.retiredHttp];
   }
 
   /** The running HTTP generation (for tests and diagnostics). */
   get httpGeneration(): HttpGeneration | undefined {
-    return this.http;
+    return this.current.find((g): g is HttpGeneration => g instanceof HttpGeneration);
   }
 
   /** Cuts every live session and HTTP connection now (second stop signal). */
   terminateAll(): void {
-    for (const s of this.liveSessions()) s.terminate('shutdown');
-    for (const g of this.httpGenerations()) g.stop();
+    for (const g of this.generations()) g.stop();
   }
 
-  /** Live sessions across every generation, oldest generation first. */
+  /** Live stream sessions across every generation, oldest generation first. */
   liveSessions(): StreamSession[] {
-    return [...this.retired, ...this.current].flatMap((p) => [...p.sessions]);
+    return this.generations().flatMap((g) => (g instanceof StreamGeneration ? g.sessions() : []));
   }
 
   /** Ports actually bound, in listen order (for tests that listen on port 0). */
@@ -127,38 +125,34 @@ export class Runtime {
   /** Starts a configuration, or replaces the running one. Throws ConfigStartError and keeps the old one on failure. */
   async apply(config: Config): Promise<void> {
     if (this.stopping) throw new ConfigStartError('shutting down');
-    const servers = config.stream?.servers ?? [];
-    const groups = config.stream?.upstreams ?? new Map();
-
-    const upstreams = servers.map((server) => {
-      const group = groupFor(server.proxyPass, groups, server.source);
-      if (group === undefined) {
-        const s = server.source;
-        const name = server.proxyPass.kind === 'group' ? server.proxyPass.name : '';
-        throw new ConfigStartError(`${s.file}:${s.line}:${s.col}: no upstream group "${name}"`);
-      }
-      return new Upstream(group);
-    });
-    const addresses = config.http ? httpAddresses(config.http) : [];
-    let http: HttpGeneration | undefined;
-    if (config.http && addresses.length > 0) {
-      try {
-        http = new HttpGeneration(config.http, addresses, {
-          limiter: this.limiter,
-          log: this.deps.httpLog ?? (() => {}),
-          ...(this.keepaliveFailed && { keepaliveFailed: this.keepaliveFailed }),
-        });
-      } catch (error) {
-        if (error instanceof HttpBuildError) throw new ConfigStartError(error.message);
-        throw error;
-      }
+    const built: Generation[] = [];
+    try {
+      // One runtime Upstream per group for the whole generation (see Upstreams).
+      if (config.stream && config.stream.servers.length > 0)
+        built.push(
+          new StreamGeneration(config.stream, {
+            limiter: this.limiter,
+            log: this.deps.sessionLog,
+            ...(this.keepaliveFailed && { keepaliveFailed: this.keepaliveFailed }),
+          }),
+        );
+      const addresses = config.http ? httpAddresses(config.http) : [];
+      if (config.http && addresses.length > 0)
+        built.push(
+          new HttpGeneration(config.http, addresses, {
+            limiter: this.limiter,
+            log: this.deps.httpLog ?? (() => {}),
+            ...(this.keepaliveFailed && { keepaliveFailed: this.keepaliveFailed }),
+          }),
+        );
+    } catch (error) {
+      if (error instanceof GenerationBuildError) throw new ConfigStartError(error.message);
+      throw error;
     }
-    const httpListeners: Listener[] = [];
 
     const next = new Map<string, Listener>();
     const opened: Listener[] = [];
-    const bindings: Map<Listen, Listener>[] = [];
-    let anonymous = 0;
+    const bindings: Listener[][] = [];
     /** The listener for `key`: the running one (a reload keeps it bound), else a new one opened now. */
     const listenerFor = async (listen: Listen, key: string): Promise<Listener> => {
       let listener = listen.address.port === 0 ? undefined : this.listeners.get(key);
@@ -180,28 +174,17 @@ export class Runtime {
       return listener;
     };
     try {
-      for (const server of servers) {
-        const mine = new Map<Listen, Listener>();
-        for (const listen of server.listens) {
-          // Port 0 asks the kernel for a fresh port each time: never shared.
-          const key = listen.address.port === 0 ? `${listenKey(listen)}#${anonymous++}` : listenKey(listen);
+      for (const gen of built) {
+        const mine: Listener[] = [];
+        for (const { key, listen } of gen.addresses) {
           if (next.has(key)) {
             const s = listen.source;
-            throw new ConfigStartError(`${s.file}:${s.line}:${s.col}: duplicate listen ${key}`);
+            const also = gen.kind === 'http' ? ' (also used by stream)' : '';
+            throw new ConfigStartError(`${s.file}:${s.line}:${s.col}: duplicate listen ${key}${also}`);
           }
-          mine.set(listen, await listenerFor(listen, key));
+          mine.push(await listenerFor(listen, key));
         }
         bindings.push(mine);
-      }
-      for (const address of addresses) {
-        const { key, listen } = address;
-        if (next.has(key)) {
-          const s = listen.source;
-          throw new ConfigStartError(
-            `${s.file}:${s.line}:${s.col}: duplicate listen ${key} (also used by stream)`,
-          );
-        }
-        httpListeners.push(await listenerFor(listen, key));
       }
     } catch (error) {
       for (const l of opened) l.close();
@@ -211,18 +194,8 @@ export class Runtime {
     // Point of no return: swap generations.
     this.limiter.limit = config.workerConnections;
     for (const old of this.current) this.retire(old);
-    this.current = servers.map((server, i) => {
-      const proxy = new StreamProxy(server, upstreams[i]!, {
-        limiter: this.limiter,
-        log: this.deps.sessionLog,
-        ...(this.keepaliveFailed && { keepaliveFailed: this.keepaliveFailed }),
-      });
-      proxy.start(bindings[i]!);
-      return proxy;
-    });
-    if (this.http) this.retireHttp(this.http);
-    this.http = http;
-    http?.start(httpListeners);
+    this.current = built;
+    for (const [i, gen] of built.entries()) gen.start(bindings[i]!);
     for (const [key, l] of this.listeners) if (!next.has(key)) l.close();
     this.listeners = next;
     const first = this.config === undefined;
@@ -231,23 +204,16 @@ export class Runtime {
       listen: [...next.values()].map(
         (l) => `${l.key.replace(/#\d+$/, '')}${l.listen.address.port === 0 ? `->${l.port}` : ''}`,
       ),
-      servers: servers.length + (config.http?.servers.length ?? 0),
+      servers: (config.stream?.servers.length ?? 0) + (config.http?.servers.length ?? 0),
     });
   }
 
-  private retireHttp(gen: HttpGeneration): void {
+  private retire(gen: Generation): void {
     // A reload: idle keep-alive clients are not cut (see HttpFrontend.detach).
     gen.detach(false);
     if (gen.liveCount === 0) return;
-    this.retiredHttp.add(gen);
-    void gen.drained().then(() => this.retiredHttp.delete(gen));
-  }
-
-  private retire(proxy: StreamProxy): void {
-    proxy.detach();
-    if (proxy.sessions.size === 0) return;
-    this.retired.add(proxy);
-    void proxy.drained().then(() => this.retired.delete(proxy));
+    this.retired.add(gen);
+    void gen.drained().then(() => this.retired.delete(gen));
   }
 
   /**
@@ -258,24 +224,22 @@ export class Runtime {
     this.stopping = true;
     for (const l of this.listeners.values()) l.close();
     this.listeners.clear();
+    // The running generation first: its sessions are reset (and logged) first, as before.
     const all = [...this.current, ...this.retired];
-    const https = this.httpGenerations();
-    for (const p of all) p.detach();
-    for (const g of https) g.detach();
+    for (const g of all) g.detach();
     const before = this.sessionCount;
     this.deps.event?.('draining', { sessions: before, graceMs });
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all([...all.map((p) => p.drained()), ...https.map((g) => g.drained())]),
+      Promise.all(all.map((g) => g.drained())),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
       }),
     ]);
     clearTimeout(timer);
     const reset = this.sessionCount;
-    for (const p of all) p.stop();
-    for (const g of https) g.stop();
-    await Promise.all([...all.map((p) => p.drained()), ...https.map((g) => g.drained())]);
+    for (const g of all) g.stop();
+    await Promise.all(all.map((g) => g.drained()));
     this.deps.event?.('stopped', { drained: before - reset, reset });
     return { drained: before - reset, reset };
   }

@@ -83,3 +83,43 @@ export function groupFor(
 ): UpstreamGroup | undefined {
   return target.kind === 'group' ? groups.get(target.name) : implicitGroup(target.address, source);
 }
+
+/**
+ * The runtime groups of one configuration generation (one `stream {}` or
+ * `http {}` block): each group is built once, on first use, and every server
+ * and location that proxies to it shares that one Upstream, so its health,
+ * least_conn counts and max_conns are the group's, as in nginx. A bare
+ * `proxy_pass ADDRESS` is shared the same way by every user of that address
+ * (nginx's implicit upstreams are looked up by host and port).
+ */
+export class Upstreams<G extends UpstreamGroup = UpstreamGroup> {
+  private readonly built = new Map<string, { upstream: Upstream; group: UpstreamGroup }>();
+
+  constructor(private readonly groups: ReadonlyMap<string, G>) {}
+
+  /** The shared runtime group and its definition; undefined when the named group does not exist. */
+  entry(
+    target: ProxyTarget,
+    source: SourceRef,
+  ): { upstream: Upstream; group: G | UpstreamGroup } | undefined {
+    const key = target.kind === 'group' ? `group:${target.name}` : `addr:${target.address.text}`;
+    let entry = this.built.get(key);
+    if (entry === undefined) {
+      const group = groupFor(target, this.groups, source);
+      if (group === undefined) return undefined;
+      entry = { upstream: new Upstream(group), group };
+      this.built.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** The shared runtime group for a proxy_pass target. */
+  for(target: ProxyTarget, source: SourceRef): Upstream | undefined {
+    return this.entry(target, source)?.upstream;
+  }
+
+  /** Every group built so far, in first-use order. */
+  all(): Upstream[] {
+    return [...this.built.values()].map((e) => e.upstream);
+  }
+}

@@ -13,6 +13,7 @@
  * body and end of a small response are one `write`), never one per header.
  */
 import type { Socket } from 'node:net';
+import { Deadline } from '../deadline.js';
 import { readsTo } from '../reads.js';
 import { allSent, blocked, flushed, send } from '../writes.js';
 import { headerLines } from './headers.js';
@@ -141,9 +142,8 @@ export class ClientConnection {
   private out: (string | Buffer)[] = [];
   private outBytes = 0;
   private timerKind = Timer.Header;
-  private deadline = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = 0;
+  /** One deadline per connection for every client-side wait (header, keep-alive, linger, discard). */
+  private readonly timer = new Deadline<ClientConnection>(this, this.onTimer);
 
   constructor(
     private readonly owner: ConnectionOwner,
@@ -183,7 +183,7 @@ export class ClientConnection {
   /** @internal */
   onData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
-    if (this.timerKind === Timer.Discard) this.deadline = Date.now() + this.limits.clientBodyTimeoutMs;
+    if (this.timerKind === Timer.Discard) this.timer.arm(this.limits.clientBodyTimeoutMs);
     if (this.buf === undefined) this.buf = chunk;
     else this.append(chunk);
     this.pump();
@@ -345,8 +345,7 @@ export class ClientConnection {
   /** @internal */
   onClose(): void {
     this.phase = Phase.Closed;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.cancel();
     const user = this.user;
     this.user = undefined;
     if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
@@ -380,8 +379,7 @@ export class ClientConnection {
   /** The connection stops listening to the socket. */
   private detach(): void {
     this.phase = Phase.Closed;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.cancel();
     this.timerKind = Timer.None;
     const s = this.socket;
     // Nothing more is read until the tunnel takes the reads over (and resumes).
@@ -507,8 +505,7 @@ export class ClientConnection {
   sendAndClose(raw: string): void {
     this.phase = Phase.Closed;
     this.buf = undefined;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.cancel();
     if (this.socket.destroyed) return;
     if (this.socket.writable) this.socket.end(raw, 'latin1');
     this.socket.destroySoon();
@@ -601,31 +598,18 @@ export class ClientConnection {
   // ---- timers --------------------------------------------------------------
 
   /**
-   * One timer per connection, re-armed lazily: a busy connection changes
-   * only `deadline` per request, never the timer itself.
+   * A busy connection changes only the deadline per request, never the
+   * timer itself (see Deadline).
    */
   private setTimer(kind: Timer, ms: number): void {
     this.timerKind = kind;
-    const at = Date.now() + ms;
-    this.deadline = at;
-    if (this.timer === undefined || at < this.timerAt) {
-      clearTimeout(this.timer);
-      this.timerAt = at;
-      this.timer = setTimeout(onConnectionTimer, ms, this);
-    }
+    this.timer.arm(ms);
   }
 
-  /** @internal */
+  /** @internal the deadline passed */
   onTimer(): void {
-    this.timer = undefined;
     const kind = this.timerKind;
     if (kind === Timer.None || this.socket.destroyed) return;
-    const left = this.deadline - Date.now();
-    if (left > 0) {
-      this.timerAt = this.deadline;
-      this.timer = setTimeout(onConnectionTimer, left, this);
-      return;
-    }
     this.timerKind = Timer.None;
     if (kind === Timer.Idle || kind === Timer.Linger || kind === Timer.Discard) {
       this.socket.destroy();
@@ -659,10 +643,6 @@ function onSocketDrain(this: Owned): void {
 
 function onSocketClose(this: Owned): void {
   this[CONNECTION].onClose();
-}
-
-function onConnectionTimer(conn: ClientConnection): void {
-  conn.onTimer();
 }
 
 export { MAX_REQUEST_HEAD };

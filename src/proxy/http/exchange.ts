@@ -31,6 +31,8 @@ import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js'
 import type { KeepaliveApplier } from '../../keepalive/applier.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
+import { Deadline } from '../deadline.js';
+import { Tries } from '../tries.js';
 import { blocked, send } from '../writes.js';
 import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
 import {
@@ -78,7 +80,6 @@ export interface ClientLeg extends TunnelOwner {
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
 
 const now = Date.now;
-const NO_HOSTS: ReadonlySet<UpstreamHost> = new Set();
 
 export class ProxyExchange implements ConnectionUser, ClientUser {
   readonly startedAt = now();
@@ -92,9 +93,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private readonly upgrade: string | undefined;
   /** The client settings of the server and location this request was routed to. */
   private readonly limits: ClientLimits;
-  /** Hosts tried, built only when a second attempt needs to skip them (the first is `host`). */
-  private tried: Set<UpstreamHost> | undefined;
-  private tries = 0;
+  /** The attempts at the group: servers tried, tries and time budget, connect timer, health, max_conns. */
+  private readonly tries: Tries;
   private retries = 0;
   private staleRetried = false;
 
@@ -104,14 +104,11 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private bodyBytes = 0;
   private bodyDone = false;
   private bodyPausedForUpstream = false;
-  private lastBodyReadAt = 0;
-  private bodyTimer: NodeJS.Timeout | undefined;
+  /** client_body_timeout: the longest gap between two body reads. */
+  private bodyDeadline: Deadline<ProxyExchange> | undefined;
 
   // Current attempt.
   private conn: UpstreamConnection | undefined;
-  private host: UpstreamHost | undefined;
-  /** The host whose in-flight count this attempt holds. */
-  private held: UpstreamHost | undefined;
   private reused = false;
   private requestSent = false;
   private attemptStartedAt = 0;
@@ -121,7 +118,6 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private lastUpstreamReadAt = 0;
   /** proxy_read_timeout runs for this attempt: the whole request is with the kernel. */
   private awaitingResponse = false;
-  private connectTimer: NodeJS.Timeout | undefined;
   private sendTimer: NodeJS.Timeout | undefined;
   private upstreamPaused = false;
 
@@ -143,6 +139,12 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   ) {
     this.method = req.method;
     this.limits = client.limits;
+    this.tries = new Tries(
+      route.upstream,
+      location.proxyNextUpstreamTries,
+      location.proxyNextUpstreamTimeoutMs,
+      this.startedAt,
+    );
     this.idempotent = IDEMPOTENT.has(this.method);
     const cl = req.contentLength;
     this.chunked = req.chunked;
@@ -171,16 +173,26 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
 
   /** Attempts made so far (for retry logs). */
   get attempts(): number {
-    return this.tries;
+    return this.tries.attempts;
+  }
+
+  /** The server of the current (or last) attempt. */
+  private get host(): UpstreamHost | undefined {
+    return this.tries.host;
   }
 
   start(): void {
     this.client.user = this;
     if (this.hasBody) {
       this.replay = [];
+      // Made only for requests with a body (most have none).
+      this.bodyDeadline = new Deadline<ProxyExchange>(
+        this,
+        this.bodyTimedOut,
+        this.limits.clientBodyTimeoutMs,
+      );
+      this.bodyDeadline.touch();
       this.client.readBody(this);
-      this.lastBodyReadAt = now();
-      this.armBodyTimer();
     } else this.bodyDone = true;
     this.attempt(false);
   }
@@ -191,60 +203,34 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
   }
 
-  /** proxy_next_upstream_tries and proxy_next_upstream_timeout allow another try. */
+  /** proxy_next_upstream_tries and proxy_next_upstream_timeout allow another try (Tries.left). */
   private triesLeft(): boolean {
-    const max = this.location.proxyNextUpstreamTries;
-    return (max === 0 || this.tries < max) && !this.timeSpent();
-  }
-
-  /**
-   * proxy_next_upstream_timeout has passed since the first try. As in nginx
-   * it is checked when a try has failed, never cutting one in progress.
-   */
-  private timeSpent(): boolean {
-    const max = this.location.proxyNextUpstreamTimeoutMs;
-    return max > 0 && now() - this.startedAt >= max;
+    return this.tries.left;
   }
 
   /** Why a failure that could otherwise have been tried again was not, for the log. */
   private notRetriedNote(): string {
     if (this.replay === undefined && this.hasBody)
       return `; not retried: the request body is over client_body_buffer_size (${this.limits.clientBodyBufferSize} bytes) and was not kept for a repeat`;
-    if (this.timeSpent())
+    if (this.tries.timeSpent)
       return `; not retried: proxy_next_upstream_timeout (${this.location.proxyNextUpstreamTimeoutMs} ms) spent`;
     return '';
   }
 
-  private triedHosts(): ReadonlySet<UpstreamHost> {
-    return this.tries === 0 ? NO_HOSTS : this.triedSet();
-  }
-
-  private triedSet(): Set<UpstreamHost> {
-    if (this.tried === undefined) this.tried = new Set([this.host!]);
-    return this.tried;
-  }
-
   private attempt(sameHostFresh: boolean): void {
     if (this.finished) return;
-    let host = sameHostFresh ? this.host : undefined;
+    // The stale-connection retry is a free attempt on the same server (see Tries).
+    const host = sameHostFresh ? this.tries.again() : this.tries.next(this.vars());
     if (host === undefined) {
-      host = this.route.upstream.pick(this.vars(), this.triedHosts());
-      if (host === undefined) {
-        if (this.tries === 0) this.respondError(502, 'no_live_upstreams', 'no live upstreams');
-        else
-          this.respondError(
-            this.lastStatus,
-            this.reason ?? 'connect_failed',
-            this.detail ?? 'all tries failed',
-          );
-        return;
-      }
+      if (this.tries.attempts === 0) this.respondError(502, 'no_live_upstreams', 'no live upstreams');
+      else
+        this.respondError(
+          this.lastStatus,
+          this.reason ?? 'connect_failed',
+          this.detail ?? 'all tries failed',
+        );
+      return;
     }
-    if (this.tries > 0) this.triedSet().add(host);
-    this.tries++;
-    this.host = host;
-    this.held = host;
-    host.acquire();
     const t = now();
     this.attemptStartedAt = t;
     this.connectMs = undefined;
@@ -260,10 +246,9 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (conn === undefined) {
       conn = this.route.pool.open(host, keepalive, t);
       const timeoutMs = this.location.proxyConnectTimeoutMs;
-      this.connectTimer = setTimeout(() => {
-        this.connectTimer = undefined;
-        this.attemptFailed('connect_timeout', `connect timed out after ${timeoutMs} ms`);
-      }, timeoutMs);
+      this.tries.armConnect(timeoutMs, () =>
+        this.attemptFailed('connect_timeout', `connect timed out after ${timeoutMs} ms`),
+      );
     } else {
       conn.ensureKeepalive(keepalive);
       this.requestSent = true;
@@ -296,8 +281,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   }
 
   onUpstreamConnect(): void {
-    clearTimeout(this.connectTimer);
-    this.connectTimer = undefined;
+    this.tries.stopConnect();
     this.connectMs = now() - this.attemptStartedAt;
     this.requestSent = true;
   }
@@ -308,17 +292,16 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
 
   /** Ends the current attempt without reuse of its connection. */
   private dropAttempt(): void {
-    clearTimeout(this.connectTimer);
+    this.tries.stopConnect();
     clearTimeout(this.sendTimer);
-    this.connectTimer = this.sendTimer = undefined;
+    this.sendTimer = undefined;
     const conn = this.conn;
     this.conn = undefined;
     if (conn) {
       conn.user = undefined;
       conn.destroy();
     }
-    this.held?.release();
-    this.held = undefined;
+    this.tries.release();
     this.upstreamPaused = false;
   }
 
@@ -341,7 +324,9 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     const replayable = this.replay !== undefined || !this.hasBody;
     if (kind === 'stale' && reused && !this.staleRetried && replayable) {
       if (this.idempotent || !sent || this.location.proxyNextUpstream.includes('non_idempotent')) {
-        if (this.triesLeft()) {
+        // A free attempt: proxy_next_upstream_tries is not charged for it, as
+        // nginx gives back a cached connection's try; the time budget holds.
+        if (!this.tries.timeSpent) {
           this.staleRetried = true;
           this.retries++;
           this.leg.retry(this, host, 'stale_connection', detail);
@@ -354,7 +339,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       }
     }
     // A failure on a cached connection says nothing about the server's health.
-    if (!reused && kind !== 'status' && kind !== 'invalid') host.health.failure(now());
+    if (!reused && kind !== 'status' && kind !== 'invalid') this.tries.failed();
     const status = kind === 'timeout' || kind === 'connect_timeout' ? 504 : 502;
     const reason: RequestEndReason =
       kind === 'connect'
@@ -399,7 +384,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.finished) return;
     this.bodyBytes += chunk.length;
     if (this.dropBody) return;
-    this.lastBodyReadAt = now();
+    this.bodyDeadline?.touch();
     const max = this.limits.clientMaxBodySize;
     if (max > 0 && this.bodyBytes > max) {
       this.dropAttempt();
@@ -432,8 +417,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.finished) return;
     this.bodyDone = true;
     this.trailers = trailers;
-    clearTimeout(this.bodyTimer);
-    this.bodyTimer = undefined;
+    this.bodyDeadline?.cancel();
     if (this.conn !== undefined) {
       this.finishBody();
       this.afterRequestWrite();
@@ -475,30 +459,24 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.sendTimer = undefined;
     if (this.bodyPausedForUpstream) {
       this.bodyPausedForUpstream = false;
-      this.lastBodyReadAt = now();
+      if (this.bodyDeadline?.armed) this.bodyDeadline.touch();
       this.client.resumeBody();
     }
     if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !blocked(this.conn.socket))
       this.armReadTimer();
   }
 
-  private armBodyTimer(): void {
+  private bodyTimedOut(): void {
+    if (this.bodyDone || this.finished) return;
+    // Time spent waiting for the upstream to take the body is not the client's.
+    if (this.bodyPausedForUpstream) {
+      this.bodyDeadline?.touch();
+      return;
+    }
     const timeoutMs = this.limits.clientBodyTimeoutMs;
-    if (timeoutMs <= 0) return;
-    const check = () => {
-      this.bodyTimer = undefined;
-      if (this.bodyDone || this.finished) return;
-      // Time spent waiting for the upstream to take the body is not the client's.
-      if (this.bodyPausedForUpstream) this.lastBodyReadAt = now();
-      const left = this.lastBodyReadAt + timeoutMs - now();
-      if (left > 0) this.bodyTimer = setTimeout(check, left);
-      else {
-        this.dropAttempt();
-        if (this.headerSent) this.abortClient('client_body_timeout', `no body bytes for ${timeoutMs} ms`);
-        else this.respondLocal(408, 'client_body_timeout', `no body bytes for ${timeoutMs} ms`, true);
-      }
-    };
-    this.bodyTimer = setTimeout(check, timeoutMs);
+    this.dropAttempt();
+    if (this.headerSent) this.abortClient('client_body_timeout', `no body bytes for ${timeoutMs} ms`);
+    else this.respondLocal(408, 'client_body_timeout', `no body bytes for ${timeoutMs} ms`, true);
   }
 
   // ---- upstream response -----------------------------------------------
@@ -556,7 +534,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
         (this.idempotent || c.has('non_idempotent'))
       ) {
         // Tried with another server; 403/404 do not count against the server's health.
-        if (status >= 500) this.host!.health.failure(now());
+        if (status >= 500) this.tries.failed();
         const host = this.host!;
         this.dropAttempt();
         this.retries++;
@@ -630,12 +608,10 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       return;
     }
     if (conn === undefined || !this.headerSent) return;
-    clearTimeout(this.connectTimer);
-    this.connectTimer = undefined;
+    this.tries.stopConnect();
     this.conn = undefined;
-    this.host!.health.success();
-    this.held?.release();
-    this.held = undefined;
+    this.tries.succeeded();
+    this.tries.release();
     // A response that ended before the request body was sent leaves the
     // upstream mid-request: that connection cannot carry another one. A
     // refused Upgrade's connection was asked to upgrade: not reused either.
@@ -655,15 +631,14 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
    * least_conn) and writes the access line when it ends.
    */
   private switchProtocols(conn: UpstreamConnection, head: ResponseHead, rest: Buffer | undefined): void {
-    clearTimeout(this.connectTimer);
+    this.tries.stopConnect();
     clearTimeout(this.sendTimer);
-    clearTimeout(this.bodyTimer);
     clearTimeout(this.clientTimer);
-    this.connectTimer = this.sendTimer = this.bodyTimer = this.clientTimer = undefined;
+    this.sendTimer = this.clientTimer = undefined;
+    this.bodyDeadline?.cancel();
     this.conn = undefined;
-    this.host!.health.success();
-    const held = this.held;
-    this.held = undefined;
+    this.tries.succeeded();
+    const held = this.tries.handOver();
     this.finished = true;
     this.headerSent = true;
     this.reason = 'ok';
@@ -760,7 +735,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       }
       this.dropAttempt();
     }
-    clearTimeout(this.bodyTimer);
+    this.bodyDeadline?.cancel();
     clearTimeout(this.clientTimer);
     if (!this.limits.accessLog) {
       this.leg.ended(this);
@@ -783,7 +758,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       bytesReceived: this.bodyBytes,
       upstream: this.host ? this.host.address.text : null,
       upstreamConnect: this.host ? (this.reused ? 'reused' : 'new') : null,
-      tries: this.tries,
+      tries: this.tries.attempts,
       retries: this.retries,
       timings: { totalMs: now() - this.startedAt },
       reason: this.reason ?? 'ok',

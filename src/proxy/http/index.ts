@@ -7,7 +7,8 @@
 import { recordDefaults } from '../../config/directives.js';
 import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen } from '../../config/model.js';
 import { compileKeepalive } from '../../keepalive/applier.js';
-import { groupFor, Upstream } from '../../upstream/index.js';
+import { type Upstream, Upstreams } from '../../upstream/index.js';
+import { type Generation, GenerationBuildError } from '../generation.js';
 import type { Listener } from '../listener.js';
 import { listenKey } from '../listener.js';
 import type { Route } from './exchange.js';
@@ -19,7 +20,7 @@ export type { HttpLogRecord, RefusedRecord, RequestEndReason, RequestRecord, Ret
 export { requestFields, requestJson } from './log.js';
 export { HttpFrontend } from './server.js';
 
-export class HttpBuildError extends Error {
+export class HttpBuildError extends GenerationBuildError {
   override name = 'HttpBuildError';
 }
 
@@ -66,7 +67,8 @@ const NO_POOL = recordDefaults('http_upstream') as unknown as Pick<
   'keepalive' | 'keepaliveTimeoutMs' | 'keepaliveRequests' | 'keepaliveTimeMs'
 >;
 
-export class HttpGeneration {
+export class HttpGeneration implements Generation {
+  readonly kind = 'http';
   readonly frontends: HttpFrontend[] = [];
   readonly pools: GroupPool[] = [];
   private readonly routes = new Map<HttpLocation, Route>();
@@ -76,30 +78,31 @@ export class HttpGeneration {
     readonly addresses: readonly HttpAddress[],
     deps: HttpDeps,
   ) {
-    const shared = new Map<string, { upstream: Upstream; pool: GroupPool }>();
+    // One runtime Upstream per group for the generation, and its keep-alive cache.
+    const upstreams = new Upstreams<HttpUpstreamGroup>(block.upstreams);
+    const pools = new Map<Upstream, GroupPool>();
     for (const server of block.servers) {
       for (const location of server.locations) {
         const pass = location.proxyPass;
         if (pass === undefined) continue;
-        const key =
-          pass.target.kind === 'group' ? `group:${pass.target.name}` : `addr:${pass.target.address.text}`;
-        let entry = shared.get(key);
+        const entry = upstreams.entry(pass.target, location.source);
         if (entry === undefined) {
-          const group = groupFor(pass.target, block.upstreams, location.source);
-          if (group === undefined) {
-            const s = location.source;
-            throw new HttpBuildError(`${s.file}:${s.line}:${s.col}: no upstream group "${pass.text}"`);
-          }
+          const s = location.source;
+          throw new HttpBuildError(`${s.file}:${s.line}:${s.col}: no upstream group "${pass.text}"`);
+        }
+        const { upstream } = entry;
+        let pool = pools.get(upstream);
+        if (pool === undefined) {
           // proxy_pass to an address has no keep-alive cache, as in nginx.
-          const settings = pass.target.kind === 'group' ? (group as HttpUpstreamGroup) : NO_POOL;
-          entry = { upstream: new Upstream(group), pool: new GroupPool(settings) };
-          this.pools.push(entry.pool);
-          shared.set(key, entry);
+          const settings = pass.target.kind === 'group' ? (entry.group as HttpUpstreamGroup) : NO_POOL;
+          pool = new GroupPool(settings);
+          pools.set(upstream, pool);
+          this.pools.push(pool);
         }
         this.routes.set(location, {
-          upstream: entry.upstream,
-          pool: entry.pool,
-          reuse: location.proxyHttpVersion === '1.1' && entry.pool.settings.keepalive > 0,
+          upstream,
+          pool,
+          reuse: location.proxyHttpVersion === '1.1' && pool.settings.keepalive > 0,
           conditions: new Set(location.proxyNextUpstream),
           keepalive: compileKeepalive(
             'proxy_socket_keepalive',

@@ -10,6 +10,7 @@
  */
 import type { Socket } from 'node:net';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { Deadline } from '../deadline.js';
 import { joinSockets, resetSocket } from '../pump.js';
 import type { RequestRecord } from './log.js';
 
@@ -36,8 +37,8 @@ function reset(socket: Socket): void {
 }
 
 export class UpgradeTunnel {
-  private idleTimer: NodeJS.Timeout | undefined;
-  private lastActivity = Date.now();
+  /** proxy_read_timeout as the tunnel's idle timeout. */
+  private readonly idle: Deadline<UpgradeTunnel>;
   private done = false;
 
   constructor(
@@ -50,7 +51,9 @@ export class UpgradeTunnel {
     /** The request's access line, completed when the tunnel ends; undefined under `access_log off`. */
     private readonly record: RequestRecord | undefined,
     private readonly startedAt: number,
-  ) {}
+  ) {
+    this.idle = new Deadline<UpgradeTunnel>(this, this.expire, idleMs);
+  }
 
   /** The first thing that ends the tunnel is what its access line says. */
   private note(reason: RequestRecord['reason'], detail: string): void {
@@ -94,7 +97,7 @@ export class UpgradeTunnel {
           if (fromClient) r.bytesReceived += n;
           else r.bytesSent += n;
         }
-        this.lastActivity = Date.now();
+        this.idle.touch();
       },
       onEnd: (fromClient) => {
         if (fromClient) this.note('client_closed', 'client closed the tunnel');
@@ -102,7 +105,7 @@ export class UpgradeTunnel {
       },
     });
     if (s.clientEnded) upstream.end();
-    this.armIdle();
+    this.idle.touch();
   }
 
   private releaseHost(): void {
@@ -110,19 +113,10 @@ export class UpgradeTunnel {
     this.held = undefined;
   }
 
-  private armIdle(): void {
-    const timeoutMs = this.idleMs;
-    const check = () => {
-      const idle = Date.now() - this.lastActivity;
-      if (idle < timeoutMs) {
-        this.idleTimer = setTimeout(check, timeoutMs - idle);
-        return;
-      }
-      this.note('ok', `tunnel idle for ${timeoutMs} ms (proxy_read_timeout)`);
-      this.client.destroy();
-      this.upstream.destroy();
-    };
-    this.idleTimer = setTimeout(check, timeoutMs);
+  private expire(): void {
+    this.note('ok', `tunnel idle for ${this.idleMs} ms (proxy_read_timeout)`);
+    this.client.destroy();
+    this.upstream.destroy();
   }
 
   /** Shutdown deadline. */
@@ -135,7 +129,7 @@ export class UpgradeTunnel {
   private finish(): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.idleTimer);
+    this.idle.cancel();
     if (this.upstream.destroyed) this.releaseHost();
     const r = this.record;
     if (r !== undefined) {

@@ -11,6 +11,7 @@ import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { HttpUpstreamGroup } from '../../config/model.js';
 import type { KeepaliveApplier } from '../../keepalive/applier.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { READ_BUFFER } from '../reads.js';
 import { resetBehindEnd } from '../writes.js';
@@ -59,11 +60,10 @@ export class UpstreamConnection implements ParserSink {
   closeAfter = false;
   /** The proxy_socket_keepalive value the socket carries (`off`, `30s:10s:3`). */
   keepalive: string;
-  /** @internal */ idleTimer: NodeJS.Timeout | undefined;
+  /** @internal the cache's idle limit (keepalive_timeout or the upstream's hint) */
+  readonly idleDeadline = new Deadline<UpstreamConnection>(this, this.onIdleExpired, 0, true);
   /** @internal */ pool: GroupPool | undefined;
-  private readTimer: NodeJS.Timeout | undefined;
-  private readTimerAt = 0;
-  private readonly onReadTimerBound = () => this.onReadTimer();
+  private readonly readDeadline = new Deadline<UpstreamConnection>(this, this.onReadTimer);
 
   constructor(
     readonly host: UpstreamHost,
@@ -115,11 +115,7 @@ export class UpstreamConnection implements ParserSink {
    * fires (proxy_read_timeout counts from the last read) and sleeps again.
    */
   armReadTimer(ms: number): void {
-    const at = Date.now() + ms;
-    if (this.readTimer !== undefined && this.readTimerAt <= at) return;
-    clearTimeout(this.readTimer);
-    this.readTimerAt = at;
-    this.readTimer = setTimeout(this.onReadTimerBound, ms);
+    this.readDeadline.arm(ms);
   }
 
   /**
@@ -128,17 +124,17 @@ export class UpstreamConnection implements ParserSink {
    * process alive for up to proxy_read_timeout after `stopped`.
    */
   stopReadTimer(): void {
-    clearTimeout(this.readTimer);
-    this.readTimer = undefined;
+    this.readDeadline.cancel();
   }
 
   private onReadTimer(): void {
-    this.readTimer = undefined;
     const left = this.user?.onReadTimer?.() ?? 0;
-    if (left > 0 && !this.dead) {
-      this.readTimerAt = Date.now() + left;
-      this.readTimer = setTimeout(this.onReadTimerBound, left);
-    }
+    if (left > 0 && !this.dead) this.readDeadline.arm(left);
+  }
+
+  private onIdleExpired(): void {
+    // Taken from the cache since (the deadline is left to lapse, not cleared per request).
+    if (this.pool !== undefined && !this.dead) this.destroy();
   }
 
   /** Switches the socket's TCP keepalive when a location with other settings reuses it. */
@@ -173,7 +169,7 @@ export class UpstreamConnection implements ParserSink {
     const user = this.user;
     if (user === undefined) {
       this.stopReadTimer();
-      clearTimeout(this.idleTimer);
+      this.idleDeadline.cancel();
       if (!wasDead) this.socket.destroy();
       return;
     }
@@ -216,9 +212,8 @@ export class UpstreamConnection implements ParserSink {
   takeSocket(): Socket {
     this.dead = true;
     this.user = undefined;
-    clearTimeout(this.idleTimer);
-    clearTimeout(this.readTimer);
-    this.readTimer = undefined;
+    this.idleDeadline.cancel();
+    this.readDeadline.cancel();
     this.pool?.remove(this);
     const socket = this.socket;
     for (const event of ['connect', 'drain', 'end', 'error', 'close']) socket.removeAllListeners(event);
@@ -231,7 +226,7 @@ export class UpstreamConnection implements ParserSink {
   destroy(): void {
     this.dead = true;
     this.user = undefined;
-    clearTimeout(this.idleTimer);
+    this.idleDeadline.cancel();
     this.stopReadTimer();
     this.pool?.remove(this);
     this.socket.destroy();
@@ -326,25 +321,8 @@ export class GroupPool {
     }
     stack.push(conn);
     this.idleCount++;
-    this.armIdleTimer(conn);
-  }
-
-  private armIdleTimer(conn: UpstreamConnection): void {
-    if (conn.idleTimer !== undefined) return;
-    // One timer per connection, re-armed lazily for the time left, so a
-    // busy connection does not pay a timer reset per request.
-    const check = () => {
-      conn.idleTimer = undefined;
-      if (conn.pool !== this || conn.dead) return;
-      const left = conn.idleSince + conn.idleLimitMs - Date.now();
-      if (left <= 0) conn.destroy();
-      else {
-        conn.idleTimer = setTimeout(check, left);
-        conn.idleTimer.unref();
-      }
-    };
-    conn.idleTimer = setTimeout(check, conn.idleLimitMs);
-    conn.idleTimer.unref();
+    // A busy connection moves this deadline, never its timer, per request.
+    conn.idleDeadline.arm(conn.idleLimitMs);
   }
 
   private evictOldest(): void {
