@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { recommend } from '../keepalive/recommend.js';
+import { recommend, sysctlLines } from '../keepalive/recommend.js';
 import { parseSoKeepalive } from '../keepalive/spec.js';
 import { parseDuration } from '../units/time.js';
 import { registerCheck } from './check.js';
@@ -118,7 +118,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
           `LB idle timeout ${rec.lbIdleTimeout}s:`,
           `  TCP keepalive         idle ${k.idle}s, interval ${k.interval}s, count ${k.count} (dead peer noticed after ${rec.detectionTime}s)`,
           `  nginx                 listen 80 so_keepalive=${rec.soKeepalive};`,
-          `  sysctl                net.ipv4.tcp_keepalive_time = ${k.idle}`,
+          ...sysctlLines(rec.sysctl).map((line, i) => `  ${i === 0 ? 'sysctl' : ''}`.padEnd(24) + line),
           `  HTTP server keep-alive > LB: keepalive_timeout ${rec.httpServerKeepaliveTimeout}s;`,
           `  client pool idle      < LB: ${rec.clientPoolIdleTimeout}s`,
           ...rec.reasoning.map((r) => `  - ${r}`),

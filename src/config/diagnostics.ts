@@ -51,7 +51,9 @@ export type DiagnosticCode =
   | 'hazard-upstream-without-keepalive'
   | 'hazard-keepalive-timeout-below-lb'
   | 'hazard-upstream-keepalive-timeout'
-  | 'hazard-keepalive-http10';
+  | 'hazard-keepalive-http10'
+  | 'hazard-upstream-pool-outlives-lb'
+  | 'hazard-read-timeout-above-lb';
 
 /** A position in a config file. */
 export interface Position {

@@ -4,7 +4,17 @@
  * Parsing, validation, defaults and docs/config.md all come from here.
  */
 import type { KeepaliveSpec } from '../keepalive/spec.js';
-import type { Address, Balancing, NextUpstreamCondition, UpstreamServer } from './model.js';
+import type {
+  Address,
+  Balancing,
+  Config,
+  HttpLocation,
+  HttpServer,
+  HttpUpstreamGroup,
+  NextUpstreamCondition,
+  StreamServer,
+  UpstreamServer,
+} from './model.js';
 import {
   type ArgError,
   bad,
@@ -45,6 +55,45 @@ export const CONTEXT_LABEL: Record<Context, string> = {
   location: 'location',
 };
 
+/**
+ * The model records directive values land in (config/model.ts). Each record
+ * is resolved from its own block outward: a location from location, server,
+ * http, main; a stream server from server, stream, main; an upstream group
+ * from its own block only; the config from main and events.
+ */
+export type RecordKind = 'config' | 'stream_server' | 'http_server' | 'location' | 'http_upstream';
+
+export type BoundField =
+  | keyof Config
+  | keyof StreamServer
+  | keyof HttpServer
+  | keyof HttpLocation
+  | keyof HttpUpstreamGroup;
+
+/**
+ * How a record takes a directive's value, as nginx merges it
+ * (ngx_conf_merge_*_value, and ngx_http_proxy_merge_loc_conf for arrays):
+ * - `inherit`: the innermost level that sets it, else the default;
+ * - `inherit-list`: every value of the innermost level that sets any (a
+ *   level setting one proxy_set_header inherits none from outer levels);
+ * - `local`: the record's own block only (upstream settings, server_name).
+ */
+export type Merge = 'inherit' | 'inherit-list' | 'local';
+
+export interface Binding<T = unknown> {
+  records: readonly RecordKind[];
+  field: BoundField;
+  merge: Merge;
+  /**
+   * From the directive's value to the field's. `undefined` means this level
+   * does not set the field, so it is inherited on its own (the header value
+   * of `keepalive_timeout`, as nginx merges it).
+   */
+  project?(value: T): unknown;
+  /** The field's value when no level sets it and the directive has no default; without it the field stays absent. */
+  unset?: unknown;
+}
+
 export type DirectiveResult<T> = { ok: true; value: T } | { ok: false; error: ArgError & { arg: number } };
 
 export interface Directive<T = unknown> {
@@ -67,8 +116,21 @@ export interface Directive<T = unknown> {
   /** keepwire's own directive, or a keepwire extension of an nginx directive. */
   keepwire?: 'directive' | 'extension';
   parse: (args: readonly string[]) => DirectiveResult<T>;
+  /** Where the value goes in the model; a directive without one is structural (blocks, listen, proxy_pass, upstream servers) and read by validate.ts itself. */
+  bind?: readonly Binding<T>[];
   doc: string;
 }
+
+/** A binding of records' `field`, merged by `merge` (default `inherit`). */
+function bind<T = never>(
+  records: readonly RecordKind[],
+  field: BoundField,
+  extra: Partial<Omit<Binding<T>, 'records' | 'field'>> = {},
+): Binding<T> {
+  return { records, field, merge: 'inherit', ...extra };
+}
+
+const HTTP_LEVELS: readonly RecordKind[] = ['http_server', 'location'];
 
 const done = <T>(value: T): DirectiveResult<T> => ({ ok: true, value });
 
@@ -191,21 +253,28 @@ const parseListen =
 
 export type UpstreamServerValue = Omit<UpstreamServer, 'source'>;
 
+/**
+ * nginx's defaults for an upstream `server` line: weight=1 max_fails=1
+ * fail_timeout=10s max_conns=0 (unlimited). Also what `proxy_pass ADDRESS`,
+ * an implicit group of one server, runs with (upstream/index.ts).
+ */
+export const UPSTREAM_SERVER_DEFAULTS: Readonly<Omit<UpstreamServerValue, 'address' | 'keepaliveTimeoutMs'>> =
+  {
+    weight: 1,
+    maxFails: 1,
+    failTimeoutMs: 10_000,
+    maxConns: 0,
+    backup: false,
+    down: false,
+  };
+
 const NGINX_ONLY_SERVER = new Set(['resolve', 'service', 'route', 'slow_start', 'drain']);
 
 function parseUpstreamServer(defaultPort?: number) {
   return (args: readonly string[]): DirectiveResult<UpstreamServerValue> => {
     const address = parseAddress(args[0]!, defaultPort === undefined ? {} : { defaultPort });
     if (!address.ok) return atArg(address, 0);
-    const value: UpstreamServerValue = {
-      address: address.value,
-      weight: 1,
-      maxFails: 1,
-      failTimeoutMs: 10_000,
-      maxConns: 0,
-      backup: false,
-      down: false,
-    };
+    const value: UpstreamServerValue = { address: address.value, ...UPSTREAM_SERVER_DEFAULTS };
     for (let i = 1; i < args.length; i++) {
       const text = args[i]!;
       const comma = commaError<never>(text, 'server');
@@ -527,6 +596,7 @@ export const D = {
     keepwire: 'directive',
     defaultNote: '— (unknown)',
     parse: time,
+    bind: [bind(['config', 'stream_server', 'http_server'], 'lbIdleTimeoutMs')],
     doc: 'The idle timeout of the load balancer in front of or behind this server (e.g. 350s for an AWS NLB, 4m for Azure). Inherited by inner blocks. `check` uses it to warn about keepalive settings that let the load balancer forget a connection.',
   }),
   workerShutdownTimeout: d({
@@ -538,6 +608,7 @@ export const D = {
     maxArgs: 1,
     default: '30s',
     parse: time,
+    bind: [bind(['config'], 'shutdownTimeoutMs')],
     doc: 'How long `serve` lets sessions drain after SIGTERM/SIGINT before closing them. nginx has no default (it waits for every connection); keepwire bounds the wait at 30s.',
   }),
   events: d({
@@ -560,6 +631,7 @@ export const D = {
     maxArgs: 1,
     default: '512',
     parse: count(1),
+    bind: [bind(['config'], 'workerConnections')],
     doc: 'The most client connections open at once, stream and HTTP together; a connection over it is closed at once (never queued) and logged, as nginx does ("worker_connections are not enough").',
   }),
   stream: d({
@@ -677,6 +749,7 @@ export const D = {
     maxArgs: 1,
     defaultNote: '— (no pooling)',
     parse: count(1),
+    bind: [bind(['http_upstream'], 'keepalive', { merge: 'local', unset: 0 })],
     doc: "Keeps up to `connections` idle keep-alive connections to the group's servers. Needs `proxy_http_version 1.1` in the locations using the group.",
   }),
   upstreamKeepaliveTimeout: d({
@@ -688,6 +761,7 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
+    bind: [bind(['http_upstream'], 'keepaliveTimeoutMs', { merge: 'local' })],
     doc: "How long an idle pooled connection is kept. Keep it below the servers' own keep-alive timeout and below any load balancer idle timeout on the way, so the pool, not the server, closes idle connections.",
   }),
   upstreamKeepaliveRequests: d({
@@ -699,6 +773,7 @@ export const D = {
     maxArgs: 1,
     default: '1000',
     parse: count(0),
+    bind: [bind(['http_upstream'], 'keepaliveRequests', { merge: 'local' })],
     doc: 'Requests served through one pooled connection before it is closed.',
   }),
   upstreamKeepaliveTime: d({
@@ -710,6 +785,7 @@ export const D = {
     maxArgs: 1,
     default: '1h',
     parse: time,
+    bind: [bind(['http_upstream'], 'keepaliveTimeMs', { merge: 'local' })],
     doc: 'The longest lifetime of a pooled connection; it is closed after the request in flight.',
   }),
 
@@ -756,6 +832,7 @@ export const D = {
     maxArgs: 1,
     default: '10m',
     parse: time,
+    bind: [bind(['stream_server'], 'proxyTimeoutMs')],
     doc: 'The idle session timeout: a session with no byte in either direction for this long is closed, as an LVS director would forget it.',
   }),
   streamProxyConnectTimeout: d({
@@ -767,6 +844,7 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
+    bind: [bind(['stream_server'], 'proxyConnectTimeoutMs')],
     doc: 'How long connecting to an upstream server may take.',
   }),
   streamProxySocketKeepalive: d({
@@ -779,6 +857,7 @@ export const D = {
     default: 'off',
     keepwire: 'extension',
     parse: parseSocketKeepalive,
+    bind: [bind(['stream_server'], 'proxySocketKeepalive')],
     doc: 'TCP keepalive on connections to upstream servers. nginx takes `on|off` (system values); keepwire also takes a full spec in `so_keepalive` syntax, e.g. `60s:10s:6`.',
   }),
   streamProxyNextUpstream: d({
@@ -790,6 +869,7 @@ export const D = {
     maxArgs: 1,
     default: 'on',
     parse: flag,
+    bind: [bind(['stream_server'], 'proxyNextUpstream')],
     doc: 'Whether a connection that cannot be established is retried on the next server.',
   }),
   streamProxyNextUpstreamTries: d({
@@ -801,6 +881,7 @@ export const D = {
     maxArgs: 1,
     default: '0',
     parse: count(0),
+    bind: [bind(['stream_server'], 'proxyNextUpstreamTries')],
     doc: 'The most servers tried for one connection; 0 means no limit.',
   }),
   streamProxyNextUpstreamTimeout: d({
@@ -812,6 +893,7 @@ export const D = {
     maxArgs: 1,
     default: '0',
     parse: time,
+    bind: [bind(['stream_server'], 'proxyNextUpstreamTimeoutMs')],
     doc: 'The longest time spent trying servers for one connection; 0 means no limit.',
   }),
   streamResetTimedoutConnection: d({
@@ -824,6 +906,7 @@ export const D = {
     default: 'off',
     keepwire: 'extension',
     parse: flag,
+    bind: [bind(['stream_server'], 'resetTimedoutConnection')],
     doc: 'At idle expiry, reset both connections (RST) instead of closing them (FIN), as a load balancer with reset-on-timeout does. nginx has this directive for http only.',
   }),
 
@@ -863,6 +946,7 @@ export const D = {
     multiple: true,
     default: '""',
     parse: parseServerNames,
+    bind: [bind(['http_server'], 'serverNames', { merge: 'local' })],
     doc: 'Host names this server answers for; with none, it answers any Host on its addresses.',
   }),
   keepaliveTimeout: d({
@@ -874,6 +958,12 @@ export const D = {
     maxArgs: 2,
     default: '75s',
     parse: parseServerKeepaliveTimeout,
+    bind: [
+      bind<KeepaliveTimeoutValue>(HTTP_LEVELS, 'keepaliveTimeoutMs', { project: (v) => v.timeoutMs }),
+      // nginx merges the Keep-Alive header value on its own: a level setting
+      // only `keepalive_timeout T` keeps the header value of an outer level.
+      bind<KeepaliveTimeoutValue>(HTTP_LEVELS, 'keepaliveHeaderTimeoutMs', { project: (v) => v.headerMs }),
+    ],
     doc: "How long an idle client keep-alive connection stays open; 0 disables client keep-alive. The optional second value is sent as `Keep-Alive: timeout=N` (inherited on its own, as in nginx). Behind a load balancer that pools connections, keep it above the balancer's idle timeout. Like `keepalive_requests`, `keepalive_time`, `client_body_timeout` and `send_timeout`, it is taken from the server and location the request was routed to (by `Host` and path), as in nginx.",
   }),
   keepaliveRequests: d({
@@ -885,6 +975,7 @@ export const D = {
     maxArgs: 1,
     default: '1000',
     parse: count(0),
+    bind: [bind(HTTP_LEVELS, 'keepaliveRequests')],
     doc: 'Requests served on one client connection before it is closed.',
   }),
   keepaliveTime: d({
@@ -896,6 +987,7 @@ export const D = {
     maxArgs: 1,
     default: '1h',
     parse: time,
+    bind: [bind(HTTP_LEVELS, 'keepaliveTimeMs')],
     doc: 'The longest lifetime of a client connection; it is closed after the request in flight.',
   }),
   clientHeaderTimeout: d({
@@ -907,6 +999,7 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
+    bind: [bind(['http_server'], 'clientHeaderTimeoutMs')],
     doc: "How long reading a request header may take; then 408. Taken from the address's default server: the header is read before its `Host` is known, as in nginx.",
   }),
   clientBodyTimeout: d({
@@ -918,6 +1011,7 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
+    bind: [bind(HTTP_LEVELS, 'clientBodyTimeoutMs')],
     doc: 'The longest pause between two reads of a request body; then 408.',
   }),
   sendTimeout: d({
@@ -929,6 +1023,7 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
+    bind: [bind(HTTP_LEVELS, 'sendTimeoutMs')],
     doc: 'The longest pause between two writes of a response to the client; then the connection is closed.',
   }),
   clientMaxBodySize: d({
@@ -940,6 +1035,7 @@ export const D = {
     maxArgs: 1,
     default: '1m',
     parse: single(parseSize),
+    bind: [bind(HTTP_LEVELS, 'clientMaxBodySize')],
     doc: 'The largest request body accepted; larger gets 413. 0 means no limit. Taken from the location the request is routed to, as in nginx: a declared `Content-Length` over it is refused before anything is proxied (also for `return` locations), a chunked body when it grows over it.',
   }),
   clientBodyBufferSize: d({
@@ -951,6 +1047,7 @@ export const D = {
     maxArgs: 1,
     default: '64k',
     parse: single(parseSize),
+    bind: [bind(HTTP_LEVELS, 'clientBodyBufferSize')],
     doc: 'How much of a request body keepwire keeps in memory so the request can be repeated on a fresh connection (the stale-connection retry) or on the next server. keepwire streams bodies and never writes them to disk: a body larger than this is streamed without a copy, and if the upstream fails after more than this was sent the client gets 502 — never a retry, never a duplicate. nginx defaults to 8k/16k because it spills larger bodies to a temporary file and can always replay; keepwire keeps 64k so typical API bodies stay retryable.',
   }),
   accessLog: d({
@@ -963,6 +1060,7 @@ export const D = {
     default: 'on',
     keepwire: 'extension',
     parse: parseAccessLog,
+    bind: [bind(HTTP_LEVELS, 'accessLog')],
     doc: "Whether requests are logged: `off` writes no `request` line for requests routed here (e.g. a health-check location or a very hot path); `on` (a keepwire extension, the default) writes one JSON line per request on standard output. Inherited from http to server to location, and taken from the location a request is routed to; a request answered before routing (400, 405, 408, 417, 431) follows the address's default server, and one no location matches (404) the server chosen by `Host`. `upstream_retry` lines are written either way: a retry is never silent. nginx's `access_log path [format ...]` is refused: keepwire writes its access log as JSON lines on standard output only; redirect that to a file.",
   }),
   location: d({
@@ -996,6 +1094,7 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
+    bind: [bind(['location'], 'proxyConnectTimeoutMs')],
     doc: 'How long connecting to an upstream server may take.',
   }),
   proxyReadTimeout: d({
@@ -1007,6 +1106,7 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
+    bind: [bind(['location'], 'proxyReadTimeoutMs')],
     doc: 'The longest pause between two reads from the upstream server, including the wait for the response header.',
   }),
   proxySendTimeout: d({
@@ -1018,6 +1118,7 @@ export const D = {
     maxArgs: 1,
     default: '60s',
     parse: time,
+    bind: [bind(['location'], 'proxySendTimeoutMs')],
     doc: 'The longest pause between two writes of the request to the upstream server.',
   }),
   proxyHttpVersion: d({
@@ -1029,6 +1130,7 @@ export const D = {
     maxArgs: 1,
     default: '1.0',
     parse: parseHttpVersion,
+    bind: [bind(['location'], 'proxyHttpVersion')],
     doc: 'The HTTP version spoken to upstream servers. Pooled upstream connections (`keepalive`) need 1.1.',
   }),
   proxySetHeader: d({
@@ -1041,6 +1143,7 @@ export const D = {
     multiple: true,
     defaultNote: '— (nginx: `Host $proxy_host`, `Connection close`)',
     parse: parseHeader,
+    bind: [bind(['location'], 'proxySetHeaders', { merge: 'inherit-list', unset: [] })],
     doc: 'Sets a request header sent upstream; an empty value removes it. As in nginx, a level inherits these only if it sets none itself.',
   }),
   httpProxySocketKeepalive: d({
@@ -1053,6 +1156,7 @@ export const D = {
     default: 'off',
     keepwire: 'extension',
     parse: parseSocketKeepalive,
+    bind: [bind(['location'], 'proxySocketKeepalive')],
     doc: 'TCP keepalive on connections to upstream servers; keepwire also takes a full spec as in stream.',
   }),
   httpProxyNextUpstream: d({
@@ -1065,6 +1169,7 @@ export const D = {
     maxArgs: 11,
     default: 'error timeout',
     parse: parseNextUpstream,
+    bind: [bind(['location'], 'proxyNextUpstream')],
     doc: 'When a request is passed to the next server. Requests with non-idempotent methods (POST, LOCK, PATCH) are retried only with `non_idempotent`.',
   }),
   httpProxyNextUpstreamTries: d({
@@ -1076,6 +1181,7 @@ export const D = {
     maxArgs: 1,
     default: '0',
     parse: count(0),
+    bind: [bind(['location'], 'proxyNextUpstreamTries')],
     doc: 'The most servers tried for one request; 0 means no limit.',
   }),
   httpProxyNextUpstreamTimeout: d({
@@ -1087,6 +1193,7 @@ export const D = {
     maxArgs: 1,
     default: '0',
     parse: time,
+    bind: [bind(['location'], 'proxyNextUpstreamTimeoutMs')],
     doc: 'The longest time, from the first try, during which a request may still be passed to another server (or repeated on a fresh connection); 0 means no limit. As in nginx it does not cut a try in progress: once it has passed, the next failure is answered with its own status (502, or 504 for a timeout).',
   }),
   return: d({
@@ -1124,6 +1231,50 @@ export function lookup(name: string, context: Context): Directive | undefined {
 /** Names valid in a context, for "did you mean". */
 export function namesIn(context: Context): string[] {
   return DIRECTIVES.filter((x) => x.contexts.includes(context)).map((x) => x.name);
+}
+
+/** Every binding that fills a record of `kind`, with its directive, in table order. */
+export function bindingsOf(kind: RecordKind): readonly { directive: Directive; binding: Binding }[] {
+  return BINDINGS.get(kind) ?? [];
+}
+
+const BINDINGS = new Map<RecordKind, { directive: Directive; binding: Binding }[]>();
+for (const directive of DIRECTIVES) {
+  for (const binding of directive.bind ?? []) {
+    for (const kind of binding.records) {
+      const list = BINDINGS.get(kind) ?? [];
+      list.push({ directive, binding: binding as Binding });
+      BINDINGS.set(kind, list);
+    }
+  }
+}
+
+/**
+ * What a binding gives when no level sets it: the directive's default
+ * (projected), else the binding's `unset`, else nothing (the field is absent).
+ */
+export function fallbackOf(directive: Directive, binding: Binding): { value: unknown } | undefined {
+  const fallback = defaultOf(directive);
+  if (fallback !== undefined) {
+    const value = binding.project ? binding.project(fallback) : fallback;
+    if (value !== undefined) return { value };
+  }
+  if ('unset' in binding) return { value: Array.isArray(binding.unset) ? [...binding.unset] : binding.unset };
+  return undefined;
+}
+
+/**
+ * The bound fields of a record of `kind` that no configuration sets: the
+ * defaults, from the table alone (e.g. the pool settings of a bare
+ * `proxy_pass ADDRESS`, which has no upstream block).
+ */
+export function recordDefaults(kind: RecordKind): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { directive, binding } of bindingsOf(kind)) {
+    const found = fallbackOf(directive, binding);
+    if (found) out[binding.field] = found.value;
+  }
+  return out;
 }
 
 /** The default value of a directive, parsed by its own parser. */

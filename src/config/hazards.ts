@@ -1,15 +1,27 @@
 /**
- * Hazards: settings that are valid but break behind a load balancer that
- * forgets idle connections (DESIGN §6). They are warnings; `check --strict`
- * turns them into a failure.
+ * Keepalive hazards: settings that are valid but break behind a middlebox
+ * that forgets idle connections (DESIGN §6). Each is written once, here, over
+ * the model. `check` runs them against `lb_idle_timeout` (as warnings;
+ * `check --strict` fails on them); `doctor -c` runs the same ones against the
+ * load balancers it is given (profiles with their expiry and pooling) and the
+ * host's kernel defaults, and ranks them. So the two cannot disagree on the
+ * same input with the same load balancer.
  */
 import { probePeriod, recommend } from '../keepalive/recommend.js';
 import type { KeepaliveSpec } from '../keepalive/spec.js';
 import { formatDuration } from '../units/time.js';
 import type { DiagnosticList, Position } from './diagnostics.js';
-import type { Config, HttpServer, Listen } from './model.js';
+import type {
+  Config,
+  HttpServer,
+  HttpUpstreamGroup,
+  Listen,
+  ProxyTarget,
+  StreamServer,
+  UpstreamGroup,
+} from './model.js';
 
-/** Where model fields were set, so a warning points at the directive to change. */
+/** Where model fields were set, so a hazard points at the directive to change. */
 export class Origins {
   private readonly map = new WeakMap<object, Map<string, Position>>();
 
@@ -24,189 +36,425 @@ export class Origins {
   }
 }
 
+/** A middlebox on one leg, as the hazards need to know it. */
+export interface Box {
+  /** How messages name its timeout: `lb_idle_timeout 1m` (check), `aws-nlb's idle timeout 5m50s` (doctor). */
+  label: string;
+  idleMs: number;
+  /** L4 (reset or drop at expiry): TCP keepalive probes keep its flow. Else an L7 proxy, whose idle timer counts data. */
+  l4: boolean;
+  /** It pools its connections to this server: the server's keepalive_timeout must outlast it (the 502 race). */
+  pools: boolean;
+  /** What an expired connection turns into, for `why`. */
+  failure: string;
+}
+
+/** The middleboxes of a server's two legs: in front (clients) and toward its upstreams. */
+export interface Legs {
+  front: readonly Box[];
+  /** Empty: none known on that path. */
+  upstream: readonly Box[];
+}
+
+/** The L4 box that forgets idle flows first: every keepalive must beat it. */
+function tightestL4(boxes: readonly Box[]): Box | undefined {
+  let best: Box | undefined;
+  for (const box of boxes) if (box.l4 && (!best || box.idleMs < best.idleMs)) best = box;
+  return best;
+}
+
+/** The kernel keepalive values a socket inherits for the fields it does not set. */
+export interface KernelKeepalive {
+  idle: number;
+  interval: number;
+  count: number;
+  /** `on a stock Linux host` or `of this host`. */
+  where: string;
+}
+
 /** Linux's defaults: what `on` or an empty so_keepalive field gets on a stock host. */
-const KERNEL_DEFAULT_IDLE_S = 7200;
-const KERNEL_DEFAULT_INTERVAL_S = 75;
+export const STOCK_KERNEL: KernelKeepalive = {
+  idle: 7200,
+  interval: 75,
+  count: 9,
+  where: 'on a stock Linux host',
+};
+
+export type HazardCode =
+  | 'keepalive-too-late'
+  | 'keepalive-interval-too-long'
+  | 'listener-without-keepalive'
+  | 'upstream-without-keepalive'
+  | 'keepalive-timeout-below-lb'
+  | 'upstream-keepalive-timeout'
+  | 'keepalive-http10'
+  | 'upstream-pool-outlives-lb'
+  | 'read-timeout-above-lb';
+
+export interface Hazard {
+  code: HazardCode;
+  /** How much it matters; `check` reports every one above info as a warning. */
+  severity: 'error' | 'warning' | 'info';
+  at: Position;
+  message: string;
+  /** The failure it leads to, one sentence. */
+  why: string;
+  /** The line that fixes it. */
+  fix: string;
+}
+
+/** A place that takes keepalive values from the kernel, and which. */
+export interface KernelDependent {
+  at: Position;
+  relies: ('idle' | 'interval' | 'count')[];
+}
 
 const fmt = (ms: number) => formatDuration(ms);
 
-/** The so_keepalive value keepwire recommends for this LB idle timeout. */
-function suggestedSpec(lbMs: number): string {
-  const lbS = Math.floor(lbMs / 1000);
-  return lbS >= 2 ? recommend(lbS).soKeepalive : '1s:1s:3';
+/** The so_keepalive value keepwire recommends for this idle timeout. */
+function suggestedSpec(idleMs: number): string {
+  const s = Math.floor(idleMs / 1000);
+  return s >= 2 ? recommend(s).soKeepalive : '1s:1s:3';
 }
 
-function checkSpec(
-  spec: KeepaliveSpec,
-  lbMs: number,
-  at: Position,
-  what: string,
-  diags: DiagnosticList,
-): void {
-  if (!spec.enable) return;
-  const idleS = spec.idle ?? KERNEL_DEFAULT_IDLE_S;
-  const intervalS = spec.interval ?? KERNEL_DEFAULT_INTERVAL_S;
-  const hint = `set the idle and the interval below the load balancer's timeout with a margin, e.g. ${suggestedSpec(lbMs)}`;
-  if (idleS * 1000 >= lbMs) {
-    diags.warning(
-      'hazard-keepalive-too-late',
-      at,
-      spec.idle === undefined
-        ? `${what} uses the system keepalive idle (${KERNEL_DEFAULT_IDLE_S}s on a stock Linux host), not below lb_idle_timeout ${fmt(lbMs)}: the first probe comes after the load balancer has forgotten the connection`
-        : `${what} keepalive idle ${spec.idle}s is not below lb_idle_timeout ${fmt(lbMs)}: the first probe comes after the load balancer has forgotten the connection`,
-      hint,
-    );
-    return;
-  }
-  // The kernel re-arms its keepalive timer with the interval after every
-  // probe, answered or not: probes come every max(idle, interval).
-  if (probePeriod({ idle: idleS, interval: intervalS }) * 1000 >= lbMs) {
-    diags.warning(
-      'hazard-keepalive-interval-too-long',
-      at,
-      `${what} probe interval ${intervalS}s${spec.interval === undefined ? ' (the system default on a stock Linux host)' : ''} is not below lb_idle_timeout ${fmt(lbMs)}: after the first probe the kernel waits the interval before the next, so an idle connection is silent for ${intervalS}s and the load balancer forgets it`,
-      hint,
-    );
-  }
+/** Whether every server a target reaches is on this host (loopback crosses no middlebox). */
+function isLocal(target: ProxyTarget, groups: ReadonlyMap<string, UpstreamGroup> | undefined): boolean {
+  const hosts =
+    target.kind === 'address'
+      ? [target.address]
+      : (groups?.get(target.name)?.servers.map((s) => s.address) ?? []);
+  const loopback = (h: string) => h === 'localhost' || h.startsWith('127.') || h === '::1';
+  return hosts.length > 0 && hosts.every((a) => loopback(a.host));
 }
 
-function listenerHazards(
-  listen: Listen,
-  lbMs: number,
-  longestWaitMs: number,
-  waitName: string,
-  origins: Origins,
-  diags: DiagnosticList,
-): void {
-  if (listen.soKeepalive?.enable) {
-    checkSpec(
-      listen.soKeepalive,
-      lbMs,
-      origins.get(listen, 'soKeepalive') ?? listen.source,
-      'so_keepalive',
-      diags,
-    );
-    return;
-  }
-  if (longestWaitMs > lbMs) {
-    diags.warning(
-      'hazard-listener-without-keepalive',
-      listen.source,
-      `listen ${listen.address.text} has no so_keepalive while ${waitName} ${fmt(longestWaitMs)} exceeds lb_idle_timeout ${fmt(lbMs)}: a connection idle that long is dropped by the load balancer without either side noticing`,
-      `add so_keepalive with an idle and interval below ${fmt(lbMs)}, e.g. listen ${listen.address.text} so_keepalive=${suggestedSpec(lbMs)};`,
-    );
-  }
-}
+class Engine {
+  readonly hazards: Hazard[] = [];
+  readonly dependents: KernelDependent[] = [];
 
-function upstreamLegHazard(
-  spec: KeepaliveSpec,
-  lbMs: number,
-  waitMs: number,
-  waitName: string,
-  at: Position,
-  diags: DiagnosticList,
-): void {
-  if (spec.enable) {
-    checkSpec(spec, lbMs, at, 'proxy_socket_keepalive', diags);
-    return;
-  }
-  if (waitMs > lbMs) {
-    diags.warning(
-      'hazard-upstream-without-keepalive',
-      at,
-      `proxy_socket_keepalive is off while ${waitName} ${fmt(waitMs)} exceeds lb_idle_timeout ${fmt(lbMs)}: an upstream connection waiting that long can be forgotten by a load balancer on the way`,
-      `proxy_socket_keepalive ${Math.max(1, Math.floor(lbMs / 2000))}s:10s:6;`,
-    );
-  }
-}
+  constructor(
+    private readonly origins: Origins,
+    private readonly kernel: KernelKeepalive,
+  ) {}
 
-function httpServerHazards(server: HttpServer, lbMs: number, origins: Origins, diags: DiagnosticList): void {
-  const longestRead = Math.max(0, ...server.locations.map((l) => l.proxyReadTimeoutMs));
-  for (const listen of server.listens) {
-    listenerHazards(listen, lbMs, longestRead, 'proxy_read_timeout', origins, diags);
+  private add(h: Hazard): void {
+    this.hazards.push(h);
   }
-  // A location's own keepalive_timeout applies after the requests routed to it.
-  for (const owner of [server, ...server.locations]) {
-    const ms = owner.keepaliveTimeoutMs;
-    if (ms === undefined || ms <= 0 || ms > lbMs) continue;
-    diags.warning(
-      'hazard-keepalive-timeout-below-lb',
-      origins.get(owner, 'keepaliveTimeoutMs') ?? owner.source,
-      `keepalive_timeout ${fmt(ms)} is not above lb_idle_timeout ${fmt(lbMs)}: the load balancer may reuse a connection this server is closing, and the request fails (502)`,
-      `make the server's keep-alive outlast the load balancer's, e.g. keepalive_timeout ${fmt(lbMs + 15_000)};`,
-    );
-  }
-  for (const location of server.locations) {
-    if (!location.proxyPass) continue;
-    upstreamLegHazard(
-      location.proxySocketKeepalive,
-      lbMs,
-      location.proxyReadTimeoutMs,
-      'proxy_read_timeout',
-      origins.get(location, 'proxySocketKeepalive') ??
-        origins.get(location, 'proxyReadTimeoutMs') ??
-        location.source,
-      diags,
-    );
-  }
-}
 
-export function checkHazards(config: Config, origins: Origins, diags: DiagnosticList): void {
-  for (const server of config.stream?.servers ?? []) {
-    const lb = server.lbIdleTimeoutMs;
-    if (lb === undefined) continue;
-    for (const listen of server.listens) {
-      listenerHazards(listen, lb, server.proxyTimeoutMs, 'proxy_timeout', origins, diags);
+  /** A keepalive spec that is on, against a box: the first probe and every max(idle, interval). */
+  private spec(spec: KeepaliveSpec, box: Box, at: Position, what: string, fixFor: (spec: string) => string) {
+    const relies: KernelDependent['relies'] = [];
+    if (spec.idle === undefined) relies.push('idle');
+    if (spec.interval === undefined) relies.push('interval');
+    if (spec.count === undefined) relies.push('count');
+    if (relies.length > 0) this.dependents.push({ at, relies });
+    const idleS = spec.idle ?? this.kernel.idle;
+    const intervalS = spec.interval ?? this.kernel.interval;
+    const fix = fixFor(suggestedSpec(box.idleMs));
+    if (idleS * 1000 >= box.idleMs) {
+      this.add({
+        code: 'keepalive-too-late',
+        severity: 'error',
+        at,
+        message:
+          spec.idle === undefined
+            ? `${what} uses the system keepalive idle (${idleS}s ${this.kernel.where}), not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`
+            : `${what} keepalive idle ${spec.idle}s is not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`,
+        why: `an idle connection is forgotten before its first probe, and ${box.failure}.`,
+        fix,
+      });
+      return;
     }
-    upstreamLegHazard(
-      server.proxySocketKeepalive,
-      lb,
-      server.proxyTimeoutMs,
-      'proxy_timeout',
-      origins.get(server, 'proxySocketKeepalive') ?? origins.get(server, 'proxyTimeoutMs') ?? server.source,
-      diags,
-    );
-  }
-  const http = config.http;
-  if (!http) return;
-  for (const server of http.servers) {
-    if (server.lbIdleTimeoutMs !== undefined)
-      httpServerHazards(server, server.lbIdleTimeoutMs, origins, diags);
+    // The kernel re-arms its keepalive timer with the interval after every
+    // probe, answered or not: probes come every max(idle, interval).
+    if (probePeriod({ idle: idleS, interval: intervalS }) * 1000 >= box.idleMs) {
+      this.add({
+        code: 'keepalive-interval-too-long',
+        severity: 'error',
+        at,
+        message: `${what} probe interval ${intervalS}s${spec.interval === undefined ? ` (the system default ${this.kernel.where})` : ''} is not below ${box.label}: after the first probe the kernel waits the interval before the next, so an idle connection is silent for ${intervalS}s and the load balancer forgets it`,
+        why: `an idle connection outlives the first probe but not the second, and ${box.failure}.`,
+        fix,
+      });
+    }
   }
 
-  // The keep-alive timeout of an upstream server is known when it says so
-  // (`keepalive_timeout=` on its line) or when it is one of our own servers.
-  const ownKeepalive = new Map<string, number>();
-  for (const server of http.servers) {
-    for (const l of server.listens)
-      ownKeepalive.set(`${l.address.host}:${l.address.port}`, server.keepaliveTimeoutMs);
+  /** A listener against the box in front, when it is one TCP keepalive can hold (L4). */
+  listener(listen: Listen, front: readonly Box[], waitMs: number, waitName: string): void {
+    const box = tightestL4(front);
+    if (!box) return;
+    const where = this.origins.get(listen, 'soKeepalive') ?? listen.source;
+    const fixFor = (spec: string) => `listen ${listen.address.text} so_keepalive=${spec};`;
+    if (listen.soKeepalive?.enable) {
+      this.spec(listen.soKeepalive, box, where, 'so_keepalive', fixFor);
+      return;
+    }
+    const long = waitMs >= box.idleMs;
+    this.add({
+      code: 'listener-without-keepalive',
+      severity: long ? 'error' : 'info',
+      at: listen.source,
+      message: long
+        ? `listen ${listen.address.text} has no so_keepalive while ${waitName} ${fmt(waitMs)} exceeds ${box.label}: a connection idle that long is dropped by the load balancer without either side noticing`
+        : `listen ${listen.address.text} has no so_keepalive, facing ${box.label}`,
+      why: long
+        ? `a request that keeps the client connection silent for ${fmt(box.idleMs)} is lost: ${box.failure}.`
+        : `nothing here waits that long today (longest ${waitName} ${fmt(waitMs)}), but a dead client or a connection the load balancer forgot is only noticed at the proxy's own timeouts.`,
+      fix: fixFor(suggestedSpec(box.idleMs)),
+    });
   }
-  for (const group of http.upstreams.values()) {
-    for (const s of group.servers) {
-      const peer = s.keepaliveTimeoutMs ?? ownKeepalive.get(`${s.address.host}:${s.address.port}`);
-      if (peer === undefined || peer === 0 || group.keepalive === 0) continue;
-      if (group.keepaliveTimeoutMs >= peer) {
-        diags.warning(
-          'hazard-upstream-keepalive-timeout',
-          origins.get(group, 'keepaliveTimeoutMs') ?? origins.get(group, 'keepalive') ?? group.source,
-          `upstream "${group.name}" keeps idle connections ${fmt(group.keepaliveTimeoutMs)}, not less than server ${s.address.text}'s own keep-alive timeout ${fmt(peer)}: the server closes them first, and a request sent at that moment fails`,
-          `keepalive_timeout ${fmt(Math.max(1000, peer - 1000))}; (below the server's ${fmt(peer)})`,
-        );
+
+  /** The upstream leg of a stream server or a location. */
+  upstreamLeg(
+    owner: object,
+    spec: KeepaliveSpec,
+    local: boolean,
+    boxes: readonly Box[],
+    waitMs: number,
+    waitName: string,
+    group: HttpUpstreamGroup | undefined,
+    fallback: Position,
+  ): void {
+    // Loopback traffic crosses no middlebox.
+    if (local) return;
+    const at =
+      this.origins.get(owner, 'proxySocketKeepalive') ??
+      this.origins.get(owner, 'proxyTimeoutMs') ??
+      fallback;
+    const specAt =
+      this.origins.get(owner, 'proxySocketKeepalive') ?? this.origins.get(owner, 'proxyReadTimeoutMs') ?? at;
+    const fixFor = (s: string) => `proxy_socket_keepalive ${s};`;
+    if (boxes.length === 0) {
+      if (!spec.enable) {
+        this.add({
+          code: 'upstream-without-keepalive',
+          severity: 'info',
+          at: specAt,
+          message:
+            'no proxy_socket_keepalive toward an upstream that is not on this host; no middlebox on that path was given',
+          why: 'if a firewall, NAT or load balancer sits on that path, an upstream connection idle longer than its timeout is forgotten.',
+          fix: 'proxy_socket_keepalive on;',
+        });
+      }
+      return;
+    }
+    const box = tightestL4(boxes);
+    if (!box) return;
+    if (spec.enable) {
+      this.spec(spec, box, specAt, 'proxy_socket_keepalive', fixFor);
+      return;
+    }
+    if (waitMs >= box.idleMs) {
+      this.add({
+        code: 'upstream-without-keepalive',
+        severity: 'error',
+        at: specAt,
+        message: `proxy_socket_keepalive is off while ${waitName} ${fmt(waitMs)} exceeds ${box.label}: an upstream connection waiting that long can be forgotten by a load balancer on the way`,
+        why: `a request that keeps the upstream silent that long loses its upstream connection: ${box.failure}.`,
+        fix: fixFor(suggestedSpec(box.idleMs)),
+      });
+    }
+    if (group && group.keepalive > 0 && group.keepaliveTimeoutMs >= box.idleMs) {
+      this.add({
+        code: 'upstream-pool-outlives-lb',
+        severity: 'error',
+        at:
+          this.origins.get(group, 'keepaliveTimeoutMs') ??
+          this.origins.get(group, 'keepalive') ??
+          group.source,
+        message: `upstream "${group.name}" keeps idle connections ${fmt(group.keepaliveTimeoutMs)}, not less than ${box.label}, without TCP keepalive`,
+        why: `a pooled connection the load balancer already forgot is reused, and ${box.failure}; only an idempotent request is repeated on a fresh connection.`,
+        fix: `keepalive_timeout ${recommend(Math.max(2, Math.floor(box.idleMs / 1000))).clientPoolIdleTimeout}s;`,
+      });
+    }
+  }
+
+  /** keepalive_timeout against a box in front that pools its connections to this server. */
+  serverKeepalive(server: HttpServer, front: readonly Box[]): void {
+    for (const box of front) if (box.pools) this.serverKeepaliveAgainst(server, box);
+  }
+
+  private serverKeepaliveAgainst(server: HttpServer, box: Box): void {
+    // Locations inherit the server's value: each directive is reported once.
+    const reported = new Set<string>();
+    for (const owner of [server, ...server.locations]) {
+      const ms = owner.keepaliveTimeoutMs;
+      if (ms <= 0 || ms > box.idleMs) continue;
+      const at = this.origins.get(owner, 'keepaliveTimeoutMs') ?? server.source;
+      const key = `${at.file}:${at.line}:${at.col}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      this.add({
+        code: 'keepalive-timeout-below-lb',
+        severity: 'error',
+        at,
+        message: `keepalive_timeout ${fmt(ms)} is not above ${box.label}: the load balancer may reuse a connection this server is closing, and the request fails (502)`,
+        why: 'the load balancer reuses a pooled connection the server is closing, and the request fails with a 502.',
+        fix: `keepalive_timeout ${recommend(Math.max(2, Math.floor(box.idleMs / 1000))).httpServerKeepaliveTimeout}s;`,
+      });
+    }
+  }
+
+  /** An L7 proxy in front counts data: a response slower than its idle timeout fails whatever TCP keepalive does. */
+  longResponse(server: HttpServer, front: readonly Box[]): void {
+    for (const box of front) {
+      if (box.l4) continue;
+      for (const location of server.locations) {
+        if (!location.proxyPass || location.proxyReadTimeoutMs <= box.idleMs) continue;
+        this.add({
+          code: 'read-timeout-above-lb',
+          severity: 'warning',
+          at:
+            this.origins.get(location, 'proxyReadTimeoutMs') ??
+            this.origins.get(location, 'proxyPass') ??
+            location.source,
+          message: `proxy_read_timeout ${fmt(location.proxyReadTimeoutMs)} lets a response take longer than ${box.label}`,
+          why: `a response slower than ${fmt(box.idleMs)} never reaches the client: ${box.failure} (TCP keepalive does not count as data for an L7 proxy).`,
+          fix: `proxy_read_timeout ${Math.max(1, Math.floor(box.idleMs / 1000) - 1)}s;`,
+        });
       }
     }
   }
-  for (const server of http.servers) {
-    for (const location of server.locations) {
-      const target = location.proxyPass?.target;
-      if (target?.kind !== 'group' || location.proxyHttpVersion !== '1.0') continue;
-      const group = http.upstreams.get(target.name);
-      if (!group || group.keepalive === 0) continue;
-      diags.warning(
-        'hazard-keepalive-http10',
-        origins.get(location, 'proxyHttpVersion') ?? origins.get(location, 'proxyPass') ?? location.source,
-        `upstream "${group.name}" pools connections (keepalive ${group.keepalive}) but location "${location.prefix}" speaks HTTP/1.0 to it: every request closes its connection and the pool stays empty`,
-        'add proxy_http_version 1.1; to this location (and proxy_set_header Connection "";)',
-      );
+
+  /** Pool settings that need no load balancer: the server's own timeout, and HTTP/1.0. */
+  pools(config: Config): void {
+    const http = config.http;
+    if (!http) return;
+    // The keep-alive timeout of an upstream server is known when it says so
+    // (`keepalive_timeout=` on its line) or when it is one of our own servers.
+    const ownKeepalive = new Map<string, number>();
+    for (const server of http.servers) {
+      for (const l of server.listens)
+        ownKeepalive.set(`${l.address.host}:${l.address.port}`, server.keepaliveTimeoutMs);
     }
+    for (const group of http.upstreams.values()) {
+      for (const s of group.servers) {
+        const peer = s.keepaliveTimeoutMs ?? ownKeepalive.get(`${s.address.host}:${s.address.port}`);
+        if (peer === undefined || peer === 0 || group.keepalive === 0) continue;
+        if (group.keepaliveTimeoutMs >= peer) {
+          this.add({
+            code: 'upstream-keepalive-timeout',
+            severity: 'warning',
+            at:
+              this.origins.get(group, 'keepaliveTimeoutMs') ??
+              this.origins.get(group, 'keepalive') ??
+              group.source,
+            message: `upstream "${group.name}" keeps idle connections ${fmt(group.keepaliveTimeoutMs)}, not less than server ${s.address.text}'s own keep-alive timeout ${fmt(peer)}: the server closes them first, and a request sent at that moment fails`,
+            why: 'the server closes an idle connection the pool is about to reuse; a request sent at that moment fails unless it can be repeated.',
+            fix: `keepalive_timeout ${fmt(Math.max(1000, peer - 1000))}; (below the server's ${fmt(peer)})`,
+          });
+        }
+      }
+    }
+    for (const server of http.servers) {
+      for (const location of server.locations) {
+        const target = location.proxyPass?.target;
+        if (target?.kind !== 'group' || location.proxyHttpVersion !== '1.0') continue;
+        const group = http.upstreams.get(target.name);
+        if (!group || group.keepalive === 0) continue;
+        this.add({
+          code: 'keepalive-http10',
+          severity: 'warning',
+          at:
+            this.origins.get(location, 'proxyHttpVersion') ??
+            this.origins.get(location, 'proxyPass') ??
+            location.source,
+          message: `upstream "${group.name}" pools connections (keepalive ${group.keepalive}) but location "${location.prefix}" speaks HTTP/1.0 to it: every request closes its connection and the pool stays empty`,
+          why: 'every upstream request closes its connection, so the pool stays empty and each request pays a new TCP handshake.',
+          fix: 'proxy_http_version 1.1;',
+        });
+      }
+    }
+  }
+}
+
+function streamServerHazards(
+  engine: Engine,
+  server: StreamServer,
+  legs: Legs,
+  groups: ReadonlyMap<string, UpstreamGroup> | undefined,
+): void {
+  for (const listen of server.listens)
+    engine.listener(listen, legs.front, server.proxyTimeoutMs, 'proxy_timeout');
+  engine.upstreamLeg(
+    server,
+    server.proxySocketKeepalive,
+    isLocal(server.proxyPass, groups),
+    legs.upstream,
+    server.proxyTimeoutMs,
+    'proxy_timeout',
+    undefined,
+    server.source,
+  );
+}
+
+function httpServerHazards(engine: Engine, config: Config, server: HttpServer, legs: Legs): void {
+  // Only proxying locations wait on an upstream; `return` answers at once.
+  const longestRead = Math.max(
+    0,
+    ...server.locations.filter((l) => l.proxyPass).map((l) => l.proxyReadTimeoutMs),
+  );
+  for (const listen of server.listens) engine.listener(listen, legs.front, longestRead, 'proxy_read_timeout');
+  engine.serverKeepalive(server, legs.front);
+  engine.longResponse(server, legs.front);
+  for (const location of server.locations) {
+    const target = location.proxyPass?.target;
+    if (!target) continue;
+    const group = target.kind === 'group' ? config.http?.upstreams.get(target.name) : undefined;
+    engine.upstreamLeg(
+      location,
+      location.proxySocketKeepalive,
+      isLocal(target, config.http?.upstreams),
+      legs.upstream,
+      location.proxyReadTimeoutMs,
+      'proxy_read_timeout',
+      group,
+      location.source,
+    );
+  }
+}
+
+/**
+ * Every keepalive hazard of `config`, each server checked against the
+ * middleboxes `legsOf` gives it, with the places that rely on the kernel's
+ * keepalive defaults.
+ */
+export function keepaliveHazards(
+  config: Config,
+  origins: Origins,
+  legsOf: (server: StreamServer | HttpServer) => Legs,
+  kernel: KernelKeepalive = STOCK_KERNEL,
+): { hazards: Hazard[]; dependents: KernelDependent[] } {
+  const engine = new Engine(origins, kernel);
+  for (const server of config.stream?.servers ?? [])
+    streamServerHazards(engine, server, legsOf(server), config.stream?.upstreams);
+  for (const server of config.http?.servers ?? []) httpServerHazards(engine, config, server, legsOf(server));
+  engine.pools(config);
+  return { hazards: engine.hazards, dependents: engine.dependents };
+}
+
+/**
+ * `check`'s view: `lb_idle_timeout` names a load balancer in front of or
+ * behind the server, of unknown kind, so both legs are checked as L4 and the
+ * front one as pooling too (the stricter reading of each).
+ */
+export function lbIdleLegs(server: StreamServer | HttpServer): Legs {
+  const ms = server.lbIdleTimeoutMs;
+  if (ms === undefined) return { front: [], upstream: [] };
+  const box: Box = {
+    label: `lb_idle_timeout ${fmt(ms)}`,
+    idleMs: ms,
+    l4: true,
+    pools: true,
+    failure: 'the next packet is reset or lost',
+  };
+  return { front: [box], upstream: [box] };
+}
+
+export function checkHazards(config: Config, origins: Origins, diags: DiagnosticList): void {
+  const { hazards } = keepaliveHazards(config, origins, lbIdleLegs);
+  for (const h of hazards) {
+    // Info (nothing waits that long today, or no middlebox known) is doctor's, not check's.
+    if (h.severity === 'info') continue;
+    diags.warning(`hazard-${h.code}`, h.at, h.message, h.fix);
   }
 }

@@ -3,8 +3,9 @@
  *
  * It is produced from the AST by the directive table with every default
  * already merged (nginx semantics: a directive at an outer level is inherited
- * by inner levels unless they set it). Runtime code reads only this model,
- * never config text. Durations are milliseconds (`...Ms`), keepalive specs are
+ * by inner levels unless they set it; each table entry's `bind` says which
+ * field it fills and how it merges). Every record is fully resolved: runtime
+ * code reads only this model, never config text, and never merges levels. Durations are milliseconds (`...Ms`), keepalive specs are
  * kernel units (seconds, probes).
  */
 import type { KeepaliveSpec } from '../keepalive/spec.js';
@@ -145,17 +146,18 @@ export interface HttpLocation {
   /** Default 0 = unlimited: how long after the first try a request may still go to another server. */
   proxyNextUpstreamTimeoutMs: number;
   /**
-   * Request-level client settings this location sets itself (nginx allows
-   * them in location); absent: the server's value applies.
+   * The client-leg settings of a request routed here, resolved through
+   * location, server and http (nginx allows them in location and takes them
+   * from the location a request is routed to): see HttpServer for each.
    */
-  keepaliveTimeoutMs?: number;
+  keepaliveTimeoutMs: number;
   keepaliveHeaderTimeoutMs?: number;
-  keepaliveRequests?: number;
-  keepaliveTimeMs?: number;
-  clientBodyTimeoutMs?: number;
-  sendTimeoutMs?: number;
-  clientMaxBodySize?: number;
-  clientBodyBufferSize?: number;
+  keepaliveRequests: number;
+  keepaliveTimeMs: number;
+  clientBodyTimeoutMs: number;
+  sendTimeoutMs: number;
+  clientMaxBodySize: number;
+  clientBodyBufferSize: number;
   /** access_log, default on (JSON lines on standard output); off: no `request` line for requests routed here. Inherited http → server → location. */
   accessLog: boolean;
   source: SourceRef;

@@ -5,21 +5,23 @@
  * rules that span directives (upstream names, duplicate addresses) run.
  */
 import { isIP } from 'node:net';
-import type { KeepaliveSpec } from '../keepalive/spec.js';
 import { type DiagnosticList, type Position, sortDiagnostics } from './diagnostics.js';
 import {
+  type Binding,
+  bindingsOf,
   CONTEXT_LABEL,
   type Context,
   D,
   DEFAULT_BACKLOG,
   DIRECTIVE_NAMES,
   type Directive,
-  defaultOf,
   directivesNamed,
+  fallbackOf,
   type ListenValue,
   lookup,
   namesIn,
   type ProxyPassValue,
+  type RecordKind,
 } from './directives.js';
 import { checkHazards, Origins } from './hazards.js';
 import { positionInToken } from './lexer.js';
@@ -203,23 +205,40 @@ function arityText(d: Directive): string {
   return `takes ${d.minArgs} to ${d.maxArgs}`;
 }
 
-/** The innermost setting along `chain` (innermost first), else the table's default. */
-function resolve<T>(chain: readonly Block[], directive: Directive<T>): { value: T; node?: DirectiveNode } {
-  for (const block of chain) {
-    const s = block.first(directive);
-    if (s) return { value: s.value, node: s.node };
+/**
+ * A binding's value for a record whose levels are `chain` (innermost first),
+ * merged as the table says, with the directive that set it; undefined when
+ * nothing sets it and there is no default (the field stays absent).
+ */
+function settle(
+  directive: Directive,
+  binding: Binding,
+  chain: readonly Block[],
+): { value: unknown; node?: DirectiveNode } | undefined {
+  const project = (v: unknown) => (binding.project ? binding.project(v) : v);
+  const levels = binding.merge === 'local' ? chain.slice(0, 1) : chain;
+  for (const block of levels) {
+    const settings = block.all(directive);
+    if (settings.length === 0) continue;
+    if (directive.multiple) {
+      // Every value of this level, in order; list values (server_name a b) are spread.
+      const values = settings.flatMap((x) => {
+        const v = project(x.value);
+        return Array.isArray(v) ? v : [v];
+      });
+      return { value: values, node: settings[0]!.node };
+    }
+    const value = project(settings[0]!.value);
+    // A level that does not set this projection (keepalive_timeout without a header value) is skipped.
+    if (value === undefined) continue;
+    return { value, node: settings[0]!.node };
   }
-  const value = defaultOf(directive);
-  if (value === undefined) throw new Error(`${directive.name} has no default`);
-  return { value };
+  return fallbackOf(directive, binding);
 }
 
-function resolveOptional<T>(chain: readonly Block[], directive: Directive<T>): Setting<T> | undefined {
-  for (const block of chain) {
-    const s = block.first(directive);
-    if (s) return s;
-  }
-  return undefined;
+/** The levels a record of `kind` opened by `block` is resolved from, innermost first. */
+function levels(kind: RecordKind, block: Block, parents: readonly Block[]): Block[] {
+  return kind === 'config' ? [block, ...block.blocks('events')] : [block, ...parents];
 }
 
 class Builder {
@@ -232,17 +251,23 @@ class Builder {
     if (node) this.origins.set(obj, field, node);
   }
 
-  build(file: string, main: Block): Config {
-    const config: Config = {
-      file,
-      workerConnections: resolve(main.blocks('events'), D.workerConnections).value,
-      shutdownTimeoutMs: resolve([main], D.workerShutdownTimeout).value,
-    };
-    const lb = main.first(D.lbIdleTimeout);
-    if (lb) {
-      config.lbIdleTimeoutMs = lb.value;
-      this.at(config, 'lbIdleTimeoutMs', lb.node);
+  /**
+   * Fills every field the directive table binds to records of `kind`: the
+   * one generic merge. `record` holds the structural fields already.
+   */
+  private fill<R extends object>(record: Partial<R>, kind: RecordKind, chain: readonly Block[]): R {
+    const out = record as Record<string, unknown>;
+    for (const { directive, binding } of bindingsOf(kind)) {
+      const found = settle(directive, binding, chain);
+      if (found === undefined) continue;
+      out[binding.field] = found.value;
+      this.at(record, binding.field, found.node);
     }
+    return record as R;
+  }
+
+  build(file: string, main: Block): Config {
+    const config = this.fill<Config>({ file }, 'config', levels('config', main, []));
     const stream = main.blocks('stream')[0];
     if (stream) config.stream = this.stream(stream, main);
     const http = main.blocks('http')[0];
@@ -352,7 +377,6 @@ class Builder {
     const upstreams = this.upstreams(block, 'stream_upstream', (g) => g);
     const servers: StreamServer[] = [];
     for (const sb of block.blocks('stream_server')) {
-      const chain = [sb, block];
       const node = sb.node!;
       const listens = sb.all(D.streamListen).map((s) => this.listen(s));
       if (listens.length === 0 && !sb.failed.has(D.streamListen)) {
@@ -375,35 +399,11 @@ class Builder {
       } else if (pass) {
         proxyPass = this.target(pass, upstreams, 'stream');
       }
-      const server: StreamServer = {
-        listens,
-        proxyPass: proxyPass ?? { kind: 'group', name: '' },
-        proxyTimeoutMs: 0,
-        proxyConnectTimeoutMs: 0,
-        proxySocketKeepalive: { enable: false },
-        proxyNextUpstream: true,
-        proxyNextUpstreamTries: 0,
-        proxyNextUpstreamTimeoutMs: 0,
-        resetTimedoutConnection: false,
-        source: ref(node),
-      };
-      const set = <K extends keyof StreamServer>(key: K, directive: Directive<StreamServer[K]>) => {
-        const r = resolve(chain, directive);
-        server[key] = r.value;
-        this.at(server, key, r.node);
-      };
-      set('proxyTimeoutMs', D.streamProxyTimeout);
-      set('proxyConnectTimeoutMs', D.streamProxyConnectTimeout);
-      set('proxySocketKeepalive', D.streamProxySocketKeepalive as Directive<KeepaliveSpec>);
-      set('proxyNextUpstream', D.streamProxyNextUpstream);
-      set('proxyNextUpstreamTries', D.streamProxyNextUpstreamTries);
-      set('proxyNextUpstreamTimeoutMs', D.streamProxyNextUpstreamTimeout);
-      set('resetTimedoutConnection', D.streamResetTimedoutConnection);
-      const lb = resolveOptional([sb, block, main], D.lbIdleTimeout);
-      if (lb) {
-        server.lbIdleTimeoutMs = lb.value;
-        this.at(server, 'lbIdleTimeoutMs', lb.node);
-      }
+      const server = this.fill<StreamServer>(
+        { listens, proxyPass: proxyPass ?? { kind: 'group', name: '' }, source: ref(node) },
+        'stream_server',
+        levels('stream_server', sb, [block, main]),
+      );
       if (pass) this.at(server, 'proxyPass', pass.node);
       servers.push(server);
     }
@@ -411,21 +411,11 @@ class Builder {
   }
 
   private http(block: Block, main: Block): HttpBlock {
-    const upstreams = this.upstreams(block, 'http_upstream', (g, ub): HttpUpstreamGroup => {
-      const group: HttpUpstreamGroup = {
-        ...g,
-        keepalive: ub.first(D.upstreamKeepalive)?.value ?? 0,
-        keepaliveTimeoutMs: resolve([ub], D.upstreamKeepaliveTimeout).value,
-        keepaliveRequests: resolve([ub], D.upstreamKeepaliveRequests).value,
-        keepaliveTimeMs: resolve([ub], D.upstreamKeepaliveTime).value,
-      };
-      this.at(group, 'keepalive', ub.first(D.upstreamKeepalive)?.node);
-      this.at(group, 'keepaliveTimeoutMs', ub.first(D.upstreamKeepaliveTimeout)?.node);
-      return group;
-    });
+    const upstreams = this.upstreams(block, 'http_upstream', (g, ub) =>
+      this.fill<HttpUpstreamGroup>({ ...g }, 'http_upstream', levels('http_upstream', ub, [])),
+    );
     const servers: HttpServer[] = [];
     for (const sb of block.blocks('http_server')) {
-      const chain = [sb, block];
       const node = sb.node!;
       let listens = sb.all(D.httpListen).map((s) => this.listen(s));
       if (listens.length === 0) {
@@ -439,37 +429,14 @@ class Builder {
           },
         ];
       }
-      const keepalive = resolve(chain, D.keepaliveTimeout);
-      const server: HttpServer = {
-        listens,
-        serverNames: sb.all(D.serverName).flatMap((s) => s.value),
-        keepaliveTimeoutMs: keepalive.value.timeoutMs,
-        keepaliveRequests: resolve(chain, D.keepaliveRequests).value,
-        keepaliveTimeMs: resolve(chain, D.keepaliveTime).value,
-        clientHeaderTimeoutMs: resolve(chain, D.clientHeaderTimeout).value,
-        clientBodyTimeoutMs: resolve(chain, D.clientBodyTimeout).value,
-        sendTimeoutMs: resolve(chain, D.sendTimeout).value,
-        clientMaxBodySize: resolve(chain, D.clientMaxBodySize).value,
-        clientBodyBufferSize: resolve(chain, D.clientBodyBufferSize).value,
-        accessLog: resolve(chain, D.accessLog).value,
-        locations: [],
-        source: ref(node),
-      };
-      // nginx merges the Keep-Alive header value on its own: a level setting
-      // only `keepalive_timeout T` keeps the header value of an outer level.
-      const header = chain
-        .map((b) => b.first(D.keepaliveTimeout)?.value.headerMs)
-        .find((h) => h !== undefined);
-      if (header !== undefined) server.keepaliveHeaderTimeoutMs = header;
-      this.at(server, 'keepaliveTimeoutMs', keepalive.node);
-      const lb = resolveOptional([sb, block, main], D.lbIdleTimeout);
-      if (lb) {
-        server.lbIdleTimeoutMs = lb.value;
-        this.at(server, 'lbIdleTimeoutMs', lb.node);
-      }
+      const server = this.fill<HttpServer>(
+        { listens, locations: [], source: ref(node) },
+        'http_server',
+        levels('http_server', sb, [block, main]),
+      );
       const prefixes = new Map<string, DirectiveNode>();
       for (const lb of sb.blocks('location')) {
-        const location = this.location(lb, [lb, sb, block], upstreams, prefixes);
+        const location = this.location(lb, [sb, block, main], upstreams, prefixes);
         if (location) server.locations.push(location);
       }
       servers.push(server);
@@ -479,7 +446,7 @@ class Builder {
 
   private location(
     block: Block,
-    chain: Block[],
+    parents: Block[],
     upstreams: ReadonlyMap<string, HttpUpstreamGroup>,
     prefixes: Map<string, DirectiveNode>,
   ): HttpLocation | undefined {
@@ -496,51 +463,13 @@ class Builder {
       return undefined;
     }
     prefixes.set(prefix, node);
-    let headers: { name: string; value: string }[] = [];
-    // nginx array inheritance: a level that sets any proxy_set_header inherits none.
-    for (const b of chain) {
-      const set = b.all(D.proxySetHeader);
-      if (set.length > 0) {
-        headers = set.map((s) => s.value);
-        break;
-      }
-    }
-    const version = resolve(chain, D.proxyHttpVersion);
-    const location: HttpLocation = {
-      prefix,
-      proxyConnectTimeoutMs: resolve(chain, D.httpProxyConnectTimeout).value,
-      proxyReadTimeoutMs: resolve(chain, D.proxyReadTimeout).value,
-      proxySendTimeoutMs: resolve(chain, D.proxySendTimeout).value,
-      proxyHttpVersion: version.value,
-      proxySetHeaders: headers,
-      proxySocketKeepalive: resolve(chain, D.httpProxySocketKeepalive).value,
-      proxyNextUpstream: resolve(chain, D.httpProxyNextUpstream).value,
-      proxyNextUpstreamTries: resolve(chain, D.httpProxyNextUpstreamTries).value,
-      proxyNextUpstreamTimeoutMs: resolve(chain, D.httpProxyNextUpstreamTimeout).value,
-      accessLog: resolve(chain, D.accessLog).value,
-      source: ref(node),
-    };
-    // Client settings the location sets itself; the rest come from its server.
-    const keepalive = block.first(D.keepaliveTimeout);
-    if (keepalive !== undefined) {
-      location.keepaliveTimeoutMs = keepalive.value.timeoutMs;
-      if (keepalive.value.headerMs !== undefined)
-        location.keepaliveHeaderTimeoutMs = keepalive.value.headerMs;
-      this.at(location, 'keepaliveTimeoutMs', keepalive.node);
-    }
-    const own = <K extends keyof HttpLocation>(key: K, directive: Directive<HttpLocation[K]>) => {
-      const s = block.first(directive);
-      if (s) location[key] = s.value;
-    };
-    own('keepaliveRequests', D.keepaliveRequests);
-    own('keepaliveTimeMs', D.keepaliveTime);
-    own('clientBodyTimeoutMs', D.clientBodyTimeout);
-    own('sendTimeoutMs', D.sendTimeout);
-    own('clientMaxBodySize', D.clientMaxBodySize);
-    own('clientBodyBufferSize', D.clientBodyBufferSize);
-    this.at(location, 'proxyHttpVersion', version.node);
-    this.at(location, 'proxyReadTimeoutMs', resolve(chain, D.proxyReadTimeout).node);
-    this.at(location, 'proxySocketKeepalive', resolve(chain, D.httpProxySocketKeepalive).node);
+    // Every setting resolved here, client ones included: a request routed to
+    // this location runs under exactly these values (proxy/http/limits.ts).
+    const location = this.fill<HttpLocation>(
+      { prefix, source: ref(node) },
+      'location',
+      levels('location', block, parents),
+    );
     const pass = block.first(D.httpProxyPass);
     const ret = block.first(D.return);
     if (pass && ret) {
@@ -650,8 +579,16 @@ export function validate(
   const builder = new Builder(diags);
   const config = builder.build(ast.file, main);
   if (diags.hasErrors) return undefined;
+  ORIGINS.set(config, builder.origins);
   checkHazards(config, builder.origins, diags);
   return config;
+}
+
+const ORIGINS = new WeakMap<Config, Origins>();
+
+/** Where each field of a validated model was set, for hazards that point at the directive (doctor -c). */
+export function originsOf(config: Config): Origins {
+  return ORIGINS.get(config) ?? new Origins();
 }
 
 export { sortDiagnostics };

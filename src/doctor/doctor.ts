@@ -5,11 +5,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { chainFindings, type Hop, parseChain, readChainArg } from './chain.js';
-import { bySeverity, type Evidence, type Finding } from './findings.js';
+import { bySeverity, type Dependent, type Finding } from './findings.js';
 import { type HostState, hostFindings, readHost } from './host.js';
 import { auditKeepwireConfig } from './keepwire-config.js';
 import { auditNginx, type ConfigAudit } from './nginx.js';
-import { type Middlebox, tightest } from './profiles.js';
+import { isL4, type Middlebox, tightest } from './profiles.js';
 import {
   type LiveSocket,
   listSockets,
@@ -58,7 +58,7 @@ export function detectNginxVersion(): string | undefined {
 export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   const host = readHost();
   const findings: Finding[] = [];
-  const dependents: Evidence[] = [];
+  const dependents: Dependent[] = [];
   const sources = new Map<string, string>();
   const chainHops = opts.chain !== undefined ? readChainArg(opts.chain) : undefined;
   // Middleboxes placed after nginx in the chain are on its upstream path.
@@ -85,8 +85,10 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
     dependents.push(...a.systemDependents);
     for (const [k, v] of a.sources) sources.set(k, v);
   }
-  const lb =
-    tightest(opts.front.filter((b) => b.expiry === 'rst' || b.expiry === 'drop')) ?? tightest(opts.front);
+  // TCP keepalive advice (host sysctls, socket options) only for boxes it can
+  // hold open: an L7 proxy in front counts data, and its fix is the HTTP
+  // keep-alive timeout, which the configuration audits give.
+  const lb = tightest(opts.front.filter(isL4));
   const report: DoctorReport = {
     lb: { front: opts.front, upstream },
     host,
@@ -104,8 +106,13 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
       proc.sockets = readProcessSockets(opts.pid);
       findings.push(...processFindings(opts.pid, proc.sockets, lb, name));
       for (const s of proc.sockets) {
-        if (s.keepalive && s.idle === host.keepalive.idle)
-          dependents.push({ where: `pid ${opts.pid} fd ${s.fd} ${s.local} -> ${s.peer}` });
+        if (!s.keepalive) continue;
+        // A value equal to the host's is taken to come from it.
+        const relies: Dependent['relies'][number][] = [];
+        if (s.idle === host.keepalive.idle) relies.push('idle');
+        if (s.interval === host.keepalive.interval) relies.push('interval');
+        if (relies.length > 0)
+          dependents.push({ where: `pid ${opts.pid} fd ${s.fd} ${s.local} -> ${s.peer}`, relies });
       }
     } catch (error) {
       const e = error as Error & { code?: string };

@@ -32,6 +32,14 @@ export interface Evidence {
   value?: string;
 }
 
+/**
+ * A place that takes keepalive values from the kernel's defaults, and which
+ * ones: `so_keepalive=60s::` relies on the interval and count, not the idle.
+ */
+export interface Dependent extends Evidence {
+  relies: readonly ('idle' | 'interval' | 'count')[];
+}
+
 export interface Finding {
   severity: FindingSeverity;
   code: string;

@@ -6,11 +6,17 @@
  * two hours.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { detectionTime, probePeriod, recommend } from '../keepalive/recommend.js';
+import {
+  detectionTime,
+  probePeriod,
+  recommend,
+  sysctlLines,
+  sysctlSettings,
+} from '../keepalive/recommend.js';
 import { KEEPALIVE_SYSCTLS, type SystemKeepaliveDefaults, sysctlPath } from '../keepalive/system.js';
-import type { Evidence, Finding } from './findings.js';
+import type { Dependent, Finding } from './findings.js';
 import { human } from './findings.js';
-import { expiryFailure, type Middlebox } from './profiles.js';
+import { expiryFailure, isL4, type Middlebox } from './profiles.js';
 
 export const CONNTRACK_ESTABLISHED = 'net.netfilter.nf_conntrack_tcp_timeout_established';
 
@@ -47,30 +53,44 @@ export function readHost(procSys = '/proc/sys'): HostState {
  * keepalive on): with one of them, a long kernel default is an error, since
  * something relies on it; without, it waits for the next program that does.
  */
-export function hostFindings(host: HostState, lb: Middlebox | undefined, dependents: Evidence[]): Finding[] {
+export function hostFindings(host: HostState, lb: Middlebox | undefined, dependents: Dependent[]): Finding[] {
   const out: Finding[] = [];
   const ka = host.keepalive;
-  if (lb) {
+  // An L7 proxy's idle timer counts data, not TCP keepalive probes: the
+  // kernel's defaults cannot keep a connection through it, so no sysctl advice.
+  if (lb && isL4(lb)) {
     const period = probePeriod(ka);
     if (period >= lb.idleSeconds) {
       const rec = recommend(lb.idleSeconds);
-      const intervalIsLate = ka.interval >= lb.idleSeconds && ka.idle < lb.idleSeconds;
+      const idleLate = ka.idle >= lb.idleSeconds;
+      const intervalLate = ka.interval >= lb.idleSeconds;
+      const intervalIsLate = intervalLate && !idleLate;
       const name = intervalIsLate ? KEEPALIVE_SYSCTLS.interval : KEEPALIVE_SYSCTLS.idle;
       const value = intervalIsLate ? ka.interval : ka.idle;
+      // Only places that take a late value from the kernel rely on it:
+      // so_keepalive=60s:: sets its own idle and inherits the interval and count.
+      const relying = dependents.filter(
+        (d) => (idleLate && d.relies.includes('idle')) || (intervalLate && d.relies.includes('interval')),
+      );
+      const throughInterval = relying.every((d) => !(idleLate && d.relies.includes('idle')));
+      const reliedOn = throughInterval && !intervalIsLate ? KEEPALIVE_SYSCTLS.interval : 'it';
       const users =
-        dependents.length > 0
-          ? `${dependents.length === 1 ? '1 place relies' : `${dependents.length} places rely`} on it (first: ${dependents[0]!.where})`
-          : 'every socket that enables keepalive without its own idle time inherits it';
+        relying.length > 0
+          ? `${relying.length === 1 ? '1 place relies' : `${relying.length} places rely`} on ${reliedOn} (first: ${relying[0]!.where})`
+          : intervalIsLate
+            ? 'every socket that enables keepalive without its own interval inherits it'
+            : 'every socket that enables keepalive without its own idle time inherits it';
+      const fix = sysctlSettings(rec, ka.interval).filter(
+        (s) => s.name !== KEEPALIVE_SYSCTLS.idle || idleLate,
+      );
       out.push({
-        severity: dependents.length > 0 ? 'error' : 'warning',
+        severity: relying.length > 0 ? 'error' : 'warning',
         code: intervalIsLate ? 'kernel-keepalive-intvl-too-long' : 'kernel-keepalive-too-long',
         layer: 'host',
         message: `${name} = ${value}: an idle connection is probed every max(${ka.idle}, ${ka.interval}) = ${human(period)}, not below ${lb.name}'s idle timeout ${human(lb.idleSeconds)}; ${users}`,
         evidence: { where: sysctlPath(name), path: sysctlPath(name), value: String(value) },
         why: `${lb.name} forgets the idle connection after ${human(lb.idleSeconds)}, before the first probe, and ${expiryFailure(lb)}; a dead peer goes unnoticed for ${human(detectionTime(ka))}.`,
-        fix: intervalIsLate
-          ? `${KEEPALIVE_SYSCTLS.interval} = ${rec.keepalive.interval}`
-          : `${KEEPALIVE_SYSCTLS.idle} = ${rec.keepalive.idle}`,
+        fix: sysctlLines(fix).join('\n'),
       });
     }
   }

@@ -1,21 +1,49 @@
 /**
  * keepwire's own configuration (`-c`): validated as `keepwire check` does,
- * then audited against the real load balancer with the same rules as nginx
- * files (keepwire's language is an nginx subset), in keepwire's dialect
- * (`proxy_socket_keepalive` takes a full keepalive spec).
+ * then its keepalive hazards found by the one hazard engine over the model
+ * (config/hazards.ts) that `check` runs: here against the load balancers
+ * given to doctor (profiles with their expiry and pooling) and this host's
+ * kernel defaults, or, with none given, against the file's own
+ * lb_idle_timeout exactly as `check`. So `check` and `doctor -c` cannot
+ * disagree on the same file.
  */
+
+import { type Box, keepaliveHazards, type Legs, lbIdleLegs } from '../config/hazards.js';
 import { loadConfig } from '../config/index.js';
-import type { Finding } from './findings.js';
-import { fileEvidence } from './findings.js';
-import { type AuditOptions, auditConfigFile, type ConfigAudit } from './nginx.js';
+import type { Config } from '../config/model.js';
+import { originsOf } from '../config/validate.js';
+import type { Dependent, Finding } from './findings.js';
+import { fileEvidence, human } from './findings.js';
+import type { AuditOptions, ConfigAudit } from './nginx.js';
+import { expiryFailure, isL4, type Middlebox } from './profiles.js';
+
+function box(m: Middlebox): Box {
+  return {
+    label: `${m.name}'s idle timeout ${human(m.idleSeconds)}`,
+    idleMs: m.idleSeconds * 1000,
+    l4: isL4(m),
+    pools: m.pools,
+    failure: expiryFailure(m),
+  };
+}
+
+/** HTTP keep-alive timeouts for the chain: the shortest server one, the longest pooled upstream one (seconds). */
+function timeouts(config: Config): ConfigAudit['timeouts'] {
+  const out: ConfigAudit['timeouts'] = {};
+  for (const s of config.http?.servers ?? [])
+    out.server = Math.min(out.server ?? Number.POSITIVE_INFINITY, s.keepaliveTimeoutMs / 1000);
+  for (const g of config.http?.upstreams.values() ?? []) {
+    if (g.keepalive > 0) out.upstreamPool = Math.max(out.upstreamPool ?? 0, g.keepaliveTimeoutMs / 1000);
+  }
+  return out;
+}
 
 export function auditKeepwireConfig(file: string, opts: AuditOptions): ConfigAudit {
   const loaded = loadConfig(file);
   const findings: Finding[] = [];
-  const haveLb = opts.front.length > 0 || opts.upstream.length > 0;
   for (const d of loaded.diagnostics) {
-    // The config's own lb_idle_timeout hazards are replaced by the audit against the LB given here.
-    if (haveLb && d.code.startsWith('hazard-')) continue;
+    // Hazards come from the engine below, against the load balancers given here.
+    if (d.code.startsWith('hazard-')) continue;
     findings.push({
       severity: d.severity,
       code: `config-${d.code}`,
@@ -25,26 +53,34 @@ export function auditKeepwireConfig(file: string, opts: AuditOptions): ConfigAud
       why:
         d.severity === 'error'
           ? 'keepwire serve refuses to start (or reload) with this configuration.'
-          : 'keepwire check reports this as a hazard behind a load balancer.',
+          : 'keepwire check reports this.',
       fix: d.hint ?? 'see keepwire check',
     });
   }
-  if (loaded.diagnostics.some((d) => d.code === 'file-unreadable')) {
-    return { findings, systemDependents: [], sources: loaded.sources, timeouts: {} };
+  const config = loaded.config;
+  if (!config) return { findings, systemDependents: [], sources: loaded.sources, timeouts: {} };
+  const given = opts.front.length > 0 || opts.upstream.length > 0;
+  const legs: Legs = { front: opts.front.map(box), upstream: opts.upstream.map(box) };
+  const { hazards, dependents } = keepaliveHazards(
+    config,
+    originsOf(config),
+    given ? () => legs : lbIdleLegs,
+    {
+      ...opts.system,
+      where: 'of this host',
+    },
+  );
+  for (const h of hazards) {
+    findings.push({
+      severity: h.severity,
+      code: `hazard-${h.code}`,
+      layer: 'keepwire',
+      message: h.message,
+      evidence: fileEvidence(h.at),
+      why: h.why,
+      fix: h.fix,
+    });
   }
-  const audit = auditConfigFile(file, 'keepwire', { ...opts, dialect: 'keepwire' });
-  // The validator above already refused bad syntax and bad keepalive values, with keepwire's own codes.
-  const validated = new Set([
-    'config-syntax',
-    'listen-comma',
-    'so-keepalive-invalid',
-    'so-keepalive-kernel-refuses',
-  ]);
-  const rest = audit.findings.filter((f) => !validated.has(f.code));
-  return {
-    findings: [...findings, ...rest],
-    systemDependents: audit.systemDependents,
-    sources: loaded.sources,
-    timeouts: audit.timeouts,
-  };
+  const systemDependents: Dependent[] = dependents.map((d) => ({ ...fileEvidence(d.at), relies: d.relies }));
+  return { findings, systemDependents, sources: loaded.sources, timeouts: timeouts(config) };
 }

@@ -3,31 +3,40 @@
  * directives keepwire does not implement, so this walks the raw AST (with
  * includes expanded, relative to the configuration prefix as nginx does)
  * instead of keepwire's typed model, and only interprets the directives that
- * decide keepalive behaviour. keepwire's own config language is an nginx
- * subset, so `-c` files go through the same walk in the `keepwire` dialect.
+ * decide keepalive behaviour, with nginx's own value forms
+ * (parseNginxSoKeepalive) and version-dependent defaults. keepwire's own
+ * `-c` files do not come here: they go through the model and the one hazard
+ * engine `check` uses (keepwire-config.ts, config/hazards.ts).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticList } from '../config/diagnostics.js';
+import { D, defaultOf } from '../config/directives.js';
 import { type ArgNode, type DirectiveNode, parseText } from '../config/parser.js';
-import { detectionTime, probePeriod, recommend } from '../keepalive/recommend.js';
+import {
+  detectionTime,
+  probePeriod,
+  recommend,
+  sysctlLines,
+  sysctlSettings,
+} from '../keepalive/recommend.js';
 import { KERNEL_LIMITS, parseSoKeepalive } from '../keepalive/spec.js';
-import type { SystemKeepaliveDefaults } from '../keepalive/system.js';
+import { KEEPALIVE_SYSCTLS, type SystemKeepaliveDefaults } from '../keepalive/system.js';
 import { parseDuration } from '../units/time.js';
 import {
-  type Evidence,
+  type Dependent,
   type Finding,
   type FindingSeverity,
   fileEvidence,
   human,
   type Layer,
 } from './findings.js';
-import { expiryFailure, type Middlebox, tightest } from './profiles.js';
+import { expiryFailure, isL4, type Middlebox, tightest } from './profiles.js';
 
 export interface ConfigAudit {
   findings: Finding[];
   /** Places that inherit the kernel's keepalive values (for the host layer's severity). */
-  systemDependents: Evidence[];
+  systemDependents: Dependent[];
   /** Text of every file read, for showing source lines. */
   sources: Map<string, string>;
   /** HTTP keep-alive timeouts found, for the chain: the shortest server one, the longest upstream pool one. */
@@ -42,15 +51,19 @@ export interface AuditOptions {
   system: SystemKeepaliveDefaults;
   /** `1.22.1`; undefined when unknown (then pre-1.29.7 semantics are assumed and said). */
   nginxVersion?: string;
-  dialect?: 'nginx' | 'keepwire';
 }
 
-/** nginx defaults (ngx_http_core_module, ngx_http_proxy_module, ngx_stream_proxy_module). */
+/**
+ * nginx's defaults, in seconds, from keepwire's directive table: keepwire
+ * takes nginx's (ngx_http_core_module, ngx_http_proxy_module,
+ * ngx_stream_proxy_module, ngx_http_upstream_keepalive_module), so there is
+ * one place they are written.
+ */
 const DEFAULTS = {
-  keepaliveTimeout: 75,
-  readTimeout: 60,
-  streamProxyTimeout: 600,
-  upstreamKeepaliveTimeout: 60,
+  keepaliveTimeout: defaultOf(D.keepaliveTimeout)!.timeoutMs / 1000,
+  readTimeout: defaultOf(D.proxyReadTimeout)! / 1000,
+  streamProxyTimeout: defaultOf(D.streamProxyTimeout)! / 1000,
+  upstreamKeepaliveTimeout: defaultOf(D.upstreamKeepaliveTimeout)! / 1000,
 };
 
 /** The release that made upstream keep-alive work without proxy_http_version / Connection "". */
@@ -157,8 +170,10 @@ interface Effective {
   idle: number;
   interval: number;
   count: number;
-  /** Fields taken from the kernel's defaults. */
+  /** Sysctls taken from the kernel's defaults. */
   inherited: string[];
+  /** The same as fields. */
+  relies: Dependent['relies'][number][];
 }
 
 function effective(
@@ -166,22 +181,14 @@ function effective(
   sys: SystemKeepaliveDefaults,
 ): Effective {
   const inherited: string[] = [];
-  const pick = (own: number, def: number, name: string) => {
-    if (own > 0) return own;
-    inherited.push(name);
-    return def;
+  const relies: Effective['relies'] = [];
+  const pick = (field: 'idle' | 'interval' | 'count') => {
+    if (spec[field] > 0) return spec[field];
+    inherited.push(KEEPALIVE_SYSCTLS[field]);
+    relies.push(field);
+    return sys[field];
   };
-  return {
-    idle: pick(spec.idle, sys.idle, 'net.ipv4.tcp_keepalive_time'),
-    interval: pick(spec.interval, sys.interval, 'net.ipv4.tcp_keepalive_intvl'),
-    count: pick(spec.count, sys.count, 'net.ipv4.tcp_keepalive_probes'),
-    inherited,
-  };
-}
-
-/** An L7 proxy's idle timeout counts data, so TCP keepalive probes do not hold it open. */
-function isL4(box: Middlebox): boolean {
-  return box.expiry === 'rst' || box.expiry === 'drop';
+  return { idle: pick('idle'), interval: pick('interval'), count: pick('count'), inherited, relies };
 }
 
 function isLoopback(host: string): boolean {
@@ -199,7 +206,7 @@ interface Upstream {
 
 class Auditor {
   readonly findings: Finding[] = [];
-  readonly systemDependents: Evidence[] = [];
+  readonly systemDependents: Dependent[] = [];
   readonly timeouts: { server?: number; upstreamPool?: number } = {};
   private readonly lbFront: Middlebox | undefined;
   private readonly lbUpstream: Middlebox | undefined;
@@ -412,7 +419,8 @@ class Auditor {
       const refused = kernelRefusal(spec);
       const applied = refused ? { ...spec, [refused.field]: 0 } : spec;
       const eff = effective(applied, this.opts.system);
-      if (eff.inherited.length > 0) this.systemDependents.push(fileEvidence(keepParam!, keepParam!.value));
+      if (eff.relies.length > 0)
+        this.systemDependents.push({ ...fileEvidence(keepParam!, keepParam!.value), relies: eff.relies });
       const period = probePeriod(eff);
       if (period >= lb.idleSeconds) {
         const from = eff.inherited.length > 0 ? ` (${eff.inherited.join(', ')} from this host)` : '';
@@ -503,15 +511,6 @@ class Auditor {
     if (local) return;
     let spec: { idle: number; interval: number; count: number } | undefined;
     if (value === 'on') spec = { idle: 0, interval: 0, count: 0 };
-    else if (value !== 'off' && this.opts.dialect === 'keepwire') {
-      const parsed = parseSoKeepalive(value);
-      if (parsed.ok && parsed.value.enable)
-        spec = {
-          idle: parsed.value.idle ?? 0,
-          interval: parsed.value.interval ?? 0,
-          count: parsed.value.count ?? 0,
-        };
-    }
     const where = node ?? pass;
     if (!box) {
       if (!spec) {
@@ -529,13 +528,12 @@ class Auditor {
     const rec = recommend(box.idleSeconds);
     // nginx takes only on|off here, so the kernel defaults decide the timing.
     const sysLate = probePeriod(this.opts.system) >= box.idleSeconds;
-    const fixLine =
-      this.opts.dialect === 'keepwire'
-        ? `proxy_socket_keepalive ${rec.soKeepalive};`
-        : `proxy_socket_keepalive on;${sysLate ? ` # plus net.ipv4.tcp_keepalive_time = ${rec.keepalive.idle} on this host` : ''}`;
+    const sysctls = sysctlLines(sysctlSettings(rec, this.opts.system.interval));
+    const fixLine = `proxy_socket_keepalive on;${sysLate ? ` # plus ${sysctls.join(', ')} on this host` : ''}`;
     if (spec) {
       const eff = effective(spec, this.opts.system);
-      if (eff.inherited.length > 0) this.systemDependents.push(fileEvidence(where, value));
+      if (eff.relies.length > 0)
+        this.systemDependents.push({ ...fileEvidence(where, value), relies: eff.relies });
       const period = probePeriod(eff);
       if (period >= box.idleSeconds) {
         this.add(
@@ -544,7 +542,7 @@ class Auditor {
           where,
           `proxy_socket_keepalive ${value} probes every max(${eff.idle}, ${eff.interval}) = ${human(period)}${eff.inherited.length > 0 ? ' (the kernel defaults of this host)' : ''}, not below ${box.name}'s idle timeout ${human(box.idleSeconds)} between nginx and its upstream`,
           `an upstream connection waiting on a slow response or idle in the pool is forgotten by ${box.name} before the first probe, and ${expiryFailure(box)}.`,
-          this.opts.dialect === 'keepwire' ? fixLine : `net.ipv4.tcp_keepalive_time = ${rec.keepalive.idle}`,
+          sysctls.join('\n'),
           value,
         );
       }
@@ -575,16 +573,9 @@ class Auditor {
   /** Before 1.29.7, nginx speaks HTTP/1.0 and sends `Connection: close` upstream unless told otherwise. */
   private keepaliveHeaders(chain: DirectiveNode[], pass: DirectiveNode, group: Upstream): void {
     const version = this.opts.nginxVersion;
-    const modern =
-      this.opts.dialect !== 'keepwire' &&
-      version !== undefined &&
-      versionAtLeast(version, KEEPALIVE_DEFAULTS_VERSION);
+    const modern = version !== undefined && versionAtLeast(version, KEEPALIVE_DEFAULTS_VERSION);
     const seen =
-      this.opts.dialect === 'keepwire'
-        ? 'keepwire follows the pre-1.29.7 nginx defaults'
-        : version === undefined
-          ? 'nginx version unknown; nginx before 1.29.7 assumed'
-          : `nginx ${version}`;
+      version === undefined ? 'nginx version unknown; nginx before 1.29.7 assumed' : `nginx ${version}`;
     const httpVersion = inherited(chain, 'proxy_http_version');
     const pooled = `upstream "${group.name}" pools connections (keepalive ${group.keepalive!.args[0]?.value ?? ''})`;
     if (httpVersion?.args[0]?.value === '1.0' || (!httpVersion && !modern)) {
@@ -654,7 +645,8 @@ function passTarget(value: string): string | undefined {
   return m?.[1];
 }
 
-export function auditConfigFile(file: string, layer: Layer, opts: AuditOptions): ConfigAudit {
+export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
+  const layer: Layer = 'nginx';
   const diags = new DiagnosticList();
   let text: string;
   const findings: Finding[] = [];
@@ -680,10 +672,7 @@ export function auditConfigFile(file: string, layer: Layer, opts: AuditOptions):
       layer,
       message: `${d.code}: ${d.message}`,
       evidence: fileEvidence(d),
-      why:
-        layer === 'nginx'
-          ? 'nginx -t fails on this, so the configuration cannot be (re)loaded.'
-          : 'keepwire refuses this configuration.',
+      why: 'nginx -t fails on this, so the configuration cannot be (re)loaded.',
       fix: d.hint ?? 'fix the syntax at this position',
     });
   }
@@ -695,10 +684,6 @@ export function auditConfigFile(file: string, layer: Layer, opts: AuditOptions):
     sources: ast.sources,
     timeouts: auditor.timeouts,
   };
-}
-
-export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
-  return auditConfigFile(file, 'nginx', { ...opts, dialect: 'nginx' });
 }
 
 export type { ArgNode };

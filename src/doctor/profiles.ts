@@ -139,6 +139,15 @@ export function customMiddlebox(idleSeconds: number): Middlebox {
   };
 }
 
+/**
+ * An L4 box (reset or drop at expiry) forgets a flow by packets, so TCP
+ * keepalive probes keep it; an L7 proxy's idle timeout counts data, so they do
+ * not (for it, the fix is the backend's HTTP keep-alive timeout above its idle).
+ */
+export function isL4(box: Middlebox): boolean {
+  return box.expiry === 'rst' || box.expiry === 'drop';
+}
+
 /** The middlebox that forgets idle connections first: every keepalive must beat it. */
 export function tightest(boxes: readonly Middlebox[]): Middlebox | undefined {
   let best: Middlebox | undefined;

@@ -42,7 +42,8 @@ function renderFinding(f: Finding, sources: Map<string, string>): string[] {
     `      ${f.message}`,
     ...sourceLines(f, sources),
     `      why: ${f.why}`,
-    `      fix: ${f.fix}`,
+    // A fix of several lines (sysctls) is printed one per line, aligned.
+    `      fix: ${f.fix.split('\n').join('\n           ')}`,
   ];
 }
 

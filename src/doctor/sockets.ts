@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
-import { probePeriod, recommend } from '../keepalive/recommend.js';
+import { probePeriod, recommend, sysctlLines, sysctlSettings } from '../keepalive/recommend.js';
 import { getIntOption, SockoptError, sockoptConstants } from '../keepalive/sockopt.js';
 import type { Finding, SocketRef } from './findings.js';
 import { human } from './findings.js';
@@ -99,7 +99,7 @@ function socketFix(process: string | undefined, lb: Middlebox): string {
   if (process === 'node')
     return `socket.setKeepAlive(true, ${k.idle * 1000}); // or keepwire applyKeepalive(socket, { idle: ${k.idle}, interval: ${k.interval}, count: ${k.count} })`;
   if (process === 'nginx') return `listen ... so_keepalive=${recommend(lb.idleSeconds).soKeepalive};`;
-  return `setsockopt SO_KEEPALIVE=1, TCP_KEEPIDLE=${k.idle}, TCP_KEEPINTVL=${k.interval}, TCP_KEEPCNT=${k.count} (or net.ipv4.tcp_keepalive_time = ${k.idle} for programs that only set SO_KEEPALIVE)`;
+  return `setsockopt SO_KEEPALIVE=1, TCP_KEEPIDLE=${k.idle}, TCP_KEEPINTVL=${k.interval}, TCP_KEEPCNT=${k.count} (or ${sysctlLines(sysctlSettings(recommend(lb.idleSeconds))).join(', ')} for programs that only set SO_KEEPALIVE)`;
 }
 
 function ref(s: LiveSocket): SocketRef {

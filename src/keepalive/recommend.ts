@@ -4,6 +4,10 @@
  */
 import { formatDuration } from '../units/time.js';
 import { formatSoKeepalive, KERNEL_LIMITS } from './spec.js';
+import { KEEPALIVE_SYSCTLS } from './system.js';
+
+/** Linux's default net.ipv4.tcp_keepalive_intvl, what a stock host probes with after the first probe. */
+export const STOCK_KEEPALIVE_INTERVAL_S = 75;
 
 export interface DetectionInput {
   idle: number;
@@ -42,8 +46,42 @@ export interface Recommendation {
   httpServerKeepaliveTimeout: number;
   /** The idle timeout of client-side connection pools that go through the LB: shorter than it. */
   clientPoolIdleTimeout: number;
+  /**
+   * The host-wide sysctls for programs that only set SO_KEEPALIVE, against a
+   * stock host (interval 75 s): see `sysctlSettings`.
+   */
+  sysctl: SysctlSetting[];
   /** The rules behind each number, one sentence each. */
   reasoning: string[];
+}
+
+export interface SysctlSetting {
+  name: string;
+  value: number;
+}
+
+/**
+ * The sysctl lines that make a host's keepalive defaults fit `rec`. Always
+ * tcp_keepalive_time; tcp_keepalive_intvl and tcp_keepalive_probes as well
+ * whenever the host's interval is not below the LB's idle timeout: probes go
+ * out every max(idle, interval), so lowering the idle alone leaves a 75 s
+ * interval defeating any LB of 75 s or less.
+ */
+export function sysctlSettings(
+  rec: Pick<Recommendation, 'lbIdleTimeout' | 'keepalive'>,
+  hostInterval: number = STOCK_KEEPALIVE_INTERVAL_S,
+): SysctlSetting[] {
+  const out: SysctlSetting[] = [{ name: KEEPALIVE_SYSCTLS.idle, value: rec.keepalive.idle }];
+  if (hostInterval >= rec.lbIdleTimeout) {
+    out.push({ name: KEEPALIVE_SYSCTLS.interval, value: rec.keepalive.interval });
+    out.push({ name: KEEPALIVE_SYSCTLS.count, value: rec.keepalive.count });
+  }
+  return out;
+}
+
+/** `name = value` lines, as written into /etc/sysctl.d. */
+export function sysctlLines(settings: readonly SysctlSetting[]): string[] {
+  return settings.map((s) => `${s.name} = ${s.value}`);
 }
 
 /**
@@ -78,6 +116,7 @@ export function recommend(lbIdleTimeout: number, options: { margin?: number } = 
     detectionTime: detectionTime(keepalive),
     httpServerKeepaliveTimeout,
     clientPoolIdleTimeout,
+    sysctl: sysctlSettings({ lbIdleTimeout: lb, keepalive }),
     reasoning: [
       `TCP keepalive idle ${fmt(idle)} < LB idle ${fmt(lb)}: the first probe refreshes the LB's session ${fmt(margin)} before it would be forgotten.`,
       `Probe interval ${fmt(interval)} <= half the margin: if one probe is lost, the retry still arrives before the LB's deadline; and since the kernel waits the interval after every probe, a healthy idle connection sends one every max(idle, interval) = ${fmt(probePeriod(keepalive))} < ${fmt(lb)}.`,

@@ -3,6 +3,7 @@
  * for each new connection. Backup servers are a second tier, consulted only
  * when no primary can take the connection; `down` servers are never picked.
  */
+import { UPSTREAM_SERVER_DEFAULTS } from '../config/directives.js';
 import type { Address, ProxyTarget, SourceRef, UpstreamGroup, UpstreamServer } from '../config/model.js';
 import { UpstreamHost } from './hosts.js';
 import { createSelector, type Selector } from './selection.js';
@@ -64,16 +65,7 @@ export class Upstream {
  * defaults (weight 1, max_fails 1, fail_timeout 10s).
  */
 export function implicitGroup(address: Address, source: SourceRef): UpstreamGroup {
-  const server: UpstreamServer = {
-    address,
-    weight: 1,
-    maxFails: 1,
-    failTimeoutMs: 10_000,
-    maxConns: 0,
-    backup: false,
-    down: false,
-    source,
-  };
+  const server: UpstreamServer = { address, ...UPSTREAM_SERVER_DEFAULTS, source };
   return { name: address.text, servers: [server], balancing: { kind: 'round_robin' }, source };
 }
 

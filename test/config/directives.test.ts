@@ -280,8 +280,8 @@ const VALID: Valid[] = [
   [
     'location',
     'proxy_read_timeout 1s;',
-    (c) => [loc(c).clientMaxBodySize, loc(c).keepaliveTimeoutMs],
-    [undefined, undefined],
+    (c) => [loc(c).clientMaxBodySize, loc(c).keepaliveTimeoutMs, loc(c).keepaliveHeaderTimeoutMs],
+    [1024 * 1024, 75_000, undefined],
   ],
   ['location', 'return 204;', (c) => [loc(c).returnDirective, loc(c).proxyPass], [{ code: 204 }, undefined]],
   ['location', 'return 200 "ok\\n";', (c) => loc(c).returnDirective, { code: 200, text: 'ok\n' }],
@@ -485,6 +485,14 @@ describe('defaults equal nginx where nginx has the directive', () => {
       proxyNextUpstream: ['error', 'timeout'],
       proxyNextUpstreamTries: 0,
       proxyNextUpstreamTimeoutMs: 0,
+      // Resolved in the model: a request routed here runs under these.
+      keepaliveTimeoutMs: 75_000,
+      keepaliveRequests: 1000,
+      keepaliveTimeMs: 3_600_000,
+      clientBodyTimeoutMs: 60_000,
+      sendTimeoutMs: 60_000,
+      clientMaxBodySize: 1024 * 1024,
+      clientBodyBufferSize: 64 * 1024,
       accessLog: true,
     });
     const { servers, source: _us, ...u } = app(c);
@@ -535,7 +543,7 @@ http {
     assert.equal(s2!.lbIdleTimeoutMs, 100_000);
   });
 
-  it('keeps request-level client settings a location sets itself, and inherits the Keep-Alive header value on its own as nginx', () => {
+  it('resolves request-level client settings in each location (its own, else inherited), the Keep-Alive header value on its own as nginx', () => {
     const c = check(`http {
     keepalive_timeout 75s 60s;
     client_max_body_size 2m;
@@ -557,13 +565,21 @@ http {
     const [up, ka, root] = s.locations;
     assert.deepEqual(
       [up!.clientMaxBodySize, up!.keepaliveTimeoutMs, up!.keepaliveHeaderTimeoutMs, up!.keepaliveRequests],
-      [50 * 1024 * 1024, 5000, undefined, undefined],
+      [50 * 1024 * 1024, 5000, 60_000, 1000],
     );
     assert.deepEqual(
       [ka!.keepaliveTimeoutMs, ka!.keepaliveHeaderTimeoutMs, ka!.keepaliveRequests],
       [10_000, 9000, 3],
     );
-    assert.deepEqual([root!.clientMaxBodySize, root!.keepaliveTimeoutMs], [undefined, undefined]);
+    assert.deepEqual(
+      [
+        root!.clientMaxBodySize,
+        root!.keepaliveTimeoutMs,
+        root!.keepaliveHeaderTimeoutMs,
+        root!.clientBodyBufferSize,
+      ],
+      [2 * 1024 * 1024, 30_000, 60_000, 8 * 1024],
+    );
   });
 });
 

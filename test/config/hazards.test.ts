@@ -65,8 +65,8 @@ describe('hazards driven by lb_idle_timeout', () => {
   });
 
   it('http: a long proxy_read_timeout without keepalive on either leg', () => {
-    const text = (listen: string, upstream: string) =>
-      `lb_idle_timeout 60s;\nhttp {\n  keepalive_timeout 75s;\n  server {\n    listen 127.0.0.1:1${listen};\n    location / { proxy_pass http://127.0.0.1:2; proxy_read_timeout 5m;${upstream} }\n  }\n}\n`;
+    const text = (listen: string, upstream: string, to = '10.0.0.2:2') =>
+      `lb_idle_timeout 60s;\nhttp {\n  keepalive_timeout 75s;\n  server {\n    listen 127.0.0.1:1${listen};\n    location / { proxy_pass http://${to}; proxy_read_timeout 5m;${upstream} }\n  }\n}\n`;
     const bad = check(text('', ''));
     expectDiagnostic(bad, {
       code: 'hazard-listener-without-keepalive',
@@ -78,9 +78,11 @@ describe('hazards driven by lb_idle_timeout', () => {
       code: 'hazard-upstream-without-keepalive',
       severity: 'warning',
       line: 6,
-      col: 49,
+      col: 48,
     });
     assert.deepEqual(codes(text(' so_keepalive=30s:5s:3', ' proxy_socket_keepalive 30s:5s:3;')), []);
+    // A loopback upstream connection crosses no load balancer.
+    assert.deepEqual(codes(text(' so_keepalive=30s:5s:3', '', '127.0.0.1:2')), []);
   });
 
   it('http keepalive_timeout not above the LB idle timeout (the 502 race)', () => {

@@ -39,7 +39,11 @@ describe('keepwire config (-c)', () => {
     });
     assert.deepEqual(
       r.findings.map((f) => `${f.layer} ${f.severity} ${f.code} ${f.evidence.line}:${f.evidence.col}`),
-      ['keepwire error listen-no-keepalive 3:9', 'keepwire error upstream-keepalive-too-long 6:9'],
+      // The codes are check's: one hazard engine over the model (config/hazards.ts).
+      [
+        'keepwire error hazard-listener-without-keepalive 3:9',
+        'keepwire error hazard-keepalive-too-late 6:9',
+      ],
     );
     assert.equal(r.findings[1]!.fix, 'proxy_socket_keepalive 160s:40s:3;');
   });

@@ -4,6 +4,7 @@
  * the routes from locations to them. Built from the model, started on
  * listeners the runtime owns, drained and stopped as a unit.
  */
+import { recordDefaults } from '../../config/directives.js';
 import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen } from '../../config/model.js';
 import { groupFor, Upstream } from '../../upstream/index.js';
 import type { Listener } from '../listener.js';
@@ -58,12 +59,11 @@ export function httpAddresses(block: HttpBlock): HttpAddress[] {
   return [...byKey.values()];
 }
 
-const NO_POOL = {
-  keepalive: 0,
-  keepaliveTimeoutMs: 60_000,
-  keepaliveRequests: 1000,
-  keepaliveTimeMs: 3_600_000,
-};
+/** `proxy_pass ADDRESS` has no upstream block: the table's pool defaults, `keepalive` unset (no pooling). */
+const NO_POOL = recordDefaults('http_upstream') as unknown as Pick<
+  HttpUpstreamGroup,
+  'keepalive' | 'keepaliveTimeoutMs' | 'keepaliveRequests' | 'keepaliveTimeMs'
+>;
 
 export class HttpGeneration {
   readonly frontends: HttpFrontend[] = [];

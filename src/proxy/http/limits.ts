@@ -2,9 +2,8 @@
  * The client-leg settings one request runs under. nginx takes
  * client_max_body_size, client_body_timeout, send_timeout and the
  * keep-alive rules from the location a request is routed to
- * (ngx_http_update_location_config), so keepwire resolves them once per
- * configuration for every server and location, and a request picks its set
- * when it is routed. client_header_timeout is not here: a header is read
+ * (ngx_http_update_location_config); the model has them resolved for every
+ * server and location, and a request picks its set when it is routed. client_header_timeout is not here: a header is read
  * before its Host is known, so the address's default server gives it.
  */
 import type { HttpLocation, HttpServer } from '../../config/model.js';
@@ -26,22 +25,27 @@ export interface ClientLimits {
   readonly accessLog: boolean;
 }
 
-/** The settings of `server`, with what `location` sets itself on top. */
+/**
+ * The settings of a request routed to `location`, or to `server` when no
+ * location matched (404) or before routing. Both are resolved in the model
+ * (config/validate.ts); this only builds the bytes sent with each response.
+ */
 export function clientLimits(server: HttpServer, location?: HttpLocation): ClientLimits {
-  const header = location?.keepaliveHeaderTimeoutMs ?? server.keepaliveHeaderTimeoutMs;
+  const from = location ?? server;
+  const header = from.keepaliveHeaderTimeoutMs;
   return {
-    keepaliveTimeoutMs: location?.keepaliveTimeoutMs ?? server.keepaliveTimeoutMs,
+    keepaliveTimeoutMs: from.keepaliveTimeoutMs,
     // Built once: every keep-alive response ends with these bytes.
     keepAliveLines:
       header === undefined
         ? 'Connection: keep-alive\r\n\r\n'
         : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(header / 1000)}\r\n\r\n`,
-    keepaliveRequests: location?.keepaliveRequests ?? server.keepaliveRequests,
-    keepaliveTimeMs: location?.keepaliveTimeMs ?? server.keepaliveTimeMs,
-    clientBodyTimeoutMs: location?.clientBodyTimeoutMs ?? server.clientBodyTimeoutMs,
-    sendTimeoutMs: location?.sendTimeoutMs ?? server.sendTimeoutMs,
-    clientMaxBodySize: location?.clientMaxBodySize ?? server.clientMaxBodySize,
-    clientBodyBufferSize: location?.clientBodyBufferSize ?? server.clientBodyBufferSize,
-    accessLog: (location ?? server).accessLog,
+    keepaliveRequests: from.keepaliveRequests,
+    keepaliveTimeMs: from.keepaliveTimeMs,
+    clientBodyTimeoutMs: from.clientBodyTimeoutMs,
+    sendTimeoutMs: from.sendTimeoutMs,
+    clientMaxBodySize: from.clientMaxBodySize,
+    clientBodyBufferSize: from.clientBodyBufferSize,
+    accessLog: from.accessLog,
   };
 }

@@ -20,6 +20,19 @@ import { address, listen, SRC, server } from '../fixtures.js';
 export { closedPort, sleep, within } from '../../support.js';
 export { address, listen, SRC, server };
 
+/** The client-leg fields a location takes from its server when it does not set them (see httpServer). */
+const CLIENT_FIELDS = [
+  'keepaliveTimeoutMs',
+  'keepaliveHeaderTimeoutMs',
+  'keepaliveRequests',
+  'keepaliveTimeMs',
+  'clientBodyTimeoutMs',
+  'sendTimeoutMs',
+  'clientMaxBodySize',
+  'clientBodyBufferSize',
+] as const;
+
+/** A location; its client-leg fields are completed from its server by httpServer(). */
 export function location(opts: Partial<HttpLocation> = {}): HttpLocation {
   return {
     prefix: '/',
@@ -35,7 +48,7 @@ export function location(opts: Partial<HttpLocation> = {}): HttpLocation {
     accessLog: true,
     source: SRC,
     ...opts,
-  };
+  } as HttpLocation;
 }
 
 export function passToGroup(name: string): HttpLocation['proxyPass'] {
@@ -51,7 +64,7 @@ export function passToPort(port: number): HttpLocation['proxyPass'] {
 }
 
 export function httpServer(opts: Partial<HttpServer> = {}): HttpServer {
-  return {
+  const server: HttpServer = {
     listens: [listen(0)],
     serverNames: [],
     keepaliveTimeoutMs: 75_000,
@@ -67,6 +80,15 @@ export function httpServer(opts: Partial<HttpServer> = {}): HttpServer {
     source: SRC,
     ...opts,
   };
+  // The model has every location resolved (config/validate.ts): a field the
+  // location does not set is the server's, as a location block inherits it.
+  for (const l of server.locations) {
+    const own = l as unknown as Record<string, unknown>;
+    for (const field of CLIENT_FIELDS) {
+      if (own[field] === undefined && server[field] !== undefined) own[field] = server[field];
+    }
+  }
+  return server;
 }
 
 export function httpGroup(
