@@ -78,6 +78,7 @@ export function streamServer(opts: Partial<StreamServer> & Pick<StreamServer, 'p
     proxyNextUpstreamTries: 0,
     proxyNextUpstreamTimeoutMs: 0,
     resetTimedoutConnection: false,
+    lbKind: 'l4',
     source: SRC,
     ...opts,
   };
@@ -90,6 +91,7 @@ export function config(
 ): Config {
   return {
     file: 'test.conf',
+    lbKind: 'l4',
     workerConnections: 1024,
     shutdownTimeoutMs: 5_000,
     stream: { upstreams: new Map(groups.map((g) => [g.name, g])), servers },

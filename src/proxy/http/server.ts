@@ -364,7 +364,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   // ClientLeg
-  log(record: RequestRecord): void {
+  log(record: HttpLogRecord): void {
     this.deps.log(record);
   }
 

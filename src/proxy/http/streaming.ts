@@ -7,14 +7,22 @@
  * (`../pump.ts`), `proxy_read_timeout` as the idle timeout of the tunnel
  * (nginx's rule), TCP keepalive as set on both sockets, and a reset on one
  * side passed on as a reset. One access line when the tunnel ends.
+ *
+ * A WebSocket tunnel with `websocket_heartbeat` has its frames followed both
+ * ways (`websocket-frames.ts`) and gets unsolicited Pongs when quiet. One
+ * lazily re-armed timer serves both the idle timeout and the heartbeat: it
+ * fires at the earlier deadline and reads the clock then, so a busy tunnel
+ * costs a `Date.now()` per chunk and no timer calls.
  */
 import type { Socket } from 'node:net';
+import type { WebSocketHeartbeat } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { joinSockets } from '../pump.js';
-import type { RequestRecord } from './log.js';
+import type { RequestRecord, WebSocketRelayRecord } from './log.js';
+import { FrameTracker, isWebSocketSwitch, pongFrame } from './websocket-frames.js';
 
 export interface TunnelOwner {
-  log(record: RequestRecord): void;
+  log(record: RequestRecord | WebSocketRelayRecord): void;
   ended(tunnel: UpgradeTunnel): void;
 }
 
@@ -39,10 +47,27 @@ function reset(socket: Socket): void {
   }
 }
 
+/** Heartbeat state of a WebSocket tunnel: one frame tracker per direction. */
+interface Heartbeat {
+  intervalMs: number;
+  toClient: boolean;
+  toUpstream: boolean;
+  /** Client → upstream frames (masked, RFC 6455 §5.1). */
+  fromClient: FrameTracker;
+  /** Upstream → client frames (unmasked). */
+  fromUpstream: FrameTracker;
+  lastSentAt: number;
+  sent: number;
+}
+
 export class UpgradeTunnel {
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
   private done = false;
+  /** Set while heartbeats are on: a WebSocket tunnel with websocket_heartbeat whose bytes are valid frames so far. */
+  private heartbeat: Heartbeat | undefined;
+  /** Heartbeats sent, also after a fallback to plain relay (for the access line). */
+  private heartbeatsSent = 0;
 
   constructor(
     private readonly owner: TunnelOwner,
@@ -54,6 +79,7 @@ export class UpgradeTunnel {
     /** The request's access line, completed when the tunnel ends; undefined under `access_log off`. */
     private readonly record: RequestRecord | undefined,
     private readonly startedAt: number,
+    private readonly heartbeatConfig: WebSocketHeartbeat | null = null,
   ) {}
 
   /** The first thing that ends the tunnel is what its access line says. */
@@ -67,6 +93,18 @@ export class UpgradeTunnel {
   start(s: TunnelStart): void {
     const { client, upstream } = this;
     const r = this.record;
+    const hb = this.heartbeatConfig;
+    if (hb !== null && isWebSocketSwitch(s.head)) {
+      this.heartbeat = {
+        intervalMs: hb.intervalMs,
+        toClient: hb.side !== 'upstream',
+        toUpstream: hb.side !== 'client',
+        fromClient: new FrameTracker(true),
+        fromUpstream: new FrameTracker(false),
+        lastSentAt: 0,
+        sent: 0,
+      };
+    }
     client.on('error', (e: NodeJS.ErrnoException) => {
       this.note('client_closed', e.code ?? e.message);
       reset(upstream);
@@ -86,19 +124,22 @@ export class UpgradeTunnel {
     client.write(s.head, 'latin1');
     if (s.fromUpstream !== undefined) {
       if (r) r.bytesSent += s.fromUpstream.length;
+      this.track(false, s.fromUpstream);
       client.write(s.fromUpstream);
     }
     if (s.fromClient !== undefined) {
       if (r) r.bytesReceived += s.fromClient.length;
+      this.track(true, s.fromClient);
       upstream.write(s.fromClient);
     }
     joinSockets(client, upstream, {
-      onBytes: (fromClient, n) => {
+      onBytes: (fromClient, n, chunk) => {
         if (r) {
           if (fromClient) r.bytesReceived += n;
           else r.bytesSent += n;
         }
         this.lastActivity = Date.now();
+        if (this.heartbeat !== undefined) this.track(fromClient, chunk);
       },
       onEnd: (fromClient) => {
         if (fromClient) this.note('client_closed', 'client closed the tunnel');
@@ -114,19 +155,76 @@ export class UpgradeTunnel {
     this.held = undefined;
   }
 
+  /** Follows the frames of one direction; the first invalid byte turns heartbeats off for good. */
+  private track(fromClient: boolean, chunk: Buffer): void {
+    const hb = this.heartbeat;
+    if (hb === undefined) return;
+    const tracker = fromClient ? hb.fromClient : hb.fromUpstream;
+    if (tracker.feed(chunk)) return;
+    this.heartbeat = undefined;
+    this.owner.log({
+      msg: 'websocket_relay',
+      client: this.record?.client ?? '',
+      path: this.record?.path ?? '',
+      upstream: this.record?.upstream ?? null,
+      from: fromClient ? 'client' : 'upstream',
+      detail: `${tracker.invalid}: plain relay, no heartbeats for this tunnel`,
+    });
+  }
+
+  /**
+   * One timer for proxy_read_timeout and the heartbeat. Heartbeats are due
+   * `intervalMs` after the later of the last byte read and the last
+   * heartbeat; they are writes and never count as reads for the idle timeout.
+   */
   private armIdle(): void {
     const timeoutMs = this.idleMs;
     const check = () => {
-      const idle = Date.now() - this.lastActivity;
-      if (idle < timeoutMs) {
-        this.idleTimer = setTimeout(check, timeoutMs - idle);
+      const now = Date.now();
+      const idle = now - this.lastActivity;
+      if (idle >= timeoutMs) {
+        this.note('ok', `tunnel idle for ${timeoutMs} ms (proxy_read_timeout)`);
+        this.client.destroy();
+        this.upstream.destroy();
         return;
       }
-      this.note('ok', `tunnel idle for ${timeoutMs} ms (proxy_read_timeout)`);
-      this.client.destroy();
-      this.upstream.destroy();
+      let next = timeoutMs - idle;
+      const hb = this.heartbeat;
+      if (hb !== undefined) {
+        let due = Math.max(this.lastActivity, hb.lastSentAt) + hb.intervalMs - now;
+        if (due <= 0) {
+          this.sendHeartbeats(hb, now);
+          due = hb.intervalMs;
+        }
+        next = Math.min(next, due);
+      }
+      this.idleTimer = setTimeout(check, next);
     };
-    this.idleTimer = setTimeout(check, timeoutMs);
+    const hb = this.heartbeat;
+    this.idleTimer = setTimeout(check, hb === undefined ? timeoutMs : Math.min(timeoutMs, hb.intervalMs));
+  }
+
+  /**
+   * A Pong toward each configured side whose incoming direction is between
+   * frames (a frame still partly through, e.g. a sender stalled mid-frame,
+   * is never split: that side waits for the next period). Nothing follows a
+   * Close (RFC 6455 §5.5.1), and nothing goes to a side that was sent FIN.
+   */
+  private sendHeartbeats(hb: Heartbeat, now: number): void {
+    hb.lastSentAt = now;
+    if (hb.fromClient.closed || hb.fromUpstream.closed) {
+      this.heartbeat = undefined;
+      return;
+    }
+    const { client, upstream } = this;
+    if (hb.toClient && hb.fromUpstream.atBoundary && client.writable) {
+      client.write(pongFrame(false));
+      this.heartbeatsSent++;
+    }
+    if (hb.toUpstream && hb.fromClient.atBoundary && upstream.writable) {
+      upstream.write(pongFrame(true));
+      this.heartbeatsSent++;
+    }
   }
 
   /** Shutdown deadline. */
@@ -144,6 +242,7 @@ export class UpgradeTunnel {
     const r = this.record;
     if (r !== undefined) {
       if (r.detail === undefined) r.reason = 'client_closed';
+      if (this.heartbeatConfig !== null) r.websocketHeartbeats = this.heartbeatsSent;
       r.timings.totalMs = Date.now() - this.startedAt;
       this.owner.log(r);
     }

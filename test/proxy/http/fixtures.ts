@@ -46,6 +46,7 @@ export function location(opts: Partial<HttpLocation> = {}): HttpLocation {
     proxyNextUpstreamTries: 0,
     proxyNextUpstreamTimeoutMs: 0,
     accessLog: true,
+    websocketHeartbeat: null,
     source: SRC,
     ...opts,
   } as HttpLocation;
@@ -76,6 +77,7 @@ export function httpServer(opts: Partial<HttpServer> = {}): HttpServer {
     clientMaxBodySize: 1024 * 1024,
     clientBodyBufferSize: 64 * 1024,
     accessLog: true,
+    lbKind: 'l4',
     locations: [location({ proxyPass: passToGroup('app') })],
     source: SRC,
     ...opts,
@@ -116,6 +118,7 @@ export function httpConfig(
 ): Config {
   return {
     file: 'test.conf',
+    lbKind: 'l4',
     workerConnections: 1024,
     shutdownTimeoutMs: 5_000,
     http: { upstreams: new Map(groups.map((g) => [g.name, g])), servers },
