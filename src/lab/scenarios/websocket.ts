@@ -128,7 +128,7 @@ async function idleWebSocket(ctx: LabContext, setup: Setup): Promise<Observation
   ctx.note(
     'client',
     'request',
-    `ws client opens a WebSocket through the ${ctx.lbKind === 'l7' ? 'L7 LB (nginx)' : 'L4 LB (NAT)'}, stays quiet ${idleMs / 1000}s${setup.appPing ? ' (pinging every ' + idleS / 2 + 's)' : ''}, then sends "up"`,
+    `ws client opens a WebSocket through the ${ctx.lbKind === 'l7' ? 'L7 LB (nginx)' : 'L4 LB (NAT)'}, stays quiet ${idleMs / 1000}s${setup.appPing ? ` (pinging every ${idleS / 2}s)` : ''}, then sends "up"`,
   );
   let openAt: number | undefined;
   spawnPeer(ctx, 'client', 'client', args, (e) => {
