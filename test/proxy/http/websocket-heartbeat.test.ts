@@ -197,9 +197,11 @@ function sendAll(ws: WebSocket, msgs: Msg[]): Promise<void> {
       for (let at = 0, k = 0; k < m.fragments; k++, at += step) {
         const last = k === m.fragments - 1;
         ws.send(m.data.subarray(at, last ? m.data.length : at + step), { binary: m.binary, fin: last });
+        // Pauses longer than the heartbeat period, between the fragments of
+        // some messages and after others, so Pongs land inside fragmented
+        // messages (RFC 6455 §5.4 allows it) and between messages alike.
+        if (!last && i % 3 === 0) await new Promise((r) => setTimeout(r, 80));
       }
-      // Every few messages a pause longer than the heartbeat period, so
-      // Pongs land between messages and between fragments alike.
       if (i % 4 === 0) await new Promise((r) => setTimeout(r, 80));
     }
   })();
