@@ -57,7 +57,6 @@ interface Heartbeat {
   /** Upstream → client frames (unmasked). */
   fromUpstream: FrameTracker;
   lastSentAt: number;
-  sent: number;
 }
 
 export class UpgradeTunnel {
@@ -102,7 +101,6 @@ export class UpgradeTunnel {
         fromClient: new FrameTracker(true),
         fromUpstream: new FrameTracker(false),
         lastSentAt: 0,
-        sent: 0,
       };
     }
     client.on('error', (e: NodeJS.ErrnoException) => {
