@@ -71,9 +71,9 @@ export function upstreamServerSettings(): Without<UpstreamServer, 'address' | 's
 }
 
 /** The main-level settings of the test configuration. */
-export function mainSettings(): Pick<Config, 'workerConnections' | 'shutdownTimeoutMs'> {
-  const c = modelFromText(STREAM);
-  return { workerConnections: c.workerConnections, shutdownTimeoutMs: c.shutdownTimeoutMs };
+export function mainSettings(): Without<Config, 'file' | 'stream' | 'http'> {
+  const { file: _f, stream: _s, http: _h, ...settings } = modelFromText(STREAM);
+  return settings;
 }
 
 /** An http server's own settings with nothing set. */

@@ -1,5 +1,5 @@
 /**
- * `keepwire lab [SCENARIO[/VARIANT]...] [--lb-idle T] [--expiry rst|drop] [--json] [--cleanup]`
+ * `keepwire lab [SCENARIO[/VARIANT]...] [--lb l4|l7] [--lb-idle T] [--expiry rst|drop] [--json] [--cleanup]`
  *
  * Exit codes: 0 every observed outcome matched its expectation, 1 some did
  * not, 2 usage error or missing capability (not root, no iproute2/nftables).
@@ -14,7 +14,13 @@ import {
   type Variant,
 } from '../lab/index.js';
 import { relativeTimeline, renderTimeline } from '../lab/timeline.js';
-import { cleanupStale, destroyAllTopologies, type Expiry, netnsAvailable } from '../netns/index.js';
+import {
+  cleanupStale,
+  destroyAllTopologies,
+  type Expiry,
+  type LbKind,
+  netnsAvailable,
+} from '../netns/index.js';
 import { parseDuration } from '../units/time.js';
 import { EXIT, UsageError } from './errors.js';
 import type { Io } from './io.js';
@@ -81,7 +87,9 @@ export function selectVariants(names: string[]): Variant[] {
 
 export function renderLab(report: LabReport): string {
   const lines: string[] = [];
-  lines.push(`keepwire lab — LB idle timeout ${report.lbIdleS}s, expiry ${report.expiry}`);
+  lines.push(
+    `keepwire lab — ${report.lbKind === 'l7' ? 'L7 LB (nginx)' : 'L4 LB (NAT)'}, idle timeout ${report.lbIdleS}s, expiry ${report.expiry}`,
+  );
   for (const r of report.results) {
     lines.push('');
     lines.push(`■ ${r.scenario} / ${r.variant}: ${r.summary}`);
@@ -114,6 +122,14 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
     .description('reproduce the load-balancer idle-timeout incident and its fixes in network namespaces')
     .argument('[scenario...]', `scenarios (${Object.keys(SCENARIOS).join(', ')}, all) or scenario/variant`)
     .addOption(
+      new Option(
+        '--lb <kind>',
+        'kind of lab load balancer: l4 (kernel NAT, forwards every segment) or l7 (nginx, terminates TCP; the websocket scenario)',
+      )
+        .choices(['l4', 'l7'])
+        .default('l4'),
+    )
+    .addOption(
       new Option('--lb-idle <time>', 'idle timeout of the lab load balancer')
         .argParser(lbIdleArg)
         .default(3, '3s'),
@@ -140,6 +156,7 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
       async (
         names: string[],
         opts: {
+          lb: LbKind;
           lbIdle: number;
           expiry: Expiry;
           sysctl?: LabSysctl[];
@@ -186,6 +203,7 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
           const report = await runLab(variants, {
             lbIdleS: opts.lbIdle,
             expiry: opts.expiry,
+            lbKind: opts.lb,
             sysctls: opts.sysctl ?? [],
             onProgress: ({ running, done, total, elapsedS }) => {
               const line = `lab: ${done}/${total} done, ${elapsedS.toFixed(0)}s, waiting on ${running.slice(0, 3).join(', ')}${running.length > 3 ? ', …' : ''}`;

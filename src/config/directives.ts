@@ -11,9 +11,11 @@ import type {
   HttpLocation,
   HttpServer,
   HttpUpstreamGroup,
+  LbKind,
   NextUpstreamCondition,
   StreamServer,
   UpstreamServer,
+  WebSocketHeartbeat,
 } from './model.js';
 import {
   type ArgError,
@@ -468,6 +470,36 @@ function parseHttpVersion(args: readonly string[]): DirectiveResult<'1.0' | '1.1
   return atArg(bad(`invalid value "${v}"`, 0, 'proxy_http_version takes 1.0 or 1.1'), 0);
 }
 
+function parseWebSocketHeartbeat(args: readonly string[]): DirectiveResult<WebSocketHeartbeat | null> {
+  if (args[0] === 'off') {
+    if (args.length > 1)
+      return atArg(bad(`unexpected "${args[1]}" after off`, 0, 'write `websocket_heartbeat off;`'), 1);
+    return done(null);
+  }
+  const t = atArg(parseTime(args[0]!), 0);
+  if (!t.ok) return t;
+  if (t.value === 0)
+    return atArg(bad('heartbeat interval must be above 0', 0, 'write `off` to send no heartbeats'), 0);
+  const side = args[1] ?? 'both';
+  if (side !== 'both' && side !== 'client' && side !== 'upstream') {
+    return atArg(bad(`invalid side "${side}"`, 0, 'the side is both, client or upstream'), 1);
+  }
+  return done({ intervalMs: t.value, side });
+}
+
+function parseLbKind(args: readonly string[]): DirectiveResult<LbKind> {
+  const v = args[0]!;
+  if (v === 'l4' || v === 'l7') return done(v);
+  return atArg(
+    bad(
+      `invalid value "${v}"`,
+      0,
+      'lb_kind takes l4 (forwards TCP segments: LVS, NLB, NAT) or l7 (terminates TCP: ALB, ingress-nginx, Cloudflare)',
+    ),
+    0,
+  );
+}
+
 function parseSocketKeepalive(args: readonly string[]): DirectiveResult<KeepaliveSpec> {
   return atArg(parseKeepalive(args[0]!), 0);
 }
@@ -622,6 +654,19 @@ export const D = {
     parse: time,
     bind: [bind(['config', 'stream_server', 'http_server'], 'lbIdleTimeoutMs')],
     doc: 'The idle timeout of the load balancer in front of or behind this server (e.g. 350s for an AWS NLB, 4m for Azure). Inherited by inner blocks. `check` uses it to warn about keepalive settings that let the load balancer forget a connection.',
+  }),
+  lbKind: d({
+    name: 'lb_kind',
+    module: 'core',
+    contexts: ['main', 'stream', 'stream_server', 'http', 'http_server'],
+    syntax: 'l4 | l7',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'l4',
+    keepwire: 'directive',
+    parse: parseLbKind,
+    bind: [bind(['config', 'stream_server', 'http_server'], 'lbKind')],
+    doc: "What kind of load balancer `lb_idle_timeout` describes. `l4` forwards TCP segments (LVS, AWS NLB, NAT): TCP keepalive probes cross it and reset its idle timer. `l7` terminates TCP (AWS ALB, GCP HTTPS LB, Cloudflare, ingress-nginx): probes never cross it, only data does, so it closes a quiet long-poll, SSE stream or WebSocket at its idle timeout whatever TCP keepalive does. With `l7`, `check` warns when a location's `proxy_read_timeout` is above `lb_idle_timeout` (hint: `websocket_heartbeat`, or the application's own heartbeat).",
   }),
   workerShutdownTimeout: d({
     name: 'worker_shutdown_timeout',
@@ -1158,6 +1203,19 @@ export const D = {
     parse: parseAccessLog,
     bind: [bind(HTTP_LEVELS, 'accessLog')],
     doc: "Whether requests are logged: `off` writes no `request` line for requests routed here (e.g. a health-check location or a very hot path); `on` (a keepwire extension, the default) writes one JSON line per request on standard output. Inherited from http to server to location, and taken from the location a request is routed to; a request answered before routing (400, 405, 408, 414, 505) follows the address's default server, and one no location matches (404) the server chosen by `Host`. `upstream_retry` lines are written either way: a retry is never silent. nginx's `access_log path [format ...]` is refused: keepwire writes its access log as JSON lines on standard output only; redirect that to a file.",
+  }),
+  websocketHeartbeat: d({
+    name: 'websocket_heartbeat',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'off | time [both | client | upstream]',
+    minArgs: 1,
+    maxArgs: 2,
+    default: 'off',
+    keepwire: 'directive',
+    parse: parseWebSocketHeartbeat,
+    bind: [bind(['location'], 'websocketHeartbeat')],
+    doc: "In a WebSocket tunnel (the upstream answered 101 with `Upgrade: websocket`), when no frame has passed either way for `time`, keepwire sends an unsolicited Pong (RFC 6455 §5.5.3, a heartbeat that needs no answer) to the client, the upstream or both (default), and again every `time` while the tunnel stays quiet. An L7 load balancer in front (an ALB, ingress-nginx) then sees data and keeps the connection, which TCP keepalive cannot do. keepwire follows the frame headers both ways (payloads pass unparsed and unbuffered) and inserts a Pong only between frames; toward the upstream it is masked as a client's frame must be; it works with permessage-deflate (control frames are never compressed). A tunnel whose bytes are not a valid WebSocket stream is relayed as plain bytes without heartbeats (logged once as `websocket_relay`). Heartbeats are writes, not reads: `proxy_read_timeout` still closes a tunnel where neither peer sent anything for that long. The access line counts the heartbeats sent.",
   }),
   location: d({
     name: 'location',

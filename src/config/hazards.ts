@@ -294,22 +294,44 @@ class Engine {
     }
   }
 
-  /** An L7 proxy in front counts data: a response slower than its idle timeout fails whatever TCP keepalive does. */
+  /**
+   * An L7 proxy in front counts data: a response slower than its idle
+   * timeout fails whatever TCP keepalive does, and so does a long-poll, an
+   * SSE stream or a WebSocket quiet that long. A WebSocket location whose
+   * `websocket_heartbeat` beats the box's timer is held open by keepwire's
+   * Pongs (RFC 6455 §5.5.3), which are data to the box.
+   */
   longResponse(server: HttpServer, front: readonly Box[]): void {
     for (const box of front) {
       if (box.l4) continue;
       for (const location of server.locations) {
         if (!location.proxyPass || location.proxyReadTimeoutMs <= box.idleMs) continue;
+        const heartbeat = location.websocketHeartbeat;
+        if (heartbeat !== null && heartbeat.intervalMs < box.idleMs && heartbeat.side !== 'upstream')
+          continue;
+        const beatS = Math.max(1, Math.floor(box.idleMs / 2000));
+        const at =
+          this.origins.get(location, 'proxyReadTimeoutMs') ??
+          this.origins.get(location, 'proxyPass') ??
+          location.source;
+        if (heartbeat !== null) {
+          this.add({
+            code: 'read-timeout-above-lb',
+            severity: 'warning',
+            at: this.origins.get(location, 'websocketHeartbeat') ?? at,
+            message: `websocket_heartbeat ${fmt(heartbeat.intervalMs)} ${heartbeat.side} does not keep a quiet WebSocket open through ${box.label}: ${heartbeat.side === 'upstream' ? 'no Pong goes toward the client side, where the load balancer is' : 'the first Pong comes after the load balancer has closed the connection'}`,
+            why: `a WebSocket quiet for ${fmt(box.idleMs)} is closed by the load balancer: ${box.failure} (TCP keepalive does not count as data for an L7 proxy).`,
+            fix: `websocket_heartbeat ${beatS}s;`,
+          });
+          continue;
+        }
         this.add({
           code: 'read-timeout-above-lb',
           severity: 'warning',
-          at:
-            this.origins.get(location, 'proxyReadTimeoutMs') ??
-            this.origins.get(location, 'proxyPass') ??
-            location.source,
-          message: `proxy_read_timeout ${fmt(location.proxyReadTimeoutMs)} lets a response take longer than ${box.label}`,
+          at,
+          message: `proxy_read_timeout ${fmt(location.proxyReadTimeoutMs)} lets a response take longer than ${box.label}: a slow response, long-poll, SSE stream or WebSocket quiet that long is closed by the load balancer whatever TCP keepalive does`,
           why: `a response slower than ${fmt(box.idleMs)} never reaches the client: ${box.failure} (TCP keepalive does not count as data for an L7 proxy).`,
-          fix: `proxy_read_timeout ${Math.max(1, Math.floor(box.idleMs / 1000) - 1)}s;`,
+          fix: `websocket_heartbeat ${beatS}s; for WebSockets, an application heartbeat more often than every ${fmt(box.idleMs)} for SSE (a comment line) and long-polls (answer before it), or proxy_read_timeout ${Math.max(1, Math.floor(box.idleMs / 1000) - 1)}s;`,
         });
       }
     }
@@ -434,18 +456,21 @@ export function keepaliveHazards(
 
 /**
  * `check`'s view: `lb_idle_timeout` names a load balancer in front of or
- * behind the server, of unknown kind, so both legs are checked as L4 and the
- * front one as pooling too (the stricter reading of each).
+ * behind the server, of the kind `lb_kind` says (default l4), so both legs
+ * are checked against it and the front one as pooling too (the stricter
+ * reading). An l7 box holds no TCP keepalive hazard (probes never cross
+ * it); its hazards are the ones of data: long reads and quiet tunnels.
  */
 export function lbIdleLegs(server: StreamServer | HttpServer): Legs {
   const ms = server.lbIdleTimeoutMs;
   if (ms === undefined) return { front: [], upstream: [] };
+  const l4 = server.lbKind !== 'l7';
   const box: Box = {
-    label: `lb_idle_timeout ${fmt(ms)}`,
+    label: l4 ? `lb_idle_timeout ${fmt(ms)}` : `lb_idle_timeout ${fmt(ms)} (lb_kind l7)`,
     idleMs: ms,
-    l4: true,
+    l4,
     pools: true,
-    failure: 'the next packet is reset or lost',
+    failure: l4 ? 'the next packet is reset or lost' : 'the load balancer closes both of its connections',
   };
   return { front: [box], upstream: [box] };
 }

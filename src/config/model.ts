@@ -106,6 +106,7 @@ export interface StreamServer {
   /** Default off: FIN at idle expiry; on: RST both ways. */
   resetTimedoutConnection: boolean;
   lbIdleTimeoutMs?: number;
+  lbKind: LbKind;
   source: SourceRef;
 }
 
@@ -126,6 +127,16 @@ export type NextUpstreamCondition =
   | 'http_404'
   | 'http_429'
   | 'non_idempotent';
+
+/** `websocket_heartbeat TIME [both|client|upstream]`: unsolicited Pongs into a quiet WebSocket tunnel. */
+export interface WebSocketHeartbeat {
+  intervalMs: number;
+  /** Which peer(s) receive the Pongs. */
+  side: 'both' | 'client' | 'upstream';
+}
+
+/** `lb_kind`: l4 forwards segments (TCP keepalive crosses it), l7 terminates TCP (only data crosses it). */
+export type LbKind = 'l4' | 'l7';
 
 export interface HttpLocation {
   prefix: string;
@@ -158,6 +169,8 @@ export interface HttpLocation {
   sendTimeoutMs: number;
   clientMaxBodySize: number;
   clientBodyBufferSize: number;
+  /** websocket_heartbeat, default off (null). */
+  websocketHeartbeat: WebSocketHeartbeat | null;
   /** access_log, default on (JSON lines on standard output); off: no `request` line for requests routed here. Inherited http → server → location. */
   accessLog: boolean;
   source: SourceRef;
@@ -211,6 +224,7 @@ export interface HttpServer {
   accessLog: boolean;
   locations: HttpLocation[];
   lbIdleTimeoutMs?: number;
+  lbKind: LbKind;
   source: SourceRef;
 }
 
@@ -223,6 +237,7 @@ export interface Config {
   /** The main file; includes are resolved relative to the including file. */
   file: string;
   lbIdleTimeoutMs?: number;
+  lbKind: LbKind;
   /** Global cap on concurrent client connections (worker_connections-like). */
   workerConnections: number;
   /** Grace period for draining sessions on SIGTERM/SIGINT. */

@@ -3,6 +3,7 @@ import { deadPeer } from './scenarios/dead-peer.js';
 import { idlePool } from './scenarios/idle-pool.js';
 import { l4Proxy } from './scenarios/l4-proxy.js';
 import { longRequest } from './scenarios/long-request.js';
+import { websocket } from './scenarios/websocket.js';
 
 export { type LabOptions, type LabReport, type LabSysctl, runLab } from './runner.js';
 export type { Observation, Outcome, Variant, VariantResult } from './scenario.js';
@@ -13,6 +14,7 @@ export const SCENARIOS: Record<string, Variant[]> = {
   'idle-pool': idlePool,
   'dead-peer': deadPeer,
   'l4-proxy': l4Proxy,
+  websocket,
 };
 
 export const DEFAULT_SCENARIOS = ['long-request'];

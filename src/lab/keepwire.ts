@@ -39,8 +39,10 @@ function describe(entry: LogLine): { kind: string; what: string } | undefined {
     case 'request':
       return {
         kind: 'access',
-        what: `keepwire logs ${entry.method} ${entry.path} → ${entry.status} (${entry.reason}; upstream connection ${entry.upstreamConnect ?? 'none'}, ${entry.retries ?? 0} retries)`,
+        what: `keepwire logs ${entry.method} ${entry.path} → ${entry.status} (${entry.reason}; upstream connection ${entry.upstreamConnect ?? 'none'}, ${entry.retries ?? 0} retries${entry.websocketHeartbeats === undefined ? '' : `, ${entry.websocketHeartbeats} WebSocket heartbeats sent`})`,
       };
+    case 'websocket_relay':
+      return { kind: 'websocket-relay', what: `keepwire relays plain bytes: ${entry.detail}` };
     case 'upstream_retry':
       return {
         kind: 'retry',

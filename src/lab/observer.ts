@@ -60,12 +60,19 @@ export class LbObserver {
   /** Per side and flow: length of the last data segment, to tell retransmissions. */
   private readonly lastData = new Map<string, number>();
 
-  private constructor(capture: boolean) {
+  /** Last packet either way per L7 leg and flow (`iface:port`). */
+  private readonly lastOnLeg = new Map<string, number>();
+
+  private constructor(
+    capture: boolean,
+    /** The LB terminates TCP (`--lb l7`): two legs, nothing translated. */
+    private readonly l7: boolean,
+  ) {
     this.capture = capture;
   }
 
   static async start(lb: LbTopology): Promise<LbObserver> {
-    const observer = new LbObserver(tcpdumpAvailable());
+    const observer = new LbObserver(tcpdumpAvailable(), lb.kind === 'l7');
     const ct = lb.lb.spawn(process.execPath, [CONNTRACK_MAIN]);
     observer.children.push(ct);
     const ready = new Promise<void>((resolve, reject) => {
@@ -134,7 +141,52 @@ export class LbObserver {
     }
   }
 
+  /**
+   * Under an L7 LB each leg is its own TCP connection ending in the lb's
+   * kernel: a keepalive probe arriving on one leg is answered there and
+   * nothing goes out on the other (the capture shows both legs), while data
+   * is read by the proxy and written again on the other leg.
+   */
+  private onL7Packet(p: Packet): void {
+    const a = LB_ADDRESSES;
+    const clientLeg = p.iface === 'toclient';
+    if (!clientLeg && p.iface !== 'tobackend') return;
+    const isIn = p.dir === 'In';
+    // The far end's port names the flow: the client's on its leg, the LB's own on the backend leg.
+    const port = clientLeg ? (isIn ? p.sport : p.dport) : isIn ? p.dport : p.sport;
+    const key = `${p.iface}:${port}`;
+    const silence = p.at - (this.lastOnLeg.get(key) ?? p.at);
+    this.lastOnLeg.set(key, p.at);
+    const rst = p.flags.includes('R');
+    const fin = p.flags.includes('F');
+    const bareAck = p.flags === '.' && p.length === 0;
+    const peer: TimelineEvent['host'] = clientLeg ? this.clientSide : 'backend';
+    if (isIn && (p.src === a.client || p.src === a.backend)) {
+      if (p.flags.includes('S') && clientLeg)
+        this.push(p, peer, 'connect', `${peer} opens :${port} → VIP (L7 LB)`);
+      else if (rst) this.push(p, peer, clientLeg ? 'client-rst' : 'backend-rst', `${peer} sends RST`);
+      else if (fin) this.push(p, peer, 'fin', `${peer} closes its connection to the L7 LB (FIN)`);
+      else if (bareAck && silence >= PROBE_SILENCE_MS)
+        this.push(
+          p,
+          peer,
+          'probe',
+          `keepalive probe from ${peer} after ${(silence / 1000).toFixed(1)}s idle: answered by the L7 LB's kernel, not forwarded`,
+        );
+      else if (p.length > 0) this.push(p, peer, 'data', `${peer} sends ${p.length} bytes to the L7 LB`);
+    } else if (!isIn) {
+      const to = clientLeg ? this.clientSide : 'backend';
+      if (rst) this.push(p, 'lb', 'lb-rst', `L7 LB resets its connection to ${to}`);
+      else if (fin) this.push(p, 'lb', 'lb-close', `L7 LB closes its connection to ${to} (FIN)`);
+      else if (p.length > 0) this.push(p, 'lb', 'lb-data', `L7 LB sends ${p.length} bytes to ${to}`);
+    }
+  }
+
   private onPacket(p: Packet): void {
+    if (this.l7) {
+      this.onL7Packet(p);
+      return;
+    }
     const a = LB_ADDRESSES;
     const fromClient = p.src === a.client;
     const clientPort = fromClient ? p.sport : p.dport;

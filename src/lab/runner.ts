@@ -4,7 +4,13 @@
  * takes about as long as its slowest variant. Every topology is removed at the
  * end, on error, and on Ctrl-C.
  */
-import { SocketAgent as Agent, createLbTopology, type Expiry, type SocketAgent } from '../netns/index.js';
+import {
+  SocketAgent as Agent,
+  createLbTopology,
+  type Expiry,
+  type LbKind,
+  type SocketAgent,
+} from '../netns/index.js';
 import { nginxAvailable } from './nginx.js';
 import { LbObserver } from './observer.js';
 import type { LabContext, Observation, Variant, VariantResult } from './scenario.js';
@@ -19,6 +25,8 @@ export interface LabSysctl {
 export interface LabOptions {
   lbIdleS: number;
   expiry: Expiry;
+  /** `--lb`, default l4. */
+  lbKind?: LbKind;
   /** `--sysctl host.key=value`: set in every variant's namespace before it runs, and kept over the variant's own. */
   sysctls?: LabSysctl[];
   /** Called about once a second while variants run. */
@@ -28,6 +36,7 @@ export interface LabOptions {
 export interface LabReport {
   lbIdleS: number;
   expiry: Expiry;
+  lbKind: LbKind;
   results: VariantResult[];
   /** Variants not run, with why (a missing program). */
   skipped: { scenario: string; variant: string; reason: string }[];
@@ -38,7 +47,16 @@ export interface LabReport {
 export async function runLab(variants: Variant[], opts: LabOptions): Promise<LabReport> {
   const started = Date.now();
   const skipped: LabReport['skipped'] = [];
+  const lbKind = opts.lbKind ?? 'l4';
   const runnable = variants.filter((v) => {
+    if (!(v.lbKinds ?? ['l4']).includes(lbKind)) {
+      skipped.push({
+        scenario: v.scenario,
+        variant: v.name,
+        reason: `runs under --lb ${(v.lbKinds ?? ['l4']).join('|')} only`,
+      });
+      return false;
+    }
     if (v.needs?.includes('nginx') && !nginxAvailable()) {
       skipped.push({
         scenario: v.scenario,
@@ -71,6 +89,7 @@ export async function runLab(variants: Variant[], opts: LabOptions): Promise<Lab
     return {
       lbIdleS: opts.lbIdleS,
       expiry: opts.expiry,
+      lbKind,
       results,
       skipped,
       ok: results.every((r) => r.ok),
@@ -82,18 +101,20 @@ export async function runLab(variants: Variant[], opts: LabOptions): Promise<Lab
 }
 
 async function runVariant(v: Variant, opts: LabOptions): Promise<VariantResult> {
-  const expected = v.expected(opts.expiry);
+  const lbKind = opts.lbKind ?? 'l4';
+  const expected = v.expected(opts.expiry, lbKind);
   const events: TimelineEvent[] = [];
   const cleanups: (() => void | Promise<void>)[] = [];
   const agents: SocketAgent[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let observer: LbObserver | undefined;
-  const lb = await createLbTopology({ lbIdleSeconds: opts.lbIdleS, expiry: opts.expiry });
+  const lb = await createLbTopology({ lbIdleSeconds: opts.lbIdleS, expiry: opts.expiry, kind: lbKind });
   const start = Date.now();
   const ctx: LabContext = {
     lb,
     lbIdleS: opts.lbIdleS,
     expiry: opts.expiry,
+    lbKind,
     start,
     note: (host, kind, what, at) => events.push({ at: at ?? Date.now(), host, kind, what }),
     sysctl: async (host, key, value) => {
@@ -126,7 +147,7 @@ async function runVariant(v: Variant, opts: LabOptions): Promise<VariantResult> 
     ctx.note(
       'lb',
       'config',
-      `LB idle timeout ${opts.lbIdleS}s, expiry ${opts.expiry}${observer.capture ? '' : ' (no tcpdump: packets not shown)'}`,
+      `${lbKind === 'l7' ? 'L7 LB (nginx) idle timeout' : 'LB idle timeout'} ${opts.lbIdleS}s, expiry ${opts.expiry}${observer.capture ? '' : ' (no tcpdump: packets not shown)'}`,
     );
     for (const u of opts.sysctls ?? []) {
       await lb[u.host].sysctl(u.key, u.value);

@@ -1,5 +1,5 @@
 /** What a lab scenario is: named variants, each with an expected outcome. */
-import type { Expiry, LbTopology, SocketAgent } from '../netns/index.js';
+import type { Expiry, LbKind, LbTopology, SocketAgent } from '../netns/index.js';
 import type { HostName, TimelineEvent } from './timeline.js';
 
 /**
@@ -10,6 +10,8 @@ import type { HostName, TimelineEvent } from './timeline.js';
  * - keepalive-timeout: the kernel declared the peer dead (ETIMEDOUT from keepalive or TCP_USER_TIMEOUT);
  * - waiting: still waiting, silently, when the scenario's own limit ran out;
  * - gateway-error: a proxy on the way answered 502/503/504 instead;
+ * - closed: a hop on the way closed the connection (FIN), as an L7 load
+ *   balancer does at its idle timeout;
  * - error: anything else (a lab failure, shown with its detail).
  */
 export type Outcome =
@@ -19,6 +21,7 @@ export type Outcome =
   | 'keepalive-timeout'
   | 'waiting'
   | 'gateway-error'
+  | 'closed'
   | 'error';
 
 export interface Observation {
@@ -32,6 +35,8 @@ export interface LabContext {
   lb: LbTopology;
   lbIdleS: number;
   expiry: Expiry;
+  /** `--lb`: the kernel's NAT (l4) or a terminating proxy in the lb namespace (l7). */
+  lbKind: LbKind;
   /** Wall-clock ms when the variant started. */
   start: number;
   note(host: HostName, kind: string, what: string, at?: number): void;
@@ -51,7 +56,9 @@ export interface Variant {
   name: string;
   /** One line: what is set up and why. */
   summary: string;
-  expected(expiry: Expiry): Outcome;
+  expected(expiry: Expiry, lbKind: LbKind): Outcome;
+  /** LB kinds the variant runs under (default l4 only: it relies on the NAT). */
+  lbKinds?: LbKind[];
   /** External programs the variant needs (checked before running). */
   needs?: 'nginx'[];
   run(ctx: LabContext): Promise<Observation>;

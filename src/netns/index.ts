@@ -6,6 +6,7 @@ export {
   type Expiry,
   LB_ADDRESSES,
   LB6_ADDRESSES,
+  type LbKind,
   type LbTopology,
   type LbTopologyOptions,
   PAIR6_ADDRESSES,

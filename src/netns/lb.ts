@@ -15,10 +15,21 @@ import { type Host, Topology } from './topology.js';
 
 export type Expiry = 'rst' | 'drop';
 
+/**
+ * `l4`: the LB is the kernel's NAT (the VIP DNATed to the backend), which
+ * forwards every segment, keepalive probes included. `l7`: no DNAT; the VIP
+ * is only the lb's own address, where a proxy in the lb namespace (the lab's
+ * nginx, lab/l7-lb.ts) terminates TCP and opens its own connection to the
+ * backend, so only data crosses it.
+ */
+export type LbKind = 'l4' | 'l7';
+
 export interface LbTopologyOptions {
   /** Seconds a session may stay idle before the LB forgets it. */
   lbIdleSeconds: number;
   expiry: Expiry;
+  /** Default l4. */
+  kind?: LbKind;
   /**
    * IPv6 beside the IPv4 (LB6_ADDRESSES on the same links): forwarding, routes,
    * the VIP DNATed by an ip6 table and, with `drop` expiry, `ct state invalid`
@@ -39,6 +50,7 @@ export interface LbTopology {
   vip6?: string;
   lbIdleSeconds: number;
   expiry: Expiry;
+  kind: LbKind;
   /** Changes the LB's idle timer; applies to sessions as their next packet passes. */
   setLbIdle(seconds: number): Promise<void>;
   destroy(): Promise<void>;
@@ -77,13 +89,16 @@ function lbRuleset(
   family: 'ip' | 'ip6',
   addresses: { vip: string; backend: string },
   expiry: Expiry,
+  kind: LbKind = 'l4',
 ): string {
   const table = family === 'ip' ? 'keepwire_lb' : 'keepwire_lb6';
+  // The nat chain stays under l7 (empty): it pulls in conntrack, whose
+  // table the lab's observer reads either way.
   return `
 table ${family} ${table} {
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
-    ${family} daddr ${addresses.vip} dnat to ${addresses.backend}
+    ${kind === 'l4' ? `${family} daddr ${addresses.vip} dnat to ${addresses.backend}` : ''}
   }
 }
 ${
@@ -160,7 +175,8 @@ export async function createLbTopology(opts: LbTopologyOptions): Promise<LbTopol
       await backend.exec('ip', ['-6', 'route', 'add', 'default', 'via', a6.lbBackendSide]);
     }
     await lb.nft(
-      lbRuleset('ip', a, opts.expiry) + (opts.ipv6 ? lbRuleset('ip6', LB6_ADDRESSES, opts.expiry) : ''),
+      lbRuleset('ip', a, opts.expiry, opts.kind) +
+        (opts.ipv6 ? lbRuleset('ip6', LB6_ADDRESSES, opts.expiry, opts.kind) : ''),
     );
     // The conntrack sysctls exist once the nat table has pulled in conntrack.
     await lb.sysctl('net.netfilter.nf_conntrack_tcp_loose', 0);
@@ -175,6 +191,7 @@ export async function createLbTopology(opts: LbTopologyOptions): Promise<LbTopol
       ...(opts.ipv6 ? { vip6: LB6_ADDRESSES.vip } : {}),
       lbIdleSeconds: opts.lbIdleSeconds,
       expiry: opts.expiry,
+      kind: opts.kind ?? 'l4',
       setLbIdle: async (seconds) => {
         await lb.sysctl('net.netfilter.nf_conntrack_tcp_timeout_established', seconds);
         result.lbIdleSeconds = seconds;

@@ -13,19 +13,23 @@ import { readsTo } from './reads.js';
 import { resetBehindEnd } from './writes.js';
 
 export interface PumpEvents {
-  /** `n` bytes were read from the client (`fromClient`) or from the upstream, and passed on. */
-  onBytes(fromClient: boolean, n: number): void;
+  /**
+   * `n` bytes were read from the client (`fromClient`) or from the upstream
+   * and are passed on next; `chunk` is valid only during the call (the
+   * WebSocket frame tracker of a tunnel reads its frame headers).
+   */
+  onBytes(fromClient: boolean, n: number, chunk: Buffer): void;
   /** That side sent FIN; the other side is sent one too. */
   onEnd(fromClient: boolean): void;
 }
 
 export function joinSockets(client: Socket, upstream: Socket, events: PumpEvents): void {
   readsTo(client, (chunk: Buffer) => {
-    events.onBytes(true, chunk.length);
+    events.onBytes(true, chunk.length, chunk);
     if (!upstream.write(chunk)) client.pause();
   });
   readsTo(upstream, (chunk: Buffer) => {
-    events.onBytes(false, chunk.length);
+    events.onBytes(false, chunk.length, chunk);
     if (!client.write(chunk)) upstream.pause();
   });
   upstream.on('drain', () => client.resume());

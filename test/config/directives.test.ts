@@ -302,11 +302,40 @@ const VALID: Valid[] = [
   ['hserver', 'access_log off;', (c) => [hserver(c).accessLog, loc(c).accessLog], [false, false]],
   ['location', 'access_log off;', (c) => [hserver(c).accessLog, loc(c).accessLog], [true, false]],
   ['location', 'access_log on;', (c) => loc(c).accessLog, true],
+  ['location', 'websocket_heartbeat off;', (c) => loc(c).websocketHeartbeat, null],
+  [
+    'location',
+    'websocket_heartbeat 20s;',
+    (c) => loc(c).websocketHeartbeat,
+    { intervalMs: 20_000, side: 'both' },
+  ],
+  [
+    'location',
+    'websocket_heartbeat 500ms client;',
+    (c) => loc(c).websocketHeartbeat,
+    { intervalMs: 500, side: 'client' },
+  ],
+  [
+    'hserver',
+    'websocket_heartbeat 30s upstream;',
+    (c) => loc(c).websocketHeartbeat,
+    { intervalMs: 30_000, side: 'upstream' },
+  ],
+  ['http', 'websocket_heartbeat 1m;', (c) => loc(c).websocketHeartbeat, { intervalMs: 60_000, side: 'both' }],
+  ['main', 'lb_kind l7;', (c) => c.lbKind, 'l7'],
+  ['http', 'lb_kind l7;', (c) => [c.lbKind, hserver(c).lbKind], ['l4', 'l7']],
+  ['hserver', 'lb_kind l7;', (c) => [c.lbKind, hserver(c).lbKind], ['l4', 'l7']],
+  ['sserver', 'lb_kind l7;', (c) => [c.lbKind, stream(c).lbKind], ['l4', 'l7']],
 ];
 
 const INVALID: Invalid[] = [
   ['main', 'lb_idle_timeout 90q;', 'bad-value', 'q', 'unknown time unit "q"'],
   ['main', 'lb_idle_timeout;', 'wrong-arity', 0, 'takes 1 argument, got 0'],
+  ['main', 'lb_kind l5;', 'bad-value', 'l5', 'invalid value "l5"'],
+  ['location', 'websocket_heartbeat 20s sideways;', 'bad-value', 'sideways', 'invalid side "sideways"'],
+  ['location', 'websocket_heartbeat 0;', 'bad-value', '0', 'must be above 0'],
+  ['location', 'websocket_heartbeat 20x;', 'bad-value', 'x', 'unknown time unit "x"'],
+  ['main', 'websocket_heartbeat 20s;', 'wrong-context', 0, 'not allowed in main'],
   ['main', 'worker_shutdown_timeout -1;', 'bad-value', '-', 'invalid time value'],
   ['main', 'worker_connections 10;', 'wrong-context', 0, 'not allowed in main'],
   ['events', 'worker_connections 0;', 'bad-value', '0', 'out of range'],
@@ -460,6 +489,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
     assert.equal(c.workerConnections, 512);
     assert.equal(c.shutdownTimeoutMs, 30_000);
     assert.equal(c.lbIdleTimeoutMs, undefined);
+    assert.equal(c.lbKind, 'l4');
     const { listens, source: _s, proxyPass: _p, ...s } = stream(c);
     assert.deepEqual(s, {
       proxyTimeoutMs: 600_000,
@@ -469,6 +499,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       proxyNextUpstreamTries: 0,
       proxyNextUpstreamTimeoutMs: 0,
       resetTimedoutConnection: false,
+      lbKind: 'l4',
     });
     assert.equal(listens[0]!.soKeepalive, undefined);
     const { locations, source: _hs, listens: hl, ...h } = hserver(c);
@@ -490,6 +521,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       clientMaxBodySize: 1024 * 1024,
       clientBodyBufferSize: 64 * 1024,
       accessLog: true,
+      lbKind: 'l4',
     });
     const { source: _ls, proxyPass: _lp, ...l } = locations[0]!;
     assert.deepEqual(l, {
@@ -512,6 +544,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       clientMaxBodySize: 1024 * 1024,
       clientBodyBufferSize: 64 * 1024,
       accessLog: true,
+      websocketHeartbeat: null,
     });
     const { servers, source: _us, ...u } = app(c);
     assert.deepEqual(u, {

@@ -65,6 +65,7 @@ describe('examples/keepwire.conf', () => {
       proxyNextUpstreamTimeoutMs: 10_000,
       resetTimedoutConnection: true,
       lbIdleTimeoutMs: 350_000,
+      lbKind: 'l4',
     });
     assert.deepEqual(redis!.proxyPass, {
       kind: 'address',

@@ -179,3 +179,49 @@ describe('hazards of upstream keep-alive pools', () => {
     });
   });
 });
+
+describe('lb_kind l7: an L7 load balancer closes what is quiet for its idle timeout, whatever TCP keepalive does', () => {
+  const l7 = (kind: string, location: string) =>
+    `lb_idle_timeout 60s;\nlb_kind ${kind};\nhttp {\n  server {\n    listen 127.0.0.1:8080 so_keepalive=30s:10s:3;\n    location /ws {\n      proxy_pass http://10.0.0.2:9000;\n      proxy_read_timeout 1h;\n      proxy_socket_keepalive 30s:10s:3;\n${location}    }\n  }\n}\n`;
+
+  it('warns when a location may stay quiet longer than the L7 idle timeout, with heartbeats as the hint', () => {
+    const found = expectDiagnostic(check(l7('l7', '')), {
+      code: 'hazard-read-timeout-above-lb',
+      severity: 'warning',
+      line: 8,
+      col: 7,
+      message: ['proxy_read_timeout 1h', 'lb_idle_timeout 1m (lb_kind l7)', 'SSE', 'WebSocket'],
+      hint: 'websocket_heartbeat 30s',
+    });
+    assert.match(found.hint ?? '', /application heartbeat/);
+  });
+
+  it('does not warn under lb_kind l4 (TCP keepalive holds an L4 flow) nor with a heartbeat below the idle timeout', () => {
+    assert.deepEqual(codes(l7('l4', '')), []);
+    assert.deepEqual(codes(l7('l7', '      websocket_heartbeat 20s;\n')), []);
+  });
+
+  it('warns when the heartbeat is not below the idle timeout or goes only upstream', () => {
+    expectDiagnostic(check(l7('l7', '      websocket_heartbeat 60s;\n')), {
+      code: 'hazard-read-timeout-above-lb',
+      severity: 'warning',
+      line: 10,
+      col: 7,
+      message: ['websocket_heartbeat 1m', 'after the load balancer has closed'],
+      hint: 'websocket_heartbeat 30s',
+    });
+    expectDiagnostic(check(l7('l7', '      websocket_heartbeat 20s upstream;\n')), {
+      code: 'hazard-read-timeout-above-lb',
+      severity: 'warning',
+      line: 10,
+      col: 7,
+      message: ['no Pong goes toward the client side'],
+    });
+  });
+
+  it('no TCP keepalive hazard against an L7 box: its probes never cross it', () => {
+    const text = `lb_idle_timeout 60s;\nlb_kind l7;\nstream {\n  server {\n    listen 127.0.0.1:1 so_keepalive=90s:10s:6;\n    proxy_pass 10.0.0.2:2;\n  }\n}\n`;
+    assert.deepEqual(codes(text), []);
+    assert.ok(codes(text.replace('lb_kind l7', 'lb_kind l4')).includes('hazard-keepalive-too-late'));
+  });
+});

@@ -654,6 +654,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       this.location.proxyReadTimeoutMs,
       this.limits.accessLog ? this.record(101) : undefined,
       this.startedAt,
+      this.location.websocketHeartbeat,
     );
     this.leg.tunnelled(tunnel);
     this.leg.ended(this);

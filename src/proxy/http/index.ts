@@ -16,7 +16,14 @@ import { ServerTable, type VirtualServer, virtualServer } from './routing.js';
 import { type HttpDeps, HttpFrontend } from './server.js';
 import { GroupPool } from './transport.js';
 
-export type { HttpLogRecord, RefusedRecord, RequestEndReason, RequestRecord, RetryRecord } from './log.js';
+export type {
+  HttpLogRecord,
+  RefusedRecord,
+  RequestEndReason,
+  RequestRecord,
+  RetryRecord,
+  WebSocketRelayRecord,
+} from './log.js';
 export { requestFields, requestJson } from './log.js';
 export { HttpFrontend } from './server.js';
 

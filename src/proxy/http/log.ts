@@ -55,6 +55,8 @@ export interface RequestRecord {
   };
   reason: RequestEndReason;
   detail?: string;
+  /** Unsolicited Pongs keepwire sent into the tunnel (`websocket_heartbeat`); only on tunnels of locations that set it. */
+  websocketHeartbeats?: number;
 }
 
 export interface RetryRecord {
@@ -86,7 +88,22 @@ export interface RefusedRecord {
   periodMs: number;
 }
 
-export type HttpLogRecord = RequestRecord | RetryRecord | RefusedRecord;
+/**
+ * A tunnel of a location with `websocket_heartbeat` whose bytes are not a
+ * valid WebSocket stream: relayed as plain bytes, no heartbeats. Logged once
+ * per tunnel, when the first invalid frame header passes.
+ */
+export interface WebSocketRelayRecord {
+  msg: 'websocket_relay';
+  client: string;
+  path: string;
+  upstream: string | null;
+  /** The direction the invalid frame came from. */
+  from: 'client' | 'upstream';
+  detail: string;
+}
+
+export type HttpLogRecord = RequestRecord | RetryRecord | RefusedRecord | WebSocketRelayRecord;
 
 // Only these need escaping in a JSON string (what JSON.stringify escapes for
 // strings without lone surrogates, which latin1-decoded request text cannot have).
@@ -120,6 +137,7 @@ export function requestFields(r: RequestRecord): string {
     t.connectMs === undefined &&
     r.upstreamStatus !== undefined &&
     r.detail === undefined &&
+    r.websocketHeartbeats === undefined &&
     upstream !== null &&
     r.upstreamConnect !== null &&
     !JSON_SPECIAL.test(r.path) &&
@@ -141,5 +159,6 @@ export function requestFields(r: RequestRecord): string {
     `,"tries":${r.tries},"retries":${r.retries},"timings":${timings}},"reason":"${r.reason}"`;
   if (r.upstreamStatus !== undefined) out += `,"upstreamStatus":${r.upstreamStatus}`;
   if (r.detail !== undefined) out += `,"detail":${JSON.stringify(r.detail)}`;
+  if (r.websocketHeartbeats !== undefined) out += `,"websocketHeartbeats":${r.websocketHeartbeats}`;
   return `${out}}`;
 }

@@ -383,7 +383,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   // ClientLeg
-  log(record: RequestRecord): void {
+  log(record: HttpLogRecord): void {
     this.deps.log(record);
   }
 

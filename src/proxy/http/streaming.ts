@@ -7,15 +7,22 @@
  * (`../pump.ts`), `proxy_read_timeout` as the idle timeout of the tunnel
  * (nginx's rule), TCP keepalive as set on both sockets, and a reset on one
  * side passed on as a reset. One access line when the tunnel ends.
+ *
+ * A WebSocket tunnel with `websocket_heartbeat` has its frames followed both
+ * ways (`websocket-frames.ts`) and gets unsolicited Pongs when quiet. Both
+ * the idle timeout and the heartbeat are `Deadline`s (`../deadline.ts`): a
+ * busy tunnel moves two numbers per chunk and makes no timer calls.
  */
 import type { Socket } from 'node:net';
+import type { WebSocketHeartbeat } from '../../config/model.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
 import { joinSockets, resetSocket } from '../pump.js';
-import type { RequestRecord } from './log.js';
+import type { RequestRecord, WebSocketRelayRecord } from './log.js';
+import { FrameTracker, isWebSocketSwitch, pongFrame } from './websocket-frames.js';
 
 export interface TunnelOwner {
-  log(record: RequestRecord): void;
+  log(record: RequestRecord | WebSocketRelayRecord): void;
   ended(tunnel: UpgradeTunnel): void;
 }
 
@@ -36,10 +43,28 @@ function reset(socket: Socket): void {
   resetSocket(socket);
 }
 
+/** Heartbeat state of a WebSocket tunnel: one frame tracker per direction. */
+interface Heartbeat {
+  intervalMs: number;
+  toClient: boolean;
+  toUpstream: boolean;
+  /** Client → upstream frames (masked, RFC 6455 §5.1). */
+  fromClient: FrameTracker;
+  /** Upstream → client frames (unmasked). */
+  fromUpstream: FrameTracker;
+  lastSentAt: number;
+}
+
 export class UpgradeTunnel {
   /** proxy_read_timeout as the tunnel's idle timeout. */
   private readonly idle: Deadline<UpgradeTunnel>;
+  /** websocket_heartbeat's deadline, while heartbeats are on. */
+  private beat: Deadline<UpgradeTunnel> | undefined;
   private done = false;
+  /** Set while heartbeats are on: a WebSocket tunnel with websocket_heartbeat whose bytes are valid frames so far. */
+  private heartbeat: Heartbeat | undefined;
+  /** Heartbeats sent, also after a fallback to plain relay (for the access line). */
+  private heartbeatsSent = 0;
 
   constructor(
     private readonly owner: TunnelOwner,
@@ -51,6 +76,7 @@ export class UpgradeTunnel {
     /** The request's access line, completed when the tunnel ends; undefined under `access_log off`. */
     private readonly record: RequestRecord | undefined,
     private readonly startedAt: number,
+    private readonly heartbeatConfig: WebSocketHeartbeat | null = null,
   ) {
     this.idle = new Deadline<UpgradeTunnel>(this, this.expire, idleMs);
   }
@@ -66,6 +92,18 @@ export class UpgradeTunnel {
   start(s: TunnelStart): void {
     const { client, upstream } = this;
     const r = this.record;
+    const hb = this.heartbeatConfig;
+    if (hb !== null && isWebSocketSwitch(s.head)) {
+      this.heartbeat = {
+        intervalMs: hb.intervalMs,
+        toClient: hb.side !== 'upstream',
+        toUpstream: hb.side !== 'client',
+        fromClient: new FrameTracker(true),
+        fromUpstream: new FrameTracker(false),
+        lastSentAt: 0,
+      };
+      this.beat = new Deadline<UpgradeTunnel>(this, this.beatDue, hb.intervalMs);
+    }
     client.on('error', (e: NodeJS.ErrnoException) => {
       this.note('client_closed', e.code ?? e.message);
       reset(upstream);
@@ -85,19 +123,25 @@ export class UpgradeTunnel {
     client.write(s.head, 'latin1');
     if (s.fromUpstream !== undefined) {
       if (r) r.bytesSent += s.fromUpstream.length;
+      this.track(false, s.fromUpstream);
       client.write(s.fromUpstream);
     }
     if (s.fromClient !== undefined) {
       if (r) r.bytesReceived += s.fromClient.length;
+      this.track(true, s.fromClient);
       upstream.write(s.fromClient);
     }
     joinSockets(client, upstream, {
-      onBytes: (fromClient, n) => {
+      onBytes: (fromClient, n, chunk) => {
         if (r) {
           if (fromClient) r.bytesReceived += n;
           else r.bytesSent += n;
         }
         this.idle.touch();
+        if (this.heartbeat !== undefined) {
+          this.track(fromClient, chunk);
+          this.beat?.touch();
+        }
       },
       onEnd: (fromClient) => {
         if (fromClient) this.note('client_closed', 'client closed the tunnel');
@@ -106,6 +150,7 @@ export class UpgradeTunnel {
     });
     if (s.clientEnded) upstream.end();
     this.idle.touch();
+    this.beat?.touch();
   }
 
   private releaseHost(): void {
@@ -119,6 +164,59 @@ export class UpgradeTunnel {
     this.upstream.destroy();
   }
 
+  /** Follows the frames of one direction; the first invalid byte turns heartbeats off for good. */
+  private track(fromClient: boolean, chunk: Buffer): void {
+    const hb = this.heartbeat;
+    if (hb === undefined) return;
+    const tracker = fromClient ? hb.fromClient : hb.fromUpstream;
+    if (tracker.feed(chunk)) return;
+    this.heartbeat = undefined;
+    this.beat?.cancel();
+    this.owner.log({
+      msg: 'websocket_relay',
+      client: this.record?.client ?? '',
+      path: this.record?.path ?? '',
+      upstream: this.record?.upstream ?? null,
+      from: fromClient ? 'client' : 'upstream',
+      detail: `${tracker.invalid}: plain relay, no heartbeats for this tunnel`,
+    });
+  }
+
+  /**
+   * The heartbeat's deadline passed: `intervalMs` after the later of the last
+   * byte and the last heartbeat. Heartbeats are writes: they never move the
+   * idle deadline (proxy_read_timeout still ends a tunnel neither peer uses).
+   */
+  private beatDue(): void {
+    const hb = this.heartbeat;
+    if (hb === undefined) return;
+    this.sendHeartbeats(hb, Date.now());
+    if (this.heartbeat !== undefined) this.beat?.arm(hb.intervalMs);
+  }
+
+  /**
+   * A Pong toward each configured side whose incoming direction is between
+   * frames (a frame still partly through, e.g. a sender stalled mid-frame,
+   * is never split: that side waits for the next period). Nothing follows a
+   * Close (RFC 6455 §5.5.1), and nothing goes to a side that was sent FIN.
+   */
+  private sendHeartbeats(hb: Heartbeat, now: number): void {
+    hb.lastSentAt = now;
+    if (hb.fromClient.closed || hb.fromUpstream.closed) {
+      this.heartbeat = undefined;
+      return;
+    }
+    const { client, upstream } = this;
+    if (hb.toClient && hb.fromUpstream.atBoundary && client.writable) {
+      client.write(pongFrame(false));
+      this.heartbeatsSent++;
+    }
+    if (hb.toUpstream && hb.fromClient.atBoundary && upstream.writable) {
+      upstream.write(pongFrame(true));
+      this.heartbeatsSent++;
+    }
+  }
+
   /** Shutdown deadline. */
   terminate(): void {
     this.note('shutdown', 'shutdown deadline');
@@ -130,10 +228,12 @@ export class UpgradeTunnel {
     if (this.done) return;
     this.done = true;
     this.idle.cancel();
+    this.beat?.cancel();
     if (this.upstream.destroyed) this.releaseHost();
     const r = this.record;
     if (r !== undefined) {
       if (r.detail === undefined) r.reason = 'client_closed';
+      if (this.heartbeatConfig !== null) r.websocketHeartbeats = this.heartbeatsSent;
       r.timings.totalMs = Date.now() - this.startedAt;
       this.owner.log(r);
     }
