@@ -127,6 +127,45 @@ function isLocal(target: ProxyTarget, groups: ReadonlyMap<string, UpstreamGroup>
   return hosts.length > 0 && hosts.every((a) => loopback(a.host));
 }
 
+/** How a keepalive that is on fares against a middlebox that forgets a flow idle for `idleMs`. */
+export interface KeepaliveTiming {
+  /** Seconds, the spec's or the kernel's. */
+  idle: number;
+  interval: number;
+  count: number;
+  /** The fields taken from the kernel. */
+  relies: KernelDependent['relies'];
+  /** Seconds between probes on an idle connection: max(idle, interval). */
+  period: number;
+  /** Why the middlebox forgets the flow first: the first probe, or the gap after it; undefined: in time. */
+  late?: 'idle' | 'interval';
+}
+
+/**
+ * The one judgement of a keepalive's timing, for `check`, `doctor -c` and
+ * `doctor --nginx`: the kernel re-arms its keepalive timer with the interval
+ * after every probe, answered or not, so probes come every max(idle,
+ * interval) and each must come before the middlebox's idle timeout.
+ */
+export function keepaliveTiming(
+  spec: Omit<KeepaliveSpec, 'enable'>,
+  idleMs: number,
+  kernel: { idle: number; interval: number; count: number },
+): KeepaliveTiming {
+  const relies: KernelDependent['relies'] = [];
+  if (spec.idle === undefined) relies.push('idle');
+  if (spec.interval === undefined) relies.push('interval');
+  if (spec.count === undefined) relies.push('count');
+  const idle = spec.idle ?? kernel.idle;
+  const interval = spec.interval ?? kernel.interval;
+  const count = spec.count ?? kernel.count;
+  const period = probePeriod({ idle, interval });
+  const out: KeepaliveTiming = { idle, interval, count, relies, period };
+  if (idle * 1000 >= idleMs) out.late = 'idle';
+  else if (period * 1000 >= idleMs) out.late = 'interval';
+  return out;
+}
+
 class Engine {
   readonly hazards: Hazard[] = [];
   readonly dependents: KernelDependent[] = [];
@@ -142,36 +181,29 @@ class Engine {
 
   /** A keepalive spec that is on, against a box: the first probe and every max(idle, interval). */
   private spec(spec: KeepaliveSpec, box: Box, at: Position, what: string, fixFor: (spec: string) => string) {
-    const relies: KernelDependent['relies'] = [];
-    if (spec.idle === undefined) relies.push('idle');
-    if (spec.interval === undefined) relies.push('interval');
-    if (spec.count === undefined) relies.push('count');
-    if (relies.length > 0) this.dependents.push({ at, relies });
-    const idleS = spec.idle ?? this.kernel.idle;
-    const intervalS = spec.interval ?? this.kernel.interval;
+    const t = keepaliveTiming(spec, box.idleMs, this.kernel);
+    if (t.relies.length > 0) this.dependents.push({ at, relies: t.relies });
     const fix = fixFor(suggestedSpec(box.idleMs));
-    if (idleS * 1000 >= box.idleMs) {
+    if (t.late === 'idle') {
       this.add({
         code: 'keepalive-too-late',
         severity: 'error',
         at,
         message:
           spec.idle === undefined
-            ? `${what} uses the system keepalive idle (${idleS}s ${this.kernel.where}), not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`
+            ? `${what} uses the system keepalive idle (${t.idle}s ${this.kernel.where}), not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`
             : `${what} keepalive idle ${spec.idle}s is not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`,
         why: `an idle connection is forgotten before its first probe, and ${box.failure}.`,
         fix,
       });
       return;
     }
-    // The kernel re-arms its keepalive timer with the interval after every
-    // probe, answered or not: probes come every max(idle, interval).
-    if (probePeriod({ idle: idleS, interval: intervalS }) * 1000 >= box.idleMs) {
+    if (t.late === 'interval') {
       this.add({
         code: 'keepalive-interval-too-long',
         severity: 'error',
         at,
-        message: `${what} probe interval ${intervalS}s${spec.interval === undefined ? ` (the system default ${this.kernel.where})` : ''} is not below ${box.label}: after the first probe the kernel waits the interval before the next, so an idle connection is silent for ${intervalS}s and the load balancer forgets it`,
+        message: `${what} probe interval ${t.interval}s${spec.interval === undefined ? ` (the system default ${this.kernel.where})` : ''} is not below ${box.label}: after the first probe the kernel waits the interval before the next, so an idle connection is silent for ${t.interval}s and the load balancer forgets it`,
         why: `an idle connection outlives the first probe but not the second, and ${box.failure}.`,
         fix,
       });
