@@ -248,12 +248,10 @@ class Engine {
   ): void {
     // Loopback traffic crosses no middlebox.
     if (local) return;
-    const at =
-      this.origins.get(owner, 'proxySocketKeepalive') ??
-      this.origins.get(owner, 'proxyTimeoutMs') ??
-      fallback;
+    // The leg's own keepalive setting, else the proxy_pass that opens the leg (the block to add it
+    // to; the message names the timeout that waits): doctor --nginx points at the same places.
     const specAt =
-      this.origins.get(owner, 'proxySocketKeepalive') ?? this.origins.get(owner, 'proxyReadTimeoutMs') ?? at;
+      this.origins.get(owner, 'proxySocketKeepalive') ?? this.origins.get(owner, 'proxyPass') ?? fallback;
     const fixFor = (s: string) => `proxy_socket_keepalive ${s};`;
     if (boxes.length === 0) {
       if (!spec.enable) {
@@ -419,13 +417,35 @@ function streamServerHazards(
   );
 }
 
+const socketKey = (l: Listen) => `${l.address.host.toLowerCase()}:${l.address.port}`;
+
+const SOCKETS = new WeakMap<Config, Set<string>>();
+
+/** The http addresses some `listen` sets so_keepalive on. */
+function keepaliveSockets(config: Config): Set<string> {
+  let keys = SOCKETS.get(config);
+  if (!keys) {
+    keys = new Set();
+    for (const server of config.http?.servers ?? [])
+      for (const l of server.listens) if (l.soKeepalive) keys.add(socketKey(l));
+    SOCKETS.set(config, keys);
+  }
+  return keys;
+}
+
 function httpServerHazards(engine: Engine, config: Config, server: HttpServer, legs: Legs): void {
   // Only proxying locations wait on an upstream; `return` answers at once.
   const longestRead = Math.max(
     0,
     ...server.locations.filter((l) => l.proxyPass).map((l) => l.proxyReadTimeoutMs),
   );
-  for (const listen of server.listens) engine.listener(listen, legs.front, longestRead, 'proxy_read_timeout');
+  for (const listen of server.listens) {
+    // Socket options belong to the listening socket, which every http server on that address
+    // shares (as nginx): `listen 80 so_keepalive=...` in one server covers a plain `listen 80`
+    // in another, and that one is judged on its own line.
+    if (!listen.soKeepalive && keepaliveSockets(config).has(socketKey(listen))) continue;
+    engine.listener(listen, legs.front, longestRead, 'proxy_read_timeout');
+  }
   engine.serverKeepalive(server, legs.front);
   engine.longResponse(server, legs.front);
   for (const location of server.locations) {

@@ -224,7 +224,7 @@ class Auditor {
           longestName = `${loc.kind}_read_timeout`;
         }
       }
-      for (const listen of children(server, 'listen'))
+      for (const listen of listensOf(server))
         this.listen(listen, { longest, name: longestName, at: longestAt });
       this.serverKeepalive(sChain, server);
       for (const loc of locations) {
@@ -560,6 +560,15 @@ function kernelRefusal(spec: { idle: number; interval: number; count: number }) 
     }
   }
   return undefined;
+}
+
+/** An http server's listens; nginx gives a server without one `listen *:80`, pointed at the server here. */
+function listensOf(server: DirectiveNode): DirectiveNode[] {
+  const listens = children(server, 'listen');
+  if (listens.length > 0) return listens;
+  const at = { file: server.file, line: server.line, col: server.col };
+  const address = { ...at, value: '*:80', quoted: false } as ArgNode;
+  return [{ ...at, name: 'listen', args: [address] }];
 }
 
 /** `80`, `*:80` and `0.0.0.0:80` are one socket. */
