@@ -57,7 +57,7 @@ export interface Legs {
 }
 
 /** The L4 box that forgets idle flows first: every keepalive must beat it. */
-function tightestL4(boxes: readonly Box[]): Box | undefined {
+export function tightestL4(boxes: readonly Box[]): Box | undefined {
   let best: Box | undefined;
   for (const box of boxes) if (box.l4 && (!best || box.idleMs < best.idleMs)) best = box;
   return best;
@@ -166,6 +166,28 @@ export function keepaliveTiming(
   return out;
 }
 
+/**
+ * Each keepalive hazard's rule, written once: the engine below applies them
+ * to keepwire's model (check, doctor -c), doctor --nginx to nginx's blocks
+ * (with its fixes in nginx's syntax); a keepalive's timing is
+ * keepaliveTiming above.
+ */
+export const RULES = {
+  /** A listener without keepalive facing an L4 box: an error when something waits as long as the box forgets, else advice. */
+  listenerWithoutKeepalive: (waitMs: number, box: Box): 'error' | 'info' =>
+    waitMs >= box.idleMs ? 'error' : 'info',
+  /** An upstream leg without keepalive loses a connection that waits as long as the box forgets. */
+  upstreamWaitsTooLong: (waitMs: number, box: Box): boolean => waitMs >= box.idleMs,
+  /** A pool without TCP keepalive keeps idle connections at least as long as the box remembers them. */
+  poolOutlivesBox: (pool: { keepalive: number; keepaliveTimeoutMs: number }, box: Box): boolean =>
+    pool.keepalive > 0 && pool.keepaliveTimeoutMs >= box.idleMs,
+  /** The 502 race: a box that pools its connections to the server keeps them at least as long as the server does. */
+  keepaliveRace: (keepaliveTimeoutMs: number, box: Box): boolean =>
+    box.pools && keepaliveTimeoutMs > 0 && keepaliveTimeoutMs <= box.idleMs,
+  /** An L7 box counts data, not TCP keepalive: a response slower than its idle timeout never arrives. */
+  responseOutlivesL7: (readTimeoutMs: number, box: Box): boolean => !box.l4 && readTimeoutMs > box.idleMs,
+};
+
 class Engine {
   readonly hazards: Hazard[] = [];
   readonly dependents: KernelDependent[] = [];
@@ -220,7 +242,7 @@ class Engine {
       this.spec(listen.soKeepalive, box, where, 'so_keepalive', fixFor);
       return;
     }
-    const long = waitMs >= box.idleMs;
+    const long = RULES.listenerWithoutKeepalive(waitMs, box) === 'error';
     this.add({
       code: 'listener-without-keepalive',
       severity: long ? 'error' : 'info',
@@ -273,7 +295,7 @@ class Engine {
       this.spec(spec, box, specAt, 'proxy_socket_keepalive', fixFor);
       return;
     }
-    if (waitMs >= box.idleMs) {
+    if (RULES.upstreamWaitsTooLong(waitMs, box)) {
       this.add({
         code: 'upstream-without-keepalive',
         severity: 'error',
@@ -283,7 +305,7 @@ class Engine {
         fix: fixFor(suggestedSpec(box.idleMs)),
       });
     }
-    if (group && group.keepalive > 0 && group.keepaliveTimeoutMs >= box.idleMs) {
+    if (group && RULES.poolOutlivesBox(group, box)) {
       this.add({
         code: 'upstream-pool-outlives-lb',
         severity: 'error',
@@ -308,7 +330,7 @@ class Engine {
     const reported = new Set<string>();
     for (const owner of [server, ...server.locations]) {
       const ms = owner.keepaliveTimeoutMs;
-      if (ms <= 0 || ms > box.idleMs) continue;
+      if (!RULES.keepaliveRace(ms, box)) continue;
       const at = this.origins.get(owner, 'keepaliveTimeoutMs') ?? server.source;
       const key = `${at.file}:${at.line}:${at.col}`;
       if (reported.has(key)) continue;
@@ -329,7 +351,7 @@ class Engine {
     for (const box of front) {
       if (box.l4) continue;
       for (const location of server.locations) {
-        if (!location.proxyPass || location.proxyReadTimeoutMs <= box.idleMs) continue;
+        if (!location.proxyPass || !RULES.responseOutlivesL7(location.proxyReadTimeoutMs, box)) continue;
         this.add({
           code: 'read-timeout-above-lb',
           severity: 'warning',

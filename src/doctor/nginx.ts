@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticList } from '../config/diagnostics.js';
 import { D } from '../config/directives.js';
-import { keepaliveTiming } from '../config/hazards.js';
+import { keepaliveTiming, RULES } from '../config/hazards.js';
 import {
   type NginxKeepalive,
   nginxKeepaliveSpec,
@@ -42,7 +42,7 @@ import {
   human,
   type Layer,
 } from './findings.js';
-import { expiryFailure, isL4, type Middlebox, tightest } from './profiles.js';
+import { expiryFailure, hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
 
 export interface ConfigAudit {
   findings: Finding[];
@@ -363,7 +363,7 @@ class Auditor {
     }
     const block = this.inStream.has(node) ? 'stream' : 'http';
     if (!keepParam && this.keepaliveSockets.has(`${block} ${socketKey(address.value)}`)) return;
-    const long = wait.longest >= lb.idleSeconds;
+    const long = RULES.listenerWithoutKeepalive(wait.longest * 1000, hazardBox(lb)) === 'error';
     this.add(
       long ? 'error' : 'info',
       'listen-no-keepalive',
@@ -389,9 +389,8 @@ class Auditor {
     const node = setting.node;
     const timeout = setting.value / 1000;
     this.timeouts.server = Math.min(this.timeouts.server ?? timeout, timeout);
-    if (timeout === 0) return;
-    for (const box of this.opts.front.filter((b) => b.pools)) {
-      if (timeout > box.idleSeconds) continue;
+    for (const box of this.opts.front) {
+      if (!RULES.keepaliveRace(timeout * 1000, hazardBox(box))) continue;
       const want = recommend(box.idleSeconds).httpServerKeepaliveTimeout;
       this.add(
         'error',
@@ -407,8 +406,8 @@ class Auditor {
 
   /** A response slower than an L7 proxy's idle timeout fails however TCP keepalive is set. */
   private longResponse(pass: DirectiveNode, read: number, name: string): void {
-    for (const box of this.opts.front.filter((b) => !isL4(b))) {
-      if (read <= box.idleSeconds) continue;
+    for (const box of this.opts.front) {
+      if (!RULES.responseOutlivesL7(read * 1000, hazardBox(box))) continue;
       this.add(
         'warning',
         'read-timeout-above-lb',
@@ -474,7 +473,7 @@ class Auditor {
       }
       return;
     }
-    if (wait >= box.idleSeconds) {
+    if (RULES.upstreamWaitsTooLong(wait * 1000, hazardBox(box))) {
       this.add(
         'error',
         'upstream-no-keepalive',
@@ -484,7 +483,11 @@ class Auditor {
         fixLine,
       );
     }
-    if (group?.keepalive && group.keepaliveTimeout >= box.idleSeconds) {
+    const pool = {
+      keepalive: group?.keepalive ? 1 : 0,
+      keepaliveTimeoutMs: (group?.keepaliveTimeout ?? 0) * 1000,
+    };
+    if (group?.keepalive && RULES.poolOutlivesBox(pool, hazardBox(box))) {
       this.add(
         'error',
         'upstream-pool-outlives-lb',
