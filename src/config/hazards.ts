@@ -19,6 +19,7 @@ import type {
   ProxyTarget,
   StreamServer,
   UpstreamGroup,
+  UpstreamServer,
 } from './model.js';
 
 /** Where model fields were set, so a hazard points at the directive to change. */
@@ -117,13 +118,20 @@ function suggestedSpec(idleMs: number): string {
   return s >= 2 ? recommend(s).soKeepalive : '1s:1s:3';
 }
 
-/** Whether every server a target reaches is on this host (loopback crosses no middlebox). */
-function isLocal(target: ProxyTarget, groups: ReadonlyMap<string, UpstreamGroup> | undefined): boolean {
+/**
+ * Whether every server a target reaches is on this host (loopback crosses no
+ * middlebox). A `unix:` host comes from nginx's dialect (config/nginx-dialect.ts).
+ */
+export function isLocal(
+  target: ProxyTarget,
+  groups: ReadonlyMap<string, { servers: readonly { address: UpstreamServer['address'] }[] }> | undefined,
+): boolean {
   const hosts =
     target.kind === 'address'
       ? [target.address]
       : (groups?.get(target.name)?.servers.map((s) => s.address) ?? []);
-  const loopback = (h: string) => h === 'localhost' || h.startsWith('127.') || h === '::1';
+  const loopback = (h: string) =>
+    h === 'localhost' || h.startsWith('127.') || h === '::1' || h.startsWith('unix:');
   return hosts.length > 0 && hosts.every((a) => loopback(a.host));
 }
 

@@ -15,8 +15,10 @@
 import type { KeepaliveSpec } from '../keepalive/spec.js';
 import { parseDuration } from '../units/time.js';
 import { type BoundField, D, type Directive, type RecordKind } from './directives.js';
+import type { Address, ProxyTarget } from './model.js';
 import type { DirectiveNode } from './parser.js';
 import { type Level, type Setting, settle } from './validate.js';
+import { parseAddress } from './values.js';
 
 /** nginx's parse of an so_keepalive value (ngx_http_core_listen / ngx_stream_core_listen); 0 = not set. */
 export type NginxKeepalive =
@@ -138,4 +140,33 @@ export function nginxSetting<T>(
   const found = settle(directive, binding, levels);
   if (!found) throw new Error(`${directive.name} has no default for ${kind}.${field}`);
   return found as { value: T; node?: DirectiveNode };
+}
+
+/**
+ * An nginx address (upstream `server`, the host of `proxy_pass`): keepwire's
+ * parser, plus nginx's `unix:` sockets (host `unix:PATH`: on this host).
+ */
+export function nginxAddress(text: string, defaultPort?: number): Address | undefined {
+  if (text.startsWith('unix:')) return { host: text, port: 0, text };
+  const parsed = parseAddress(text, defaultPort === undefined ? {} : { defaultPort });
+  return parsed.ok ? parsed.value : undefined;
+}
+
+const SCHEME_PORT: Record<string, number> = { http: 80, https: 443, grpc: 80, grpcs: 443 };
+
+/**
+ * What an nginx `proxy_pass`/`grpc_pass` reaches: an upstream block of
+ * `groups`, or an address. nginx's forms keepwire refuses are read: any
+ * scheme, a URI part (`http://app/api/`), a unix socket. Undefined when it is
+ * known only at run time (a variable in the host) or does not parse.
+ */
+export function nginxProxyTarget(value: string, groups: ReadonlySet<string>): ProxyTarget | undefined {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value);
+  let rest = scheme ? value.slice(scheme[0].length) : value;
+  if (!rest.startsWith('unix:')) rest = rest.replace(/[/?].*$/, '');
+  if (rest.includes('$') || rest === '') return undefined;
+  const explicitPort = /^\[.*\]:|^[^[\]:]*:/.test(rest);
+  if (!explicitPort && groups.has(rest)) return { kind: 'group', name: rest };
+  const address = nginxAddress(rest, scheme ? (SCHEME_PORT[scheme[1]!.toLowerCase()] ?? 80) : undefined);
+  return address ? { kind: 'address', address } : undefined;
 }

@@ -17,10 +17,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticList } from '../config/diagnostics.js';
 import { D } from '../config/directives.js';
-import { keepaliveTiming, RULES } from '../config/hazards.js';
+import { isLocal, keepaliveTiming, RULES } from '../config/hazards.js';
+import type { Address, ProxyTarget } from '../config/model.js';
 import {
   type NginxKeepalive,
+  nginxAddress,
   nginxKeepaliveSpec,
+  nginxProxyTarget,
   nginxSetting,
   parseNginxSoKeepalive,
 } from '../config/nginx-dialect.js';
@@ -83,17 +86,14 @@ function children(node: DirectiveNode | undefined, name: string): DirectiveNode[
   return (node?.children ?? []).filter((c) => c.name === name);
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '[::1]' || host === '::1';
-}
-
 interface Upstream {
   node: DirectiveNode;
   name: string;
   keepalive?: DirectiveNode;
   keepaliveTimeout: number;
   keepaliveTimeoutNode?: DirectiveNode;
-  servers: string[];
+  /** For isLocal; a server that does not parse keeps its text as host (not local). */
+  servers: { address: Address; text: string }[];
 }
 
 /** A `*_pass`'s read timeout (seconds): `grpc_read_timeout` and the like mean what proxy_read_timeout does. */
@@ -179,7 +179,12 @@ class Auditor {
         node,
         name,
         keepaliveTimeout: timeout.value / 1000,
-        servers: children(node, 'server').map((s) => s.args[0]?.value ?? ''),
+        servers: children(node, 'server').map((s) => {
+          const text = s.args[0]?.value ?? '';
+          // nginx: an upstream server without a port is on port 80.
+          const address = nginxAddress(text, 80) ?? { host: text, port: 0, text };
+          return { address, text };
+        }),
       };
       if (keepalive) {
         u.keepalive = keepalive;
@@ -231,15 +236,15 @@ class Auditor {
         const read = readTimeout(loc.chain, loc.kind).value;
         this.longResponse(loc.pass, read, `${loc.kind}_read_timeout`);
         if (loc.kind !== 'proxy' && loc.kind !== 'grpc') continue;
-        const target = passTarget(loc.pass.args[0]?.value ?? '');
-        const group = target === undefined ? undefined : ups.get(target);
+        const target = nginxProxyTarget(loc.pass.args[0]?.value ?? '', new Set(ups.keys()));
+        const group = target?.kind === 'group' ? ups.get(target.name) : undefined;
         const keepalive = nginxSetting<KeepaliveSpec>(
           loc.chain,
           D.httpProxySocketKeepalive,
           'location',
           'proxySocketKeepalive',
         );
-        this.upstreamLeg(keepalive, loc.pass, read, `${loc.kind}_read_timeout`, group, target);
+        this.upstreamLeg(keepalive, loc.pass, read, `${loc.kind}_read_timeout`, group, target, ups);
         if (group?.keepalive && loc.kind === 'proxy') this.keepaliveHeaders(loc.chain, loc.pass, group);
       }
     }
@@ -264,14 +269,15 @@ class Auditor {
       }
       const pass = children(server, 'proxy_pass').at(-1);
       if (pass) {
-        const target = pass.args[0]?.value ?? '';
+        const target = nginxProxyTarget(pass.args[0]?.value ?? '', new Set(ups.keys()));
+        const group = target?.kind === 'group' ? ups.get(target.name) : undefined;
         const keepalive = nginxSetting<KeepaliveSpec>(
           sChain,
           D.streamProxySocketKeepalive,
           'stream_server',
           'proxySocketKeepalive',
         );
-        this.upstreamLeg(keepalive, pass, timeout, 'proxy_timeout', ups.get(target), target);
+        this.upstreamLeg(keepalive, pass, timeout, 'proxy_timeout', group, target, ups);
       }
     }
   }
@@ -425,15 +431,18 @@ class Auditor {
     wait: number,
     waitName: string,
     group: Upstream | undefined,
-    target: string | undefined,
+    target: ProxyTarget | undefined,
+    groups: ReadonlyMap<string, Upstream>,
   ): void {
     const node = keepalive.node;
     const value = node?.args[0]?.value ?? 'off';
     const box = this.lbUpstream;
-    const hosts = group ? group.servers : target ? [target.replace(/^[a-z]+:\/\//, '')] : [];
-    const local =
-      hosts.length > 0 && hosts.every((h) => h.startsWith('unix:') || isLoopback(h.replace(/:[0-9]+$/, '')));
-    if (local) return;
+    const hosts = group
+      ? group.servers.map((s) => s.text)
+      : target?.kind === 'address'
+        ? [target.address.text]
+        : [];
+    if (target && isLocal(target, groups)) return;
     // nginx takes on|off only: the kernel's values decide the timing.
     const spec = keepalive.value.enable ? keepalive.value : undefined;
     const where = node ?? pass;
@@ -579,12 +588,6 @@ function socketKey(address: string): string {
   const a = address.replace(/,$/, '');
   if (/^[0-9]+$/.test(a)) return `*:${a}`;
   return a.replace(/^0\.0\.0\.0:/, '*:');
-}
-
-/** The upstream group name of `http://name/path`, or of a stream `proxy_pass name`. */
-function passTarget(value: string): string | undefined {
-  const m = /^(?:[a-z]+:\/\/)?([^/:$]+)/.exec(value);
-  return m?.[1];
 }
 
 export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
