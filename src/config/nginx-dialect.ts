@@ -170,3 +170,50 @@ export function nginxProxyTarget(value: string, groups: ReadonlySet<string>): Pr
   const address = nginxAddress(rest, scheme ? (SCHEME_PORT[scheme[1]!.toLowerCase()] ?? 80) : undefined);
   return address ? { kind: 'address', address } : undefined;
 }
+
+/** An nginx `listen`, as doctor needs it; every parameter keepwire refuses (ssl, http2, proxy_protocol...) is kept. */
+export interface NginxListen {
+  /** The address as written, without a comma stuck to it. */
+  addressText: string;
+  /** keepwire's form of it (`80` and `*:80` are 0.0.0.0:80); undefined for a unix socket or one that does not parse. */
+  address?: Address;
+  /** The so_keepalive parameter: its argument, its value and nginx's parse of it. */
+  soKeepalive?: { arg: number; text: string; valueOffset: number; parsed: NginxKeepalive };
+  /** Every other parameter (ssl, http2, default_server, backlog=N...), commas removed, for writing a fix. */
+  params: string[];
+  /** The first argument with a comma: nginx reads `80,` as a host name and fails. */
+  commaArg?: number;
+}
+
+export function nginxListen(args: readonly string[]): NginxListen {
+  const addressText = (args[0] ?? '').replace(/,$/, '');
+  const out: NginxListen = { addressText, params: [] };
+  if (addressText !== '' && !addressText.startsWith('unix:')) {
+    const parsed = parseAddress(addressText, { listen: true, defaultPort: 80 });
+    if (parsed.ok) out.address = parsed.value;
+  }
+  const comma = args.findIndex((a) => a.includes(','));
+  if (comma !== -1) out.commaArg = comma;
+  args.forEach((arg, i) => {
+    if (i === 0) return;
+    const bare = arg.replace(/^,/, '');
+    if (!out.soKeepalive && bare.startsWith('so_keepalive=')) {
+      const text = bare.slice('so_keepalive='.length);
+      out.soKeepalive = {
+        arg: i,
+        text,
+        valueOffset: arg.indexOf('=') + 1,
+        parsed: parseNginxSoKeepalive(text),
+      };
+      return;
+    }
+    const param = arg.replace(/,/g, '');
+    if (param !== '') out.params.push(param);
+  });
+  return out;
+}
+
+/** The listening socket a listen opens: servers on one address share it and its options. */
+export function nginxSocketKey(listen: NginxListen): string {
+  return listen.address ? `${listen.address.host.toLowerCase()}:${listen.address.port}` : listen.addressText;
+}

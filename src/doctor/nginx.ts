@@ -23,8 +23,10 @@ import {
   type NginxKeepalive,
   nginxAddress,
   nginxKeepaliveSpec,
+  nginxListen,
   nginxProxyTarget,
   nginxSetting,
+  nginxSocketKey,
   parseNginxSoKeepalive,
 } from '../config/nginx-dialect.js';
 import { type ArgNode, type DirectiveNode, parseText } from '../config/parser.js';
@@ -154,8 +156,8 @@ class Auditor {
     for (const block of [...children(root, 'http'), ...children(root, 'stream')]) {
       for (const server of children(block, 'server')) {
         for (const l of children(server, 'listen')) {
-          if (l.args.some((a) => a.value.replace(/^,/, '').startsWith('so_keepalive=')))
-            this.keepaliveSockets.add(`${block.name} ${socketKey(l.args[0]?.value ?? '')}`);
+          const listen = nginxListen(l.args.map((a) => a.value));
+          if (listen.soKeepalive) this.keepaliveSockets.add(`${block.name} ${nginxSocketKey(listen)}`);
         }
       }
     }
@@ -286,20 +288,18 @@ class Auditor {
     node: DirectiveNode,
     wait: { longest: number; name: string; at: DirectiveNode | undefined },
   ): void {
-    const [address, ...params] = node.args;
+    const address = node.args[0];
     if (!address || address.value.startsWith('unix:')) return;
+    const listen = nginxListen(node.args.map((a) => a.value));
     const lb = this.lbFront;
-    const comma = node.args.find((a) => a.value.includes(','));
-    const cleanAddress = address.value.replace(/,$/, '');
-    const keepParam = params.find((p) => p.value.replace(/^,/, '').startsWith('so_keepalive='));
-    const otherParams = params
-      .filter((p) => p !== keepParam)
-      .map((p) => p.value.replace(/,/g, ''))
-      .filter(Boolean);
+    const comma = listen.commaArg === undefined ? undefined : node.args[listen.commaArg];
+    const cleanAddress = listen.addressText;
+    const keepParam = listen.soKeepalive && node.args[listen.soKeepalive.arg];
+    const otherParams = listen.params;
     const fixed = (spec: string | undefined) =>
       `listen ${[cleanAddress, ...otherParams, ...(spec ? [`so_keepalive=${spec}`] : [])].join(' ')};`;
     const rec = lb ? recommend(lb.idleSeconds) : undefined;
-    const keepText = keepParam?.value.replace(/^,/, '').slice('so_keepalive='.length);
+    const keepText = listen.soKeepalive?.text;
 
     if (comma) {
       const at = { file: comma.file, line: comma.line, col: comma.col + comma.value.indexOf(',') };
@@ -315,9 +315,9 @@ class Auditor {
     }
 
     let spec: NginxKeepalive | undefined;
-    if (keepParam && keepText !== undefined) {
-      const valueCol = keepParam.col + keepParam.value.indexOf('=') + 1;
-      spec = parseNginxSoKeepalive(keepText);
+    if (keepParam && listen.soKeepalive && keepText !== undefined) {
+      const valueCol = keepParam.col + listen.soKeepalive.valueOffset;
+      spec = listen.soKeepalive.parsed;
       if (!spec.ok) {
         this.add(
           'error',
@@ -368,7 +368,7 @@ class Auditor {
       return;
     }
     const block = this.inStream.has(node) ? 'stream' : 'http';
-    if (!keepParam && this.keepaliveSockets.has(`${block} ${socketKey(address.value)}`)) return;
+    if (!keepParam && this.keepaliveSockets.has(`${block} ${nginxSocketKey(listen)}`)) return;
     const long = RULES.listenerWithoutKeepalive(wait.longest * 1000, hazardBox(lb)) === 'error';
     this.add(
       long ? 'error' : 'info',
@@ -581,13 +581,6 @@ function listensOf(server: DirectiveNode): DirectiveNode[] {
   const at = { file: server.file, line: server.line, col: server.col };
   const address = { ...at, value: '*:80', quoted: false } as ArgNode;
   return [{ ...at, name: 'listen', args: [address] }];
-}
-
-/** `80`, `*:80` and `0.0.0.0:80` are one socket. */
-function socketKey(address: string): string {
-  const a = address.replace(/,$/, '');
-  if (/^[0-9]+$/.test(a)) return `*:${a}`;
-  return a.replace(/^0\.0\.0\.0:/, '*:');
 }
 
 export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {

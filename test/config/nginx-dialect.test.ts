@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DiagnosticList } from '../../src/config/diagnostics.js';
 import { D } from '../../src/config/directives.js';
-import { nginxProxyTarget, nginxSetting } from '../../src/config/nginx-dialect.js';
+import {
+  nginxListen,
+  nginxProxyTarget,
+  nginxSetting,
+  nginxSocketKey,
+} from '../../src/config/nginx-dialect.js';
 import { type DirectiveNode, parseText } from '../../src/config/parser.js';
 
 /** The chain http → server → location (outermost first) of the first location of `text`. */
@@ -99,5 +104,33 @@ describe('nginx dialect: proxy_pass targets keepwire refuses', () => {
     });
     assert.equal(nginxProxyTarget('http://$backend/api', groups), undefined);
     assert.equal(nginxProxyTarget('http://', groups), undefined);
+  });
+});
+
+describe('nginx dialect: listen with parameters keepwire refuses', () => {
+  it('ssl, http2, default_server and proxy_protocol are kept for the fix; so_keepalive read in nginx form', () => {
+    const l = nginxListen(['443', 'ssl', 'http2', 'default_server', 'proxy_protocol', 'so_keepalive=60s::']);
+    assert.deepEqual(l.address, { host: '0.0.0.0', port: 443, text: '443' });
+    assert.deepEqual(l.params, ['ssl', 'http2', 'default_server', 'proxy_protocol']);
+    assert.deepEqual(l.soKeepalive, {
+      arg: 5,
+      text: '60s::',
+      valueOffset: 13,
+      parsed: { ok: true, enable: true, idle: 60, interval: 0, count: 0 },
+    });
+    assert.equal(l.commaArg, undefined);
+  });
+
+  it("the seed's comma: the address without it, the comma's argument, so_keepalive still found", () => {
+    const l = nginxListen(['80,', 'so_keepalive=60s::']);
+    assert.equal(l.addressText, '80');
+    assert.equal(l.commaArg, 0);
+    assert.equal(l.soKeepalive?.text, '60s::');
+  });
+
+  it('80, *:80 and 0.0.0.0:80 are one socket; a unix socket has no address', () => {
+    const keys = ['80', '*:80', '0.0.0.0:80'].map((a) => nginxSocketKey(nginxListen([a])));
+    assert.deepEqual(new Set(keys), new Set(['0.0.0.0:80']));
+    assert.equal(nginxListen(['unix:/run/nginx.sock']).address, undefined);
   });
 });
