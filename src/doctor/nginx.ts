@@ -81,6 +81,9 @@ export function versionAtLeast(version: string, want: readonly number[]): boolea
   return true;
 }
 
+/** The blocks inside a server that inherit its settings and may hold a `*_pass`. */
+const NESTED = new Set(['location', 'if', 'limit_except']);
+
 /** Directives whose `*_pass` opens upstream connections, with their timeout prefix. */
 const PASS = ['proxy', 'grpc', 'fastcgi', 'uwsgi', 'scgi'] as const;
 
@@ -212,11 +215,7 @@ class Auditor {
           if (pass) locations.push({ chain: c, pass, kind });
         }
         for (const child of block.children ?? []) {
-          if (
-            child.children &&
-            (child.name === 'location' || child.name === 'if' || child.name === 'limit_except')
-          )
-            walk([...c, child]);
+          if (child.children && NESTED.has(child.name)) walk([...c, child]);
         }
       };
       walk(sChain);
@@ -390,23 +389,42 @@ class Auditor {
   }
 
   /** HTTP keep-alive toward an LB that pools connections to this server. */
+  /**
+   * HTTP keep-alive toward an LB that pools connections to this server. nginx
+   * takes keepalive_timeout in a location too (for requests that end there):
+   * each level that sets one is judged, each directive once.
+   */
   private serverKeepalive(chain: DirectiveNode[], server: DirectiveNode): void {
-    const setting = nginxSetting<number>(chain, D.keepaliveTimeout, 'http_server', 'keepaliveTimeoutMs');
-    const node = setting.node;
-    const timeout = setting.value / 1000;
-    this.timeouts.server = Math.min(this.timeouts.server ?? timeout, timeout);
-    for (const box of this.opts.front) {
-      if (!RULES.keepaliveRace(timeout * 1000, hazardBox(box))) continue;
-      const want = recommend(box.idleSeconds).httpServerKeepaliveTimeout;
-      this.add(
-        'error',
-        'keepalive-timeout-below-lb',
-        node ?? server,
-        `keepalive_timeout ${node ? node.args[0]!.value : `${timeout}s (default)`} is not above ${box.name}'s idle timeout ${human(box.idleSeconds)}, and ${box.name} pools its connections to this server`,
-        `nginx closes an idle connection that ${box.name} still holds in its pool: ${box.name} reuses the stale pooled connection and the request fails with a 502.`,
-        `keepalive_timeout ${want}s;`,
-        node?.args[0]?.value,
-      );
+    const own = nginxSetting<number>(chain, D.keepaliveTimeout, 'http_server', 'keepaliveTimeoutMs');
+    this.timeouts.server = Math.min(this.timeouts.server ?? own.value / 1000, own.value / 1000);
+    const levels = [own];
+    const walk = (c: DirectiveNode[]) => {
+      for (const child of c[c.length - 1]!.children ?? []) {
+        if (!child.children || !NESTED.has(child.name)) continue;
+        const inner = [...c, child];
+        levels.push(nginxSetting<number>(inner, D.keepaliveTimeout, 'location', 'keepaliveTimeoutMs'));
+        walk(inner);
+      }
+    };
+    walk(chain);
+    const reported = new Set<DirectiveNode | undefined>();
+    for (const { value, node } of levels) {
+      if (reported.has(node)) continue;
+      reported.add(node);
+      const timeout = value / 1000;
+      for (const box of this.opts.front) {
+        if (!RULES.keepaliveRace(value, hazardBox(box))) continue;
+        const want = recommend(box.idleSeconds).httpServerKeepaliveTimeout;
+        this.add(
+          'error',
+          'keepalive-timeout-below-lb',
+          node ?? server,
+          `keepalive_timeout ${node ? node.args[0]!.value : `${timeout}s (default)`} is not above ${box.name}'s idle timeout ${human(box.idleSeconds)}, and ${box.name} pools its connections to this server`,
+          `nginx closes an idle connection that ${box.name} still holds in its pool: ${box.name} reuses the stale pooled connection and the request fails with a 502.`,
+          `keepalive_timeout ${want}s;`,
+          node?.args[0]?.value,
+        );
+      }
     }
   }
 

@@ -92,7 +92,9 @@ const corpus = [
   ...readdirSync(path.join(ROOT, 'examples'))
     .filter((f) => f.endsWith('.conf'))
     .map((f) => path.join(ROOT, 'examples', f)),
-  ...['seed/nginx.conf', 'upstreams/nginx.conf', 'values/nginx.conf'].map((f) => path.join(FIXTURES, f)),
+  ...['seed/nginx.conf', 'upstreams/nginx.conf', 'values/nginx.conf', 'agree/nginx.conf'].map((f) =>
+    path.join(FIXTURES, f),
+  ),
 ];
 
 describe('check and doctor --nginx agree', () => {
