@@ -19,6 +19,7 @@ import type {
   ProxyTarget,
   StreamServer,
   UpstreamGroup,
+  UpstreamServer,
 } from './model.js';
 
 /** Where model fields were set, so a hazard points at the directive to change. */
@@ -57,7 +58,7 @@ export interface Legs {
 }
 
 /** The L4 box that forgets idle flows first: every keepalive must beat it. */
-function tightestL4(boxes: readonly Box[]): Box | undefined {
+export function tightestL4(boxes: readonly Box[]): Box | undefined {
   let best: Box | undefined;
   for (const box of boxes) if (box.l4 && (!best || box.idleMs < best.idleMs)) best = box;
   return best;
@@ -117,15 +118,83 @@ function suggestedSpec(idleMs: number): string {
   return s >= 2 ? recommend(s).soKeepalive : '1s:1s:3';
 }
 
-/** Whether every server a target reaches is on this host (loopback crosses no middlebox). */
-function isLocal(target: ProxyTarget, groups: ReadonlyMap<string, UpstreamGroup> | undefined): boolean {
+/**
+ * Whether every server a target reaches is on this host (loopback crosses no
+ * middlebox). A `unix:` host comes from nginx's dialect (config/nginx-dialect.ts).
+ */
+export function isLocal(
+  target: ProxyTarget,
+  groups: ReadonlyMap<string, { servers: readonly { address: UpstreamServer['address'] }[] }> | undefined,
+): boolean {
   const hosts =
     target.kind === 'address'
       ? [target.address]
       : (groups?.get(target.name)?.servers.map((s) => s.address) ?? []);
-  const loopback = (h: string) => h === 'localhost' || h.startsWith('127.') || h === '::1';
+  const loopback = (h: string) =>
+    h === 'localhost' || h.startsWith('127.') || h === '::1' || h.startsWith('unix:');
   return hosts.length > 0 && hosts.every((a) => loopback(a.host));
 }
+
+/** How a keepalive that is on fares against a middlebox that forgets a flow idle for `idleMs`. */
+export interface KeepaliveTiming {
+  /** Seconds, the spec's or the kernel's. */
+  idle: number;
+  interval: number;
+  count: number;
+  /** The fields taken from the kernel. */
+  relies: KernelDependent['relies'];
+  /** Seconds between probes on an idle connection: max(idle, interval). */
+  period: number;
+  /** Why the middlebox forgets the flow first: the first probe, or the gap after it; undefined: in time. */
+  late?: 'idle' | 'interval';
+}
+
+/**
+ * The one judgement of a keepalive's timing, for `check`, `doctor -c` and
+ * `doctor --nginx`: the kernel re-arms its keepalive timer with the interval
+ * after every probe, answered or not, so probes come every max(idle,
+ * interval) and each must come before the middlebox's idle timeout.
+ */
+export function keepaliveTiming(
+  spec: Omit<KeepaliveSpec, 'enable'>,
+  idleMs: number,
+  kernel: { idle: number; interval: number; count: number },
+): KeepaliveTiming {
+  const relies: KernelDependent['relies'] = [];
+  if (spec.idle === undefined) relies.push('idle');
+  if (spec.interval === undefined) relies.push('interval');
+  if (spec.count === undefined) relies.push('count');
+  const idle = spec.idle ?? kernel.idle;
+  const interval = spec.interval ?? kernel.interval;
+  const count = spec.count ?? kernel.count;
+  const period = probePeriod({ idle, interval });
+  const out: KeepaliveTiming = { idle, interval, count, relies, period };
+  if (idle * 1000 >= idleMs) out.late = 'idle';
+  else if (period * 1000 >= idleMs) out.late = 'interval';
+  return out;
+}
+
+/**
+ * Each keepalive hazard's rule, written once: the engine below applies them
+ * to keepwire's model (check, doctor -c), doctor --nginx to nginx's blocks
+ * (with its fixes in nginx's syntax); a keepalive's timing is
+ * keepaliveTiming above.
+ */
+export const RULES = {
+  /** A listener without keepalive facing an L4 box: an error when something waits as long as the box forgets, else advice. */
+  listenerWithoutKeepalive: (waitMs: number, box: Box): 'error' | 'info' =>
+    waitMs >= box.idleMs ? 'error' : 'info',
+  /** An upstream leg without keepalive loses a connection that waits as long as the box forgets. */
+  upstreamWaitsTooLong: (waitMs: number, box: Box): boolean => waitMs >= box.idleMs,
+  /** A pool without TCP keepalive keeps idle connections at least as long as the box remembers them. */
+  poolOutlivesBox: (pool: { keepalive: number; keepaliveTimeoutMs: number }, box: Box): boolean =>
+    pool.keepalive > 0 && pool.keepaliveTimeoutMs >= box.idleMs,
+  /** The 502 race: a box that pools its connections to the server keeps them at least as long as the server does. */
+  keepaliveRace: (keepaliveTimeoutMs: number, box: Box): boolean =>
+    box.pools && keepaliveTimeoutMs > 0 && keepaliveTimeoutMs <= box.idleMs,
+  /** An L7 box counts data, not TCP keepalive: a response slower than its idle timeout never arrives. */
+  responseOutlivesL7: (readTimeoutMs: number, box: Box): boolean => !box.l4 && readTimeoutMs > box.idleMs,
+};
 
 class Engine {
   readonly hazards: Hazard[] = [];
@@ -142,36 +211,29 @@ class Engine {
 
   /** A keepalive spec that is on, against a box: the first probe and every max(idle, interval). */
   private spec(spec: KeepaliveSpec, box: Box, at: Position, what: string, fixFor: (spec: string) => string) {
-    const relies: KernelDependent['relies'] = [];
-    if (spec.idle === undefined) relies.push('idle');
-    if (spec.interval === undefined) relies.push('interval');
-    if (spec.count === undefined) relies.push('count');
-    if (relies.length > 0) this.dependents.push({ at, relies });
-    const idleS = spec.idle ?? this.kernel.idle;
-    const intervalS = spec.interval ?? this.kernel.interval;
+    const t = keepaliveTiming(spec, box.idleMs, this.kernel);
+    if (t.relies.length > 0) this.dependents.push({ at, relies: t.relies });
     const fix = fixFor(suggestedSpec(box.idleMs));
-    if (idleS * 1000 >= box.idleMs) {
+    if (t.late === 'idle') {
       this.add({
         code: 'keepalive-too-late',
         severity: 'error',
         at,
         message:
           spec.idle === undefined
-            ? `${what} uses the system keepalive idle (${idleS}s ${this.kernel.where}), not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`
+            ? `${what} uses the system keepalive idle (${t.idle}s ${this.kernel.where}), not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`
             : `${what} keepalive idle ${spec.idle}s is not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`,
         why: `an idle connection is forgotten before its first probe, and ${box.failure}.`,
         fix,
       });
       return;
     }
-    // The kernel re-arms its keepalive timer with the interval after every
-    // probe, answered or not: probes come every max(idle, interval).
-    if (probePeriod({ idle: idleS, interval: intervalS }) * 1000 >= box.idleMs) {
+    if (t.late === 'interval') {
       this.add({
         code: 'keepalive-interval-too-long',
         severity: 'error',
         at,
-        message: `${what} probe interval ${intervalS}s${spec.interval === undefined ? ` (the system default ${this.kernel.where})` : ''} is not below ${box.label}: after the first probe the kernel waits the interval before the next, so an idle connection is silent for ${intervalS}s and the load balancer forgets it`,
+        message: `${what} probe interval ${t.interval}s${spec.interval === undefined ? ` (the system default ${this.kernel.where})` : ''} is not below ${box.label}: after the first probe the kernel waits the interval before the next, so an idle connection is silent for ${t.interval}s and the load balancer forgets it`,
         why: `an idle connection outlives the first probe but not the second, and ${box.failure}.`,
         fix,
       });
@@ -188,7 +250,7 @@ class Engine {
       this.spec(listen.soKeepalive, box, where, 'so_keepalive', fixFor);
       return;
     }
-    const long = waitMs >= box.idleMs;
+    const long = RULES.listenerWithoutKeepalive(waitMs, box) === 'error';
     this.add({
       code: 'listener-without-keepalive',
       severity: long ? 'error' : 'info',
@@ -216,12 +278,10 @@ class Engine {
   ): void {
     // Loopback traffic crosses no middlebox.
     if (local) return;
-    const at =
-      this.origins.get(owner, 'proxySocketKeepalive') ??
-      this.origins.get(owner, 'proxyTimeoutMs') ??
-      fallback;
+    // The leg's own keepalive setting, else the proxy_pass that opens the leg (the block to add it
+    // to; the message names the timeout that waits): doctor --nginx points at the same places.
     const specAt =
-      this.origins.get(owner, 'proxySocketKeepalive') ?? this.origins.get(owner, 'proxyReadTimeoutMs') ?? at;
+      this.origins.get(owner, 'proxySocketKeepalive') ?? this.origins.get(owner, 'proxyPass') ?? fallback;
     const fixFor = (s: string) => `proxy_socket_keepalive ${s};`;
     if (boxes.length === 0) {
       if (!spec.enable) {
@@ -243,7 +303,7 @@ class Engine {
       this.spec(spec, box, specAt, 'proxy_socket_keepalive', fixFor);
       return;
     }
-    if (waitMs >= box.idleMs) {
+    if (RULES.upstreamWaitsTooLong(waitMs, box)) {
       this.add({
         code: 'upstream-without-keepalive',
         severity: 'error',
@@ -253,7 +313,7 @@ class Engine {
         fix: fixFor(suggestedSpec(box.idleMs)),
       });
     }
-    if (group && group.keepalive > 0 && group.keepaliveTimeoutMs >= box.idleMs) {
+    if (group && RULES.poolOutlivesBox(group, box)) {
       this.add({
         code: 'upstream-pool-outlives-lb',
         severity: 'error',
@@ -278,7 +338,7 @@ class Engine {
     const reported = new Set<string>();
     for (const owner of [server, ...server.locations]) {
       const ms = owner.keepaliveTimeoutMs;
-      if (ms <= 0 || ms > box.idleMs) continue;
+      if (!RULES.keepaliveRace(ms, box)) continue;
       const at = this.origins.get(owner, 'keepaliveTimeoutMs') ?? server.source;
       const key = `${at.file}:${at.line}:${at.col}`;
       if (reported.has(key)) continue;
@@ -305,7 +365,7 @@ class Engine {
     for (const box of front) {
       if (box.l4) continue;
       for (const location of server.locations) {
-        if (!location.proxyPass || location.proxyReadTimeoutMs <= box.idleMs) continue;
+        if (!location.proxyPass || !RULES.responseOutlivesL7(location.proxyReadTimeoutMs, box)) continue;
         const heartbeat = location.websocketHeartbeat;
         if (heartbeat !== null && heartbeat.intervalMs < box.idleMs && heartbeat.side !== 'upstream')
           continue;
@@ -409,13 +469,35 @@ function streamServerHazards(
   );
 }
 
+const socketKey = (l: Listen) => `${l.address.host.toLowerCase()}:${l.address.port}`;
+
+const SOCKETS = new WeakMap<Config, Set<string>>();
+
+/** The http addresses some `listen` sets so_keepalive on. */
+function keepaliveSockets(config: Config): Set<string> {
+  let keys = SOCKETS.get(config);
+  if (!keys) {
+    keys = new Set();
+    for (const server of config.http?.servers ?? [])
+      for (const l of server.listens) if (l.soKeepalive) keys.add(socketKey(l));
+    SOCKETS.set(config, keys);
+  }
+  return keys;
+}
+
 function httpServerHazards(engine: Engine, config: Config, server: HttpServer, legs: Legs): void {
   // Only proxying locations wait on an upstream; `return` answers at once.
   const longestRead = Math.max(
     0,
     ...server.locations.filter((l) => l.proxyPass).map((l) => l.proxyReadTimeoutMs),
   );
-  for (const listen of server.listens) engine.listener(listen, legs.front, longestRead, 'proxy_read_timeout');
+  for (const listen of server.listens) {
+    // Socket options belong to the listening socket, which every http server on that address
+    // shares (as nginx): `listen 80 so_keepalive=...` in one server covers a plain `listen 80`
+    // in another, and that one is judged on its own line.
+    if (!listen.soKeepalive && keepaliveSockets(config).has(socketKey(listen))) continue;
+    engine.listener(listen, legs.front, longestRead, 'proxy_read_timeout');
+  }
   engine.serverKeepalive(server, legs.front);
   engine.longResponse(server, legs.front);
   for (const location of server.locations) {

@@ -51,9 +51,14 @@ export interface ValidateOptions {
   tolerant?: boolean;
 }
 
-interface Setting<T = unknown> {
+export interface Setting<T = unknown> {
   value: T;
   node: DirectiveNode;
+}
+
+/** One level of a record's chain (a block), as the merge reads it: the parsed settings of a directive there. */
+export interface Level {
+  all<T>(directive: Directive<T>): Setting<T>[];
 }
 
 class Block {
@@ -208,12 +213,14 @@ function arityText(d: Directive): string {
 /**
  * A binding's value for a record whose levels are `chain` (innermost first),
  * merged as the table says, with the directive that set it; undefined when
- * nothing sets it and there is no default (the field stays absent).
+ * nothing sets it and there is no default (the field stays absent). The one
+ * merge: keepwire's blocks here, nginx's blocks in the doctor's dialect
+ * (config/nginx-dialect.ts).
  */
-function settle(
+export function settle(
   directive: Directive,
   binding: Binding,
-  chain: readonly Block[],
+  chain: readonly Level[],
 ): { value: unknown; node?: DirectiveNode } | undefined {
   const project = (v: unknown) => (binding.project ? binding.project(v) : v);
   const levels = binding.merge === 'local' ? chain.slice(0, 1) : chain;

@@ -8,24 +8,14 @@
  * disagree on the same file.
  */
 
-import { type Box, keepaliveHazards, type Legs, lbIdleLegs } from '../config/hazards.js';
+import { keepaliveHazards, type Legs, lbIdleLegs } from '../config/hazards.js';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/model.js';
 import { originsOf } from '../config/validate.js';
 import type { Dependent, Finding } from './findings.js';
-import { fileEvidence, human } from './findings.js';
+import { fileEvidence } from './findings.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
-import { expiryFailure, isL4, type Middlebox } from './profiles.js';
-
-function box(m: Middlebox): Box {
-  return {
-    label: `${m.name}'s idle timeout ${human(m.idleSeconds)}`,
-    idleMs: m.idleSeconds * 1000,
-    l4: isL4(m),
-    pools: m.pools,
-    failure: expiryFailure(m),
-  };
-}
+import { hazardBox } from './profiles.js';
 
 /** HTTP keep-alive timeouts for the chain: the shortest server one, the longest pooled upstream one (seconds). */
 function timeouts(config: Config): ConfigAudit['timeouts'] {
@@ -60,7 +50,7 @@ export function auditKeepwireConfig(file: string, opts: AuditOptions): ConfigAud
   const config = loaded.config;
   if (!config) return { findings, systemDependents: [], sources: loaded.sources, timeouts: {} };
   const given = opts.front.length > 0 || opts.upstream.length > 0;
-  const legs: Legs = { front: opts.front.map(box), upstream: opts.upstream.map(box) };
+  const legs: Legs = { front: opts.front.map(hazardBox), upstream: opts.upstream.map(hazardBox) };
   const { hazards, dependents } = keepaliveHazards(
     config,
     originsOf(config),

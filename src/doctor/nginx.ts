@@ -1,17 +1,34 @@
 /**
- * Findings from nginx configuration files. Real nginx configs are full of
- * directives keepwire does not implement, so this walks the raw AST (with
- * includes expanded, relative to the configuration prefix as nginx does)
- * instead of keepwire's typed model, and only interprets the directives that
- * decide keepalive behaviour, with nginx's own value forms
- * (parseNginxSoKeepalive) and version-dependent defaults. keepwire's own
- * `-c` files do not come here: they go through the model and the one hazard
- * engine `check` uses (keepwire-config.ts, config/hazards.ts).
+ * Findings from nginx configuration files. The text goes through keepwire's
+ * lexer and parser (includes expanded, relative to the configuration prefix
+ * as nginx does); every setting is read in nginx's dialect
+ * (config/nginx-dialect.ts): the directive table's parser, default and merge,
+ * unknown directives ignored, nginx's own value forms. A keepalive's timing
+ * is judged by config/hazards.ts (keepaliveTiming), as for `check`.
+ * keepwire's own `-c` files go through the model and the whole hazard engine
+ * (keepwire-config.ts).
+ *
+ * Not yet on the model: nginx's blocks are walked here (servers, nested
+ * locations, `if`, `*_pass`) and the hazard rules other than the timing
+ * (listener without keepalive, pools, HTTP/1.0, Connection) are this
+ * file's, with fixes in nginx's own syntax.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticList } from '../config/diagnostics.js';
-import { D, defaultOf } from '../config/directives.js';
+import { D } from '../config/directives.js';
+import { isLocal, keepaliveTiming, RULES } from '../config/hazards.js';
+import type { Address, ProxyTarget } from '../config/model.js';
+import {
+  type NginxKeepalive,
+  nginxAddress,
+  nginxKeepaliveSpec,
+  nginxListen,
+  nginxProxyTarget,
+  nginxSetting,
+  nginxSocketKey,
+  parseNginxSoKeepalive,
+} from '../config/nginx-dialect.js';
 import { type ArgNode, type DirectiveNode, parseText } from '../config/parser.js';
 import {
   detectionTime,
@@ -20,9 +37,8 @@ import {
   sysctlLines,
   sysctlSettings,
 } from '../keepalive/recommend.js';
-import { KERNEL_LIMITS, parseSoKeepalive } from '../keepalive/spec.js';
+import { KERNEL_LIMITS, type KeepaliveSpec, parseSoKeepalive } from '../keepalive/spec.js';
 import { KEEPALIVE_SYSCTLS, type SystemKeepaliveDefaults } from '../keepalive/system.js';
-import { parseDuration } from '../units/time.js';
 import {
   type Dependent,
   type Finding,
@@ -31,7 +47,7 @@ import {
   human,
   type Layer,
 } from './findings.js';
-import { expiryFailure, isL4, type Middlebox, tightest } from './profiles.js';
+import { expiryFailure, hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
 
 export interface ConfigAudit {
   findings: Finding[];
@@ -53,19 +69,6 @@ export interface AuditOptions {
   nginxVersion?: string;
 }
 
-/**
- * nginx's defaults, in seconds, from keepwire's directive table: keepwire
- * takes nginx's (ngx_http_core_module, ngx_http_proxy_module,
- * ngx_stream_proxy_module, ngx_http_upstream_keepalive_module), so there is
- * one place they are written.
- */
-const DEFAULTS = {
-  keepaliveTimeout: defaultOf(D.keepaliveTimeout)!.timeoutMs / 1000,
-  readTimeout: defaultOf(D.proxyReadTimeout)! / 1000,
-  streamProxyTimeout: defaultOf(D.streamProxyTimeout)! / 1000,
-  upstreamKeepaliveTimeout: defaultOf(D.upstreamKeepaliveTimeout)! / 1000,
-};
-
 /** The release that made upstream keep-alive work without proxy_http_version / Connection "". */
 const KEEPALIVE_DEFAULTS_VERSION = [1, 29, 7] as const;
 
@@ -78,121 +81,14 @@ export function versionAtLeast(version: string, want: readonly number[]): boolea
   return true;
 }
 
+/** The blocks inside a server that inherit its settings and may hold a `*_pass`. */
+const NESTED = new Set(['location', 'if', 'limit_except']);
+
 /** Directives whose `*_pass` opens upstream connections, with their timeout prefix. */
 const PASS = ['proxy', 'grpc', 'fastcgi', 'uwsgi', 'scgi'] as const;
 
-/** Seconds from an nginx time; undefined when it does not parse (the syntax check is nginx's job). */
-function seconds(text: string): number | undefined {
-  const parsed = parseDuration(text);
-  return parsed.ok ? parsed.value / 1000 : undefined;
-}
-
 function children(node: DirectiveNode | undefined, name: string): DirectiveNode[] {
   return (node?.children ?? []).filter((c) => c.name === name);
-}
-
-/** nginx inheritance: the innermost level that sets a directive wins. */
-function inherited(chain: readonly DirectiveNode[], name: string): DirectiveNode | undefined {
-  for (let i = chain.length - 1; i >= 0; i--) {
-    const found = children(chain[i], name);
-    if (found.length > 0) return found[found.length - 1];
-  }
-  return undefined;
-}
-
-/**
- * Array directives such as proxy_set_header are inherited only by levels that
- * set none of their own: one proxy_set_header in a location drops every one
- * from the server and http levels.
- */
-function inheritedArray(chain: readonly DirectiveNode[], name: string): DirectiveNode[] {
-  for (let i = chain.length - 1; i >= 0; i--) {
-    const found = children(chain[i], name);
-    if (found.length > 0) return found;
-  }
-  return [];
-}
-
-/** nginx's parse of an so_keepalive value (ngx_http_core_listen / ngx_stream_core_listen). */
-type NginxKeepalive =
-  | { ok: true; enable: boolean; idle: number; interval: number; count: number }
-  | { ok: false; message: string; offset: number };
-
-export function parseNginxSoKeepalive(value: string): NginxKeepalive {
-  if (value === 'on') return { ok: true, enable: true, idle: 0, interval: 0, count: 0 };
-  if (value === 'off') return { ok: true, enable: false, idle: 0, interval: 0, count: 0 };
-  const fields = value.split(':');
-  // nginx reads the third field to the end of the value, so a fourth field makes the count invalid.
-  const [idleText = '', intervalText = '', ...rest] = fields;
-  const countText = rest.join(':');
-  const out = { ok: true as const, enable: true, idle: 0, interval: 0, count: 0 };
-  let offset = 0;
-  for (const [key, text] of [
-    ['idle', idleText],
-    ['interval', intervalText],
-  ] as const) {
-    if (text !== '') {
-      const parsed = parseDuration(text);
-      // ngx_parse_time(..., is_sec=1) knows no "ms".
-      if (!parsed.ok || /ms/.test(text) || parsed.value % 1000 !== 0) {
-        return {
-          ok: false,
-          message: `invalid so_keepalive ${key} "${text}": nginx takes whole seconds with y M w d h m s units`,
-          offset: offset + (parsed.ok ? 0 : parsed.error.offset),
-        };
-      }
-      out[key] = parsed.value / 1000;
-    }
-    offset += text.length + 1;
-  }
-  if (countText !== '') {
-    if (!/^[0-9]+$/.test(countText)) {
-      return {
-        ok: false,
-        message: `invalid so_keepalive count "${countText}": a plain number of probes`,
-        offset: offset + (/[^0-9]/.exec(countText)?.index ?? 0),
-      };
-    }
-    out.count = Number(countText);
-  }
-  // nginx treats 0 and empty alike, and refuses a value that sets nothing (`::`, `0::`).
-  if (out.idle === 0 && out.interval === 0 && out.count === 0) {
-    return {
-      ok: false,
-      message: `so_keepalive="${value}" sets nothing: every field is empty or 0`,
-      offset: 0,
-    };
-  }
-  return out;
-}
-
-interface Effective {
-  idle: number;
-  interval: number;
-  count: number;
-  /** Sysctls taken from the kernel's defaults. */
-  inherited: string[];
-  /** The same as fields. */
-  relies: Dependent['relies'][number][];
-}
-
-function effective(
-  spec: { idle: number; interval: number; count: number },
-  sys: SystemKeepaliveDefaults,
-): Effective {
-  const inherited: string[] = [];
-  const relies: Effective['relies'] = [];
-  const pick = (field: 'idle' | 'interval' | 'count') => {
-    if (spec[field] > 0) return spec[field];
-    inherited.push(KEEPALIVE_SYSCTLS[field]);
-    relies.push(field);
-    return sys[field];
-  };
-  return { idle: pick('idle'), interval: pick('interval'), count: pick('count'), inherited, relies };
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '[::1]' || host === '::1';
 }
 
 interface Upstream {
@@ -201,7 +97,20 @@ interface Upstream {
   keepalive?: DirectiveNode;
   keepaliveTimeout: number;
   keepaliveTimeoutNode?: DirectiveNode;
-  servers: string[];
+  /** For isLocal; a server that does not parse keeps its text as host (not local). */
+  servers: { address: Address; text: string }[];
+}
+
+/** A `*_pass`'s read timeout (seconds): `grpc_read_timeout` and the like mean what proxy_read_timeout does. */
+function readTimeout(chain: readonly DirectiveNode[], kind: (typeof PASS)[number]) {
+  const found = nginxSetting<number>(
+    chain,
+    D.proxyReadTimeout,
+    'location',
+    'proxyReadTimeoutMs',
+    `${kind}_read_timeout`,
+  );
+  return { value: found.value / 1000, node: found.node };
 }
 
 class Auditor {
@@ -250,8 +159,8 @@ class Auditor {
     for (const block of [...children(root, 'http'), ...children(root, 'stream')]) {
       for (const server of children(block, 'server')) {
         for (const l of children(server, 'listen')) {
-          if (l.args.some((a) => a.value.replace(/^,/, '').startsWith('so_keepalive=')))
-            this.keepaliveSockets.add(`${block.name} ${socketKey(l.args[0]?.value ?? '')}`);
+          const listen = nginxListen(l.args.map((a) => a.value));
+          if (listen.soKeepalive) this.keepaliveSockets.add(`${block.name} ${nginxSocketKey(listen)}`);
         }
       }
     }
@@ -264,13 +173,23 @@ class Auditor {
     for (const node of children(block, 'upstream')) {
       const name = node.args[0]?.value ?? '';
       const keepalive = children(node, 'keepalive').at(-1);
-      const timeoutNode = children(node, 'keepalive_timeout').at(-1);
+      const timeout = nginxSetting<number>(
+        [node],
+        D.upstreamKeepaliveTimeout,
+        'http_upstream',
+        'keepaliveTimeoutMs',
+      );
+      const timeoutNode = timeout.node;
       const u: Upstream = {
         node,
         name,
-        keepaliveTimeout:
-          (timeoutNode && seconds(timeoutNode.args[0]?.value ?? '')) ?? DEFAULTS.upstreamKeepaliveTimeout,
-        servers: children(node, 'server').map((s) => s.args[0]?.value ?? ''),
+        keepaliveTimeout: timeout.value / 1000,
+        servers: children(node, 'server').map((s) => {
+          const text = s.args[0]?.value ?? '';
+          // nginx: an upstream server without a port is on port 80.
+          const address = nginxAddress(text, 80) ?? { host: text, port: 0, text };
+          return { address, text };
+        }),
       };
       if (keepalive) {
         u.keepalive = keepalive;
@@ -296,11 +215,7 @@ class Auditor {
           if (pass) locations.push({ chain: c, pass, kind });
         }
         for (const child of block.children ?? []) {
-          if (
-            child.children &&
-            (child.name === 'location' || child.name === 'if' || child.name === 'limit_except')
-          )
-            walk([...c, child]);
+          if (child.children && NESTED.has(child.name)) walk([...c, child]);
         }
       };
       walk(sChain);
@@ -308,25 +223,29 @@ class Auditor {
       let longestAt: DirectiveNode | undefined;
       let longestName = 'proxy_read_timeout';
       for (const loc of locations) {
-        const node = inherited(loc.chain, `${loc.kind}_read_timeout`);
-        const t = (node && seconds(node.args[0]?.value ?? '')) ?? DEFAULTS.readTimeout;
+        const { value: t, node } = readTimeout(loc.chain, loc.kind);
         if (t > longest) {
           longest = t;
           longestAt = node ?? loc.pass;
           longestName = `${loc.kind}_read_timeout`;
         }
       }
-      for (const listen of children(server, 'listen'))
+      for (const listen of listensOf(server))
         this.listen(listen, { longest, name: longestName, at: longestAt });
       this.serverKeepalive(sChain, server);
       for (const loc of locations) {
-        const readNode = inherited(loc.chain, `${loc.kind}_read_timeout`);
-        const read = (readNode && seconds(readNode.args[0]?.value ?? '')) ?? DEFAULTS.readTimeout;
+        const read = readTimeout(loc.chain, loc.kind).value;
         this.longResponse(loc.pass, read, `${loc.kind}_read_timeout`);
         if (loc.kind !== 'proxy' && loc.kind !== 'grpc') continue;
-        const target = passTarget(loc.pass.args[0]?.value ?? '');
-        const group = target === undefined ? undefined : ups.get(target);
-        this.upstreamLeg(loc.chain, loc.pass, read, `${loc.kind}_read_timeout`, group, target);
+        const target = nginxProxyTarget(loc.pass.args[0]?.value ?? '', new Set(ups.keys()));
+        const group = target?.kind === 'group' ? ups.get(target.name) : undefined;
+        const keepalive = nginxSetting<KeepaliveSpec>(
+          loc.chain,
+          D.httpProxySocketKeepalive,
+          'location',
+          'proxySocketKeepalive',
+        );
+        this.upstreamLeg(keepalive, loc.pass, read, `${loc.kind}_read_timeout`, group, target, ups);
         if (group?.keepalive && loc.kind === 'proxy') this.keepaliveHeaders(loc.chain, loc.pass, group);
       }
     }
@@ -337,17 +256,29 @@ class Auditor {
     const ups = this.upstreams(stream);
     for (const server of children(stream, 'server')) {
       const sChain = [...chain, server];
-      const timeoutNode = inherited(sChain, 'proxy_timeout');
-      const timeout =
-        (timeoutNode && seconds(timeoutNode.args[0]?.value ?? '')) ?? DEFAULTS.streamProxyTimeout;
+      const proxyTimeout = nginxSetting<number>(
+        sChain,
+        D.streamProxyTimeout,
+        'stream_server',
+        'proxyTimeoutMs',
+      );
+      const timeoutNode = proxyTimeout.node;
+      const timeout = proxyTimeout.value / 1000;
       for (const listen of children(server, 'listen')) {
         this.inStream.add(listen);
         this.listen(listen, { longest: timeout, name: 'proxy_timeout', at: timeoutNode });
       }
       const pass = children(server, 'proxy_pass').at(-1);
       if (pass) {
-        const target = pass.args[0]?.value ?? '';
-        this.upstreamLeg(sChain, pass, timeout, 'proxy_timeout', ups.get(target), target);
+        const target = nginxProxyTarget(pass.args[0]?.value ?? '', new Set(ups.keys()));
+        const group = target?.kind === 'group' ? ups.get(target.name) : undefined;
+        const keepalive = nginxSetting<KeepaliveSpec>(
+          sChain,
+          D.streamProxySocketKeepalive,
+          'stream_server',
+          'proxySocketKeepalive',
+        );
+        this.upstreamLeg(keepalive, pass, timeout, 'proxy_timeout', group, target, ups);
       }
     }
   }
@@ -356,20 +287,18 @@ class Auditor {
     node: DirectiveNode,
     wait: { longest: number; name: string; at: DirectiveNode | undefined },
   ): void {
-    const [address, ...params] = node.args;
+    const address = node.args[0];
     if (!address || address.value.startsWith('unix:')) return;
+    const listen = nginxListen(node.args.map((a) => a.value));
     const lb = this.lbFront;
-    const comma = node.args.find((a) => a.value.includes(','));
-    const cleanAddress = address.value.replace(/,$/, '');
-    const keepParam = params.find((p) => p.value.replace(/^,/, '').startsWith('so_keepalive='));
-    const otherParams = params
-      .filter((p) => p !== keepParam)
-      .map((p) => p.value.replace(/,/g, ''))
-      .filter(Boolean);
+    const comma = listen.commaArg === undefined ? undefined : node.args[listen.commaArg];
+    const cleanAddress = listen.addressText;
+    const keepParam = listen.soKeepalive && node.args[listen.soKeepalive.arg];
+    const otherParams = listen.params;
     const fixed = (spec: string | undefined) =>
       `listen ${[cleanAddress, ...otherParams, ...(spec ? [`so_keepalive=${spec}`] : [])].join(' ')};`;
     const rec = lb ? recommend(lb.idleSeconds) : undefined;
-    const keepText = keepParam?.value.replace(/^,/, '').slice('so_keepalive='.length);
+    const keepText = listen.soKeepalive?.text;
 
     if (comma) {
       const at = { file: comma.file, line: comma.line, col: comma.col + comma.value.indexOf(',') };
@@ -385,9 +314,9 @@ class Auditor {
     }
 
     let spec: NginxKeepalive | undefined;
-    if (keepParam && keepText !== undefined) {
-      const valueCol = keepParam.col + keepParam.value.indexOf('=') + 1;
-      spec = parseNginxSoKeepalive(keepText);
+    if (keepParam && listen.soKeepalive && keepText !== undefined) {
+      const valueCol = keepParam.col + listen.soKeepalive.valueOffset;
+      spec = listen.soKeepalive.parsed;
       if (!spec.ok) {
         this.add(
           'error',
@@ -418,12 +347,13 @@ class Auditor {
       // A value the kernel refused was never set: the socket runs with the host's default for it.
       const refused = kernelRefusal(spec);
       const applied = refused ? { ...spec, [refused.field]: 0 } : spec;
-      const eff = effective(applied, this.opts.system);
+      const eff = keepaliveTiming(nginxKeepaliveSpec(applied), lb.idleSeconds * 1000, this.opts.system);
       if (eff.relies.length > 0)
         this.systemDependents.push({ ...fileEvidence(keepParam!, keepParam!.value), relies: eff.relies });
-      const period = probePeriod(eff);
-      if (period >= lb.idleSeconds) {
-        const from = eff.inherited.length > 0 ? ` (${eff.inherited.join(', ')} from this host)` : '';
+      const period = eff.period;
+      if (eff.late) {
+        const inherited = eff.relies.map((f) => KEEPALIVE_SYSCTLS[f]);
+        const from = inherited.length > 0 ? ` (${inherited.join(', ')} from this host)` : '';
         this.add(
           'error',
           'so-keepalive-too-long',
@@ -437,8 +367,8 @@ class Auditor {
       return;
     }
     const block = this.inStream.has(node) ? 'stream' : 'http';
-    if (!keepParam && this.keepaliveSockets.has(`${block} ${socketKey(address.value)}`)) return;
-    const long = wait.longest >= lb.idleSeconds;
+    if (!keepParam && this.keepaliveSockets.has(`${block} ${nginxSocketKey(listen)}`)) return;
+    const long = RULES.listenerWithoutKeepalive(wait.longest * 1000, hazardBox(lb)) === 'error';
     this.add(
       long ? 'error' : 'info',
       'listen-no-keepalive',
@@ -459,30 +389,49 @@ class Auditor {
   }
 
   /** HTTP keep-alive toward an LB that pools connections to this server. */
+  /**
+   * HTTP keep-alive toward an LB that pools connections to this server. nginx
+   * takes keepalive_timeout in a location too (for requests that end there):
+   * each level that sets one is judged, each directive once.
+   */
   private serverKeepalive(chain: DirectiveNode[], server: DirectiveNode): void {
-    const node = inherited(chain, 'keepalive_timeout');
-    const timeout = (node && seconds(node.args[0]?.value ?? '')) ?? DEFAULTS.keepaliveTimeout;
-    this.timeouts.server = Math.min(this.timeouts.server ?? timeout, timeout);
-    if (timeout === 0) return;
-    for (const box of this.opts.front.filter((b) => b.pools)) {
-      if (timeout > box.idleSeconds) continue;
-      const want = recommend(box.idleSeconds).httpServerKeepaliveTimeout;
-      this.add(
-        'error',
-        'keepalive-timeout-below-lb',
-        node ?? server,
-        `keepalive_timeout ${node ? node.args[0]!.value : `${timeout}s (default)`} is not above ${box.name}'s idle timeout ${human(box.idleSeconds)}, and ${box.name} pools its connections to this server`,
-        `nginx closes an idle connection that ${box.name} still holds in its pool: ${box.name} reuses the stale pooled connection and the request fails with a 502.`,
-        `keepalive_timeout ${want}s;`,
-        node?.args[0]?.value,
-      );
+    const own = nginxSetting<number>(chain, D.keepaliveTimeout, 'http_server', 'keepaliveTimeoutMs');
+    this.timeouts.server = Math.min(this.timeouts.server ?? own.value / 1000, own.value / 1000);
+    const levels = [own];
+    const walk = (c: DirectiveNode[]) => {
+      for (const child of c[c.length - 1]!.children ?? []) {
+        if (!child.children || !NESTED.has(child.name)) continue;
+        const inner = [...c, child];
+        levels.push(nginxSetting<number>(inner, D.keepaliveTimeout, 'location', 'keepaliveTimeoutMs'));
+        walk(inner);
+      }
+    };
+    walk(chain);
+    const reported = new Set<DirectiveNode | undefined>();
+    for (const { value, node } of levels) {
+      if (reported.has(node)) continue;
+      reported.add(node);
+      const timeout = value / 1000;
+      for (const box of this.opts.front) {
+        if (!RULES.keepaliveRace(value, hazardBox(box))) continue;
+        const want = recommend(box.idleSeconds).httpServerKeepaliveTimeout;
+        this.add(
+          'error',
+          'keepalive-timeout-below-lb',
+          node ?? server,
+          `keepalive_timeout ${node ? node.args[0]!.value : `${timeout}s (default)`} is not above ${box.name}'s idle timeout ${human(box.idleSeconds)}, and ${box.name} pools its connections to this server`,
+          `nginx closes an idle connection that ${box.name} still holds in its pool: ${box.name} reuses the stale pooled connection and the request fails with a 502.`,
+          `keepalive_timeout ${want}s;`,
+          node?.args[0]?.value,
+        );
+      }
     }
   }
 
   /** A response slower than an L7 proxy's idle timeout fails however TCP keepalive is set. */
   private longResponse(pass: DirectiveNode, read: number, name: string): void {
-    for (const box of this.opts.front.filter((b) => !isL4(b))) {
-      if (read <= box.idleSeconds) continue;
+    for (const box of this.opts.front) {
+      if (!RULES.responseOutlivesL7(read * 1000, hazardBox(box))) continue;
       this.add(
         'warning',
         'read-timeout-above-lb',
@@ -495,22 +444,25 @@ class Auditor {
   }
 
   private upstreamLeg(
-    chain: DirectiveNode[],
+    keepalive: { value: KeepaliveSpec; node?: DirectiveNode },
     pass: DirectiveNode,
     wait: number,
     waitName: string,
     group: Upstream | undefined,
-    target: string | undefined,
+    target: ProxyTarget | undefined,
+    groups: ReadonlyMap<string, Upstream>,
   ): void {
-    const node = inherited(chain, 'proxy_socket_keepalive');
+    const node = keepalive.node;
     const value = node?.args[0]?.value ?? 'off';
     const box = this.lbUpstream;
-    const hosts = group ? group.servers : target ? [target.replace(/^[a-z]+:\/\//, '')] : [];
-    const local =
-      hosts.length > 0 && hosts.every((h) => h.startsWith('unix:') || isLoopback(h.replace(/:[0-9]+$/, '')));
-    if (local) return;
-    let spec: { idle: number; interval: number; count: number } | undefined;
-    if (value === 'on') spec = { idle: 0, interval: 0, count: 0 };
+    const hosts = group
+      ? group.servers.map((s) => s.text)
+      : target?.kind === 'address'
+        ? [target.address.text]
+        : [];
+    if (target && isLocal(target, groups)) return;
+    // nginx takes on|off only: the kernel's values decide the timing.
+    const spec = keepalive.value.enable ? keepalive.value : undefined;
     const where = node ?? pass;
     if (!box) {
       if (!spec) {
@@ -531,16 +483,16 @@ class Auditor {
     const sysctls = sysctlLines(sysctlSettings(rec, this.opts.system.interval));
     const fixLine = `proxy_socket_keepalive on;${sysLate ? ` # plus ${sysctls.join(', ')} on this host` : ''}`;
     if (spec) {
-      const eff = effective(spec, this.opts.system);
+      const eff = keepaliveTiming(spec, box.idleSeconds * 1000, this.opts.system);
       if (eff.relies.length > 0)
         this.systemDependents.push({ ...fileEvidence(where, value), relies: eff.relies });
-      const period = probePeriod(eff);
-      if (period >= box.idleSeconds) {
+      const period = eff.period;
+      if (eff.late) {
         this.add(
           'error',
           'upstream-keepalive-too-long',
           where,
-          `proxy_socket_keepalive ${value} probes every max(${eff.idle}, ${eff.interval}) = ${human(period)}${eff.inherited.length > 0 ? ' (the kernel defaults of this host)' : ''}, not below ${box.name}'s idle timeout ${human(box.idleSeconds)} between nginx and its upstream`,
+          `proxy_socket_keepalive ${value} probes every max(${eff.idle}, ${eff.interval}) = ${human(period)}${eff.relies.length > 0 ? ' (the kernel defaults of this host)' : ''}, not below ${box.name}'s idle timeout ${human(box.idleSeconds)} between nginx and its upstream`,
           `an upstream connection waiting on a slow response or idle in the pool is forgotten by ${box.name} before the first probe, and ${expiryFailure(box)}.`,
           sysctls.join('\n'),
           value,
@@ -548,7 +500,7 @@ class Auditor {
       }
       return;
     }
-    if (wait >= box.idleSeconds) {
+    if (RULES.upstreamWaitsTooLong(wait * 1000, hazardBox(box))) {
       this.add(
         'error',
         'upstream-no-keepalive',
@@ -558,7 +510,11 @@ class Auditor {
         fixLine,
       );
     }
-    if (group?.keepalive && group.keepaliveTimeout >= box.idleSeconds) {
+    const pool = {
+      keepalive: group?.keepalive ? 1 : 0,
+      keepaliveTimeoutMs: (group?.keepaliveTimeout ?? 0) * 1000,
+    };
+    if (group?.keepalive && RULES.poolOutlivesBox(pool, hazardBox(box))) {
       this.add(
         'error',
         'upstream-pool-outlives-lb',
@@ -576,7 +532,7 @@ class Auditor {
     const modern = version !== undefined && versionAtLeast(version, KEEPALIVE_DEFAULTS_VERSION);
     const seen =
       version === undefined ? 'nginx version unknown; nginx before 1.29.7 assumed' : `nginx ${version}`;
-    const httpVersion = inherited(chain, 'proxy_http_version');
+    const httpVersion = nginxSetting<string>(chain, D.proxyHttpVersion, 'location', 'proxyHttpVersion').node;
     const pooled = `upstream "${group.name}" pools connections (keepalive ${group.keepalive!.args[0]?.value ?? ''})`;
     if (httpVersion?.args[0]?.value === '1.0' || (!httpVersion && !modern)) {
       this.add(
@@ -589,10 +545,14 @@ class Auditor {
       );
     }
     if (modern) return;
-    const headers = inheritedArray(chain, 'proxy_set_header');
-    const connection = headers.find((h) => h.args[0]?.value.toLowerCase() === 'connection');
-    if (connection) return;
-    const dropped = headers.length > 0 && headers[0]!.file !== '' ? headers[0] : undefined;
+    const headers = nginxSetting<{ name: string; value: string }[]>(
+      chain,
+      D.proxySetHeader,
+      'location',
+      'proxySetHeaders',
+    );
+    if (headers.value.some((h) => h.name.toLowerCase() === 'connection')) return;
+    const dropped = headers.node;
     const elsewhere = chain
       .slice(0, -1)
       .flatMap((c) => children(c, 'proxy_set_header'))
@@ -632,17 +592,13 @@ function kernelRefusal(spec: { idle: number; interval: number; count: number }) 
   return undefined;
 }
 
-/** `80`, `*:80` and `0.0.0.0:80` are one socket. */
-function socketKey(address: string): string {
-  const a = address.replace(/,$/, '');
-  if (/^[0-9]+$/.test(a)) return `*:${a}`;
-  return a.replace(/^0\.0\.0\.0:/, '*:');
-}
-
-/** The upstream group name of `http://name/path`, or of a stream `proxy_pass name`. */
-function passTarget(value: string): string | undefined {
-  const m = /^(?:[a-z]+:\/\/)?([^/:$]+)/.exec(value);
-  return m?.[1];
+/** An http server's listens; nginx gives a server without one `listen *:80`, pointed at the server here. */
+function listensOf(server: DirectiveNode): DirectiveNode[] {
+  const listens = children(server, 'listen');
+  if (listens.length > 0) return listens;
+  const at = { file: server.file, line: server.line, col: server.col };
+  const address = { ...at, value: '*:80', quoted: false } as ArgNode;
+  return [{ ...at, name: 'listen', args: [address] }];
 }
 
 export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
@@ -687,3 +643,5 @@ export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
 }
 
 export type { ArgNode };
+/** nginx's so_keepalive form lives with the dialect; re-exported for doctor's callers. */
+export { parseNginxSoKeepalive };

@@ -4,7 +4,9 @@
  * overrides its timeout where the product lets operators change it;
  * `--lb-idle T` describes anything else.
  */
+import type { Box } from '../config/hazards.js';
 import { parseDuration } from '../units/time.js';
+import { human } from './findings.js';
 
 /**
  * rst: the box (or the peer it reaches untranslated) answers the next packet
@@ -167,4 +169,15 @@ export function expiryFailure(box: Middlebox): string {
     case 'http-error':
       return `${box.name} gives the client an HTTP 524`;
   }
+}
+
+/** A middlebox as the hazard rules of config/hazards.ts take it. */
+export function hazardBox(m: Middlebox): Box {
+  return {
+    label: `${m.name}'s idle timeout ${human(m.idleSeconds)}`,
+    idleMs: m.idleSeconds * 1000,
+    l4: isL4(m),
+    pools: m.pools,
+    failure: expiryFailure(m),
+  };
 }

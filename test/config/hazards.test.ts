@@ -78,7 +78,7 @@ describe('hazards driven by lb_idle_timeout', () => {
       code: 'hazard-upstream-without-keepalive',
       severity: 'warning',
       line: 6,
-      col: 48,
+      col: 18,
     });
     assert.deepEqual(codes(text(' so_keepalive=30s:5s:3', ' proxy_socket_keepalive 30s:5s:3;')), []);
     // A loopback upstream connection crosses no load balancer.
