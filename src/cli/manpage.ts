@@ -4,9 +4,9 @@
  * The sections a man page has and --help has not (FILES, ENVIRONMENT,
  * SIGNALS, EXIT STATUS) are written here.
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { isMainModule } from '../units/main-module.js';
 import { DEFAULT_CONFIG } from './config-path.js';
 import { buildProgram } from './program.js';
 
@@ -107,14 +107,4 @@ export function renderManPage(): string {
   return out.join('\n');
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) process.stdout.write(renderManPage());
+if (isMainModule(import.meta.url)) process.stdout.write(renderManPage());

@@ -2,8 +2,7 @@
  * Generates docs/config.md from the directive table, so the reference cannot
  * drift from what the parser accepts. Run: `npm run docs:config`.
  */
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { isMainModule } from '../units/main-module.js';
 import { CONTEXT_LABEL, DIRECTIVES, type Directive } from './directives.js';
 
 const MODULES: { module: Directive['module']; title: string; intro: string }[] = [
@@ -109,14 +108,4 @@ export function renderConfigDocs(): string {
   return out.join('\n');
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) process.stdout.write(renderConfigDocs());
+if (isMainModule(import.meta.url)) process.stdout.write(renderConfigDocs());

@@ -11,6 +11,7 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { nginxTestConf } from '../proxy/http/nginx-peer.js';
 import { type Cleanup, closedPort, type ServeCli, serveCli } from '../support.js';
 
 export const NGINX = '/usr/sbin/nginx';
@@ -335,27 +336,7 @@ export async function startNginx(t: Cleanup, server: (port: number) => string): 
   const dir = mkdtempSync(join(tmpdir(), 'keepwire-hardening-nginx-'));
   const port = await closedPort();
   const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-${server(port)}
-  }
-}
-`,
-  );
+  writeFileSync(conf, nginxTestConf(dir, `server {\n${server(port)}\n  }`, 1024));
   const check = spawnSync(NGINX, ['-t', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf], {
     encoding: 'utf8',
   });

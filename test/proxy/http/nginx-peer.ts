@@ -28,19 +28,18 @@ export function requireNginx(t: TestContext): boolean {
   return false;
 }
 
-/** Starts nginx with `http` as the inside of its http block; `PORT` in it is replaced by the port it listens on. */
-export async function startLocalNginx(http: string): Promise<LocalNginx> {
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-nginx-peer-'));
-  const port = await closedPort();
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
+/**
+ * An nginx.conf that keeps everything in `dir` (pid, error log, temp paths:
+ * nothing under /var), runs in the foreground as one process, and has
+ * `httpInside` as the inside of its http block.
+ */
+export function nginxTestConf(dir: string, httpInside: string, workerConnections: number): string {
+  return `daemon off;
 master_process off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log info;
-events { worker_connections 256; }
+events { worker_connections ${workerConnections}; }
 http {
   access_log off;
   client_body_temp_path ${dir}/client_body;
@@ -48,10 +47,17 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  ${http.replaceAll('PORT', String(port))}
+  ${httpInside}
 }
-`,
-  );
+`;
+}
+
+/** Starts nginx with `http` as the inside of its http block; `PORT` in it is replaced by the port it listens on. */
+export async function startLocalNginx(http: string): Promise<LocalNginx> {
+  const dir = mkdtempSync(join(tmpdir(), 'keepwire-nginx-peer-'));
+  const port = await closedPort();
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(conf, nginxTestConf(dir, http.replaceAll('PORT', String(port)), 256));
   const child: ChildProcess = spawn('nginx', ['-p', dir, '-c', conf], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
