@@ -140,9 +140,11 @@ export type LbKind = 'l4' | 'l7';
 
 export interface HttpLocation {
   prefix: string;
-  /** Exactly one of proxyPass and returnDirective is set. */
+  /** Exactly one of proxyPass, returnDirective and health is set. */
   proxyPass?: { scheme: 'http'; target: ProxyTarget; text: string };
   returnDirective?: { code: number; text?: string };
+  /** `health;`: answers the load balancer's health check itself (200 ok, 503 draining once stopping). */
+  health: boolean;
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;
   proxySendTimeoutMs: number;
@@ -242,6 +244,8 @@ export interface Config {
   workerConnections: number;
   /** Grace period for draining sessions on SIGTERM/SIGINT. */
   shutdownTimeoutMs: number;
+  /** `shutdown_delay`: on a graceful stop, how long to keep serving (health 503, `Connection: close`) before closing the listeners. */
+  shutdownDelayMs: number;
   stream?: StreamBlock;
   http?: HttpBlock;
 }

@@ -479,22 +479,30 @@ class Builder {
     );
     const pass = block.first(D.httpProxyPass);
     const ret = block.first(D.return);
-    if (pass && ret) {
-      const passLater =
-        pass.node.line > ret.node.line || (pass.node.line === ret.node.line && pass.node.col > ret.node.col);
-      const later = passLater ? pass.node : ret.node;
+    const health = block.first(D.health);
+    // A location answers in exactly one way: proxy_pass, return or health.
+    const answers = [pass, ret, health].filter((x) => x !== undefined).map((x) => x.node);
+    if (answers.length > 1) {
+      // Named in the table's order, pointing at the one written later.
+      const [a, b] = [answers[0]!, answers[1]!];
+      const later = a.line > b.line || (a.line === b.line && a.col > b.col) ? a : b;
       this.diags.error(
         'conflict',
         later,
-        `location "${prefix}" has both "proxy_pass" and "return"`,
-        'a location either proxies or answers itself; keep one',
+        `location "${prefix}" has both "${a.name}" and "${b.name}"`,
+        'a location either proxies (proxy_pass), answers itself (return) or answers health checks (health); keep one',
       );
-    } else if (!pass && !ret && !block.failed.has(D.httpProxyPass) && !block.failed.has(D.return)) {
+    } else if (
+      answers.length === 0 &&
+      !block.failed.has(D.httpProxyPass) &&
+      !block.failed.has(D.return) &&
+      !block.failed.has(D.health)
+    ) {
       this.diags.error(
         'missing-directive',
         node,
         `location "${prefix}" has neither "proxy_pass" nor "return"`,
-        'add proxy_pass http://NAME; or return CODE;',
+        "add proxy_pass http://NAME; or return CODE; (or health; for a load balancer's health check)",
       );
     }
     if (pass) {

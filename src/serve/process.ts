@@ -4,10 +4,13 @@
  *
  *   SIGHUP           reload; a configuration that does not load or start is
  *                    rejected with its diagnostics and the running one stays
- *   SIGQUIT          nginx's graceful stop: stop accepting, drain live
- *                    sessions for worker_shutdown_timeout, then reset the rest;
- *                    a second SIGQUIT changes nothing
- *   SIGTERM, SIGINT  the same drain for now; a second signal resets at once
+ *   SIGQUIT          nginx's graceful stop: for shutdown_delay keep serving
+ *                    with health locations at 503 and `Connection: close`,
+ *                    then stop accepting, drain live sessions for
+ *                    worker_shutdown_timeout, then reset the rest; a second
+ *                    SIGQUIT changes nothing
+ *   SIGTERM, SIGINT  nginx's fast stop: the same drain without shutdown_delay;
+ *                    a second signal resets at once
  *   SIGUSR1          nginx's "reopen logs" (logrotate sends it): logs go to
  *                    stdout, so there is nothing to reopen; one line says so.
  *                    Listening for it also keeps Node from opening its
@@ -230,7 +233,10 @@ export async function serve(opts: ServeOptions): Promise<number> {
       stopping = true;
       logger.info({ signal }, 'shutting down');
       void reloading
-        .then(() => runtime.shutdown(runtime.active?.shutdownTimeoutMs ?? 0))
+        // Only the graceful stop waits shutdown_delay (the runtime's default); a fast stop does not.
+        .then(() =>
+          runtime.shutdown(runtime.active?.shutdownTimeoutMs ?? 0, signal === 'SIGQUIT' ? undefined : 0),
+        )
         .then(() => {
           detachSignals();
           flush();
