@@ -116,11 +116,15 @@ test('graceful stop: requests written on idle keep-alive connections just as the
   await serve.waitFor((l) => l.msg === 'draining', 'draining line');
   for (const [i, { c }] of idle.slice(N / 2).entries()) ask(c, `/after-${i}`);
   const answers = await Promise.all(results);
-  assert.deepEqual(answers, Array(N).fill('200 hi connection=close'));
+  // A request of the first half that reached the process before it took the
+  // signal is answered with keep-alive (that connection then closes at its
+  // keepalive_timeout); any other is answered with Connection: close. None fails.
+  for (const a of answers.slice(0, N / 2)) assert.match(a, /^200 hi connection=(close|keep-alive)$/);
+  assert.deepEqual(answers.slice(N / 2), Array(N / 2).fill('200 hi connection=close'));
   await within(
     Promise.all(idle.map(({ c }) => (c.closed ? Promise.resolve() : once(c.socket, 'close')))),
-    10_000,
-    'every connection closed after its Connection: close response',
+    KEEPALIVE_MS + 10_000,
+    'every connection closed: after its Connection: close response, or at keepalive_timeout',
   );
   assert.equal(await within(serve.exited, 10_000, 'exit'), 0);
   const stopped = serve.lines.find((l) => l.msg === 'stopped');
