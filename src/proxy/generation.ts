@@ -33,8 +33,10 @@ export interface Generation {
    * `health` locations answer 503 and every HTTP response says `Connection:
    * close`, so a load balancer and keep-alive clients leave before the
    * listeners close. Stream sessions are not told anything (TCP has no way).
+   * `healthDown` false (an old generation replaced by a reload while the
+   * instance stays): `health` keeps answering 200.
    */
-  announceDrain(): void;
+  announceDrain(healthDown?: boolean): void;
   /**
    * Stops taking connections; the listeners are closed by their owner. Idle
    * HTTP keep-alive clients are not cut, on a reload or a shutdown: each

@@ -234,17 +234,24 @@ export class Runtime {
    * a response with `Connection: close` or at their keepalive_timeout, never
    * at once: HttpFrontend.detach), then reset the rest (reason `shutdown`).
    * Returns how many were reset.
+   *
+   * `why` 'reload': this process is an old generation being replaced while
+   * the instance stays (a worker of a reload): the delay and `Connection:
+   * close` are the same, but `health` keeps answering 200, since a 503 from
+   * an old worker would make the load balancer count the whole instance as
+   * failing.
    */
   async shutdown(
     graceMs: number,
     delayMs = this.config?.shutdownDelayMs ?? 0,
+    why: 'stop' | 'reload' = 'stop',
   ): Promise<{ drained: number; reset: number }> {
     this.stopping = true;
     // The running generation first: its sessions are reset (and logged) first, as before.
     const all = [...this.current, ...this.retired];
-    for (const g of all) g.announceDrain();
+    for (const g of all) g.announceDrain(why === 'stop');
     if (delayMs > 0) {
-      this.deps.event?.('shutdown delay', { delayMs, sessions: this.sessionCount });
+      this.deps.event?.('shutdown delay', { delayMs, sessions: this.sessionCount, why });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delayMs);
         this.endDelay = () => {

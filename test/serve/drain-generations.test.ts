@@ -143,6 +143,23 @@ test('Runtime.shutdown with a delay: still accepting and serving, health 503 dra
   }
 });
 
+test("Runtime.shutdown of a reload's old generation: the same delay and Connection: close, but health stays 200", async () => {
+  const port = await closedPort();
+  const runtime = new Runtime({ sessionLog: () => {} });
+  const errors: string[] = [];
+  await runtime.apply(conf(port, 'a', '1s'));
+  const stopping = runtime.shutdown(10_000, undefined, 'reload');
+  const c = await open(port, errors);
+  try {
+    assert.deepEqual(await ask(c, '/health'), { text: '200 ok\n', close: true, cache: 'no-store' });
+    await c.waitClosed(5000);
+  } finally {
+    c.close();
+  }
+  assert.deepEqual(await within(stopping, 15_000, 'shutdown'), { drained: 0, reset: 0 });
+  assert.deepEqual(errors, []);
+});
+
 test('terminateAll (a second stop signal) ends a shutdown_delay at once', async () => {
   const port = await closedPort();
   const runtime = new Runtime({ sessionLog: () => {} });

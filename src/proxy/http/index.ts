@@ -142,8 +142,8 @@ export class HttpGeneration implements Generation {
   }
 
   /** Graceful stop announced: `health` answers 503, responses say `Connection: close` (HttpFrontend.announceDrain). */
-  announceDrain(): void {
-    for (const f of this.frontends) f.announceDrain();
+  announceDrain(healthDown = true): void {
+    for (const f of this.frontends) f.announceDrain(healthDown);
   }
 
   /**

@@ -145,10 +145,11 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
    * the listeners close): connections are still accepted and served, but
    * `health` answers 503 so the load balancer takes this instance out, and
    * every response says `Connection: close` so keep-alive clients move to
-   * another instance after their next response.
+   * another instance after their next response. `healthDown` false: the
+   * instance stays (an old generation of a reload), `health` stays 200.
    */
-  announceDrain(): void {
-    this.stopping = true;
+  announceDrain(healthDown = true): void {
+    this.stopping = healthDown;
     this.closing = true;
   }
 
