@@ -678,7 +678,7 @@ export const D = {
     default: '30s',
     parse: time,
     bind: [bind(['config'], 'shutdownTimeoutMs')],
-    doc: 'How long `serve` lets sessions drain after SIGTERM/SIGINT before closing them. nginx has no default (it waits for every connection); keepwire bounds the wait at 30s.',
+    doc: 'How long `serve` lets sessions drain after SIGQUIT (once `shutdown_delay` is over), SIGTERM or SIGINT before resetting them. Idle HTTP keep-alive connections are waited for too (each closes after a response with `Connection: close` or at its `keepalive_timeout`, never under a client), so a value above `keepalive_timeout` closes none of them at the deadline. nginx has no default (it waits for every connection); keepwire bounds the wait at 30s.',
   }),
   shutdownDelay: d({
     name: 'shutdown_delay',
