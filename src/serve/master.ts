@@ -238,6 +238,11 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     const child = fork(WORKER_MAIN, [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...inherited],
       serialization: 'advanced',
+      // Its own process group: a Ctrl-C at the terminal reaches the master
+      // alone, which forwards it once (a worker that got it twice, from the
+      // terminal and from the master, would take it as a second signal and
+      // reset everything). systemd's unit has KillMode=mixed for the same reason.
+      detached: true,
     });
     let resolveExit!: () => void;
     const w: Worker = {
@@ -449,11 +454,14 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
       }
       stopSignal = signal;
       logger.info({ signal }, 'shutting down');
+      // As nginx's master: QUIT is passed on as QUIT (graceful, shutdown_delay
+      // first), TERM and INT as TERM (fast stop).
+      const forward = signal === 'SIGQUIT' ? 'SIGQUIT' : 'SIGTERM';
       void chain.then(async () => {
         stopping = true;
         for (const t of restartTimers) clearTimeout(t);
         const all = [...(current?.workers ?? []), ...old].filter((w): w is Worker => w !== undefined);
-        for (const w of all) stopWorker(w, 'SIGQUIT');
+        for (const w of all) stopWorker(w, forward);
         await Promise.all(all.map((w) => w.exited));
         if (current) closeUnused(current.sockets, undefined);
         logger.info({}, 'stopped');

@@ -6,9 +6,15 @@
  * any answer), and the master's descriptors do not grow.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { closedPort } from '../support.js';
 import { childrenOf, fdCount, keepAliveLoad, newStats, startMaster } from './workers-support.js';
+
+/** Resident memory of `pid`, KiB. */
+function rssKiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+}
 
 const RELOADS = 60;
 
@@ -29,6 +35,20 @@ http {
 `,
   );
   const fdsBefore = fdCount(master.pid);
+  // After a few reloads: the first ones load code (config, resolver) the master keeps.
+  const warmUp = async () => {
+    for (let i = 0; i < 3; i++) {
+      const seen = master.lines.length;
+      master.child.kill('SIGHUP');
+      await master.waitFor(
+        (l) => master.lines.indexOf(l) >= seen && l.pid === master.pid && l.msg === 'reloaded',
+        'warm-up reload',
+        60_000,
+      );
+    }
+  };
+  await warmUp();
+  const rssBefore = rssKiB(master.pid);
   let running = true;
   const stats = newStats();
   const load = keepAliveLoad(port, { clients: 4, maxRequests: 1_000_000, running: () => running, stats });
@@ -63,4 +83,9 @@ http {
     await new Promise((r) => setTimeout(r, 100));
   assert.equal(childrenOf(master.pid).length, 2);
   assert.equal(fdCount(master.pid), fdsBefore, 'master descriptors before and after');
+  // Memory: a leak of one generation's worth per reload (child handles,
+  // configs, sockets) would grow by far more than this bound over 60.
+  const rssAfter = rssKiB(master.pid);
+  t.diagnostic(`master RSS ${rssBefore} KiB -> ${rssAfter} KiB`);
+  assert.ok(rssAfter - rssBefore < 16 * 1024, `master RSS grew from ${rssBefore} to ${rssAfter} KiB`);
 });
