@@ -200,6 +200,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   // ---- gather: a worker asks, every serving worker answers ----
   let collectId = 1;
   const collecting = new Map<number, (value: unknown) => void>();
+  // The serving generation's workers answer; workers of an older generation
+  // that are still draining are left out (their counters leave with them, as
+  // an nginx worker's do after a reload without a zone).
   const gatherAll = async (topic: Extract<ToMaster, { type: 'gather' }>['topic']): Promise<unknown[]> => {
     const serving = (current?.workers ?? []).filter((w): w is Worker => w?.listening === true);
     const answers = await Promise.all(

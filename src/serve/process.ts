@@ -24,6 +24,11 @@
  * configuration diagnostics are also printed for the operator on stderr as
  * `file:line:col: ...` with the source line, and their headlines repeated in
  * the JSON line of the event (reload rejected, configuration warnings).
+ *
+ * `worker_processes` 2 or more at start: this process becomes the master
+ * (master.ts) and the same signals go to it; each worker runs `runProcess`
+ * (worker-main.ts) with the signals the master forwards. With 1 it stays one
+ * process, as before, and a reload asking for more is refused (no master).
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';

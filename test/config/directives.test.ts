@@ -335,12 +335,17 @@ const VALID: Valid[] = [
   ['http', 'lb_kind l7;', (c) => [c.lbKind, hserver(c).lbKind], ['l4', 'l7']],
   ['hserver', 'lb_kind l7;', (c) => [c.lbKind, hserver(c).lbKind], ['l4', 'l7']],
   ['sserver', 'lb_kind l7;', (c) => [c.lbKind, stream(c).lbKind], ['l4', 'l7']],
+  ['main', 'worker_processes auto;', (c) => c.workerProcesses, 'auto'],
+  ['main', 'worker_processes 4;', (c) => c.workerProcesses, 4],
 ];
 
 const INVALID: Invalid[] = [
   ['main', 'lb_idle_timeout 90q;', 'bad-value', 'q', 'unknown time unit "q"'],
   ['main', 'lb_idle_timeout;', 'wrong-arity', 0, 'takes 1 argument, got 0'],
   ['main', 'lb_kind l5;', 'bad-value', 'l5', 'invalid value "l5"'],
+  ['main', 'worker_processes 0;', 'bad-value', '0', 'invalid value "0"'],
+  ['main', 'worker_processes many;', 'bad-value', 'many', 'invalid value "many"'],
+  ['http', 'worker_processes 2;', 'wrong-context', 0, 'not allowed in http'],
   ['location', 'websocket_heartbeat 20s sideways;', 'bad-value', 'sideways', 'invalid side "sideways"'],
   ['location', 'websocket_heartbeat 0;', 'bad-value', '0', 'must be above 0'],
   ['location', 'websocket_heartbeat 20x;', 'bad-value', 'x', 'unknown time unit "x"'],
