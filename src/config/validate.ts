@@ -494,11 +494,16 @@ class Builder {
       ...pages,
     ];
     if (answers.length > 1) {
-      const [first, second] = answers.sort((a, b) => a[1].line - b[1].line || a[1].col - b[1].col);
+      // Named in table order (proxy_pass, return, then the pages), reported at the later one.
+      const [first, second] = answers as [[string, DirectiveNode], [string, DirectiveNode]];
+      const later =
+        first[1].line > second[1].line || (first[1].line === second[1].line && first[1].col > second[1].col)
+          ? first[1]
+          : second[1];
       this.diags.error(
         'conflict',
-        second![1],
-        `location "${prefix}" has both "${first![0]}" and "${second![0]}"`,
+        later,
+        `location "${prefix}" has both "${first[0]}" and "${second[0]}"`,
         'a location either proxies, returns or serves one page (metrics, stub_status, status); keep one',
       );
     } else if (!pass && !ret && !block.failed.has(D.httpProxyPass) && !block.failed.has(D.return)) {
