@@ -5,8 +5,10 @@
  * not configured: a config without them has no page location.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { test } from 'node:test';
-import { check, expectClean, expectDiagnostic } from './support.js';
+import { loadConfig } from '../../src/config/index.js';
+import { check, expectClean, expectDiagnostic, ROOT } from './support.js';
 
 const wrap = (inside: string) => `http {
     server {
@@ -66,4 +68,15 @@ test('the page directives take no argument', () => {
     r.diagnostics.some((d) => d.severity === 'error' && d.line === 4),
     JSON.stringify(r.diagnostics),
   );
+});
+
+test('examples/http.conf serves metrics, stub_status and status on a 127.0.0.1-only listener', () => {
+  const r = loadConfig(path.join(ROOT, 'examples', 'http.conf'));
+  expectClean(r);
+  const pages = r.config!.http!.servers.flatMap((s) =>
+    s.locations.filter((l) => l.page !== undefined).map((l) => ({ page: l.page, listens: s.listens })),
+  );
+  assert.deepEqual(pages.map((p) => p.page).sort(), ['metrics', 'status', 'stub_status']);
+  for (const p of pages)
+    for (const l of p.listens) assert.equal(l.address.host, '127.0.0.1', `${p.page} on ${l.address.text}`);
 });
