@@ -570,12 +570,13 @@ export class ClientConnection {
   private nextRequest(): void {
     this.phase = Phase.Head;
     this.req = undefined;
-    this.idleSince = Date.now();
     if (this.pausedForPipeline) {
       this.pausedForPipeline = false;
       this.socket.resume();
     }
     this.setTimer(this.buf === undefined ? Timer.Idle : Timer.Header, this.idleOrHeaderMs());
+    // The clock read that armed the timer (no second read per request).
+    this.idleSince = this.timer.armedAt;
     if (this.buf !== undefined && !this.pumping) this.pump();
   }
 

@@ -144,6 +144,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   ) {
     this.method = req.method;
     this.limits = client.limits;
+    // The client connection's idle time before this request (metrics), on the clock read above.
+    if (client.requests > 1) leg.stats.idleBeforeReuse.observe((this.startedAt - client.idleSince) / 1000);
     this.tries = new Tries(
       route.upstream,
       location.proxyNextUpstreamTries,
@@ -758,16 +760,17 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     this.bodyDeadline?.cancel();
     clearTimeout(this.clientTimer);
-    this.leg.stats.requestEnded(this.client.status, this.reason ?? 'ok', now() - this.startedAt);
+    const totalMs = now() - this.startedAt;
+    this.leg.stats.requestEnded(this.client.status, this.reason ?? 'ok', totalMs);
     if (!this.limits.accessLog) {
       this.leg.ended(this);
       return;
     }
-    this.leg.log(this.record(this.client.status));
+    this.leg.log(this.record(this.client.status, totalMs));
     this.leg.ended(this);
   }
 
-  private record(status: number): RequestRecord {
+  private record(status: number, totalMs = now() - this.startedAt): RequestRecord {
     const record: RequestRecord = {
       msg: 'request',
       listen: this.leg.listenText,
@@ -782,7 +785,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       upstreamConnect: this.host ? (this.reused ? 'reused' : 'new') : null,
       tries: this.tries.attempts,
       retries: this.retries,
-      timings: { totalMs: now() - this.startedAt },
+      timings: { totalMs },
       reason: this.reason ?? 'ok',
     };
     if (this.upstreamStatus !== undefined) record.upstreamStatus = this.upstreamStatus;

@@ -77,7 +77,9 @@ class LocalAnswer implements ClientUser {
     private readonly record: RequestRecord | undefined,
     private readonly status: number,
     private readonly reason: RequestEndReason,
-  ) {}
+  ) {
+    if (conn.requests > 1) frontend.stats.idleBeforeReuse.observe((this.startedAt - conn.idleSince) / 1000);
+  }
 
   onBodyData(chunk: Buffer): void {
     if (this.record) this.record.bytesReceived += chunk.length;
@@ -285,9 +287,8 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   onRequest(conn: ClientConnection, req: ClientRequest): void {
-    const stats = this.stats;
-    stats.requests++;
-    if (conn.requests > 1) stats.idleBeforeReuse.observe((Date.now() - conn.idleSince) / 1000);
+    // Idle time before reuse is observed by the request's user (ProxyExchange, LocalAnswer), which reads the clock anyway.
+    this.stats.requests++;
     if (req.method === 'CONNECT') {
       this.refuse(conn, req, 405, 'CONNECT is not proxied');
       return;
