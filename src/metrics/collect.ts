@@ -6,7 +6,7 @@
  */
 import type { Family, HistogramSample, Sample } from './exposition.js';
 import { liveHttp, liveStreams } from './live.js';
-import { allListenerStats, allUpstreamStats, type ByLabel, type Histogram } from './stats.js';
+import { allListenerStats, allUpstreamStats, type ByLabel, type Histogram, STATUS_CLASSES } from './stats.js';
 
 function byLabel(into: Sample[], base: Record<string, string>, label: string, counts: ByLabel): void {
   for (const [value, n] of Object.entries(counts))
@@ -69,7 +69,9 @@ export function collectMetrics(): Family[] {
       continue;
     }
     requests.samples.push({ labels: l, value: s.requests });
-    byLabel(responses.samples, l, 'code', s.byClass);
+    s.byClass.forEach((n, i) => {
+      if (n > 0) responses.samples.push({ labels: { ...l, code: STATUS_CLASSES[i]! }, value: n });
+    });
     byLabel(ended.samples, l, 'reason', s.requestReasons);
     clientIdle.samples.push({ labels: l, value: s.clientIdleTimeouts });
     tunnelIdle.samples.push({ labels: l, value: s.tunnelIdleTimeouts });

@@ -55,8 +55,8 @@ export class ListenerStats {
   handled = 0;
   /** HTTP requests started (nginx `requests`). */
   requests = 0;
-  /** Requests ended, by status class ("2xx", ... ; "none" when no status was sent). */
-  readonly byClass: ByLabel = {};
+  /** Requests ended, by status class: index 0 "none" (no status sent), 1 "1xx" ... 5 "5xx". */
+  readonly byClass: number[] = [0, 0, 0, 0, 0, 0];
   /** Requests ended, by the access log's `reason`. */
   readonly requestReasons: ByLabel = {};
   readonly duration = new Histogram(DURATION_BUCKETS);
@@ -79,7 +79,7 @@ export class ListenerStats {
   ) {}
 
   requestEnded(status: number, reason: string, ms: number): void {
-    bump(this.byClass, status >= 100 && status < 600 ? STATUS_CLASSES[(status / 100) | 0]! : 'none');
+    this.byClass[status >= 100 && status < 600 ? (status / 100) | 0 : 0]!++;
     bump(this.requestReasons, reason);
     this.duration.observe(ms / 1000);
   }
@@ -89,7 +89,8 @@ export class ListenerStats {
   }
 }
 
-const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'];
+/** The `code` label of each byClass index. */
+export const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
 /** Counters of one upstream group (an `upstream` block or a bare `proxy_pass` address). */
 export class UpstreamStats {
