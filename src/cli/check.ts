@@ -16,6 +16,7 @@ import {
   resolveNames,
   sortDiagnostics,
 } from '../config/index.js';
+import { reuseportEffect } from '../serve/reuseport.js';
 import { CONFIG_OPTION_HELP, findConfig } from './config-path.js';
 import { EXIT } from './errors.js';
 import type { Io } from './io.js';
@@ -97,6 +98,9 @@ export function registerCheck(program: Command, io: Io, setExit: (code: number) 
         const counts = `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`;
         const nginx = nginxFileHint(file, result.diagnostics);
         if (nginx !== undefined && (failed || !opts.quiet)) io.err(`hint: ${nginx}\n`);
+        const reuseport = result.config && reuseportEffect(result.config);
+        if (reuseport && (reuseport.severity === 'warning' || !opts.quiet))
+          io.err(`${reuseport.severity}: ${reuseport.text}\n`);
         if (failed) io.err(`keepwire check: ${file}: test failed (${counts})\n`);
         else if (!opts.quiet)
           io.out(`keepwire check: ${file}: syntax is ok, test is successful (${counts})\n`);

@@ -16,6 +16,7 @@ import type {
   StreamServer,
   UpstreamServer,
   WebSocketHeartbeat,
+  WorkerProcesses,
 } from './model.js';
 import {
   type ArgError,
@@ -500,6 +501,17 @@ function parseLbKind(args: readonly string[]): DirectiveResult<LbKind> {
   );
 }
 
+/** `worker_processes auto | N` as nginx: `auto` is resolved by the master to the CPUs it may use. */
+function parseWorkerProcesses(args: readonly string[]): DirectiveResult<WorkerProcesses> {
+  const v = args[0]!;
+  if (v === 'auto') return done('auto');
+  if (/^[0-9]+$/.test(v) && Number(v) >= 1 && Number(v) <= 1024) return done(Number(v));
+  return atArg(
+    bad(`invalid value "${v}"`, 0, 'worker_processes takes auto (one per CPU) or a number from 1 to 1024'),
+    0,
+  );
+}
+
 function parseSocketKeepalive(args: readonly string[]): DirectiveResult<KeepaliveSpec> {
   return atArg(parseKeepalive(args[0]!), 0);
 }
@@ -668,6 +680,18 @@ export const D = {
     bind: [bind(['config', 'stream_server', 'http_server'], 'lbKind')],
     doc: "What kind of load balancer `lb_idle_timeout` describes. `l4` forwards TCP segments (LVS, AWS NLB, NAT): TCP keepalive probes cross it and reset its idle timer. `l7` terminates TCP (AWS ALB, GCP HTTPS LB, Cloudflare, ingress-nginx): probes never cross it, only data does, so it closes a quiet long-poll, SSE stream or WebSocket at its idle timeout whatever TCP keepalive does. With `l7`, `check` warns when a location's `proxy_read_timeout` is above `lb_idle_timeout` (hint: `websocket_heartbeat`, or the application's own heartbeat).",
   }),
+  workerProcesses: d({
+    name: 'worker_processes',
+    module: 'core',
+    contexts: ['main'],
+    syntax: 'auto | number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1',
+    parse: parseWorkerProcesses,
+    bind: [bind(['config'], 'workerProcesses')],
+    doc: 'How many worker processes serve traffic, as nginx; `auto` is one per CPU the process may run on. With 1 (the default) `serve` is one process, as before. With 2 or more (at start) a master process reads and checks the configuration, owns every listening socket (it never accepts on them) and supervises the workers: one that dies is restarted with a back-off; SIGHUP starts a new generation of workers on the same sockets and drains the old one. Passive health, `least_conn` counts and upstream keep-alive connections are per worker, as in nginx without a `zone`. Changing 1 to more needs a restart (a single process has no master); the reload says so and keeps running.',
+  }),
   workerShutdownTimeout: d({
     name: 'worker_shutdown_timeout',
     module: 'core',
@@ -678,7 +702,20 @@ export const D = {
     default: '30s',
     parse: time,
     bind: [bind(['config'], 'shutdownTimeoutMs')],
-    doc: 'How long `serve` lets sessions drain after SIGTERM/SIGINT before closing them. nginx has no default (it waits for every connection); keepwire bounds the wait at 30s.',
+    doc: 'How long `serve` lets sessions drain after SIGQUIT (once `shutdown_delay` is over), SIGTERM or SIGINT before resetting them. Idle HTTP keep-alive connections are waited for too (each closes after a response with `Connection: close` or at its `keepalive_timeout`, never under a client), so a value above `keepalive_timeout` closes none of them at the deadline. nginx has no default (it waits for every connection); keepwire bounds the wait at 30s.',
+  }),
+  shutdownDelay: d({
+    name: 'shutdown_delay',
+    module: 'core',
+    contexts: ['main'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '0',
+    keepwire: 'directive',
+    parse: time,
+    bind: [bind(['config'], 'shutdownDelayMs')],
+    doc: "On a graceful stop (SIGQUIT, and a worker's stop), how long `serve` keeps accepting and serving before it closes its listeners: `health` locations answer 503 and every HTTP response says `Connection: close`, so a load balancer takes the instance out of rotation and keep-alive clients leave on their own; then the drain of `worker_shutdown_timeout` runs. Set it to at least the load balancer's health check interval × its unhealthy threshold. SIGTERM/SIGINT skip it. nginx has no equivalent.",
   }),
   events: d({
     name: 'events',
@@ -1350,6 +1387,19 @@ export const D = {
     bind: [bind(['location'], 'proxyNextUpstreamTimeoutMs')],
     doc: 'The longest time, from the first try, during which a request may still be passed to another server (or repeated on a fresh connection); 0 means no limit. As in nginx it does not cut a try in progress: once it has passed, the next failure is answered with its own status (502, or 504 for a timeout).',
   }),
+  health: d({
+    name: 'health',
+    module: 'http',
+    contexts: ['location'],
+    syntax: '',
+    minArgs: 0,
+    maxArgs: 0,
+    defaultNote: '—',
+    keepwire: 'directive',
+    parse: none,
+    bind: [bind(['location'], 'health', { merge: 'local', unset: false })],
+    doc: "Answers the load balancer's health check itself, without proxying: `200 ok` normally, `503 draining` from the moment `serve` begins a graceful stop (during `shutdown_delay` and after), both `text/plain` with `Cache-Control: no-store`. A location with `health` has no `proxy_pass` or `return`.",
+  }),
   metrics: d({
     name: 'metrics',
     module: 'http',
@@ -1359,7 +1409,7 @@ export const D = {
     maxArgs: 0,
     keepwire: 'directive',
     parse: none,
-    doc: 'Answers with the whole server\'s metrics in the Prometheus text format (version 0.0.4), or OpenMetrics when the request\'s `Accept` asks for `application/openmetrics-text`: connections, requests, upstream reuse and retries, idle times before reuse, idle-timeout closes, keepalive settings and upstream health (README "Metrics"). Served only where configured; put it on a loopback or internal listener. A location has one of `proxy_pass`, `return`, `metrics`, `stub_status`, `status`.',
+    doc: 'Answers with the whole server\'s metrics in the Prometheus text format (version 0.0.4), or OpenMetrics when the request\'s `Accept` asks for `application/openmetrics-text`: connections, requests, upstream reuse and retries, idle times before reuse, idle-timeout closes, keepalive settings and upstream health (README "Metrics"). Served only where configured; put it on a loopback or internal listener. A location has one of `proxy_pass`, `return`, `health`, `metrics`, `stub_status`, `status`.',
   }),
   stubStatus: d({
     name: 'stub_status',

@@ -142,13 +142,15 @@ export type LocalPage = 'metrics' | 'stub_status' | 'status';
 
 export interface HttpLocation {
   prefix: string;
-  /** Exactly one of proxyPass and returnDirective is set. */
+  /** At most one of proxyPass, returnDirective, health and page is set (exactly one answers). */
   proxyPass?: { scheme: 'http'; target: ProxyTarget; text: string };
   returnDirective?: { code: number; text?: string };
   /** `metrics;`, `stub_status;` or `status;`: a page keepwire answers itself (src/metrics/); then neither of the above is set. */
   page?: LocalPage;
   /** status_connections: rows of the `status` page's connection table (the most idle). */
   statusConnections: number;
+  /** `health;`: answers the load balancer's health check itself (200 ok, 503 draining once stopping). */
+  health: boolean;
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;
   proxySendTimeoutMs: number;
@@ -239,6 +241,9 @@ export interface HttpBlock {
   servers: HttpServer[];
 }
 
+/** `worker_processes auto | N`. */
+export type WorkerProcesses = number | 'auto';
+
 export interface Config {
   /** The main file; includes are resolved relative to the including file. */
   file: string;
@@ -246,8 +251,12 @@ export interface Config {
   lbKind: LbKind;
   /** Global cap on concurrent client connections (worker_connections-like). */
   workerConnections: number;
+  /** `worker_processes`: 1 is one process; `auto` is resolved by the master to the CPUs available. */
+  workerProcesses: WorkerProcesses;
   /** Grace period for draining sessions on SIGTERM/SIGINT. */
   shutdownTimeoutMs: number;
+  /** `shutdown_delay`: on a graceful stop, how long to keep serving (health 503, `Connection: close`) before closing the listeners. */
+  shutdownDelayMs: number;
   stream?: StreamBlock;
   http?: HttpBlock;
 }

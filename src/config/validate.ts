@@ -480,41 +480,43 @@ class Builder {
     );
     const pass = block.first(D.httpProxyPass);
     const ret = block.first(D.return);
-    // metrics/stub_status/status answer in place of proxy_pass and return.
-    const pages: [LocalPage, DirectiveNode][] = [];
-    for (const [name, setting] of [
-      ['metrics', block.first(D.metrics)],
-      ['stub_status', block.first(D.stubStatus)],
-      ['status', block.first(D.status)],
-    ] as const)
-      if (setting !== undefined) pages.push([name, setting.node]);
-    const answers: [string, DirectiveNode][] = [
-      ...(pass ? [['proxy_pass', pass.node] as [string, DirectiveNode]] : []),
-      ...(ret ? [['return', ret.node] as [string, DirectiveNode]] : []),
-      ...pages,
-    ];
+    const health = block.first(D.health);
+    // metrics/stub_status/status answer in place of proxy_pass, return and health.
+    const pages = (
+      [
+        ['metrics', block.first(D.metrics)],
+        ['stub_status', block.first(D.stubStatus)],
+        ['status', block.first(D.status)],
+      ] as const
+    ).filter(([, setting]) => setting !== undefined);
+    // A location answers in exactly one way: proxy_pass, return, health or one page.
+    const answers = [pass, ret, health, ...pages.map(([, setting]) => setting)]
+      .filter((x) => x !== undefined)
+      .map((x) => x.node);
     if (answers.length > 1) {
-      // Named in table order (proxy_pass, return, then the pages), reported at the later one.
-      const [first, second] = answers as [[string, DirectiveNode], [string, DirectiveNode]];
-      const later =
-        first[1].line > second[1].line || (first[1].line === second[1].line && first[1].col > second[1].col)
-          ? first[1]
-          : second[1];
+      // Named in the table's order, pointing at the one written later.
+      const [a, b] = [answers[0]!, answers[1]!];
+      const later = a.line > b.line || (a.line === b.line && a.col > b.col) ? a : b;
       this.diags.error(
         'conflict',
         later,
-        `location "${prefix}" has both "${first[0]}" and "${second[0]}"`,
-        'a location either proxies, returns or serves one page (metrics, stub_status, status); keep one',
+        `location "${prefix}" has both "${a.name}" and "${b.name}"`,
+        'a location either proxies (proxy_pass), answers itself (return), answers health checks (health) or serves one page (metrics, stub_status, status); keep one',
       );
-    } else if (!pass && !ret && !block.failed.has(D.httpProxyPass) && !block.failed.has(D.return)) {
-      if (pages.length === 1) location.page = pages[0]![0];
-      else
-        this.diags.error(
-          'missing-directive',
-          node,
-          `location "${prefix}" has neither "proxy_pass" nor "return"`,
-          'add proxy_pass http://NAME; or return CODE; (or metrics; stub_status; status;)',
-        );
+    } else if (
+      answers.length === 0 &&
+      !block.failed.has(D.httpProxyPass) &&
+      !block.failed.has(D.return) &&
+      !block.failed.has(D.health)
+    ) {
+      this.diags.error(
+        'missing-directive',
+        node,
+        `location "${prefix}" has neither "proxy_pass" nor "return"`,
+        "add proxy_pass http://NAME; or return CODE; (or health; for a load balancer's health check, metrics; stub_status; status; for keepwire's pages)",
+      );
+    } else if (answers.length === 1 && pages.length === 1) {
+      location.page = pages[0]![0] as LocalPage;
     }
     if (pass) {
       const target = this.target(pass, upstreams, 'http');

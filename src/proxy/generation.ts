@@ -3,8 +3,9 @@
  * runtime (`src/serve`) keeps one list of generations and treats the stream
  * and HTTP proxies alike: build from the model (constructor, may throw
  * GenerationBuildError) → start on the listeners the runtime bound for its
- * addresses → detach (a reload or shutdown: no new connections) → drained
- * (live ones ended) → stop (reset what is left).
+ * addresses → announceDrain (a graceful stop: still serving, but saying so)
+ * → detach (a reload or shutdown: no new connections) → drained (live ones
+ * ended) → stop (reset what is left).
  */
 import type { Listen, StreamBlock } from '../config/model.js';
 import { Upstreams } from '../upstream/index.js';
@@ -27,9 +28,21 @@ export interface Generation {
   readonly addresses: readonly GenerationAddress[];
   start(listeners: readonly Listener[]): void;
   /**
-   * Stops taking connections; the listeners are closed by their owner.
-   * `closeIdle` false (a reload, the listeners stay): idle HTTP keep-alive
-   * clients are not cut (HttpFrontend.detach); true (shutdown): they close now.
+   * The process is stopping (graceful stop, from the start of
+   * `shutdown_delay`): connections are still accepted and served, but HTTP
+   * `health` locations answer 503 and every HTTP response says `Connection:
+   * close`, so a load balancer and keep-alive clients leave before the
+   * listeners close. Stream sessions are not told anything (TCP has no way).
+   * `healthDown` false (an old generation replaced by a reload while the
+   * instance stays): `health` keeps answering 200.
+   */
+  announceDrain(healthDown?: boolean): void;
+  /**
+   * Stops taking connections; the listeners are closed by their owner. Idle
+   * HTTP keep-alive clients are not cut, on a reload or a shutdown: each
+   * closes after a response with `Connection: close` or at its
+   * keepalive_timeout (HttpFrontend.detach). `closeIdle` true closes them
+   * now (the old, nginx-like behaviour; only for cutting everything).
    */
   detach(closeIdle?: boolean): void;
   /** Resolves once every live connection or session has ended. */
@@ -84,6 +97,9 @@ export class StreamGeneration implements Generation {
       proxy.start(bound);
     }
   }
+
+  /** Stream sessions drain as they are: nothing to announce on a TCP stream. */
+  announceDrain(): void {}
 
   detach(): void {
     for (const p of this.proxies) p.detach();

@@ -3,8 +3,10 @@
  * connections so a reload can hand an already-bound address to the new
  * configuration without a window in which connections are refused.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Listen } from '../config/model.js';
+import { closeFd, openListeningSocket } from '../kernel/index.js';
 
 /**
  * Bytes a session may hold queued for one peer before it stops reading from
@@ -48,18 +50,48 @@ export class Listener {
     this.server.on('error', () => {});
   }
 
-  open(): Promise<void> {
+  /**
+   * Binds the address, or with `fd` accepts on a listening socket this
+   * process was handed (a worker under a master: src/serve/master.ts).
+   */
+  async open(fd?: number): Promise<void> {
+    // `reuseport` in one process: Node 20 ignores listen's `reusePort`, so
+    // on Linux the socket is made with SO_REUSEPORT through libc and handed
+    // to Node as a descriptor (the master of worker_processes does the same).
+    if (fd === undefined && this.listen.reuseport && process.platform === 'linux') {
+      const host = bindHost(this.listen);
+      const numeric = isIP(host) !== 0 ? host : (await lookup(host)).address;
+      const opened = openListeningSocket({
+        host: numeric,
+        port: this.listen.address.port,
+        backlog: this.listen.backlog,
+        reuseport: true,
+      });
+      try {
+        await this.openOn(opened.fd);
+      } catch (error) {
+        closeFd(opened.fd);
+        throw error;
+      }
+      return;
+    }
+    return this.openOn(fd);
+  }
+
+  private openOn(fd: number | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error) => reject(error);
       this.server.once('error', onError);
       this.server.listen(
-        {
-          host: bindHost(this.listen),
-          port: this.listen.address.port,
-          backlog: this.listen.backlog,
-          exclusive: true,
-          ...(this.listen.reuseport ? { reusePort: true } : {}),
-        },
+        fd !== undefined
+          ? { fd, backlog: this.listen.backlog }
+          : {
+              host: bindHost(this.listen),
+              port: this.listen.address.port,
+              backlog: this.listen.backlog,
+              exclusive: true,
+              ...(this.listen.reuseport ? { reusePort: true } : {}),
+            },
         () => {
           this.server.off('error', onError);
           resolve();

@@ -24,6 +24,12 @@ export interface RuntimeDeps {
   httpLog?: (record: HttpLogRecord) => void;
   /** Lifecycle events (started, reloaded, draining, stopped). */
   event?: (msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * A worker under a master: the listening descriptor the master handed this
+   * process for an address key (src/serve/master.ts); the address is then
+   * never bound here. Undefined (one process): every address is bound here.
+   */
+  inheritedFd?: (key: string) => number | undefined;
 }
 
 export class ConfigStartError extends Error {
@@ -77,6 +83,8 @@ export class Runtime {
   private readonly retired = new Set<Generation>();
   private config: Config | undefined;
   private stopping = false;
+  /** Ends the shutdown_delay under way early (terminateAll). */
+  private endDelay: (() => void) | undefined;
 
   /** A keepalive setting the kernel refused: one line naming the directive, the connection goes on. */
   private readonly keepaliveFailed: KeepaliveFailureLog | undefined;
@@ -107,8 +115,9 @@ export class Runtime {
     return this.current.find((g): g is HttpGeneration => g instanceof HttpGeneration);
   }
 
-  /** Cuts every live session and HTTP connection now (second stop signal). */
+  /** Cuts every live session and HTTP connection now (second stop signal); ends a shutdown_delay. */
   terminateAll(): void {
+    this.endDelay?.();
     for (const g of this.generations()) g.stop();
   }
 
@@ -159,7 +168,7 @@ export class Runtime {
       if (listener === undefined) {
         listener = new Listener(listen);
         try {
-          await listener.open();
+          await listener.open(this.deps.inheritedFd?.(key));
         } catch (error) {
           const s = listen.source;
           throw listenError(
@@ -209,7 +218,11 @@ export class Runtime {
   }
 
   private retire(gen: Generation): void {
-    // A reload: idle keep-alive clients are not cut (see HttpFrontend.detach).
+    // A reload in this process: the new generation took the listeners, so
+    // the old one accepts nothing and has no shutdown_delay to wait (the
+    // process is not going away, so its health locations keep answering 200;
+    // a worker process of an old generation stops through shutdown()).
+    // Idle keep-alive clients are not cut (see HttpFrontend.detach).
     gen.detach(false);
     if (gen.liveCount === 0) return;
     this.retired.add(gen);
@@ -217,16 +230,47 @@ export class Runtime {
   }
 
   /**
-   * Graceful shutdown: stop accepting, let live sessions finish for up to
-   * `graceMs`, then reset the rest (reason `shutdown`). Returns how many were reset.
+   * Graceful shutdown. First, for `delayMs` (`shutdown_delay` by default;
+   * 0 for a fast stop), everything is still accepted and served, but HTTP
+   * `health` locations answer 503 and every HTTP response says `Connection:
+   * close` (Generation.announceDrain), so the load balancer deregisters this
+   * instance and keep-alive clients leave; a second stop signal
+   * (terminateAll) ends the delay. Then stop accepting, let live sessions
+   * finish for up to `graceMs` (idle HTTP keep-alive connections close after
+   * a response with `Connection: close` or at their keepalive_timeout, never
+   * at once: HttpFrontend.detach), then reset the rest (reason `shutdown`).
+   * Returns how many were reset.
+   *
+   * `why` 'reload': this process is an old generation being replaced while
+   * the instance stays (a worker of a reload): the delay and `Connection:
+   * close` are the same, but `health` keeps answering 200, since a 503 from
+   * an old worker would make the load balancer count the whole instance as
+   * failing.
    */
-  async shutdown(graceMs: number): Promise<{ drained: number; reset: number }> {
+  async shutdown(
+    graceMs: number,
+    delayMs = this.config?.shutdownDelayMs ?? 0,
+    why: 'stop' | 'reload' = 'stop',
+  ): Promise<{ drained: number; reset: number }> {
     this.stopping = true;
-    for (const l of this.listeners.values()) l.close();
-    this.listeners.clear();
     // The running generation first: its sessions are reset (and logged) first, as before.
     const all = [...this.current, ...this.retired];
-    for (const g of all) g.detach();
+    for (const g of all) g.announceDrain(why === 'stop');
+    if (delayMs > 0) {
+      this.deps.event?.('shutdown delay', { delayMs, sessions: this.sessionCount, why });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        this.endDelay = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.endDelay = undefined;
+      this.deps.event?.('shutdown delay over', { sessions: this.sessionCount });
+    }
+    for (const l of this.listeners.values()) l.close();
+    this.listeners.clear();
+    for (const g of all) g.detach(false);
     const before = this.sessionCount;
     this.deps.event?.('draining', { sessions: before, graceMs });
     let timer: NodeJS.Timeout | undefined;

@@ -68,7 +68,9 @@ const TEMPLATES: Record<Ctx, { line: number; col: number; wrap: (x: string) => s
     col: 13,
     wrap: (x) =>
       `http {\n    upstream app { server 127.0.0.1:1; }\n    server {\n        listen 127.0.0.1:8080;\n        location / {\n            ${x}\n${
-        starts(x, 'proxy_pass') || starts(x, 'return') ? '' : '            proxy_pass http://app;\n'
+        starts(x, 'proxy_pass') || starts(x, 'return') || starts(x, 'health')
+          ? ''
+          : '            proxy_pass http://app;\n'
       }        }\n    }\n}\n`,
   },
 };
@@ -86,6 +88,7 @@ type Invalid = [ctx: Ctx, text: string, code: string, at: number | string, messa
 const VALID: Valid[] = [
   ['main', 'lb_idle_timeout 350s;', (c) => c.lbIdleTimeoutMs, 350_000],
   ['main', 'worker_shutdown_timeout 1m30s;', (c) => c.shutdownTimeoutMs, 90_000],
+  ['main', 'shutdown_delay 15s;', (c) => c.shutdownDelayMs, 15_000],
   ['events', 'worker_connections 4096;', (c) => c.workerConnections, 4096],
   ['stream', 'lb_idle_timeout 90s;', (c) => stream(c).lbIdleTimeoutMs, 90_000],
   ['stream', 'proxy_timeout 90s;', (c) => stream(c).proxyTimeoutMs, 90_000],
@@ -253,6 +256,12 @@ const VALID: Valid[] = [
     { kind: 'address', address: { host: '127.0.0.1', port: 80, text: '127.0.0.1' } },
   ],
   ['location', 'proxy_connect_timeout 2s;', (c) => loc(c).proxyConnectTimeoutMs, 2000],
+  [
+    'location',
+    'health;',
+    (c) => [loc(c).health, loc(c).proxyPass, loc(c).returnDirective],
+    [true, undefined, undefined],
+  ],
   ['location', 'proxy_read_timeout 300s;', (c) => loc(c).proxyReadTimeoutMs, 300_000],
   ['location', 'proxy_send_timeout 10s;', (c) => loc(c).proxySendTimeoutMs, 10_000],
   ['location', 'proxy_http_version 1.1;', (c) => loc(c).proxyHttpVersion, '1.1'],
@@ -435,6 +444,11 @@ const INVALID: Invalid[] = [
     'proxy_pass',
     'both "proxy_pass" and "return"',
   ],
+  ['location', 'health; proxy_pass http://app;', 'conflict', 'proxy_pass', 'both "proxy_pass" and "health"'],
+  ['location', 'return 204; health;', 'conflict', 'health', 'both "return" and "health"'],
+  ['location', 'health on;', 'wrong-arity', 'on', 'takes no arguments'],
+  ['main', 'shutdown_delay -1;', 'bad-value', '-', 'invalid time value'],
+  ['hserver', 'health;', 'wrong-context', 0, 'not allowed in server'],
   ['location', 'location /in { return 200; }', 'wrong-context', 0, 'not allowed in location'],
   [
     'location',
@@ -488,6 +502,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
     const c = result.config!;
     assert.equal(c.workerConnections, 512);
     assert.equal(c.shutdownTimeoutMs, 30_000);
+    assert.equal(c.shutdownDelayMs, 0);
     assert.equal(c.lbIdleTimeoutMs, undefined);
     assert.equal(c.lbKind, 'l4');
     const { listens, source: _s, proxyPass: _p, ...s } = stream(c);
@@ -526,6 +541,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
     const { source: _ls, proxyPass: _lp, ...l } = locations[0]!;
     assert.deepEqual(l, {
       prefix: '/',
+      health: false,
       proxyConnectTimeoutMs: 60_000,
       proxyReadTimeoutMs: 60_000,
       proxySendTimeoutMs: 60_000,

@@ -57,8 +57,8 @@ export interface ConnectionOwner {
   /** True while draining: responses say `Connection: close`. */
   readonly draining: boolean;
   /**
-   * Shutting down: idle connections close at once. Not on a reload: the
-   * listeners stay, so an old generation closes a connection only after a
+   * Cutting everything (stop): idle connections close at once. Never while
+   * draining (reload or graceful stop): a connection closes only after a
    * response that said `Connection: close`, or at keepalive_timeout; closing
    * one the client may be sending its next request on resets that request.
    */
@@ -548,8 +548,9 @@ export class ClientConnection {
     this.user = undefined;
     if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
     // A response that announced keep-alive leaves the connection open, even
-    // once draining (a reload): the client may already be sending its next
-    // request, which gets `Connection: close`. Only a shutdown closes here.
+    // once draining (reload, graceful stop): the client may already be
+    // sending its next request, which gets `Connection: close`. Only stop
+    // closes here.
     const keep = this.keep && !this.owner.closeIdle && !this.peerEnded;
     user?.onClientDone(true);
     if (this.phase === Phase.Closed) {
@@ -605,7 +606,7 @@ export class ClientConnection {
     this.setTimer(Timer.Linger, LINGER_MS);
   }
 
-  /** Draining: an idle connection closes now, a busy one after its response. */
+  /** Cutting (stop): an idle connection closes now, a busy one after its response. */
   drain(): void {
     if (this.idle) this.socket.destroy();
   }

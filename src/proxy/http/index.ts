@@ -160,11 +160,17 @@ export class HttpGeneration implements Generation {
     return n;
   }
 
+  /** Graceful stop announced: `health` answers 503, responses say `Connection: close` (HttpFrontend.announceDrain). */
+  announceDrain(healthDown = true): void {
+    for (const f of this.frontends) f.announceDrain(healthDown);
+  }
+
   /**
    * Stops taking connections; cached upstream connections close, busy ones
-   * are not reused. `closeIdle` false (a reload): see HttpFrontend.detach.
+   * are not reused. Idle keep-alive client connections are not cut: see
+   * HttpFrontend.detach.
    */
-  detach(closeIdle = true): void {
+  detach(closeIdle = false): void {
     for (const f of this.frontends) f.detach(closeIdle);
     for (const p of this.pools) p.close();
     void this.drained().then(() => liveHttp.delete(this));

@@ -23,9 +23,11 @@
  * the location chosen by path (`limits.ts`), set on the connection when the
  * request is routed.
  *
- * Lifecycle as the stream proxy: build → start (take listeners) → detach
- * (drain: idle keep-alive connections close at once, busy ones after their
- * response with `Connection: close`) → stop (cut what is left).
+ * Lifecycle as the stream proxy: build → start (take listeners) →
+ * announceDrain (graceful stop: `health` answers 503, every response says
+ * `Connection: close`, still accepting) → detach (no new connections; each
+ * kept-alive connection closes right after a response that said
+ * `Connection: close`, or at its keepalive_timeout) → stop (cut what is left).
  */
 import type { Socket } from 'node:net';
 import type { HttpLocation, Listen } from '../../config/model.js';
@@ -126,6 +128,10 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   private readonly attached: Listener[] = [];
   draining = false;
   closeIdle = false;
+  /** Every response says `Connection: close` (announceDrain, detach). */
+  private closing = false;
+  /** The process is stopping: `health` answers 503 (announceDrain). */
+  private stopping = false;
   private waiters: (() => void)[] = [];
   serverPort: number;
 
@@ -155,14 +161,34 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   /**
-   * Stops taking connections. Every response from now on says `Connection:
-   * close`. `closeIdle` (shutdown): connections waiting for their next
-   * request close now. On a reload they stay until that request (answered,
-   * then closed) or keepalive_timeout: the new generation has the listeners,
-   * and a close the client cannot see coming resets its next request.
+   * The process is going away (graceful stop; the `shutdown_delay` before
+   * the listeners close): connections are still accepted and served, but
+   * `health` answers 503 so the load balancer takes this instance out, and
+   * every response says `Connection: close` so keep-alive clients move to
+   * another instance after their next response. `healthDown` false: the
+   * instance stays (an old generation of a reload), `health` stays 200.
    */
-  detach(closeIdle = true): void {
+  announceDrain(healthDown = true): void {
+    this.stopping = healthDown;
+    this.closing = true;
+  }
+
+  /**
+   * Stops taking connections. Every response from now on says `Connection:
+   * close`. Connections waiting for their next request stay until that
+   * request (answered with `Connection: close`, then closed) or their
+   * keepalive_timeout, on a reload and on a graceful stop alike: HTTP/1.1
+   * has no way to tell a client "do not send on this connection", so
+   * closing an idle one resets the request the client may be sending on it
+   * at that moment. nginx does exactly that on graceful stop
+   * (ngx_close_idle_connections closes every idle keep-alive connection at
+   * once): the race keepwire exists to prevent. The wait is bounded by
+   * worker_shutdown_timeout (stop). `closeIdle` true closes idle connections
+   * now (only `stop` passes it: everything is cut then anyway).
+   */
+  detach(closeIdle = false): void {
     this.draining = true;
+    this.closing = true;
     for (const l of this.attached) l.handler = undefined;
     this.attached.length = 0;
     if (closeIdle) {
@@ -182,7 +208,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   stop(): void {
-    this.detach();
+    this.detach(true);
     this.logRefused();
     clearTimeout(this.refusedTimer);
     this.refusedTimer = undefined;
@@ -279,7 +305,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   mayKeepAlive(conn: ClientConnection): boolean {
     const l = conn.limits;
     return (
-      !this.draining &&
+      !this.closing &&
       l.keepaliveTimeoutMs > 0 &&
       (l.keepaliveRequests <= 0 || conn.requests < l.keepaliveRequests) &&
       Date.now() - conn.acceptedAt < l.keepaliveTimeMs
@@ -319,6 +345,10 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       this.local(conn, req, 404, 'local', 'no location matches', false);
       return;
     }
+    if (location.health) {
+      this.health(conn, req);
+      return;
+    }
     if (location.returnDirective) {
       const r = location.returnDirective;
       this.local(conn, req, r.code, 'local', undefined, false, r.text);
@@ -355,6 +385,44 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
         if (!conn.socket.destroyed)
           this.local(conn, req, 500, 'local', `${location.page}: ${error.message}`, false);
       },
+    );
+  }
+
+  /**
+   * `health;`: 200 `ok` while serving, 503 `draining` once the process is
+   * stopping (announceDrain), so a load balancer's health check takes the
+   * instance out before its listeners close. Never cached. Logged as an
+   * ordinary local answer (a 503 here is the drain working, not an error).
+   */
+  private health(conn: ClientConnection, req: ClientRequest): void {
+    const status = this.stopping ? 503 : 200;
+    const bytes = Buffer.from(this.stopping ? 'draining\n' : 'ok\n');
+    let record: RequestRecord | undefined;
+    if (conn.limits.accessLog)
+      record = {
+        msg: 'request',
+        listen: this.listenText,
+        client: conn.clientText,
+        ...requestFields(req),
+        status,
+        bytesSent: req.method === 'HEAD' ? 0 : bytes.length,
+        bytesReceived: 0,
+        upstream: null,
+        upstreamConnect: null,
+        tries: 0,
+        retries: 0,
+        timings: { totalMs: Date.now() },
+        reason: 'local',
+      };
+    const answer = new LocalAnswer(this, conn, record, status, 'local');
+    conn.user = answer;
+    conn.readBody(answer);
+    conn.respond(
+      status,
+      statusText(status),
+      ['Content-Type', TEXT_PLAIN, 'Cache-Control', 'no-store', 'Content-Length', String(bytes.length)],
+      bytes,
+      false,
     );
   }
 
