@@ -3,7 +3,9 @@
 # iproute2 (ip netns, veth), nftables (the lab's load balancer), tcpdump
 # (packet evidence in lab timelines), nginx (the seed's nginx, tested literally),
 # openssl (throwaway certificates for the TLS keepalive tests),
-# zsh (`keepwire completion zsh` is loaded by the real shell).
+# zsh (`keepwire completion zsh` is loaded by the real shell),
+# prometheus (promtool checks the `metrics` exposition), chromium (the `status`
+# page and a WebSocket client tested in a real headless browser).
 # Needs root and apt-get; otherwise it says what is missing and goes on
 # (namespace tests then skip with the reason, except under CI=true).
 set -u
@@ -14,6 +16,8 @@ command -v tcpdump >/dev/null 2>&1 || missing="$missing tcpdump"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "keepwire: missing system packages:$missing (install them as root with apt-get)" >&2

@@ -138,11 +138,17 @@ export interface WebSocketHeartbeat {
 /** `lb_kind`: l4 forwards segments (TCP keepalive crosses it), l7 terminates TCP (only data crosses it). */
 export type LbKind = 'l4' | 'l7';
 
+export type LocalPage = 'metrics' | 'stub_status' | 'status';
+
 export interface HttpLocation {
   prefix: string;
-  /** Exactly one of proxyPass, returnDirective and health is set. */
+  /** At most one of proxyPass, returnDirective, health and page is set (exactly one answers). */
   proxyPass?: { scheme: 'http'; target: ProxyTarget; text: string };
   returnDirective?: { code: number; text?: string };
+  /** `metrics;`, `stub_status;` or `status;`: a page keepwire answers itself (src/metrics/); then neither of the above is set. */
+  page?: LocalPage;
+  /** status_connections: rows of the `status` page's connection table (the most idle). */
+  statusConnections: number;
   /** `health;`: answers the load balancer's health check itself (200 ok, 503 draining once stopping). */
   health: boolean;
   proxyConnectTimeoutMs: number;

@@ -33,6 +33,7 @@ import type {
   HttpServer,
   HttpUpstreamGroup,
   Listen,
+  LocalPage,
   ProxyTarget,
   SourceRef,
   StreamBlock,
@@ -480,8 +481,18 @@ class Builder {
     const pass = block.first(D.httpProxyPass);
     const ret = block.first(D.return);
     const health = block.first(D.health);
-    // A location answers in exactly one way: proxy_pass, return or health.
-    const answers = [pass, ret, health].filter((x) => x !== undefined).map((x) => x.node);
+    // metrics/stub_status/status answer in place of proxy_pass, return and health.
+    const pages = (
+      [
+        ['metrics', block.first(D.metrics)],
+        ['stub_status', block.first(D.stubStatus)],
+        ['status', block.first(D.status)],
+      ] as const
+    ).filter(([, setting]) => setting !== undefined);
+    // A location answers in exactly one way: proxy_pass, return, health or one page.
+    const answers = [pass, ret, health, ...pages.map(([, setting]) => setting)]
+      .filter((x) => x !== undefined)
+      .map((x) => x.node);
     if (answers.length > 1) {
       // Named in the table's order, pointing at the one written later.
       const [a, b] = [answers[0]!, answers[1]!];
@@ -490,7 +501,7 @@ class Builder {
         'conflict',
         later,
         `location "${prefix}" has both "${a.name}" and "${b.name}"`,
-        'a location either proxies (proxy_pass), answers itself (return) or answers health checks (health); keep one',
+        'a location either proxies (proxy_pass), answers itself (return), answers health checks (health) or serves one page (metrics, stub_status, status); keep one',
       );
     } else if (
       answers.length === 0 &&
@@ -502,8 +513,10 @@ class Builder {
         'missing-directive',
         node,
         `location "${prefix}" has neither "proxy_pass" nor "return"`,
-        "add proxy_pass http://NAME; or return CODE; (or health; for a load balancer's health check)",
+        "add proxy_pass http://NAME; or return CODE; (or health; for a load balancer's health check, metrics; stub_status; status; for keepwire's pages)",
       );
+    } else if (answers.length === 1 && pages.length === 1) {
+      location.page = pages[0]![0] as LocalPage;
     }
     if (pass) {
       const target = this.target(pass, upstreams, 'http');

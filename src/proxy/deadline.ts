@@ -18,6 +18,8 @@ function fire(deadline: Deadline<any>): void {
 export class Deadline<T = unknown> {
   /** When the deadline falls, in the clock's ms; 0: not armed. */
   private at = 0;
+  /** When `arm` (or `touch`) was last called, in the clock's ms: a time callers may reuse instead of reading the clock again. */
+  armedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   /** When the armed timer fires. */
   private timerAt = 0;
@@ -39,7 +41,9 @@ export class Deadline<T = unknown> {
 
   /** The deadline is `ms` from now, sooner or later than before. */
   arm(ms: number): void {
-    const at = this.clock() + ms;
+    const now = this.clock();
+    this.armedAt = now;
+    const at = now + ms;
     this.at = at;
     if (this.timer === undefined || at < this.timerAt) this.schedule(ms, at);
   }
