@@ -3,7 +3,8 @@
 # iproute2 (ip netns, veth), nftables (the lab's load balancer), tcpdump
 # (packet evidence in lab timelines), nginx (the seed's nginx, tested literally),
 # openssl (throwaway certificates for the TLS keepalive tests),
-# zsh (`keepwire completion zsh` is loaded by the real shell).
+# zsh (`keepwire completion zsh` is loaded by the real shell),
+# nghttp2-client (h2load: many concurrent HTTP/2 streams against `http2 on`).
 # Needs root and apt-get; otherwise it says what is missing and goes on
 # (namespace tests then skip with the reason, except under CI=true).
 set -u
@@ -14,6 +15,7 @@ command -v tcpdump >/dev/null 2>&1 || missing="$missing tcpdump"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
+command -v h2load >/dev/null 2>&1 || missing="$missing nghttp2-client"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "keepwire: missing system packages:$missing (install them as root with apt-get)" >&2

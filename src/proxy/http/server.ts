@@ -35,9 +35,11 @@ import {
   type KeepaliveFailureLog,
 } from '../../keepalive/applier.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { Http2Front, http2Settings } from '../http2/connection.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
 import { resetSocket } from '../pump.js';
+import type { ClientSide } from './client-side.js';
 import { ClientConnection, type ClientUser, type ConnectionOwner } from './connection.js';
 import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
 import type { ClientLimits } from './limits.js';
@@ -68,7 +70,7 @@ function requestFields(req: ClientRequest | undefined): { method: string; path: 
 class LocalAnswer implements ClientUser {
   constructor(
     private readonly frontend: HttpFrontend,
-    private readonly conn: ClientConnection,
+    private readonly conn: ClientSide,
     /** Undefined under `access_log off`: nothing is logged. */
     private readonly record: RequestRecord | undefined,
   ) {}
@@ -111,6 +113,9 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   closeIdle = false;
   private waiters: (() => void)[] = [];
   serverPort: number;
+  /** `http2 on` in the address's default server: its HTTP/2 connections. */
+  readonly h2: Http2Front | undefined;
+  readonly http2: ((conn: ClientConnection, held: Buffer) => void) | undefined;
 
   constructor(
     readonly listen: Listen,
@@ -124,6 +129,12 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     this.clientHeaderTimeoutMs = table.defaultServer.model.clientHeaderTimeoutMs;
     this.defaultLimits = table.defaultServer.limits;
     this.headRules = table.defaultServer.headRules;
+    const model = table.defaultServer.model;
+    if (model.http2) {
+      const h2 = new Http2Front(this, http2Settings(model));
+      this.h2 = h2;
+      this.http2 = (conn, held) => h2.serve(conn.socket, held);
+    }
   }
 
   start(listeners: readonly Listener[]): void {
@@ -149,6 +160,8 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       this.closeIdle = true;
       for (const c of [...this.connections]) c.drain();
     }
+    // HTTP/2 clients are told by GOAWAY (no race with a next request, unlike HTTP/1.1).
+    this.h2?.drain();
     this.notifyIfDrained();
   }
 
@@ -176,6 +189,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
         c.user.terminate();
       }
     for (const t of [...this.tunnels]) t.terminate();
+    this.h2?.stop();
     for (const c of [...this.connections]) c.socket.destroy();
   }
 
@@ -242,7 +256,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
    * Routes a request to its location (undefined when none matches) and sets
    * the connection's settings to that server's and location's.
    */
-  private locate(conn: ClientConnection, req: ClientRequest): HttpLocation | undefined {
+  private locate(conn: ClientSide, req: ClientRequest): HttpLocation | undefined {
     const vs = this.table.match(req.host);
     const location = vs.locations.match(req.path);
     conn.limits = (location && vs.locationLimits.get(location)) ?? vs.limits;
@@ -259,7 +273,8 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     );
   }
 
-  onRequest(conn: ClientConnection, req: ClientRequest): void {
+  /** A request from an HTTP/1.x connection or an HTTP/2 stream. */
+  onRequest(conn: ClientSide, req: ClientRequest): void {
     if (req.method === 'CONNECT') {
       this.refuse(conn, req, 405, 'CONNECT is not proxied');
       return;
@@ -301,7 +316,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   /** An answer before routing (400, 405), under the address's default server's access_log. */
-  private refuse(conn: ClientConnection, req: ClientRequest, status: number, detail: string): void {
+  private refuse(conn: ClientSide, req: ClientRequest, status: number, detail: string): void {
     this.local(conn, req, status, 'bad_request', detail, true, undefined, this.defaultLimits.accessLog);
   }
 
@@ -311,7 +326,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
    * routing pass the default server's.
    */
   private local(
-    conn: ClientConnection,
+    conn: ClientSide,
     req: ClientRequest,
     status: number,
     reason: RequestEndReason,
@@ -348,6 +363,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
         reason,
       };
       if (detail !== undefined) record.detail = detail;
+      if (conn.protocol !== undefined) record.protocol = conn.protocol;
     }
     const answer = new LocalAnswer(this, conn, record);
     conn.user = answer;
