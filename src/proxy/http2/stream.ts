@@ -20,7 +20,10 @@ import type { ClientSide } from '../http/client-side.js';
 import { BodyKind, type ClientUser } from '../http/connection.js';
 import type { ClientLimits } from '../http/limits.js';
 
-const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } = constants;
+const { NGHTTP2_NO_ERROR } = constants;
+
+/** The error a stream is destroyed with when its response cannot be completed (RST_STREAM INTERNAL_ERROR). */
+const RESPONSE_ABORTED = new Error('response aborted');
 
 /** Fields Node's http2 allows once per header list (ERR_HTTP2_HEADER_SINGLE_VALUE): a repeat is dropped. */
 const SINGLE = new Set([
@@ -225,7 +228,11 @@ export class Http2ClientStream implements ClientSide {
   abort(): void {
     if (this.closed) return;
     this.resetByUs = true;
-    this.stream.close(NGHTTP2_INTERNAL_ERROR);
+    // Not stream.close(): it ends the writable side first, which sends an
+    // empty DATA with END_STREAM before the RST_STREAM, and a client that
+    // had no content-length would take the cut body for a whole one.
+    // destroy() with an error resets at once with INTERNAL_ERROR.
+    this.stream.destroy(RESPONSE_ABORTED);
   }
 
   /** The response is queued whole; a client still sending its body is told to stop. */
