@@ -203,6 +203,7 @@ export class Http2Connection implements StreamOwner {
     this.heard();
     if (++this.turnStreams > 2 * this.front.settings.maxConcurrentStreams) {
       // nginx 1.25.3: "client sent too many streams at once".
+      stream.on('error', noop);
       stream.close(NGHTTP2_REFUSED_STREAM);
       return;
     }
@@ -351,7 +352,8 @@ export class Http2Connection implements StreamOwner {
   /** GOAWAY with `code`, and the connection closed now (streams in flight are cut). */
   private close(code: number): void {
     for (const s of [...this.streams]) s.terminate();
-    this.session.destroy(undefined, code);
+    // With an error: destroy(undefined, code) would take its default error (0) as the code.
+    this.session.destroy(new Error('connection closed by keepwire'), code);
   }
 
   terminate(): void {
