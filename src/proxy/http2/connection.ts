@@ -38,6 +38,7 @@ import type { Duplex } from 'node:stream';
 import type { HttpServer } from '../../config/model.js';
 import { Deadline } from '../deadline.js';
 import type { ClientSide } from '../http/client-side.js';
+import { LINGER_MS } from '../http/connection.js';
 import { statusText } from '../http/exchange.js';
 import type { ClientLimits } from '../http/limits.js';
 import type { HttpLogRecord } from '../http/log.js';
@@ -157,7 +158,7 @@ export class Http2Connection implements StreamOwner {
   readonly startedAt = Date.now();
   private readonly streams = new Set<Http2ClientStream>();
   private readonly limits: ClientLimits;
-  /** Streams the client opened (refused ones included). */
+  /** Streams the client opened and keepwire took (refused ones not counted). */
   private opened = 0;
   /** Streams the client reset before their responses ended. */
   private resets = 0;
@@ -199,7 +200,6 @@ export class Http2Connection implements StreamOwner {
   // ---- streams -------------------------------------------------------------
 
   private onStream(stream: ServerHttp2Stream, flags: number, raw: string[]): void {
-    this.opened++;
     this.heard();
     if (++this.turnStreams > 2 * this.front.settings.maxConcurrentStreams) {
       // nginx 1.25.3: "client sent too many streams at once".
@@ -211,6 +211,8 @@ export class Http2Connection implements StreamOwner {
       this.turnReset = true;
       setImmediate(resetTurn, this);
     }
+    // Refused streams cost nothing upstream and are not requests: not counted.
+    this.opened++;
     this.idle.cancel();
     const limits = this.limits;
     const fields = requestFieldsOf(raw);
@@ -286,7 +288,8 @@ export class Http2Connection implements StreamOwner {
         return;
       }
     }
-    if (this.streams.size === 0 && !this.session.destroyed) this.idle.arm(this.limits.keepaliveTimeoutMs);
+    if (this.streams.size === 0 && !this.session.destroyed)
+      this.idle.arm(this.goingAway ? LINGER_MS : this.limits.keepaliveTimeoutMs);
   }
 
   /** @internal */
@@ -303,7 +306,10 @@ export class Http2Connection implements StreamOwner {
   }
 
   private idleExpired(): void {
-    if (this.streams.size === 0) this.goaway();
+    if (this.streams.size > 0) return;
+    // After GOAWAY the client should close; one that does not is closed (nginx's lingering_timeout).
+    if (this.goingAway) this.socket.destroy();
+    else this.goaway();
   }
 
   /** No stream or PING seen for http2_ping_interval: unless other frames came meanwhile, PING. */
@@ -347,6 +353,7 @@ export class Http2Connection implements StreamOwner {
     if (this.goingAway || this.session.destroyed) return;
     this.goingAway = true;
     this.session.close();
+    if (this.streams.size === 0) this.idle.arm(LINGER_MS);
   }
 
   /** GOAWAY with `code`, and the connection closed now (streams in flight are cut). */

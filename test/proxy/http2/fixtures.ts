@@ -173,15 +173,16 @@ export class RawH2 {
     for (const f of w) f();
   }
 
-  static open(port: number): Promise<RawH2> {
+  /** `allowHalfOpen`: the client does not close when the server does (a client that ignores GOAWAY). */
+  static open(port: number, allowHalfOpen = false): Promise<RawH2> {
     return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => resolve(new RawH2(s)));
+      const s = connect({ port, host: '127.0.0.1', allowHalfOpen }, () => resolve(new RawH2(s)));
       s.once('error', reject);
     });
   }
 
   write(b: Buffer): void {
-    this.socket.write(b);
+    if (!this.socket.destroyed) this.socket.write(b);
   }
 
   /** The client preface with an empty SETTINGS frame. */

@@ -15,10 +15,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { LINGER_MS } from '../../../src/proxy/http/connection.js';
 import type { RequestRecord } from '../../../src/proxy/http/index.js';
-import { closedPort } from '../fixtures.js';
+import { closedPort, sleep } from '../fixtures.js';
 import type { RunningHttp } from '../http/fixtures.js';
-import { curl, h2request, h2session, startFromText } from './fixtures.js';
+import { curl, FRAME, frame, h2request, h2session, RawH2, startFromText } from './fixtures.js';
 
 const sha = (b: Buffer | Buffer[]) => {
   const h = createHash('sha256');
@@ -295,6 +296,26 @@ describe('http2 keep-alive rules per connection, as nginx', () => {
       assert.equal(code, 0);
       const ms = await closed;
       assert.ok(ms >= 900 && ms < 5_000, `idle connection closed after ${ms} ms (keepalive_timeout 1s)`);
+
+      // A client that ignores the GOAWAY and never closes is closed after the lingering time:
+      // its writes (PINGs) then meet a closed socket.
+      const deaf = await RawH2.open(port, true);
+      deaf.hello();
+      await deaf.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & 1) === 0, 5_000, 'server SETTINGS');
+      deaf.write(frame(FRAME.SETTINGS, 1, 0));
+      await deaf.waitFor((f) => f.type === FRAME.GOAWAY, 5_000, 'GOAWAY at keepalive_timeout');
+      const goneAt = Date.now();
+      while (!deaf.closed && Date.now() - goneAt < LINGER_MS * 3) {
+        deaf.write(frame(FRAME.PING, 0, 0, Buffer.alloc(8)));
+        await sleep(250);
+      }
+      const lingered = Date.now() - goneAt;
+      assert.ok(deaf.closed, 'closed by keepwire');
+      assert.ok(
+        lingered >= LINGER_MS - 500,
+        `closed ${lingered} ms after GOAWAY (lingering ${LINGER_MS} ms)`,
+      );
+      deaf.close();
     } finally {
       await lb.close();
       await new Promise((resolve) => up.close(resolve));
