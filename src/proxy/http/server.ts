@@ -190,7 +190,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       }
     for (const t of [...this.tunnels]) t.terminate();
     this.h2?.stop();
-    for (const c of [...this.connections]) c.socket.destroy();
+    for (const c of [...this.connections]) if (this.h2?.owns(c.socket) !== true) c.socket.destroy();
   }
 
   private refused = 0;

@@ -82,6 +82,7 @@ export class Http2Front {
   readonly connections = new Set<Http2Connection>();
   private readonly server: Http2Server;
   draining = false;
+  private readonly sockets = new WeakSet<ClientSocket>();
   /** The socket being handed to the http2 server ('session' is emitted synchronously). */
   private accepting: ClientSocket | undefined;
 
@@ -122,6 +123,7 @@ export class Http2Front {
       socket.destroy();
       return;
     }
+    this.sockets.add(socket);
     this.accepting = socket;
     this.server.emit('connection', socket);
     this.accepting = undefined;
@@ -132,6 +134,11 @@ export class Http2Front {
     if (held !== undefined && held.length > 0) socket.unshift(held);
     // The HTTP/1.x code paused its reads; nghttp2 reads from the handle now.
     socket.resume();
+  }
+
+  /** Whether `socket` is an HTTP/2 connection's: `stop` closes it (after its streams' resets). */
+  owns(socket: ClientSocket): boolean {
+    return this.sockets.has(socket);
   }
 
   /** Draining (reload or shutdown): every connection gets GOAWAY; streams in flight finish. */
@@ -358,9 +365,15 @@ export class Http2Connection implements StreamOwner {
 
   /** GOAWAY with `code`, and the connection closed now (streams in flight are cut). */
   private close(code: number): void {
+    if (this.session.destroyed) return;
+    this.goingAway = true;
+    // GOAWAY now: nghttp2 takes no new stream from here on.
+    this.session.goaway(code);
     for (const s of [...this.streams]) s.terminate();
-    // With an error: destroy(undefined, code) would take its default error (0) as the code.
-    this.session.destroy(new Error('connection closed by keepwire'), code);
+    // Node submits a stream's RST_STREAM on the next turn (setImmediate): the
+    // session goes after it, or the client would see the connection close
+    // without its streams being reset and could take them for answered.
+    setImmediate(destroySession, this.session, code, this.socket);
   }
 
   terminate(): void {
@@ -374,6 +387,15 @@ export class Http2Connection implements StreamOwner {
     this.front.closed(this);
     if (!this.socket.destroyed) this.socket.destroy();
   }
+}
+
+function destroySession(session: ServerHttp2Session, code: number, socket: ClientSocket): void {
+  // With an error: destroy(undefined, code) would take its default error (0) as the code.
+  if (!session.destroyed) session.destroy(new Error('connection closed by keepwire'), code);
+  // A session closed gracefully before (GOAWAY when draining) leaves its socket
+  // open until the client's FIN; keepwire closes it once the last frames are out
+  // (the shutdown is queued after the writes already made).
+  if (!socket.destroyed) socket.end(() => socket.destroy());
 }
 
 function resetTurn(conn: Http2Connection): void {
