@@ -240,13 +240,15 @@ const parseListen =
         value.reuseport = true;
       } else {
         const known = NGINX_ONLY_LISTEN.has(p.name);
+        // nginx 1.25.1 deprecated `listen ... http2` for the `http2` directive, which keepwire has.
+        const http2 = text === 'http2' && kind === 'http';
         return atArg(
           bad(
             known
               ? `listen parameter "${p.name}" is not supported by keepwire`
               : `invalid listen parameter "${text}"`,
             0,
-            LISTEN_HINT[kind],
+            http2 ? 'write `http2 on;` in the server block (nginx 1.25.1+ syntax)' : LISTEN_HINT[kind],
             known ? 'unsupported' : 'bad-value',
           ),
           i,
