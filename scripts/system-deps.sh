@@ -6,6 +6,8 @@
 # zsh (`keepwire completion zsh` is loaded by the real shell),
 # prometheus (promtool checks the `metrics` exposition), chromium (the `status`
 # page and a WebSocket client tested in a real headless browser).
+
+# nghttp2-client (h2load: many concurrent HTTP/2 streams against `http2 on`).
 # Needs root and apt-get; otherwise it says what is missing and goes on
 # (namespace tests then skip with the reason, except under CI=true).
 set -u
@@ -18,6 +20,8 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+
+command -v h2load >/dev/null 2>&1 || missing="$missing nghttp2-client"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "keepwire: missing system packages:$missing (install them as root with apt-get)" >&2

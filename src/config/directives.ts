@@ -241,13 +241,15 @@ const parseListen =
         value.reuseport = true;
       } else {
         const known = NGINX_ONLY_LISTEN.has(p.name);
+        // nginx 1.25.1 deprecated `listen ... http2` for the `http2` directive, which keepwire has.
+        const http2 = text === 'http2' && kind === 'http';
         return atArg(
           bad(
             known
               ? `listen parameter "${p.name}" is not supported by keepwire`
               : `invalid listen parameter "${text}"`,
             0,
-            LISTEN_HINT[kind],
+            http2 ? 'write `http2 on;` in the server block (nginx 1.25.1+ syntax)' : LISTEN_HINT[kind],
             known ? 'unsupported' : 'bad-value',
           ),
           i,
@@ -463,6 +465,14 @@ function headerBufferSize(text: string): Result<number> {
   if (size.ok && (size.value < 128 || size.value > 1024 * 1024))
     return bad(`size "${text}" is out of range`, 0, 'header buffers are 128 bytes to 1m, e.g. 8k');
   return size;
+}
+
+/** `off` (0) or a timer value: keepwire's periodic extensions that are off by default. */
+function parseOffOrTimer(text: string): Result<number> {
+  if (text === 'off') return { ok: true, value: 0 };
+  const t = parseTimer(text);
+  if (t.ok && t.value === 0) return bad('time 0 is not allowed', 0, 'write `off` to turn it off');
+  return t;
 }
 
 function parseHttpVersion(args: readonly string[]): DirectiveResult<'1.0' | '1.1'> {
@@ -1240,6 +1250,56 @@ export const D = {
     parse: parseAccessLog,
     bind: [bind(HTTP_LEVELS, 'accessLog')],
     doc: "Whether requests are logged: `off` writes no `request` line for requests routed here (e.g. a health-check location or a very hot path); `on` (a keepwire extension, the default) writes one JSON line per request on standard output. Inherited from http to server to location, and taken from the location a request is routed to; a request answered before routing (400, 405, 408, 414, 505) follows the address's default server, and one no location matches (404) the server chosen by `Host`. `upstream_retry` lines are written either way: a retry is never silent. nginx's `access_log path [format ...]` is refused: keepwire writes its access log as JSON lines on standard output only; redirect that to a file.",
+  }),
+  http2: d({
+    name: 'http2',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'on | off',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    parse: flag,
+    bind: [bind(['http_server'], 'http2')],
+    doc: "HTTP/2 for the server's clients (nginx 1.25.1+ syntax; the `listen ... http2` parameter is refused). On a cleartext listener a connection that starts with the HTTP/2 client preface is served as h2c with prior knowledge (`curl --http2-prior-knowledge`), as nginx does; others stay HTTP/1.x. Taken from the address's default server: the preface is read before any `Host`. Each stream is a request proxied as HTTP/1.x requests are (routing with `:authority` as `Host`, headers, timeouts, retries, the access line with `protocol` `HTTP/2.0`). `keepalive_timeout` closes an idle connection with GOAWAY, `keepalive_requests` sends GOAWAY after that many streams; a header list over `large_client_header_buffers` gets 400, a body over `client_max_body_size` 413.",
+  }),
+  http2MaxConcurrentStreams: d({
+    name: 'http2_max_concurrent_streams',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '128',
+    parse: count(1, 2 ** 31 - 1),
+    bind: [bind(['http_server'], 'http2MaxConcurrentStreams')],
+    doc: "The most streams a client may have open on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS), as in nginx. Rapid reset (CVE-2023-44487): as nginx, new streams over twice this number within one read of the connection are refused (RST_STREAM REFUSED_STREAM), and a connection whose client has reset more than twice this number of its streams before their responses, and most of them, is closed with GOAWAY ENHANCE_YOUR_CALM (logged as `http2_reset_flood`). Taken from the address's default server.",
+  }),
+  http2PingInterval: d({
+    name: 'http2_ping_interval',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'off | time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    keepwire: 'directive',
+    parse: single(parseOffOrTimer),
+    bind: [bind(['http_server'], 'http2PingIntervalMs')],
+    doc: "When an HTTP/2 client connection has received nothing from its client for `time`, keepwire sends a PING (RFC 9113 §6.7), and again every `time` while it stays quiet: an L7 load balancer or NAT on the way sees traffic both ways, and a dead client is found by `http2_ping_timeout`. gRPC clients do not police PINGs from their server (grpc-go and grpc-core enforce `min_ping_interval` only on the server side), so any interval is accepted; keep it below the idle timeout of every box between client and keepwire. Taken from the address's default server; off by default.",
+  }),
+  http2PingTimeout: d({
+    name: 'http2_ping_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '20s',
+    keepwire: 'directive',
+    parse: time,
+    bind: [bind(['http_server'], 'http2PingTimeoutMs')],
+    doc: "With `http2_ping_interval`: a PING not acknowledged within `time` closes the connection (GOAWAY, then close; logged as `http2_ping_timeout`). 20s is gRPC's own keepalive_timeout default. Taken from the address's default server.",
   }),
   websocketHeartbeat: d({
     name: 'websocket_heartbeat',

@@ -230,6 +230,14 @@ export interface HttpServer {
    * before routing (400, 408, 414).
    */
   accessLog: boolean;
+  /** http2 on: h2c with prior knowledge on cleartext listeners (default server's). Default off. */
+  http2: boolean;
+  /** http2_max_concurrent_streams, default 128. */
+  http2MaxConcurrentStreams: number;
+  /** http2_ping_interval, 0 = off (default). */
+  http2PingIntervalMs: number;
+  /** http2_ping_timeout, default 20s. */
+  http2PingTimeoutMs: number;
   locations: HttpLocation[];
   lbIdleTimeoutMs?: number;
   lbKind: LbKind;

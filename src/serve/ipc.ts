@@ -11,7 +11,12 @@ export type ToWorker =
   /** The configuration the master checked and resolved, and the descriptor of each address key. */
   | { type: 'start'; config: Config; fds: Record<string, number>; generation: number }
   /** A stop signal, as if sent to the worker: SIGQUIT drains, SIGTERM after it resets at once. */
-  | { type: 'signal'; signal: 'SIGQUIT' | 'SIGTERM' }
+  | {
+      type: 'signal';
+      signal: 'SIGQUIT' | 'SIGTERM';
+      /** An old generation of a reload: drain as SIGQUIT, but `health` stays 200 (the instance is not leaving). */
+      reload?: true;
+    }
   /** The master asks for this worker's `collectLocal(topic)`. */
   | { type: 'collect'; id: number; topic: GatherTopic }
   /** The answer to a worker's `gather`. */

@@ -354,10 +354,10 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   };
 
   /** Tells a worker to drain (SIGQUIT) or, after that, to stop now (SIGTERM); SIGKILL past the bound. */
-  const stopWorker = (w: Worker, signal: 'SIGQUIT' | 'SIGTERM') => {
+  const stopWorker = (w: Worker, signal: 'SIGQUIT' | 'SIGTERM', reload = false) => {
     w.retiring = true;
     old.add(w);
-    sendTo(w, { type: 'signal', signal });
+    sendTo(w, reload ? { type: 'signal', signal, reload: true } : { type: 'signal', signal });
     if (!w.child.connected) w.child.kill(signal);
     const bound = setTimeout(
       () => w.child.kill('SIGKILL'),
@@ -435,7 +435,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
       }
       // The new generation accepts on every address; now the old one drains.
       current = gen;
-      for (const w of running.workers) if (w) stopWorker(w, 'SIGQUIT');
+      for (const w of running.workers) if (w) stopWorker(w, 'SIGQUIT', true);
       for (const t of restartTimers) clearTimeout(t);
       restartTimers.clear();
       // The master's copies of sockets the new configuration dropped: the

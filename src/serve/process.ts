@@ -336,7 +336,7 @@ export function runProcess(opts: ProcessOptions): Promise<number> {
       reloading = reloading.then(reload);
     };
 
-    const onStop = (signal: string) => {
+    const onStop = (signal: string, reload = false) => {
       if (stopping && signal === 'SIGQUIT') return;
       if (stopping) {
         // Second signal: do not wait for the grace period.
@@ -349,7 +349,12 @@ export function runProcess(opts: ProcessOptions): Promise<number> {
       void reloading
         // Only the graceful stop waits shutdown_delay (the runtime's default); a fast stop does not.
         .then(() =>
-          runtime.shutdown(runtime.active?.shutdownTimeoutMs ?? 0, signal === 'SIGQUIT' ? undefined : 0),
+          runtime.shutdown(
+            runtime.active?.shutdownTimeoutMs ?? 0,
+            signal === 'SIGQUIT' ? undefined : 0,
+            // An old worker generation of a reload: the instance stays, so `health` stays 200.
+            reload ? 'reload' : 'stop',
+          ),
         )
         .then(() => {
           detachSignals();
@@ -359,7 +364,8 @@ export function runProcess(opts: ProcessOptions): Promise<number> {
     };
     const onTerm = () => onStop('SIGTERM');
     const onInt = () => onStop('SIGINT');
-    const onQuit = () => onStop('SIGQUIT');
+    // The master tells an old worker generation of a reload with the argument 'reload' (worker-main.ts); a real signal passes its name.
+    const onQuit = (why?: unknown) => onStop('SIGQUIT', why === 'reload');
     const onUsr1 = () =>
       logger.info({ signal: 'SIGUSR1' }, 'reopen logs: nothing to reopen, every log line goes to stdout');
     const onUsr2 = () => logger.warn({ signal: 'SIGUSR2' }, 'binary upgrade is not supported; still running');

@@ -55,7 +55,7 @@ async function main(start: Extract<ToWorker, { type: 'start' }>): Promise<number
       }),
   );
   process.on('message', (message: ToWorker) => {
-    if (message.type === 'signal') signals.emit(message.signal);
+    if (message.type === 'signal') signals.emit(message.signal, message.reload ? 'reload' : message.signal);
     else if (message.type === 'gathered') {
       waiting.get(message.id)?.(message.answers);
       waiting.delete(message.id);

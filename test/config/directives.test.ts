@@ -541,6 +541,10 @@ describe('defaults equal nginx where nginx has the directive', () => {
       clientMaxBodySize: 1024 * 1024,
       clientBodyBufferSize: 64 * 1024,
       accessLog: true,
+      http2: false,
+      http2MaxConcurrentStreams: 128,
+      http2PingIntervalMs: 0,
+      http2PingTimeoutMs: 20_000,
       lbKind: 'l4',
     });
     const { source: _ls, proxyPass: _lp, ...l } = locations[0]!;

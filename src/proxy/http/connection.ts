@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import { Deadline } from '../deadline.js';
 import { readsTo } from '../reads.js';
 import { allSent, blocked, flushed, send } from '../writes.js';
+import type { ClientSide } from './client-side.js';
 import { headerLines } from './headers.js';
 import type { ClientLimits } from './limits.js';
 import {
@@ -67,6 +68,23 @@ export interface ConnectionOwner {
   connectionClosed(conn: ClientConnection): void;
   /** keepalive_timeout passed on an idle connection, which is closed now (metrics). */
   idleTimedOut(conn: ClientConnection): void;
+
+  /**
+   * `http2 on` (the default server's): a connection that starts with the
+   * HTTP/2 client preface is handed over whole (`held`: the bytes read so
+   * far, the preface included), as nginx's h2c with prior knowledge.
+   */
+  readonly http2: ((conn: ClientConnection, held: Buffer) => void) | undefined;
+}
+
+/** RFC 9113 §3.4: the client connection preface of HTTP/2. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** 1: `buf` starts with the whole preface; 0: with a part of it (wait for more); -1: not HTTP/2. */
+function prefaceMatch(buf: Buffer): number {
+  const n = Math.min(buf.length, H2_PREFACE.length);
+  if (buf.compare(H2_PREFACE, 0, n, 0, n) !== 0) return -1;
+  return n === H2_PREFACE.length ? 1 : 0;
 }
 
 /** How long unread request bytes are drained after a closing response (nginx's lingering_timeout). */
@@ -105,7 +123,7 @@ enum Timer {
   Discard,
 }
 
-export class ClientConnection {
+export class ClientConnection implements ClientSide {
   readonly remoteAddr: string;
   readonly remotePort: number;
   readonly acceptedAt = Date.now();
@@ -245,6 +263,14 @@ export class ClientConnection {
         if (this.phase === Phase.Head) {
           if (this.responding) break;
           const buf = this.buf;
+          if (this.requests === 0 && this.owner.http2 !== undefined) {
+            const h2 = prefaceMatch(buf);
+            if (h2 === 0) break;
+            if (h2 === 1) {
+              this.toHttp2();
+              break;
+            }
+          }
           if (this.scanned === 0) {
             // Empty lines before a request line are skipped (RFC 9112 §2.2), as nginx does.
             const skip = leadingEmptyLines(buf);
@@ -375,7 +401,7 @@ export class ClientConnection {
    * The connection stops listening to the socket but still counts it (its
    * 'close' frees the worker_connections slot).
    */
-  takeOver(): { held: Buffer | undefined; ended: boolean } {
+  takeOver(): { socket: Socket; held: Buffer | undefined; ended: boolean } {
     const held = this.buf;
     this.buf = undefined;
     this.store = undefined;
@@ -386,7 +412,16 @@ export class ClientConnection {
     this.pausedForPipeline = false;
     this.tunnelled = true;
     this.detach();
-    return { held, ended: this.peerEnded };
+    return { socket: this.socket, held, ended: this.peerEnded };
+  }
+
+  /** The preface arrived: the socket and every byte read so far are HTTP/2's now. */
+  private toHttp2(): void {
+    const held = this.buf!;
+    this.buf = undefined;
+    this.store = undefined;
+    this.detach();
+    this.owner.http2!(this, held);
   }
 
   /** The connection stops listening to the socket. */
@@ -408,6 +443,15 @@ export class ClientConnection {
   /** Sends `100 Continue` (asked for with Expect). */
   writeContinue(): void {
     send(this.socket, 'HTTP/1.1 100 Continue\r\n\r\n');
+  }
+
+  /** Response bytes wait for the client: the socket took less than was written. */
+  get gone(): boolean {
+    return this.socket.destroyed;
+  }
+
+  get writeBlocked(): boolean {
+    return blocked(this.socket);
   }
 
   get headSent(): boolean {

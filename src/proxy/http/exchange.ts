@@ -35,7 +35,8 @@ import type { Upstream } from '../../upstream/index.js';
 import { Deadline } from '../deadline.js';
 import { Tries } from '../tries.js';
 import { blocked, send } from '../writes.js';
-import { BodyKind, type ClientConnection, type ClientUser } from './connection.js';
+import type { ClientSide } from './client-side.js';
+import { BodyKind, type ClientUser } from './connection.js';
 import {
   clientResponseText,
   headerLines,
@@ -137,7 +138,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
 
   constructor(
     private readonly leg: ClientLeg,
-    private readonly client: ClientConnection,
+    private readonly client: ClientSide,
     readonly req: ClientRequest,
     private readonly location: HttpLocation,
     private readonly route: Route,
@@ -641,7 +642,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.reason = 'ok';
     if (!this.bodyDone && this.replay !== undefined) this.replay = undefined;
     // send_timeout also covers the last bytes: armed if the socket is full.
-    if (blocked(this.client.socket)) this.clientBlocked();
+    if (this.client.writeBlocked) this.clientBlocked();
     this.client.endResponse(trailers.length > 0 ? trailerFields(trailers) : undefined);
   }
 
@@ -666,10 +667,11 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     // The tunnel's access line tells how the tunnel ended (earlier tries have their retry lines).
     this.detail = undefined;
     const upstream = conn.takeSocket();
-    const client = this.client.takeOver();
+    // Only an HTTP/1.1 client side has takeOver; an HTTP/2 request never asks for an Upgrade.
+    const client = this.client.takeOver!();
     const tunnel = new UpgradeTunnel(
       this.leg,
-      this.client.socket,
+      client.socket,
       upstream,
       held,
       this.location.proxyReadTimeoutMs,
@@ -792,6 +794,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.connectMs !== undefined) record.timings.connectMs = this.connectMs;
     if (this.headerMs !== undefined) record.timings.headerMs = this.headerMs;
     if (this.detail !== undefined) record.detail = this.detail;
+    if (this.client.protocol !== undefined) record.protocol = this.client.protocol;
     return record;
   }
 }

@@ -57,6 +57,8 @@ export interface RequestRecord {
   detail?: string;
   /** Unsolicited Pongs keepwire sent into the tunnel (`websocket_heartbeat`); only on tunnels of locations that set it. */
   websocketHeartbeats?: number;
+  /** `HTTP/2.0` for a request that came on an HTTP/2 stream; absent for HTTP/1.x. */
+  protocol?: string;
 }
 
 export interface RetryRecord {
@@ -103,7 +105,28 @@ export interface WebSocketRelayRecord {
   detail: string;
 }
 
-export type HttpLogRecord = RequestRecord | RetryRecord | RefusedRecord | WebSocketRelayRecord;
+/**
+ * An HTTP/2 client connection closed by keepwire for a reason the client
+ * should not have caused: an unanswered PING (`http2_ping_timeout`), or a
+ * flood of streams reset before their responses (rapid reset, CVE-2023-44487).
+ */
+export interface Http2ConnectionRecord {
+  msg: 'http2_ping_timeout' | 'http2_reset_flood';
+  listen: string;
+  client: string;
+  /** Streams the client opened on the connection. */
+  streams: number;
+  /** Of them, reset by the client before their responses ended. */
+  resets: number;
+  detail: string;
+}
+
+export type HttpLogRecord =
+  | RequestRecord
+  | RetryRecord
+  | RefusedRecord
+  | WebSocketRelayRecord
+  | Http2ConnectionRecord;
 
 // Only these need escaping in a JSON string (what JSON.stringify escapes for
 // strings without lone surrogates, which latin1-decoded request text cannot have).
@@ -138,6 +161,7 @@ export function requestFields(r: RequestRecord): string {
     r.upstreamStatus !== undefined &&
     r.detail === undefined &&
     r.websocketHeartbeats === undefined &&
+    r.protocol === undefined &&
     upstream !== null &&
     r.upstreamConnect !== null &&
     !JSON_SPECIAL.test(r.path) &&
@@ -160,5 +184,6 @@ export function requestFields(r: RequestRecord): string {
   if (r.upstreamStatus !== undefined) out += `,"upstreamStatus":${r.upstreamStatus}`;
   if (r.detail !== undefined) out += `,"detail":${JSON.stringify(r.detail)}`;
   if (r.websocketHeartbeats !== undefined) out += `,"websocketHeartbeats":${r.websocketHeartbeats}`;
+  if (r.protocol !== undefined) out += `,"protocol":${str(r.protocol)}`;
   return `${out}}`;
 }

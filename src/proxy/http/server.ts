@@ -39,9 +39,11 @@ import {
 import { answerPage } from '../../metrics/pages.js';
 import { type ListenerStats, listenerStats, noteEvent } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { Http2Front, http2Settings } from '../http2/connection.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
 import { resetSocket } from '../pump.js';
+import type { ClientSide } from './client-side.js';
 import { ClientConnection, type ClientUser, type ConnectionOwner } from './connection.js';
 import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
 import type { ClientLimits } from './limits.js';
@@ -74,7 +76,7 @@ class LocalAnswer implements ClientUser {
 
   constructor(
     private readonly frontend: HttpFrontend,
-    private readonly conn: ClientConnection,
+    private readonly conn: ClientSide,
     /** Undefined under `access_log off`: nothing is logged. */
     private readonly record: RequestRecord | undefined,
     private readonly status: number,
@@ -134,6 +136,9 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   private stopping = false;
   private waiters: (() => void)[] = [];
   serverPort: number;
+  /** `http2 on` in the address's default server: its HTTP/2 connections. */
+  readonly h2: Http2Front | undefined;
+  readonly http2: ((conn: ClientConnection, held: Buffer) => void) | undefined;
 
   constructor(
     readonly listen: Listen,
@@ -150,6 +155,12 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     this.lbIdleTimeoutMs = table.defaultServer.model.lbIdleTimeoutMs;
     this.stats = listenerStats(this.listenText, 'http');
     this.stats.soKeepalive = this.keepalive.value;
+    const model = table.defaultServer.model;
+    if (model.http2) {
+      const h2 = new Http2Front(this, http2Settings(model));
+      this.h2 = h2;
+      this.http2 = (conn, held) => h2.serve(conn.socket, held);
+    }
   }
 
   start(listeners: readonly Listener[]): void {
@@ -195,6 +206,8 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       this.closeIdle = true;
       for (const c of [...this.connections]) c.drain();
     }
+    // HTTP/2 clients are told by GOAWAY (no race with a next request, unlike HTTP/1.1).
+    this.h2?.drain();
     this.notifyIfDrained();
   }
 
@@ -222,7 +235,8 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
         c.user.terminate();
       }
     for (const t of [...this.tunnels]) t.terminate();
-    for (const c of [...this.connections]) c.socket.destroy();
+    this.h2?.stop();
+    for (const c of [...this.connections]) if (this.h2?.owns(c.socket) !== true) c.socket.destroy();
   }
 
   private refused = 0;
@@ -295,7 +309,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
    * Routes a request to its location (undefined when none matches) and sets
    * the connection's settings to that server's and location's.
    */
-  private locate(conn: ClientConnection, req: ClientRequest): HttpLocation | undefined {
+  private locate(conn: ClientSide, req: ClientRequest): HttpLocation | undefined {
     const vs = this.table.match(req.host);
     const location = vs.locations.match(req.path);
     conn.limits = (location && vs.locationLimits.get(location)) ?? vs.limits;
@@ -312,7 +326,8 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     );
   }
 
-  onRequest(conn: ClientConnection, req: ClientRequest): void {
+  /** A request from an HTTP/1.x connection or an HTTP/2 stream. */
+  onRequest(conn: ClientSide, req: ClientRequest): void {
     // Idle time before reuse is observed by the request's user (ProxyExchange, LocalAnswer), which reads the clock anyway.
     this.stats.requests++;
     if (req.method === 'CONNECT') {
@@ -364,10 +379,10 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   /** metrics, stub_status, status (src/metrics/pages.ts): answered once every serving process has answered. */
-  private page(conn: ClientConnection, req: ClientRequest, location: HttpLocation): void {
+  private page(conn: ClientSide, req: ClientRequest, location: HttpLocation): void {
     answerPage(location, req.url, req.rawHeaders).then(
       (a) => {
-        if (!conn.socket.destroyed)
+        if (!conn.gone)
           this.local(
             conn,
             req,
@@ -382,8 +397,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
           );
       },
       (error: Error) => {
-        if (!conn.socket.destroyed)
-          this.local(conn, req, 500, 'local', `${location.page}: ${error.message}`, false);
+        if (!conn.gone) this.local(conn, req, 500, 'local', `${location.page}: ${error.message}`, false);
       },
     );
   }
@@ -394,7 +408,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
    * instance out before its listeners close. Never cached. Logged as an
    * ordinary local answer (a 503 here is the drain working, not an error).
    */
-  private health(conn: ClientConnection, req: ClientRequest): void {
+  private health(conn: ClientSide, req: ClientRequest): void {
     const status = this.stopping ? 503 : 200;
     const bytes = Buffer.from(this.stopping ? 'draining\n' : 'ok\n');
     let record: RequestRecord | undefined;
@@ -427,7 +441,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   /** An answer before routing (400, 405), under the address's default server's access_log. */
-  private refuse(conn: ClientConnection, req: ClientRequest, status: number, detail: string): void {
+  private refuse(conn: ClientSide, req: ClientRequest, status: number, detail: string): void {
     this.local(conn, req, status, 'bad_request', detail, true, undefined, this.defaultLimits.accessLog);
   }
 
@@ -437,7 +451,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
    * routing pass the default server's.
    */
   private local(
-    conn: ClientConnection,
+    conn: ClientSide,
     req: ClientRequest,
     status: number,
     reason: RequestEndReason,
@@ -476,6 +490,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
         reason,
       };
       if (detail !== undefined) record.detail = detail;
+      if (conn.protocol !== undefined) record.protocol = conn.protocol;
     }
     const answer = new LocalAnswer(this, conn, record, status, reason);
     conn.user = answer;
