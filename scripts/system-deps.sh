@@ -3,7 +3,10 @@
 # iproute2 (ip netns, veth), nftables (the lab's load balancer), tcpdump
 # (packet evidence in lab timelines), nginx (the seed's nginx, tested literally),
 # openssl (throwaway certificates for the TLS keepalive tests),
-# zsh (`keepwire completion zsh` is loaded by the real shell).
+# zsh (`keepwire completion zsh` is loaded by the real shell),
+# redis-server and postgresql (the client presets tested against real servers),
+# haproxy (`keepwire recommend --for haproxy` checked by `haproxy -c`),
+# default-jdk-headless (`--for java` compiled by javac), golang-go (`--for go` compiled).
 # Needs root and apt-get; otherwise it says what is missing and goes on
 # (namespace tests then skip with the reason, except under CI=true).
 set -u
@@ -14,6 +17,11 @@ command -v tcpdump >/dev/null 2>&1 || missing="$missing tcpdump"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+command -v javac >/dev/null 2>&1 || missing="$missing default-jdk-headless"
+command -v go >/dev/null 2>&1 || [ -x /usr/lib/go/bin/go ] || missing="$missing golang-go"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "keepwire: missing system packages:$missing (install them as root with apt-get)" >&2
