@@ -111,7 +111,8 @@ export function k8sPod(r: Recommendation): object {
 export function istioDestinationRule(r: Recommendation): object {
   const k = r.keepalive;
   return {
-    apiVersion: 'networking.istio.io/v1',
+    // v1beta1: served by every Istio release (v1 only from 1.22).
+    apiVersion: 'networking.istio.io/v1beta1',
     kind: 'DestinationRule',
     metadata: { name: 'backend-keepalive' },
     spec: {
