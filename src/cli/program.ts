@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { recommend, sysctlLines } from '../keepalive/recommend.js';
+import { recommend } from '../keepalive/recommend.js';
 import { parseSoKeepalive } from '../keepalive/spec.js';
 import { parseDuration } from '../units/time.js';
 import { registerCheck } from './check.js';
@@ -10,6 +10,7 @@ import { EXIT, UsageError } from './errors.js';
 import type { Io } from './io.js';
 import { registerLab } from './lab.js';
 import { registerProbe } from './probe.js';
+import { registerRecommend, secondsArg } from './recommend.js';
 import { renderSelfcheck, selfcheck } from './selfcheck.js';
 import { registerServe } from './serve.js';
 
@@ -18,15 +19,6 @@ function version(): string {
     version: string;
   };
   return pkg.version;
-}
-
-/** Parses a time argument such as `90s` or `1m30s` into whole seconds. */
-function secondsArg(value: string): number {
-  const parsed = parseDuration(value);
-  if (!parsed.ok) throw new InvalidArgumentError(parsed.error.message);
-  if (parsed.value % 1000 !== 0)
-    throw new InvalidArgumentError(`"${value}" is not a whole number of seconds`);
-  return parsed.value / 1000;
 }
 
 /** An LB idle timeout: whole seconds, and long enough for a keepalive probe to fit under it. */
@@ -101,41 +93,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       },
     );
 
-  program
-    .command('recommend')
-    .description('keepalive and HTTP keep-alive settings for a load balancer idle timeout')
-    .requiredOption('--lb-idle <time>', 'idle timeout of the load balancer (e.g. 90s, 350s, 4m)', secondsArg)
-    .addOption(
-      new Option('--margin <time>', 'how long before the LB deadline the first probe goes out').argParser(
-        secondsArg,
-      ),
-    )
-    .option('--json', 'print as JSON')
-    .action((opts: { lbIdle: number; margin?: number; json?: boolean }) => {
-      let rec: ReturnType<typeof recommend>;
-      try {
-        rec = recommend(opts.lbIdle, opts.margin === undefined ? {} : { margin: opts.margin });
-      } catch (error) {
-        throw new UsageError((error as Error).message);
-      }
-      if (opts.json) {
-        io.out(`${JSON.stringify(rec, null, 2)}\n`);
-        return;
-      }
-      const k = rec.keepalive;
-      io.out(
-        [
-          `LB idle timeout ${rec.lbIdleTimeout}s:`,
-          `  TCP keepalive         idle ${k.idle}s, interval ${k.interval}s, count ${k.count} (dead peer noticed after ${rec.detectionTime}s)`,
-          `  nginx                 listen 80 so_keepalive=${rec.soKeepalive};`,
-          ...sysctlLines(rec.sysctl).map((line, i) => `  ${i === 0 ? 'sysctl' : ''}`.padEnd(24) + line),
-          `  HTTP server keep-alive > LB: keepalive_timeout ${rec.httpServerKeepaliveTimeout}s;`,
-          `  client pool idle      < LB: ${rec.clientPoolIdleTimeout}s`,
-          ...rec.reasoning.map((r) => `  - ${r}`),
-          '',
-        ].join('\n'),
-      );
-    });
+  registerRecommend(program, io);
   registerServe(program, io, setExit);
   registerCheck(program, io, setExit);
   registerLab(program, io, setExit);

@@ -47,6 +47,17 @@ export interface Recommendation {
   /** The idle timeout of client-side connection pools that go through the LB: shorter than it. */
   clientPoolIdleTimeout: number;
   /**
+   * Application-level keepalive (HTTP/2 and gRPC PINGs, WebSocket pings):
+   * sent every `period` seconds, the same period as the kernel's probes
+   * (probePeriod), so an L4 box sees a packet as often either way and an L7
+   * box, which counts only data, sees the pings; a peer silent for `timeout`
+   * seconds after a ping (interval x count, the kernel's own patience) is dead.
+   * A server policing pings must allow one every `serverMinInterval` seconds
+   * (half the period, for timer jitter) or it closes the connection with
+   * GOAWAY too_many_pings.
+   */
+  appPing: { period: number; timeout: number; serverMinInterval: number };
+  /**
    * The host-wide sysctls for programs that only set SO_KEEPALIVE, against a
    * stock host (interval 75 s): see `sysctlSettings`.
    */
@@ -107,6 +118,12 @@ export function recommend(lbIdleTimeout: number, options: { margin?: number } = 
   const httpServerKeepaliveTimeout = lb + Math.max(5, Math.ceil(lb / 10));
   const clientPoolIdleTimeout = lb - margin;
   const keepalive = { idle, interval, count };
+  const pingPeriod = probePeriod(keepalive);
+  const appPing = {
+    period: pingPeriod,
+    timeout: Math.max(1, interval * count),
+    serverMinInterval: Math.max(1, Math.floor(pingPeriod / 2)),
+  };
   const fmt = (s: number) => formatDuration(s * 1000);
   return {
     lbIdleTimeout: lb,
@@ -116,6 +133,7 @@ export function recommend(lbIdleTimeout: number, options: { margin?: number } = 
     detectionTime: detectionTime(keepalive),
     httpServerKeepaliveTimeout,
     clientPoolIdleTimeout,
+    appPing,
     sysctl: sysctlSettings({ lbIdleTimeout: lb, keepalive }),
     reasoning: [
       `TCP keepalive idle ${fmt(idle)} < LB idle ${fmt(lb)}: the first probe refreshes the LB's session ${fmt(margin)} before it would be forgotten.`,
@@ -123,6 +141,7 @@ export function recommend(lbIdleTimeout: number, options: { margin?: number } = 
       `Count ${count}: a dead peer is noticed after ${fmt(detectionTime(keepalive))} (idle + interval x count) instead of the kernel default 2h11m15s.`,
       `HTTP server keep-alive timeout ${fmt(httpServerKeepaliveTimeout)} > LB idle ${fmt(lb)}: the LB, which pools connections to the server, closes idle ones first, so it never reuses one the server is closing.`,
       `Client pool idle timeout ${fmt(clientPoolIdleTimeout)} < LB idle ${fmt(lb)}: the client drops idle pooled connections before the LB forgets them, so a reused connection is never a dead one.`,
+      `Application pings (HTTP/2, gRPC, WebSocket) every ${fmt(appPing.period)}, the kernel's probe period, answered within ${fmt(appPing.timeout)}: they reach L7 boxes too, which count data and ignore TCP probes; a server must accept a ping every ${fmt(appPing.serverMinInterval)}.`,
     ],
   };
 }

@@ -25,7 +25,10 @@ for (const lb of [3, 60, 90, 300, 350, 600, 6000, 100_000]) {
     const parsed = parseSoKeepalive(r.soKeepalive);
     assert.ok(parsed.ok, `soKeepalive ${r.soKeepalive} parses`);
     assert.deepEqual(parsed.value, { enable: true, ...k });
-    assert.equal(r.reasoning.length, 5);
+    assert.ok(r.appPing.period < lb, 'application pings come before the LB forgets the session');
+    assert.equal(r.appPing.period, probePeriod(k));
+    assert.ok(r.appPing.serverMinInterval < r.appPing.period, 'a server accepts the pings it is sent');
+    assert.equal(r.reasoning.length, 6);
   });
 }
 

@@ -144,7 +144,9 @@ describe('npm package (pack, install, run)', { timeout: 300_000 }, () => {
       [
         '--input-type=module',
         '-e',
-        `import { recommend } from 'keepwire'; import { parseConfigText } from 'keepwire/config';
+        `import { recommend, configureServer, pgPreset } from 'keepwire'; import { parseConfigText } from 'keepwire/config';
+         import http from 'node:http';
+         if (configureServer(http.createServer(), { lbIdle: 90 }).kind !== 'http1' || !pgPreset({ lbIdle: 90 }).keepAlive) process.exit(3);
          console.log(recommend(90).soKeepalive, parseConfigText('stream { }').diagnostics.length);`,
       ],
       project,

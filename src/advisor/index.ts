@@ -1,0 +1,20 @@
+export {
+  type GrpcChannelPreset,
+  type GrpcServerPreset,
+  grpcChannelOptions,
+  grpcServerOptions,
+  type HttpAgentPreset,
+  httpAgentOptions,
+  type IoredisPreset,
+  ioredisPreset,
+  keepaliveFor,
+  type LbIdle,
+  type PgPreset,
+  pgPreset,
+  ruleFor,
+  type UndiciPreset,
+  undiciPoolOptions,
+  type WsPreset,
+  wsPreset,
+} from './presets.js';
+export { type ConfigureServerOptions, configureServer, type ServerSettings } from './server.js';
