@@ -5,6 +5,7 @@
  * rules that span directives (upstream names, duplicate addresses) run.
  */
 import { isIP } from 'node:net';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { type DiagnosticList, type Position, sortDiagnostics } from './diagnostics.js';
 import {
   type Binding,
@@ -27,6 +28,7 @@ import { checkHazards, Origins } from './hazards.js';
 import { positionInToken } from './lexer.js';
 import type {
   Balancing,
+  CertificatePair,
   Config,
   HttpBlock,
   HttpLocation,
@@ -39,6 +41,7 @@ import type {
   StreamServer,
   UpstreamGroup,
   UpstreamServer,
+  UpstreamTls,
 } from './model.js';
 import type { ConfigAst, DirectiveNode } from './parser.js';
 import { closest } from './values.js';
@@ -94,6 +97,11 @@ class Block {
 }
 
 const ref = (p: Position): SourceRef => ({ file: p.file, line: p.line, col: p.col });
+
+/** A file named in a configuration: relative paths are relative to the file that names it. */
+function besideFile(at: { file: string }, file: string): string {
+  return isAbsolute(file) ? file : resolvePath(dirname(at.file), file);
+}
 
 function tokenPosition(node: DirectiveNode, arg: number, offset: number): Position {
   const a = node.args[arg];
@@ -292,11 +300,77 @@ class Builder {
       source: ref(s.node),
     };
     if (v.defaultServer) listen.defaultServer = true;
+    if (v.ssl) listen.ssl = true;
     if (v.soKeepalive) {
       listen.soKeepalive = v.soKeepalive;
       this.at(listen, 'soKeepalive', s.node.args[v.soKeepaliveArg ?? 0]);
     }
     return listen;
+  }
+
+  /**
+   * ssl_certificate and ssl_certificate_key of the innermost level that sets
+   * any, paired by rank as nginx pairs them; relative paths are relative to
+   * the file naming them. A server with an `ssl` listen needs at least one
+   * pair (nginx: "no ssl_certificate is defined for the listen ... ssl").
+   */
+  private certificates(
+    chain: readonly Block[],
+    listens: readonly Listen[],
+    node: DirectiveNode,
+    module: 'http' | 'stream',
+  ): CertificatePair[] {
+    const certD = module === 'http' ? D.httpSslCertificate : D.streamSslCertificate;
+    const keyD = module === 'http' ? D.httpSslCertificateKey : D.streamSslCertificateKey;
+    const level = chain.find((b) => b.all(certD).length > 0 || b.all(keyD).length > 0);
+    const certs = level?.all(certD) ?? [];
+    const keys = level?.all(keyD) ?? [];
+    const pairs: CertificatePair[] = [];
+    for (let i = 0; i < Math.max(certs.length, keys.length); i++) {
+      const c = certs[i];
+      const k = keys[i];
+      if (c === undefined || k === undefined) {
+        const at = (c ?? k)!.node;
+        this.diags.error(
+          'missing-directive',
+          at,
+          c === undefined
+            ? `"ssl_certificate_key" without an "ssl_certificate" of the same rank`
+            : `no "ssl_certificate_key" is defined for certificate "${c.value}"`,
+          'each ssl_certificate needs an ssl_certificate_key, given in the same order',
+        );
+        continue;
+      }
+      pairs.push({
+        certificate: besideFile(c.node, c.value),
+        key: besideFile(k.node, k.value),
+        certificateSource: ref(c.node),
+        keySource: ref(k.node),
+      });
+    }
+    const tls = listens.find((l) => l.ssl);
+    if (tls && pairs.length === 0 && certs.length === 0)
+      this.diags.error(
+        'missing-directive',
+        tls.source,
+        `no "ssl_certificate" is defined for the listen ${tls.address.text} ssl`,
+        'ssl_certificate /etc/letsencrypt/live/example.com/fullchain.pem; ssl_certificate_key /etc/letsencrypt/live/example.com/privkey.pem;',
+      );
+    void node;
+    return pairs;
+  }
+
+  /** proxy_ssl_* file paths relative to the file that names them, as ssl_certificate. */
+  private upstreamTlsPaths(record: UpstreamTls): void {
+    for (const field of [
+      'proxySslTrustedCertificate',
+      'proxySslCertificate',
+      'proxySslCertificateKey',
+    ] as const) {
+      const value = record[field];
+      const at = this.origins.get(record, field);
+      if (value !== undefined && at !== undefined) record[field] = besideFile(at, value);
+    }
   }
 
   private upstreams<G extends UpstreamGroup>(
@@ -406,11 +480,18 @@ class Builder {
       } else if (pass) {
         proxyPass = this.target(pass, upstreams, 'stream');
       }
+      const chain = levels('stream_server', sb, [block, main]);
       const server = this.fill<StreamServer>(
-        { listens, proxyPass: proxyPass ?? { kind: 'group', name: '' }, source: ref(node) },
+        {
+          listens,
+          proxyPass: proxyPass ?? { kind: 'group', name: '' },
+          sslCertificates: this.certificates(chain, listens, node, 'stream'),
+          source: ref(node),
+        },
         'stream_server',
-        levels('stream_server', sb, [block, main]),
+        chain,
       );
+      this.upstreamTlsPaths(server);
       if (pass) this.at(server, 'proxyPass', pass.node);
       servers.push(server);
     }
@@ -436,10 +517,16 @@ class Builder {
           },
         ];
       }
+      const chain = levels('http_server', sb, [block, main]);
       const server = this.fill<HttpServer>(
-        { listens, locations: [], source: ref(node) },
+        {
+          listens,
+          locations: [],
+          sslCertificates: this.certificates(chain, listens, node, 'http'),
+          source: ref(node),
+        },
         'http_server',
-        levels('http_server', sb, [block, main]),
+        chain,
       );
       const prefixes = new Map<string, DirectiveNode>();
       for (const lb of sb.blocks('location')) {
@@ -477,6 +564,7 @@ class Builder {
       'location',
       levels('location', block, parents),
     );
+    this.upstreamTlsPaths(location);
     const pass = block.first(D.httpProxyPass);
     const ret = block.first(D.return);
     if (pass && ret) {
@@ -499,7 +587,8 @@ class Builder {
     }
     if (pass) {
       const target = this.target(pass, upstreams, 'http');
-      if (target) location.proxyPass = { scheme: 'http', target, text: pass.value.text };
+      if (target)
+        location.proxyPass = { scheme: pass.value.https ? 'https' : 'http', target, text: pass.value.text };
       this.at(location, 'proxyPass', pass.node);
     }
     if (ret && !pass) location.returnDirective = ret.value;

@@ -75,6 +75,8 @@ export interface ClientLeg extends TunnelOwner {
   tunnelled(tunnel: UpgradeTunnel): void;
   readonly listenText: string;
   readonly serverPort: number;
+  /** `https` on an `ssl` address. */
+  readonly scheme: 'http' | 'https';
 }
 
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
@@ -157,7 +159,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       remoteAddr: client.remoteAddr,
       remotePort: client.remotePort,
       serverPort: leg.serverPort,
-      scheme: 'http',
+      scheme: leg.scheme,
       host: req.host ?? '',
       proxyHost: route.upstream.name,
     };

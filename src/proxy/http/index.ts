@@ -11,6 +11,7 @@ import { type Upstream, Upstreams } from '../../upstream/index.js';
 import { type Generation, GenerationBuildError } from '../generation.js';
 import type { Listener } from '../listener.js';
 import { listenKey } from '../listener.js';
+import { makeTicketKeys } from '../tls.js';
 import type { Route } from './exchange.js';
 import { ServerTable, type VirtualServer, virtualServer } from './routing.js';
 import { type HttpDeps, HttpFrontend } from './server.js';
@@ -38,6 +39,8 @@ export interface HttpAddress {
   servers: VirtualServer[];
   /** The server whose listen says `default_server` (check allows one per address); else the first. */
   defaultServer?: VirtualServer;
+  /** `ssl` on any listen of the address (as nginx: the parameter is the address's). */
+  ssl: boolean;
 }
 
 /** Groups the servers of a block by listening address (several may share one, chosen by server_name). */
@@ -56,13 +59,14 @@ export function httpAddresses(block: HttpBlock): HttpAddress[] {
       }
       let at = byKey.get(key);
       if (at === undefined) {
-        at = { key, listen, servers: [vs] };
+        at = { key, listen, servers: [vs], ssl: false };
         byKey.set(key, at);
       } else {
         if (!at.servers.includes(vs)) at.servers.push(vs);
         if (at.listen.soKeepalive === undefined && listen.soKeepalive !== undefined) at.listen = listen;
       }
       if (listen.defaultServer && at.defaultServer === undefined) at.defaultServer = vs;
+      if (listen.ssl) at.ssl = true;
     }
   }
   return [...byKey.values()];
@@ -119,6 +123,8 @@ export class HttpGeneration implements Generation {
         });
       }
     }
+    // One set of session ticket keys per generation, shared by its ssl addresses (tls.ts).
+    const ticketKeys = addresses.some((a) => a.ssl) ? (deps.ticketKeys ?? makeTicketKeys()) : undefined;
     for (const address of addresses)
       this.frontends.push(
         new HttpFrontend(
@@ -126,6 +132,8 @@ export class HttpGeneration implements Generation {
           new ServerTable(address.servers, address.defaultServer ?? address.servers[0]),
           this.routes,
           deps,
+          address.ssl ? ticketKeys : undefined,
+          address.servers,
         ),
       );
   }
