@@ -12,8 +12,10 @@
  * does not have them, it falls back to 'data' events: same bytes, same
  * order, only slower (`test/proxy/reads.test.ts` checks both paths).
  *
- * TLS sockets (`encrypted`) always take the 'data' path: their handle is a
- * TLSWrap, not the TCP handle the fast path was written for.
+ * TLS sockets take the same path: their handle, OpenSSL's TLSWrap, is a
+ * stream handle with `useUserBuffer` too and hands over decrypted bytes
+ * (test/proxy/tls/tls-socket-io.test.ts runs both paths on TLS). Writes do
+ * not (see writes.ts).
  *
  * `socket.pause()`/`resume()` keep working: net's Socket stops and starts
  * the handle's reads itself when these fields are set. End of stream and
@@ -73,14 +75,7 @@ export function readsTo<T>(socket: Socket, sink: ReadSink<T>, receiver?: T): voi
   tapped[RECEIVER] = receiver;
   if (installed) return;
   const handle = handleOf(socket);
-  // A TLSSocket's handle is OpenSSL's TLSWrap, whose reads are decrypted
-  // records, not the TCP stream the onread fields describe: 'data' events.
-  if (
-    fields !== null &&
-    handle !== null &&
-    typeof handle.useUserBuffer === 'function' &&
-    !(socket as { encrypted?: boolean }).encrypted
-  ) {
+  if (fields !== null && handle !== null && typeof handle.useUserBuffer === 'function') {
     tapped[fields.buffer] = READ_BUFFER;
     tapped[fields.generator] = null;
     tapped[fields.callback] = onRead;

@@ -12,9 +12,11 @@
  * (or `end`) keeps the byte order. While such a write is still queued,
  * `blocked` is true and 'drain' is emitted when it completes.
  *
- * Where the binding is not there (another Node), and on TLS sockets (whose
- * handle is a TLSWrap that must encrypt what it is given, and whose write
- * state Node tracks in JavaScript), `send` is `socket.write`.
+ * Where the binding is not there (another Node), and on TLS sockets, `send`
+ * is `socket.write`: a write request handed to a TLSWrap beside the ones
+ * Node's tls code makes aborts the process (`Assertion failed:
+ * !current_write_` in node::TLSWrap, Node 20), as
+ * test/proxy/tls/tls-socket-io.test.ts shows when the check is removed.
  * The binding and the handle are Node internals, resolved once in
  * src/kernel/node-internals.ts.
  */
