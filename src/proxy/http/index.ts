@@ -5,13 +5,14 @@
  * listeners the runtime owns, drained and stopped as a unit.
  */
 import { recordDefaults } from '../../config/directives.js';
-import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen } from '../../config/model.js';
+import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen, UpstreamTls } from '../../config/model.js';
 import { compileKeepalive } from '../../keepalive/applier.js';
 import { type Upstream, Upstreams } from '../../upstream/index.js';
 import { type Generation, GenerationBuildError } from '../generation.js';
 import type { Listener } from '../listener.js';
 import { listenKey } from '../listener.js';
 import { makeTicketKeys } from '../tls.js';
+import { UpstreamTlsClient } from '../tls-upstream.js';
 import type { Route } from './exchange.js';
 import { ServerTable, type VirtualServer, virtualServer } from './routing.js';
 import { type HttpDeps, HttpFrontend } from './server.js';
@@ -27,6 +28,20 @@ export type {
 } from './log.js';
 export { requestFields, requestJson } from './log.js';
 export { HttpFrontend } from './server.js';
+
+/** The proxy_ssl_* fields: locations equal in these (and proxy_pass host) share one TLS client and cache. */
+const UPSTREAM_TLS_FIELDS = [
+  'proxySslVerify',
+  'proxySslTrustedCertificate',
+  'proxySslVerifyDepth',
+  'proxySslServerName',
+  'proxySslName',
+  'proxySslCertificate',
+  'proxySslCertificateKey',
+  'proxySslProtocols',
+  'proxySslCiphers',
+  'proxySslSessionReuse',
+] as const satisfies readonly (keyof UpstreamTls)[];
 
 export class HttpBuildError extends GenerationBuildError {
   override name = 'HttpBuildError';
@@ -91,7 +106,11 @@ export class HttpGeneration implements Generation {
   ) {
     // One runtime Upstream per group for the generation, and its keep-alive cache.
     const upstreams = new Upstreams<HttpUpstreamGroup>(block.upstreams);
-    const pools = new Map<Upstream, GroupPool>();
+    // A group's keep-alive cache per way of speaking to it: plain, or each
+    // distinct set of proxy_ssl_* settings (a TLS connection is reused only
+    // by requests that would have opened it the same way).
+    const pools = new Map<Upstream, Map<string, GroupPool>>();
+    const tlsClients = new Map<string, UpstreamTlsClient>();
     for (const server of block.servers) {
       for (const location of server.locations) {
         const pass = location.proxyPass;
@@ -102,12 +121,25 @@ export class HttpGeneration implements Generation {
           throw new HttpBuildError(`${s.file}:${s.line}:${s.col}: no upstream group "${pass.text}"`);
         }
         const { upstream } = entry;
-        let pool = pools.get(upstream);
+        let tls: UpstreamTlsClient | undefined;
+        let tlsKey = '';
+        if (pass.scheme === 'https') {
+          const passHost = pass.target.kind === 'group' ? pass.target.name : pass.target.address.host;
+          tlsKey = JSON.stringify([passHost, ...UPSTREAM_TLS_FIELDS.map((f) => location[f])]);
+          tls = tlsClients.get(tlsKey);
+          if (tls === undefined) {
+            tls = new UpstreamTlsClient(location, passHost, location.source);
+            tlsClients.set(tlsKey, tls);
+          }
+        }
+        const byTls = pools.get(upstream) ?? new Map<string, GroupPool>();
+        pools.set(upstream, byTls);
+        let pool = byTls.get(tlsKey);
         if (pool === undefined) {
           // proxy_pass to an address has no keep-alive cache, as in nginx.
           const settings = pass.target.kind === 'group' ? (entry.group as HttpUpstreamGroup) : NO_POOL;
-          pool = new GroupPool(settings);
-          pools.set(upstream, pool);
+          pool = new GroupPool(settings, tls);
+          byTls.set(tlsKey, pool);
           this.pools.push(pool);
         }
         this.routes.set(location, {
