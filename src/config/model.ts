@@ -141,6 +141,8 @@ export interface UpstreamTls {
   proxySslCiphers: string;
   /** Default on: sessions are resumed on new connections to the same server. */
   proxySslSessionReuse: boolean;
+  /** Where the proxy_ssl_* files were named (for `check`); absent when none is. */
+  proxySslSources?: { trustedCertificate?: SourceRef; certificate?: SourceRef; certificateKey?: SourceRef };
 }
 
 /** The target of proxy_pass: a named group, or a single address (an implicit one-server group). */

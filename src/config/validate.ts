@@ -362,15 +362,29 @@ class Builder {
 
   /** proxy_ssl_* file paths relative to the file that names them, as ssl_certificate. */
   private upstreamTlsPaths(record: UpstreamTls): void {
-    for (const field of [
-      'proxySslTrustedCertificate',
-      'proxySslCertificate',
-      'proxySslCertificateKey',
-    ] as const) {
+    const fields = [
+      ['proxySslTrustedCertificate', 'trustedCertificate'],
+      ['proxySslCertificate', 'certificate'],
+      ['proxySslCertificateKey', 'certificateKey'],
+    ] as const;
+    for (const [field, name] of fields) {
       const value = record[field];
       const at = this.origins.get(record, field);
-      if (value !== undefined && at !== undefined) record[field] = besideFile(at, value);
+      if (value === undefined || at === undefined) continue;
+      record[field] = besideFile(at, value);
+      record.proxySslSources ??= {};
+      record.proxySslSources[name] = ref(at);
     }
+  }
+
+  /** As nginx leaves it by default, TLS to an upstream without verification: anyone on the path can pose as it. */
+  private verifyOff(at: Position, what: string): void {
+    this.diags.warning(
+      'tls-verify-off',
+      at,
+      `${what} without "proxy_ssl_verify on": the upstream's certificate is not checked`,
+      'proxy_ssl_verify on; proxy_ssl_trusted_certificate /path/to/ca.pem; (and proxy_ssl_name if the name differs)',
+    );
   }
 
   private upstreams<G extends UpstreamGroup>(
@@ -492,6 +506,8 @@ class Builder {
         chain,
       );
       this.upstreamTlsPaths(server);
+      if (server.proxySsl && !server.proxySslVerify)
+        this.verifyOff(this.origins.get(server, 'proxySsl') ?? node, 'proxy_ssl on');
       if (pass) this.at(server, 'proxyPass', pass.node);
       servers.push(server);
     }
@@ -589,6 +605,8 @@ class Builder {
       const target = this.target(pass, upstreams, 'http');
       if (target)
         location.proxyPass = { scheme: pass.value.https ? 'https' : 'http', target, text: pass.value.text };
+      if (pass.value.https && !location.proxySslVerify)
+        this.verifyOff(pass.node, `proxy_pass ${pass.value.text}`);
       this.at(location, 'proxyPass', pass.node);
     }
     if (ret && !pass) location.returnDirective = ret.value;

@@ -39,13 +39,13 @@ export class Pki {
       '-out',
       this.ca,
       '-days',
-      '2',
+      '90',
       '-subj',
       '/CN=keepwire test CA',
     ]);
   }
 
-  /** A certificate for `name` signed by the CA (`days` 0: expires now). */
+  /** A certificate for `name` signed by the CA, valid for `days` (default 60). */
   issue(
     name: string,
     opts: { kind?: 'ec' | 'rsa'; days?: number; client?: boolean; file?: string } = {},
@@ -80,7 +80,7 @@ export class Pki {
       '-out',
       cert,
       '-days',
-      String(opts.days ?? 2),
+      String(opts.days ?? 60),
       '-extfile',
       ext,
     ]);
