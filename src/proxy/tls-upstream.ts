@@ -23,7 +23,7 @@ import {
   type TLSSocket,
 } from 'node:tls';
 import type { SourceRef, UpstreamTls } from '../config/model.js';
-import { GenerationBuildError } from './generation.js';
+import { GenerationBuildError } from './build-error.js';
 import { protocolRange } from './tls.js';
 
 export interface TlsPeer {

@@ -32,7 +32,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TLSSocket, Server as TlsServer } from 'node:tls';
 import type { ServerTls, TlsProtocol } from '../config/model.js';
 import { tcpSocketOf } from '../kernel/node-internals.js';
-import { GenerationBuildError } from './generation.js';
+import { GenerationBuildError } from './build-error.js';
 
 /** Node's `ticketKeys` length: 16 bytes key name, 16 HMAC secret, 16 AES key. */
 export const TICKET_KEYS_BYTES = 48;
