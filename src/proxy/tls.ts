@@ -190,7 +190,8 @@ export class TlsTerminator {
   ) {
     const def = options.defaultServer;
     this.handshakeTimeoutMs = def.sslHandshakeTimeoutMs;
-    this.server = TlsTerminator.makeServer({
+    const at = def.sslCertificates[0]?.certificateSource;
+    this.server = TlsTerminator.makeServer(at ? `${at.file}:${at.line}:${at.col}: ` : '', {
       ...serverContextOptions(def),
       ...(options.alpn ? { ALPNProtocols: [...options.alpn] } : {}),
       // Our own timer covers the whole wait (first byte included); Node's stays as a backstop.
@@ -238,11 +239,11 @@ export class TlsTerminator {
     });
   }
 
-  private static makeServer(options: ConstructorParameters<typeof TlsServer>[0]): TlsServer {
+  private static makeServer(where: string, options: ConstructorParameters<typeof TlsServer>[0]): TlsServer {
     try {
       return new TlsServer(options);
     } catch (error) {
-      throw new TlsConfigError(`TLS settings refused by OpenSSL: ${(error as Error).message}`);
+      throw new TlsConfigError(`${where}TLS settings refused by OpenSSL: ${(error as Error).message}`);
     }
   }
 

@@ -75,3 +75,32 @@ test('a reload picks up renewed certificate files; connections from before it go
   // The connection from before the reload is still served (then closed, as an old generation's).
   assert.match(await ask(old), /200 OK/);
 });
+
+test('a reload whose key does not match its certificate is refused with file:line; the running certificate stays', async (t) => {
+  const pki = makePki(t);
+  if (!pki) return;
+  const live = pki.issue('site.test', { file: 'live' });
+  const other = pki.issue('site.test', { file: 'other' });
+  const up = await rawUpstream((_req, respond) => respond(okResponse()));
+  t.after(() => up.close());
+  const port = await freePort();
+  const text = (key: string) => `http {
+  upstream app { server 127.0.0.1:${up.port}; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate live.pem;
+    ssl_certificate_key ${key};
+    location / { proxy_pass http://app; }
+  }
+}
+`;
+  const proxy = await startHttp(pki.config(text(live.key)));
+  t.after(() => proxy.close());
+  await assert.rejects(proxy.runtime.apply(pki.config(text(other.key))), (e: Error) => {
+    assert.match(e.message, /keepwire\.conf:5:\d+: TLS settings refused by OpenSSL/);
+    return true;
+  });
+  const s = await open(port, pki.read(pki.ca));
+  t.after(() => s.destroy());
+  assert.match(await ask(s), /200 OK/);
+});
