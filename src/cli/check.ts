@@ -9,6 +9,7 @@
  */
 import { basename } from 'node:path';
 import type { Command } from 'commander';
+import { checkCertificates } from '../config/certificates.js';
 import {
   type Diagnostic,
   formatDiagnostics,
@@ -80,8 +81,10 @@ export function registerCheck(program: Command, io: Io, setExit: (code: number) 
       // As nginx -t: every host name must resolve (serve checks the same at start).
       if (result.config !== undefined) {
         const unresolved = await resolveNames(result.config);
-        if (unresolved.length > 0)
-          result.diagnostics = sortDiagnostics([...result.diagnostics, ...unresolved]);
+        // As nginx -t: every certificate and key is loaded (and judged: config/certificates.ts).
+        const tls = checkCertificates(result.config);
+        if (unresolved.length > 0 || tls.length > 0)
+          result.diagnostics = sortDiagnostics([...result.diagnostics, ...unresolved, ...tls]);
       }
       const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
       const warnings = result.diagnostics.length - errors;

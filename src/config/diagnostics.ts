@@ -46,6 +46,14 @@ export type DiagnosticCode =
   | 'conflict'
   // the configuration against this host
   | 'host-not-found'
+  // TLS files (config/certificates.ts) and settings
+  | 'certificate-unreadable'
+  | 'certificate-invalid'
+  | 'certificate-expired'
+  | 'certificate-expiring'
+  | 'key-mismatch'
+  | 'key-readable-by-others'
+  | 'tls-verify-off'
   // hazards: configurations that are valid but misbehave behind a load balancer
   | 'hazard-keepalive-too-late'
   | 'hazard-keepalive-interval-too-long'

@@ -13,7 +13,9 @@ import type {
   HttpUpstreamGroup,
   LbKind,
   NextUpstreamCondition,
+  SessionCache,
   StreamServer,
+  TlsProtocol,
   UpstreamServer,
   WebSocketHeartbeat,
   WorkerProcesses,
@@ -167,13 +169,14 @@ export interface ListenValue {
   hasOptions: boolean;
   /** `default_server` (http only): this server answers requests whose Host no server_name matches. */
   defaultServer: boolean;
+  /** `ssl`: TLS on this address. */
+  ssl: boolean;
 }
 
 /** Default 511 as nginx on Linux (NGX_LISTEN_BACKLOG). */
 export const DEFAULT_BACKLOG = 511;
 
 const NGINX_ONLY_LISTEN = new Set([
-  'ssl',
   'http2',
   'quic',
   'proxy_protocol',
@@ -190,8 +193,9 @@ const NGINX_ONLY_LISTEN = new Set([
 ]);
 
 const LISTEN_HINT = {
-  http: 'keepwire listen takes ADDRESS [default_server] [so_keepalive=on|off|idle:interval:count] [backlog=N] [reuseport]',
-  stream: 'keepwire listen takes ADDRESS [so_keepalive=on|off|idle:interval:count] [backlog=N] [reuseport]',
+  http: 'keepwire listen takes ADDRESS [default_server] [ssl] [so_keepalive=on|off|idle:interval:count] [backlog=N] [reuseport]',
+  stream:
+    'keepwire listen takes ADDRESS [ssl] [so_keepalive=on|off|idle:interval:count] [backlog=N] [reuseport]',
 };
 
 const parseListen =
@@ -205,6 +209,7 @@ const parseListen =
       reuseport: false,
       hasOptions: false,
       defaultServer: false,
+      ssl: false,
     };
     for (let i = 1; i < args.length; i++) {
       const text = args[i]!;
@@ -225,6 +230,11 @@ const parseListen =
           );
         }
         value.defaultServer = true;
+        continue;
+      }
+      // As nginx, `ssl` on any listen of an address makes the address TLS; it is not a socket option.
+      if (text === 'ssl') {
+        value.ssl = true;
         continue;
       }
       value.hasOptions = true;
@@ -329,6 +339,8 @@ export interface ProxyPassValue {
   hostOffset: number;
   /** Whether a port was written: `NAME` alone must be an upstream. */
   explicitPort: boolean;
+  /** `https://`: TLS to the upstream. */
+  https?: boolean;
 }
 
 function proxyTarget(text: string, hostOffset: number, defaultPort?: number): Result<ProxyPassValue> {
@@ -383,12 +395,13 @@ function parseHttpProxyPass(args: readonly string[]): DirectiveResult<ProxyPassV
       0,
     );
   }
-  if (scheme[1]!.toLowerCase() !== 'http') {
+  const schemeName = scheme[1]!.toLowerCase();
+  if (schemeName !== 'http' && schemeName !== 'https') {
     return atArg(
       bad(
         `the "${scheme[1]}" scheme is not supported by keepwire`,
         0,
-        'keepwire proxies HTTP/1.x in clear text: use http://',
+        'keepwire proxies HTTP/1.x: use http:// or https://',
         'unsupported',
       ),
       0,
@@ -411,7 +424,9 @@ function parseHttpProxyPass(args: readonly string[]): DirectiveResult<ProxyPassV
       0,
     );
   }
-  return atArg(proxyTarget(text, start, 80), 0);
+  const target = proxyTarget(text, start, schemeName === 'https' ? 443 : 80);
+  if (target.ok && schemeName === 'https') target.value.https = true;
+  return atArg(target, 0);
 }
 
 function parseBalancingHash(args: readonly string[]): DirectiveResult<Balancing> {
@@ -633,6 +648,331 @@ function parseHeader(args: readonly string[]): DirectiveResult<{ name: string; v
 function parseServerNames(args: readonly string[]): DirectiveResult<string[]> {
   return done(args.filter((a) => a !== ''));
 }
+
+// ---- TLS (ngx_http_ssl_module / ngx_stream_ssl_module, and the proxy_ssl_* of the proxy modules) ----
+
+const TLS_PROTOCOLS: readonly TlsProtocol[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+
+/**
+ * `ssl_protocols`: Node (OpenSSL through `minVersion`/`maxVersion`) enables
+ * a contiguous range, so a list with a hole (TLSv1 TLSv1.2) is refused
+ * rather than silently widened. SSLv2/SSLv3 are gone from OpenSSL 3.
+ */
+function parseProtocols(args: readonly string[]): DirectiveResult<TlsProtocol[]> {
+  const out: TlsProtocol[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === 'SSLv2' || a === 'SSLv3')
+      return atArg(
+        bad(`"${a}" is not supported (OpenSSL 3 has no SSL)`, 0, 'use TLSv1.2 TLSv1.3', 'unsupported'),
+        i,
+      );
+    if (!TLS_PROTOCOLS.includes(a as TlsProtocol))
+      return atArg(bad(`invalid protocol "${a}"`, 0, `protocols: ${TLS_PROTOCOLS.join(' ')}`), i);
+    if (!out.includes(a as TlsProtocol)) out.push(a as TlsProtocol);
+  }
+  const ranks = out.map((p) => TLS_PROTOCOLS.indexOf(p)).sort((a, b) => a - b);
+  if (ranks[ranks.length - 1]! - ranks[0]! + 1 !== ranks.length)
+    return atArg(
+      bad(
+        'the protocols must be a contiguous range',
+        0,
+        'OpenSSL enables a range from the lowest to the highest version; list every version in between',
+      ),
+      0,
+    );
+  return done(ranks.map((r) => TLS_PROTOCOLS[r]!));
+}
+
+/** Sessions per megabyte of nginx's shared cache ("about 4000 sessions" per 1m). */
+const SESSIONS_PER_MB = 4000;
+
+/**
+ * `ssl_session_cache off | none | [builtin[:size]] [shared:name:size]`. keepwire
+ * keeps one in-process cache per configuration generation: `builtin:N` holds N
+ * sessions, `shared:NAME:SIZE` about 4000 per megabyte as nginx's shared zone.
+ */
+function parseSessionCache(args: readonly string[]): DirectiveResult<SessionCache> {
+  if (args.length === 1 && (args[0] === 'off' || args[0] === 'none')) return done({ kind: args[0] });
+  let size = 0;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === 'builtin') size += 20480;
+    else if (a.startsWith('builtin:')) {
+      const n = shifted(parseInteger(a.slice(8), 1), 8);
+      if (!n.ok) return atArg(n, i);
+      size += n.value;
+    } else if (a.startsWith('shared:')) {
+      const parts = a.split(':');
+      if (parts.length !== 3 || parts[1] === '')
+        return atArg(bad(`invalid session cache "${a}"`, 0, 'shared:NAME:SIZE, e.g. shared:SSL:10m'), i);
+      const bytes = shifted(parseSize(parts[2]!), 8 + parts[1]!.length);
+      if (!bytes.ok) return atArg(bytes, i);
+      size += Math.max(1, Math.floor((bytes.value / (1024 * 1024)) * SESSIONS_PER_MB));
+    } else
+      return atArg(
+        bad(`invalid session cache "${a}"`, 0, 'off | none | [builtin[:size]] [shared:name:size]'),
+        i,
+      );
+  }
+  return done({ kind: 'cache', size, text: args.join(' ') });
+}
+
+const path = single((text: string): Result<string> => done(text));
+const text = single((t: string): Result<string> => done(t));
+
+/**
+ * The server-side TLS directives of one module (http or stream): nginx
+ * writes them the same in both, each module its own copy.
+ */
+function serverSsl(module: 'http' | 'stream') {
+  const contexts: readonly Context[] =
+    module === 'http' ? ['http', 'http_server'] : ['stream', 'stream_server'];
+  const record: RecordKind[] = [module === 'http' ? 'http_server' : 'stream_server'];
+  return {
+    certificate: d({
+      name: 'ssl_certificate',
+      module,
+      contexts,
+      syntax: 'file',
+      minArgs: 1,
+      maxArgs: 1,
+      multiple: true,
+      parse: path,
+      doc: 'A certificate (PEM, the server certificate first and then its chain, e.g. `fullchain.pem`) for the `ssl` listeners of the server. Given several times (an RSA and an ECDSA certificate), each pairs with the `ssl_certificate_key` of the same rank, and OpenSSL picks the one the client supports. Relative paths are relative to the file that names them. Files are read when the configuration is loaded: a reload (SIGHUP) reads renewed files; `check` reports a key that does not match, an unreadable key, an expired certificate (error) or one expiring within 14 days (warning).',
+    }),
+    certificateKey: d({
+      name: 'ssl_certificate_key',
+      module,
+      contexts,
+      syntax: 'file',
+      minArgs: 1,
+      maxArgs: 1,
+      multiple: true,
+      parse: path,
+      doc: 'The private key (PEM) of the `ssl_certificate` of the same rank. `check` warns when the file is readable by other users.',
+    }),
+    protocols: d({
+      name: 'ssl_protocols',
+      module,
+      contexts,
+      syntax: '[TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]',
+      minArgs: 1,
+      maxArgs: 4,
+      default: 'TLSv1.2 TLSv1.3',
+      parse: parseProtocols,
+      bind: [bind(record, 'sslProtocols')],
+      doc: 'The TLS versions accepted, a contiguous range (OpenSSL enables the lowest to the highest listed).',
+    }),
+    ciphers: d({
+      name: 'ssl_ciphers',
+      module,
+      contexts,
+      syntax: 'ciphers',
+      minArgs: 1,
+      maxArgs: 1,
+      default: 'HIGH:!aNULL:!MD5',
+      parse: text,
+      bind: [bind(record, 'sslCiphers')],
+      doc: "The TLS 1.2 cipher suites, in OpenSSL's format (`openssl ciphers`), as nginx. TLS 1.3 suites are OpenSSL's defaults.",
+    }),
+    preferServerCiphers: d({
+      name: 'ssl_prefer_server_ciphers',
+      module,
+      contexts,
+      syntax: 'on | off',
+      minArgs: 1,
+      maxArgs: 1,
+      default: 'off',
+      parse: flag,
+      bind: [bind(record, 'sslPreferServerCiphers')],
+      doc: "Whether the server's cipher order wins over the client's (TLS 1.2).",
+    }),
+    sessionCache: d({
+      name: 'ssl_session_cache',
+      module,
+      contexts,
+      syntax: 'off | none | [builtin[:size]] [shared:name:size]',
+      minArgs: 1,
+      maxArgs: 2,
+      default: 'none',
+      parse: parseSessionCache,
+      bind: [bind(record, 'sslSessionCache')],
+      doc: 'A cache of TLS sessions for resumption by session ID. keepwire keeps it in the serving process (one per configuration generation): `builtin:N` holds N sessions, `shared:NAME:SIZE` about 4000 sessions per megabyte, as nginx sizes its zone; with several worker processes each keeps its own, so resumption across workers relies on session tickets (`ssl_session_tickets`, keyed the same in every worker). `none` and `off` keep no sessions.',
+    }),
+    sessionTimeout: d({
+      name: 'ssl_session_timeout',
+      module,
+      contexts,
+      syntax: 'time',
+      minArgs: 1,
+      maxArgs: 1,
+      default: '5m',
+      parse: lifetime,
+      bind: [bind(record, 'sslSessionTimeoutMs')],
+      doc: 'How long a session (cached or in a ticket) may be resumed.',
+    }),
+    sessionTickets: d({
+      name: 'ssl_session_tickets',
+      module,
+      contexts,
+      syntax: 'on | off',
+      minArgs: 1,
+      maxArgs: 1,
+      default: 'on',
+      parse: flag,
+      bind: [bind(record, 'sslSessionTickets')],
+      doc: 'Resumption by session tickets (RFC 5077, and TLS 1.3 tickets). The ticket keys are 48 random bytes made once per configuration generation by the process that loads it and given to every serving process, so a ticket issued by one worker resumes on another; a reload makes new keys (tickets from before it make a full handshake), which is how they rotate, as nginx without `ssl_session_ticket_key` files.',
+    }),
+    handshakeTimeout: d({
+      name: 'ssl_handshake_timeout',
+      module,
+      contexts,
+      syntax: 'time',
+      minArgs: 1,
+      maxArgs: 1,
+      default: '60s',
+      parse: time,
+      bind: [bind(record, 'sslHandshakeTimeoutMs')],
+      doc: 'The longest a TLS handshake may take; then the connection is closed. The wait for the first byte counts too.',
+    }),
+  };
+}
+
+/** The proxy_ssl_* directives of one module: TLS toward the upstream. */
+function upstreamSsl(module: 'http' | 'stream') {
+  const contexts: readonly Context[] =
+    module === 'http' ? ['http', 'http_server', 'location'] : ['stream', 'stream_server'];
+  const record: RecordKind[] = [module === 'http' ? 'location' : 'stream_server'];
+  const when = module === 'http' ? 'to `https://` upstreams' : 'to the upstream under `proxy_ssl on`';
+  return {
+    verify: d({
+      name: 'proxy_ssl_verify',
+      module,
+      contexts,
+      syntax: 'on | off',
+      minArgs: 1,
+      maxArgs: 1,
+      default: 'off',
+      parse: flag,
+      bind: [bind(record, 'proxySslVerify')],
+      doc: `Whether the upstream's certificate is verified ${when} (against \`proxy_ssl_trusted_certificate\`, and its name against \`proxy_ssl_name\`). Off by default, as nginx: \`check\` warns, since then anyone on the path can pose as the upstream. A failed verification is a failed attempt (502, the reason logged).`,
+    }),
+    trustedCertificate: d({
+      name: 'proxy_ssl_trusted_certificate',
+      module,
+      contexts,
+      syntax: 'file',
+      minArgs: 1,
+      maxArgs: 1,
+      defaultNote: "— (Node's bundled CA store)",
+      parse: path,
+      bind: [bind(record, 'proxySslTrustedCertificate')],
+      doc: 'CA certificates (PEM) that verify the upstream. `check` reports a file that does not parse.',
+    }),
+    verifyDepth: d({
+      name: 'proxy_ssl_verify_depth',
+      module,
+      contexts,
+      syntax: 'number',
+      minArgs: 1,
+      maxArgs: 1,
+      default: '1',
+      parse: count(0, 100),
+      bind: [bind(record, 'proxySslVerifyDepth')],
+      doc: "The longest chain of intermediate certificates accepted above the upstream's certificate, as nginx (1: the certificate is signed by a trusted CA directly or through one intermediate).",
+    }),
+    serverName: d({
+      name: 'proxy_ssl_server_name',
+      module,
+      contexts,
+      syntax: 'on | off',
+      minArgs: 1,
+      maxArgs: 1,
+      default: 'off',
+      parse: flag,
+      bind: [bind(record, 'proxySslServerName')],
+      doc: 'Whether the name of `proxy_ssl_name` is sent as SNI.',
+    }),
+    name: d({
+      name: 'proxy_ssl_name',
+      module,
+      contexts,
+      syntax: 'name',
+      minArgs: 1,
+      maxArgs: 1,
+      defaultNote: '— (the host of proxy_pass)',
+      parse: text,
+      bind: [bind(record, 'proxySslName')],
+      doc: "The name the upstream's certificate is verified against and sent as SNI; by default the host of `proxy_pass` (the upstream group's name).",
+    }),
+    certificate: d({
+      name: 'proxy_ssl_certificate',
+      module,
+      contexts,
+      syntax: 'file',
+      minArgs: 1,
+      maxArgs: 1,
+      defaultNote: '— (no client certificate)',
+      parse: path,
+      bind: [bind(record, 'proxySslCertificate')],
+      doc: 'A client certificate (PEM) presented to upstreams that ask for one.',
+    }),
+    certificateKey: d({
+      name: 'proxy_ssl_certificate_key',
+      module,
+      contexts,
+      syntax: 'file',
+      minArgs: 1,
+      maxArgs: 1,
+      defaultNote: '—',
+      parse: path,
+      bind: [bind(record, 'proxySslCertificateKey')],
+      doc: 'The private key of `proxy_ssl_certificate`.',
+    }),
+    protocols: d({
+      name: 'proxy_ssl_protocols',
+      module,
+      contexts,
+      syntax: '[TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]',
+      minArgs: 1,
+      maxArgs: 4,
+      default: 'TLSv1.2 TLSv1.3',
+      parse: parseProtocols,
+      bind: [bind(record, 'proxySslProtocols')],
+      doc: 'The TLS versions offered to the upstream, a contiguous range.',
+    }),
+    ciphers: d({
+      name: 'proxy_ssl_ciphers',
+      module,
+      contexts,
+      syntax: 'ciphers',
+      minArgs: 1,
+      maxArgs: 1,
+      default: 'DEFAULT',
+      parse: text,
+      bind: [bind(record, 'proxySslCiphers')],
+      doc: "The TLS 1.2 cipher suites offered to the upstream, in OpenSSL's format.",
+    }),
+    sessionReuse: d({
+      name: 'proxy_ssl_session_reuse',
+      module,
+      contexts,
+      syntax: 'on | off',
+      minArgs: 1,
+      maxArgs: 1,
+      default: 'on',
+      parse: flag,
+      bind: [bind(record, 'proxySslSessionReuse')],
+      doc: 'Whether a new connection to an upstream server resumes the TLS session of the last one to it (an abbreviated handshake), as nginx.',
+    }),
+  };
+}
+
+const HTTP_SSL = serverSsl('http');
+const STREAM_SSL = serverSsl('stream');
+const HTTP_PROXY_SSL = upstreamSsl('http');
+const STREAM_PROXY_SSL = upstreamSsl('stream');
 
 // ---- the table -------------------------------------------------------------------------
 
@@ -922,12 +1262,13 @@ export const D = {
     name: 'listen',
     module: 'stream',
     contexts: ['stream_server'],
-    syntax: 'address[:port] [so_keepalive=on|off|[idle]:[interval]:[count]] [backlog=number] [reuseport]',
+    syntax:
+      'address[:port] [ssl] [so_keepalive=on|off|[idle]:[interval]:[count]] [backlog=number] [reuseport]',
     minArgs: 1,
-    maxArgs: 4,
+    maxArgs: 5,
     multiple: true,
     parse: parseListen('stream'),
-    doc: 'An address to accept connections on: `host:port`, `port`, `*:port` or `[::1]:port`; `unix:` sockets are not supported. Parameters are separated by spaces. `so_keepalive` sets TCP keepalive on accepted connections (an empty field keeps the system value); `backlog` defaults to 511. `default_server` is refused: a stream server has no `server_name`, so an address has one server and nothing to choose a default among.',
+    doc: 'An address to accept connections on: `host:port`, `port`, `*:port` or `[::1]:port`; `unix:` sockets are not supported. Parameters are separated by spaces. `ssl` terminates TLS on the address with the `ssl_*` settings of the server. `so_keepalive` sets TCP keepalive on accepted connections (an empty field keeps the system value); `backlog` defaults to 511. `default_server` is refused: a stream server has no `server_name`, so an address has one server and nothing to choose a default among.',
   }),
   streamProxyPass: d({
     name: 'proxy_pass',
@@ -1044,9 +1385,9 @@ export const D = {
     module: 'http',
     contexts: ['http_server'],
     syntax:
-      'address[:port] [default_server] [so_keepalive=on|off|[idle]:[interval]:[count]] [backlog=number] [reuseport]',
+      'address[:port] [default_server] [ssl] [so_keepalive=on|off|[idle]:[interval]:[count]] [backlog=number] [reuseport]',
     minArgs: 1,
-    maxArgs: 5,
+    maxArgs: 6,
     multiple: true,
     defaultNote: '*:80',
     parse: parseListen('http'),
@@ -1330,11 +1671,11 @@ export const D = {
     name: 'proxy_pass',
     module: 'http',
     contexts: ['location'],
-    syntax: 'http://name | http://address[:port]',
+    syntax: 'http[s]://name | http[s]://address[:port]',
     minArgs: 1,
     maxArgs: 1,
     parse: parseHttpProxyPass,
-    doc: 'Where requests go: an `upstream` block of this `http`, or one address (port 80 by default). The request URI is passed unchanged; a URI part in the URL is not supported.',
+    doc: 'Where requests go: an `upstream` block of this `http`, or one address (port 80 by default, 443 for `https://`). `https://` speaks TLS to the upstream under the `proxy_ssl_*` settings; its keep-alive connections are cached and reused as plain ones. The request URI is passed unchanged; a URI part in the URL is not supported.',
   }),
   httpProxyConnectTimeout: d({
     name: 'proxy_connect_timeout',
@@ -1515,6 +1856,57 @@ export const D = {
     parse: parseReturn,
     doc: 'Answers with `code` (and `text` as the body) without proxying.',
   }),
+  // ---- TLS ----
+  httpSslCertificate: HTTP_SSL.certificate,
+  httpSslCertificateKey: HTTP_SSL.certificateKey,
+  httpSslProtocols: HTTP_SSL.protocols,
+  httpSslCiphers: HTTP_SSL.ciphers,
+  httpSslPreferServerCiphers: HTTP_SSL.preferServerCiphers,
+  httpSslSessionCache: HTTP_SSL.sessionCache,
+  httpSslSessionTimeout: HTTP_SSL.sessionTimeout,
+  httpSslSessionTickets: HTTP_SSL.sessionTickets,
+  httpSslHandshakeTimeout: HTTP_SSL.handshakeTimeout,
+  streamSslCertificate: STREAM_SSL.certificate,
+  streamSslCertificateKey: STREAM_SSL.certificateKey,
+  streamSslProtocols: STREAM_SSL.protocols,
+  streamSslCiphers: STREAM_SSL.ciphers,
+  streamSslPreferServerCiphers: STREAM_SSL.preferServerCiphers,
+  streamSslSessionCache: STREAM_SSL.sessionCache,
+  streamSslSessionTimeout: STREAM_SSL.sessionTimeout,
+  streamSslSessionTickets: STREAM_SSL.sessionTickets,
+  streamSslHandshakeTimeout: STREAM_SSL.handshakeTimeout,
+  httpProxySslVerify: HTTP_PROXY_SSL.verify,
+  httpProxySslTrustedCertificate: HTTP_PROXY_SSL.trustedCertificate,
+  httpProxySslVerifyDepth: HTTP_PROXY_SSL.verifyDepth,
+  httpProxySslServerName: HTTP_PROXY_SSL.serverName,
+  httpProxySslName: HTTP_PROXY_SSL.name,
+  httpProxySslCertificate: HTTP_PROXY_SSL.certificate,
+  httpProxySslCertificateKey: HTTP_PROXY_SSL.certificateKey,
+  httpProxySslProtocols: HTTP_PROXY_SSL.protocols,
+  httpProxySslCiphers: HTTP_PROXY_SSL.ciphers,
+  httpProxySslSessionReuse: HTTP_PROXY_SSL.sessionReuse,
+  streamProxySsl: d({
+    name: 'proxy_ssl',
+    module: 'stream',
+    contexts: ['stream', 'stream_server'],
+    syntax: 'on | off',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    parse: flag,
+    bind: [bind(['stream_server'], 'proxySsl')],
+    doc: 'Whether connections to the upstream speak TLS (under the `proxy_ssl_*` settings).',
+  }),
+  streamProxySslVerify: STREAM_PROXY_SSL.verify,
+  streamProxySslTrustedCertificate: STREAM_PROXY_SSL.trustedCertificate,
+  streamProxySslVerifyDepth: STREAM_PROXY_SSL.verifyDepth,
+  streamProxySslServerName: STREAM_PROXY_SSL.serverName,
+  streamProxySslName: STREAM_PROXY_SSL.name,
+  streamProxySslCertificate: STREAM_PROXY_SSL.certificate,
+  streamProxySslCertificateKey: STREAM_PROXY_SSL.certificateKey,
+  streamProxySslProtocols: STREAM_PROXY_SSL.protocols,
+  streamProxySslCiphers: STREAM_PROXY_SSL.ciphers,
+  streamProxySslSessionReuse: STREAM_PROXY_SSL.sessionReuse,
 } as const;
 
 export const DIRECTIVES: readonly Directive[] = Object.values(D) as Directive[];

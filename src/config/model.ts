@@ -82,14 +82,76 @@ export interface Listen {
   /** Default 511, as nginx on Linux. */
   backlog: number;
   reuseport: boolean;
+  /** `ssl`: connections on this address are TLS (the server's ssl_* settings); absent: plain. */
+  ssl?: true;
   source: SourceRef;
+}
+
+/** A protocol name of `ssl_protocols` / `proxy_ssl_protocols`, as OpenSSL and Node spell it. */
+export type TlsProtocol = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+
+/** One `ssl_certificate` with the `ssl_certificate_key` of the same rank (nginx pairs them in order). */
+export interface CertificatePair {
+  certificate: string;
+  key: string;
+  certificateSource: SourceRef;
+  keySource: SourceRef;
+}
+
+/** `ssl_session_cache`: `off` (no cache), `none` (nginx: say resumable, keep nothing), or an in-process cache of `size` sessions. */
+export type SessionCache = { kind: 'off' } | { kind: 'none' } | { kind: 'cache'; size: number; text: string };
+
+/** The TLS settings of a server terminating `listen ... ssl` (http and stream alike). */
+export interface ServerTls {
+  /** Innermost level that sets any ssl_certificate; empty when none is set. */
+  sslCertificates: CertificatePair[];
+  /** Default TLSv1.2 TLSv1.3. */
+  sslProtocols: TlsProtocol[];
+  /** OpenSSL cipher list, default HIGH:!aNULL:!MD5 as nginx. */
+  sslCiphers: string;
+  /** Default off. */
+  sslPreferServerCiphers: boolean;
+  /** Default none. */
+  sslSessionCache: SessionCache;
+  /** Default 5m: how long a session (cache entry or ticket) may be resumed. */
+  sslSessionTimeoutMs: number;
+  /** Default on. */
+  sslSessionTickets: boolean;
+  /** Default 60s. */
+  sslHandshakeTimeoutMs: number;
+}
+
+/** How keepwire speaks TLS to an upstream (`proxy_pass https://`, stream `proxy_ssl on`). */
+export interface UpstreamTls {
+  /** Default off, as nginx. */
+  proxySslVerify: boolean;
+  /** CA file for proxy_ssl_verify; absent: the system's CAs (Node's bundled store). */
+  proxySslTrustedCertificate?: string;
+  /** Default 1, as nginx. */
+  proxySslVerifyDepth: number;
+  /** Default off: no SNI is sent. */
+  proxySslServerName: boolean;
+  /** Default: the host of proxy_pass. */
+  proxySslName?: string;
+  proxySslCertificate?: string;
+  proxySslCertificateKey?: string;
+  /** Default TLSv1.2 TLSv1.3. */
+  proxySslProtocols: TlsProtocol[];
+  /** Default DEFAULT (OpenSSL's list), as nginx. */
+  proxySslCiphers: string;
+  /** Default on: sessions are resumed on new connections to the same server. */
+  proxySslSessionReuse: boolean;
+  /** Where the proxy_ssl_* files were named (for `check`); absent when none is. */
+  proxySslSources?: { trustedCertificate?: SourceRef; certificate?: SourceRef; certificateKey?: SourceRef };
 }
 
 /** The target of proxy_pass: a named group, or a single address (an implicit one-server group). */
 export type ProxyTarget = { kind: 'group'; name: string } | { kind: 'address'; address: Address };
 
-export interface StreamServer {
+export interface StreamServer extends ServerTls, UpstreamTls {
   listens: Listen[];
+  /** proxy_ssl, default off: the upstream leg speaks TLS. */
+  proxySsl: boolean;
   proxyPass: ProxyTarget;
   /** proxy_timeout, default 10m: idle session timeout (no byte either way). */
   proxyTimeoutMs: number;
@@ -140,10 +202,10 @@ export type LbKind = 'l4' | 'l7';
 
 export type LocalPage = 'metrics' | 'stub_status' | 'status';
 
-export interface HttpLocation {
+export interface HttpLocation extends UpstreamTls {
   prefix: string;
   /** At most one of proxyPass, returnDirective, health and page is set (exactly one answers). */
-  proxyPass?: { scheme: 'http'; target: ProxyTarget; text: string };
+  proxyPass?: { scheme: 'http' | 'https'; target: ProxyTarget; text: string };
   returnDirective?: { code: number; text?: string };
   /** `metrics;`, `stub_status;` or `status;`: a page keepwire answers itself (src/metrics/); then neither of the above is set. */
   page?: LocalPage;
@@ -191,7 +253,7 @@ export interface HttpLocation {
  * default server gives them; the rest are taken per request from the server
  * chosen by Host and the location chosen by path, as in nginx.
  */
-export interface HttpServer {
+export interface HttpServer extends ServerTls {
   listens: Listen[];
   /** Empty: matches any Host. */
   serverNames: string[];

@@ -5,6 +5,7 @@
  * rules that span directives (upstream names, duplicate addresses) run.
  */
 import { isIP } from 'node:net';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { type DiagnosticList, type Position, sortDiagnostics } from './diagnostics.js';
 import {
   type Binding,
@@ -27,6 +28,7 @@ import { checkHazards, Origins } from './hazards.js';
 import { positionInToken } from './lexer.js';
 import type {
   Balancing,
+  CertificatePair,
   Config,
   HttpBlock,
   HttpLocation,
@@ -40,6 +42,7 @@ import type {
   StreamServer,
   UpstreamGroup,
   UpstreamServer,
+  UpstreamTls,
 } from './model.js';
 import type { ConfigAst, DirectiveNode } from './parser.js';
 import { closest } from './values.js';
@@ -95,6 +98,11 @@ class Block {
 }
 
 const ref = (p: Position): SourceRef => ({ file: p.file, line: p.line, col: p.col });
+
+/** A file named in a configuration: relative paths are relative to the file that names it. */
+function besideFile(at: { file: string }, file: string): string {
+  return isAbsolute(file) ? file : resolvePath(dirname(at.file), file);
+}
 
 function tokenPosition(node: DirectiveNode, arg: number, offset: number): Position {
   const a = node.args[arg];
@@ -293,11 +301,91 @@ class Builder {
       source: ref(s.node),
     };
     if (v.defaultServer) listen.defaultServer = true;
+    if (v.ssl) listen.ssl = true;
     if (v.soKeepalive) {
       listen.soKeepalive = v.soKeepalive;
       this.at(listen, 'soKeepalive', s.node.args[v.soKeepaliveArg ?? 0]);
     }
     return listen;
+  }
+
+  /**
+   * ssl_certificate and ssl_certificate_key of the innermost level that sets
+   * any, paired by rank as nginx pairs them; relative paths are relative to
+   * the file naming them. A server with an `ssl` listen needs at least one
+   * pair (nginx: "no ssl_certificate is defined for the listen ... ssl").
+   */
+  private certificates(
+    chain: readonly Block[],
+    listens: readonly Listen[],
+    node: DirectiveNode,
+    module: 'http' | 'stream',
+  ): CertificatePair[] {
+    const certD = module === 'http' ? D.httpSslCertificate : D.streamSslCertificate;
+    const keyD = module === 'http' ? D.httpSslCertificateKey : D.streamSslCertificateKey;
+    const level = chain.find((b) => b.all(certD).length > 0 || b.all(keyD).length > 0);
+    const certs = level?.all(certD) ?? [];
+    const keys = level?.all(keyD) ?? [];
+    const pairs: CertificatePair[] = [];
+    for (let i = 0; i < Math.max(certs.length, keys.length); i++) {
+      const c = certs[i];
+      const k = keys[i];
+      if (c === undefined || k === undefined) {
+        const at = (c ?? k)!.node;
+        this.diags.error(
+          'missing-directive',
+          at,
+          c === undefined
+            ? `"ssl_certificate_key" without an "ssl_certificate" of the same rank`
+            : `no "ssl_certificate_key" is defined for certificate "${c.value}"`,
+          'each ssl_certificate needs an ssl_certificate_key, given in the same order',
+        );
+        continue;
+      }
+      pairs.push({
+        certificate: besideFile(c.node, c.value),
+        key: besideFile(k.node, k.value),
+        certificateSource: ref(c.node),
+        keySource: ref(k.node),
+      });
+    }
+    const tls = listens.find((l) => l.ssl);
+    if (tls && pairs.length === 0 && certs.length === 0)
+      this.diags.error(
+        'missing-directive',
+        tls.source,
+        `no "ssl_certificate" is defined for the listen ${tls.address.text} ssl`,
+        'ssl_certificate /etc/letsencrypt/live/example.com/fullchain.pem; ssl_certificate_key /etc/letsencrypt/live/example.com/privkey.pem;',
+      );
+    void node;
+    return pairs;
+  }
+
+  /** proxy_ssl_* file paths relative to the file that names them, as ssl_certificate. */
+  private upstreamTlsPaths(record: UpstreamTls): void {
+    const fields = [
+      ['proxySslTrustedCertificate', 'trustedCertificate'],
+      ['proxySslCertificate', 'certificate'],
+      ['proxySslCertificateKey', 'certificateKey'],
+    ] as const;
+    for (const [field, name] of fields) {
+      const value = record[field];
+      const at = this.origins.get(record, field);
+      if (value === undefined || at === undefined) continue;
+      record[field] = besideFile(at, value);
+      record.proxySslSources ??= {};
+      record.proxySslSources[name] = ref(at);
+    }
+  }
+
+  /** As nginx leaves it by default, TLS to an upstream without verification: anyone on the path can pose as it. */
+  private verifyOff(at: Position, what: string): void {
+    this.diags.warning(
+      'tls-verify-off',
+      at,
+      `${what} without "proxy_ssl_verify on": the upstream's certificate is not checked`,
+      'proxy_ssl_verify on; proxy_ssl_trusted_certificate /path/to/ca.pem; (and proxy_ssl_name if the name differs)',
+    );
   }
 
   private upstreams<G extends UpstreamGroup>(
@@ -407,11 +495,20 @@ class Builder {
       } else if (pass) {
         proxyPass = this.target(pass, upstreams, 'stream');
       }
+      const chain = levels('stream_server', sb, [block, main]);
       const server = this.fill<StreamServer>(
-        { listens, proxyPass: proxyPass ?? { kind: 'group', name: '' }, source: ref(node) },
+        {
+          listens,
+          proxyPass: proxyPass ?? { kind: 'group', name: '' },
+          sslCertificates: this.certificates(chain, listens, node, 'stream'),
+          source: ref(node),
+        },
         'stream_server',
-        levels('stream_server', sb, [block, main]),
+        chain,
       );
+      this.upstreamTlsPaths(server);
+      if (server.proxySsl && !server.proxySslVerify)
+        this.verifyOff(this.origins.get(server, 'proxySsl') ?? node, 'proxy_ssl on');
       if (pass) this.at(server, 'proxyPass', pass.node);
       servers.push(server);
     }
@@ -437,10 +534,16 @@ class Builder {
           },
         ];
       }
+      const chain = levels('http_server', sb, [block, main]);
       const server = this.fill<HttpServer>(
-        { listens, locations: [], source: ref(node) },
+        {
+          listens,
+          locations: [],
+          sslCertificates: this.certificates(chain, listens, node, 'http'),
+          source: ref(node),
+        },
         'http_server',
-        levels('http_server', sb, [block, main]),
+        chain,
       );
       const prefixes = new Map<string, DirectiveNode>();
       for (const lb of sb.blocks('location')) {
@@ -478,6 +581,7 @@ class Builder {
       'location',
       levels('location', block, parents),
     );
+    this.upstreamTlsPaths(location);
     const pass = block.first(D.httpProxyPass);
     const ret = block.first(D.return);
     const health = block.first(D.health);
@@ -520,7 +624,10 @@ class Builder {
     }
     if (pass) {
       const target = this.target(pass, upstreams, 'http');
-      if (target) location.proxyPass = { scheme: 'http', target, text: pass.value.text };
+      if (target)
+        location.proxyPass = { scheme: pass.value.https ? 'https' : 'http', target, text: pass.value.text };
+      if (pass.value.https && !location.proxySslVerify)
+        this.verifyOff(pass.node, `proxy_pass ${pass.value.text}`);
       this.at(location, 'proxyPass', pass.node);
     }
     if (ret && !pass) location.returnDirective = ret.value;

@@ -9,12 +9,11 @@
  */
 import type { Listen, StreamBlock } from '../config/model.js';
 import { Upstreams } from '../upstream/index.js';
+import { GenerationBuildError } from './build-error.js';
 import { type Listener, listenKey } from './listener.js';
 import { type StreamDeps, StreamProxy, type StreamSession } from './stream.js';
 
-export class GenerationBuildError extends Error {
-  override name = 'GenerationBuildError';
-}
+export { GenerationBuildError };
 
 /** A listening address a generation needs, identified by `key` (shared across reloads when equal). */
 export interface GenerationAddress {

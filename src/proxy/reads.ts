@@ -12,6 +12,11 @@
  * does not have them, it falls back to 'data' events: same bytes, same
  * order, only slower (`test/proxy/reads.test.ts` checks both paths).
  *
+ * TLS sockets take the same path: their handle, OpenSSL's TLSWrap, is a
+ * stream handle with `useUserBuffer` too and hands over decrypted bytes
+ * (test/proxy/tls/tls-socket-io.test.ts runs both paths on TLS). Writes do
+ * not (see writes.ts).
+ *
  * `socket.pause()`/`resume()` keep working: net's Socket stops and starts
  * the handle's reads itself when these fields are set. End of stream and
  * errors still arrive as 'end' and 'error'.

@@ -12,6 +12,7 @@
 import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Listen, StreamServer } from '../config/model.js';
 import { compileKeepalive, type KeepaliveApplier, type KeepaliveFailureLog } from '../keepalive/applier.js';
+import { tcpSocketOf } from '../kernel/node-internals.js';
 import { liveStreams } from '../metrics/live.js';
 import { type ListenerStats, listenerStats, noteEvent } from '../metrics/stats.js';
 import type { UpstreamHost } from '../upstream/hosts.js';
@@ -20,6 +21,8 @@ import { Deadline } from './deadline.js';
 import type { ConnectionLimiter } from './limits.js';
 import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
 import { joinSockets, resetSocket } from './pump.js';
+import { type HandshakeFailure, makeTicketKeys, TlsTerminator } from './tls.js';
+import { UpstreamTlsClient } from './tls-upstream.js';
 import { Tries } from './tries.js';
 
 export type SessionEndReason =
@@ -29,7 +32,9 @@ export type SessionEndReason =
   | 'connect_failed'
   | 'client_reset'
   | 'upstream_reset'
-  | 'shutdown';
+  | 'shutdown'
+  /** `listen ... ssl`: the client did not complete the TLS handshake (no upstream was tried). */
+  | 'tls_handshake_failed';
 
 /** The one log record each session writes when it ends. */
 export interface SessionRecord {
@@ -57,6 +62,8 @@ export interface StreamDeps {
   now?: () => number;
   /** A keepalive setting the kernel refused for a socket (the session goes on). */
   keepaliveFailed?: KeepaliveFailureLog;
+  /** Session ticket keys of the generation (tls.ts `makeTicketKeys`); absent, each `ssl` server makes its own. */
+  ticketKeys?: Buffer;
 }
 
 function endpoint(address: string | undefined, port: number | undefined): string {
@@ -74,12 +81,33 @@ export class StreamProxy {
   readonly upstreamKeepalive: KeepaliveApplier;
   /** Each listen's counters (src/metrics/stats.ts), kept across reloads. */
   readonly stats = new Map<Listen, ListenerStats>();
+  /** `listen ... ssl`: TLS termination of this server's addresses. */
+  private readonly tls: TlsTerminator | undefined;
+  /** `proxy_ssl on`: TLS toward the upstream. */
+  readonly upstreamTls: UpstreamTlsClient | undefined;
 
   constructor(
     readonly model: StreamServer,
     readonly upstream: Upstream,
     readonly deps: StreamDeps,
   ) {
+    if (model.listens.some((l) => l.ssl))
+      this.tls = new TlsTerminator(
+        { defaultServer: model, serverFor: () => undefined, ticketKeys: deps.ticketKeys ?? makeTicketKeys() },
+        {
+          secure: (socket) =>
+            this.begin(socket, this.tlsListen.get(tcpSocketOf(socket)) ?? model.listens[0]!),
+          failed: (socket, failure) => this.handshakeFailed(socket, failure),
+        },
+      );
+    if (model.proxySsl) {
+      const pass = model.proxyPass;
+      this.upstreamTls = new UpstreamTlsClient(
+        model,
+        pass.kind === 'group' ? pass.name : pass.address.host,
+        model.source,
+      );
+    }
     for (const listen of model.listens) {
       const applier = compileKeepalive('so_keepalive', listen.soKeepalive, deps.keepaliveFailed);
       this.clientKeepalive.set(listen, applier);
@@ -121,6 +149,7 @@ export class StreamProxy {
   stop(): void {
     this.detach();
     for (const s of [...this.sessions]) s.terminate('shutdown');
+    this.tls?.stop();
   }
 
   private accept(client: Socket, listen: Listen): void {
@@ -146,9 +175,39 @@ export class StreamProxy {
       return;
     }
     if (stats !== undefined) stats.handled++;
+    if (listen.ssl && this.tls !== undefined) {
+      // The session starts once the client is secure (keepalive then goes on the TCP socket under it).
+      this.tlsListen.set(client, listen);
+      this.tls.accept(client);
+      return;
+    }
+    this.begin(client, listen);
+  }
+
+  private readonly tlsListen = new WeakMap<Socket, Listen>();
+
+  private begin(client: Socket, listen: Listen): void {
     const session = new StreamSession(this, client, listen);
     this.sessions.add(session);
     session.begin();
+  }
+
+  private handshakeFailed(client: Socket, failure: HandshakeFailure): void {
+    this.deps.limiter.release();
+    this.deps.log({
+      msg: 'session',
+      listen: (this.tlsListen.get(client) ?? this.model.listens[0]!).address.text,
+      client: endpoint(client.remoteAddress, client.remotePort),
+      upstream: null,
+      upstreamGroup: this.upstream.name,
+      tries: 0,
+      bytesFromClient: 0,
+      bytesFromUpstream: 0,
+      durationMs: 0,
+      idleTimeoutMs: this.model.proxyTimeoutMs,
+      reason: 'tls_handshake_failed',
+      detail: `${failure.kind}: ${failure.detail}`,
+    });
   }
 
   /** @internal */
@@ -247,14 +306,26 @@ export class StreamSession {
       return;
     }
     const m = this.proxy.model;
-    const socket = connect({
-      host: host.address.host,
-      port: host.address.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      // Not in @types/node's SocketConstructorOpts, but passed on to Duplex.
-      highWaterMark: SOCKET_HIGH_WATER_MARK,
-    } as TcpNetConnectOpts);
+    const tls = this.proxy.upstreamTls;
+    const socket =
+      tls === undefined
+        ? connect({
+            host: host.address.host,
+            port: host.address.port,
+            allowHalfOpen: true,
+            noDelay: true,
+            // Not in @types/node's SocketConstructorOpts, but passed on to Duplex.
+            highWaterMark: SOCKET_HIGH_WATER_MARK,
+          } as TcpNetConnectOpts)
+        : tls.connect(
+            { host: host.address.host, port: host.address.port },
+            {
+              allowHalfOpen: true,
+              noDelay: true,
+              highWaterMark: SOCKET_HIGH_WATER_MARK,
+              ALPNProtocols: undefined,
+            },
+          );
     this.upstreamSocket = socket;
     this.upstreamClosed = false;
     let connected = false;
@@ -275,7 +346,8 @@ export class StreamSession {
       socket.destroy();
       attemptFailed('connect timed out');
     });
-    socket.once('connect', () => {
+    // proxy_ssl on: connected once the handshake is done (a verify failure is a failed attempt).
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       connected = true;
       tries.stopConnect();
       tries.succeeded();

@@ -12,7 +12,11 @@
  * (or `end`) keeps the byte order. While such a write is still queued,
  * `blocked` is true and 'drain' is emitted when it completes.
  *
- * Where the binding is not there (another Node), `send` is `socket.write`.
+ * Where the binding is not there (another Node), and on TLS sockets, `send`
+ * is `socket.write`: a write request handed to a TLSWrap beside the ones
+ * Node's tls code makes aborts the process (`Assertion failed:
+ * !current_write_` in node::TLSWrap, Node 20), as
+ * test/proxy/tls/tls-socket-io.test.ts shows when the check is removed.
  * The binding and the handle are Node internals, resolved once in
  * src/kernel/node-internals.ts.
  */
@@ -34,6 +38,11 @@ interface Tracked {
 }
 
 let wrap: StreamWrap | null = streamWrap;
+
+/** `tls.TLSSocket#encrypted`: true on TLS sockets. */
+interface Encrypted {
+  encrypted?: boolean;
+}
 
 /** Whether `send` can bypass the Writable on this Node. */
 export function directWritesAvailable(): boolean {
@@ -78,6 +87,7 @@ export function send(socket: Socket, data: string | Buffer): void {
   if (
     wrap === null ||
     !handle ||
+    (socket as Encrypted).encrypted === true ||
     socket.writableLength !== 0 ||
     socket.writableCorked !== 0 ||
     socket.connecting ||
@@ -132,6 +142,7 @@ export function resetBehindEnd(socket: Socket): NodeJS.ErrnoException | undefine
   if (
     wrap === null ||
     !handle ||
+    (socket as Encrypted).encrypted === true ||
     socket.destroyed ||
     socket.writableEnded ||
     socket.writableLength !== 0 ||

@@ -363,7 +363,23 @@ const INVALID: Invalid[] = [
   ['sserver', 'listen 127.0.0.1:6432 so_keepalive=40000s::;', 'bad-value', '40000s', 'kernel limit'],
   ['sserver', 'listen unix:/run/kw.sock;', 'unsupported', 'unix', 'unix domain sockets'],
   ['sserver', 'listen 127.0.0.1:70000;', 'bad-value', '70000', 'out of range'],
-  ['sserver', 'listen 127.0.0.1:6432 ssl;', 'unsupported', 'ssl', 'not supported by keepwire'],
+  [
+    'sserver',
+    'listen 127.0.0.1:6432 proxy_protocol;',
+    'unsupported',
+    'proxy_protocol',
+    'not supported by keepwire',
+  ],
+  [
+    'sserver',
+    'listen 127.0.0.1:6432 ssl;',
+    'missing-directive',
+    0,
+    'no "ssl_certificate" is defined for the listen',
+  ],
+  ['sserver', 'ssl_protocols TLSv1 TLSv1.2;', 'bad-value', 'TLSv1', 'contiguous range'],
+  ['sserver', 'ssl_protocols SSLv3;', 'unsupported', 'SSLv3', 'OpenSSL 3 has no SSL'],
+  ['sserver', 'ssl_session_cache shared:SSL;', 'bad-value', 'shared', 'invalid session cache'],
   ['sserver', 'listen 127.0.0.1:6432 backlog=x;', 'bad-value', 'x;', 'invalid number'],
   ['sserver', 'listen ::1:6432;', 'bad-value', '::1', 'must be written in brackets'],
   ['sserver', 'listen 300.1.1.1:6432;', 'bad-value', '300', 'invalid IPv4 address'],
@@ -432,7 +448,14 @@ const INVALID: Invalid[] = [
   ['hserver', 'location /y { }', 'missing-directive', 0, 'neither "proxy_pass" nor "return"'],
   ['hserver', 'server_name;', 'wrong-arity', 0, 'takes at least 1'],
   ['location', 'proxy_pass app;', 'bad-value', 'app', 'needs an http:// URL'],
-  ['location', 'proxy_pass https://app;', 'unsupported', 'https', 'scheme is not supported'],
+  ['location', 'proxy_pass grpc://app;', 'unsupported', 'grpc', 'scheme is not supported'],
+  [
+    'hserver',
+    'ssl_certificate a.pem;',
+    'missing-directive',
+    0,
+    'no "ssl_certificate_key" is defined for certificate "a.pem"',
+  ],
   ['location', 'proxy_pass http://app/api/;', 'unsupported', '/api', 'URI part'],
   ['location', 'proxy_pass http://ap;', 'unknown-upstream', 'ap;', 'unknown upstream "ap"'],
   ['location', 'proxy_pass http://unix:/tmp/s;', 'unsupported', 'unix', 'unix domain sockets'],
@@ -498,6 +521,28 @@ describe('directives: invalid uses give exact diagnostics', () => {
   }
 });
 
+/** nginx's ssl_* defaults (ngx_http_ssl_module), and ssl_handshake_timeout 60s. */
+const TLS_SERVER_DEFAULTS = {
+  sslCertificates: [],
+  sslProtocols: ['TLSv1.2', 'TLSv1.3'],
+  sslCiphers: 'HIGH:!aNULL:!MD5',
+  sslPreferServerCiphers: false,
+  sslSessionCache: { kind: 'none' },
+  sslSessionTimeoutMs: 300_000,
+  sslSessionTickets: true,
+  sslHandshakeTimeoutMs: 60_000,
+};
+
+/** nginx's proxy_ssl_* defaults: verify off, depth 1, no SNI, session reuse on. */
+const TLS_UPSTREAM_DEFAULTS = {
+  proxySslVerify: false,
+  proxySslVerifyDepth: 1,
+  proxySslServerName: false,
+  proxySslProtocols: ['TLSv1.2', 'TLSv1.3'],
+  proxySslCiphers: 'DEFAULT',
+  proxySslSessionReuse: true,
+};
+
 describe('defaults equal nginx where nginx has the directive', () => {
   it('fills every field of a minimal config', () => {
     const result = check(
@@ -520,6 +565,9 @@ describe('defaults equal nginx where nginx has the directive', () => {
       proxyNextUpstreamTimeoutMs: 0,
       resetTimedoutConnection: false,
       lbKind: 'l4',
+      ...TLS_SERVER_DEFAULTS,
+      proxySsl: false,
+      ...TLS_UPSTREAM_DEFAULTS,
     });
     assert.equal(listens[0]!.soKeepalive, undefined);
     const { locations, source: _hs, listens: hl, ...h } = hserver(c);
@@ -546,6 +594,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       http2PingIntervalMs: 0,
       http2PingTimeoutMs: 20_000,
       lbKind: 'l4',
+      ...TLS_SERVER_DEFAULTS,
     });
     const { source: _ls, proxyPass: _lp, ...l } = locations[0]!;
     assert.deepEqual(l, {
@@ -571,6 +620,8 @@ describe('defaults equal nginx where nginx has the directive', () => {
       accessLog: true,
       websocketHeartbeat: null,
       statusConnections: 200,
+
+      ...TLS_UPSTREAM_DEFAULTS,
     });
     const { servers, source: _us, ...u } = app(c);
     assert.deepEqual(u, {

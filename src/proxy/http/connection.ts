@@ -172,6 +172,8 @@ export class ClientConnection implements ClientSide {
   constructor(
     private readonly owner: ConnectionOwner,
     readonly socket: Socket,
+    /** A plain HTTP client on an `ssl` address: its request is answered 400 and the connection closed. */
+    readonly plainOnTlsPort = false,
   ) {
     this.remoteAddr = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;

@@ -81,6 +81,9 @@ export interface ClientLeg extends TunnelOwner {
   readonly serverPort: number;
   /** The address's counters (src/metrics/stats.ts). */
   readonly stats: ListenerStats;
+
+  /** `https` on an `ssl` address. */
+  readonly scheme: 'http' | 'https';
 }
 
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
@@ -165,7 +168,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       remoteAddr: client.remoteAddr,
       remotePort: client.remotePort,
       serverPort: leg.serverPort,
-      scheme: 'http',
+      scheme: leg.scheme,
       host: req.host ?? '',
       proxyHost: route.upstream.name,
     };

@@ -75,7 +75,7 @@ export interface RequestContext {
   remoteAddr: string;
   remotePort: number;
   serverPort: number;
-  scheme: 'http';
+  scheme: 'http' | 'https';
   /** The client's Host (without a default), or '' if none. */
   host: string;
   /** The upstream group name or address, nginx's $proxy_host. */

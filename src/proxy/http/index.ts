@@ -5,7 +5,7 @@
  * listeners the runtime owns, drained and stopped as a unit.
  */
 import { recordDefaults } from '../../config/directives.js';
-import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen } from '../../config/model.js';
+import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen, UpstreamTls } from '../../config/model.js';
 import { compileKeepalive } from '../../keepalive/applier.js';
 import { type LiveGroup, liveHttp } from '../../metrics/live.js';
 import { upstreamStats } from '../../metrics/stats.js';
@@ -13,6 +13,8 @@ import { type Upstream, Upstreams } from '../../upstream/index.js';
 import { type Generation, GenerationBuildError } from '../generation.js';
 import type { Listener } from '../listener.js';
 import { listenKey } from '../listener.js';
+import { makeTicketKeys } from '../tls.js';
+import { UpstreamTlsClient } from '../tls-upstream.js';
 import type { Route } from './exchange.js';
 import { ServerTable, type VirtualServer, virtualServer } from './routing.js';
 import { type HttpDeps, HttpFrontend } from './server.js';
@@ -29,6 +31,20 @@ export type {
 export { requestFields, requestJson } from './log.js';
 export { HttpFrontend } from './server.js';
 
+/** The proxy_ssl_* fields: locations equal in these (and proxy_pass host) share one TLS client and cache. */
+const UPSTREAM_TLS_FIELDS = [
+  'proxySslVerify',
+  'proxySslTrustedCertificate',
+  'proxySslVerifyDepth',
+  'proxySslServerName',
+  'proxySslName',
+  'proxySslCertificate',
+  'proxySslCertificateKey',
+  'proxySslProtocols',
+  'proxySslCiphers',
+  'proxySslSessionReuse',
+] as const satisfies readonly (keyof UpstreamTls)[];
+
 export class HttpBuildError extends GenerationBuildError {
   override name = 'HttpBuildError';
 }
@@ -40,6 +56,8 @@ export interface HttpAddress {
   servers: VirtualServer[];
   /** The server whose listen says `default_server` (check allows one per address); else the first. */
   defaultServer?: VirtualServer;
+  /** `ssl` on any listen of the address (as nginx: the parameter is the address's). */
+  ssl: boolean;
 }
 
 /** Groups the servers of a block by listening address (several may share one, chosen by server_name). */
@@ -58,13 +76,14 @@ export function httpAddresses(block: HttpBlock): HttpAddress[] {
       }
       let at = byKey.get(key);
       if (at === undefined) {
-        at = { key, listen, servers: [vs] };
+        at = { key, listen, servers: [vs], ssl: false };
         byKey.set(key, at);
       } else {
         if (!at.servers.includes(vs)) at.servers.push(vs);
         if (at.listen.soKeepalive === undefined && listen.soKeepalive !== undefined) at.listen = listen;
       }
       if (listen.defaultServer && at.defaultServer === undefined) at.defaultServer = vs;
+      if (listen.ssl) at.ssl = true;
     }
   }
   return [...byKey.values()];
@@ -93,7 +112,11 @@ export class HttpGeneration implements Generation {
   ) {
     // One runtime Upstream per group for the generation, and its keep-alive cache.
     const upstreams = new Upstreams<HttpUpstreamGroup>(block.upstreams);
-    const pools = new Map<Upstream, GroupPool>();
+    // A group's keep-alive cache per way of speaking to it: plain, or each
+    // distinct set of proxy_ssl_* settings (a TLS connection is reused only
+    // by requests that would have opened it the same way).
+    const pools = new Map<Upstream, Map<string, GroupPool>>();
+    const tlsClients = new Map<string, UpstreamTlsClient>();
     let lb: number | undefined;
     for (const server of block.servers) {
       if (server.lbIdleTimeoutMs !== undefined)
@@ -108,14 +131,27 @@ export class HttpGeneration implements Generation {
           throw new HttpBuildError(`${s.file}:${s.line}:${s.col}: no upstream group "${pass.text}"`);
         }
         const { upstream } = entry;
-        let pool = pools.get(upstream);
+        let tls: UpstreamTlsClient | undefined;
+        let tlsKey = '';
+        if (pass.scheme === 'https') {
+          const passHost = pass.target.kind === 'group' ? pass.target.name : pass.target.address.host;
+          tlsKey = JSON.stringify([passHost, ...UPSTREAM_TLS_FIELDS.map((f) => location[f])]);
+          tls = tlsClients.get(tlsKey);
+          if (tls === undefined) {
+            tls = new UpstreamTlsClient(location, passHost, location.source);
+            tlsClients.set(tlsKey, tls);
+          }
+        }
+        const byTls = pools.get(upstream) ?? new Map<string, GroupPool>();
+        pools.set(upstream, byTls);
+        let pool = byTls.get(tlsKey);
         if (pool === undefined) {
           // proxy_pass to an address has no keep-alive cache, as in nginx.
           const settings = pass.target.kind === 'group' ? (entry.group as HttpUpstreamGroup) : NO_POOL;
           const stats = upstreamStats(upstream.name);
           stats.pool = { keepalive: settings.keepalive, keepaliveTimeoutMs: settings.keepaliveTimeoutMs };
-          pool = new GroupPool(settings, stats);
-          pools.set(upstream, pool);
+          pool = new GroupPool(settings, stats, tls);
+          byTls.set(tlsKey, pool);
           this.pools.push(pool);
           this.groups.push({ upstream, pool, stats });
         }
@@ -137,6 +173,8 @@ export class HttpGeneration implements Generation {
       }
     }
     this.lbIdleTimeoutMs = lb;
+    // One set of session ticket keys per generation, shared by its ssl addresses (tls.ts).
+    const ticketKeys = addresses.some((a) => a.ssl) ? (deps.ticketKeys ?? makeTicketKeys()) : undefined;
     for (const address of addresses)
       this.frontends.push(
         new HttpFrontend(
@@ -144,6 +182,8 @@ export class HttpGeneration implements Generation {
           new ServerTable(address.servers, address.defaultServer ?? address.servers[0]),
           this.routes,
           deps,
+          address.ssl ? ticketKeys : undefined,
+          address.servers,
         ),
       );
   }

@@ -121,12 +121,23 @@ export interface Http2ConnectionRecord {
   detail: string;
 }
 
+/** A client connection to an `ssl` address that ended before its TLS handshake did. */
+export interface TlsHandshakeRecord {
+  msg: 'tls_handshake_failed';
+  listen: string;
+  client: string;
+  /** handshake_timeout, client_closed or tls_error (OpenSSL's reason in `detail`). */
+  reason: string;
+  detail: string;
+}
+
 export type HttpLogRecord =
   | RequestRecord
   | RetryRecord
   | RefusedRecord
   | WebSocketRelayRecord
-  | Http2ConnectionRecord;
+  | Http2ConnectionRecord
+  | TlsHandshakeRecord;
 
 // Only these need escaping in a JSON string (what JSON.stringify escapes for
 // strings without lone surrogates, which latin1-decoded request text cannot have).

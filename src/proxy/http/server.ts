@@ -30,6 +30,7 @@
  * `Connection: close`, or at its keepalive_timeout) → stop (cut what is left).
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { HttpLocation, Listen } from '../../config/model.js';
 import {
   compileKeepalive,
@@ -43,13 +44,14 @@ import { Http2Front, http2Settings } from '../http2/connection.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
 import { resetSocket } from '../pump.js';
+import { type HandshakeFailure, HTTP1_ALPN, TlsTerminator } from '../tls.js';
 import type { ClientSide } from './client-side.js';
 import { ClientConnection, type ClientUser, type ConnectionOwner } from './connection.js';
 import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
 import type { ClientLimits } from './limits.js';
 import type { HttpLogRecord, RequestEndReason, RequestRecord } from './log.js';
-import type { ClientRequest, HeadRules, RequestError } from './request.js';
-import type { ServerTable } from './routing.js';
+import { type ClientRequest, type HeadRules, RequestError } from './request.js';
+import type { ServerTable, VirtualServer } from './routing.js';
 import type { UpgradeTunnel } from './streaming.js';
 
 export interface HttpDeps {
@@ -57,6 +59,12 @@ export interface HttpDeps {
   log: (record: HttpLogRecord) => void;
   /** A keepalive setting the kernel refused for a socket (the connection goes on). */
   keepaliveFailed?: KeepaliveFailureLog;
+  /**
+   * Session ticket keys of this configuration generation (tls.ts
+   * `makeTicketKeys`): a process running workers makes them once and passes
+   * the same to each; absent, the generation makes its own.
+   */
+  ticketKeys?: Buffer;
 }
 
 const TEXT_PLAIN = 'text/plain';
@@ -139,12 +147,19 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   /** `http2 on` in the address's default server: its HTTP/2 connections. */
   readonly h2: Http2Front | undefined;
   readonly http2: ((conn: ClientConnection, held: Buffer) => void) | undefined;
+  /** `https` on an `ssl` address: `$scheme` and X-Forwarded-Proto. */
+  readonly scheme: 'http' | 'https';
+  /** TLS termination of an `ssl` address (undefined: plain). */
+  readonly tls: TlsTerminator | undefined;
 
+  /** `ticketKeys` given: the address is `ssl` and terminates TLS with these session ticket keys. */
   constructor(
     readonly listen: Listen,
     readonly table: ServerTable,
     readonly routes: ReadonlyMap<HttpLocation, Route>,
     readonly deps: HttpDeps,
+    ticketKeys?: Buffer,
+    servers: readonly VirtualServer[] = [table.defaultServer],
   ) {
     this.keepalive = compileKeepalive('so_keepalive', listen.soKeepalive, deps.keepaliveFailed);
     this.listenText = listen.address.text;
@@ -160,6 +175,26 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       const h2 = new Http2Front(this, http2Settings(model));
       this.h2 = h2;
       this.http2 = (conn, held) => h2.serve(conn.socket, held);
+    }
+    this.scheme = ticketKeys === undefined ? 'http' : 'https';
+    if (ticketKeys !== undefined) {
+      // SNI chooses the server block as Host does (ServerTable: unknown names → default server).
+      this.tls = new TlsTerminator(
+        {
+          defaultServer: table.defaultServer.model,
+          serverFor: (name) => table.match(name).model,
+          ticketKeys,
+          // `http2 on`: `h2` offered first; an h2 client then starts with the
+          // HTTP/2 preface, which ClientConnection hands to Http2Front as on h2c.
+          alpn: this.h2 ? ['h2', ...HTTP1_ALPN] : HTTP1_ALPN,
+        },
+        {
+          secure: (socket: TLSSocket) => this.serve(socket, false),
+          plain: (socket) => this.serve(socket, true),
+          failed: (socket, failure) => this.handshakeFailed(socket, failure),
+        },
+      );
+      this.tls.prepare(servers.map((v) => v.model));
     }
   }
 
@@ -212,11 +247,11 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   get liveCount(): number {
-    return this.connections.size;
+    return this.connections.size + (this.tls?.pendingCount ?? 0);
   }
 
   drained(): Promise<void> {
-    if (this.connections.size === 0) return Promise.resolve();
+    if (this.liveCount === 0) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -237,6 +272,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     for (const t of [...this.tunnels]) t.terminate();
     this.h2?.stop();
     for (const c of [...this.connections]) if (this.h2?.owns(c.socket) !== true) c.socket.destroy();
+    this.tls?.stop();
   }
 
   private refused = 0;
@@ -257,10 +293,33 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       return;
     }
     this.stats.handled++;
-    this.connections.add(new ClientConnection(this, socket));
+    // On the TCP socket, before TLS wraps it (keepalive lives there).
     this.keepalive.apply(socket);
+    if (this.tls !== undefined) {
+      this.tls.accept(socket);
+      return;
+    }
+    this.connections.add(new ClientConnection(this, socket));
     // The listener accepts with pauseOnConnect (for the stream proxy); HTTP reads at once.
     socket.resume();
+  }
+
+  /** A connection of an `ssl` address past its handshake (or found to be plain HTTP). */
+  private serve(socket: Socket, plain: boolean): void {
+    this.connections.add(new ClientConnection(this, socket, plain));
+    socket.resume();
+  }
+
+  private handshakeFailed(socket: Socket, failure: HandshakeFailure): void {
+    this.deps.limiter.release();
+    this.deps.log({
+      msg: 'tls_handshake_failed',
+      listen: this.listenText,
+      client: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
+      reason: failure.kind,
+      detail: failure.detail,
+    });
+    this.notifyIfDrained();
   }
 
   private refusedOne(): void {
@@ -299,7 +358,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   private notifyIfDrained(): void {
-    if (this.connections.size > 0 || this.waiters.length === 0) return;
+    if (this.liveCount > 0 || this.waiters.length === 0) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
@@ -330,6 +389,20 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   onRequest(conn: ClientSide, req: ClientRequest): void {
     // Idle time before reuse is observed by the request's user (ProxyExchange, LocalAnswer), which reads the clock anyway.
     this.stats.requests++;
+    if (conn instanceof ClientConnection && conn.plainOnTlsPort) {
+      // nginx's 497 "The plain HTTP request was sent to HTTPS port", answered as its 400 in clear text, then closed.
+      this.onClientError(
+        conn,
+        new RequestError(
+          400,
+          'ERR_PLAIN_HTTP_TO_HTTPS',
+          'plain HTTP request sent to HTTPS port',
+          'The plain HTTP request was sent to HTTPS port',
+        ),
+        req,
+      );
+      return;
+    }
     if (req.method === 'CONNECT') {
       this.refuse(conn, req, 405, 'CONNECT is not proxied');
       return;

@@ -15,6 +15,7 @@ import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { READ_BUFFER } from '../reads.js';
+import { UpstreamHandshakeError, type UpstreamTlsClient } from '../tls-upstream.js';
 import { resetBehindEnd } from '../writes.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
 
@@ -70,33 +71,55 @@ export class UpstreamConnection implements ParserSink {
     readonly host: UpstreamHost,
     keepalive: KeepaliveApplier,
     now: number,
+    /** `proxy_pass https://`: TLS over the TCP connection; 'connected' once the handshake is done. */
+    tls?: UpstreamTlsClient,
   ) {
     this.createdAt = now;
     this.parser = new ResponseParser(this);
     this.keepalive = keepalive.value;
-    this.socket = connect({
-      host: host.address.host,
-      port: host.address.port,
-      noDelay: true,
-      highWaterMark: SOCKET_HIGH_WATER_MARK,
-      // Reads skip the Readable stream machinery (see ../reads.ts).
-      onread: {
-        buffer: READ_BUFFER,
-        callback: (n: number, buf: Uint8Array): boolean => {
-          const chunk = Buffer.allocUnsafe(n);
-          chunk.set(buf.subarray(0, n));
-          this.onData(chunk);
-          return true;
+    if (tls === undefined) {
+      this.socket = connect({
+        host: host.address.host,
+        port: host.address.port,
+        noDelay: true,
+        highWaterMark: SOCKET_HIGH_WATER_MARK,
+        // Reads skip the Readable stream machinery (see ../reads.ts).
+        onread: {
+          buffer: READ_BUFFER,
+          callback: (n: number, buf: Uint8Array): boolean => {
+            const chunk = Buffer.allocUnsafe(n);
+            chunk.set(buf.subarray(0, n));
+            this.onData(chunk);
+            return true;
+          },
         },
-      },
-    } as TcpNetConnectOpts);
+      } as TcpNetConnectOpts);
+    } else {
+      const socket = tls.connect(
+        { host: host.address.host, port: host.address.port },
+        { noDelay: true, highWaterMark: SOCKET_HIGH_WATER_MARK },
+      );
+      socket.on('data', (chunk: Buffer) => this.onData(chunk));
+      this.socket = socket;
+    }
     // Settings asked for before connect are applied by keepwire's backend
-    // once the descriptor exists (DESIGN §2), so no wait for 'connect'.
+    // once the descriptor exists (DESIGN §2), so no wait for 'connect'; on
+    // TLS they go on the TCP socket under it.
     keepalive.apply(this.socket);
+    let tcpUp = false;
     this.socket.once('connect', () => {
+      tcpUp = true;
+    });
+    this.socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       this.connected = true;
       this.user?.onUpstreamConnect();
     });
+    this.socket.on('error', (error: Error) =>
+      // A failure between TCP connect and the end of the handshake is the handshake's (verify, protocol, alert).
+      this.onPeerGone(
+        tls !== undefined && tcpUp && !this.connected ? new UpstreamHandshakeError(error) : error,
+      ),
+    );
     this.socket.on('drain', () => this.user?.onUpstreamDrain());
     this.socket.on('end', () =>
       // libuv reports data then RST as an end (see resetBehindEnd): a body
@@ -105,7 +128,6 @@ export class UpstreamConnection implements ParserSink {
         resetBehindEnd(this.socket) ?? new UpstreamClosedError('upstream closed the connection'),
       ),
     );
-    this.socket.on('error', (error: Error) => this.onPeerGone(error));
     this.socket.on('close', () => this.onPeerGone(new UpstreamClosedError('upstream connection closed')));
   }
 
@@ -257,6 +279,8 @@ export class GroupPool {
     readonly settings: PoolSettings,
     /** The group's counters (idle-timeout closes). */
     readonly stats?: UpstreamStats,
+    /** `proxy_pass https://`: every connection of this cache speaks TLS with these settings. */
+    readonly tls?: UpstreamTlsClient,
   ) {}
 
   /** The cached connections, for the status page. */
@@ -306,7 +330,7 @@ export class GroupPool {
 
   open(host: UpstreamHost, keepalive: KeepaliveApplier, now: number): UpstreamConnection {
     this.opened++;
-    return new UpstreamConnection(host, keepalive, now);
+    return new UpstreamConnection(host, keepalive, now, this.tls);
   }
 
   /** Whether a connection that just finished a response may serve another. */
