@@ -4,7 +4,10 @@
 # debootstrap --variant=minbase bookworm from apt's own Debian mirror, tini
 # from Debian, and THIS machine's Node.js and npm copied in at the official
 # image's paths (/usr/local/bin/node, /usr/local/lib/node_modules/npm): not a
-# Debian or nodejs.org build, the same binary the tests run with. Imported with
+# Debian or nodejs.org build, the same binary the tests run with. The
+# machine's CA bundle goes in too (NODE_EXTRA_CA_CERTS), so that npm inside a
+# build trusts what npm on the machine trusts (an egress proxy's CA, here).
+# Imported with
 # `podman import` as localhost/keepwire-base:KEY and cached: the rootfs tarball
 # under ${XDG_CACHE_HOME:-~/.cache}/keepwire/container/, keyed by Node's
 # version, so the 30 s+ debootstrap runs once per machine.
@@ -20,7 +23,7 @@ for tool in debootstrap podman; do
   command -v "$tool" >/dev/null 2>&1 || { echo "container-base: $tool is missing (sh scripts/system-deps.sh)" >&2; exit 1; }
 done
 node_version=$("$node_bin" --version)
-key="bookworm-node${node_version#v}-1"
+key="bookworm-node${node_version#v}-2"
 image="localhost/keepwire-base:$key"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/keepwire/container"
 tarball="$cache/$key.tar"
@@ -41,10 +44,14 @@ if [ ! -s "$tarball" ]; then
   cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+  ca=/etc/ssl/certs/ca-certificates.crt
+  [ -s "$ca" ] && mkdir -p "$rootfs/etc/ssl/certs" && cp "$ca" "$rootfs$ca"
   rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
   tar -C "$rootfs" -cf "$tarball.part" .
   mv "$tarball.part" "$tarball"
 fi
-podman import --change 'CMD ["node"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+podman import --change 'CMD ["node"]' \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   "$tarball" "$image" >/dev/null
 echo "$image"

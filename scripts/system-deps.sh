@@ -3,7 +3,9 @@
 # iproute2 (ip netns, veth), nftables (the lab's load balancer), tcpdump
 # (packet evidence in lab timelines), nginx (the seed's nginx, tested literally),
 # openssl (throwaway certificates for the TLS keepalive tests),
-# zsh (`keepwire completion zsh` is loaded by the real shell).
+# zsh (`keepwire completion zsh` is loaded by the real shell),
+# podman buildah runc debootstrap containernetworking-plugins uidmap iptables
+# (the Containerfile built and run from a locally made base: DESIGN §5).
 # Needs root and apt-get; otherwise it says what is missing and goes on
 # (namespace tests then skip with the reason, except under CI=true).
 set -u
@@ -14,6 +16,13 @@ command -v tcpdump >/dev/null 2>&1 || missing="$missing tcpdump"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
+command -v podman >/dev/null 2>&1 || missing="$missing podman"
+command -v buildah >/dev/null 2>&1 || missing="$missing buildah"
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing="$missing runc"
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"
+[ -d /usr/lib/cni ] || missing="$missing containernetworking-plugins"
+command -v newuidmap >/dev/null 2>&1 || missing="$missing uidmap"
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing="$missing iptables"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "keepwire: missing system packages:$missing (install them as root with apt-get)" >&2
