@@ -138,11 +138,17 @@ export interface WebSocketHeartbeat {
 /** `lb_kind`: l4 forwards segments (TCP keepalive crosses it), l7 terminates TCP (only data crosses it). */
 export type LbKind = 'l4' | 'l7';
 
+export type LocalPage = 'metrics' | 'stub_status' | 'status';
+
 export interface HttpLocation {
   prefix: string;
   /** Exactly one of proxyPass and returnDirective is set. */
   proxyPass?: { scheme: 'http'; target: ProxyTarget; text: string };
   returnDirective?: { code: number; text?: string };
+  /** `metrics;`, `stub_status;` or `status;`: a page keepwire answers itself (src/metrics/); then neither of the above is set. */
+  page?: LocalPage;
+  /** status_connections: rows of the `status` page's connection table (the most idle). */
+  statusConnections: number;
   proxyConnectTimeoutMs: number;
   proxyReadTimeoutMs: number;
   proxySendTimeoutMs: number;

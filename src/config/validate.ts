@@ -33,6 +33,7 @@ import type {
   HttpServer,
   HttpUpstreamGroup,
   Listen,
+  LocalPage,
   ProxyTarget,
   SourceRef,
   StreamBlock,
@@ -479,23 +480,41 @@ class Builder {
     );
     const pass = block.first(D.httpProxyPass);
     const ret = block.first(D.return);
-    if (pass && ret) {
-      const passLater =
-        pass.node.line > ret.node.line || (pass.node.line === ret.node.line && pass.node.col > ret.node.col);
-      const later = passLater ? pass.node : ret.node;
+    // metrics/stub_status/status answer in place of proxy_pass and return.
+    const pages: [LocalPage, DirectiveNode][] = [];
+    for (const [name, setting] of [
+      ['metrics', block.first(D.metrics)],
+      ['stub_status', block.first(D.stubStatus)],
+      ['status', block.first(D.status)],
+    ] as const)
+      if (setting !== undefined) pages.push([name, setting.node]);
+    const answers: [string, DirectiveNode][] = [
+      ...(pass ? [['proxy_pass', pass.node] as [string, DirectiveNode]] : []),
+      ...(ret ? [['return', ret.node] as [string, DirectiveNode]] : []),
+      ...pages,
+    ];
+    if (answers.length > 1) {
+      // Named in table order (proxy_pass, return, then the pages), reported at the later one.
+      const [first, second] = answers as [[string, DirectiveNode], [string, DirectiveNode]];
+      const later =
+        first[1].line > second[1].line || (first[1].line === second[1].line && first[1].col > second[1].col)
+          ? first[1]
+          : second[1];
       this.diags.error(
         'conflict',
         later,
-        `location "${prefix}" has both "proxy_pass" and "return"`,
-        'a location either proxies or answers itself; keep one',
+        `location "${prefix}" has both "${first[0]}" and "${second[0]}"`,
+        'a location either proxies, returns or serves one page (metrics, stub_status, status); keep one',
       );
     } else if (!pass && !ret && !block.failed.has(D.httpProxyPass) && !block.failed.has(D.return)) {
-      this.diags.error(
-        'missing-directive',
-        node,
-        `location "${prefix}" has neither "proxy_pass" nor "return"`,
-        'add proxy_pass http://NAME; or return CODE;',
-      );
+      if (pages.length === 1) location.page = pages[0]![0];
+      else
+        this.diags.error(
+          'missing-directive',
+          node,
+          `location "${prefix}" has neither "proxy_pass" nor "return"`,
+          'add proxy_pass http://NAME; or return CODE; (or metrics; stub_status; status;)',
+        );
     }
     if (pass) {
       const target = this.target(pass, upstreams, 'http');

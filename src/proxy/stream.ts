@@ -12,6 +12,8 @@
 import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Listen, StreamServer } from '../config/model.js';
 import { compileKeepalive, type KeepaliveApplier, type KeepaliveFailureLog } from '../keepalive/applier.js';
+import { liveStreams } from '../metrics/live.js';
+import { type ListenerStats, listenerStats, noteEvent } from '../metrics/stats.js';
 import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
 import { Deadline } from './deadline.js';
@@ -70,17 +72,21 @@ export class StreamProxy {
   /** so_keepalive of each listen and proxy_socket_keepalive, compiled once for this generation. */
   readonly clientKeepalive = new Map<Listen, KeepaliveApplier>();
   readonly upstreamKeepalive: KeepaliveApplier;
+  /** Each listen's counters (src/metrics/stats.ts), kept across reloads. */
+  readonly stats = new Map<Listen, ListenerStats>();
 
   constructor(
     readonly model: StreamServer,
     readonly upstream: Upstream,
     readonly deps: StreamDeps,
   ) {
-    for (const listen of model.listens)
-      this.clientKeepalive.set(
-        listen,
-        compileKeepalive('so_keepalive', listen.soKeepalive, deps.keepaliveFailed),
-      );
+    for (const listen of model.listens) {
+      const applier = compileKeepalive('so_keepalive', listen.soKeepalive, deps.keepaliveFailed);
+      this.clientKeepalive.set(listen, applier);
+      const stats = listenerStats(listen.address.text, 'stream');
+      stats.soKeepalive = applier.value;
+      this.stats.set(listen, stats);
+    }
     this.upstreamKeepalive = compileKeepalive(
       'proxy_socket_keepalive',
       model.proxySocketKeepalive,
@@ -94,6 +100,7 @@ export class StreamProxy {
       listener.handler = (socket) => this.accept(socket, listen);
       this.attached.push(listener);
     }
+    liveStreams.add(this);
   }
 
   /** Stops taking new sessions from this block; listeners are closed by their owner. */
@@ -101,6 +108,7 @@ export class StreamProxy {
     this.draining = true;
     for (const l of this.attached) l.handler = undefined;
     this.attached.length = 0;
+    void this.drained().then(() => liveStreams.delete(this));
   }
 
   /** Resolves when every live session has ended (or at once if none). */
@@ -117,6 +125,8 @@ export class StreamProxy {
 
   private accept(client: Socket, listen: Listen): void {
     const listenText = listen.address.text;
+    const stats = this.stats.get(listen);
+    if (stats !== undefined && !this.draining) stats.accepted++;
     if (this.draining || !this.deps.limiter.tryAcquire()) {
       resetSocket(client);
       this.deps.log({
@@ -135,6 +145,7 @@ export class StreamProxy {
       });
       return;
     }
+    if (stats !== undefined) stats.handled++;
     const session = new StreamSession(this, client, listen);
     this.sessions.add(session);
     session.begin();
@@ -157,7 +168,7 @@ export class StreamSession {
   /** The upstream that accepted the connection. */
   host: UpstreamHost | undefined;
   private readonly clientText: string;
-  private readonly startedAt: number;
+  readonly startedAt: number;
   private bytesFromClient = 0;
   private bytesFromUpstream = 0;
   /** The session's attempts at the group (tries, time budget, connect timer, health, max_conns). */
@@ -188,6 +199,17 @@ export class StreamSession {
     // One deadline per session: the data path only moves it (see Deadline).
     this.idle = new Deadline<StreamSession>(this, this.expire, proxy.model.proxyTimeoutMs, false, this.now);
     this.clientText = endpoint(client.remoteAddress, client.remotePort);
+  }
+
+  get listenText(): string {
+    return this.listen.address.text;
+  }
+
+  /** Time since the last byte either way (keepwire's clock; the status page prefers the kernel's). */
+  get idleForMs(): number {
+    const left = this.idle.left;
+    const period = this.proxy.model.proxyTimeoutMs;
+    return left === undefined ? 0 : Math.max(0, period - left);
   }
 
   begin(): void {
@@ -366,6 +388,13 @@ export class StreamSession {
       reason: this.reason ?? 'client_closed',
     };
     if (this.detail !== undefined) record.detail = this.detail;
+    this.proxy.stats.get(this.listen)?.sessionEnded(record.reason);
+    if (record.reason !== 'client_closed' && record.reason !== 'upstream_closed')
+      noteEvent(
+        'session_end',
+        record.listen,
+        `${record.client}: ${record.reason}${record.detail ? ` (${record.detail})` : ''}`,
+      );
     this.proxy.deps.log(record);
     this.proxy.ended(this);
   }

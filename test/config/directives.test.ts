@@ -545,6 +545,7 @@ describe('defaults equal nginx where nginx has the directive', () => {
       clientBodyBufferSize: 64 * 1024,
       accessLog: true,
       websocketHeartbeat: null,
+      statusConnections: 200,
     });
     const { servers, source: _us, ...u } = app(c);
     assert.deepEqual(u, {

@@ -65,6 +65,8 @@ export interface ConnectionOwner {
   readonly closeIdle: boolean;
   /** The socket closed, whoever had it last (also after an Upgrade). */
   connectionClosed(conn: ClientConnection): void;
+  /** keepalive_timeout passed on an idle connection, which is closed now (metrics). */
+  idleTimedOut(conn: ClientConnection): void;
 }
 
 /** How long unread request bytes are drained after a closing response (nginx's lingering_timeout). */
@@ -107,6 +109,10 @@ export class ClientConnection {
   readonly remoteAddr: string;
   readonly remotePort: number;
   readonly acceptedAt = Date.now();
+  /** When the connection last became idle (accept, or the end of a response): for metrics and the status page. */
+  idleSince = this.acceptedAt;
+  /** The socket belongs to an Upgrade tunnel now. */
+  tunnelled = false;
   /** Requests started on this connection. */
   requests = 0;
   req: ClientRequest | undefined;
@@ -176,6 +182,12 @@ export class ClientConnection {
   /** True between requests with nothing of the next one received. */
   get idle(): boolean {
     return this.phase === Phase.Head && !this.responding && this.buf === undefined;
+  }
+
+  /** nginx's connection states (stub_status): reading a head, writing (a request in progress, a tunnel), waiting (idle). */
+  get state(): 'reading' | 'writing' | 'waiting' {
+    if (this.tunnelled || this.responding || this.phase !== Phase.Head) return 'writing';
+    return this.buf === undefined ? 'waiting' : 'reading';
   }
 
   // ---- reading -------------------------------------------------------------
@@ -372,6 +384,7 @@ export class ClientConnection {
     this.user = undefined;
     if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
     this.pausedForPipeline = false;
+    this.tunnelled = true;
     this.detach();
     return { held, ended: this.peerEnded };
   }
@@ -557,6 +570,7 @@ export class ClientConnection {
   private nextRequest(): void {
     this.phase = Phase.Head;
     this.req = undefined;
+    this.idleSince = Date.now();
     if (this.pausedForPipeline) {
       this.pausedForPipeline = false;
       this.socket.resume();
@@ -612,6 +626,7 @@ export class ClientConnection {
     if (kind === Timer.None || this.socket.destroyed) return;
     this.timerKind = Timer.None;
     if (kind === Timer.Idle || kind === Timer.Linger || kind === Timer.Discard) {
+      if (kind === Timer.Idle) this.owner.idleTimedOut(this);
       this.socket.destroy();
       return;
     }

@@ -29,6 +29,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js';
 import type { KeepaliveApplier } from '../../keepalive/applier.js';
+import { type ListenerStats, noteEvent, type UpstreamStats } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
 import { Deadline } from '../deadline.js';
@@ -59,6 +60,8 @@ export interface Route {
   conditions: ReadonlySet<NextUpstreamCondition>;
   /** The location's proxy_socket_keepalive, compiled when the generation was built. */
   keepalive: KeepaliveApplier;
+  /** The group's counters (src/metrics/stats.ts). */
+  stats: UpstreamStats;
 }
 
 /** What the exchange needs from the client leg. */
@@ -75,6 +78,8 @@ export interface ClientLeg extends TunnelOwner {
   tunnelled(tunnel: UpgradeTunnel): void;
   readonly listenText: string;
   readonly serverPort: number;
+  /** The address's counters (src/metrics/stats.ts). */
+  readonly stats: ListenerStats;
 }
 
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
@@ -171,6 +176,11 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     });
   }
 
+  /** The counters of the upstream group this request goes to. */
+  get upstreamStats(): UpstreamStats {
+    return this.route.stats;
+  }
+
   /** Attempts made so far (for retry logs). */
   get attempts(): number {
     return this.tries.attempts;
@@ -222,8 +232,10 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     // The stale-connection retry is a free attempt on the same server (see Tries).
     const host = sameHostFresh ? this.tries.again() : this.tries.next(this.vars());
     if (host === undefined) {
-      if (this.tries.attempts === 0) this.respondError(502, 'no_live_upstreams', 'no live upstreams');
-      else
+      if (this.tries.attempts === 0) {
+        this.route.stats.failed('no_live_upstreams');
+        this.respondError(502, 'no_live_upstreams', 'no live upstreams');
+      } else
         this.respondError(
           this.lastStatus,
           this.reason ?? 'connect_failed',
@@ -243,13 +255,17 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
         ? undefined
         : this.route.pool.take(host, t);
     this.reused = conn !== undefined;
+    const stats = this.route.stats;
     if (conn === undefined) {
+      stats.connectionsNew++;
       conn = this.route.pool.open(host, keepalive, t);
       const timeoutMs = this.location.proxyConnectTimeoutMs;
       this.tries.armConnect(timeoutMs, () =>
         this.attemptFailed('connect_timeout', `connect timed out after ${timeoutMs} ms`),
       );
     } else {
+      stats.connectionsReused++;
+      stats.idleBeforeReuse.observe((t - conn.idleSince) / 1000);
       conn.ensureKeepalive(keepalive);
       this.requestSent = true;
     }
@@ -353,6 +369,9 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
               : 'upstream_reset';
     this.reason = reason;
     this.detail = where;
+    this.route.stats.failed(reason);
+    if (reason !== 'upstream_timeout')
+      noteEvent('upstream_failure', this.route.stats.upstream, `${reason}: ${where}`);
     const c = this.route.conditions;
     const condition =
       kind === 'timeout' || kind === 'connect_timeout'
@@ -656,6 +675,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       this.startedAt,
       this.location.websocketHeartbeat,
     );
+    this.leg.stats.requestEnded(101, 'ok', now() - this.startedAt);
     this.leg.tunnelled(tunnel);
     this.leg.ended(this);
     tunnel.start({
@@ -738,6 +758,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     this.bodyDeadline?.cancel();
     clearTimeout(this.clientTimer);
+    this.leg.stats.requestEnded(this.client.status, this.reason ?? 'ok', now() - this.startedAt);
     if (!this.limits.accessLog) {
       this.leg.ended(this);
       return;

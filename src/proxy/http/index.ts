@@ -7,6 +7,8 @@
 import { recordDefaults } from '../../config/directives.js';
 import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen } from '../../config/model.js';
 import { compileKeepalive } from '../../keepalive/applier.js';
+import { type LiveGroup, liveHttp } from '../../metrics/live.js';
+import { upstreamStats } from '../../metrics/stats.js';
 import { type Upstream, Upstreams } from '../../upstream/index.js';
 import { type Generation, GenerationBuildError } from '../generation.js';
 import type { Listener } from '../listener.js';
@@ -79,6 +81,10 @@ export class HttpGeneration implements Generation {
   readonly frontends: HttpFrontend[] = [];
   readonly pools: GroupPool[] = [];
   private readonly routes = new Map<HttpLocation, Route>();
+  /** For the metrics and status pages (src/metrics/live.ts). */
+  readonly groups: LiveGroup[] = [];
+  readonly statusLocations: HttpLocation[] = [];
+  readonly lbIdleTimeoutMs: number | undefined;
 
   constructor(
     block: HttpBlock,
@@ -88,8 +94,12 @@ export class HttpGeneration implements Generation {
     // One runtime Upstream per group for the generation, and its keep-alive cache.
     const upstreams = new Upstreams<HttpUpstreamGroup>(block.upstreams);
     const pools = new Map<Upstream, GroupPool>();
+    let lb: number | undefined;
     for (const server of block.servers) {
+      if (server.lbIdleTimeoutMs !== undefined)
+        lb = Math.min(lb ?? server.lbIdleTimeoutMs, server.lbIdleTimeoutMs);
       for (const location of server.locations) {
+        if (location.page === 'status') this.statusLocations.push(location);
         const pass = location.proxyPass;
         if (pass === undefined) continue;
         const entry = upstreams.entry(pass.target, location.source);
@@ -102,23 +112,31 @@ export class HttpGeneration implements Generation {
         if (pool === undefined) {
           // proxy_pass to an address has no keep-alive cache, as in nginx.
           const settings = pass.target.kind === 'group' ? (entry.group as HttpUpstreamGroup) : NO_POOL;
-          pool = new GroupPool(settings);
+          const stats = upstreamStats(upstream.name);
+          stats.pool = { keepalive: settings.keepalive, keepaliveTimeoutMs: settings.keepaliveTimeoutMs };
+          pool = new GroupPool(settings, stats);
           pools.set(upstream, pool);
           this.pools.push(pool);
+          this.groups.push({ upstream, pool, stats });
         }
+        const stats = pool.stats!;
+        const keepalive = compileKeepalive(
+          'proxy_socket_keepalive',
+          location.proxySocketKeepalive,
+          deps.keepaliveFailed,
+        );
+        stats.socketKeepalive.add(keepalive.value);
         this.routes.set(location, {
           upstream,
           pool,
           reuse: location.proxyHttpVersion === '1.1' && pool.settings.keepalive > 0,
           conditions: new Set(location.proxyNextUpstream),
-          keepalive: compileKeepalive(
-            'proxy_socket_keepalive',
-            location.proxySocketKeepalive,
-            deps.keepaliveFailed,
-          ),
+          keepalive,
+          stats,
         });
       }
     }
+    this.lbIdleTimeoutMs = lb;
     for (const address of addresses)
       this.frontends.push(
         new HttpFrontend(
@@ -133,6 +151,7 @@ export class HttpGeneration implements Generation {
   /** `listeners[i]` is the bound socket for `addresses[i]`. */
   start(listeners: readonly Listener[]): void {
     for (const [i, f] of this.frontends.entries()) f.start([listeners[i]!]);
+    liveHttp.add(this);
   }
 
   get liveCount(): number {
@@ -148,6 +167,7 @@ export class HttpGeneration implements Generation {
   detach(closeIdle = true): void {
     for (const f of this.frontends) f.detach(closeIdle);
     for (const p of this.pools) p.close();
+    void this.drained().then(() => liveHttp.delete(this));
   }
 
   drained(): Promise<void> {
@@ -155,6 +175,7 @@ export class HttpGeneration implements Generation {
   }
 
   stop(): void {
+    liveHttp.delete(this);
     for (const f of this.frontends) f.stop();
     for (const p of this.pools) p.close();
   }

@@ -34,6 +34,8 @@ import {
   type KeepaliveApplier,
   type KeepaliveFailureLog,
 } from '../../keepalive/applier.js';
+import { answerPage } from '../../metrics/pages.js';
+import { type ListenerStats, listenerStats, noteEvent } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
@@ -66,11 +68,15 @@ function requestFields(req: ClientRequest | undefined): { method: string; path: 
  * logs when the response is out.
  */
 class LocalAnswer implements ClientUser {
+  private readonly startedAt = Date.now();
+
   constructor(
     private readonly frontend: HttpFrontend,
     private readonly conn: ClientConnection,
     /** Undefined under `access_log off`: nothing is logged. */
     private readonly record: RequestRecord | undefined,
+    private readonly status: number,
+    private readonly reason: RequestEndReason,
   ) {}
 
   onBodyData(chunk: Buffer): void {
@@ -84,6 +90,11 @@ class LocalAnswer implements ClientUser {
   }
 
   onClientDone(complete: boolean): void {
+    this.frontend.stats.requestEnded(
+      complete ? this.status : this.conn.status,
+      complete ? this.reason : 'client_closed',
+      Date.now() - this.startedAt,
+    );
     if (!this.record) return;
     if (!complete) {
       this.record.reason = 'client_closed';
@@ -100,6 +111,10 @@ export const REFUSED_LOG_PERIOD_MS = 1_000;
 export class HttpFrontend implements ClientLeg, ConnectionOwner {
   readonly connections = new Set<ClientConnection>();
   readonly tunnels = new Set<UpgradeTunnel>();
+  /** This address's counters (src/metrics/stats.ts), kept across reloads. */
+  readonly stats: ListenerStats;
+  /** lb_idle_timeout of the address's default server: what the status page draws idle time against. */
+  readonly lbIdleTimeoutMs: number | undefined;
   /** so_keepalive of the listen directive, compiled once for this generation. */
   private readonly keepalive: KeepaliveApplier;
   readonly listenText: string;
@@ -124,6 +139,9 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     this.clientHeaderTimeoutMs = table.defaultServer.model.clientHeaderTimeoutMs;
     this.defaultLimits = table.defaultServer.limits;
     this.headRules = table.defaultServer.headRules;
+    this.lbIdleTimeoutMs = table.defaultServer.model.lbIdleTimeoutMs;
+    this.stats = listenerStats(this.listenText, 'http');
+    this.stats.soKeepalive = this.keepalive.value;
   }
 
   start(listeners: readonly Listener[]): void {
@@ -187,6 +205,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       socket.destroy();
       return;
     }
+    this.stats.accepted++;
     if (!this.deps.limiter.tryAcquire()) {
       // As nginx: a connection over worker_connections is closed at once
       // (never queued, so a flood cannot grow memory), and logged as
@@ -195,6 +214,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       this.refusedOne();
       return;
     }
+    this.stats.handled++;
     this.connections.add(new ClientConnection(this, socket));
     this.keepalive.apply(socket);
     // The listener accepts with pauseOnConnect (for the stream proxy); HTTP reads at once.
@@ -231,6 +251,11 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     this.notifyIfDrained();
   }
 
+  idleTimedOut(conn: ClientConnection): void {
+    this.stats.clientIdleTimeouts++;
+    noteEvent('client_idle_timeout', this.listenText, `${conn.clientText} idle for keepalive_timeout`);
+  }
+
   private notifyIfDrained(): void {
     if (this.connections.size > 0 || this.waiters.length === 0) return;
     const waiters = this.waiters;
@@ -260,6 +285,9 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   onRequest(conn: ClientConnection, req: ClientRequest): void {
+    const stats = this.stats;
+    stats.requests++;
+    if (conn.requests > 1) stats.idleBeforeReuse.observe((Date.now() - conn.idleSince) / 1000);
     if (req.method === 'CONNECT') {
       this.refuse(conn, req, 405, 'CONNECT is not proxied');
       return;
@@ -295,9 +323,38 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       this.local(conn, req, r.code, 'local', undefined, false, r.text);
       return;
     }
+    if (location.page !== undefined) {
+      this.page(conn, req, location);
+      return;
+    }
     const route = this.routes.get(location)!;
     const exchange = new ProxyExchange(this, conn, req, location, route);
     exchange.start();
+  }
+
+  /** metrics, stub_status, status (src/metrics/pages.ts): answered once every serving process has answered. */
+  private page(conn: ClientConnection, req: ClientRequest, location: HttpLocation): void {
+    answerPage(location, req.url, req.rawHeaders).then(
+      (a) => {
+        if (!conn.socket.destroyed)
+          this.local(
+            conn,
+            req,
+            a.status,
+            'local',
+            undefined,
+            false,
+            a.body,
+            undefined,
+            a.contentType,
+            a.headers,
+          );
+      },
+      (error: Error) => {
+        if (!conn.socket.destroyed)
+          this.local(conn, req, 500, 'local', `${location.page}: ${error.message}`, false);
+      },
+    );
   }
 
   /** An answer before routing (400, 405), under the address's default server's access_log. */
@@ -317,18 +374,20 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     reason: RequestEndReason,
     detail: string | undefined,
     close: boolean,
-    text?: string,
+    text?: string | Buffer,
     accessLog = conn.limits.accessLog,
+    contentType = TEXT_PLAIN,
+    extraHeaders: readonly string[] = [],
   ): void {
     let body = text ?? '';
-    const headers: string[] = [];
-    if (status >= 301 && status <= 308 && status !== 304 && text !== undefined) {
+    const headers: string[] = [...extraHeaders];
+    if (status >= 301 && status <= 308 && status !== 304 && typeof text === 'string') {
       // `return 301 URL`: the text is the Location, as in nginx.
       headers.push('Location', text);
       body = '';
     } else if (text === undefined && status >= 400) body = `${status} ${statusText(status)}\n`;
-    const bytes = Buffer.from(body);
-    headers.push('Content-Type', TEXT_PLAIN, 'Content-Length', String(bytes.length));
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    headers.push('Content-Type', contentType, 'Content-Length', String(bytes.length));
     let record: RequestRecord | undefined;
     if (accessLog) {
       record = {
@@ -349,7 +408,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       };
       if (detail !== undefined) record.detail = detail;
     }
-    const answer = new LocalAnswer(this, conn, record);
+    const answer = new LocalAnswer(this, conn, record, status, reason);
     conn.user = answer;
     conn.readBody(answer);
     conn.respond(status, statusText(status), headers, bytes, close);
@@ -359,6 +418,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     const status = error.status;
     const reason: RequestEndReason = status === 408 ? 'client_header_timeout' : 'bad_request';
     const body = `${status} ${error.text ?? statusText(status)}\n`;
+    this.stats.requestEnded(status, reason, 0);
     conn.sendAndClose(
       `HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );
@@ -397,6 +457,12 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     kind: 'stale_connection' | 'next_upstream',
     detail: string,
   ): void {
+    exchange.upstreamStats.retried(kind);
+    noteEvent(
+      kind === 'stale_connection' ? 'stale_retry' : 'next_upstream',
+      exchange.upstreamStats.upstream,
+      `${exchange.req.method} to ${host.address.text}: ${detail}`,
+    );
     this.deps.log({
       msg: 'upstream_retry',
       method: exchange.req.method,

@@ -15,6 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import type { WebSocketHeartbeat } from '../../config/model.js';
+import { type ListenerStats, noteEvent } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
 import { joinSockets, resetSocket } from '../pump.js';
@@ -24,6 +25,8 @@ import { FrameTracker, isWebSocketSwitch, pongFrame } from './websocket-frames.j
 export interface TunnelOwner {
   log(record: RequestRecord | WebSocketRelayRecord): void;
   ended(tunnel: UpgradeTunnel): void;
+  /** The client address's counters (heartbeats, idle closes). */
+  readonly stats: ListenerStats;
 }
 
 /** What the exchange hands over with the sockets. */
@@ -65,6 +68,8 @@ export class UpgradeTunnel {
   private heartbeat: Heartbeat | undefined;
   /** Heartbeats sent, also after a fallback to plain relay (for the access line). */
   private heartbeatsSent = 0;
+  /** The upstream server, for the status page. */
+  readonly upstreamText: string;
 
   constructor(
     private readonly owner: TunnelOwner,
@@ -75,10 +80,17 @@ export class UpgradeTunnel {
     private readonly idleMs: number,
     /** The request's access line, completed when the tunnel ends; undefined under `access_log off`. */
     private readonly record: RequestRecord | undefined,
-    private readonly startedAt: number,
+    readonly startedAt: number,
     private readonly heartbeatConfig: WebSocketHeartbeat | null = null,
   ) {
     this.idle = new Deadline<UpgradeTunnel>(this, this.expire, idleMs);
+    this.upstreamText = held?.address.text ?? `${upstream.remoteAddress}:${upstream.remotePort}`;
+  }
+
+  /** Time since the last byte either way (keepwire's clock; the status page prefers the kernel's). */
+  get idleForMs(): number {
+    const left = this.idle.left;
+    return left === undefined ? 0 : Math.max(0, this.idleMs - left);
   }
 
   /** The first thing that ends the tunnel is what its access line says. */
@@ -159,6 +171,12 @@ export class UpgradeTunnel {
   }
 
   private expire(): void {
+    this.owner.stats.tunnelIdleTimeouts++;
+    noteEvent(
+      'tunnel_idle_timeout',
+      this.upstreamText,
+      `tunnel idle for ${this.idleMs} ms (proxy_read_timeout)`,
+    );
     this.note('ok', `tunnel idle for ${this.idleMs} ms (proxy_read_timeout)`);
     this.client.destroy();
     this.upstream.destroy();
@@ -210,10 +228,12 @@ export class UpgradeTunnel {
     if (hb.toClient && hb.fromUpstream.atBoundary && client.writable) {
       client.write(pongFrame(false));
       this.heartbeatsSent++;
+      this.owner.stats.websocketHeartbeats++;
     }
     if (hb.toUpstream && hb.fromClient.atBoundary && upstream.writable) {
       upstream.write(pongFrame(true));
       this.heartbeatsSent++;
+      this.owner.stats.websocketHeartbeats++;
     }
   }
 

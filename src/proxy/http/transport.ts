@@ -10,6 +10,7 @@
 import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { HttpUpstreamGroup } from '../../config/model.js';
 import type { KeepaliveApplier } from '../../keepalive/applier.js';
+import { noteEvent, type UpstreamStats } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
@@ -134,7 +135,10 @@ export class UpstreamConnection implements ParserSink {
 
   private onIdleExpired(): void {
     // Taken from the cache since (the deadline is left to lapse, not cleared per request).
-    if (this.pool !== undefined && !this.dead) this.destroy();
+    if (this.pool !== undefined && !this.dead) {
+      this.pool.idleExpired(this);
+      this.destroy();
+    }
   }
 
   /** Switches the socket's TCP keepalive when a location with other settings reuses it. */
@@ -249,7 +253,28 @@ export class GroupPool {
   /** Connections opened (for tests and logs). */
   opened = 0;
 
-  constructor(readonly settings: PoolSettings) {}
+  constructor(
+    readonly settings: PoolSettings,
+    /** The group's counters (idle-timeout closes). */
+    readonly stats?: UpstreamStats,
+  ) {}
+
+  /** The cached connections, for the status page. */
+  *idleConnections(): Iterable<UpstreamConnection> {
+    for (const stack of this.idle.values()) yield* stack;
+  }
+
+  /** @internal A cached connection outlived its idle limit and is closed. */
+  idleExpired(conn: UpstreamConnection): void {
+    const stats = this.stats;
+    if (stats === undefined) return;
+    stats.idleTimeouts++;
+    noteEvent(
+      'upstream_idle_timeout',
+      stats.upstream,
+      `${conn.host.address.text} idle for ${conn.idleLimitMs} ms (keepalive_timeout)`,
+    );
+  }
 
   get size(): number {
     return this.idleCount;
@@ -269,6 +294,8 @@ export class GroupPool {
         now - conn.idleSince >= conn.idleLimitMs ||
         now - conn.createdAt >= this.settings.keepaliveTimeMs
       ) {
+        if (!conn.dead && !conn.socket.destroyed && now - conn.idleSince >= conn.idleLimitMs)
+          this.idleExpired(conn);
         conn.destroy();
         continue;
       }
