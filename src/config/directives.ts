@@ -16,6 +16,7 @@ import type {
   StreamServer,
   UpstreamServer,
   WebSocketHeartbeat,
+  WorkerProcesses,
 } from './model.js';
 import {
   type ArgError,
@@ -500,6 +501,17 @@ function parseLbKind(args: readonly string[]): DirectiveResult<LbKind> {
   );
 }
 
+/** `worker_processes auto | N` as nginx: `auto` is resolved by the master to the CPUs it may use. */
+function parseWorkerProcesses(args: readonly string[]): DirectiveResult<WorkerProcesses> {
+  const v = args[0]!;
+  if (v === 'auto') return done('auto');
+  if (/^[0-9]+$/.test(v) && Number(v) >= 1 && Number(v) <= 1024) return done(Number(v));
+  return atArg(
+    bad(`invalid value "${v}"`, 0, 'worker_processes takes auto (one per CPU) or a number from 1 to 1024'),
+    0,
+  );
+}
+
 function parseSocketKeepalive(args: readonly string[]): DirectiveResult<KeepaliveSpec> {
   return atArg(parseKeepalive(args[0]!), 0);
 }
@@ -667,6 +679,18 @@ export const D = {
     parse: parseLbKind,
     bind: [bind(['config', 'stream_server', 'http_server'], 'lbKind')],
     doc: "What kind of load balancer `lb_idle_timeout` describes. `l4` forwards TCP segments (LVS, AWS NLB, NAT): TCP keepalive probes cross it and reset its idle timer. `l7` terminates TCP (AWS ALB, GCP HTTPS LB, Cloudflare, ingress-nginx): probes never cross it, only data does, so it closes a quiet long-poll, SSE stream or WebSocket at its idle timeout whatever TCP keepalive does. With `l7`, `check` warns when a location's `proxy_read_timeout` is above `lb_idle_timeout` (hint: `websocket_heartbeat`, or the application's own heartbeat).",
+  }),
+  workerProcesses: d({
+    name: 'worker_processes',
+    module: 'core',
+    contexts: ['main'],
+    syntax: 'auto | number',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '1',
+    parse: parseWorkerProcesses,
+    bind: [bind(['config'], 'workerProcesses')],
+    doc: 'How many worker processes serve traffic, as nginx; `auto` is one per CPU the process may run on. With 1 (the default) `serve` is one process, as before. With 2 or more (at start) a master process reads and checks the configuration, owns every listening socket (it never accepts on them) and supervises the workers: one that dies is restarted with a back-off; SIGHUP starts a new generation of workers on the same sockets and drains the old one. Passive health, `least_conn` counts and upstream keep-alive connections are per worker, as in nginx without a `zone`. Changing 1 to more needs a restart (a single process has no master); the reload says so and keeps running.',
   }),
   workerShutdownTimeout: d({
     name: 'worker_shutdown_timeout',

@@ -239,6 +239,9 @@ export interface HttpBlock {
   servers: HttpServer[];
 }
 
+/** `worker_processes auto | N`. */
+export type WorkerProcesses = number | 'auto';
+
 export interface Config {
   /** The main file; includes are resolved relative to the including file. */
   file: string;
@@ -246,6 +249,8 @@ export interface Config {
   lbKind: LbKind;
   /** Global cap on concurrent client connections (worker_connections-like). */
   workerConnections: number;
+  /** `worker_processes`: 1 is one process; `auto` is resolved by the master to the CPUs available. */
+  workerProcesses: WorkerProcesses;
   /** Grace period for draining sessions on SIGTERM/SIGINT. */
   shutdownTimeoutMs: number;
   stream?: StreamBlock;

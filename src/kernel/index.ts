@@ -11,6 +11,7 @@ export {
   SyscallError,
 } from './errors.js';
 export { awaitsConnect, fdOf } from './fd.js';
+export { type ListenSpec, type OpenedListener, openListeningSocket } from './listen.js';
 export { type InternalStatus, type LiveSample, nodeInternals, tcpSocketOf } from './node-internals.js';
 export { closeFd, pidfdGetfd, pidfdOpen } from './pidfd.js';
 export {

@@ -24,6 +24,12 @@ export interface Libc {
   /** syscall(number, int...): for calls glibc wraps only in recent versions (pidfd_*). */
   syscallInts(number: number, ...args: number[]): number;
   close(fd: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: Uint8Array, len: number): number;
+  listen(fd: number, backlog: number): number;
+  getsockname(fd: number, addr: Uint8Array, len: Uint32Array): number;
+  /** inet_pton(af, text, out): 1 when `text` is an address of family `af`. */
+  inetPton(af: number, text: string, out: Uint8Array): number;
   /** errno of the last call made through this binding. */
   errno(): number;
 }
@@ -57,12 +63,22 @@ export function libc(): Libc {
   const ioctl = lib.func('int ioctl(int, unsigned long, ...)');
   const syscall = lib.func('long syscall(long, ...)');
   const close = lib.func('int close(int)');
+  const socket = lib.func('int socket(int, int, int)');
+  const bind = lib.func('int bind(int, const void *, uint32_t)');
+  const listen = lib.func('int listen(int, int)');
+  const getsockname = lib.func('int getsockname(int, _Out_ void *, _Inout_ uint32_t *)');
+  const inetPton = lib.func('int inet_pton(int, const char *, _Out_ void *)');
   loaded = {
     setsockopt: (fd, level, name, value, len) => setsockopt(fd, level, name, value, len),
     getsockopt: (fd, level, name, value, len) => getsockopt(fd, level, name, value, len),
     ioctlInt: (fd, request, out) => ioctl(fd, request, 'int32_t *', out),
     syscallInts: (number, ...args) => Number(syscall(number, ...args.flatMap((a) => ['int', a]))),
     close: (fd) => close(fd),
+    socket: (domain, type, protocol) => socket(domain, type, protocol),
+    bind: (fd, addr, len) => bind(fd, addr, len),
+    listen: (fd, backlog) => listen(fd, backlog),
+    getsockname: (fd, addr, len) => getsockname(fd, addr, len),
+    inetPton: (af, text, out) => inetPton(af, text, out),
     errno: () => koffi.errno(),
   };
   return loaded;

@@ -48,18 +48,24 @@ export class Listener {
     this.server.on('error', () => {});
   }
 
-  open(): Promise<void> {
+  /**
+   * Binds the address, or with `fd` accepts on a listening socket this
+   * process was handed (a worker under a master: src/serve/master.ts).
+   */
+  open(fd?: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error) => reject(error);
       this.server.once('error', onError);
       this.server.listen(
-        {
-          host: bindHost(this.listen),
-          port: this.listen.address.port,
-          backlog: this.listen.backlog,
-          exclusive: true,
-          ...(this.listen.reuseport ? { reusePort: true } : {}),
-        },
+        fd !== undefined
+          ? { fd, backlog: this.listen.backlog }
+          : {
+              host: bindHost(this.listen),
+              port: this.listen.address.port,
+              backlog: this.listen.backlog,
+              exclusive: true,
+              ...(this.listen.reuseport ? { reusePort: true } : {}),
+            },
         () => {
           this.server.off('error', onError);
           resolve();

@@ -24,6 +24,12 @@ export interface RuntimeDeps {
   httpLog?: (record: HttpLogRecord) => void;
   /** Lifecycle events (started, reloaded, draining, stopped). */
   event?: (msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * A worker under a master: the listening descriptor the master handed this
+   * process for an address key (src/serve/master.ts); the address is then
+   * never bound here. Undefined (one process): every address is bound here.
+   */
+  inheritedFd?: (key: string) => number | undefined;
 }
 
 export class ConfigStartError extends Error {
@@ -159,7 +165,7 @@ export class Runtime {
       if (listener === undefined) {
         listener = new Listener(listen);
         try {
-          await listener.open();
+          await listener.open(this.deps.inheritedFd?.(key));
         } catch (error) {
           const s = listen.source;
           throw listenError(

@@ -23,12 +23,14 @@
  * the JSON line of the event (reload rejected, configuration warnings).
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import pino from 'pino';
 import { type Diagnostic, formatDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
 import { resolveNames } from '../config/resolve.js';
 import { type HttpLogRecord, requestFields } from '../proxy/http/index.js';
-import { ConfigStartError, Runtime } from './index.js';
+import { ConfigStartError, Runtime, type RuntimeDeps } from './index.js';
+import { runMaster } from './master.js';
 
 export type ConfigLoader = (path: string) => {
   config?: Config;
@@ -50,7 +52,10 @@ export interface ServeOptions {
   signals?: NodeJS.EventEmitter;
 }
 
-function renderDiagnostics(diagnostics: readonly Diagnostic[], known?: ReadonlyMap<string, string>): string {
+export function renderDiagnostics(
+  diagnostics: readonly Diagnostic[],
+  known?: ReadonlyMap<string, string>,
+): string {
   const sources = new Map<string, string | undefined>(known ?? []);
   const source = (file: string) => {
     if (!sources.has(file)) {
@@ -66,7 +71,7 @@ function renderDiagnostics(diagnostics: readonly Diagnostic[], known?: ReadonlyM
 }
 
 /** Loads and checks a configuration; prints diagnostics; returns the config only if it has no errors. */
-function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | undefined {
+export function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | undefined {
   const { config, diagnostics, sources } = load(file);
   if (diagnostics.length > 0) io.err(renderDiagnostics(diagnostics, sources));
   if (config === undefined || diagnostics.some((d) => d.severity === 'error')) return undefined;
@@ -81,7 +86,7 @@ function loadChecked(file: string, load: ConfigLoader, io: ServeIo): Config | un
 }
 
 /** The config if every host name in it resolves (nginx resolves them at start and reload too); prints the others. */
-async function resolved(config: Config | undefined, io: ServeIo): Promise<Config | undefined> {
+export async function resolved(config: Config | undefined, io: ServeIo): Promise<Config | undefined> {
   if (config === undefined) return undefined;
   const unresolved = await resolveNames(config);
   if (unresolved.length === 0) return config;
@@ -94,7 +99,7 @@ async function resolved(config: Config | undefined, io: ServeIo): Promise<Config
  * (config errors and warnings) must reach the JSON log on stdout too, so a
  * log collector reading stdout alone sees why a reload was rejected.
  */
-function teeErrors(io: ServeIo): { io: ServeIo; headlines: () => string[] } {
+export function teeErrors(io: ServeIo): { io: ServeIo; headlines: () => string[] } {
   const text: string[] = [];
   return {
     io: {
@@ -113,10 +118,32 @@ function teeErrors(io: ServeIo): { io: ServeIo; headlines: () => string[] } {
   };
 }
 
-/** Runs until a stop signal; resolves with the exit code. */
-export async function serve(opts: ServeOptions): Promise<number> {
-  const { io, file, load } = opts;
-  const signals = opts.signals ?? process;
+/** `worker_processes` as a number: `auto` is one per CPU this process may run on (nginx: ngx_ncpu). */
+export function workerCount(config: Config): number {
+  return config.workerProcesses === 'auto' ? availableParallelism() : config.workerProcesses;
+}
+
+/**
+ * PIPE_BUF: a write to a pipe up to this many bytes is never interleaved with
+ * another process's write (pipe(7)). Under a master, every worker writes its
+ * lines to the same stdout, so each write carries whole lines and stays under it.
+ */
+const PIPE_BUF = 4096;
+
+export interface ServeLog {
+  logger: pino.Logger;
+  /** The one line per HTTP request and per retry. */
+  httpLine: (record: HttpLogRecord) => void;
+  /** Writes what is queued now. */
+  flush: () => void;
+}
+
+/**
+ * The process's log: JSON lines on `io.out`, queued and written once per
+ * event-loop turn; `shared` (a master and its workers on one stdout) cuts the
+ * writes at line boundaries into pieces of at most PIPE_BUF bytes.
+ */
+export function createLog(io: ServeIo, shared = false): ServeLog {
   // Log lines leave in one write per event-loop turn: a busy HTTP proxy
   // writes a line per request, and a write call each was a measurable share
   // of its CPU (bench/http.ts profile).
@@ -125,9 +152,25 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const flush = () => {
     flushScheduled = false;
     if (pending.length === 0) return;
-    const text = pending.join('');
+    const lines = pending;
     pending = [];
-    io.out(text);
+    if (!shared) {
+      io.out(lines.join(''));
+      return;
+    }
+    let chunk = '';
+    let bytes = 0;
+    for (const line of lines) {
+      const n = Buffer.byteLength(line);
+      if (bytes + n > PIPE_BUF && chunk !== '') {
+        io.out(chunk);
+        chunk = '';
+        bytes = 0;
+      }
+      chunk += line;
+      bytes += n;
+    }
+    if (chunk !== '') io.out(chunk);
   };
   const queueLine = (line: string) => {
     pending.push(line);
@@ -156,18 +199,101 @@ export async function serve(opts: ServeOptions): Promise<number> {
     const fields = record.msg === 'request' ? requestFields(record) : JSON.stringify(record).slice(1);
     queueLine(`${lineHead}${fields}\n`);
   };
-  const runtime = new Runtime({
-    sessionLog: ({ msg, ...fields }) => logger.info(fields, msg),
-    httpLog: httpLine,
-    event: (msg, fields) => logger.info(fields ?? {}, msg),
-  });
+  return { logger, httpLine, flush };
+}
 
+/** The runtime's log sinks on a ServeLog. */
+export function runtimeDeps(log: ServeLog): RuntimeDeps {
+  return {
+    sessionLog: ({ msg, ...fields }) => log.logger.info(fields, msg),
+    httpLog: log.httpLine,
+    event: (msg, fields) => log.logger.info(fields ?? {}, msg),
+  };
+}
+
+/** Runs until a stop signal; resolves with the exit code. */
+export async function serve(opts: ServeOptions): Promise<number> {
+  const { io, file, load } = opts;
+  const signals = opts.signals ?? process;
   const startTee = teeErrors(io);
   const first = await resolved(loadChecked(file, load, startTee.io), startTee.io);
   if (first === undefined) return 1;
+  const workers = workerCount(first);
+  const log = createLog(io, workers > 1);
   const startWarnings = startTee.headlines();
-  if (startWarnings.length > 0) logger.warn({ file, diagnostics: startWarnings }, 'configuration warnings');
+  if (startWarnings.length > 0)
+    log.logger.warn({ file, diagnostics: startWarnings }, 'configuration warnings');
+  // worker_processes 1 stays one process, as before workers existed: nothing
+  // changes for it (no fork, no IPC); 2 or more run the master (master.ts).
+  if (workers > 1) return runMaster({ file, load, io, signals, log, first });
 
+  const runtime = new Runtime(runtimeDeps(log));
+  return runProcess({
+    runtime,
+    first,
+    log,
+    io,
+    signals,
+    reload: async () => {
+      log.logger.info({ file }, 'reloading');
+      const tee = teeErrors(io);
+      let next: Config | undefined;
+      try {
+        next = await resolved(loadChecked(file, load, tee.io), tee.io);
+      } catch (error) {
+        tee.io.err(`${file}: error: ${(error as Error).message}\n`);
+      }
+      if (next === undefined) {
+        log.logger.error(
+          { file, diagnostics: tee.headlines() },
+          'reload rejected: configuration has errors; keeping the running one',
+        );
+        return;
+      }
+      const n = workerCount(next);
+      if (n > 1) {
+        // One process has no master to own sockets and supervise workers;
+        // growing into one in place would hand live listeners across an exec.
+        const message = `${file}: error: worker_processes ${n} needs a restart: this server was started with worker_processes 1 and runs as one process (no master); restart keepwire serve to run ${n} workers`;
+        io.err(`${message}\n`);
+        log.logger.error({ file, error: message }, 'reload rejected: keeping the running configuration');
+        return;
+      }
+      const warnings = tee.headlines();
+      if (warnings.length > 0) log.logger.warn({ file, diagnostics: warnings }, 'configuration warnings');
+      try {
+        await runtime.apply(next);
+      } catch (error) {
+        if (!(error instanceof ConfigStartError)) throw error;
+        io.err(`${error.message}\n`);
+        log.logger.error(
+          { file, error: error.message },
+          'reload rejected: keeping the running configuration',
+        );
+      }
+    },
+  });
+}
+
+export interface ProcessOptions {
+  runtime: Runtime;
+  first: Config;
+  log: ServeLog;
+  io: ServeIo;
+  signals: NodeJS.EventEmitter;
+  /** SIGHUP; undefined in a worker (reloads go through the master, which starts new workers). */
+  reload?: () => Promise<void>;
+  /** Called once the first configuration listens. */
+  started?: () => void;
+}
+
+/**
+ * One serving process (the single process, or one worker): applies the
+ * first configuration and maps signals onto the runtime until it stopped.
+ */
+export function runProcess(opts: ProcessOptions): Promise<number> {
+  const { runtime, first, log, io, signals } = opts;
+  const { logger, flush } = log;
   return new Promise<number>((resolve) => {
     let stopping = false;
     const detachSignals = () => {
@@ -180,43 +306,26 @@ export async function serve(opts: ServeOptions): Promise<number> {
     };
     // Signals are taken from before the first listener opens: a SIGTERM that
     // arrives right after the "started" line must drain, not kill the process.
-    let reloading: Promise<void> = runtime.apply(first).catch((error: unknown) => {
-      if (!(error instanceof ConfigStartError)) throw error;
-      io.err(`${error.message}\n`);
-      stopping = true;
-      detachSignals();
-      flush();
-      resolve(error.exitCode);
-    });
+    let reloading: Promise<void> = runtime.apply(first).then(
+      () => opts.started?.(),
+      (error: unknown) => {
+        if (!(error instanceof ConfigStartError)) throw error;
+        io.err(`${error.message}\n`);
+        stopping = true;
+        detachSignals();
+        flush();
+        resolve(error.exitCode);
+      },
+    );
 
     const onHup = () => {
       if (stopping) return;
-      reloading = reloading.then(async () => {
-        logger.info({ file }, 'reloading');
-        const tee = teeErrors(io);
-        let next: Config | undefined;
-        try {
-          next = await resolved(loadChecked(file, load, tee.io), tee.io);
-        } catch (error) {
-          tee.io.err(`${file}: error: ${(error as Error).message}\n`);
-        }
-        if (next === undefined) {
-          logger.error(
-            { file, diagnostics: tee.headlines() },
-            'reload rejected: configuration has errors; keeping the running one',
-          );
-          return;
-        }
-        const warnings = tee.headlines();
-        if (warnings.length > 0) logger.warn({ file, diagnostics: warnings }, 'configuration warnings');
-        try {
-          await runtime.apply(next);
-        } catch (error) {
-          if (!(error instanceof ConfigStartError)) throw error;
-          io.err(`${error.message}\n`);
-          logger.error({ file, error: error.message }, 'reload rejected: keeping the running configuration');
-        }
-      });
+      const reload = opts.reload;
+      if (reload === undefined) {
+        logger.info({ signal: 'SIGHUP' }, 'reload goes through the master process; a worker ignores SIGHUP');
+        return;
+      }
+      reloading = reloading.then(reload);
     };
 
     const onStop = (signal: string) => {
