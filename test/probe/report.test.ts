@@ -42,6 +42,7 @@ function raw(evidence: ConnectionEvidence[]): RawProbe {
     interrupted: false,
     evidence,
     watchKeepalive: { idle: 1, interval: 1, count: 5 },
+    idleAfterRequest: false,
   };
 }
 
