@@ -26,10 +26,11 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
 import { closedPort, ROOT, sha256, sleep, tempDir } from '../support.js';
 
 const NODE = '/usr/bin/node';
@@ -399,5 +400,48 @@ describe('Containerfile (podman build from a local base, run, healthcheck, SIGQU
     assert.equal(done.reset, 0, 'nothing was reset');
     // The signal was the image's STOPSIGNAL, not podman's default SIGTERM.
     assert.equal(lines.find((l) => l.msg === 'shutting down')?.signal, 'SIGQUIT');
+  });
+
+  it("the probe CronJob's command runs in the image: keepwire probe's JSON report on stdout and in /results", () => {
+    // deploy/kubernetes's CronJob as written, against the backend container (Node's keep-alive timeout, ~5 s).
+    const cron = parse(readFileSync(path.join(ROOT, 'deploy/kubernetes/base/probe-cronjob.yaml'), 'utf8'));
+    const container = cron.spec.jobTemplate.spec.template.spec.containers[0];
+    const backendIp = ok(
+      podman(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', names.backend]),
+      'backend',
+    );
+    const results = path.join(dir, 'results');
+    mkdirSync(results);
+    chownSync(results, 10001, 10001);
+    const run = podman(
+      [
+        'run',
+        '--rm',
+        '--read-only',
+        '-v',
+        `${results}:/results`,
+        '-e',
+        `PROBE_TARGET=${backendIp}:3000`,
+        '-e',
+        'PROBE_MAX=8s',
+        '--entrypoint',
+        container.command[0],
+        image,
+        ...container.command.slice(1),
+        ...container.args,
+      ],
+      120_000,
+    );
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    const stdout = JSON.parse(run.stdout.slice(run.stdout.indexOf('{'))) as {
+      verdict: string;
+      target: object;
+    };
+    const files = readdirSync(results);
+    assert.equal(files.length, 1);
+    assert.match(files[0]!, /^probe-\d{8}T\d{6}Z\.json$/);
+    assert.deepEqual(JSON.parse(readFileSync(path.join(results, files[0]!), 'utf8')), stdout);
+    assert.deepEqual(stdout.target, { host: backendIp, port: 3000, address: backendIp });
+    assert.equal(stdout.verdict, 'measured');
   });
 });
