@@ -20,7 +20,8 @@
  * everything it is built from (Containerfile, package files, src/, the
  * healthcheck, the base) and kept between runs, so CI's second pass (Node 26)
  * and unchanged reruns do not build at all; older keepwire-test images are
- * removed. Containers, the network rules podman made for them and dangling
+ * removed, the build stage's last image is kept as the layer cache (a change
+ * in src/ then costs the tsc step, not npm ci). Containers, the network rules podman made for them and dangling
  * build layers are removed after every run.
  */
 import assert from 'node:assert/strict';
@@ -55,6 +56,7 @@ const dir = tempDir('keepwire-container-');
 const CONF = path.join(dir, 'containers.conf');
 const env = { ...process.env, CONTAINERS_CONF: CONF };
 const tag = `${process.pid}`;
+const BUILD_CACHE = 'localhost/keepwire-test-build:cache';
 const names = { backend: `kw-deploy-backend-${tag}`, keepwire: `kw-deploy-keepwire-${tag}` };
 
 function podman(args: string[], timeout = 60_000) {
@@ -220,22 +222,32 @@ describe('Containerfile (podman build from a local base, run, healthcheck, SIGQU
     const baseImage = base.stdout.trim();
     image = `localhost/keepwire-test:${contextHash(baseImage)}`;
     if (podman(['image', 'exists', image]).status !== 0) {
-      const built = podman(
-        [
-          'build',
-          '--format',
-          'docker',
-          '--build-arg',
-          `BASE=${baseImage}`,
-          '-t',
-          image,
-          '-f',
-          'Containerfile',
-          ROOT,
-        ],
-        480_000,
-      );
-      assert.equal(built.status, 0, `podman build: ${built.stdout.slice(-4000)}${built.stderr.slice(-4000)}`);
+      // The build stage tagged too: its layers (npm ci above all) are the cache of the next build,
+      // which the prune below would otherwise take as dangling.
+      for (const target of [
+        ['--target', 'build', '-t', BUILD_CACHE],
+        ['-t', image],
+      ]) {
+        const built = podman(
+          [
+            'build',
+            '--format',
+            'docker',
+            '--build-arg',
+            `BASE=${baseImage}`,
+            ...target,
+            '-f',
+            'Containerfile',
+            ROOT,
+          ],
+          480_000,
+        );
+        assert.equal(
+          built.status,
+          0,
+          `podman build: ${built.stdout.slice(-4000)}${built.stderr.slice(-4000)}`,
+        );
+      }
     }
     // Older keepwire-test images (an earlier tree's) are not kept.
     for (const old of podman(['images', '--format', '{{.Repository}}:{{.Tag}}', 'localhost/keepwire-test'])
