@@ -6,12 +6,12 @@
 # zsh (`keepwire completion zsh` is loaded by the real shell),
 # prometheus (promtool checks the `metrics` exposition), chromium (the `status`
 # page and a WebSocket client tested in a real headless browser),
-
-# nghttp2-client (h2load: many concurrent HTTP/2 streams against `http2 on`).
-
+# nghttp2-client (h2load: many concurrent HTTP/2 streams against `http2 on`),
 # redis-server and postgresql (the client presets tested against real servers),
 # haproxy (`keepwire recommend --for haproxy` checked by `haproxy -c`),
-# default-jdk-headless (`--for java` compiled by javac), golang-go (`--for go` compiled).
+# default-jdk-headless (`--for java` compiled by javac), golang-go (`--for go` compiled),
+# podman buildah runc debootstrap containernetworking-plugins uidmap iptables
+# (the Containerfile built and run from a locally made base: DESIGN §5).
 # Needs root and apt-get; otherwise it says what is missing and goes on
 # (namespace tests then skip with the reason, except under CI=true).
 set -u
@@ -24,14 +24,19 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
-
 command -v h2load >/dev/null 2>&1 || missing="$missing nghttp2-client"
-
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
 command -v javac >/dev/null 2>&1 || missing="$missing default-jdk-headless"
 command -v go >/dev/null 2>&1 || [ -x /usr/lib/go/bin/go ] || missing="$missing golang-go"
+command -v podman >/dev/null 2>&1 || missing="$missing podman"
+command -v buildah >/dev/null 2>&1 || missing="$missing buildah"
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing="$missing runc"
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"
+[ -d /usr/lib/cni ] || missing="$missing containernetworking-plugins"
+command -v newuidmap >/dev/null 2>&1 || missing="$missing uidmap"
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing="$missing iptables"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "keepwire: missing system packages:$missing (install them as root with apt-get)" >&2

@@ -17,6 +17,13 @@
  *   is a middlebox that resets at expiry, not the server.
  * - verify: the user's --verify-keepalive settings, held past the measured T
  *   and then used once.
+ *
+ * With `--payload http`, every connection first makes one HEAD request and
+ * idles from its answer: HTTP servers arm their keep-alive timeout after a
+ * response (nginx keepalive_timeout, Node's keepAliveTimeout), not on a fresh
+ * connection, so idling fresh connections would never see it (#23). A
+ * server that answers the first request with Connection: close has no
+ * keep-alive timeout to find: then connections idle fresh, as before.
  */
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
@@ -125,6 +132,8 @@ export interface RawProbe {
   evidence: ConnectionEvidence[];
   /** Keepalive of the watch connections. */
   watchKeepalive: { idle: number; interval: number; count: number };
+  /** `--payload http`: connections idled from the answer to a first request (the server kept it open). */
+  idleAfterRequest: boolean;
 }
 
 interface Conn {
@@ -195,6 +204,8 @@ class ProbeRun {
   private resolve!: (r: RawProbe) => void;
   private progressTimer?: NodeJS.Timeout;
   private readonly payload: Buffer | undefined;
+  /** `--payload http` and the server keeps connections after an answer: every connection makes a request first. */
+  private afterRequest = false;
 
   constructor(
     private readonly opts: ProbeOptions,
@@ -232,7 +243,14 @@ class ProbeRun {
       return done;
     }
     this.hooks.signal?.addEventListener('abort', onAbort, { once: true });
-    this.adopt(first.socket, 'watch');
+    if (this.opts.payload.kind === 'http') this.afterRequest = await this.keepsAliveAfterAnswer(first.socket);
+    if (this.finished) {
+      // Interrupted while the first request was answered.
+      first.socket.destroy();
+      return done;
+    }
+    if (first.socket.destroyed) this.open('watch', {});
+    else this.adopt(first.socket, 'watch');
     for (let i = 1; i < WATCH_CONNECTIONS; i++) this.open('watch', {});
     for (const v of this.opts.verify) {
       for (let i = 0; i < VERIFY_CONNECTIONS_PER_SPEC; i++) this.open('verify', { spec: v });
@@ -281,6 +299,39 @@ class ProbeRun {
             new ProbeError('failed', `${this.describeTarget()}: cannot connect: ${code || error.message}`),
           );
       });
+    });
+  }
+
+  /**
+   * `--payload http`: the first request, on the first connection. True when
+   * the server answered and kept the connection open, so its keep-alive
+   * timeout is there to be measured after a request; the connection is
+   * closed otherwise.
+   */
+  private keepsAliveAfterAnswer(socket: net.Socket): Promise<boolean> {
+    return new Promise((resolve) => {
+      let head = Buffer.alloc(0);
+      const done = (keepAlive: boolean) => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        socket.off('error', onClose);
+        if (!keepAlive) socket.destroy();
+        resolve(keepAlive);
+      };
+      const onData = (chunk: Buffer) => {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0 && head.length < MAX_ANSWER_HEAD) return;
+        const answer = end < 0 ? undefined : parseHttpAnswer(head.subarray(0, end).toString('latin1'));
+        done(answer?.keepAlive === true);
+      };
+      const onClose = () => done(false);
+      const timer = setTimeout(() => done(false), this.ackWaitMs + ANSWER_WAIT_MS);
+      socket.on('data', onData);
+      socket.once('close', onClose);
+      socket.once('error', onClose);
+      socket.write(this.payload!);
     });
   }
 
@@ -433,6 +484,9 @@ class ProbeRun {
     conn.connected = true;
     conn.lastActivity = this.now();
     conn.ev.connectedAtMs = Math.round(conn.lastActivity);
+    // The first request: its answer (a 'data' event) restarts the idle time, and `use` waits the
+    // full planned idle from there.
+    if (this.afterRequest && conn.ev.role !== 'verify' && this.payload) conn.socket.write(this.payload);
     if (conn.ev.role === 'grid') this.scheduleUse(conn, conn.ev.plannedIdleMs!);
     else if (conn.ev.role === 'verify') this.armVerify();
     this.maybeFinish();
@@ -760,6 +814,7 @@ class ProbeRun {
       interrupted: this.interrupted,
       evidence: this.conns.map((c) => c.ev),
       watchKeepalive: WATCH_KEEPALIVE,
+      idleAfterRequest: this.afterRequest,
     });
   }
 

@@ -53,6 +53,12 @@ export interface HttpSummary {
   answers: { statusLine: string; status: number; keepAlive: boolean; connections: number }[];
   /** Uses acknowledged by TCP that had no (complete) answer when the report was made. */
   unanswered: number;
+  /**
+   * Connections idled from the answer to a first request (the server kept the first connection
+   * open after answering), so a server's keep-alive timeout is what they measure; false when it
+   * answered with Connection: close, and connections idled fresh.
+   */
+  idleAfterRequest: boolean;
 }
 
 export interface ProbeReport {
@@ -231,7 +237,8 @@ export function buildReport(opts: ProbeOptions, raw: RawProbe, payloadText: stri
       );
   }
 
-  const http = opts.payload.kind === 'http' ? httpSummary(ev) : null;
+  const http =
+    opts.payload.kind === 'http' ? { ...httpSummary(ev), idleAfterRequest: raw.idleAfterRequest } : null;
   if (http) {
     const odd = http.answers.filter((a) => a.status < 200 || a.status >= 400);
     for (const a of odd)
@@ -276,7 +283,7 @@ export function buildReport(opts: ProbeOptions, raw: RawProbe, payloadText: stri
   };
 }
 
-function httpSummary(ev: ConnectionEvidence[]): HttpSummary {
+function httpSummary(ev: ConnectionEvidence[]): Omit<HttpSummary, 'idleAfterRequest'> {
   const answers = new Map<string, HttpSummary['answers'][number]>();
   let unanswered = 0;
   for (const e of ev) {
@@ -410,6 +417,11 @@ export function renderReport(r: ProbeReport): string {
     if (r.http.unanswered > 0)
       answered.push(`no answer (${r.http.unanswered} connection${r.http.unanswered === 1 ? '' : 's'})`);
     if (answered.length > 0) lines.push(`HTTP:         HEAD / answered ${answered.join('; ')}`);
+    lines.push(
+      r.http.idleAfterRequest
+        ? 'HTTP:         idle measured after a first request (the keep-alive timeout a server arms after a response)'
+        : 'HTTP:         idle measured on fresh connections (the first answer closed the connection)',
+    );
   }
   for (const v of r.verify) {
     const verdict = v.survived === null ? 'not verified' : v.survived ? 'SURVIVES' : 'DOES NOT SURVIVE';

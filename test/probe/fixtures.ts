@@ -222,7 +222,14 @@ export interface HttpTarget {
 /** Starts Node's http server (test/probe/http-server) listening on `listen` (default `::`, both families); `connectionClose` answers with `Connection: close`. */
 export async function startHttpServer(
   where: Where,
-  opts: { port?: number; listen?: string; idleTimeoutMs?: number; connectionClose?: boolean } = {},
+  opts: {
+    port?: number;
+    listen?: string;
+    idleTimeoutMs?: number;
+    connectionClose?: boolean;
+    /** Node's `server.keepAliveTimeout`: idle after a response (Node's default 5000). */
+    keepAliveTimeoutMs?: number;
+  } = {},
 ): Promise<HttpTarget> {
   const child = spawnIn(where, process.execPath, [
     HTTP_SERVER,
@@ -230,6 +237,7 @@ export async function startHttpServer(
     opts.listen ?? '::',
     String(opts.idleTimeoutMs ?? 0),
     opts.connectionClose ? 'close' : 'keep-alive',
+    String(opts.keepAliveTimeoutMs ?? 5000),
   ]);
   const requests: HttpRequestSeen[] = [];
   const clientErrors: string[] = [];
@@ -258,19 +266,20 @@ export type NginxTarget = Pick<RunningNginx, 'accessLog' | 'stop'>;
  * Debian's nginx in `host` (src/lab's starter), answering every request with
  * 200 on `port` over IPv4 and IPv6, its access log one line per request:
  * `request|status|Host header`, what the probe sent. Fresh connections that
- * send nothing are closed after `clientHeaderTimeout` (nginx's own idle close,
- * a FIN).
+ * send nothing are closed after `clientHeaderTimeout`, connections idle after
+ * a response after `keepaliveTimeout` (default 75s): nginx's own idle closes,
+ * FINs.
  */
 export function startNginx(
   host: Host,
-  opts: { port: number; clientHeaderTimeout: string },
+  opts: { port: number; clientHeaderTimeout: string; keepaliveTimeout?: string },
 ): Promise<NginxTarget> {
   return startLabNginx(host, {
     port: opts.port,
     server: `listen ${opts.port};
     listen [::]:${opts.port} ipv6only=on;
     client_header_timeout ${opts.clientHeaderTimeout};
-    keepalive_timeout 75s;
+    keepalive_timeout ${opts.keepaliveTimeout ?? '75s'};
     location / { return 200 "keepwire probe target\n"; }`,
     accessLogFormat: '$request|$status|$http_host',
     workerConnections: 1024,

@@ -81,7 +81,8 @@ for (const expiry of ['rst', 'drop'] as const) {
       const vip = lb.vip6!;
       // A server that never answers (delivery judged by the kernel alone), and Node's HTTP server.
       const idle = await startIdleServer(lb.backend, 7000, 0, 'never', '::');
-      const web = await startHttpServer(lb.backend, { port: 8080 });
+      // Node keeps a connection 60 s after a response (the probe idles after one): longer than the LB.
+      const web = await startHttpServer(lb.backend, { port: 8080, keepAliveTimeoutMs: 60_000 });
       const [keepaliveProbe, http] = await Promise.all([
         runProbeCli(lb.client, [`[${vip}]:${idle.port}`, '--max', '20s', '--connections', '32', '--json']),
         runProbeCli(lb.client, [

@@ -42,6 +42,7 @@ function raw(evidence: ConnectionEvidence[]): RawProbe {
     interrupted: false,
     evidence,
     watchKeepalive: { idle: 1, interval: 1, count: 5 },
+    idleAfterRequest: false,
   };
 }
 
@@ -139,6 +140,7 @@ test('--payload http: answers summarised and rendered; a 4xx or a non-HTTP answe
       { ...bad, connections: 1 },
     ],
     unanswered: 1,
+    idleAfterRequest: false,
   });
   assert.ok(
     r.notes.some((n) =>
@@ -150,6 +152,10 @@ test('--payload http: answers summarised and rendered; a 4xx or a non-HTTP answe
   assert.match(
     text,
     /\nHTTP: {9}HEAD \/ answered HTTP\/1\.1 200 OK, keep-alive \(2 connections\); HTTP\/1\.1 400 Bad Request, then closed \(1 connection\); no answer \(1 connection\)\n/,
+  );
+  assert.match(
+    text,
+    /\nHTTP: {9}idle measured on fresh connections \(the first answer closed the connection\)\n/,
   );
   assert.match(text, /check it here: keepwire probe \[2001:db8::10\]:8080 --verify-keepalive/);
 
