@@ -179,5 +179,6 @@ export function hazardBox(m: Middlebox): Box {
     l4: isL4(m),
     pools: m.pools,
     failure: expiryFailure(m),
+    name: m.name,
   };
 }
