@@ -16,11 +16,16 @@ import {
   ProfileError,
   parseSeconds,
 } from '../doctor/profiles.js';
-import { failed, renderReport, reportJson } from '../doctor/report.js';
+import { failed, profilesJson, renderProfiles, renderReport, reportJson } from '../doctor/report.js';
 import { EXIT, UsageError } from './errors.js';
 import type { Io } from './io.js';
 
-function profileArg(value: string, previous: Middlebox[] = []): Middlebox[] {
+/** `--lb list` asks for the profiles instead of naming one. */
+const LIST = Symbol('list');
+type Listed = Middlebox[] & { [LIST]?: true };
+
+function profileArg(value: string, previous: Listed = []): Listed {
+  if (value === 'list') return Object.assign([...previous], { [LIST]: true as const });
   try {
     return [...previous, middleboxFromArg(value)];
   } catch (error) {
@@ -68,7 +73,7 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
     .addOption(
       new Option(
         '--lb <profile>',
-        `middlebox in front, repeatable; PROFILE or PROFILE=T (${Object.keys(PROFILES).join(', ')})`,
+        `middlebox in front, repeatable; PROFILE or PROFILE=T (${Object.keys(PROFILES).join(', ')}); "list" prints them with their sources`,
       ).argParser(profileArg),
     )
     .addOption(
@@ -114,6 +119,11 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
       '\nExit status: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error.\nExample: keepwire doctor --lb aws-nlb --nginx /etc/nginx/nginx.conf',
     )
     .action(async (opts: DoctorCliOptions) => {
+      if ((opts.lb as Listed | undefined)?.[LIST]) {
+        io.out(opts.json ? profilesJson() : renderProfiles());
+        setExit(EXIT.ok);
+        return;
+      }
       const nginx = opts.nginx ?? [];
       let nginxVersion = opts.nginxVersion;
       if (nginxVersion !== undefined && !/^[0-9]+(\.[0-9]+){0,2}$/.test(nginxVersion))
