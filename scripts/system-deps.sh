@@ -14,6 +14,8 @@ command -v tcpdump >/dev/null 2>&1 || missing="$missing tcpdump"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
+# haproxy: `haproxy -c` validates doctor --haproxy's fixtures and fixes.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "keepwire: missing system packages:$missing (install them as root with apt-get)" >&2

@@ -55,6 +55,8 @@ interface DoctorCliOptions {
   lbIdle?: Middlebox[];
   upstreamLb?: Middlebox[];
   nginx?: string[];
+  haproxy?: string[];
+  envoy?: string[];
   config?: string[];
   chain?: string;
   pid?: number;
@@ -90,6 +92,8 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
     .addOption(
       new Option('--nginx <file>', 'nginx configuration (includes followed), repeatable').argParser(collect),
     )
+    .addOption(new Option('--haproxy <file>', 'HAProxy configuration, repeatable').argParser(collect))
+    .addOption(new Option('--envoy <file>', 'Envoy bootstrap (YAML or JSON), repeatable').argParser(collect))
     .addOption(
       new Option('-c, --config <file>', "keepwire's own configuration, repeatable").argParser(collect),
     )
@@ -135,6 +139,8 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
           front: [...(opts.lb ?? []), ...(opts.lbIdle ?? [])],
           upstream: opts.upstreamLb ?? [],
           nginx,
+          haproxy: opts.haproxy ?? [],
+          envoy: opts.envoy ?? [],
           keepwireConfigs: opts.config ?? [],
           ...(opts.chain !== undefined ? { chain: opts.chain } : {}),
           ...(opts.pid !== undefined ? { pid: opts.pid } : {}),

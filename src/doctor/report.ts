@@ -9,6 +9,9 @@ import { profileList } from './profiles.js';
 const LAYER_TITLE: Record<Layer, string> = {
   host: 'host (kernel settings of this network namespace)',
   nginx: 'nginx configuration',
+  haproxy: 'HAProxy configuration',
+  envoy: 'Envoy configuration',
+  kubernetes: 'Kubernetes manifests',
   keepwire: 'keepwire configuration',
   sockets: 'live sockets',
   chain: 'timeout chain',
