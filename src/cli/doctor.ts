@@ -57,6 +57,7 @@ interface DoctorCliOptions {
   nginx?: string[];
   haproxy?: string[];
   envoy?: string[];
+  k8sManifest?: string[];
   config?: string[];
   chain?: string;
   pid?: number;
@@ -94,6 +95,12 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
     )
     .addOption(new Option('--haproxy <file>', 'HAProxy configuration, repeatable').argParser(collect))
     .addOption(new Option('--envoy <file>', 'Envoy bootstrap (YAML or JSON), repeatable').argParser(collect))
+    .addOption(
+      new Option(
+        '--k8s-manifest <file>',
+        'Kubernetes manifests (multi-document YAML: Ingresses, Services, workloads), repeatable',
+      ).argParser(collect),
+    )
     .addOption(
       new Option('-c, --config <file>', "keepwire's own configuration, repeatable").argParser(collect),
     )
@@ -141,6 +148,7 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
           nginx,
           haproxy: opts.haproxy ?? [],
           envoy: opts.envoy ?? [],
+          k8s: opts.k8sManifest ?? [],
           keepwireConfigs: opts.config ?? [],
           ...(opts.chain !== undefined ? { chain: opts.chain } : {}),
           ...(opts.pid !== undefined ? { pid: opts.pid } : {}),

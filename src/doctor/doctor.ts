@@ -10,6 +10,7 @@ import { bySeverity, type Dependent, type Finding } from './findings.js';
 import { auditHaproxy } from './haproxy.js';
 import { type HostState, hostFindings, readHost } from './host.js';
 import { auditKeepwireConfig } from './keepwire-config.js';
+import { auditManifests } from './kubernetes.js';
 import { auditNginx, type ConfigAudit } from './nginx.js';
 import { isL4, type Middlebox, tightest } from './profiles.js';
 import {
@@ -32,6 +33,8 @@ export interface DoctorOptions {
   haproxy?: string[];
   /** `--envoy` bootstrap files (YAML or JSON). */
   envoy?: string[];
+  /** `--k8s-manifest` files (multi-document YAML). */
+  k8s?: string[];
   keepwireConfigs: string[];
   /** `--chain` text or file. */
   chain?: string;
@@ -75,6 +78,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
     const hops = parseChain(chainHops, undefined, {
       ...(opts.haproxy?.length ? { haproxy: placeholder } : {}),
       ...(opts.envoy?.length ? { envoy: placeholder } : {}),
+      ...(opts.k8s?.length ? { k8s: placeholder } : {}),
     });
     const at = hops.findIndex((h) => h.kind === 'endpoint' && h.name === 'nginx');
     if (at !== -1) {
@@ -96,6 +100,8 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
     others.push({ name: 'haproxy', file, audit: auditHaproxy(file, auditOpts) });
   for (const file of opts.envoy ?? [])
     others.push({ name: 'envoy', file, audit: auditEnvoy(file, auditOpts) });
+  for (const file of opts.k8s ?? [])
+    others.push({ name: 'k8s', file, audit: auditManifests(file, auditOpts) });
   for (const a of [...audits, ...others.map((o) => o.audit)]) {
     findings.push(...a.findings);
     dependents.push(...a.systemDependents);
