@@ -8,6 +8,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { detectNginxVersion, runDoctor } from '../doctor/doctor.js';
 import type { FindingSeverity } from '../doctor/findings.js';
+import { NetnsError, type NetnsTarget, netnsTarget, runInNetns, withoutNetns } from '../doctor/netns.js';
 import {
   customMiddlebox,
   type Middlebox,
@@ -58,6 +59,7 @@ interface DoctorCliOptions {
   haproxy?: string[];
   envoy?: string[];
   k8sManifest?: string[];
+  netns?: string;
   config?: string[];
   chain?: string;
   pid?: number;
@@ -114,6 +116,10 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
         "exact keepalive values of this process's sockets (needs ptrace rights)",
       ).argParser(pidArg),
     )
+    .option(
+      '--netns <pid|name>',
+      "audit another network namespace (a pod's): its keepalive sysctls and sockets, read by this doctor run again inside it (nsenter or ip netns exec; needs root)",
+    )
     .option('--no-sockets', 'skip the host-wide live socket table (ss)')
     .option(
       '--nginx-version <version>',
@@ -129,7 +135,29 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
       'after',
       '\nExit status: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error.\nExample: keepwire doctor --lb aws-nlb --nginx /etc/nginx/nginx.conf',
     )
-    .action(async (opts: DoctorCliOptions) => {
+    .action(async (opts: DoctorCliOptions, cmd: Command) => {
+      if (opts.netns !== undefined) {
+        let target: NetnsTarget;
+        try {
+          target = netnsTarget(opts.netns);
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+        // The child is this same command line, less --netns: the process's own arguments.
+        const args = withoutNetns(process.argv.slice(2));
+        if (args[0] !== cmd.name()) throw new UsageError('--netns works from the keepwire command line only');
+        let r: ReturnType<typeof runInNetns>;
+        try {
+          r = runInNetns(target, args);
+        } catch (error) {
+          if (error instanceof NetnsError) throw new UsageError(error.message);
+          throw error;
+        }
+        io.out(r.stdout);
+        if (r.stderr) io.err(r.stderr);
+        setExit(r.status);
+        return;
+      }
       if ((opts.lb as Listed | undefined)?.[LIST]) {
         io.out(opts.json ? profilesJson() : renderProfiles());
         setExit(EXIT.ok);

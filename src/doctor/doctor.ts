@@ -45,6 +45,8 @@ export interface DoctorOptions {
 }
 
 export interface DoctorReport {
+  /** Set when this run audits another network namespace (`--netns`, doctor/netns.ts). */
+  netns?: string;
   lb: { front: Middlebox[]; upstream: Middlebox[] };
   host: HostState;
   nginxVersion?: string;
@@ -119,6 +121,8 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
     sources,
   };
   if (opts.nginxVersion !== undefined) report.nginxVersion = opts.nginxVersion;
+  const netns = process.env.KEEPWIRE_DOCTOR_NETNS;
+  if (netns) report.netns = netns;
 
   if (opts.pid !== undefined) {
     const name = processName(opts.pid);

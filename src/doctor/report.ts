@@ -97,6 +97,7 @@ export function renderReport(report: DoctorReport, failOn: FindingSeverity): str
   out.push(
     `keepwire doctor: in front: ${front || 'no load balancer given (--lb, --lb-idle)'}${up ? `; toward upstreams: ${up}` : ''}`,
   );
+  if (report.netns) out.push(`audited inside ${report.netns}`);
   const k = report.host.keepalive;
   const ct = report.host.conntrackEstablished;
   for (const layer of LAYERS) {
