@@ -9,13 +9,16 @@
  *   TCP_KEEPIDLE/KEEPINTVL/KEEPCNT (level 6, names 4/5/6) toward clients;
  *   the HTTP connection manager's `common_http_protocol_options.idle_timeout`
  *   (default 1 h), `stream_idle_timeout` (default 5 min), HTTP/2
- *   `connection_keepalive`, the routes' `timeout` (default 15 s, 0 = none);
+ *   `connection_keepalive` (PINGs are packets: with `codec_type: HTTP2` and
+ *   an interval below the box's idle they hold the flow, no TCP keepalive
+ *   needed), the routes' `timeout` (default 15 s, 0 = none);
  *   `tcp_proxy`'s `idle_timeout` (default 1 h);
  * - clusters: `upstream_connection_options.tcp_keepalive`
  *   (keepalive_time/interval/probes, unset = the kernel's), the upstream
  *   `common_http_protocol_options.idle_timeout` (default 1 h) in
  *   `typed_extension_protocol_options` (or the cluster's own, older form),
- *   HTTP/2 `connection_keepalive`.
+ *   HTTP/2 `connection_keepalive` under `explicit_http_config` (PINGs in time
+ *   keep the pooled connections).
  */
 import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, RULES } from '../config/hazards.js';
@@ -126,6 +129,8 @@ class Auditor {
     const name = String(listener.name ?? 'listener');
     let longest: At<number> | undefined;
     let keepaliveIdle: At<number> | undefined;
+    /** The HTTP/2 PING interval of an HCM that speaks only HTTP/2 downstream: PINGs are packets, so they keep an L4 flow too. */
+    let h2Ping: number | undefined;
     for (const chain of asArray(listener.filter_chains)) {
       for (const f of asArray(field(chain, 'filters'))) {
         const filter = asObject(f);
@@ -140,6 +145,11 @@ class Auditor {
           const idle = this.duration(common, 'idle_timeout', HOUR, config);
           if (!keepaliveIdle || idle.value < keepaliveIdle.value) keepaliveIdle = idle;
           const streamIdle = this.duration(config, 'stream_idle_timeout', 300_000, config);
+          const ping = asObject(field(config.http2_protocol_options, 'connection_keepalive'));
+          if (ping && config.codec_type === 'HTTP2') {
+            const interval = this.duration(ping, 'interval', Number.POSITIVE_INFINITY, ping).value;
+            h2Ping = Math.min(h2Ping ?? interval, interval);
+          }
           for (const vh of asArray(field(config.route_config, 'virtual_hosts'))) {
             for (const r of asArray(field(vh, 'routes'))) {
               const route = asObject(field(r, 'route'));
@@ -224,6 +234,8 @@ class Auditor {
       }
       return;
     }
+    // HTTP/2 PINGs more often than the box forgets keep every client connection of this listener alive.
+    if (h2Ping !== undefined && h2Ping < box.idleMs) return;
     const severity = RULES.listenerWithoutKeepalive(wait, box);
     this.add(
       severity,
@@ -298,6 +310,12 @@ class Auditor {
       }
       return;
     }
+    // An HTTP/2-only cluster whose PINGs come more often than the box forgets keeps its pooled connections alive.
+    const h2 =
+      asObject(
+        field(field(options?.explicit_http_config, 'http2_protocol_options'), 'connection_keepalive'),
+      ) ?? asObject(field(cluster.http2_protocol_options, 'connection_keepalive'));
+    if (h2 && this.duration(h2, 'interval', Number.POSITIVE_INFINITY, h2).value < box.idleMs) return;
     const pool = { keepalive: 1, keepaliveTimeoutMs: idle.value };
     if (RULES.poolOutlivesBox(pool, box)) {
       this.add(

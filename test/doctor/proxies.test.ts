@@ -185,6 +185,33 @@ describe('doctor --envoy', () => {
     assert.equal(r.findings[0]!.fix, 'common_http_protocol_options: { idle_timeout: 66s }');
   });
 
+  it('HTTP/2 PINGs more often than an L4 box forgets hold its flows: no TCP keepalive needed, on either side', () => {
+    const dir = tempDir('kw-doctor-envoy-h2-');
+    const file = path.join(dir, 'h2.yaml');
+    writeFileSync(
+      file,
+      [
+        'static_resources:',
+        '  listeners:',
+        '  - name: h2_in',
+        '    filter_chains:',
+        '    - filters:',
+        '      - name: envoy.filters.network.http_connection_manager',
+        '        typed_config:',
+        '          codec_type: HTTP2',
+        '          http2_protocol_options: { connection_keepalive: { interval: 60s, timeout: 10s } }',
+        '          route_config: { virtual_hosts: [ { routes: [ { route: { cluster: grpc, timeout: 0s } } ] } ] }',
+        '',
+      ].join('\n'),
+    );
+    const codes = (lb: string) =>
+      auditEnvoy(file, { front: lbs([lb]), upstream: [], system: STOCK }).findings.map((f) => f.code);
+    assert.deepEqual(codes('aws-nlb'), []);
+    assert.deepEqual(codes('lvs=50s'), ['envoy-listener-no-keepalive']);
+    // The fixture's grpc cluster pings every 30 s: no finding for it behind azure-lb (4 min).
+    assert.ok(!envoy([], ['azure-lb']).findings.some((f) => f.message.includes('"grpc"')));
+  });
+
   it('JSON bootstraps read alike; invalid YAML is one error at its line', () => {
     const dir = tempDir('kw-doctor-envoy-');
     const json = path.join(dir, 'bootstrap.json');
