@@ -8,7 +8,7 @@
 # page and a WebSocket client tested in a real headless browser),
 # nghttp2-client (h2load: many concurrent HTTP/2 streams against `http2 on`),
 # redis-server and postgresql (the client presets tested against real servers),
-# haproxy (`keepwire recommend --for haproxy` checked by `haproxy -c`),
+# haproxy (`recommend --for haproxy` snippets and `doctor --haproxy` fixtures checked by `haproxy -c`),
 # default-jdk-headless (`--for java` compiled by javac), golang-go (`--for go` compiled),
 # podman buildah runc debootstrap containernetworking-plugins uidmap iptables
 # (the Containerfile built and run from a locally made base: DESIGN §5).

@@ -8,6 +8,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { detectNginxVersion, runDoctor } from '../doctor/doctor.js';
 import type { FindingSeverity } from '../doctor/findings.js';
+import { NetnsError, type NetnsTarget, netnsTarget, runInNetns, withoutNetns } from '../doctor/netns.js';
 import {
   customMiddlebox,
   type Middlebox,
@@ -16,11 +17,16 @@ import {
   ProfileError,
   parseSeconds,
 } from '../doctor/profiles.js';
-import { failed, renderReport, reportJson } from '../doctor/report.js';
+import { failed, profilesJson, renderProfiles, renderReport, reportJson } from '../doctor/report.js';
 import { EXIT, UsageError } from './errors.js';
 import type { Io } from './io.js';
 
-function profileArg(value: string, previous: Middlebox[] = []): Middlebox[] {
+/** `--lb list` asks for the profiles instead of naming one. */
+const LIST = Symbol('list');
+type Listed = Middlebox[] & { [LIST]?: true };
+
+function profileArg(value: string, previous: Listed = []): Listed {
+  if (value === 'list') return Object.assign([...previous], { [LIST]: true as const });
   try {
     return [...previous, middleboxFromArg(value)];
   } catch (error) {
@@ -50,6 +56,10 @@ interface DoctorCliOptions {
   lbIdle?: Middlebox[];
   upstreamLb?: Middlebox[];
   nginx?: string[];
+  haproxy?: string[];
+  envoy?: string[];
+  k8sManifest?: string[];
+  netns?: string;
   config?: string[];
   chain?: string;
   pid?: number;
@@ -68,7 +78,7 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
     .addOption(
       new Option(
         '--lb <profile>',
-        `middlebox in front, repeatable; PROFILE or PROFILE=T (${Object.keys(PROFILES).join(', ')})`,
+        `middlebox in front, repeatable; PROFILE or PROFILE=T (${Object.keys(PROFILES).join(', ')}); "list" prints them with their sources`,
       ).argParser(profileArg),
     )
     .addOption(
@@ -85,6 +95,14 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
     .addOption(
       new Option('--nginx <file>', 'nginx configuration (includes followed), repeatable').argParser(collect),
     )
+    .addOption(new Option('--haproxy <file>', 'HAProxy configuration, repeatable').argParser(collect))
+    .addOption(new Option('--envoy <file>', 'Envoy bootstrap (YAML or JSON), repeatable').argParser(collect))
+    .addOption(
+      new Option(
+        '--k8s-manifest <file>',
+        'Kubernetes manifests (multi-document YAML: Ingresses, Services, workloads), repeatable',
+      ).argParser(collect),
+    )
     .addOption(
       new Option('-c, --config <file>', "keepwire's own configuration, repeatable").argParser(collect),
     )
@@ -97,6 +115,10 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
         '--pid <pid>',
         "exact keepalive values of this process's sockets (needs ptrace rights)",
       ).argParser(pidArg),
+    )
+    .option(
+      '--netns <pid|name>',
+      "audit another network namespace (a pod's): its keepalive sysctls and sockets, read by this doctor run again inside it (nsenter or ip netns exec; needs root)",
     )
     .option('--no-sockets', 'skip the host-wide live socket table (ss)')
     .option(
@@ -113,7 +135,34 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
       'after',
       '\nExit status: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error.\nExample: keepwire doctor --lb aws-nlb --nginx /etc/nginx/nginx.conf',
     )
-    .action(async (opts: DoctorCliOptions) => {
+    .action(async (opts: DoctorCliOptions, cmd: Command) => {
+      if (opts.netns !== undefined) {
+        let target: NetnsTarget;
+        try {
+          target = netnsTarget(opts.netns);
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+        // The child is this same command line, less --netns: the process's own arguments.
+        const args = withoutNetns(process.argv.slice(2));
+        if (args[0] !== cmd.name()) throw new UsageError('--netns works from the keepwire command line only');
+        let r: ReturnType<typeof runInNetns>;
+        try {
+          r = runInNetns(target, args);
+        } catch (error) {
+          if (error instanceof NetnsError) throw new UsageError(error.message);
+          throw error;
+        }
+        io.out(r.stdout);
+        if (r.stderr) io.err(r.stderr);
+        setExit(r.status);
+        return;
+      }
+      if ((opts.lb as Listed | undefined)?.[LIST]) {
+        io.out(opts.json ? profilesJson() : renderProfiles());
+        setExit(EXIT.ok);
+        return;
+      }
       const nginx = opts.nginx ?? [];
       let nginxVersion = opts.nginxVersion;
       if (nginxVersion !== undefined && !/^[0-9]+(\.[0-9]+){0,2}$/.test(nginxVersion))
@@ -125,6 +174,9 @@ export function registerDoctor(program: Command, io: Io, setExit: (code: number)
           front: [...(opts.lb ?? []), ...(opts.lbIdle ?? [])],
           upstream: opts.upstreamLb ?? [],
           nginx,
+          haproxy: opts.haproxy ?? [],
+          envoy: opts.envoy ?? [],
+          k8s: opts.k8sManifest ?? [],
           keepwireConfigs: opts.config ?? [],
           ...(opts.chain !== undefined ? { chain: opts.chain } : {}),
           ...(opts.pid !== undefined ? { pid: opts.pid } : {}),

@@ -13,6 +13,7 @@ import { formatDuration } from '../units/time.js';
 import type { DiagnosticList, Position } from './diagnostics.js';
 import type {
   Config,
+  HttpLocation,
   HttpServer,
   HttpUpstreamGroup,
   Listen,
@@ -48,6 +49,8 @@ export interface Box {
   pools: boolean;
   /** What an expired connection turns into, for `why`. */
   failure: string;
+  /** The profile's name (`aws-nlb`), for dialects that word the hazard themselves (doctor --nginx). */
+  name?: string;
 }
 
 /** The middleboxes of a server's two legs: in front (clients) and toward its upstreams. */
@@ -102,6 +105,32 @@ export interface Hazard {
   why: string;
   /** The line that fixes it. */
   fix: string;
+  /**
+   * The values the rule judged, so a dialect (doctor --nginx) words the
+   * message and writes the fix in its own syntax from the same decision.
+   */
+  data: HazardData;
+}
+
+/** What a hazard was decided on: the middlebox, the records and the values. */
+export interface HazardData {
+  box?: Box;
+  /** The keepalive's timing against the box (keepalive-too-late, keepalive-interval-too-long). */
+  timing?: KeepaliveTiming;
+  /** The listener it is about. */
+  listen?: Listen;
+  /** The stream server or location whose upstream leg, keep-alive timeout or read timeout it is about. */
+  owner?: object;
+  /** What waits on the connection, and how long: `proxy_read_timeout` 900 s. */
+  waitMs?: number;
+  waitName?: string;
+  /** The location that waits longest, for a listener (its read timeout is the wait). */
+  waitOwner?: object;
+  group?: HttpUpstreamGroup;
+  /** The upstream server whose own keep-alive timeout the pool outlives. */
+  server?: UpstreamServer;
+  /** keepalive_timeout, proxy_read_timeout or the server's keep-alive timeout, as judged. */
+  valueMs?: number;
 }
 
 /** A place that takes keepalive values from the kernel, and which. */
@@ -210,7 +239,14 @@ class Engine {
   }
 
   /** A keepalive spec that is on, against a box: the first probe and every max(idle, interval). */
-  private spec(spec: KeepaliveSpec, box: Box, at: Position, what: string, fixFor: (spec: string) => string) {
+  private spec(
+    spec: KeepaliveSpec,
+    box: Box,
+    at: Position,
+    what: string,
+    fixFor: (spec: string) => string,
+    data: HazardData,
+  ) {
     const t = keepaliveTiming(spec, box.idleMs, this.kernel);
     if (t.relies.length > 0) this.dependents.push({ at, relies: t.relies });
     const fix = fixFor(suggestedSpec(box.idleMs));
@@ -225,6 +261,7 @@ class Engine {
             : `${what} keepalive idle ${spec.idle}s is not below ${box.label}: the first probe comes after the load balancer has forgotten the connection`,
         why: `an idle connection is forgotten before its first probe, and ${box.failure}.`,
         fix,
+        data: { ...data, box, timing: t },
       });
       return;
     }
@@ -236,18 +273,26 @@ class Engine {
         message: `${what} probe interval ${t.interval}s${spec.interval === undefined ? ` (the system default ${this.kernel.where})` : ''} is not below ${box.label}: after the first probe the kernel waits the interval before the next, so an idle connection is silent for ${t.interval}s and the load balancer forgets it`,
         why: `an idle connection outlives the first probe but not the second, and ${box.failure}.`,
         fix,
+        data: { ...data, box, timing: t },
       });
     }
   }
 
   /** A listener against the box in front, when it is one TCP keepalive can hold (L4). */
-  listener(listen: Listen, front: readonly Box[], waitMs: number, waitName: string): void {
+  listener(
+    listen: Listen,
+    front: readonly Box[],
+    waitMs: number,
+    waitName: string,
+    waitOwner: object | undefined,
+  ): void {
     const box = tightestL4(front);
     if (!box) return;
     const where = this.origins.get(listen, 'soKeepalive') ?? listen.source;
     const fixFor = (spec: string) => `listen ${listen.address.text} so_keepalive=${spec};`;
+    const data: HazardData = { box, listen, waitMs, waitName, ...(waitOwner ? { waitOwner } : {}) };
     if (listen.soKeepalive?.enable) {
-      this.spec(listen.soKeepalive, box, where, 'so_keepalive', fixFor);
+      this.spec(listen.soKeepalive, box, where, 'so_keepalive', fixFor, data);
       return;
     }
     const long = RULES.listenerWithoutKeepalive(waitMs, box) === 'error';
@@ -262,6 +307,7 @@ class Engine {
         ? `a request that keeps the client connection silent for ${fmt(box.idleMs)} is lost: ${box.failure}.`
         : `nothing here waits that long today (longest ${waitName} ${fmt(waitMs)}), but a dead client or a connection the load balancer forgot is only noticed at the proxy's own timeouts.`,
       fix: fixFor(suggestedSpec(box.idleMs)),
+      data,
     });
   }
 
@@ -293,6 +339,7 @@ class Engine {
             'no proxy_socket_keepalive toward an upstream that is not on this host; no middlebox on that path was given',
           why: 'if a firewall, NAT or load balancer sits on that path, an upstream connection idle longer than its timeout is forgotten.',
           fix: 'proxy_socket_keepalive on;',
+          data: { owner, waitMs, waitName },
         });
       }
       return;
@@ -300,7 +347,7 @@ class Engine {
     const box = tightestL4(boxes);
     if (!box) return;
     if (spec.enable) {
-      this.spec(spec, box, specAt, 'proxy_socket_keepalive', fixFor);
+      this.spec(spec, box, specAt, 'proxy_socket_keepalive', fixFor, { owner, waitMs, waitName });
       return;
     }
     if (RULES.upstreamWaitsTooLong(waitMs, box)) {
@@ -311,6 +358,7 @@ class Engine {
         message: `proxy_socket_keepalive is off while ${waitName} ${fmt(waitMs)} exceeds ${box.label}: an upstream connection waiting that long can be forgotten by a load balancer on the way`,
         why: `a request that keeps the upstream silent that long loses its upstream connection: ${box.failure}.`,
         fix: fixFor(suggestedSpec(box.idleMs)),
+        data: { box, owner, waitMs, waitName },
       });
     }
     if (group && RULES.poolOutlivesBox(group, box)) {
@@ -324,6 +372,7 @@ class Engine {
         message: `upstream "${group.name}" keeps idle connections ${fmt(group.keepaliveTimeoutMs)}, not less than ${box.label}, without TCP keepalive`,
         why: `a pooled connection the load balancer already forgot is reused, and ${box.failure}; only an idempotent request is repeated on a fresh connection.`,
         fix: `keepalive_timeout ${recommend(Math.max(2, Math.floor(box.idleMs / 1000))).clientPoolIdleTimeout}s;`,
+        data: { box, owner, group, valueMs: group.keepaliveTimeoutMs },
       });
     }
   }
@@ -350,6 +399,7 @@ class Engine {
         message: `keepalive_timeout ${fmt(ms)} is not above ${box.label}: the load balancer may reuse a connection this server is closing, and the request fails (502)`,
         why: 'the load balancer reuses a pooled connection the server is closing, and the request fails with a 502.',
         fix: `keepalive_timeout ${recommend(Math.max(2, Math.floor(box.idleMs / 1000))).httpServerKeepaliveTimeout}s;`,
+        data: { box, owner, valueMs: ms },
       });
     }
   }
@@ -382,6 +432,7 @@ class Engine {
             message: `websocket_heartbeat ${fmt(heartbeat.intervalMs)} ${heartbeat.side} does not keep a quiet WebSocket open through ${box.label}: ${heartbeat.side === 'upstream' ? 'no Pong goes toward the client side, where the load balancer is' : 'the first Pong comes after the load balancer has closed the connection'}`,
             why: `a WebSocket quiet for ${fmt(box.idleMs)} is closed by the load balancer: ${box.failure} (TCP keepalive does not count as data for an L7 proxy).`,
             fix: `websocket_heartbeat ${beatS}s;`,
+            data: { box, owner: location, valueMs: location.proxyReadTimeoutMs },
           });
           continue;
         }
@@ -392,6 +443,7 @@ class Engine {
           message: `proxy_read_timeout ${fmt(location.proxyReadTimeoutMs)} lets a response take longer than ${box.label}: a slow response, long-poll, SSE stream or WebSocket quiet that long is closed by the load balancer whatever TCP keepalive does`,
           why: `a response slower than ${fmt(box.idleMs)} never reaches the client: ${box.failure} (TCP keepalive does not count as data for an L7 proxy).`,
           fix: `websocket_heartbeat ${beatS}s; for WebSockets, an application heartbeat more often than every ${fmt(box.idleMs)} for SSE (a comment line) and long-polls (answer before it), or proxy_read_timeout ${Math.max(1, Math.floor(box.idleMs / 1000) - 1)}s;`,
+          data: { box, owner: location, valueMs: location.proxyReadTimeoutMs },
         });
       }
     }
@@ -423,6 +475,7 @@ class Engine {
             message: `upstream "${group.name}" keeps idle connections ${fmt(group.keepaliveTimeoutMs)}, not less than server ${s.address.text}'s own keep-alive timeout ${fmt(peer)}: the server closes them first, and a request sent at that moment fails`,
             why: 'the server closes an idle connection the pool is about to reuse; a request sent at that moment fails unless it can be repeated.',
             fix: `keepalive_timeout ${fmt(Math.max(1000, peer - 1000))}; (below the server's ${fmt(peer)})`,
+            data: { group, server: s, valueMs: peer },
           });
         }
       }
@@ -443,6 +496,7 @@ class Engine {
           message: `upstream "${group.name}" pools connections (keepalive ${group.keepalive}) but location "${location.prefix}" speaks HTTP/1.0 to it: every request closes its connection and the pool stays empty`,
           why: 'every upstream request closes its connection, so the pool stays empty and each request pays a new TCP handshake.',
           fix: 'proxy_http_version 1.1;',
+          data: { owner: location, group },
         });
       }
     }
@@ -456,7 +510,7 @@ function streamServerHazards(
   groups: ReadonlyMap<string, UpstreamGroup> | undefined,
 ): void {
   for (const listen of server.listens)
-    engine.listener(listen, legs.front, server.proxyTimeoutMs, 'proxy_timeout');
+    engine.listener(listen, legs.front, server.proxyTimeoutMs, 'proxy_timeout', server);
   engine.upstreamLeg(
     server,
     server.proxySocketKeepalive,
@@ -487,16 +541,16 @@ function keepaliveSockets(config: Config): Set<string> {
 
 function httpServerHazards(engine: Engine, config: Config, server: HttpServer, legs: Legs): void {
   // Only proxying locations wait on an upstream; `return` answers at once.
-  const longestRead = Math.max(
-    0,
-    ...server.locations.filter((l) => l.proxyPass).map((l) => l.proxyReadTimeoutMs),
-  );
+  let longest: HttpLocation | undefined;
+  for (const l of server.locations)
+    if (l.proxyPass && (!longest || l.proxyReadTimeoutMs > longest.proxyReadTimeoutMs)) longest = l;
+  const longestRead = longest?.proxyReadTimeoutMs ?? 0;
   for (const listen of server.listens) {
     // Socket options belong to the listening socket, which every http server on that address
     // shares (as nginx): `listen 80 so_keepalive=...` in one server covers a plain `listen 80`
     // in another, and that one is judged on its own line.
     if (!listen.soKeepalive && keepaliveSockets(config).has(socketKey(listen))) continue;
-    engine.listener(listen, legs.front, longestRead, 'proxy_read_timeout');
+    engine.listener(listen, legs.front, longestRead, 'proxy_read_timeout', longest);
   }
   engine.serverKeepalive(server, legs.front);
   engine.longResponse(server, legs.front);

@@ -12,11 +12,31 @@
  *   whole seconds, unit-less, with 0 meaning "the kernel default"
  *   (ngx_http_core_listen); `proxy_socket_keepalive` takes on|off only.
  */
-import type { KeepaliveSpec } from '../keepalive/spec.js';
+import { KERNEL_LIMITS, type KeepaliveSpec } from '../keepalive/spec.js';
 import { parseDuration } from '../units/time.js';
-import { type BoundField, D, type Directive, type RecordKind } from './directives.js';
-import type { Address, ProxyTarget } from './model.js';
-import type { DirectiveNode } from './parser.js';
+import type { Position } from './diagnostics.js';
+import {
+  type BoundField,
+  bindingsOf,
+  D,
+  type Directive,
+  type RecordKind,
+  UPSTREAM_SERVER_DEFAULTS,
+} from './directives.js';
+import { Origins } from './hazards.js';
+import type {
+  Address,
+  Config,
+  HttpLocation,
+  HttpServer,
+  HttpUpstreamGroup,
+  Listen,
+  ProxyTarget,
+  SourceRef,
+  StreamServer,
+  UpstreamServer,
+} from './model.js';
+import type { ArgNode, DirectiveNode } from './parser.js';
 import { type Level, type Setting, settle } from './validate.js';
 import { parseAddress } from './values.js';
 
@@ -97,11 +117,16 @@ const DIALECT = new Map<Directive, (args: string[]) => unknown>([
   ),
 ]);
 
-/** One nginx block as a level of the merge: `name`'s settings there, parsed in nginx's dialect. */
-function level(node: DirectiveNode, name: string): Level {
+/**
+ * One nginx block as a level of the merge: a directive's settings there,
+ * parsed in nginx's dialect, read under `nameOf(directive)` (default its own
+ * name).
+ */
+function level(node: DirectiveNode, nameOf: (d: Directive) => string = (d) => d.name): Level {
   return {
     all<T>(directive: Directive<T>): Setting<T>[] {
       const out: Setting<T>[] = [];
+      const name = nameOf(directive as Directive);
       for (const child of node.children ?? []) {
         if (child.name !== name || child.children) continue;
         const args = child.args.map((a) => a.value);
@@ -136,7 +161,7 @@ export function nginxSetting<T>(
 ): { value: T; node?: DirectiveNode } {
   const binding = directive.bind?.find((b) => b.field === field && b.records.includes(kind));
   if (!binding) throw new Error(`${directive.name} is not bound to ${kind}.${field}`);
-  const levels = [...chain].reverse().map((node) => level(node, name));
+  const levels = [...chain].reverse().map((node) => level(node, (d) => (d === directive ? name : d.name)));
   const found = settle(directive, binding, levels);
   if (!found) throw new Error(`${directive.name} has no default for ${kind}.${field}`);
   return found as { value: T; node?: DirectiveNode };
@@ -216,4 +241,236 @@ export function nginxListen(args: readonly string[]): NginxListen {
 /** The listening socket a listen opens: servers on one address share it and its options. */
 export function nginxSocketKey(listen: NginxListen): string {
   return listen.address ? `${listen.address.host.toLowerCase()}:${listen.address.port}` : listen.addressText;
+}
+
+/** The `*_pass` directives that open upstream connections; each module has its own `*_read_timeout` and `*_socket_keepalive`. */
+export const PASS_KINDS = ['proxy', 'grpc', 'fastcgi', 'uwsgi', 'scgi'] as const;
+export type PassKind = (typeof PASS_KINDS)[number];
+
+/** The blocks inside a server that inherit its settings and may hold a `*_pass`. */
+const NESTED = new Set(['location', 'if', 'limit_except']);
+
+/** The release that made upstream keep-alive the default (HTTP/1.1, no `Connection: close`). */
+export const KEEPALIVE_DEFAULTS_VERSION = [1, 29, 7] as const;
+
+export function versionAtLeast(version: string, want: readonly number[]): boolean {
+  const parts = version.split('.').map((p) => Number.parseInt(p, 10));
+  for (let i = 0; i < want.length; i++) {
+    const have = parts[i] ?? 0;
+    if (have !== want[i]) return have > want[i]!;
+  }
+  return true;
+}
+
+/** What the nginx model keeps beside keepwire's records: the nginx blocks each record came from. */
+export interface NginxModel {
+  config: Config;
+  origins: Origins;
+  /** Each listener's directive and nginx's reading of it (`invalid`: nginx -t refuses its so_keepalive). */
+  listens: Map<
+    Listen,
+    { node: DirectiveNode; nginx: NginxListen; block: 'http' | 'stream'; invalid: boolean }
+  >;
+  /** Each location (nested `location`, `if`, `limit_except` blocks too): its block chain and its `*_pass`. */
+  locations: Map<HttpLocation, { chain: DirectiveNode[]; pass?: DirectiveNode; kind?: PassKind }>;
+  /** Each upstream group's block. */
+  groups: Map<HttpUpstreamGroup, DirectiveNode>;
+  /** The text of every directive or argument a field was read from, by `file:line:col`, for evidence. */
+  values: Map<string, string>;
+}
+
+const positionKey = (p: Position) => `${p.file}:${p.line}:${p.col}`;
+const ref = (p: Position): SourceRef => ({ file: p.file, line: p.line, col: p.col });
+
+function childrenNamed(node: DirectiveNode, name: string): DirectiveNode[] {
+  return (node.children ?? []).filter((c) => c.name === name);
+}
+
+/**
+ * keepwire's model of an nginx configuration, for the hazard engine
+ * (config/hazards.ts): every record filled by the directive table's bindings
+ * through the one merge (`settle`), over nginx's blocks and in its dialect.
+ * nginx's differences are written here once: a location's `grpc_pass` reads
+ * `grpc_read_timeout` and `grpc_socket_keepalive` (each `*_pass` module has
+ * its own), nested locations and `if` blocks are locations inheriting from
+ * the enclosing one, `proxy_http_version` defaults to 1.0 before nginx
+ * 1.29.7 and 1.1 from it (and means nothing to grpc/fastcgi/uwsgi/scgi,
+ * which are not HTTP/1.x), a server without `listen` listens on *:80, an
+ * so_keepalive field the kernel refuses is left to the kernel's default (nginx
+ * logs the setsockopt failure and goes on).
+ */
+export function nginxModel(
+  top: readonly DirectiveNode[],
+  file: string,
+  opts: { nginxVersion?: string } = {},
+): NginxModel {
+  const origins = new Origins();
+  const values = new Map<string, string>();
+  const out: NginxModel = {
+    config: { file } as Config,
+    origins,
+    listens: new Map(),
+    locations: new Map(),
+    groups: new Map(),
+    values,
+  };
+  const at = (obj: object, field: string, node: DirectiveNode | ArgNode, value?: string) => {
+    origins.set(obj, field, node);
+    values.set(
+      positionKey(node),
+      value ?? ('args' in node ? node.args.map((a) => a.value).join(' ') : node.value),
+    );
+  };
+  const fill = <R extends object>(
+    record: Partial<R>,
+    kind: RecordKind,
+    chain: readonly DirectiveNode[],
+    nameOf?: (d: Directive) => string,
+  ): R => {
+    const levels = [...chain].reverse().map((n) => level(n, nameOf));
+    const rec = record as Record<string, unknown>;
+    for (const { directive, binding } of bindingsOf(kind)) {
+      const found = settle(directive, binding, levels);
+      if (found === undefined) continue;
+      rec[binding.field] = found.value;
+      if (found.node) at(record, binding.field, found.node);
+    }
+    return record as R;
+  };
+  const root: DirectiveNode = { file, line: 0, col: 0, name: '', args: [], children: [...top] };
+  Object.assign(out.config, fill<Config>({}, 'config', [root]));
+
+  const listen = (node: DirectiveNode, block: 'http' | 'stream'): Listen | undefined => {
+    const nginx = nginxListen(node.args.map((a) => a.value));
+    if (!nginx.address) return undefined;
+    const l: Listen = { address: nginx.address, backlog: 0, reuseport: false, source: ref(node) };
+    const keep = nginx.soKeepalive;
+    let invalid = false;
+    if (keep) {
+      const arg = node.args[keep.arg]!;
+      if (keep.parsed.ok) {
+        // A field the kernel refuses is never set: the socket keeps the kernel's value for it.
+        const applied = { ...keep.parsed };
+        for (const f of ['idle', 'interval', 'count'] as const) {
+          const v = applied[f];
+          if (v !== 0 && (v < KERNEL_LIMITS[f].min || v > KERNEL_LIMITS[f].max)) applied[f] = 0;
+        }
+        l.soKeepalive = nginxKeepaliveSpec(applied);
+      } else {
+        invalid = true;
+        l.soKeepalive = { enable: false };
+      }
+      at(l, 'soKeepalive', arg);
+    }
+    out.listens.set(l, { node, nginx, block, invalid });
+    return l;
+  };
+
+  const upstreams = (block: DirectiveNode): Map<string, HttpUpstreamGroup> => {
+    const map = new Map<string, HttpUpstreamGroup>();
+    for (const node of childrenNamed(block, 'upstream')) {
+      const name = node.args[0]?.value ?? '';
+      const servers: UpstreamServer[] = childrenNamed(node, 'server').map((s) => {
+        const text = s.args[0]?.value ?? '';
+        // nginx: an upstream server without a port is on port 80; a name that does not parse is not local.
+        const address = nginxAddress(text, 80) ?? { host: text, port: 0, text };
+        return { ...UPSTREAM_SERVER_DEFAULTS, address, source: ref(s) };
+      });
+      const group = fill<HttpUpstreamGroup>(
+        { name, servers, balancing: { kind: 'round_robin' }, source: ref(node) },
+        'http_upstream',
+        [node],
+      );
+      // keepwire's `keepalive` has a default pool; nginx pools only with the directive.
+      const keepalive = childrenNamed(node, 'keepalive').at(-1);
+      if (!keepalive) group.keepalive = 0;
+      map.set(name, group);
+      out.groups.set(group, node);
+    }
+    return map;
+  };
+
+  const modern =
+    opts.nginxVersion !== undefined && versionAtLeast(opts.nginxVersion, KEEPALIVE_DEFAULTS_VERSION);
+
+  for (const http of childrenNamed(root, 'http')) {
+    const groups = upstreams(http);
+    const names = new Set(groups.keys());
+    const servers: HttpServer[] = [];
+    for (const node of childrenNamed(http, 'server')) {
+      const chain = [root, http, node];
+      const listens = childrenNamed(node, 'listen').flatMap((l) => listen(l, 'http') ?? []);
+      if (childrenNamed(node, 'listen').length === 0) {
+        // nginx gives a server without `listen` *:80, pointed at the server here.
+        const l: Listen = {
+          address: { host: '0.0.0.0', port: 80, text: '*:80' },
+          backlog: 0,
+          reuseport: false,
+          source: ref(node),
+        };
+        out.listens.set(l, { node, nginx: nginxListen(['*:80']), block: 'http', invalid: false });
+        listens.push(l);
+      }
+      const server = fill<HttpServer>({ listens, locations: [], source: ref(node) }, 'http_server', chain);
+      const walk = (c: DirectiveNode[]) => {
+        for (const child of c[c.length - 1]!.children ?? []) {
+          if (!child.children || !NESTED.has(child.name)) continue;
+          const inner = [...c, child];
+          const kind = PASS_KINDS.find((k) => childrenNamed(child, `${k}_pass`).length > 0);
+          const pass = kind ? childrenNamed(child, `${kind}_pass`).at(-1) : undefined;
+          const nameOf = (d: Directive) =>
+            kind && kind !== 'proxy' && (d === D.proxyReadTimeout || d === D.httpProxySocketKeepalive)
+              ? d.name.replace(/^proxy_/, `${kind}_`)
+              : d.name;
+          const location = fill<HttpLocation>(
+            { prefix: child.args.map((a) => a.value).join(' '), source: ref(child) },
+            'location',
+            inner,
+            nameOf,
+          );
+          if (!origins.get(location, 'proxyHttpVersion')) {
+            // nginx's default: 1.0 before 1.29.7; only proxy_pass speaks HTTP/1.x.
+            location.proxyHttpVersion = modern || (kind && kind !== 'proxy') ? '1.1' : '1.0';
+          }
+          if (pass && kind) {
+            const target = nginxProxyTarget(pass.args[0]?.value ?? '', names);
+            // A target known only at run time (a variable) is an unknown group: not on this host.
+            location.proxyPass = {
+              scheme: 'http',
+              target: target ?? { kind: 'group', name: '' },
+              text: pass.args[0]?.value ?? '',
+            };
+            at(location, 'proxyPass', pass);
+          }
+          out.locations.set(location, { chain: inner, ...(pass && kind ? { pass, kind } : {}) });
+          server.locations.push(location);
+          walk(inner);
+        }
+      };
+      walk(chain);
+      servers.push(server);
+    }
+    if (!out.config.http) out.config.http = { upstreams: groups, servers };
+  }
+
+  for (const stream of childrenNamed(root, 'stream')) {
+    const groups = upstreams(stream);
+    const servers: StreamServer[] = [];
+    for (const node of childrenNamed(stream, 'server')) {
+      const listens = childrenNamed(node, 'listen').flatMap((l) => listen(l, 'stream') ?? []);
+      const pass = childrenNamed(node, 'proxy_pass').at(-1);
+      const target = pass ? nginxProxyTarget(pass.args[0]?.value ?? '', new Set(groups.keys())) : undefined;
+      const server = fill<StreamServer>(
+        { listens, proxyPass: target ?? { kind: 'group', name: '' }, source: ref(node) },
+        'stream_server',
+        [root, stream, node],
+      );
+      if (pass) at(server, 'proxyPass', pass);
+      // Without a proxy_pass there is no upstream leg to judge.
+      if (!pass) server.proxyPass = { kind: 'address', address: { host: '127.0.0.1', port: 0, text: '' } };
+      servers.push(server);
+    }
+    if (!out.config.stream) out.config.stream = { upstreams: groups, servers };
+  }
+  return out;
 }

@@ -51,7 +51,15 @@ export function readChainArg(arg: string): string {
   return arg;
 }
 
-export function parseChain(text: string, nginx?: NginxTimeouts): Hop[] {
+/**
+ * `read` gives the hops named after a configuration doctor read (`haproxy`,
+ * `envoy`, `k8s`) the timeouts that configuration says.
+ */
+export function parseChain(
+  text: string,
+  nginx?: NginxTimeouts,
+  read: Record<string, NginxTimeouts> = {},
+): Hop[] {
   const entries = text
     .split(/[,\n]/)
     .map((e) => e.trim())
@@ -104,6 +112,18 @@ export function parseChain(text: string, nginx?: NginxTimeouts): Hop[] {
         text: entry,
       };
     }
+    const known = read[name];
+    if (known) {
+      const hop: EndpointHop = {
+        kind: 'endpoint',
+        name,
+        calleeIdle: known.keepaliveTimeout,
+        source: known.source,
+        text: entry,
+      };
+      if (known.upstreamKeepaliveTimeout !== undefined) hop.callerIdle = known.upstreamKeepaliveTimeout;
+      return hop;
+    }
     throw new ProfileError(
       `--chain hop "${entry}": not a load balancer profile (${Object.keys(PROFILES).join(', ')}) and no timeout given; write ${name}=T`,
     );
@@ -122,6 +142,9 @@ function label(h: Hop): string {
 function raiseServer(hop: EndpointHop, above: number): string {
   const want = recommend(Math.max(2, above)).httpServerKeepaliveTimeout;
   if (hop.name === 'nginx') return `keepalive_timeout ${want}s;`;
+  if (hop.name === 'haproxy') return `timeout http-keep-alive ${want}s`;
+  if (hop.name === 'envoy')
+    return `common_http_protocol_options: { idle_timeout: ${want}s }  # in the HTTP connection manager`;
   return `server.keepAliveTimeout = ${want * 1000}; // Node http.Server of ${hop.name}, above the ${above}s of its caller`;
 }
 
@@ -129,6 +152,8 @@ function raiseServer(hop: EndpointHop, above: number): string {
 function lowerPool(hop: EndpointHop, below: number): string {
   const want = Math.max(1, below - Math.max(1, Math.round(below / 10)));
   if (hop.name === 'nginx') return `keepalive_timeout ${want}s; # in the upstream block`;
+  if (hop.name === 'envoy')
+    return `common_http_protocol_options: { idle_timeout: ${want}s }  # in the cluster's HttpProtocolOptions`;
   return `new Agent({ keepAliveTimeout: ${want * 1000}, keepAliveMaxTimeout: ${want * 1000} }) // undici pool of ${hop.name}`;
 }
 

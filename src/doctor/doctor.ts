@@ -4,10 +4,13 @@
  * findings.
  */
 import { spawnSync } from 'node:child_process';
-import { chainFindings, type Hop, parseChain, readChainArg } from './chain.js';
+import { chainFindings, type Hop, type NginxTimeouts, parseChain, readChainArg } from './chain.js';
+import { auditEnvoy } from './envoy.js';
 import { bySeverity, type Dependent, type Finding } from './findings.js';
+import { auditHaproxy } from './haproxy.js';
 import { type HostState, hostFindings, readHost } from './host.js';
 import { auditKeepwireConfig } from './keepwire-config.js';
+import { auditManifests } from './kubernetes.js';
 import { auditNginx, type ConfigAudit } from './nginx.js';
 import { isL4, type Middlebox, tightest } from './profiles.js';
 import {
@@ -26,6 +29,12 @@ export interface DoctorOptions {
   /** Middleboxes between the server and its upstreams. */
   upstream: Middlebox[];
   nginx: string[];
+  /** `--haproxy` files. */
+  haproxy?: string[];
+  /** `--envoy` bootstrap files (YAML or JSON). */
+  envoy?: string[];
+  /** `--k8s-manifest` files (multi-document YAML). */
+  k8s?: string[];
   keepwireConfigs: string[];
   /** `--chain` text or file. */
   chain?: string;
@@ -36,6 +45,8 @@ export interface DoctorOptions {
 }
 
 export interface DoctorReport {
+  /** Set when this run audits another network namespace (`--netns`, doctor/netns.ts). */
+  netns?: string;
   lb: { front: Middlebox[]; upstream: Middlebox[] };
   host: HostState;
   nginxVersion?: string;
@@ -64,7 +75,13 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   // Middleboxes placed after nginx in the chain are on its upstream path.
   let upstream = [...opts.upstream];
   if (chainHops) {
-    const hops = parseChain(chainHops);
+    // Only the middleboxes matter here; the hops named after a configuration get its timeouts below.
+    const placeholder = { keepaliveTimeout: 0, source: '' };
+    const hops = parseChain(chainHops, undefined, {
+      ...(opts.haproxy?.length ? { haproxy: placeholder } : {}),
+      ...(opts.envoy?.length ? { envoy: placeholder } : {}),
+      ...(opts.k8s?.length ? { k8s: placeholder } : {}),
+    });
     const at = hops.findIndex((h) => h.kind === 'endpoint' && h.name === 'nginx');
     if (at !== -1) {
       for (const h of hops.slice(at + 1)) if (h.kind === 'middlebox') upstream.push(h.box);
@@ -80,7 +97,14 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   const audits: ConfigAudit[] = [];
   for (const file of opts.nginx) audits.push(auditNginx(file, auditOpts));
   for (const file of opts.keepwireConfigs) audits.push(auditKeepwireConfig(file, auditOpts));
-  for (const a of audits) {
+  const others: { name: string; file: string; audit: ConfigAudit }[] = [];
+  for (const file of opts.haproxy ?? [])
+    others.push({ name: 'haproxy', file, audit: auditHaproxy(file, auditOpts) });
+  for (const file of opts.envoy ?? [])
+    others.push({ name: 'envoy', file, audit: auditEnvoy(file, auditOpts) });
+  for (const file of opts.k8s ?? [])
+    others.push({ name: 'k8s', file, audit: auditManifests(file, auditOpts) });
+  for (const a of [...audits, ...others.map((o) => o.audit)]) {
     findings.push(...a.findings);
     dependents.push(...a.systemDependents);
     for (const [k, v] of a.sources) sources.set(k, v);
@@ -97,6 +121,8 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
     sources,
   };
   if (opts.nginxVersion !== undefined) report.nginxVersion = opts.nginxVersion;
+  const netns = process.env.KEEPWIRE_DOCTOR_NETNS;
+  if (netns) report.netns = netns;
 
   if (opts.pid !== undefined) {
     const name = processName(opts.pid);
@@ -136,6 +162,17 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   }
   findings.unshift(...hostFindings(host, lb, dependents));
   if (chainHops) {
+    // An `haproxy`, `envoy` or `k8s` hop takes the timeouts its configuration says.
+    const read: Record<string, NginxTimeouts> = {};
+    for (const o of others) {
+      const t = o.audit.timeouts;
+      if (t.server === undefined || read[o.name]) continue;
+      read[o.name] = {
+        keepaliveTimeout: t.server,
+        ...(t.upstreamPool !== undefined ? { upstreamKeepaliveTimeout: t.upstreamPool } : {}),
+        source: `from ${o.file}: client keep-alive ${t.server}s${t.upstreamPool !== undefined ? `, upstream pool idle ${t.upstreamPool}s` : ''}`,
+      };
+    }
     const nginxTimes = audits.find((a) => a.timeouts.server !== undefined)?.timeouts;
     const hops = parseChain(
       chainHops,
@@ -152,6 +189,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
             }`,
           }
         : undefined,
+      read,
     );
     report.chain = hops;
     findings.push(...chainFindings(hops, chainHops));

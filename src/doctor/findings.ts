@@ -7,9 +7,18 @@
 export type FindingSeverity = 'error' | 'warning' | 'info';
 
 /** Where the evidence lives, in the order the report groups them. */
-export type Layer = 'host' | 'nginx' | 'keepwire' | 'sockets' | 'chain';
+export type Layer = 'host' | 'nginx' | 'haproxy' | 'envoy' | 'kubernetes' | 'keepwire' | 'sockets' | 'chain';
 
-export const LAYERS: readonly Layer[] = ['host', 'nginx', 'keepwire', 'sockets', 'chain'];
+export const LAYERS: readonly Layer[] = [
+  'host',
+  'nginx',
+  'haproxy',
+  'envoy',
+  'kubernetes',
+  'keepwire',
+  'sockets',
+  'chain',
+];
 
 export interface SocketRef {
   local: string;

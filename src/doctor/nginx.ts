@@ -1,35 +1,28 @@
 /**
  * Findings from nginx configuration files. The text goes through keepwire's
  * lexer and parser (includes expanded, relative to the configuration prefix
- * as nginx does); every setting is read in nginx's dialect
- * (config/nginx-dialect.ts): the directive table's parser, default and merge,
- * unknown directives ignored, nginx's own value forms. A keepalive's timing
- * is judged by config/hazards.ts (keepaliveTiming), as for `check`.
- * keepwire's own `-c` files go through the model and the whole hazard engine
- * (keepwire-config.ts).
- *
- * Not yet on the model: nginx's blocks are walked here (servers, nested
- * locations, `if`, `*_pass`) and the hazard rules other than the timing
- * (listener without keepalive, pools, HTTP/1.0, Connection) are this
- * file's, with fixes in nginx's own syntax.
+ * as nginx does) into keepwire's model, built in nginx's dialect
+ * (config/nginx-dialect.ts `nginxModel`: the directive table's parsers,
+ * defaults and merge over nginx's blocks). The one hazard engine
+ * (config/hazards.ts) decides every keepalive hazard on it, as for `check`
+ * and `doctor -c`; this file only words them in nginx's terms, with fixes
+ * in nginx's syntax (NginxVoice), and adds what only nginx has: listens
+ * nginx -t or the kernel refuses, and the `Connection: close` nginx sends
+ * upstream before 1.29.7.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticList } from '../config/diagnostics.js';
-import { D } from '../config/directives.js';
-import { isLocal, keepaliveTiming, RULES } from '../config/hazards.js';
-import type { Address, ProxyTarget } from '../config/model.js';
+import { type Box, type Hazard, type HazardData, keepaliveHazards, type Legs } from '../config/hazards.js';
+import type { Config, HttpLocation, HttpUpstreamGroup, Listen, StreamServer } from '../config/model.js';
 import {
-  type NginxKeepalive,
-  nginxAddress,
-  nginxKeepaliveSpec,
-  nginxListen,
-  nginxProxyTarget,
-  nginxSetting,
-  nginxSocketKey,
+  KEEPALIVE_DEFAULTS_VERSION,
+  type NginxModel,
+  nginxModel,
   parseNginxSoKeepalive,
+  versionAtLeast,
 } from '../config/nginx-dialect.js';
-import { type ArgNode, type DirectiveNode, parseText } from '../config/parser.js';
+import { type ArgNode, parseText } from '../config/parser.js';
 import {
   detectionTime,
   probePeriod,
@@ -37,7 +30,7 @@ import {
   sysctlLines,
   sysctlSettings,
 } from '../keepalive/recommend.js';
-import { KERNEL_LIMITS, type KeepaliveSpec, parseSoKeepalive } from '../keepalive/spec.js';
+import { KERNEL_LIMITS, parseSoKeepalive } from '../keepalive/spec.js';
 import { KEEPALIVE_SYSCTLS, type SystemKeepaliveDefaults } from '../keepalive/system.js';
 import {
   type Dependent,
@@ -47,7 +40,7 @@ import {
   human,
   type Layer,
 } from './findings.js';
-import { expiryFailure, hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
+import { hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
 
 export interface ConfigAudit {
   findings: Finding[];
@@ -69,64 +62,19 @@ export interface AuditOptions {
   nginxVersion?: string;
 }
 
-/** The release that made upstream keep-alive work without proxy_http_version / Connection "". */
-const KEEPALIVE_DEFAULTS_VERSION = [1, 29, 7] as const;
-
-export function versionAtLeast(version: string, want: readonly number[]): boolean {
-  const parts = version.split('.').map((p) => Number.parseInt(p, 10));
-  for (let i = 0; i < want.length; i++) {
-    const have = parts[i] ?? 0;
-    if (have !== want[i]) return have > want[i]!;
-  }
-  return true;
-}
-
-/** The blocks inside a server that inherit its settings and may hold a `*_pass`. */
-const NESTED = new Set(['location', 'if', 'limit_except']);
-
-/** Directives whose `*_pass` opens upstream connections, with their timeout prefix. */
-const PASS = ['proxy', 'grpc', 'fastcgi', 'uwsgi', 'scgi'] as const;
-
-function children(node: DirectiveNode | undefined, name: string): DirectiveNode[] {
-  return (node?.children ?? []).filter((c) => c.name === name);
-}
-
-interface Upstream {
-  node: DirectiveNode;
-  name: string;
-  keepalive?: DirectiveNode;
-  keepaliveTimeout: number;
-  keepaliveTimeoutNode?: DirectiveNode;
-  /** For isLocal; a server that does not parse keeps its text as host (not local). */
-  servers: { address: Address; text: string }[];
-}
-
-/** A `*_pass`'s read timeout (seconds): `grpc_read_timeout` and the like mean what proxy_read_timeout does. */
-function readTimeout(chain: readonly DirectiveNode[], kind: (typeof PASS)[number]) {
-  const found = nginxSetting<number>(
-    chain,
-    D.proxyReadTimeout,
-    'location',
-    'proxyReadTimeoutMs',
-    `${kind}_read_timeout`,
-  );
-  return { value: found.value / 1000, node: found.node };
-}
-
-class Auditor {
+/**
+ * nginx's words for the engine's hazards: the same decision (rule, place,
+ * values), the message in nginx's terms and the fix in nginx's syntax
+ * (`proxy_socket_keepalive` takes on|off only, so a probe timing is fixed
+ * with the host's sysctls; a listen keeps its other parameters).
+ */
+class NginxVoice {
   readonly findings: Finding[] = [];
-  readonly systemDependents: Dependent[] = [];
-  readonly timeouts: { server?: number; upstreamPool?: number } = {};
-  private readonly lbFront: Middlebox | undefined;
-  private readonly lbUpstream: Middlebox | undefined;
 
   constructor(
-    private readonly layer: Layer,
+    private readonly model: NginxModel,
     private readonly opts: AuditOptions,
-  ) {
-    this.lbFront = tightest(opts.front.filter(isL4));
-    this.lbUpstream = tightest(opts.upstream.filter(isL4));
-  }
+  ) {}
 
   private add(
     severity: FindingSeverity,
@@ -140,435 +88,295 @@ class Auditor {
     this.findings.push({
       severity,
       code,
-      layer: this.layer,
+      layer: 'nginx',
       message,
-      evidence: fileEvidence(at, value),
+      evidence: fileEvidence(at, value ?? this.valueAt(at)),
       why,
       fix,
     });
   }
 
-  /** Listening sockets (by address) whose so_keepalive is set on some `listen` of that address. */
-  private readonly keepaliveSockets = new Set<string>();
-  private readonly inStream = new WeakSet<DirectiveNode>();
-
-  audit(top: DirectiveNode[]): void {
-    const root: DirectiveNode = { file: '', line: 0, col: 0, name: '', args: [], children: top };
-    // Socket options belong to the listening socket, which every server with the same
-    // address shares: one `listen 80 so_keepalive=...` covers the plain `listen 80` elsewhere.
-    for (const block of [...children(root, 'http'), ...children(root, 'stream')]) {
-      for (const server of children(block, 'server')) {
-        for (const l of children(server, 'listen')) {
-          const listen = nginxListen(l.args.map((a) => a.value));
-          if (listen.soKeepalive) this.keepaliveSockets.add(`${block.name} ${nginxSocketKey(listen)}`);
-        }
-      }
-    }
-    for (const http of children(root, 'http')) this.http([root, http]);
-    for (const stream of children(root, 'stream')) this.stream([root, stream]);
+  valueAt(at: { file: string; line: number; col: number }): string | undefined {
+    return this.model.values.get(`${at.file}:${at.line}:${at.col}`);
   }
 
-  private upstreams(block: DirectiveNode): Map<string, Upstream> {
-    const map = new Map<string, Upstream>();
-    for (const node of children(block, 'upstream')) {
-      const name = node.args[0]?.value ?? '';
-      const keepalive = children(node, 'keepalive').at(-1);
-      const timeout = nginxSetting<number>(
-        [node],
-        D.upstreamKeepaliveTimeout,
-        'http_upstream',
-        'keepaliveTimeoutMs',
-      );
-      const timeoutNode = timeout.node;
-      const u: Upstream = {
-        node,
-        name,
-        keepaliveTimeout: timeout.value / 1000,
-        servers: children(node, 'server').map((s) => {
-          const text = s.args[0]?.value ?? '';
-          // nginx: an upstream server without a port is on port 80.
-          const address = nginxAddress(text, 80) ?? { host: text, port: 0, text };
-          return { address, text };
-        }),
-      };
-      if (keepalive) {
-        u.keepalive = keepalive;
-        if (block.name === 'http')
-          this.timeouts.upstreamPool = Math.max(this.timeouts.upstreamPool ?? 0, u.keepaliveTimeout);
-      }
-      if (timeoutNode) u.keepaliveTimeoutNode = timeoutNode;
-      map.set(name, u);
-    }
-    return map;
+  /** `proxy_read_timeout`, or `grpc_read_timeout` for a grpc_pass location. */
+  private directiveOf(owner: object | undefined, proxyName: string): string {
+    const kind = owner ? this.model.locations.get(owner as HttpLocation)?.kind : undefined;
+    return kind && kind !== 'proxy' ? proxyName.replace(/^proxy_/, `${kind}_`) : proxyName;
   }
 
-  private http(chain: DirectiveNode[]): void {
-    const http = chain[chain.length - 1]!;
-    const ups = this.upstreams(http);
-    for (const server of children(http, 'server')) {
-      const sChain = [...chain, server];
-      const locations: { chain: DirectiveNode[]; pass: DirectiveNode; kind: (typeof PASS)[number] }[] = [];
-      const walk = (c: DirectiveNode[]) => {
-        const block = c[c.length - 1]!;
-        for (const kind of PASS) {
-          const pass = children(block, `${kind}_pass`).at(-1);
-          if (pass) locations.push({ chain: c, pass, kind });
-        }
-        for (const child of block.children ?? []) {
-          if (child.children && NESTED.has(child.name)) walk([...c, child]);
-        }
-      };
-      walk(sChain);
-      let longest = 0;
-      let longestAt: DirectiveNode | undefined;
-      let longestName = 'proxy_read_timeout';
-      for (const loc of locations) {
-        const { value: t, node } = readTimeout(loc.chain, loc.kind);
-        if (t > longest) {
-          longest = t;
-          longestAt = node ?? loc.pass;
-          longestName = `${loc.kind}_read_timeout`;
-        }
-      }
-      for (const listen of listensOf(server))
-        this.listen(listen, { longest, name: longestName, at: longestAt });
-      this.serverKeepalive(sChain, server);
-      for (const loc of locations) {
-        const read = readTimeout(loc.chain, loc.kind).value;
-        this.longResponse(loc.pass, read, `${loc.kind}_read_timeout`);
-        if (loc.kind !== 'proxy' && loc.kind !== 'grpc') continue;
-        const target = nginxProxyTarget(loc.pass.args[0]?.value ?? '', new Set(ups.keys()));
-        const group = target?.kind === 'group' ? ups.get(target.name) : undefined;
-        const keepalive = nginxSetting<KeepaliveSpec>(
-          loc.chain,
-          D.httpProxySocketKeepalive,
-          'location',
-          'proxySocketKeepalive',
-        );
-        this.upstreamLeg(keepalive, loc.pass, read, `${loc.kind}_read_timeout`, group, target, ups);
-        if (group?.keepalive && loc.kind === 'proxy') this.keepaliveHeaders(loc.chain, loc.pass, group);
-      }
-    }
+  private waitName(d: HazardData): string {
+    return d.waitName === 'proxy_read_timeout'
+      ? this.directiveOf(d.waitOwner, d.waitName)
+      : (d.waitName ?? '');
   }
 
-  private stream(chain: DirectiveNode[]): void {
-    const stream = chain[chain.length - 1]!;
-    const ups = this.upstreams(stream);
-    for (const server of children(stream, 'server')) {
-      const sChain = [...chain, server];
-      const proxyTimeout = nginxSetting<number>(
-        sChain,
-        D.streamProxyTimeout,
-        'stream_server',
-        'proxyTimeoutMs',
-      );
-      const timeoutNode = proxyTimeout.node;
-      const timeout = proxyTimeout.value / 1000;
-      for (const listen of children(server, 'listen')) {
-        this.inStream.add(listen);
-        this.listen(listen, { longest: timeout, name: 'proxy_timeout', at: timeoutNode });
-      }
-      const pass = children(server, 'proxy_pass').at(-1);
-      if (pass) {
-        const target = nginxProxyTarget(pass.args[0]?.value ?? '', new Set(ups.keys()));
-        const group = target?.kind === 'group' ? ups.get(target.name) : undefined;
-        const keepalive = nginxSetting<KeepaliveSpec>(
-          sChain,
-          D.streamProxySocketKeepalive,
-          'stream_server',
-          'proxySocketKeepalive',
-        );
-        this.upstreamLeg(keepalive, pass, timeout, 'proxy_timeout', group, target, ups);
-      }
-    }
+  /** The listen written back with its parameters and this so_keepalive. */
+  private fixedListen(listen: Listen, spec: string): string {
+    const nginx = this.model.listens.get(listen)!.nginx;
+    return `listen ${[nginx.addressText, ...nginx.params, `so_keepalive=${spec}`].join(' ')};`;
   }
 
-  private listen(
-    node: DirectiveNode,
-    wait: { longest: number; name: string; at: DirectiveNode | undefined },
-  ): void {
-    const address = node.args[0];
-    if (!address || address.value.startsWith('unix:')) return;
-    const listen = nginxListen(node.args.map((a) => a.value));
-    const lb = this.lbFront;
-    const comma = listen.commaArg === undefined ? undefined : node.args[listen.commaArg];
-    const cleanAddress = listen.addressText;
-    const keepParam = listen.soKeepalive && node.args[listen.soKeepalive.arg];
-    const otherParams = listen.params;
-    const fixed = (spec: string | undefined) =>
-      `listen ${[cleanAddress, ...otherParams, ...(spec ? [`so_keepalive=${spec}`] : [])].join(' ')};`;
-    const rec = lb ? recommend(lb.idleSeconds) : undefined;
-    const keepText = listen.soKeepalive?.text;
-
-    if (comma) {
-      const at = { file: comma.file, line: comma.line, col: comma.col + comma.value.indexOf(',') };
-      this.add(
-        'error',
-        'listen-comma',
-        at,
-        `"${comma.value}": nginx separates listen parameters with spaces, not commas`,
-        `nginx -t fails with host not found in "${address.value}" of the "listen" directive, so nginx does not start (or a reload keeps the old config) and the keepalive setting never applies.`,
-        fixed(keepText !== undefined ? this.fixedSpec(keepText, rec) : rec?.soKeepalive),
-        comma.value,
-      );
-    }
-
-    let spec: NginxKeepalive | undefined;
-    if (keepParam && listen.soKeepalive && keepText !== undefined) {
-      const valueCol = keepParam.col + listen.soKeepalive.valueOffset;
-      spec = listen.soKeepalive.parsed;
-      if (!spec.ok) {
+  hazard(h: Hazard): void {
+    const d = h.data;
+    const box = d.box;
+    const name = box?.name ?? 'the load balancer';
+    const idle = box ? human(box.idleMs / 1000) : '';
+    const rec = box ? recommend(Math.max(2, Math.floor(box.idleMs / 1000))) : undefined;
+    switch (h.code) {
+      case 'keepalive-too-late':
+      case 'keepalive-interval-too-long': {
+        const t = d.timing!;
+        if (d.listen) {
+          const keepText = this.model.listens.get(d.listen)!.nginx.soKeepalive?.text ?? '';
+          const inherited = t.relies.map((f) => KEEPALIVE_SYSCTLS[f]);
+          const from = inherited.length > 0 ? ` (${inherited.join(', ')} from this host)` : '';
+          this.add(
+            'error',
+            'so-keepalive-too-long',
+            h.at,
+            `so_keepalive=${keepText} probes an idle connection every max(${t.idle}, ${t.interval}) = ${human(t.period)}${from}, not below ${name}'s idle timeout ${idle}`,
+            `a client connection idle for ${idle} (a long request waiting on ${this.waitName(d)}) is forgotten by ${name} before the first probe, and ${box!.failure}; a dead client goes unnoticed for ${human(detectionTime(t))}.`,
+            this.fixedListen(d.listen, rec!.soKeepalive),
+          );
+          return;
+        }
+        const directive = this.directiveOf(d.owner, 'proxy_socket_keepalive');
+        const value = this.valueAt(h.at) ?? 'on';
         this.add(
           'error',
-          'so-keepalive-invalid',
-          { file: keepParam.file, line: keepParam.line, col: valueCol + spec.offset },
-          spec.message,
-          `nginx -t refuses "${keepParam.value}" (invalid so_keepalive value), so this configuration cannot be loaded.`,
-          fixed(rec?.soKeepalive ?? '60s:10s:6'),
-          keepParam.value,
+          'upstream-keepalive-too-long',
+          h.at,
+          `${directive} ${value} probes every max(${t.idle}, ${t.interval}) = ${human(t.period)}${t.relies.length > 0 ? ' (the kernel defaults of this host)' : ''}, not below ${name}'s idle timeout ${idle} between nginx and its upstream`,
+          `an upstream connection waiting on a slow response or idle in the pool is forgotten by ${name} before the first probe, and ${box!.failure}.`,
+          // nginx takes only on|off here: the kernel's values decide the timing.
+          sysctlLines(sysctlSettings(rec!, this.opts.system.interval)).join('\n'),
+          value,
         );
         return;
       }
-      const refused = kernelRefusal(spec);
+      case 'listener-without-keepalive': {
+        const listen = d.listen!;
+        const turnedOff = listen.soKeepalive !== undefined;
+        const long = h.severity === 'error';
+        this.add(
+          h.severity,
+          'listen-no-keepalive',
+          h.at,
+          `listen ${this.model.listens.get(listen)!.nginx.addressText} ${turnedOff ? 'turns keepalive off' : 'has no so_keepalive'}, facing ${name} (idle timeout ${idle})`,
+          long
+            ? `${this.waitName(d)} ${human(d.waitMs! / 1000)} lets a request wait longer than ${name}'s ${idle} with nothing on the client connection: reset of a long request, as ${box!.failure}.`
+            : `nothing on this server waits ${idle} today (longest ${this.waitName(d)} ${human(d.waitMs! / 1000)}), but a dead client or a connection ${name} forgot is only noticed at nginx's own timeouts, and a longer timeout later breaks silently.`,
+          this.fixedListen(listen, rec!.soKeepalive),
+        );
+        return;
+      }
+      case 'upstream-without-keepalive': {
+        const directive = this.directiveOf(d.owner, 'proxy_socket_keepalive');
+        if (!box) {
+          this.add(
+            'info',
+            'upstream-no-keepalive',
+            h.at,
+            `no ${directive} toward ${this.hosts(d.owner).join(', ') || 'the upstream'}, which is not on this host; no middlebox between nginx and it was given`,
+            'if a firewall, NAT or load balancer sits on that path, an upstream connection idle longer than its timeout is forgotten; say so with --upstream-lb or --chain to check it.',
+            `${directive} on;`,
+          );
+          return;
+        }
+        this.add(
+          'error',
+          'upstream-no-keepalive',
+          h.at,
+          `no ${directive} toward the upstream while ${this.waitName({ ...d, waitOwner: d.owner })} ${human(d.waitMs! / 1000)} is not below ${name}'s idle timeout ${idle} on that path`,
+          `a request that keeps the upstream silent for ${idle} loses its upstream connection: reset of a long request, as ${box.failure}.`,
+          this.socketKeepaliveFix(directive, box),
+        );
+        return;
+      }
+      case 'upstream-pool-outlives-lb':
+        this.add(
+          'error',
+          'upstream-pool-outlives-lb',
+          h.at,
+          `upstream "${d.group!.name}" keeps idle connections ${human(d.valueMs! / 1000)}, not less than ${name}'s idle timeout ${idle}, without TCP keepalive`,
+          `nginx reuses a stale pooled connection that ${name} already forgot, and ${box!.failure}; nginx retries once on a reused connection, but not for POST.`,
+          h.fix,
+        );
+        return;
+      case 'keepalive-timeout-below-lb': {
+        const set =
+          this.valueAt(h.at) !== undefined && this.model.origins.get(d.owner!, 'keepaliveTimeoutMs');
+        this.add(
+          'error',
+          'keepalive-timeout-below-lb',
+          h.at,
+          `keepalive_timeout ${set ? this.valueAt(h.at) : `${d.valueMs! / 1000}s (default)`} is not above ${name}'s idle timeout ${idle}, and ${name} pools its connections to this server`,
+          `nginx closes an idle connection that ${name} still holds in its pool: ${name} reuses the stale pooled connection and the request fails with a 502.`,
+          h.fix,
+        );
+        return;
+      }
+      case 'read-timeout-above-lb': {
+        const directive = this.directiveOf(d.owner, 'proxy_read_timeout');
+        this.add(
+          'warning',
+          'read-timeout-above-lb',
+          h.at,
+          `${directive} ${human(d.valueMs! / 1000)} lets a response take longer than ${name}'s idle timeout ${idle}`,
+          `a response slower than ${idle} never reaches the client: ${box!.failure} (TCP keepalive does not count as data for an L7 proxy).`,
+          `${directive} ${Math.max(1, Math.floor(box!.idleMs / 1000) - 1)}s;`,
+        );
+        return;
+      }
+      case 'keepalive-http10': {
+        const location = d.owner as HttpLocation;
+        const explicit = this.model.origins.get(location, 'proxyHttpVersion') !== undefined;
+        this.add(
+          'warning',
+          'upstream-keepalive-http10',
+          h.at,
+          `${this.pooled(d.group!)} but this location speaks HTTP/1.0 to it (${explicit ? 'proxy_http_version 1.0' : `the default before nginx 1.29.7; ${this.seen()}`})`,
+          'every upstream request closes its connection, so the pool stays empty and each request pays a new TCP (and TLS) handshake, with TIME_WAIT piling up on the upstream side.',
+          'proxy_http_version 1.1;',
+        );
+        return;
+      }
+      case 'upstream-keepalive-timeout':
+        this.add(h.severity, h.code, h.at, h.message, h.why, h.fix);
+        return;
+    }
+  }
+
+  private seen(): string {
+    const v = this.opts.nginxVersion;
+    return v === undefined ? 'nginx version unknown; nginx before 1.29.7 assumed' : `nginx ${v}`;
+  }
+
+  private pooled(group: HttpUpstreamGroup): string {
+    const node = this.model.groups.get(group)!;
+    const keepalive = node.children?.filter((c) => c.name === 'keepalive').at(-1);
+    return `upstream "${group.name}" pools connections (keepalive ${keepalive?.args[0]?.value ?? ''})`;
+  }
+
+  private hosts(owner: object | undefined): string[] {
+    const target =
+      (owner as HttpLocation | undefined)?.proxyPass?.target ?? (owner as StreamServer)?.proxyPass;
+    if (!target) return [];
+    if (target.kind === 'address') return [target.address.text];
+    const groups = [
+      ...(this.model.config.http?.upstreams.values() ?? []),
+      ...(this.model.config.stream?.upstreams.values() ?? []),
+    ];
+    return groups.find((g) => g.name === target.name)?.servers.map((s) => s.address.text) ?? [];
+  }
+
+  /** `proxy_socket_keepalive on;`, plus the host sysctls when the kernel's defaults probe too late. */
+  private socketKeepaliveFix(directive: string, box: Box): string {
+    const rec = recommend(Math.max(2, Math.floor(box.idleMs / 1000)));
+    const sysLate = probePeriod(this.opts.system) * 1000 >= box.idleMs;
+    const sysctls = sysctlLines(sysctlSettings(rec, this.opts.system.interval));
+    return `${directive} on;${sysLate ? ` # plus ${sysctls.join(', ')} on this host` : ''}`;
+  }
+
+  /**
+   * nginx-only findings, which keepwire's own configuration cannot have:
+   * a listen nginx -t refuses (the seed's comma, an invalid so_keepalive) or
+   * whose so_keepalive the kernel refuses at run time.
+   */
+  listens(): void {
+    for (const [listen, { node, nginx }] of this.model.listens) {
+      const box = tightest(this.opts.front.filter(isL4));
+      const rec = box ? recommend(box.idleSeconds) : undefined;
+      const address = node.args[0];
+      if (!address || node.args.length === 0 || node === undefined) continue;
+      if (nginx.commaArg !== undefined) {
+        const comma = node.args[nginx.commaArg]!;
+        const keepText = nginx.soKeepalive?.text;
+        const spec =
+          keepText === undefined
+            ? rec?.soKeepalive
+            : rec
+              ? rec.soKeepalive
+              : parseSoKeepalive(keepText).ok
+                ? keepText
+                : '60s:10s:6';
+        this.add(
+          'error',
+          'listen-comma',
+          { file: comma.file, line: comma.line, col: comma.col + comma.value.indexOf(',') },
+          `"${comma.value}": nginx separates listen parameters with spaces, not commas`,
+          `nginx -t fails with host not found in "${address.value}" of the "listen" directive, so nginx does not start (or a reload keeps the old config) and the keepalive setting never applies.`,
+          `listen ${[nginx.addressText, ...nginx.params, ...(spec ? [`so_keepalive=${spec}`] : [])].join(' ')};`,
+          comma.value,
+        );
+      }
+      const keep = nginx.soKeepalive;
+      if (!keep) continue;
+      const arg = node.args[keep.arg]!;
+      const valueCol = arg.col + keep.valueOffset;
+      const parsed = keep.parsed;
+      if (!parsed.ok) {
+        this.add(
+          'error',
+          'so-keepalive-invalid',
+          { file: arg.file, line: arg.line, col: valueCol + parsed.offset },
+          parsed.message,
+          `nginx -t refuses "${arg.value}" (invalid so_keepalive value), so this configuration cannot be loaded.`,
+          this.fixedListen(listen, rec?.soKeepalive ?? '60s:10s:6'),
+          arg.value,
+        );
+        continue;
+      }
+      const refused = kernelRefusal(parsed);
       if (refused) {
         this.add(
           'error',
           'so-keepalive-kernel-refuses',
-          { file: keepParam.file, line: keepParam.line, col: valueCol + refused.offset(keepText) },
+          { file: arg.file, line: arg.line, col: valueCol + refused.offset(keep.text) },
           `so_keepalive ${refused.field} ${refused.value} is outside what the kernel accepts (${refused.option} ${refused.min}..${refused.max})`,
           `nginx -t accepts it, but setsockopt(${refused.option}) fails with EINVAL when the listener opens: nginx only logs an alert and the listener runs with the kernel default, probing after ${human(this.opts.system.idle)}.`,
-          fixed(rec?.soKeepalive ?? '60s:10s:6'),
-          keepParam.value,
+          this.fixedListen(listen, rec?.soKeepalive ?? '60s:10s:6'),
+          arg.value,
         );
       }
     }
-    if (!lb) return;
-    if (spec?.ok && spec.enable) {
-      // A value the kernel refused was never set: the socket runs with the host's default for it.
-      const refused = kernelRefusal(spec);
-      const applied = refused ? { ...spec, [refused.field]: 0 } : spec;
-      const eff = keepaliveTiming(nginxKeepaliveSpec(applied), lb.idleSeconds * 1000, this.opts.system);
-      if (eff.relies.length > 0)
-        this.systemDependents.push({ ...fileEvidence(keepParam!, keepParam!.value), relies: eff.relies });
-      const period = eff.period;
-      if (eff.late) {
-        const inherited = eff.relies.map((f) => KEEPALIVE_SYSCTLS[f]);
-        const from = inherited.length > 0 ? ` (${inherited.join(', ')} from this host)` : '';
-        this.add(
-          'error',
-          'so-keepalive-too-long',
-          keepParam!,
-          `so_keepalive=${keepText} probes an idle connection every max(${eff.idle}, ${eff.interval}) = ${human(period)}${from}, not below ${lb.name}'s idle timeout ${human(lb.idleSeconds)}`,
-          `a client connection idle for ${human(lb.idleSeconds)} (a long request waiting on ${wait.name}) is forgotten by ${lb.name} before the first probe, and ${expiryFailure(lb)}; a dead client goes unnoticed for ${human(detectionTime(eff))}.`,
-          fixed(rec!.soKeepalive),
-          keepParam!.value,
-        );
-      }
-      return;
-    }
-    const block = this.inStream.has(node) ? 'stream' : 'http';
-    if (!keepParam && this.keepaliveSockets.has(`${block} ${nginxSocketKey(listen)}`)) return;
-    const long = RULES.listenerWithoutKeepalive(wait.longest * 1000, hazardBox(lb)) === 'error';
-    this.add(
-      long ? 'error' : 'info',
-      'listen-no-keepalive',
-      node,
-      `listen ${cleanAddress} ${spec?.ok ? 'turns keepalive off' : 'has no so_keepalive'}, facing ${lb.name} (idle timeout ${human(lb.idleSeconds)})`,
-      long
-        ? `${wait.name} ${human(wait.longest)} lets a request wait longer than ${lb.name}'s ${human(lb.idleSeconds)} with nothing on the client connection: reset of a long request, as ${expiryFailure(lb)}.`
-        : `nothing on this server waits ${human(lb.idleSeconds)} today (longest ${wait.name} ${human(wait.longest)}), but a dead client or a connection ${lb.name} forgot is only noticed at nginx's own timeouts, and a longer timeout later breaks silently.`,
-      fixed(rec!.soKeepalive),
-    );
   }
 
-  /** The so_keepalive to write in a fix: the recommendation when there is an LB, else the value cleaned up. */
-  private fixedSpec(text: string, rec: ReturnType<typeof recommend> | undefined): string {
-    if (rec) return rec.soKeepalive;
-    const parsed = parseSoKeepalive(text);
-    return parsed.ok ? text : '60s:10s:6';
-  }
-
-  /** HTTP keep-alive toward an LB that pools connections to this server. */
   /**
-   * HTTP keep-alive toward an LB that pools connections to this server. nginx
-   * takes keepalive_timeout in a location too (for requests that end there):
-   * each level that sets one is judged, each directive once.
+   * Before 1.29.7 nginx sends `Connection: close` upstream unless a
+   * proxy_set_header replaces it; nginx's arrays are inherited only by a
+   * level that sets none, so one set higher up may not reach this location.
    */
-  private serverKeepalive(chain: DirectiveNode[], server: DirectiveNode): void {
-    const own = nginxSetting<number>(chain, D.keepaliveTimeout, 'http_server', 'keepaliveTimeoutMs');
-    this.timeouts.server = Math.min(this.timeouts.server ?? own.value / 1000, own.value / 1000);
-    const levels = [own];
-    const walk = (c: DirectiveNode[]) => {
-      for (const child of c[c.length - 1]!.children ?? []) {
-        if (!child.children || !NESTED.has(child.name)) continue;
-        const inner = [...c, child];
-        levels.push(nginxSetting<number>(inner, D.keepaliveTimeout, 'location', 'keepaliveTimeoutMs'));
-        walk(inner);
-      }
-    };
-    walk(chain);
-    const reported = new Set<DirectiveNode | undefined>();
-    for (const { value, node } of levels) {
-      if (reported.has(node)) continue;
-      reported.add(node);
-      const timeout = value / 1000;
-      for (const box of this.opts.front) {
-        if (!RULES.keepaliveRace(value, hazardBox(box))) continue;
-        const want = recommend(box.idleSeconds).httpServerKeepaliveTimeout;
-        this.add(
-          'error',
-          'keepalive-timeout-below-lb',
-          node ?? server,
-          `keepalive_timeout ${node ? node.args[0]!.value : `${timeout}s (default)`} is not above ${box.name}'s idle timeout ${human(box.idleSeconds)}, and ${box.name} pools its connections to this server`,
-          `nginx closes an idle connection that ${box.name} still holds in its pool: ${box.name} reuses the stale pooled connection and the request fails with a 502.`,
-          `keepalive_timeout ${want}s;`,
-          node?.args[0]?.value,
-        );
-      }
-    }
-  }
-
-  /** A response slower than an L7 proxy's idle timeout fails however TCP keepalive is set. */
-  private longResponse(pass: DirectiveNode, read: number, name: string): void {
-    for (const box of this.opts.front) {
-      if (!RULES.responseOutlivesL7(read * 1000, hazardBox(box))) continue;
-      this.add(
-        'warning',
-        'read-timeout-above-lb',
-        pass,
-        `${name} ${human(read)} lets a response take longer than ${box.name}'s idle timeout ${human(box.idleSeconds)}`,
-        `a response slower than ${human(box.idleSeconds)} never reaches the client: ${expiryFailure(box)} (TCP keepalive does not count as data for an L7 proxy).`,
-        `${name} ${box.idleSeconds - 1}s;`,
-      );
-    }
-  }
-
-  private upstreamLeg(
-    keepalive: { value: KeepaliveSpec; node?: DirectiveNode },
-    pass: DirectiveNode,
-    wait: number,
-    waitName: string,
-    group: Upstream | undefined,
-    target: ProxyTarget | undefined,
-    groups: ReadonlyMap<string, Upstream>,
-  ): void {
-    const node = keepalive.node;
-    const value = node?.args[0]?.value ?? 'off';
-    const box = this.lbUpstream;
-    const hosts = group
-      ? group.servers.map((s) => s.text)
-      : target?.kind === 'address'
-        ? [target.address.text]
-        : [];
-    if (target && isLocal(target, groups)) return;
-    // nginx takes on|off only: the kernel's values decide the timing.
-    const spec = keepalive.value.enable ? keepalive.value : undefined;
-    const where = node ?? pass;
-    if (!box) {
-      if (!spec) {
-        this.add(
-          'info',
-          'upstream-no-keepalive',
-          where,
-          `no proxy_socket_keepalive toward ${hosts.join(', ') || 'the upstream'}, which is not on this host; no middlebox between nginx and it was given`,
-          'if a firewall, NAT or load balancer sits on that path, an upstream connection idle longer than its timeout is forgotten; say so with --upstream-lb or --chain to check it.',
-          'proxy_socket_keepalive on;',
-        );
-      }
-      return;
-    }
-    const rec = recommend(box.idleSeconds);
-    // nginx takes only on|off here, so the kernel defaults decide the timing.
-    const sysLate = probePeriod(this.opts.system) >= box.idleSeconds;
-    const sysctls = sysctlLines(sysctlSettings(rec, this.opts.system.interval));
-    const fixLine = `proxy_socket_keepalive on;${sysLate ? ` # plus ${sysctls.join(', ')} on this host` : ''}`;
-    if (spec) {
-      const eff = keepaliveTiming(spec, box.idleSeconds * 1000, this.opts.system);
-      if (eff.relies.length > 0)
-        this.systemDependents.push({ ...fileEvidence(where, value), relies: eff.relies });
-      const period = eff.period;
-      if (eff.late) {
-        this.add(
-          'error',
-          'upstream-keepalive-too-long',
-          where,
-          `proxy_socket_keepalive ${value} probes every max(${eff.idle}, ${eff.interval}) = ${human(period)}${eff.relies.length > 0 ? ' (the kernel defaults of this host)' : ''}, not below ${box.name}'s idle timeout ${human(box.idleSeconds)} between nginx and its upstream`,
-          `an upstream connection waiting on a slow response or idle in the pool is forgotten by ${box.name} before the first probe, and ${expiryFailure(box)}.`,
-          sysctls.join('\n'),
-          value,
-        );
-      }
-      return;
-    }
-    if (RULES.upstreamWaitsTooLong(wait * 1000, hazardBox(box))) {
-      this.add(
-        'error',
-        'upstream-no-keepalive',
-        where,
-        `no proxy_socket_keepalive toward the upstream while ${waitName} ${human(wait)} is not below ${box.name}'s idle timeout ${human(box.idleSeconds)} on that path`,
-        `a request that keeps the upstream silent for ${human(box.idleSeconds)} loses its upstream connection: reset of a long request, as ${expiryFailure(box)}.`,
-        fixLine,
-      );
-    }
-    const pool = {
-      keepalive: group?.keepalive ? 1 : 0,
-      keepaliveTimeoutMs: (group?.keepaliveTimeout ?? 0) * 1000,
-    };
-    if (group?.keepalive && RULES.poolOutlivesBox(pool, hazardBox(box))) {
-      this.add(
-        'error',
-        'upstream-pool-outlives-lb',
-        group.keepaliveTimeoutNode ?? group.keepalive,
-        `upstream "${group.name}" keeps idle connections ${human(group.keepaliveTimeout)}, not less than ${box.name}'s idle timeout ${human(box.idleSeconds)}, without TCP keepalive`,
-        `nginx reuses a stale pooled connection that ${box.name} already forgot, and ${expiryFailure(box)}; nginx retries once on a reused connection, but not for POST.`,
-        `keepalive_timeout ${rec.clientPoolIdleTimeout}s;`,
-      );
-    }
-  }
-
-  /** Before 1.29.7, nginx speaks HTTP/1.0 and sends `Connection: close` upstream unless told otherwise. */
-  private keepaliveHeaders(chain: DirectiveNode[], pass: DirectiveNode, group: Upstream): void {
+  connectionHeaders(): void {
     const version = this.opts.nginxVersion;
-    const modern = version !== undefined && versionAtLeast(version, KEEPALIVE_DEFAULTS_VERSION);
-    const seen =
-      version === undefined ? 'nginx version unknown; nginx before 1.29.7 assumed' : `nginx ${version}`;
-    const httpVersion = nginxSetting<string>(chain, D.proxyHttpVersion, 'location', 'proxyHttpVersion').node;
-    const pooled = `upstream "${group.name}" pools connections (keepalive ${group.keepalive!.args[0]?.value ?? ''})`;
-    if (httpVersion?.args[0]?.value === '1.0' || (!httpVersion && !modern)) {
+    if (version !== undefined && versionAtLeast(version, KEEPALIVE_DEFAULTS_VERSION)) return;
+    const groups = this.model.config.http?.upstreams;
+    for (const [location, { chain, pass, kind }] of this.model.locations) {
+      const target = location.proxyPass?.target;
+      if (!pass || kind !== 'proxy' || target?.kind !== 'group') continue;
+      const group = groups?.get(target.name);
+      if (!group || group.keepalive === 0) continue;
+      if (location.proxySetHeaders.some((h) => h.name.toLowerCase() === 'connection')) continue;
+      const dropped = this.model.origins.get(location, 'proxySetHeaders');
+      const elsewhere = chain
+        .slice(0, -1)
+        .flatMap((c) => (c.children ?? []).filter((x) => x.name === 'proxy_set_header'))
+        .find((h) => h.args[0]?.value.toLowerCase() === 'connection');
       this.add(
         'warning',
-        'upstream-keepalive-http10',
-        httpVersion ?? pass,
-        `${pooled} but this location speaks HTTP/1.0 to it (${httpVersion ? 'proxy_http_version 1.0' : `the default before nginx 1.29.7; ${seen}`})`,
-        'every upstream request closes its connection, so the pool stays empty and each request pays a new TCP (and TLS) handshake, with TIME_WAIT piling up on the upstream side.',
-        'proxy_http_version 1.1;',
+        'upstream-keepalive-connection-close',
+        pass,
+        `${this.pooled(group)} but requests from here carry "Connection: close" (no proxy_set_header Connection ""; ${this.seen()})${
+          elsewhere && dropped
+            ? `; the one at ${elsewhere.file}:${elsewhere.line} is not inherited because this level sets its own proxy_set_header (${dropped.file}:${dropped.line})`
+            : ''
+        }`,
+        'nginx before 1.29.7 asks the upstream to close every connection, so the keep-alive pool never keeps one.',
+        'proxy_set_header Connection "";',
       );
     }
-    if (modern) return;
-    const headers = nginxSetting<{ name: string; value: string }[]>(
-      chain,
-      D.proxySetHeader,
-      'location',
-      'proxySetHeaders',
-    );
-    if (headers.value.some((h) => h.name.toLowerCase() === 'connection')) return;
-    const dropped = headers.node;
-    const elsewhere = chain
-      .slice(0, -1)
-      .flatMap((c) => children(c, 'proxy_set_header'))
-      .find((h) => h.args[0]?.value.toLowerCase() === 'connection');
-    this.add(
-      'warning',
-      'upstream-keepalive-connection-close',
-      pass,
-      `${pooled} but requests from here carry "Connection: close" (no proxy_set_header Connection ""; ${seen})${
-        elsewhere && dropped
-          ? `; the one at ${elsewhere.file}:${elsewhere.line} is not inherited because this level sets its own proxy_set_header (${dropped.file}:${dropped.line})`
-          : ''
-      }`,
-      'nginx before 1.29.7 asks the upstream to close every connection, so the keep-alive pool never keeps one.',
-      'proxy_set_header Connection "";',
-    );
   }
 }
 
@@ -590,15 +398,6 @@ function kernelRefusal(spec: { idle: number; interval: number; count: number }) 
     }
   }
   return undefined;
-}
-
-/** An http server's listens; nginx gives a server without one `listen *:80`, pointed at the server here. */
-function listensOf(server: DirectiveNode): DirectiveNode[] {
-  const listens = children(server, 'listen');
-  if (listens.length > 0) return listens;
-  const at = { file: server.file, line: server.line, col: server.col };
-  const address = { ...at, value: '*:80', quoted: false } as ArgNode;
-  return [{ ...at, name: 'listen', args: [address] }];
 }
 
 export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
@@ -632,16 +431,60 @@ export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
       fix: d.hint ?? 'fix the syntax at this position',
     });
   }
-  const auditor = new Auditor(layer, opts);
-  auditor.audit(ast.directives);
-  return {
-    findings: [...findings, ...auditor.findings],
-    systemDependents: auditor.systemDependents,
-    sources: ast.sources,
-    timeouts: auditor.timeouts,
+  const model = nginxModel(
+    ast.directives,
+    file,
+    opts.nginxVersion ? { nginxVersion: opts.nginxVersion } : {},
+  );
+  const legs: Legs = { front: opts.front.map(hazardBox), upstream: opts.upstream.map(hazardBox) };
+  const { hazards, dependents } = keepaliveHazards(model.config, model.origins, () => legs, {
+    ...opts.system,
+    where: 'of this host',
+  });
+  const voice = new NginxVoice(model, opts);
+  voice.listens();
+  const skipped = (h: Hazard) => {
+    // nginx -t refuses this listen: its so_keepalive-invalid finding says so, and nothing else is judged.
+    if (h.data.listen && model.listens.get(h.data.listen)?.invalid) return true;
+    // fastcgi, uwsgi and scgi legs are not judged (their *_socket_keepalive is rare, and was never audited).
+    const kind = h.data.owner ? model.locations.get(h.data.owner as HttpLocation)?.kind : undefined;
+    return (
+      (kind === 'fastcgi' || kind === 'uwsgi' || kind === 'scgi') &&
+      (h.code === 'upstream-without-keepalive' ||
+        h.code === 'upstream-pool-outlives-lb' ||
+        h.code === 'keepalive-too-late' ||
+        h.code === 'keepalive-interval-too-long')
+    );
   };
+  for (const h of hazards) if (!skipped(h)) voice.hazard(h);
+  voice.connectionHeaders();
+  const order = [...ast.sources.keys()];
+  const byPlace = (a: Finding, b: Finding) =>
+    order.indexOf(a.evidence.file ?? '') - order.indexOf(b.evidence.file ?? '') ||
+    (a.evidence.line ?? 0) - (b.evidence.line ?? 0) ||
+    (a.evidence.col ?? 0) - (b.evidence.col ?? 0);
+  return {
+    findings: [...findings, ...voice.findings.sort(byPlace)],
+    systemDependents: dependents.map((d) => ({
+      ...fileEvidence(d.at, voice.valueAt(d.at)),
+      relies: d.relies,
+    })),
+    sources: ast.sources,
+    timeouts: timeoutsOf(model.config),
+  };
+}
+
+/** HTTP keep-alive timeouts for the chain (seconds): the shortest server one, the longest pooled upstream one. */
+export function timeoutsOf(config: Config): ConfigAudit['timeouts'] {
+  const out: ConfigAudit['timeouts'] = {};
+  for (const s of config.http?.servers ?? [])
+    out.server = Math.min(out.server ?? Number.POSITIVE_INFINITY, s.keepaliveTimeoutMs / 1000);
+  for (const g of config.http?.upstreams.values() ?? []) {
+    if (g.keepalive > 0) out.upstreamPool = Math.max(out.upstreamPool ?? 0, g.keepaliveTimeoutMs / 1000);
+  }
+  return out;
 }
 
 export type { ArgNode };
 /** nginx's so_keepalive form lives with the dialect; re-exported for doctor's callers. */
-export { parseNginxSoKeepalive };
+export { parseNginxSoKeepalive, versionAtLeast };

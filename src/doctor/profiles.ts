@@ -28,6 +28,12 @@ export interface Middlebox {
   pools: boolean;
   /** What the timeout is and where the number comes from. */
   note: string;
+  /** The vendor page the number comes from (docs/load-balancers.md cites each). */
+  source?: string;
+  /** False when the number could not be checked against that page (said in docs/load-balancers.md). */
+  verified?: boolean;
+  /** The status an `http-error` box answers with (Cloudflare 524, nginx/Envoy 504). */
+  status?: number;
 }
 
 export const PROFILES: Readonly<Record<string, Middlebox>> = {
@@ -37,6 +43,8 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'rst',
     pools: false,
     note: 'LVS/IPVS tcp timeout 900 s by default (ipvsadm --set tcp tcpfin udp = 900 120 300); the classic incident ran 90 s (use --lb lvs=90s); at expiry the entry is removed and the next client packet reaches the director itself and gets a RST',
+    source: 'https://github.com/torvalds/linux/blob/master/net/netfilter/ipvs/ip_vs_proto_tcp.c',
+    verified: true,
   },
   f5: {
     name: 'f5',
@@ -44,6 +52,8 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'rst',
     pools: false,
     note: 'F5 BIG-IP fastL4/TCP profile idle timeout 300 s; reset-on-timeout (on by default) sends a RST to both peers',
+    source: 'https://my.f5.com/manage/s/article/K7166',
+    verified: false,
   },
   'aws-alb': {
     name: 'aws-alb',
@@ -51,6 +61,9 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'close',
     pools: true,
     note: 'AWS Application Load Balancer idle timeout 60 s (client side); it pools backend connections, so the backend keep-alive timeout must exceed it or 502s follow',
+    source:
+      'https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout',
+    verified: false,
   },
   'aws-nlb': {
     name: 'aws-nlb',
@@ -58,6 +71,8 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'rst',
     pools: false,
     note: 'AWS Network Load Balancer TCP idle timeout 350 s (configurable 60-6000 s); the flow is removed silently and the next packet from either side gets a RST',
+    source: 'https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html',
+    verified: false,
   },
   'azure-lb': {
     name: 'azure-lb',
@@ -65,6 +80,8 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'drop',
     pools: false,
     note: 'Azure Load Balancer idle timeout 4 min (4-100 min); silent drop by default, EnableTcpReset sends a RST both ways',
+    source: 'https://learn.microsoft.com/azure/load-balancer/load-balancer-tcp-idle-timeout',
+    verified: true,
   },
   'gcp-firewall': {
     name: 'gcp-firewall',
@@ -72,6 +89,8 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'drop',
     pools: false,
     note: 'GCP VPC firewall connection tracking forgets established TCP flows idle for 10 min; later packets are dropped',
+    source: 'https://cloud.google.com/firewall/docs/firewalls#specifications',
+    verified: false,
   },
   'gcp-cloud-nat': {
     name: 'gcp-cloud-nat',
@@ -79,6 +98,8 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'drop',
     pools: false,
     note: 'GCP Cloud NAT TCP established idle timeout 1200 s; the mapping is removed and later packets do not reach the peer',
+    source: 'https://cloud.google.com/nat/docs/tune-nat-configuration#specify-timeouts',
+    verified: false,
   },
   'gcp-alb': {
     name: 'gcp-alb',
@@ -86,6 +107,8 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'close',
     pools: true,
     note: 'GCP external Application Load Balancer keeps backend connections 600 s; backends need a keep-alive timeout above 600 s or 502s follow',
+    source: 'https://cloud.google.com/load-balancing/docs/https#timeouts_and_retries',
+    verified: false,
   },
   cloudflare: {
     name: 'cloudflare',
@@ -93,6 +116,9 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'http-error',
     pools: false,
     note: 'Cloudflare proxy read timeout 100 s: an origin silent for longer gets the client an HTTP 524',
+    source:
+      'https://developers.cloudflare.com/support/troubleshooting/http-status-codes/cloudflare-5xx-errors/error-524/',
+    verified: false,
   },
   'linux-conntrack': {
     name: 'linux-conntrack',
@@ -100,8 +126,126 @@ export const PROFILES: Readonly<Record<string, Middlebox>> = {
     expiry: 'drop',
     pools: false,
     note: 'Linux conntrack nf_conntrack_tcp_timeout_established default 432000 s (5 days); NAT and "ct state" rules stop matching the forgotten flow',
+    source: 'https://docs.kernel.org/networking/nf_conntrack-sysctl.html',
+    verified: false,
+  },
+  'aws-nat-gateway': {
+    name: 'aws-nat-gateway',
+    idleSeconds: 350,
+    expiry: 'rst',
+    pools: false,
+    note: 'AWS NAT gateway: a flow idle for 350 s is removed, not configurable; the next packet from the instance side gets a RST (IdleTimeoutCount metric)',
+    source: 'https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html',
+    verified: false,
+  },
+  'aws-network-firewall': {
+    name: 'aws-network-firewall',
+    idleSeconds: 350,
+    expiry: 'drop',
+    pools: false,
+    note: 'AWS Network Firewall flow table: TcpIdleTimeoutSeconds 350 s by default (60-6000 s); after it data packets are dropped, a new SYN is a new flow; TCP keepalive resets the timer',
+    source: 'https://docs.aws.amazon.com/network-firewall/latest/APIReference/API_FlowTimeouts.html',
+    verified: true,
+  },
+  'aws-gwlb': {
+    name: 'aws-gwlb',
+    idleSeconds: 350,
+    expiry: 'drop',
+    pools: false,
+    note: 'AWS Gateway Load Balancer listener tcp.idle_timeout.seconds 350 s by default (60-6000 s); send_tcp_reset.on_idle_timeout.enabled (default false) turns the silent drop into a RST to the sender',
+    source: 'https://docs.aws.amazon.com/elasticloadbalancing/latest/gateway/gateway-listeners.html',
+    verified: true,
+  },
+  'kube-proxy-ipvs': {
+    name: 'kube-proxy-ipvs',
+    idleSeconds: 900,
+    expiry: 'rst',
+    pools: false,
+    note: 'kube-proxy in IPVS mode: the kernel IPVS tcp timeout 900 s (kube-proxy ipvs.tcpTimeout 0 leaves the kernel value); an expired entry is gone and the next packet reaches the node itself, which resets it',
+    source: 'https://github.com/torvalds/linux/blob/master/net/netfilter/ipvs/ip_vs_proto_tcp.c',
+    verified: true,
+  },
+  'kube-proxy-iptables': {
+    name: 'kube-proxy-iptables',
+    idleSeconds: 86_400,
+    expiry: 'drop',
+    pools: false,
+    note: 'kube-proxy in iptables/nftables mode: Service DNAT lives in conntrack, and kube-proxy sets nf_conntrack_tcp_timeout_established to conntrack.tcpEstablishedTimeout, 24h0m0s (86400 s) by default, down from the kernel 432000 s; a forgotten flow no longer matches the DNAT',
+    source: 'https://kubernetes.io/docs/reference/config-api/kube-proxy-config.v1alpha1/',
+    verified: true,
+  },
+  'azure-redis': {
+    name: 'azure-redis',
+    idleSeconds: 600,
+    expiry: 'close',
+    pools: false,
+    note: 'Azure Cache for Redis closes client connections idle for 10 min (600 s) at the server, whatever TCP keepalive does (it counts commands); a pooled connection must be recycled or pinged sooner',
+    source: 'https://learn.microsoft.com/azure/azure-cache-for-redis/cache-best-practices-connection',
+    verified: false,
+  },
+  'azure-firewall': {
+    name: 'azure-firewall',
+    idleSeconds: 240,
+    expiry: 'drop',
+    pools: false,
+    note: 'Azure Firewall TCP idle timeout 4 min (240 s) for east-west and outbound flows',
+    source: 'https://learn.microsoft.com/azure/firewall/firewall-faq',
+    verified: false,
+  },
+  'gcp-ilb': {
+    name: 'gcp-ilb',
+    idleSeconds: 600,
+    expiry: 'drop',
+    pools: false,
+    note: 'GCP internal passthrough Network Load Balancer connection tracking: idle TCP entries expire after 600 s by default (connectionTrackingPolicy.idleTimeoutSec)',
+    source: 'https://cloud.google.com/load-balancing/docs/internal#connection-tracking',
+    verified: false,
+  },
+  'oci-lb': {
+    name: 'oci-lb',
+    idleSeconds: 300,
+    expiry: 'close',
+    pools: true,
+    note: 'OCI Load Balancer closes backend connections idle for more than 300 s and asks backends not to close in less than 310 s (else 502); client keep-alive 65 s; listener idle timeout configurable',
+    source: 'https://docs.oracle.com/iaas/Content/Balance/Reference/connectionreuse.htm',
+    verified: true,
+  },
+  'haproxy-default': {
+    name: 'haproxy-default',
+    idleSeconds: 50,
+    expiry: 'http-error',
+    status: 504,
+    pools: false,
+    note: "HAProxy with Debian's shipped /etc/haproxy/haproxy.cfg: timeout client 50000 / timeout server 50000 (50 s); a response slower than timeout server gets a 504 (HAProxy itself has no default: without them it warns and never times out)",
+    source: 'https://docs.haproxy.org/2.8/configuration.html#4-timeout%20server',
+    verified: true,
+  },
+  'nginx-default': {
+    name: 'nginx-default',
+    idleSeconds: 60,
+    expiry: 'http-error',
+    status: 504,
+    pools: false,
+    note: 'nginx as a proxy with its defaults: proxy_read_timeout 60 s (a slower response gets a 504), keepalive_timeout 75 s toward clients; it pools upstream connections only with `keepalive` in the upstream block',
+    source: 'https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_read_timeout',
+    verified: true,
+  },
+  'envoy-default': {
+    name: 'envoy-default',
+    idleSeconds: 300,
+    expiry: 'http-error',
+    status: 504,
+    pools: true,
+    note: 'Envoy with its defaults: HCM stream_idle_timeout 5 min (300 s); connection idle_timeout 1 h both ways, so it keeps pooled upstream connections up to 1 h: a backend closing idle connections sooner races it (503 UC); the route timeout (15 s) ends a slow response first',
+    source: 'https://www.envoyproxy.io/docs/envoy/latest/faq/configuration/timeouts',
+    verified: true,
   },
 };
+
+/** `--lb list`: every profile with its number and its source, as docs/load-balancers.md has them. */
+export function profileList(): Middlebox[] {
+  return Object.values(PROFILES);
+}
 
 export class ProfileError extends Error {
   override name = 'ProfileError';
@@ -167,7 +311,7 @@ export function expiryFailure(box: Middlebox): string {
     case 'close':
       return `${box.name} closes the connection`;
     case 'http-error':
-      return `${box.name} gives the client an HTTP 524`;
+      return `${box.name} gives the client an HTTP ${box.status ?? 524}`;
   }
 }
 
@@ -179,5 +323,6 @@ export function hazardBox(m: Middlebox): Box {
     l4: isL4(m),
     pools: m.pools,
     failure: expiryFailure(m),
+    name: m.name,
   };
 }

@@ -4,10 +4,14 @@
  */
 import type { DoctorReport } from './doctor.js';
 import { atLeast, type Finding, type FindingSeverity, human, LAYERS, type Layer } from './findings.js';
+import { profileList } from './profiles.js';
 
 const LAYER_TITLE: Record<Layer, string> = {
   host: 'host (kernel settings of this network namespace)',
   nginx: 'nginx configuration',
+  haproxy: 'HAProxy configuration',
+  envoy: 'Envoy configuration',
+  kubernetes: 'Kubernetes manifests',
   keepwire: 'keepwire configuration',
   sockets: 'live sockets',
   chain: 'timeout chain',
@@ -93,6 +97,7 @@ export function renderReport(report: DoctorReport, failOn: FindingSeverity): str
   out.push(
     `keepwire doctor: in front: ${front || 'no load balancer given (--lb, --lb-idle)'}${up ? `; toward upstreams: ${up}` : ''}`,
   );
+  if (report.netns) out.push(`audited inside ${report.netns}`);
   const k = report.host.keepalive;
   const ct = report.host.conntrackEstablished;
   for (const layer of LAYERS) {
@@ -128,4 +133,33 @@ export function renderReport(report: DoctorReport, failOn: FindingSeverity): str
 export function reportJson(report: DoctorReport, failOn: FindingSeverity): string {
   const { sources: _sources, ...rest } = report;
   return `${JSON.stringify({ ...rest, failOn, failed: failed(report, failOn) }, null, 2)}\n`;
+}
+
+/** `doctor --lb list`: one line per profile (name, idle timeout, expiry, source), the note under it. */
+export function renderProfiles(): string {
+  const rows = profileList();
+  const width = Math.max(...rows.map((p) => p.name.length));
+  const lines = rows.map((p) => {
+    const expiry = p.status ? `${p.expiry} ${p.status}` : p.expiry;
+    const head = `${p.name.padEnd(width)}  ${human(p.idleSeconds).padEnd(8)} ${expiry.padEnd(14)} ${p.pools ? 'pools ' : '      '}${p.source ?? ''}${p.verified === false ? ' (not verified, see docs/load-balancers.md)' : ''}`;
+    return `${head}\n${' '.repeat(width + 2)}${p.note}`;
+  });
+  return `${lines.join('\n')}\nOverride a profile's timeout with --lb NAME=T; anything else with --lb-idle T.\n`;
+}
+
+export function profilesJson(): string {
+  return `${JSON.stringify(
+    profileList().map((p) => ({
+      name: p.name,
+      idleSeconds: p.idleSeconds,
+      expiry: p.expiry,
+      ...(p.status ? { status: p.status } : {}),
+      pools: p.pools,
+      source: p.source ?? null,
+      verified: p.verified ?? false,
+      note: p.note,
+    })),
+    null,
+    2,
+  )}\n`;
 }

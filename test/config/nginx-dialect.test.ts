@@ -9,6 +9,7 @@ import { DiagnosticList } from '../../src/config/diagnostics.js';
 import { D } from '../../src/config/directives.js';
 import {
   nginxListen,
+  nginxModel,
   nginxProxyTarget,
   nginxSetting,
   nginxSocketKey,
@@ -132,5 +133,54 @@ describe('nginx dialect: listen with parameters keepwire refuses', () => {
     const keys = ['80', '*:80', '0.0.0.0:80'].map((a) => nginxSocketKey(nginxListen([a])));
     assert.deepEqual(new Set(keys), new Set(['0.0.0.0:80']));
     assert.equal(nginxListen(['unix:/run/nginx.sock']).address, undefined);
+  });
+});
+
+describe('nginx dialect: the model the hazard engine runs on (doctor --nginx)', () => {
+  function model(text: string, nginxVersion?: string) {
+    const diags = new DiagnosticList();
+    const ast = parseText(text, 'nginx.conf', diags);
+    assert.deepEqual(diags.items, []);
+    return nginxModel(ast.directives, 'nginx.conf', nginxVersion ? { nginxVersion } : {});
+  }
+
+  it('a grpc_pass location reads grpc_read_timeout and grpc_socket_keepalive, not the proxy_ ones', () => {
+    const m = model(
+      'http { proxy_read_timeout 5m; proxy_socket_keepalive on; server { listen 80; location / { grpc_pass grpc://10.0.0.1:50051; grpc_read_timeout 2h; } } }',
+    );
+    const [location] = m.config.http!.servers[0]!.locations;
+    assert.equal(location!.proxyReadTimeoutMs, 7_200_000);
+    assert.deepEqual(location!.proxySocketKeepalive, { enable: false });
+    assert.equal(m.locations.get(location!)!.kind, 'grpc');
+  });
+
+  it('nested locations and if blocks are locations that inherit from the enclosing one', () => {
+    const m = model(
+      'http { server { listen 80; location /a { proxy_read_timeout 90s; location /a/b { if ($x) { proxy_pass http://10.0.0.2; } } } } }',
+    );
+    const locations = m.config.http!.servers[0]!.locations;
+    assert.deepEqual(
+      locations.map((l) => [l.prefix, l.proxyReadTimeoutMs, l.proxyPass?.text ?? '']),
+      [
+        ['/a', 90_000, ''],
+        ['/a/b', 90_000, ''],
+        ['($x)', 90_000, 'http://10.0.0.2'],
+      ],
+    );
+  });
+
+  it('proxy_http_version defaults to 1.0 before nginx 1.29.7 and to 1.1 from it', () => {
+    const text = 'http { server { listen 80; location / { proxy_pass http://10.0.0.3; } } }';
+    assert.equal(model(text, '1.22.1').config.http!.servers[0]!.locations[0]!.proxyHttpVersion, '1.0');
+    assert.equal(model(text, '1.29.7').config.http!.servers[0]!.locations[0]!.proxyHttpVersion, '1.1');
+  });
+
+  it('a so_keepalive field the kernel refuses is left to the kernel; an invalid one is marked', () => {
+    const m = model(
+      'stream { server { listen 5432 so_keepalive=40000s:10s:3; listen 5433 so_keepalive=::; proxy_pass 10.0.0.4:5432; } }',
+    );
+    const [refused, invalid] = m.config.stream!.servers[0]!.listens;
+    assert.deepEqual(refused!.soKeepalive, { enable: true, interval: 10, count: 3 });
+    assert.equal(m.listens.get(invalid!)!.invalid, true);
   });
 });

@@ -21,6 +21,21 @@ const SEED = path.join(FIXTURES, 'seed', 'nginx.conf');
 const UPSTREAMS = path.join(FIXTURES, 'upstreams', 'nginx.conf');
 
 describe('keepwire doctor CLI', () => {
+  it('--lb list prints every profile with its timeout, expiry and source; --json for scripts', () => {
+    const r = doctor('--lb', 'list');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^aws-nat-gateway +5m50s +rst +https:\/\/docs\.aws\.amazon\.com\//m);
+    assert.match(r.stdout, /^kube-proxy-iptables +1d +drop +https:\/\/kubernetes\.io\//m);
+    assert.match(r.stdout, /^envoy-default +5m +http-error 504 pools https:\/\/www\.envoyproxy\.io\//m);
+    const json = doctor('--lb', 'list', '--json');
+    assert.equal(json.code, 0, json.stderr);
+    const list = JSON.parse(json.stdout) as { name: string; idleSeconds: number; source: string }[];
+    const byName = new Map(list.map((p) => [p.name, p]));
+    assert.equal(byName.get('kube-proxy-ipvs')?.idleSeconds, 900);
+    assert.equal(byName.get('azure-redis')?.idleSeconds, 600);
+    assert.ok(list.every((p) => p.source.startsWith('https://')));
+  });
+
   it('exit 1 on errors: the seed comma line, with evidence, source line, why and fix', () => {
     const r = doctor('--lb', 'aws-nlb', '--nginx', SEED);
     assert.equal(r.code, 1, r.stderr);

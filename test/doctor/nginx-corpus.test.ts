@@ -49,16 +49,19 @@ describe('seed layout (includes, the seed comma line)', () => {
 describe('upstream keep-alive variants', () => {
   it('nginx 1.22: HTTP/1.0 default, Connection header not inherited, explicit 1.0, kernel-default socket keepalive', () => {
     const r = audit('upstreams/nginx.conf', ['aws-alb'], ['azure-lb']);
+    // In file order; a read timeout above the L7 box points at the proxy_read_timeout that sets
+    // it (the line the fix changes), as check does; it pointed at proxy_pass before doctor --nginx
+    // ran the hazard engine.
     assert.deepEqual(brief(r.findings), [
+      'error upstream-pool-outlives-lb upstreams/nginx.conf:4:65',
       'error keepalive-timeout-below-lb upstreams/nginx.conf:9:9',
       'warning upstream-keepalive-http10 upstreams/nginx.conf:10:23',
       'warning upstream-keepalive-connection-close upstreams/nginx.conf:11:23',
       'warning upstream-keepalive-http10 upstreams/nginx.conf:12:49',
       'error upstream-keepalive-too-long upstreams/nginx.conf:13:78',
-      'warning read-timeout-above-lb upstreams/nginx.conf:14:23',
       'error upstream-no-keepalive upstreams/nginx.conf:14:23',
-      'warning read-timeout-above-lb upstreams/nginx.conf:15:23',
-      'error upstream-pool-outlives-lb upstreams/nginx.conf:4:65',
+      'warning read-timeout-above-lb upstreams/nginx.conf:14:48',
+      'warning read-timeout-above-lb upstreams/nginx.conf:15:57',
     ]);
     const byCode = (c: string) => r.findings.find((f) => f.code === c)!;
     assert.equal(byCode('keepalive-timeout-below-lb').fix, 'keepalive_timeout 66s;');
@@ -115,16 +118,16 @@ describe('keepalive values nginx -t accepts or refuses', () => {
     assert.deepEqual(
       brief(r.findings).filter((b) => !b.includes('upstream-no-keepalive')),
       [
-        'info listen-no-keepalive values/nginx.conf:16:14',
         'error so-keepalive-invalid values/nginx.conf:3:39',
-        'error so-keepalive-kernel-refuses values/nginx.conf:4:39',
         'error so-keepalive-too-long values/nginx.conf:4:26',
+        'error so-keepalive-kernel-refuses values/nginx.conf:4:39',
         'error so-keepalive-kernel-refuses values/nginx.conf:5:47',
         'error so-keepalive-invalid values/nginx.conf:6:39',
         'error so-keepalive-too-long values/nginx.conf:7:26',
         'error listen-no-keepalive values/nginx.conf:8:14',
         'info listen-no-keepalive values/nginx.conf:9:14',
         'error listen-no-keepalive values/nginx.conf:10:14',
+        'info listen-no-keepalive values/nginx.conf:16:14',
       ],
     );
     const refused = r.findings.find((f) => f.code === 'so-keepalive-kernel-refuses')!;

@@ -1,9 +1,12 @@
 /** Parsers the doctor relies on: nginx's so_keepalive rules, ss output, /proc/net/tcp endpoints, profiles. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseNginxSoKeepalive, versionAtLeast } from '../../src/doctor/nginx.js';
 import { middleboxFromArg, PROFILES } from '../../src/doctor/profiles.js';
 import { hexEndpoint, isLoopbackSocket, parseSs, parseSsTimer } from '../../src/doctor/sockets.js';
+import { ROOT } from './support.js';
 
 describe('nginx so_keepalive, as ngx_http_core_listen reads it', () => {
   it('empty and 0 fields mean the system default; a value that sets nothing is refused', () => {
@@ -116,8 +119,35 @@ describe('profiles', () => {
       'gcp-alb': '600 close',
       cloudflare: '100 http-error',
       'linux-conntrack': '432000 drop',
+      'aws-nat-gateway': '350 rst',
+      'aws-network-firewall': '350 drop',
+      'aws-gwlb': '350 drop',
+      'kube-proxy-ipvs': '900 rst',
+      'kube-proxy-iptables': '86400 drop',
+      'azure-redis': '600 close',
+      'azure-firewall': '240 drop',
+      'gcp-ilb': '600 drop',
+      'oci-lb': '300 close',
+      'haproxy-default': '50 http-error',
+      'nginx-default': '60 http-error',
+      'envoy-default': '300 http-error',
     });
     assert.match(PROFILES.lvs!.note, /90 s/);
+  });
+
+  it('every profile cites its source, and docs/load-balancers.md lists each with it', () => {
+    const doc = readFileSync(path.join(ROOT, 'docs', 'load-balancers.md'), 'utf8');
+    for (const p of Object.values(PROFILES)) {
+      assert.match(p.source ?? '', /^https:\/\//, p.name);
+      const row = doc.split('\n').find((l) => l.startsWith(`| \`${p.name}\` |`));
+      assert.ok(row, `${p.name} missing from docs/load-balancers.md`);
+      assert.match(row, new RegExp(`\\| ${p.idleSeconds} s \\|`), `${p.name}: the doc's number differs`);
+      assert.equal(
+        /\| (yes|yes \(kernel source\)) \|$/.test(row),
+        p.verified === true,
+        `${p.name}: checked flag`,
+      );
+    }
   });
 
   it('NAME=T overrides the timeout', () => {
