@@ -290,8 +290,9 @@ describe('Containerfile (podman build from a local base, run, healthcheck, SIGQU
       ]),
       'ls',
     ).split('\n');
-    for (const dep of ['commander', 'koffi', 'pino', 'undici', 'ws']) assert.ok(listing.includes(dep), dep);
-    for (const dev of ['typescript', '@biomejs', '@types', 'http-proxy', 'kubernetes-models', 'yaml', 'test'])
+    for (const dep of ['commander', 'koffi', 'pino', 'undici', 'ws', 'yaml'])
+      assert.ok(listing.includes(dep), dep);
+    for (const dev of ['typescript', '@biomejs', '@types', 'http-proxy', 'kubernetes-models', 'pg', 'test'])
       assert.ok(!listing.includes(dev), `${dev} is not in the image`);
   });
 
@@ -313,13 +314,14 @@ describe('Containerfile (podman build from a local base, run, healthcheck, SIGQU
     writeFileSync(
       conf,
       [
+        'shutdown_delay 2s;',
         'worker_shutdown_timeout 20s;',
         'http {',
         `    upstream app { server ${backendIp}:3000; keepalive 8; }`,
         '    client_max_body_size 8m;',
         '    server {',
         '        listen 0.0.0.0:8080 so_keepalive=60s:10s:3;',
-        '        location /healthz { return 200 "ok\\n"; }',
+        '        location /healthz { health; }',
         '        location / { proxy_pass http://app; }',
         '    }',
         '}',
@@ -392,6 +394,18 @@ describe('Containerfile (podman build from a local base, run, healthcheck, SIGQU
     );
     const started = Date.now();
     const stop = podmanAsync(['stop', '-t', '30', names.keepwire], 60_000);
+    // shutdown_delay: still serving, but the health location (the HEALTHCHECK's) answers 503.
+    await until(
+      async () => {
+        try {
+          return (await request(hostPort, { path: '/healthz' })).status === 503 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      'health 503 during shutdown_delay',
+      10_000,
+    );
     const answer = await slow;
     assert.equal(answer.status, 200);
     assert.equal(answer.body.toString(), 'slow done\n');
@@ -404,6 +418,7 @@ describe('Containerfile (podman build from a local base, run, healthcheck, SIGQU
     );
     assert.equal(ok(podman(['inspect', '-f', '{{.State.ExitCode}}', names.keepwire]), 'exit code'), '0');
     const lines = logLines(names.keepwire);
+    assert.equal(lines.find((l) => l.msg === 'shutdown delay')?.delayMs, 2000);
     const draining = lines.find((l) => l.msg === 'draining');
     assert.ok(draining, `a draining line: ${JSON.stringify(lines.slice(-5))}`);
     assert.ok(Number(draining.sessions) >= 1, 'the slow request was live when the drain began');

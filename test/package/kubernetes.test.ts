@@ -228,9 +228,8 @@ describe('deploy/kubernetes (kubectl kustomize, offline)', { skip: reason, timeo
       const conf = configMap.data['keepwire.conf'] as string;
       const nodes = directives(conf);
       const top = (name: string) => nodes.find((n) => n.name === name)?.args[0]?.value;
-      // keepwire's default is 0 (the drain work adds the directive; the ConfigMap sets it then).
-      const delayText = top('shutdown_delay');
-      const shutdownDelay = delayText === undefined ? 0 : seconds(delayText);
+      // The readiness probe must see the 503 of shutdown_delay before the listeners close.
+      const shutdownDelay = seconds(top('shutdown_delay') ?? assert.fail('shutdown_delay is set'));
       const shutdownTimeout = seconds(
         top('worker_shutdown_timeout') ?? assert.fail('worker_shutdown_timeout'),
       );
@@ -270,8 +269,8 @@ describe('deploy/kubernetes (kubectl kustomize, offline)', { skip: reason, timeo
         container.ports.find((p: Obj) => p.name === name)?.containerPort ?? assert.fail(`port ${name}`);
       for (const probe of [container.readinessProbe, container.livenessProbe]) {
         const http = portOf(probe.httpGet.port);
-        // The health location; a plain `return 200` one until `health` is in this keepwire.
-        const answering = [...locationsWith(nodes, http, 'health'), ...locationsWith(nodes, http, 'return')];
+        // The `health` location: 503 once a graceful stop begins.
+        const answering = locationsWith(nodes, http, 'health');
         assert.ok(
           answering.includes(probe.httpGet.path),
           `${probe.httpGet.path} is a location of port ${http}`,
@@ -279,7 +278,7 @@ describe('deploy/kubernetes (kubectl kustomize, offline)', { skip: reason, timeo
       }
       // The readiness probe notices shutdown_delay's 503 well within it.
       const ready = container.readinessProbe;
-      if (shutdownDelay > 0) assert.ok(ready.periodSeconds * ready.failureThreshold * 2 <= shutdownDelay);
+      assert.ok(ready.periodSeconds * ready.failureThreshold * 2 <= shutdownDelay);
       // The metrics port serves the metrics location; the Service names it for a ServiceMonitor.
       assert.deepEqual(locationsWith(nodes, portOf('metrics'), 'metrics'), ['/metrics']);
       const service = one(objects, 'Service');
