@@ -17,6 +17,7 @@ import { HttpGeneration, type HttpLogRecord, httpAddresses } from '../proxy/http
 import { ConnectionLimiter } from '../proxy/limits.js';
 import { Listener } from '../proxy/listener.js';
 import type { SessionRecord, StreamSession } from '../proxy/stream.js';
+import { makeTicketKeys } from '../proxy/tls.js';
 
 export interface RuntimeDeps {
   sessionLog: (record: SessionRecord) => void;
@@ -30,6 +31,13 @@ export interface RuntimeDeps {
    * never bound here. Undefined (one process): every address is bound here.
    */
   inheritedFd?: (key: string) => number | undefined;
+  /**
+   * A worker under a master: the TLS session ticket keys of its worker
+   * generation, made once by the master (proxy/tls.ts makeTicketKeys), so a
+   * ticket issued by one worker resumes on every other. Undefined (one
+   * process): each configuration generation makes its own.
+   */
+  ticketKeys?: Buffer;
 }
 
 export class ConfigStartError extends Error {
@@ -135,11 +143,14 @@ export class Runtime {
   async apply(config: Config): Promise<void> {
     if (this.stopping) throw new ConfigStartError('shutting down');
     const built: Generation[] = [];
+    // One set of TLS session ticket keys per configuration generation, for every ssl address of it.
+    const ticketKeys = this.deps.ticketKeys ?? makeTicketKeys();
     try {
       // One runtime Upstream per group for the whole generation (see Upstreams).
       if (config.stream && config.stream.servers.length > 0)
         built.push(
           new StreamGeneration(config.stream, {
+            ticketKeys,
             limiter: this.limiter,
             log: this.deps.sessionLog,
             ...(this.keepaliveFailed && { keepaliveFailed: this.keepaliveFailed }),
@@ -149,6 +160,7 @@ export class Runtime {
       if (config.http && addresses.length > 0)
         built.push(
           new HttpGeneration(config.http, addresses, {
+            ticketKeys,
             limiter: this.limiter,
             log: this.deps.httpLog ?? (() => {}),
             ...(this.keepaliveFailed && { keepaliveFailed: this.keepaliveFailed }),

@@ -9,7 +9,14 @@ import type { GatherTopic } from './gather.js';
 
 export type ToWorker =
   /** The configuration the master checked and resolved, and the descriptor of each address key. */
-  | { type: 'start'; config: Config; fds: Record<string, number>; generation: number }
+  | {
+      type: 'start';
+      config: Config;
+      fds: Record<string, number>;
+      generation: number;
+      /** TLS session ticket keys, the same for every worker of the generation (a ticket resumes on any). */
+      ticketKeys: Uint8Array;
+    }
   /** A stop signal, as if sent to the worker: SIGQUIT drains, SIGTERM after it resets at once. */
   | {
       type: 'signal';

@@ -46,6 +46,7 @@ import type { Config, Listen } from '../config/model.js';
 import { closeFd, openListeningSocket } from '../kernel/index.js';
 import { httpAddresses } from '../proxy/http/index.js';
 import { bindHost, listenKey } from '../proxy/listener.js';
+import { makeTicketKeys } from '../proxy/tls.js';
 import { listenError } from './index.js';
 import { COLLECT_TIMEOUT_MS, FIRST_LISTEN_FD, type ToMaster, type ToWorker } from './ipc.js';
 import {
@@ -124,6 +125,8 @@ interface Generation {
   config: Config;
   count: number;
   sockets: Map<string, Socket>;
+  /** Made once for the generation and handed to each of its workers (ssl_session_tickets across workers). */
+  ticketKeys: Buffer;
   workers: (Worker | undefined)[];
   /** Consecutive failed starts per slot (for the back-off). */
   failures: number[];
@@ -260,7 +263,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
       }),
     };
     gen.workers[slot] = w;
-    sendTo(w, { type: 'start', config: gen.config, fds, generation: gen.id });
+    sendTo(w, { type: 'start', config: gen.config, fds, generation: gen.id, ticketKeys: gen.ticketKeys });
     logger.info({ worker: w.pid, generation: gen.id, slot }, 'worker started');
     return new Promise<Worker>((resolve, reject) => {
       let failure: string | undefined;
@@ -338,6 +341,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
       config,
       count,
       sockets,
+      ticketKeys: makeTicketKeys(),
       workers: new Array(count).fill(undefined),
       failures: new Array(count).fill(0),
     };

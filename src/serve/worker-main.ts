@@ -72,6 +72,8 @@ async function main(start: Extract<ToWorker, { type: 'start' }>): Promise<number
   const runtime = new Runtime({
     ...runtimeDeps(log),
     inheritedFd: (key) => start.fds[key],
+    // Structured clone delivers a Buffer as a plain Uint8Array.
+    ticketKeys: Buffer.from(start.ticketKeys),
   });
   const io2 = {
     out: io.out,
