@@ -23,7 +23,7 @@
 import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, RULES } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
-import { type Dependent, type Finding, type FindingSeverity, fileEvidence, human } from './findings.js';
+import { FileAuditor, type Finding, fileEvidence, human } from './findings.js';
 import { unreadable } from './haproxy.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, tightest } from './profiles.js';
@@ -62,34 +62,12 @@ interface At<T> {
   set: boolean;
 }
 
-class Auditor {
-  readonly findings: Finding[] = [];
-  readonly dependents: Dependent[] = [];
-  readonly timeouts: ConfigAudit['timeouts'] = {};
-
+class Auditor extends FileAuditor {
   constructor(
     private readonly y: YamlFile,
     private readonly opts: AuditOptions,
-  ) {}
-
-  private add(
-    severity: FindingSeverity,
-    code: string,
-    at: Place,
-    message: string,
-    why: string,
-    fix: string,
-    value?: string,
   ) {
-    this.findings.push({
-      severity,
-      code,
-      layer: 'envoy',
-      message,
-      evidence: fileEvidence(at, value),
-      why,
-      fix,
-    });
+    super('envoy');
   }
 
   private duration(obj: Obj | undefined, key: string, fallbackMs: number, holder: object): At<number> {

@@ -4,6 +4,8 @@
  * Codes are stable: `--json` consumers and tests match on them.
  */
 
+import type { ConfigAudit } from './nginx.js';
+
 export type FindingSeverity = 'error' | 'warning' | 'info';
 
 /** Where the evidence lives, in the order the report groups them. */
@@ -70,6 +72,39 @@ export function atLeast(severity: FindingSeverity, threshold: FindingSeverity): 
 
 export function bySeverity(a: Finding, b: Finding): number {
   return RANK[b.severity] - RANK[a.severity];
+}
+
+/**
+ * What a reader of another tool's files (HAProxy, Envoy, Kubernetes) builds
+ * up: its findings at file:line:col in one layer, the callers that depend on
+ * the chain, and the timeouts it read (the `ConfigAudit` each reader returns).
+ */
+export abstract class FileAuditor {
+  readonly findings: Finding[] = [];
+  readonly dependents: Dependent[] = [];
+  readonly timeouts: ConfigAudit['timeouts'] = {};
+
+  constructor(private readonly layer: Layer) {}
+
+  protected add(
+    severity: FindingSeverity,
+    code: string,
+    at: { file: string; line: number; col: number },
+    message: string,
+    why: string,
+    fix: string,
+    value?: string,
+  ): void {
+    this.findings.push({
+      severity,
+      code,
+      layer: this.layer,
+      message,
+      evidence: fileEvidence(at, value),
+      why,
+      fix,
+    });
+  }
 }
 
 export function fileEvidence(at: { file: string; line: number; col: number }, value?: string): Evidence {

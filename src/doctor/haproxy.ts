@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, RULES } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
 import type { SystemKeepaliveDefaults } from '../keepalive/system.js';
-import { type Dependent, type Finding, type FindingSeverity, fileEvidence, human } from './findings.js';
+import { FileAuditor, type Finding, type FindingSeverity, fileEvidence, human } from './findings.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
 
@@ -247,33 +247,24 @@ function keepaliveFix(side: Side, box: Box): string {
   ].join('\n');
 }
 
-class Auditor {
-  readonly findings: Finding[] = [];
-  readonly dependents: Dependent[] = [];
-  readonly timeouts: ConfigAudit['timeouts'] = {};
-
+class Auditor extends FileAuditor {
   constructor(
     private readonly sections: HaproxySection[],
     private readonly opts: AuditOptions,
-  ) {}
+  ) {
+    super('haproxy');
+  }
 
-  private add(
+  /** Every HAProxy finding quotes its line. */
+  protected override add(
     severity: FindingSeverity,
     code: string,
     at: HaproxyLine,
     message: string,
     why: string,
     fix: string,
-  ) {
-    this.findings.push({
-      severity,
-      code,
-      layer: 'haproxy',
-      message,
-      evidence: fileEvidence(at, at.text.trim()),
-      why,
-      fix,
-    });
+  ): void {
+    super.add(severity, code, at, message, why, fix, at.text.trim());
   }
 
   private backendsOf(section: HaproxySection): HaproxySection[] {

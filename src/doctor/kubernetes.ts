@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, STOCK_KERNEL } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
 import { invalid } from './envoy.js';
-import { type Dependent, type Finding, type FindingSeverity, fileEvidence, human } from './findings.js';
+import { FileAuditor, human } from './findings.js';
 import { unreadable } from './haproxy.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, type Middlebox, PROFILES, tightest } from './profiles.js';
@@ -58,34 +58,12 @@ interface Workload {
   podSpec: Obj;
 }
 
-class Auditor {
-  readonly findings: Finding[] = [];
-  readonly dependents: Dependent[] = [];
-  readonly timeouts: ConfigAudit['timeouts'] = {};
-
+class Auditor extends FileAuditor {
   constructor(
     private readonly y: YamlFile,
     private readonly opts: AuditOptions,
-  ) {}
-
-  private add(
-    severity: FindingSeverity,
-    code: string,
-    at: Place,
-    message: string,
-    why: string,
-    fix: string,
-    value?: string,
   ) {
-    this.findings.push({
-      severity,
-      code,
-      layer: 'kubernetes',
-      message,
-      evidence: fileEvidence(at, value),
-      why,
-      fix,
-    });
+    super('kubernetes');
   }
 
   /** A whole number of seconds from an annotation; a bad one is an error at its line. */
