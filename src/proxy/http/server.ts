@@ -483,34 +483,11 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
    */
   private health(conn: ClientSide, req: ClientRequest): void {
     const status = this.stopping ? 503 : 200;
-    const bytes = Buffer.from(this.stopping ? 'draining\n' : 'ok\n');
-    let record: RequestRecord | undefined;
-    if (conn.limits.accessLog)
-      record = {
-        msg: 'request',
-        listen: this.listenText,
-        client: conn.clientText,
-        ...requestFields(req),
-        status,
-        bytesSent: req.method === 'HEAD' ? 0 : bytes.length,
-        bytesReceived: 0,
-        upstream: null,
-        upstreamConnect: null,
-        tries: 0,
-        retries: 0,
-        timings: { totalMs: Date.now() },
-        reason: 'local',
-      };
-    const answer = new LocalAnswer(this, conn, record, status, 'local');
-    conn.user = answer;
-    conn.readBody(answer);
-    conn.respond(
-      status,
-      statusText(status),
-      ['Content-Type', TEXT_PLAIN, 'Cache-Control', 'no-store', 'Content-Length', String(bytes.length)],
-      bytes,
-      false,
-    );
+    const body = Buffer.from(this.stopping ? 'draining\n' : 'ok\n');
+    this.local(conn, req, status, 'local', undefined, false, body, undefined, TEXT_PLAIN, [
+      'Cache-Control',
+      'no-store',
+    ]);
   }
 
   /** An answer before routing (400, 405), under the address's default server's access_log. */
