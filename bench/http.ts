@@ -5,13 +5,14 @@
  * front of the same backend (an nginx worker answering a 98-byte body, so the
  * backend is never the bottleneck).
  *
- *   node dist/bench/http.js [--seconds 5] [--connections 64] [--rounds 3] [--reload-seconds 10]
+ *   node dist/bench/http.js [--seconds 5] [--connections 64] [--rounds 3] [--warmup 3] [--reload-seconds 10]
  *   KEEPWIRE_BEFORE=/old/tree/dist/src/cli/main.js node dist/bench/http.js   (adds an older build)
  *
  * Three parts, each in the same run:
  *   1. one process each: keepwire (access log on, off, and off with its
  *      `metrics` location scraped every second), nginx (1 worker, access log
- *      off and on), HAProxy (1 thread), http-proxy; req/s, p50, p99 and the
+ *      off and on), HAProxy (1 thread), http-proxy, undici `Pool.stream()`;
+ *      req/s, p50, p99 and the
  *      proxy's CPU µs per request (its process tree's user+system time from
  *      /proc over the requests wrk completed);
  *   2. two processes: keepwire `worker_processes 2`, nginx 2 workers,
@@ -57,6 +58,43 @@ async function runHttpProxy(listenPort: number, target: number): Promise<void> {
   http.createServer((req, res) => proxy.web(req, res)).listen(listenPort, '127.0.0.1');
 }
 
+/**
+ * Child mode: a Node `http` server forwarding through undici's `Pool.stream()`
+ * (64 connections), the fastest way undici offers to pipe a response into a
+ * writable: what a hand-written Node proxy on the best client library costs.
+ */
+async function runUndiciProxy(listenPort: number, target: number): Promise<void> {
+  const { Pool } = await import('undici');
+  const pool = new Pool(`http://127.0.0.1:${target}`, { connections: 64, pipelining: 1 });
+  http
+    .createServer((req, res) => {
+      const headers = { ...req.headers };
+      delete headers.connection;
+      delete headers['keep-alive'];
+      pool
+        .stream(
+          {
+            path: req.url ?? '/',
+            method: req.method as 'GET',
+            headers,
+            body: req.method === 'GET' || req.method === 'HEAD' ? null : req,
+          },
+          ({ statusCode, headers: answer }) => {
+            const out: Record<string, string | string[]> = {};
+            for (const [k, v] of Object.entries(answer))
+              if (v !== undefined && k !== 'connection' && k !== 'keep-alive') out[k] = v;
+            res.writeHead(statusCode, out);
+            return res;
+          },
+        )
+        .catch(() => {
+          if (!res.headersSent) res.writeHead(502);
+          res.end();
+        });
+    })
+    .listen(listenPort, '127.0.0.1');
+}
+
 interface Target {
   name: string;
   port: number;
@@ -66,7 +104,12 @@ interface Target {
   during?: () => () => void;
 }
 
-/** Warm-up, then `rounds` runs per target, interleaved so a slow spell of the machine hits every target. */
+/**
+ * Warm-up (`--warmup` s, default 3: V8 compiles the hot path; a keepwire with
+ * two workers needs twice the requests, each worker compiles its own), then
+ * `rounds` runs per target, interleaved so a slow spell of the machine hits
+ * every target.
+ */
 async function measure(
   targets: Target[],
   rounds: number,
@@ -74,7 +117,8 @@ async function measure(
   connections: number,
   threads: number,
 ): Promise<Map<string, WrkResult[]>> {
-  for (const t of targets) await wrk(t.name, t.port, 1, connections, { threads });
+  const warmup = arg('warmup', 3);
+  for (const t of targets) await wrk(t.name, t.port, warmup, connections, { threads });
   const runs = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
   for (let round = 0; round < rounds; round++)
     for (const t of targets) {
@@ -121,6 +165,10 @@ function scraper(url: string): () => () => void {
 async function main(): Promise<void> {
   if (process.argv[2] === '--http-proxy-child') {
     await runHttpProxy(Number(process.argv[3]), Number(process.argv[4]));
+    return;
+  }
+  if (process.argv[2] === '--undici-child') {
+    await runUndiciProxy(Number(process.argv[3]), Number(process.argv[4]));
     return;
   }
   const seconds = arg('seconds', 5);
@@ -205,12 +253,29 @@ listen web
     const ngLog = await nginx('nginx-log', '/dev/null');
     const hp = await haproxy('haproxy', 1, false);
     const hpx = await port();
+    const und = await port();
+    const undPid = ws.spawn(process.execPath, [SELF, '--undici-child', String(und), String(backend)]).pid!;
     const hpxPid = ws.spawn(process.execPath, [SELF, '--http-proxy-child', String(hpx), String(backend)])
       .pid!;
     const kw2 = await keepwire('keepwire-2', { accessLog: 'off', workers: 2 });
     const ng2 = await nginx('nginx-2', 'off', 2);
     const hp2 = await haproxy('haproxy-2', 2, true);
-    const all = [backend, kw, kwQuiet, kwMetrics, kwBefore, ng, ngLog, hp, hpx, kw2, ng2, hp2, metricsPort];
+    const all = [
+      backend,
+      kw,
+      kwQuiet,
+      kwMetrics,
+      kwBefore,
+      ng,
+      ngLog,
+      hp,
+      hpx,
+      und,
+      kw2,
+      ng2,
+      hp2,
+      metricsPort,
+    ];
     for (const p of all) if (p !== undefined) await waitListening(typeof p === 'number' ? p : p.port);
 
     console.log(
@@ -236,6 +301,7 @@ listen web
       { name: 'nginx access_log on', ...ngLog },
       { name: 'HAProxy', ...hp },
       { name: 'http-proxy', port: hpx, pid: hpxPid },
+      { name: 'undici Pool.stream()', port: und, pid: undPid },
     ];
     const runs = await measure(single, rounds, seconds, connections, 1);
     const by = table(runs);
@@ -264,7 +330,7 @@ listen web
       );
     }
     console.log(
-      `keepwire/HAProxy req/s ${ratio('keepwire access_log off', 'HAProxy')}; keepwire/http-proxy ${ratio('keepwire', 'http-proxy')} (http-proxy does not log)`,
+      `keepwire/HAProxy req/s ${ratio('keepwire access_log off', 'HAProxy')}; keepwire/http-proxy ${ratio('keepwire', 'http-proxy')}, keepwire/undici ${ratio('keepwire', 'undici Pool.stream()')} (neither Node proxy logs)`,
     );
 
     console.log('\n2. two processes/threads each (wrk -t2)\n');
