@@ -1,6 +1,6 @@
 /**
  * Memory per idle keep-alive client connection: keepwire serve (HTTP) against
- * nginx (1 worker), both proxying to the same nginx backend with an upstream
+ * nginx (1 worker) and HAProxy (1 thread), all proxying to the same nginx backend with an upstream
  * keep-alive pool, as in bench/http.ts.
  *
  *   node dist/bench/http-idle-memory.js [--connections 10000] [--idle-seconds 15]
@@ -16,16 +16,19 @@
  * nginx allocates all worker_connections slots at start, so their cost is in
  * its RSS before the first connection: a second, idle nginx with 1024 slots
  * gives the cost per slot, added to nginx's per-connection figure.
+ * A bare Node `net.Server` that answers once and keeps each socket is measured
+ * too, for scale: what Node's own socket costs.
  * Not a test; N is bounded by RLIMIT_NOFILE (this process holds N sockets,
  * each proxy N plus its pool; both proxies get worker_connections N + 1024).
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
   arg,
+  BODY,
   freePort,
   MAIN,
   nginxBackendHttp,
@@ -37,6 +40,7 @@ import {
 } from './common.js';
 
 const PROBE = fileURLToPath(new URL('./memory-probe.js', import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
 const IN_FLIGHT = 64;
 const POOL = 64;
 const DEADLINE_MS = 10 * 60_000;
@@ -203,7 +207,20 @@ const kib = (b: number) => (b / 1024).toFixed(0);
 const perConn = (a: number | undefined, b: number | undefined, n: number) =>
   a === undefined || b === undefined ? '—' : ((b - a) / n / 1024).toFixed(2);
 
+/** Child mode: a bare Node net.Server answering one 98-byte response per connection and keeping the socket. */
+function bareNetServer(port: number): void {
+  const answer = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length + 1}\r\n\r\n${BODY}\n`);
+  createServer((s) => {
+    s.once('data', () => s.write(answer));
+    s.on('error', () => {});
+  }).listen(port, '127.0.0.1');
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === '--bare-net-server') {
+    bareNetServer(Number(process.argv[3]));
+    return;
+  }
   const n = arg('connections', 10_000);
   // 15 s: V8 returns the heap pages a burst of new connections left committed
   // but unused some seconds after allocation stops (its memory reducer); a
@@ -221,7 +238,9 @@ async function main(): Promise<void> {
     process.stderr.write(`gave up after ${DEADLINE_MS / 1000} s\n`);
     void ws.stop().finally(() => process.exit(1));
   }, DEADLINE_MS);
-  const [backendPort, kwPort, ngPort, smallPort] = [
+  const [backendPort, kwPort, ngPort, smallPort, hpPort, netPort] = [
+    await freePort(),
+    await freePort(),
     await freePort(),
     await freePort(),
     await freePort(),
@@ -256,7 +275,32 @@ http {
       ['--expose-gc', '--import', PROBE, MAIN, 'serve', '-c', kwConf],
       ['ignore', 'ignore', 'inherit', 'ipc'],
     );
-    for (const p of [backendPort, kwPort, ngPort, smallPort]) await waitListening(p);
+    // HAProxy, one thread, the same pool and timeouts (its connection memory comes from pools that grow on demand).
+    const hpConf = ws.write(
+      'haproxy.cfg',
+      `global
+    maxconn ${workerConnections}
+    nbthread 1
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 600s
+    timeout server 600s
+    timeout http-keep-alive 600s
+    http-reuse always
+listen web
+    bind 127.0.0.1:${hpPort}
+    server s 127.0.0.1:${backendPort} pool-max-conn ${POOL}
+`,
+    );
+    const hp = ws.spawn('haproxy', ['-f', hpConf, '-db']);
+    // For scale: a bare Node net.Server that answers each connection's request once and keeps the socket.
+    const bare = ws.spawn(
+      process.execPath,
+      ['--expose-gc', SELF, '--bare-net-server', String(netPort)],
+      ['ignore', 'ignore', 'inherit'],
+    );
+    for (const p of [backendPort, kwPort, ngPort, smallPort, hpPort, netPort]) await waitListening(p);
     const ngWorker = await nginxWorker(ngMaster);
     const slots = {
       big: status(ngWorker, 'VmRSS'),
@@ -293,6 +337,18 @@ http {
         pid: ngWorker,
         memory: async () => ({ rss: status(ngWorker, 'VmRSS') }),
       },
+      {
+        name: 'HAProxy',
+        port: hpPort,
+        pid: hp.pid!,
+        memory: async () => ({ rss: status(hp.pid!, 'VmRSS') }),
+      },
+      {
+        name: 'Node net.Server (bare, for scale)',
+        port: netPort,
+        pid: bare.pid!,
+        memory: async () => ({ rss: status(bare.pid!, 'VmRSS') }),
+      },
     ];
     const rows: Row[] = [];
     for (const t of targets) rows.push(await measure(t, n, idleMs, backendPort));
@@ -315,6 +371,7 @@ http {
       );
     const k = rows[0]!;
     const g = rows[1]!;
+    const h = rows[2]!;
     console.log('');
     const d = (f: (m: Memory) => number) => perConn(f(k.before), f(k.after), n);
     console.log(
@@ -325,7 +382,7 @@ http {
       `nginx allocates its worker_connections slots at start: idle worker RSS ${kib(slots.big)} KiB with ${workerConnections} slots, ${kib(slots.small)} KiB with 1024 → ${(slotBytes / 1024).toFixed(2)} KiB per slot; nginx per idle connection including its slot: ${(ngPer / 1024).toFixed(2)} KiB`,
     );
     console.log(
-      `keepwire − nginx per idle connection: ${((k.after.rss - k.before.rss) / n / 1024 - ngPer / 1024).toFixed(2)} KiB (target: keepwire ≤ 4 KiB per idle keep-alive connection)`,
+      `keepwire − nginx per idle connection: ${((k.after.rss - k.before.rss) / n / 1024 - ngPer / 1024).toFixed(2)} KiB; keepwire/HAProxy ${((k.after.rss - k.before.rss) / (h.after.rss - h.before.rss)).toFixed(2)}× (target: keepwire ≤ 3 KiB per idle keep-alive connection)`,
     );
     if (closedEarly > 0) console.log(`warning: ${closedEarly} connections were closed by a proxy while idle`);
   } finally {
