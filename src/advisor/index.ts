@@ -11,6 +11,8 @@ export {
   type LbIdle,
   type PgPreset,
   pgPreset,
+  type RedisPreset,
+  redisPreset,
   ruleFor,
   type UndiciPreset,
   undiciPoolOptions,

@@ -77,6 +77,31 @@ export function ioredisPreset(lb: LbIdle | Recommendation): IoredisPreset {
   return { keepAlive: ms(ruleFor(lb).keepalive.idle) };
 }
 
+/** node-redis (npm `redis`, v5 and later) `createClient` options. */
+export interface RedisPreset {
+  socket: {
+    /** SO_KEEPALIVE (node-redis' default is already true). */
+    keepAlive: true;
+    /**
+     * TCP_KEEPIDLE in ms (node-redis passes it to `net.connect`; its default is
+     * 30 s). node-redis v4 took the delay in `socket.keepAlive` itself
+     * (`keepAlive: number | false`, default 5000).
+     */
+    keepAliveInitialDelay: number;
+  };
+}
+
+/**
+ * `createClient({ url, ...redisPreset({ lbIdle: 600 }) })`, or with socket
+ * options of your own `socket: { ...redisPreset(lb).socket, tls: true }`. As
+ * for ioredis: one long-lived connection, so the probes must reach the LB
+ * before its idle timeout. An L7 idle close (Azure Cache for Redis counts
+ * commands, not probes) needs node-redis' own `pingInterval` below it.
+ */
+export function redisPreset(lb: LbIdle | Recommendation): RedisPreset {
+  return { socket: { keepAlive: true, keepAliveInitialDelay: ms(ruleFor(lb).keepalive.idle) } };
+}
+
 /** @grpc/grpc-js (and grpc core) channel options. */
 export interface GrpcChannelPreset {
   'grpc.keepalive_time_ms': number;

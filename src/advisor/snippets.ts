@@ -3,8 +3,9 @@
  * each in that tool's own syntax, from one recommendation (`recommend()`):
  * what `keepwire recommend --for TARGET` prints. Every snippet is checked by
  * its tool where it is installable (test/advisor/snippets-validate.test.ts):
- * nginx -t, haproxy -c, the Kubernetes schemas, javac, go build, the real
- * pg/ioredis/grpc-js/node code run, sysctl -p in a fresh namespace.
+ * nginx -t, haproxy -c, the Kubernetes schemas, Envoy's v3 API protos (no
+ * envoy binary here), javac, go build, the real pg/ioredis/node-redis/grpc-js/
+ * node code run, sysctl -p in a fresh namespace.
  */
 import type { Recommendation } from '../keepalive/recommend.js';
 import { KEEPALIVE_SYSCTLS } from '../keepalive/system.js';
@@ -420,18 +421,22 @@ export function snippet(target: Target, r: Recommendation): Snippet {
     case 'redis':
       return {
         ...base,
-        where: 'ioredis options; redis.conf for the server side',
+        where: 'ioredis or node-redis (npm redis v5+) options; redis.conf for the server side',
         language: 'javascript',
         references: [
           'https://redis.io/docs/latest/operate/oss_and_stack/management/config-file/',
           'https://github.com/redis/ioredis#connect-to-redis',
+          'https://github.com/redis/node-redis/blob/master/docs/client-configuration.md',
         ],
         text: lines(
           `// keepwire recommend --for redis: an LB idle timeout of ${lb}s`,
           "import { Redis } from 'ioredis';",
+          "import { createClient } from 'redis';",
           '',
           `// TCP keepalive after ${k.idle}s idle (ioredis' default is 30 s): one long-lived connection, no pool idle.`,
           `export const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { keepAlive: ${k.idle * 1000}, lazyConnect: true });`,
+          `// Or node-redis (npm redis v5+; its default delay is 30 s; v4 took the delay as socket.keepAlive: ${k.idle * 1000}):`,
+          `export const nodeRedis = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { keepAlive: true, keepAliveInitialDelay: ${k.idle * 1000} } });`,
           `// Server side, redis.conf (its default 300 s is above many LBs' idle):`,
           `// tcp-keepalive ${k.idle}`,
         ),

@@ -1,8 +1,9 @@
 /**
  * Shared by the client preset tests: the real servers and libraries, behind the
  * lab's LVS-like LB (conntrack idle timer 3 s, reset at expiry): a Redis
- * server, a Postgres server and a gRPC server in the backend namespace, the
- * clients (ioredis, pg, @grpc/grpc-js) in the client namespace. Each client
+ * server, a Postgres server, a gRPC server and a Node HTTP/WebSocket server in
+ * the backend namespace, the clients (ioredis, node-redis, pg, @grpc/grpc-js,
+ * http.Agent, undici, ws) in the client namespace. Each client
  * makes a call, stays idle 6 s (twice the LB idle), and calls again. Without
  * the preset the LB has forgotten the connection and the second call is
  * reset; with it the same connection (same Redis client id, same Postgres
@@ -33,7 +34,7 @@ const PG_BIN = (() => {
     return '/usr/lib/postgresql/15/bin';
   }
 })();
-export const PORTS = { redis: 6379, pg: 5432, grpc: 50051, grpcPreset: 50052 } as const;
+export const PORTS = { redis: 6379, pg: 5432, grpc: 50051, grpcPreset: 50052, http: 8080 } as const;
 
 /** The first JSON line a process prints (bounded), and the process. */
 function firstLine(child: ChildProcess, what: string, ms: number): Promise<Record<string, unknown>> {
@@ -109,7 +110,7 @@ export interface Backends {
  */
 export async function startBackends(
   t: TestContext,
-  want: { redis?: boolean; postgres?: boolean; grpc?: boolean },
+  want: { redis?: boolean; postgres?: boolean; grpc?: boolean; http?: boolean },
 ): Promise<Backends> {
   let lb: LbTopology | undefined;
   let dir = '';
@@ -220,6 +221,20 @@ export async function startBackends(
             30_000,
           ),
         ),
+      );
+    }
+    if (want.http) {
+      await firstLine(
+        peer(backend, {
+          kind: 'http-server',
+          host: '0.0.0.0',
+          port: PORTS.http,
+          preset: false,
+          lbIdle: LB_IDLE_S,
+          idleMs: 0,
+        }),
+        'http server',
+        30_000,
       );
     }
     backends.lb = lb;

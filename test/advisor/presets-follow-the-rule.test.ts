@@ -15,6 +15,7 @@ import {
   pgPreset,
   probePeriod,
   recommend,
+  redisPreset,
   undiciPoolOptions,
   wsPreset,
 } from '../../src/index.js';
@@ -34,6 +35,9 @@ for (const lbIdle of [3, 60, 240, 350, 600, 6000]) {
     assert.ok(pg.idleTimeoutMillis < lbMs && pg.keepAliveInitialDelayMillis < lbMs);
 
     assert.deepEqual(ioredisPreset({ lbIdle }), { keepAlive: r.keepalive.idle * 1000 });
+    assert.deepEqual(redisPreset({ lbIdle }), {
+      socket: { keepAlive: true, keepAliveInitialDelay: r.keepalive.idle * 1000 },
+    });
 
     const ch = grpcChannelOptions({ lbIdle });
     assert.equal(ch['grpc.keepalive_time_ms'], r.appPing.period * 1000);

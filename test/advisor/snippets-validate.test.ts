@@ -4,14 +4,17 @@
  * kubernetes-models packages, javac, go build, the JavaScript run against the
  * real pg, ioredis, @grpc/grpc-js and keepwire itself, the server-side lines
  * by postgres and redis-server, the sysctl lines by `sysctl -p` in a fresh
- * namespace. Envoy is not packaged in Debian and no schema of its API is
- * installable here: its YAML is parsed and every key checked against the
- * fields of Envoy's v3 API documentation (a list in this file), which is the
- * limit of that check.
+ * namespace. Envoy is not packaged in Debian (no binary for `envoy --mode
+ * validate` here): its YAML is checked against the messages of Envoy's own
+ * v3 API protos (test/fixtures/envoy/api-fields.json, extracted from
+ * envoyproxy/data-plane-api by scripts/envoy-api-fields.mjs): every field
+ * exists in its message, has the proto's type in the proto3 JSON mapping
+ * Envoy reads YAML with, no oneof is set twice, required fields and required
+ * oneofs are set, nothing deprecated is used.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -20,7 +23,15 @@ import { promisify } from 'node:util';
 import { DestinationRule } from '@kubernetes-models/istio/networking.istio.io/v1beta1';
 import { Pod } from 'kubernetes-models/v1';
 import { parse as parseYaml } from 'yaml';
-import { istioDestinationRule, k8sPod, type Snippet, TARGETS } from '../../src/advisor/snippets.js';
+import { redisPreset } from '../../src/advisor/presets.js';
+import {
+  envoyCluster,
+  envoyListenerHcm,
+  istioDestinationRule,
+  k8sPod,
+  type Snippet,
+  TARGETS,
+} from '../../src/advisor/snippets.js';
 import { run } from '../../src/cli/program.js';
 import { recommend } from '../../src/keepalive/recommend.js';
 import { hasCommand, Topology } from '../../src/netns/index.js';
@@ -97,6 +108,198 @@ function keyPaths(value: unknown, prefix = ''): string[] {
     return [path, ...keyPaths(v, path)];
   });
 }
+
+interface EnvoyField {
+  type: string | { key: string; value: string };
+  label: 'optional' | 'repeated' | 'map';
+  oneof?: string;
+  required?: boolean;
+  deprecated?: boolean;
+  jsonName?: string;
+}
+interface EnvoyApi {
+  source: { repository: string; commit: string };
+  messages: Record<string, { file: string; requiredOneofs?: string[]; fields: Record<string, EnvoyField> }>;
+  enums: Record<string, { values: string[] }>;
+}
+const ENVOY_API = JSON.parse(
+  readFileSync(
+    fileURLToPath(new URL('../../../test/fixtures/envoy/api-fields.json', import.meta.url)),
+    'utf8',
+  ),
+) as EnvoyApi;
+
+const UINT32_MAX = 2 ** 32 - 1;
+
+/**
+ * Where `value` breaks message `type` of Envoy's API, in the proto3 JSON
+ * mapping (https://protobuf.dev/programming-guides/json/) that Envoy reads
+ * YAML and JSON with: field names as in the proto (or their JSON names),
+ * Duration as "<seconds>s", wrapper types as their bare value, enums by name,
+ * Any with "@type". `whole`: a complete message (its required fields and
+ * oneofs must be set), not a fragment to merge into one.
+ */
+function checkEnvoy(value: unknown, type: string, path: string, whole: boolean): string[] {
+  const errors: string[] = [];
+  const integer = (v: unknown, min: number, max: number) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+  const scalar = (v: unknown, t: string, at: string): void => {
+    const bad = (want: string) => errors.push(`${at}: ${JSON.stringify(v)} is not ${want} (${t})`);
+    switch (t) {
+      case 'string':
+      case 'google.protobuf.StringValue':
+        if (typeof v !== 'string') bad('a string');
+        return;
+      case 'bool':
+      case 'google.protobuf.BoolValue':
+        if (typeof v !== 'boolean') bad('a boolean');
+        return;
+      case 'uint32':
+      case 'fixed32':
+      case 'google.protobuf.UInt32Value':
+        if (!integer(v, 0, UINT32_MAX)) bad('an unsigned 32-bit integer');
+        return;
+      case 'int32':
+      case 'sint32':
+      case 'sfixed32':
+      case 'google.protobuf.Int32Value':
+        if (!integer(v, -(2 ** 31), 2 ** 31 - 1)) bad('a 32-bit integer');
+        return;
+      case 'uint64':
+      case 'google.protobuf.UInt64Value':
+        if (!integer(v, 0, Number.MAX_SAFE_INTEGER) && !(typeof v === 'string' && /^\d+$/.test(v)))
+          bad('an unsigned 64-bit integer');
+        return;
+      case 'double':
+      case 'float':
+      case 'google.protobuf.DoubleValue':
+        if (typeof v !== 'number') bad('a number');
+        return;
+      case 'google.protobuf.Duration':
+        if (typeof v !== 'string' || !/^-?\d+(\.\d{1,9})?s$/.test(v)) bad('a Duration ("<seconds>s")');
+        return;
+    }
+    const e = ENVOY_API.enums[t];
+    if (e) {
+      if (!(typeof v === 'string' && e.values.includes(v))) bad(`one of ${e.values.join(', ')}`);
+      return;
+    }
+    if (t === 'google.protobuf.Any') {
+      const any = v as Record<string, unknown>;
+      const url = typeof any?.['@type'] === 'string' ? (any['@type'] as string) : '';
+      const inner = url.replace(/^type\.googleapis\.com\//, '');
+      if (!url.startsWith('type.googleapis.com/'))
+        errors.push(`${at}: an Any needs "@type": type.googleapis.com/...`);
+      else {
+        const { '@type': _, ...rest } = any;
+        message(rest, inner, at, true);
+      }
+      return;
+    }
+    message(v, t, at, true);
+  };
+  const message = (v: unknown, t: string, at: string, complete: boolean): void => {
+    const m = ENVOY_API.messages[t];
+    if (!m) {
+      errors.push(
+        `${at}: message ${t} is not in test/fixtures/envoy/api-fields.json (add it to scripts/envoy-api-fields.mjs and regenerate)`,
+      );
+      return;
+    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      errors.push(`${at}: ${JSON.stringify(v)} is not a ${t} object`);
+      return;
+    }
+    const setOneofs = new Map<string, string>();
+    for (const [key, fieldValue] of Object.entries(v)) {
+      const entry = Object.entries(m.fields).find(([name, f]) => name === key || f.jsonName === key);
+      const here = `${at}.${key}`;
+      if (!entry) {
+        errors.push(`${here}: ${t} (${m.file}) has no field ${key}`);
+        continue;
+      }
+      const [name, f] = entry;
+      if (f.deprecated) errors.push(`${here}: ${t}.${name} is deprecated`);
+      if (f.oneof) {
+        const other = setOneofs.get(f.oneof);
+        if (other) errors.push(`${here}: ${name} and ${other} are both set in oneof ${f.oneof}`);
+        setOneofs.set(f.oneof, name);
+      }
+      if (f.label === 'repeated') {
+        if (!Array.isArray(fieldValue)) errors.push(`${here}: a repeated field takes a list`);
+        else for (const [i, item] of fieldValue.entries()) scalar(item, f.type as string, `${here}[${i}]`);
+      } else if (f.label === 'map') {
+        const { key: keyType, value: valueType } = f.type as { key: string; value: string };
+        if (fieldValue === null || typeof fieldValue !== 'object' || Array.isArray(fieldValue))
+          errors.push(`${here}: a map takes an object`);
+        else
+          for (const [k, item] of Object.entries(fieldValue)) {
+            if (keyType !== 'string') errors.push(`${here}: map keys of type ${keyType} not handled`);
+            scalar(item, valueType, `${here}[${k}]`);
+          }
+      } else scalar(fieldValue, f.type as string, here);
+    }
+    if (!complete) return;
+    for (const [name, f] of Object.entries(m.fields)) {
+      if (f.required && !(name in v) && !(f.jsonName && f.jsonName in v))
+        errors.push(`${at}: ${t}.${name} is required`);
+    }
+    for (const oneof of m.requiredOneofs ?? []) {
+      if (!setOneofs.has(oneof)) errors.push(`${at}: ${t} needs one field of oneof ${oneof}`);
+    }
+  };
+  message(value, type, path, whole);
+  return errors;
+}
+
+test('the Envoy field map is extracted from a named commit of the Envoy API and knows the messages of the snippet', () => {
+  assert.equal(ENVOY_API.source.repository, 'envoyproxy/data-plane-api');
+  assert.match(ENVOY_API.source.commit, /^[0-9a-f]{40}$/);
+  const f = (m: string, field: string) => ENVOY_API.messages[m]?.fields[field];
+  assert.equal(f('envoy.config.core.v3.TcpKeepalive', 'keepalive_time')?.type, 'google.protobuf.UInt32Value');
+  assert.equal(
+    f('envoy.config.core.v3.HttpProtocolOptions', 'idle_timeout')?.type,
+    'google.protobuf.Duration',
+  );
+  assert.equal(
+    f('envoy.config.core.v3.Http2ProtocolOptions', 'connection_keepalive')?.type,
+    'envoy.config.core.v3.KeepaliveSettings',
+  );
+  assert.equal(f('envoy.config.core.v3.KeepaliveSettings', 'timeout')?.required, true);
+  // The check is not vacuous: a wrong name, a wrong type, a deprecated field and a missing required field are caught.
+  const cluster = envoyCluster(recommend(350)) as Record<string, unknown>;
+  const broken = structuredClone(cluster) as {
+    upstream_connection_options: { tcp_keepalive: Record<string, unknown> };
+    typed_extension_protocol_options: Record<
+      string,
+      { explicit_http_config: { http2_protocol_options: { connection_keepalive: Record<string, unknown> } } }
+    >;
+    [k: string]: unknown;
+  };
+  broken.upstream_connection_options.tcp_keepalive.keepalive_time = '233s';
+  broken.upstream_connection_options.tcp_keepalive.keepalive_idle = 233;
+  broken.common_http_protocol_options = { idle_timeout: '233s' };
+  const h2 = Object.values(broken.typed_extension_protocol_options)[0]!.explicit_http_config
+    .http2_protocol_options;
+  delete h2.connection_keepalive.timeout;
+  broken.type = 'DNS';
+  const errors = checkEnvoy(
+    { static_resources: { clusters: [broken] } },
+    'envoy.config.bootstrap.v3.Bootstrap',
+    'b',
+    true,
+  );
+  assert.equal(errors.length, 5, errors.join('\n'));
+  assert.deepEqual(
+    checkEnvoy(
+      { static_resources: { clusters: [cluster] } },
+      'envoy.config.bootstrap.v3.Bootstrap',
+      'b',
+      true,
+    ),
+    [],
+  );
+});
 
 /** Lines of a JavaScript snippet's server-side comment block, e.g. `// tcp-keepalive 2`. */
 function commentedSetting(text: string, pattern: RegExp): string[] {
@@ -212,65 +415,36 @@ for (const lbIdle of LB_IDLES) {
     for (const path of keyPaths(doc)) assert.ok(documented.has(path), `undocumented field ${path}`);
   });
 
-  test(`the Envoy cluster of --for envoy parses and uses only fields of Envoy's v3 API (LB idle ${lbIdle}s; no envoy binary or schema here)`, async () => {
+  test(`the Envoy snippet of --for envoy matches Envoy's v3 API protos: every field, type, oneof and required field (LB idle ${lbIdle}s)`, async () => {
     const s = await printed(lbIdle, 'envoy');
     const doc = parseYaml(s.text) as { static_resources: { clusters: object[] } };
-    // Field names from envoyproxy.io api-v3: config.cluster.v3.Cluster, config.core.v3.TcpKeepalive,
-    // extensions.upstreams.http.v3.HttpProtocolOptions, config.core.v3.HttpProtocolOptions,
-    // config.core.v3.Http2ProtocolOptions, config.core.v3.KeepaliveSettings, config.endpoint.v3.
-    const documented = new Set(
-      [
-        'static_resources',
-        'static_resources.clusters',
-        'static_resources.clusters[].name',
-        'static_resources.clusters[].type',
-        'static_resources.clusters[].connect_timeout',
-        'static_resources.clusters[].upstream_connection_options',
-        'static_resources.clusters[].upstream_connection_options.tcp_keepalive',
-        'static_resources.clusters[].upstream_connection_options.tcp_keepalive.keepalive_time',
-        'static_resources.clusters[].upstream_connection_options.tcp_keepalive.keepalive_interval',
-        'static_resources.clusters[].upstream_connection_options.tcp_keepalive.keepalive_probes',
-        'static_resources.clusters[].typed_extension_protocol_options',
-        'static_resources.clusters[].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        'static_resources.clusters[].load_assignment',
-        'static_resources.clusters[].load_assignment.cluster_name',
-        'static_resources.clusters[].load_assignment.endpoints',
-        'static_resources.clusters[].load_assignment.endpoints[].lb_endpoints',
-        'static_resources.clusters[].load_assignment.endpoints[].lb_endpoints[].endpoint',
-        'static_resources.clusters[].load_assignment.endpoints[].lb_endpoints[].endpoint.address',
-        'static_resources.clusters[].load_assignment.endpoints[].lb_endpoints[].endpoint.address.socket_address',
-        'static_resources.clusters[].load_assignment.endpoints[].lb_endpoints[].endpoint.address.socket_address.address',
-        'static_resources.clusters[].load_assignment.endpoints[].lb_endpoints[].endpoint.address.socket_address.port_value',
-      ].concat(
-        [
-          '@type',
-          'common_http_protocol_options',
-          'common_http_protocol_options.idle_timeout',
-          'explicit_http_config',
-          'explicit_http_config.http2_protocol_options',
-          'explicit_http_config.http2_protocol_options.connection_keepalive',
-          'explicit_http_config.http2_protocol_options.connection_keepalive.interval',
-          'explicit_http_config.http2_protocol_options.connection_keepalive.timeout',
-        ].map(
-          (p) =>
-            `static_resources.clusters[].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.${p}`,
-        ),
+    assert.deepEqual(doc, { static_resources: { clusters: [envoyCluster(r)] } });
+    // The whole document is a Bootstrap; the commented listener part is a fragment of an HttpConnectionManager.
+    const errors = checkEnvoy(doc, 'envoy.config.bootstrap.v3.Bootstrap', 'bootstrap', true);
+    const hcmText = s.text
+      .slice(s.text.indexOf('\n', s.text.indexOf('(merge into')) + 1)
+      .split('\n')
+      .map((l) => l.replace(/^# /, ''))
+      .join('\n');
+    const hcm = parseYaml(hcmText) as object;
+    assert.deepEqual(hcm, envoyListenerHcm(r));
+    errors.push(
+      ...checkEnvoy(
+        hcm,
+        'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+        'http_connection_manager',
+        false,
       ),
     );
-    for (const path of keyPaths(doc)) assert.ok(documented.has(path), `undocumented field ${path}`);
+    assert.deepEqual(errors, []);
     const c = doc.static_resources.clusters[0] as {
       upstream_connection_options: { tcp_keepalive: Record<string, number> };
     };
-    // TcpKeepalive takes whole seconds as uint32, not durations.
     assert.deepEqual(c.upstream_connection_options.tcp_keepalive, {
       keepalive_time: r.keepalive.idle,
       keepalive_interval: r.keepalive.interval,
       keepalive_probes: r.keepalive.count,
     });
-    // Durations are strings of seconds with the "s" suffix (proto3 JSON mapping of Duration).
-    const durations = [...s.text.matchAll(/^[\s#]*(?:idle_timeout|interval|timeout): "?([^"\n]+)"?$/gm)];
-    assert.equal(durations.length, 4);
-    for (const m of durations) assert.match(m[1]!, /^\d+s$/, m[0]);
   });
 
   test(`javac compiles --for java and the class sets the options on a real socket (LB idle ${lbIdle}s)`, async (t) => {
@@ -348,13 +522,16 @@ for (const lbIdle of LB_IDLES) {
     }
   });
 
-  test(`--for redis runs with the real ioredis, and redis-server accepts its tcp-keepalive line (LB idle ${lbIdle}s)`, async (t) => {
+  test(`--for redis runs with the real ioredis and node-redis, and redis-server accepts its tcp-keepalive line (LB idle ${lbIdle}s)`, async (t) => {
     const s = await printed(lbIdle, 'redis');
     const out = await runJs(
       'redis',
-      `${s.text}\nconsole.log(JSON.stringify(redis.options.keepAlive));\nredis.disconnect();\n`,
+      `${s.text}\nconsole.log(JSON.stringify([redis.options.keepAlive, nodeRedis.options.socket]));\nredis.disconnect();\n`,
     );
-    assert.equal(JSON.parse(out.trim()), r.keepalive.idle * 1000);
+    const [ioredisKeepAlive, nodeRedisSocket] = JSON.parse(out.trim()) as [number, Record<string, unknown>];
+    assert.equal(ioredisKeepAlive, r.keepalive.idle * 1000);
+    const { keepAlive, keepAliveInitialDelay } = nodeRedisSocket;
+    assert.deepEqual({ keepAlive, keepAliveInitialDelay }, redisPreset(r).socket);
     if (!need(t, 'redis-server')) return;
     const settings = commentedSetting(s.text, /^tcp-keepalive \d+$/);
     assert.equal(settings.length, 1);
