@@ -49,15 +49,7 @@ import { bindHost, listenKey } from '../proxy/listener.js';
 import { makeTicketKeys } from '../proxy/tls.js';
 import { listenError } from './index.js';
 import { COLLECT_TIMEOUT_MS, FIRST_LISTEN_FD, type ToMaster, type ToWorker } from './ipc.js';
-import {
-  type ConfigLoader,
-  loadChecked,
-  resolved,
-  type ServeIo,
-  type ServeLog,
-  teeErrors,
-  workerCount,
-} from './process.js';
+import { type ConfigLoader, loadForReload, type ServeIo, type ServeLog, workerCount } from './process.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 /** How long a new worker may take to listen before it counts as failed. */
@@ -408,22 +400,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     const reload = async () => {
       if (stopping || current === undefined) return;
       const running = current;
-      logger.info({ file }, 'reloading');
-      const tee = teeErrors(io);
-      let next: Config | undefined;
-      try {
-        next = await resolved(loadChecked(file, load, tee.io), tee.io);
-      } catch (error) {
-        tee.io.err(`${file}: error: ${(error as Error).message}\n`);
-      }
-      if (next === undefined) {
-        logger.error(
-          { file, diagnostics: tee.headlines() },
-          'reload rejected: configuration has errors; keeping the running one',
-        );
-        return;
-      }
-      const warnings = tee.headlines();
+      const loaded = await loadForReload(file, load, io, logger);
+      if (loaded === undefined) return;
+      const { next, warnings } = loaded;
       if (warnings.length > 0) logger.warn({ file, diagnostics: warnings }, 'configuration warnings');
       let gen: Generation;
       let nextSockets: Map<string, Socket> | undefined;

@@ -126,6 +126,37 @@ export function teeErrors(io: ServeIo): { io: ServeIo; headlines: () => string[]
   };
 }
 
+/**
+ * The configuration a reload (SIGHUP) asks for, read, checked and resolved
+ * as at start, for the one process and the master alike. With errors: they
+ * go to stderr, the rejection to the log, and undefined comes back (the
+ * running configuration stays). Otherwise the new configuration and the
+ * headlines of its warnings, for the caller to log once it takes it.
+ */
+export async function loadForReload(
+  file: string,
+  load: ConfigLoader,
+  io: ServeIo,
+  logger: pino.Logger,
+): Promise<{ next: Config; warnings: string[] } | undefined> {
+  logger.info({ file }, 'reloading');
+  const tee = teeErrors(io);
+  let next: Config | undefined;
+  try {
+    next = await resolved(loadChecked(file, load, tee.io), tee.io);
+  } catch (error) {
+    tee.io.err(`${file}: error: ${(error as Error).message}\n`);
+  }
+  if (next === undefined) {
+    logger.error(
+      { file, diagnostics: tee.headlines() },
+      'reload rejected: configuration has errors; keeping the running one',
+    );
+    return undefined;
+  }
+  return { next, warnings: tee.headlines() };
+}
+
 /** `worker_processes` as a number: `auto` is one per CPU this process may run on (nginx: ngx_ncpu). */
 export function workerCount(config: Config): number {
   return config.workerProcesses === 'auto' ? availableParallelism() : config.workerProcesses;
@@ -243,21 +274,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
     io,
     signals,
     reload: async () => {
-      log.logger.info({ file }, 'reloading');
-      const tee = teeErrors(io);
-      let next: Config | undefined;
-      try {
-        next = await resolved(loadChecked(file, load, tee.io), tee.io);
-      } catch (error) {
-        tee.io.err(`${file}: error: ${(error as Error).message}\n`);
-      }
-      if (next === undefined) {
-        log.logger.error(
-          { file, diagnostics: tee.headlines() },
-          'reload rejected: configuration has errors; keeping the running one',
-        );
-        return;
-      }
+      const loaded = await loadForReload(file, load, io, log.logger);
+      if (loaded === undefined) return;
+      const { next, warnings } = loaded;
       const n = workerCount(next);
       if (n > 1) {
         // One process has no master to own sockets and supervise workers;
@@ -267,7 +286,6 @@ export async function serve(opts: ServeOptions): Promise<number> {
         log.logger.error({ file, error: message }, 'reload rejected: keeping the running configuration');
         return;
       }
-      const warnings = tee.headlines();
       if (warnings.length > 0) log.logger.warn({ file, diagnostics: warnings }, 'configuration warnings');
       try {
         await runtime.apply(next);
