@@ -23,8 +23,7 @@
 import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, RULES } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
-import { FileAuditor, type Finding, fileEvidence, human } from './findings.js';
-import { unreadable } from './haproxy.js';
+import { FileAuditor, type Finding, fileEvidence, human, unreadable } from './findings.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, tightest } from './profiles.js';
 import {

@@ -112,6 +112,26 @@ export abstract class FileAuditor {
   }
 }
 
+/** The one finding for a configuration file that cannot be read. */
+export function unreadable(file: string, error: unknown, layer: Finding['layer']): ConfigAudit {
+  return {
+    findings: [
+      {
+        severity: 'error',
+        code: 'config-unreadable',
+        layer,
+        message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        evidence: { where: file, file },
+        why: 'nothing in this file could be checked.',
+        fix: `check the path and permissions of ${file}`,
+      },
+    ],
+    systemDependents: [],
+    sources: new Map(),
+    timeouts: {},
+  };
+}
+
 export function fileEvidence(at: { file: string; line: number; col: number }, value?: string): Evidence {
   const e: Evidence = { where: `${at.file}:${at.line}:${at.col}`, file: at.file, line: at.line, col: at.col };
   if (value !== undefined) e.value = value;

@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, RULES } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
 import type { SystemKeepaliveDefaults } from '../keepalive/system.js';
-import { FileAuditor, type Finding, type FindingSeverity, fileEvidence, human } from './findings.js';
+import { FileAuditor, type FindingSeverity, fileEvidence, human, unreadable } from './findings.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
 
@@ -491,24 +491,4 @@ export function auditHaproxy(
       timeouts: {},
     };
   }
-}
-
-/** The one finding for a configuration file that cannot be read. */
-export function unreadable(file: string, error: unknown, layer: Finding['layer']): ConfigAudit {
-  return {
-    findings: [
-      {
-        severity: 'error',
-        code: 'config-unreadable',
-        layer,
-        message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        evidence: { where: file, file },
-        why: 'nothing in this file could be checked.',
-        fix: `check the path and permissions of ${file}`,
-      },
-    ],
-    systemDependents: [],
-    sources: new Map(),
-    timeouts: {},
-  };
 }

@@ -24,8 +24,7 @@ import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, STOCK_KERNEL } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
 import { invalid } from './envoy.js';
-import { FileAuditor, human } from './findings.js';
-import { unreadable } from './haproxy.js';
+import { FileAuditor, human, unreadable } from './findings.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, type Middlebox, PROFILES, tightest } from './profiles.js';
 import {
