@@ -352,12 +352,7 @@ export function auditEnvoy(file: string, opts: AuditOptions): ConfigAudit {
       throw new YamlError('empty or not a mapping: not an Envoy bootstrap', { file, line: 1, col: 1 });
     const auditor = new Auditor(y, opts);
     auditor.run(root);
-    return {
-      findings: auditor.findings,
-      systemDependents: auditor.dependents,
-      sources,
-      timeouts: auditor.timeouts,
-    };
+    return auditor.audit(sources);
   } catch (error) {
     if (!(error instanceof YamlError)) throw error;
     return invalid(error, 'envoy', sources, 'envoy --mode validate refuses this bootstrap');

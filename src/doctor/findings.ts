@@ -106,6 +106,11 @@ export abstract class FileAuditor {
     });
   }
 
+  /** What was found, as the reader returns it; `sources` the text of every file read. */
+  audit(sources: Map<string, string>): ConfigAudit {
+    return { findings: this.findings, systemDependents: this.dependents, sources, timeouts: this.timeouts };
+  }
+
   /** The text at a place, for a finding that names none (nginx: the directive's value as written). */
   valueAt(_at: { file: string; line: number; col: number }): string | undefined {
     return undefined;

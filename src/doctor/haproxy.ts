@@ -466,12 +466,7 @@ export function auditHaproxy(
     sections = parseHaproxy(text, file);
     const auditor = new Auditor(sections, opts);
     auditor.run();
-    return {
-      findings: auditor.findings,
-      systemDependents: auditor.dependents,
-      sources,
-      timeouts: auditor.timeouts,
-    };
+    return auditor.audit(sources);
   } catch (error) {
     if (!(error instanceof HaproxyConfigError)) throw error;
     return {

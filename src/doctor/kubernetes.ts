@@ -329,12 +329,7 @@ export function auditManifests(file: string, opts: AuditOptions): ConfigAudit {
   try {
     const auditor = new Auditor(readYaml(text, file), opts);
     auditor.run();
-    return {
-      findings: auditor.findings,
-      systemDependents: auditor.dependents,
-      sources,
-      timeouts: auditor.timeouts,
-    };
+    return auditor.audit(sources);
   } catch (error) {
     if (!(error instanceof YamlError)) throw error;
     return invalid(
