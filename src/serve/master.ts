@@ -49,7 +49,14 @@ import { bindHost, listenKey } from '../proxy/listener.js';
 import { makeTicketKeys } from '../proxy/tls.js';
 import { listenError } from './index.js';
 import { COLLECT_TIMEOUT_MS, FIRST_LISTEN_FD, type ToMaster, type ToWorker } from './ipc.js';
-import { type ConfigLoader, loadForReload, type ServeIo, type ServeLog, workerCount } from './process.js';
+import {
+  type ConfigLoader,
+  loadForReload,
+  type ServeIo,
+  type ServeLog,
+  takeSignals,
+  workerCount,
+} from './process.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 /** How long a new worker may take to listen before it counts as failed. */
@@ -459,23 +466,12 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     const onTerm = () => onStop('SIGTERM');
     const onInt = () => onStop('SIGINT');
     const onQuit = () => onStop('SIGQUIT');
-    const onUsr1 = () =>
-      logger.info({ signal: 'SIGUSR1' }, 'reopen logs: nothing to reopen, every log line goes to stdout');
-    const onUsr2 = () => logger.warn({ signal: 'SIGUSR2' }, 'binary upgrade is not supported; still running');
-    const detach = () => {
-      signals.off('SIGHUP', onHup);
-      signals.off('SIGTERM', onTerm);
-      signals.off('SIGINT', onInt);
-      signals.off('SIGQUIT', onQuit);
-      signals.off('SIGUSR1', onUsr1);
-      signals.off('SIGUSR2', onUsr2);
-    };
-    signals.on('SIGHUP', onHup);
-    signals.on('SIGTERM', onTerm);
-    signals.on('SIGINT', onInt);
-    signals.on('SIGQUIT', onQuit);
-    signals.on('SIGUSR1', onUsr1);
-    signals.on('SIGUSR2', onUsr2);
+    const detach = takeSignals(signals, logger, {
+      SIGHUP: onHup,
+      SIGTERM: onTerm,
+      SIGINT: onInt,
+      SIGQUIT: onQuit,
+    });
   });
 }
 
