@@ -148,10 +148,7 @@ class Auditor extends FileAuditor {
       }
     }
     if (keepaliveIdle && Number.isFinite(keepaliveIdle.value))
-      this.timeouts.server = Math.min(
-        this.timeouts.server ?? Number.POSITIVE_INFINITY,
-        keepaliveIdle.value / 1000,
-      );
+      this.serverKeepalive(keepaliveIdle.value / 1000);
     for (const m of this.opts.front) {
       const box = hazardBox(m);
       if (keepaliveIdle && RULES.keepaliveRace(keepaliveIdle.value, box)) {
@@ -238,8 +235,7 @@ class Auditor extends FileAuditor {
       asObject(options?.common_http_protocol_options) ?? asObject(cluster.common_http_protocol_options);
     const holder = common ? common : cluster;
     const idle = this.duration(common, 'idle_timeout', HOUR, holder);
-    if (Number.isFinite(idle.value))
-      this.timeouts.upstreamPool = Math.max(this.timeouts.upstreamPool ?? 0, idle.value / 1000);
+    if (Number.isFinite(idle.value)) this.poolIdle(idle.value / 1000);
     const hosts = asArray(cluster.load_assignment && field(cluster.load_assignment, 'endpoints'))
       .flatMap((e) => asArray(field(e, 'lb_endpoints')))
       .map((e) =>

@@ -106,6 +106,16 @@ export abstract class FileAuditor {
     });
   }
 
+  /** A server keep-alive timeout read, seconds: the chain takes the shortest. */
+  protected serverKeepalive(seconds: number): void {
+    this.timeouts.server = Math.min(this.timeouts.server ?? Number.POSITIVE_INFINITY, seconds);
+  }
+
+  /** The idle timeout of a pool of upstream connections, seconds: the chain takes the longest. */
+  protected poolIdle(seconds: number): void {
+    this.timeouts.upstreamPool = Math.max(this.timeouts.upstreamPool ?? 0, seconds);
+  }
+
   /** What was found, as the reader returns it; `sources` the text of every file read. */
   audit(sources: Map<string, string>): ConfigAudit {
     return { findings: this.findings, systemDependents: this.dependents, sources, timeouts: this.timeouts };

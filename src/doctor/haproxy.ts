@@ -322,11 +322,7 @@ class Auditor extends FileAuditor {
     if (mode === 'http') {
       const keepalive =
         setting(section, timeout('http-keep-alive')) ?? setting(section, timeout('http-request')) ?? client;
-      if (keepalive)
-        this.timeouts.server = Math.min(
-          this.timeouts.server ?? Number.POSITIVE_INFINITY,
-          keepalive.value / 1000,
-        );
+      if (keepalive) this.serverKeepalive(keepalive.value / 1000);
       for (const m of this.opts.front) {
         const box = hazardBox(m);
         if (keepalive && RULES.keepaliveRace(keepalive.value, box)) {
