@@ -91,18 +91,20 @@ export function parseChain(
       hop.callerIdle = caller === undefined ? hop.calleeIdle : parseSeconds(caller, `--chain ${name}`);
       return hop;
     }
+    // A hop named after a configuration doctor read: that configuration's timeouts.
+    const readHop = (r: NginxTimeouts): EndpointHop => {
+      const hop: EndpointHop = {
+        kind: 'endpoint',
+        name,
+        calleeIdle: r.keepaliveTimeout,
+        source: r.source,
+        text: entry,
+      };
+      if (r.upstreamKeepaliveTimeout !== undefined) hop.callerIdle = r.upstreamKeepaliveTimeout;
+      return hop;
+    };
     if (name === 'nginx') {
-      if (nginx) {
-        const hop: EndpointHop = {
-          kind: 'endpoint',
-          name,
-          calleeIdle: nginx.keepaliveTimeout,
-          source: nginx.source,
-          text: entry,
-        };
-        if (nginx.upstreamKeepaliveTimeout !== undefined) hop.callerIdle = nginx.upstreamKeepaliveTimeout;
-        return hop;
-      }
+      if (nginx) return readHop(nginx);
       return {
         kind: 'endpoint',
         name,
@@ -113,17 +115,7 @@ export function parseChain(
       };
     }
     const known = read[name];
-    if (known) {
-      const hop: EndpointHop = {
-        kind: 'endpoint',
-        name,
-        calleeIdle: known.keepaliveTimeout,
-        source: known.source,
-        text: entry,
-      };
-      if (known.upstreamKeepaliveTimeout !== undefined) hop.callerIdle = known.upstreamKeepaliveTimeout;
-      return hop;
-    }
+    if (known) return readHop(known);
     throw new ProfileError(
       `--chain hop "${entry}": not a load balancer profile (${Object.keys(PROFILES).join(', ')}) and no timeout given; write ${name}=T`,
     );

@@ -23,8 +23,7 @@
 import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, RULES } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
-import { FileAuditor, type Finding, fileEvidence, human } from './findings.js';
-import { unreadable } from './haproxy.js';
+import { FileAuditor, type Finding, fileEvidence, human, unreadable } from './findings.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, tightest } from './profiles.js';
 import {
@@ -149,10 +148,7 @@ class Auditor extends FileAuditor {
       }
     }
     if (keepaliveIdle && Number.isFinite(keepaliveIdle.value))
-      this.timeouts.server = Math.min(
-        this.timeouts.server ?? Number.POSITIVE_INFINITY,
-        keepaliveIdle.value / 1000,
-      );
+      this.serverKeepalive(keepaliveIdle.value / 1000);
     for (const m of this.opts.front) {
       const box = hazardBox(m);
       if (keepaliveIdle && RULES.keepaliveRace(keepaliveIdle.value, box)) {
@@ -239,8 +235,7 @@ class Auditor extends FileAuditor {
       asObject(options?.common_http_protocol_options) ?? asObject(cluster.common_http_protocol_options);
     const holder = common ? common : cluster;
     const idle = this.duration(common, 'idle_timeout', HOUR, holder);
-    if (Number.isFinite(idle.value))
-      this.timeouts.upstreamPool = Math.max(this.timeouts.upstreamPool ?? 0, idle.value / 1000);
+    if (Number.isFinite(idle.value)) this.poolIdle(idle.value / 1000);
     const hosts = asArray(cluster.load_assignment && field(cluster.load_assignment, 'endpoints'))
       .flatMap((e) => asArray(field(e, 'lb_endpoints')))
       .map((e) =>
@@ -353,12 +348,7 @@ export function auditEnvoy(file: string, opts: AuditOptions): ConfigAudit {
       throw new YamlError('empty or not a mapping: not an Envoy bootstrap', { file, line: 1, col: 1 });
     const auditor = new Auditor(y, opts);
     auditor.run(root);
-    return {
-      findings: auditor.findings,
-      systemDependents: auditor.dependents,
-      sources,
-      timeouts: auditor.timeouts,
-    };
+    return auditor.audit(sources);
   } catch (error) {
     if (!(error instanceof YamlError)) throw error;
     return invalid(error, 'envoy', sources, 'envoy --mode validate refuses this bootstrap');

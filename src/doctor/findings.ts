@@ -106,10 +106,45 @@ export abstract class FileAuditor {
     });
   }
 
+  /** A server keep-alive timeout read, seconds: the chain takes the shortest. */
+  protected serverKeepalive(seconds: number): void {
+    this.timeouts.server = Math.min(this.timeouts.server ?? Number.POSITIVE_INFINITY, seconds);
+  }
+
+  /** The idle timeout of a pool of upstream connections, seconds: the chain takes the longest. */
+  protected poolIdle(seconds: number): void {
+    this.timeouts.upstreamPool = Math.max(this.timeouts.upstreamPool ?? 0, seconds);
+  }
+
+  /** What was found, as the reader returns it; `sources` the text of every file read. */
+  audit(sources: Map<string, string>): ConfigAudit {
+    return { findings: this.findings, systemDependents: this.dependents, sources, timeouts: this.timeouts };
+  }
+
   /** The text at a place, for a finding that names none (nginx: the directive's value as written). */
   valueAt(_at: { file: string; line: number; col: number }): string | undefined {
     return undefined;
   }
+}
+
+/** The one finding for a configuration file that cannot be read. */
+export function unreadable(file: string, error: unknown, layer: Finding['layer']): ConfigAudit {
+  return {
+    findings: [
+      {
+        severity: 'error',
+        code: 'config-unreadable',
+        layer,
+        message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        evidence: { where: file, file },
+        why: 'nothing in this file could be checked.',
+        fix: `check the path and permissions of ${file}`,
+      },
+    ],
+    systemDependents: [],
+    sources: new Map(),
+    timeouts: {},
+  };
 }
 
 export function fileEvidence(at: { file: string; line: number; col: number }, value?: string): Evidence {

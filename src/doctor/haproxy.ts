@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, RULES } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
 import type { SystemKeepaliveDefaults } from '../keepalive/system.js';
-import { FileAuditor, type Finding, type FindingSeverity, fileEvidence, human } from './findings.js';
+import { FileAuditor, type FindingSeverity, fileEvidence, human, unreadable } from './findings.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
 
@@ -322,11 +322,7 @@ class Auditor extends FileAuditor {
     if (mode === 'http') {
       const keepalive =
         setting(section, timeout('http-keep-alive')) ?? setting(section, timeout('http-request')) ?? client;
-      if (keepalive)
-        this.timeouts.server = Math.min(
-          this.timeouts.server ?? Number.POSITIVE_INFINITY,
-          keepalive.value / 1000,
-        );
+      if (keepalive) this.serverKeepalive(keepalive.value / 1000);
       for (const m of this.opts.front) {
         const box = hazardBox(m);
         if (keepalive && RULES.keepaliveRace(keepalive.value, box)) {
@@ -466,12 +462,7 @@ export function auditHaproxy(
     sections = parseHaproxy(text, file);
     const auditor = new Auditor(sections, opts);
     auditor.run();
-    return {
-      findings: auditor.findings,
-      systemDependents: auditor.dependents,
-      sources,
-      timeouts: auditor.timeouts,
-    };
+    return auditor.audit(sources);
   } catch (error) {
     if (!(error instanceof HaproxyConfigError)) throw error;
     return {
@@ -491,24 +482,4 @@ export function auditHaproxy(
       timeouts: {},
     };
   }
-}
-
-/** The one finding for a configuration file that cannot be read. */
-export function unreadable(file: string, error: unknown, layer: Finding['layer']): ConfigAudit {
-  return {
-    findings: [
-      {
-        severity: 'error',
-        code: 'config-unreadable',
-        layer,
-        message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        evidence: { where: file, file },
-        why: 'nothing in this file could be checked.',
-        fix: `check the path and permissions of ${file}`,
-      },
-    ],
-    systemDependents: [],
-    sources: new Map(),
-    timeouts: {},
-  };
 }

@@ -10,23 +10,11 @@
 
 import { keepaliveHazards, type Legs, lbIdleLegs } from '../config/hazards.js';
 import { loadConfig } from '../config/index.js';
-import type { Config } from '../config/model.js';
 import { originsOf } from '../config/validate.js';
 import type { Dependent, Finding } from './findings.js';
 import { fileEvidence } from './findings.js';
-import type { AuditOptions, ConfigAudit } from './nginx.js';
+import { type AuditOptions, type ConfigAudit, timeoutsOf } from './nginx.js';
 import { hazardBox } from './profiles.js';
-
-/** HTTP keep-alive timeouts for the chain: the shortest server one, the longest pooled upstream one (seconds). */
-function timeouts(config: Config): ConfigAudit['timeouts'] {
-  const out: ConfigAudit['timeouts'] = {};
-  for (const s of config.http?.servers ?? [])
-    out.server = Math.min(out.server ?? Number.POSITIVE_INFINITY, s.keepaliveTimeoutMs / 1000);
-  for (const g of config.http?.upstreams.values() ?? []) {
-    if (g.keepalive > 0) out.upstreamPool = Math.max(out.upstreamPool ?? 0, g.keepaliveTimeoutMs / 1000);
-  }
-  return out;
-}
 
 export function auditKeepwireConfig(file: string, opts: AuditOptions): ConfigAudit {
   const loaded = loadConfig(file);
@@ -72,5 +60,5 @@ export function auditKeepwireConfig(file: string, opts: AuditOptions): ConfigAud
     });
   }
   const systemDependents: Dependent[] = dependents.map((d) => ({ ...fileEvidence(d.at), relies: d.relies }));
-  return { findings, systemDependents, sources: loaded.sources, timeouts: timeouts(config) };
+  return { findings, systemDependents, sources: loaded.sources, timeouts: timeoutsOf(config) };
 }

@@ -24,8 +24,7 @@ import { readFileSync } from 'node:fs';
 import { type Box, keepaliveTiming, STOCK_KERNEL } from '../config/hazards.js';
 import { recommend } from '../keepalive/recommend.js';
 import { invalid } from './envoy.js';
-import { FileAuditor, human } from './findings.js';
-import { unreadable } from './haproxy.js';
+import { FileAuditor, human, unreadable } from './findings.js';
 import type { AuditOptions, ConfigAudit } from './nginx.js';
 import { hazardBox, isL4, type Middlebox, PROFILES, tightest } from './profiles.js';
 import {
@@ -330,12 +329,7 @@ export function auditManifests(file: string, opts: AuditOptions): ConfigAudit {
   try {
     const auditor = new Auditor(readYaml(text, file), opts);
     auditor.run();
-    return {
-      findings: auditor.findings,
-      systemDependents: auditor.dependents,
-      sources,
-      timeouts: auditor.timeouts,
-    };
+    return auditor.audit(sources);
   } catch (error) {
     if (!(error instanceof YamlError)) throw error;
     return invalid(

@@ -32,7 +32,15 @@ import {
 } from '../keepalive/recommend.js';
 import { KERNEL_LIMITS, parseSoKeepalive } from '../keepalive/spec.js';
 import { KEEPALIVE_SYSCTLS, type SystemKeepaliveDefaults } from '../keepalive/system.js';
-import { type Dependent, FileAuditor, type Finding, fileEvidence, human, type Layer } from './findings.js';
+import {
+  type Dependent,
+  FileAuditor,
+  type Finding,
+  fileEvidence,
+  human,
+  type Layer,
+  unreadable,
+} from './findings.js';
 import { hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
 
 export interface ConfigAudit {
@@ -382,16 +390,7 @@ export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    findings.push({
-      severity: 'error',
-      code: 'config-unreadable',
-      layer,
-      message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      evidence: { where: file, file },
-      why: 'nothing in this file could be checked.',
-      fix: `check the path and permissions of ${file}`,
-    });
-    return { findings, systemDependents: [], sources: new Map(), timeouts: {} };
+    return unreadable(file, error, layer);
   }
   const ast = parseText(text, file, diags, { includeRoot: path.dirname(path.resolve(file)) });
   for (const d of diags.items) {

@@ -158,20 +158,12 @@ export class StreamProxy {
     if (stats !== undefined && !this.draining) stats.accepted++;
     if (this.draining || !this.deps.limiter.tryAcquire()) {
       resetSocket(client);
-      this.deps.log({
-        msg: 'session',
-        listen: listenText,
-        client: endpoint(client.remoteAddress, client.remotePort),
-        upstream: null,
-        upstreamGroup: this.upstream.name,
-        tries: 0,
-        bytesFromClient: 0,
-        bytesFromUpstream: 0,
-        durationMs: 0,
-        idleTimeoutMs: this.model.proxyTimeoutMs,
-        reason: 'connect_failed',
-        detail: this.draining ? 'shutting down' : `worker_connections (${this.deps.limiter.limit}) reached`,
-      });
+      this.logUnstarted(
+        client,
+        listenText,
+        'connect_failed',
+        this.draining ? 'shutting down' : `worker_connections (${this.deps.limiter.limit}) reached`,
+      );
       return;
     }
     if (stats !== undefined) stats.handled++;
@@ -194,9 +186,19 @@ export class StreamProxy {
 
   private handshakeFailed(client: Socket, failure: HandshakeFailure): void {
     this.deps.limiter.release();
+    this.logUnstarted(
+      client,
+      (this.tlsListen.get(client) ?? this.model.listens[0]!).address.text,
+      'tls_handshake_failed',
+      `${failure.kind}: ${failure.detail}`,
+    );
+  }
+
+  /** The session line of a connection that never reached an upstream: refused, or its TLS handshake failed. */
+  private logUnstarted(client: Socket, listen: string, reason: SessionEndReason, detail: string): void {
     this.deps.log({
       msg: 'session',
-      listen: (this.tlsListen.get(client) ?? this.model.listens[0]!).address.text,
+      listen,
       client: endpoint(client.remoteAddress, client.remotePort),
       upstream: null,
       upstreamGroup: this.upstream.name,
@@ -205,8 +207,8 @@ export class StreamProxy {
       bytesFromUpstream: 0,
       durationMs: 0,
       idleTimeoutMs: this.model.proxyTimeoutMs,
-      reason: 'tls_handshake_failed',
-      detail: `${failure.kind}: ${failure.detail}`,
+      reason,
+      detail,
     });
   }
 

@@ -97,15 +97,7 @@ export function send(socket: Socket, data: string | Buffer): void {
     else socket.write(data);
     return;
   }
-  // A request the kernel took whole is never seen again by libuv: the next
-  // write reuses it rather than make another (a C++-backed object) per write.
-  const req = spare ?? new wrap.WriteWrap();
-  spare = undefined;
-  req.handle = handle;
-  req.oncomplete = onComplete;
-  req.socket = socket;
-  req.buffer = null;
-  req.async = false;
+  const req = writeReq(wrap, handle, socket);
   const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer(req, data);
   if (err !== 0) {
     socket.destroy(writeError(err));
@@ -125,6 +117,22 @@ export function send(socket: Socket, data: string | Buffer): void {
 }
 
 let spare: WriteReq | undefined;
+
+/**
+ * A write request for `socket`, as Node's net code makes it. A request the
+ * kernel took whole is never seen again by libuv: the next write reuses it
+ * (`spare`) rather than make another (a C++-backed object) per write.
+ */
+function writeReq(binding: StreamWrap, handle: Handle, socket: Socket): WriteReq {
+  const req = spare ?? new binding.WriteWrap();
+  spare = undefined;
+  req.handle = handle;
+  req.oncomplete = onComplete;
+  req.socket = socket;
+  req.buffer = null;
+  req.async = false;
+  return req;
+}
 
 /**
  * After 'end' on `socket`: was that end really a reset? libuv reports EOF
@@ -149,13 +157,7 @@ export function resetBehindEnd(socket: Socket): NodeJS.ErrnoException | undefine
     ((socket as unknown as Tracked)[PENDING] ?? 0) > 0
   )
     return undefined;
-  const req = spare ?? new wrap.WriteWrap();
-  spare = undefined;
-  req.handle = handle;
-  req.oncomplete = onComplete;
-  req.socket = socket;
-  req.buffer = null;
-  req.async = false;
+  const req = writeReq(wrap, handle, socket);
   const err = handle.writeBuffer(req, EMPTY);
   if (wrap.streamBaseState[wrap.kLastWriteWasAsync] !== 0) {
     // Queued behind a write libuv already holds: nothing learned, let it complete.

@@ -51,11 +51,10 @@ import { listenError } from './index.js';
 import { COLLECT_TIMEOUT_MS, FIRST_LISTEN_FD, type ToMaster, type ToWorker } from './ipc.js';
 import {
   type ConfigLoader,
-  loadChecked,
-  resolved,
+  loadForReload,
   type ServeIo,
   type ServeLog,
-  teeErrors,
+  takeSignals,
   workerCount,
 } from './process.js';
 
@@ -408,22 +407,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     const reload = async () => {
       if (stopping || current === undefined) return;
       const running = current;
-      logger.info({ file }, 'reloading');
-      const tee = teeErrors(io);
-      let next: Config | undefined;
-      try {
-        next = await resolved(loadChecked(file, load, tee.io), tee.io);
-      } catch (error) {
-        tee.io.err(`${file}: error: ${(error as Error).message}\n`);
-      }
-      if (next === undefined) {
-        logger.error(
-          { file, diagnostics: tee.headlines() },
-          'reload rejected: configuration has errors; keeping the running one',
-        );
-        return;
-      }
-      const warnings = tee.headlines();
+      const loaded = await loadForReload(file, load, io, logger);
+      if (loaded === undefined) return;
+      const { next, warnings } = loaded;
       if (warnings.length > 0) logger.warn({ file, diagnostics: warnings }, 'configuration warnings');
       let gen: Generation;
       let nextSockets: Map<string, Socket> | undefined;
@@ -480,23 +466,12 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     const onTerm = () => onStop('SIGTERM');
     const onInt = () => onStop('SIGINT');
     const onQuit = () => onStop('SIGQUIT');
-    const onUsr1 = () =>
-      logger.info({ signal: 'SIGUSR1' }, 'reopen logs: nothing to reopen, every log line goes to stdout');
-    const onUsr2 = () => logger.warn({ signal: 'SIGUSR2' }, 'binary upgrade is not supported; still running');
-    const detach = () => {
-      signals.off('SIGHUP', onHup);
-      signals.off('SIGTERM', onTerm);
-      signals.off('SIGINT', onInt);
-      signals.off('SIGQUIT', onQuit);
-      signals.off('SIGUSR1', onUsr1);
-      signals.off('SIGUSR2', onUsr2);
-    };
-    signals.on('SIGHUP', onHup);
-    signals.on('SIGTERM', onTerm);
-    signals.on('SIGINT', onInt);
-    signals.on('SIGQUIT', onQuit);
-    signals.on('SIGUSR1', onUsr1);
-    signals.on('SIGUSR2', onUsr2);
+    const detach = takeSignals(signals, logger, {
+      SIGHUP: onHup,
+      SIGTERM: onTerm,
+      SIGINT: onInt,
+      SIGQUIT: onQuit,
+    });
   });
 }
 

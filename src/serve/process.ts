@@ -126,6 +126,37 @@ export function teeErrors(io: ServeIo): { io: ServeIo; headlines: () => string[]
   };
 }
 
+/**
+ * The configuration a reload (SIGHUP) asks for, read, checked and resolved
+ * as at start, for the one process and the master alike. With errors: they
+ * go to stderr, the rejection to the log, and undefined comes back (the
+ * running configuration stays). Otherwise the new configuration and the
+ * headlines of its warnings, for the caller to log once it takes it.
+ */
+export async function loadForReload(
+  file: string,
+  load: ConfigLoader,
+  io: ServeIo,
+  logger: pino.Logger,
+): Promise<{ next: Config; warnings: string[] } | undefined> {
+  logger.info({ file }, 'reloading');
+  const tee = teeErrors(io);
+  let next: Config | undefined;
+  try {
+    next = await resolved(loadChecked(file, load, tee.io), tee.io);
+  } catch (error) {
+    tee.io.err(`${file}: error: ${(error as Error).message}\n`);
+  }
+  if (next === undefined) {
+    logger.error(
+      { file, diagnostics: tee.headlines() },
+      'reload rejected: configuration has errors; keeping the running one',
+    );
+    return undefined;
+  }
+  return { next, warnings: tee.headlines() };
+}
+
 /** `worker_processes` as a number: `auto` is one per CPU this process may run on (nginx: ngx_ncpu). */
 export function workerCount(config: Config): number {
   return config.workerProcesses === 'auto' ? availableParallelism() : config.workerProcesses;
@@ -243,21 +274,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
     io,
     signals,
     reload: async () => {
-      log.logger.info({ file }, 'reloading');
-      const tee = teeErrors(io);
-      let next: Config | undefined;
-      try {
-        next = await resolved(loadChecked(file, load, tee.io), tee.io);
-      } catch (error) {
-        tee.io.err(`${file}: error: ${(error as Error).message}\n`);
-      }
-      if (next === undefined) {
-        log.logger.error(
-          { file, diagnostics: tee.headlines() },
-          'reload rejected: configuration has errors; keeping the running one',
-        );
-        return;
-      }
+      const loaded = await loadForReload(file, load, io, log.logger);
+      if (loaded === undefined) return;
+      const { next, warnings } = loaded;
       const n = workerCount(next);
       if (n > 1) {
         // One process has no master to own sockets and supervise workers;
@@ -267,7 +286,6 @@ export async function serve(opts: ServeOptions): Promise<number> {
         log.logger.error({ file, error: message }, 'reload rejected: keeping the running configuration');
         return;
       }
-      const warnings = tee.headlines();
       if (warnings.length > 0) log.logger.warn({ file, diagnostics: warnings }, 'configuration warnings');
       try {
         await runtime.apply(next);
@@ -296,6 +314,30 @@ export interface ProcessOptions {
 }
 
 /**
+ * Takes nginx's signals on `signals` (the process, or a test's emitter) for
+ * one serving process or the master: HUP, TERM, INT and QUIT as `handlers`
+ * say; USR1 and USR2 answered the same everywhere (every log line goes to
+ * stdout, so there is nothing to reopen; no binary upgrade). Returns the
+ * detach.
+ */
+export function takeSignals(
+  signals: NodeJS.EventEmitter,
+  logger: pino.Logger,
+  handlers: Record<'SIGHUP' | 'SIGTERM' | 'SIGINT' | 'SIGQUIT', (why?: unknown) => void>,
+): () => void {
+  const all: Record<string, (why?: unknown) => void> = {
+    ...handlers,
+    SIGUSR1: () =>
+      logger.info({ signal: 'SIGUSR1' }, 'reopen logs: nothing to reopen, every log line goes to stdout'),
+    SIGUSR2: () => logger.warn({ signal: 'SIGUSR2' }, 'binary upgrade is not supported; still running'),
+  };
+  for (const [signal, fn] of Object.entries(all)) signals.on(signal, fn);
+  return () => {
+    for (const [signal, fn] of Object.entries(all)) signals.off(signal, fn);
+  };
+}
+
+/**
  * One serving process (the single process, or one worker): applies the
  * first configuration and maps signals onto the runtime until it stopped.
  */
@@ -304,14 +346,6 @@ export function runProcess(opts: ProcessOptions): Promise<number> {
   const { logger, flush } = log;
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const detachSignals = () => {
-      signals.off('SIGHUP', onHup);
-      signals.off('SIGTERM', onTerm);
-      signals.off('SIGINT', onInt);
-      signals.off('SIGQUIT', onQuit);
-      signals.off('SIGUSR1', onUsr1);
-      signals.off('SIGUSR2', onUsr2);
-    };
     // Signals are taken from before the first listener opens: a SIGTERM that
     // arrives right after the "started" line must drain, not kill the process.
     let reloading: Promise<void> = runtime.apply(first).then(
@@ -366,14 +400,11 @@ export function runProcess(opts: ProcessOptions): Promise<number> {
     const onInt = () => onStop('SIGINT');
     // The master tells an old worker generation of a reload with the argument 'reload' (worker-main.ts); a real signal passes its name.
     const onQuit = (why?: unknown) => onStop('SIGQUIT', why === 'reload');
-    const onUsr1 = () =>
-      logger.info({ signal: 'SIGUSR1' }, 'reopen logs: nothing to reopen, every log line goes to stdout');
-    const onUsr2 = () => logger.warn({ signal: 'SIGUSR2' }, 'binary upgrade is not supported; still running');
-    signals.on('SIGHUP', onHup);
-    signals.on('SIGTERM', onTerm);
-    signals.on('SIGINT', onInt);
-    signals.on('SIGQUIT', onQuit);
-    signals.on('SIGUSR1', onUsr1);
-    signals.on('SIGUSR2', onUsr2);
+    const detachSignals = takeSignals(signals, logger, {
+      SIGHUP: onHup,
+      SIGTERM: onTerm,
+      SIGINT: onInt,
+      SIGQUIT: onQuit,
+    });
   });
 }
