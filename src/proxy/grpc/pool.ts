@@ -346,4 +346,3 @@ export class GrpcPool {
   }
 }
 
-function noop(): void {}
