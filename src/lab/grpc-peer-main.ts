@@ -1,8 +1,7 @@
 /**
  * gRPC peers (`@grpc/grpc-js`) for the lab's `grpc` scenario, run inside a
  * namespace and reporting what they see as JSON lines on stdout with
- * wall-clock timestamps. The service is `keepwire.lab.Lab` with JSON messages
- * (no .proto: grpc-js takes any serializer):
+ * wall-clock timestamps. The service is `keepwire.lab.Lab` (grpc-service.ts):
  *
  *   grpc-peer-main server HOST:PORT --pause-ms N [--messages N]
  *     Watch (server streaming): sends message 1, stays quiet for --pause-ms,
@@ -19,6 +18,7 @@
  * keepwire over loopback.
  */
 import * as grpc from '@grpc/grpc-js';
+import { LAB_SERVICE } from './grpc-service.js';
 
 const out = (ev: string, fields: Record<string, unknown> = {}) =>
   process.stdout.write(`${JSON.stringify({ ev, at: Date.now(), ...fields })}\n`);
@@ -27,19 +27,6 @@ function option(name: string): number | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i < 0 ? undefined : Number(process.argv[i + 1]);
 }
-
-const serialize = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
-const deserialize = (bytes: Buffer): unknown => JSON.parse(bytes.toString());
-const method = (name: string, responseStream: boolean) => ({
-  path: `/keepwire.lab.Lab/${name}`,
-  requestStream: false,
-  responseStream,
-  requestSerialize: serialize,
-  requestDeserialize: deserialize,
-  responseSerialize: serialize,
-  responseDeserialize: deserialize,
-});
-export const LAB_SERVICE = { watch: method('Watch', true), ping: method('Ping', false) };
 
 /** Status code names, for events a reader understands without the table. */
 const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([name, code]) => [code, name]));
