@@ -124,6 +124,12 @@ export interface Directive<T = unknown> {
   parse: (args: readonly string[]) => DirectiveResult<T>;
   /** Where the value goes in the model; a directive without one is structural (blocks, listen, proxy_pass, upstream servers) and read by validate.ts itself. */
   bind?: readonly Binding<T>[];
+  /**
+   * A `grpc_*` directive is its `proxy_*` twin's value for `grpc_pass`
+   * locations: the twin's parser and model field, read in place of the twin
+   * there (validate.ts), as nginx's grpc module has its own copy of each.
+   */
+  twinOf?: Directive<T>;
   doc: string;
 }
 
@@ -1909,7 +1915,139 @@ export const D = {
   streamProxySslSessionReuse: STREAM_PROXY_SSL.sessionReuse,
 } as const;
 
-export const DIRECTIVES: readonly Directive[] = Object.values(D) as Directive[];
+// ---- gRPC (ngx_http_grpc_module) ------------------------------------------------------
+
+/**
+ * A `grpc_*` directive made from its `proxy_*` twin: the same syntax, value
+ * parser, default and model field. A location with `grpc_pass` reads the
+ * grpc_* names in place of the proxy_* ones at every level (validate.ts),
+ * so `proxy_read_timeout` set at http level does not reach a grpc_pass
+ * location, as in nginx, and the runtime reads one set of fields.
+ */
+function grpcTwin<T>(of: Directive<T>, doc?: string): Directive<T> {
+  const { bind: _bind, ...rest } = of;
+  return {
+    ...rest,
+    name: of.name.replace(/^proxy_/, 'grpc_'),
+    twinOf: of,
+    doc: doc ?? `As \`${of.name}\`, for \`grpc_pass\` locations. ${of.doc}`,
+  };
+}
+
+function parseGrpcPass(args: readonly string[]): DirectiveResult<ProxyPassValue & { grpcs?: boolean }> {
+  const text = args[0]!;
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(text);
+  const name = scheme?.[1]?.toLowerCase();
+  if (scheme && name !== 'grpc' && name !== 'grpcs')
+    return atArg(
+      bad(
+        `grpc_pass "${text}" takes a grpc:// or grpcs:// URL`,
+        0,
+        'e.g. grpc_pass grpc://orders; or grpc_pass grpcs://10.0.0.5:50051;',
+      ),
+      0,
+    );
+  const start = scheme ? scheme[0].length : 0;
+  if (text.indexOf('/', start) !== -1)
+    return atArg(
+      bad(
+        `a URI part in grpc_pass ("${text.slice(text.indexOf('/', start))}") is not allowed`,
+        text.indexOf('/', start),
+        'gRPC calls keep their path (/package.Service/Method): remove it',
+      ),
+      0,
+    );
+  const target = proxyTarget(text, start, name === 'grpcs' ? 443 : 80);
+  if (target.ok && name === 'grpcs') (target.value as { grpcs?: boolean }).grpcs = true;
+  return atArg(target, 0);
+}
+
+/** The grpc_* directives: grpc_pass, the twins of the proxy_* family, and keepwire's upstream PING keepalive. */
+export const GRPC = {
+  grpcPass: d({
+    name: 'grpc_pass',
+    module: 'http',
+    contexts: ['location'],
+    syntax: '[grpc://]name | [grpc://]address[:port] | grpcs://name | grpcs://address[:port]',
+    minArgs: 1,
+    maxArgs: 1,
+    parse: parseGrpcPass,
+    doc: "Proxies the location's requests as gRPC calls over HTTP/2 to an `upstream` block of this `http` or to one address (port 80 by default, 443 for `grpcs://`, which speaks TLS under the `grpc_ssl_*` settings with ALPN `h2`). Clients reach it over HTTP/2 (`http2 on`: h2c or ALPN `h2`). Upstream connections are HTTP/2, multiplexed and pooled per server: a call takes a stream on a connection with a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS, and a new connection is opened when all are full; a connection without calls is closed after the group's `keepalive_timeout`. Server choice, `grpc_next_upstream` (+ `_tries`, `_timeout`), passive health and `grpc_connect_timeout` are the one attempt loop of `proxy_pass`; a call is passed to another server only while nothing of it has reached an upstream. Errors become gRPC statuses as Envoy maps them: no live server, a connect failure or timeout, or an upstream reset before the response header → HTTP 200 with `grpc-status: 14` (UNAVAILABLE) and `grpc-message` (trailers-only); `grpc_read_timeout` expiring → `grpc-status: 4` (DEADLINE_EXCEEDED), in the trailers when the response had begun and a message boundary was reached, else RST_STREAM; an upstream RST_STREAM after the response began resets the client's stream (never a silent truncation). Streams (client, server, bidi) pass with HTTP/2 flow control as backpressure both ways; metadata and trailers pass unchanged. The access line carries `protocol` and `grpcStatus`.",
+  }),
+  grpcConnectTimeout: grpcTwin(D.httpProxyConnectTimeout),
+  grpcReadTimeout: grpcTwin(
+    D.proxyReadTimeout,
+    'The longest pause between two reads from the upstream (its response header, DATA or trailers), as `proxy_read_timeout` for `grpc_pass` locations. A server-streaming call that is quiet longer than this ends with DEADLINE_EXCEEDED: raise it for streams that idle by design (and keep the path alive with `grpc_ping_interval`).',
+  ),
+  grpcSendTimeout: grpcTwin(D.proxySendTimeout),
+  grpcSetHeader: grpcTwin(
+    D.proxySetHeader,
+    "Sets a request header (gRPC metadata) sent upstream; an empty value removes it. As `proxy_set_header` for `grpc_pass` locations: a level inherits these only if it sets none itself. `Host` sets `:authority` (by default the client's). Connection-specific fields (Connection, Keep-Alive, Transfer-Encoding, Upgrade) are never sent over HTTP/2; `te: trailers` is passed, as gRPC requires.",
+  ),
+  grpcSocketKeepalive: grpcTwin(D.httpProxySocketKeepalive),
+  grpcNextUpstream: grpcTwin(
+    D.httpProxyNextUpstream,
+    "When a call is passed to the next server, as `proxy_next_upstream` for `grpc_pass` locations: `error` (connect failure, a connection closed or GOAWAY before the call's stream was opened, RST_STREAM REFUSED_STREAM) and `timeout` (`grpc_connect_timeout`). A call is moved only while nothing of it has reached an upstream.",
+  ),
+  grpcNextUpstreamTries: grpcTwin(D.httpProxyNextUpstreamTries),
+  grpcNextUpstreamTimeout: grpcTwin(D.httpProxyNextUpstreamTimeout),
+  grpcSslVerify: grpcTwin(HTTP_PROXY_SSL.verify),
+  grpcSslTrustedCertificate: grpcTwin(HTTP_PROXY_SSL.trustedCertificate),
+  grpcSslVerifyDepth: grpcTwin(HTTP_PROXY_SSL.verifyDepth),
+  grpcSslServerName: grpcTwin(HTTP_PROXY_SSL.serverName),
+  grpcSslName: grpcTwin(HTTP_PROXY_SSL.name),
+  grpcSslCertificate: grpcTwin(HTTP_PROXY_SSL.certificate),
+  grpcSslCertificateKey: grpcTwin(HTTP_PROXY_SSL.certificateKey),
+  grpcSslProtocols: grpcTwin(HTTP_PROXY_SSL.protocols),
+  grpcSslCiphers: grpcTwin(HTTP_PROXY_SSL.ciphers),
+  grpcSslSessionReuse: grpcTwin(HTTP_PROXY_SSL.sessionReuse),
+  grpcPingInterval: d({
+    name: 'grpc_ping_interval',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'off | time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    keepwire: 'directive',
+    parse: single(parseOffOrTimer),
+    bind: [bind(['location'], 'grpcPingIntervalMs')],
+    doc: 'HTTP/2 PING keepalive on upstream connections of `grpc_pass`, gRPC\'s `keepalive_time` (GRPC_ARG_KEEPALIVE_TIME_MS, grpc-go `keepalive.ClientParameters.Time`): a PING after `time` without frames from the server, again every `time` while it stays quiet, so an LB or NAT between keepwire and the server keeps the connection and a dead server is found by `grpc_ping_timeout`. gRPC servers police PINGs: grpc-go and grpc-core refuse PINGs more often than every 5 minutes by default (`keepalive.EnforcementPolicy.MinTime`, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS) and answer GOAWAY ENHANCE_YOUR_CALM `too_many_pings`; keepwire then doubles the interval for that server (as grpc-go does) and logs `grpc_too_many_pings`. `check` warns below 5 minutes: relax the server\'s policy to match (README "gRPC"). Off by default.',
+  }),
+  grpcPingTimeout: d({
+    name: 'grpc_ping_timeout',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'time',
+    minArgs: 1,
+    maxArgs: 1,
+    default: '20s',
+    keepwire: 'directive',
+    parse: time,
+    bind: [bind(['location'], 'grpcPingTimeoutMs')],
+    doc: "With `grpc_ping_interval`: a PING not acknowledged within `time` closes the upstream connection (its calls end with UNAVAILABLE; logged as `grpc_ping_timeout`), gRPC's `keepalive_timeout` (GRPC_ARG_KEEPALIVE_TIMEOUT_MS, grpc-go `ClientParameters.Timeout`, 20s by default in both).",
+  }),
+  grpcPingWithoutCalls: d({
+    name: 'grpc_ping_without_calls',
+    module: 'http',
+    contexts: ['http', 'http_server', 'location'],
+    syntax: 'on | off',
+    minArgs: 1,
+    maxArgs: 1,
+    default: 'off',
+    keepwire: 'directive',
+    parse: flag,
+    bind: [bind(['location'], 'grpcPingWithoutCalls')],
+    doc: "Whether `grpc_ping_interval` also PINGs an upstream connection with no call in flight (kept until the group's `keepalive_timeout`), gRPC's `keepalive_permit_without_calls` (GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, grpc-go `ClientParameters.PermitWithoutStream`). gRPC servers refuse such PINGs by default (grpc-go `EnforcementPolicy.PermitWithoutStream` false, grpc-core GRPC_ARG_HTTP2_MAX_PING_STRIKES after GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS): the server must permit them.",
+  }),
+} as const;
+
+/** Each proxy_* directive's grpc_* twin. */
+export const GRPC_TWINS: ReadonlyMap<Directive, Directive> = new Map(
+  (Object.values(GRPC) as Directive[]).filter((g) => g.twinOf).map((g) => [g.twinOf!, g]),
+);
+
+export const DIRECTIVES: readonly Directive[] = [...Object.values(D), ...Object.values(GRPC)] as Directive[];
 
 export const DIRECTIVE_NAMES: ReadonlySet<string> = new Set(DIRECTIVES.map((x) => x.name));
 

@@ -205,7 +205,8 @@ export type LocalPage = 'metrics' | 'stub_status' | 'status';
 export interface HttpLocation extends UpstreamTls {
   prefix: string;
   /** At most one of proxyPass, returnDirective, health and page is set (exactly one answers). */
-  proxyPass?: { scheme: 'http' | 'https'; target: ProxyTarget; text: string };
+  /** proxy_pass (http, https) or grpc_pass (grpc, grpcs: HTTP/2 upstreams, src/proxy/grpc/). */
+  proxyPass?: { scheme: 'http' | 'https' | 'grpc' | 'grpcs'; target: ProxyTarget; text: string };
   returnDirective?: { code: number; text?: string };
   /** `metrics;`, `stub_status;` or `status;`: a page keepwire answers itself (src/metrics/); then neither of the above is set. */
   page?: LocalPage;
@@ -239,6 +240,12 @@ export interface HttpLocation extends UpstreamTls {
   sendTimeoutMs: number;
   clientMaxBodySize: number;
   clientBodyBufferSize: number;
+  /** grpc_ping_interval, 0 = off (default): HTTP/2 PING keepalive on grpc_pass upstream connections (gRPC's keepalive_time). */
+  grpcPingIntervalMs: number;
+  /** grpc_ping_timeout, default 20s (gRPC's keepalive_timeout). */
+  grpcPingTimeoutMs: number;
+  /** grpc_ping_without_calls, default off (gRPC's keepalive_permit_without_calls). */
+  grpcPingWithoutCalls: boolean;
   /** websocket_heartbeat, default off (null). */
   websocketHeartbeat: WebSocketHeartbeat | null;
   /** access_log, default on (JSON lines on standard output); off: no `request` line for requests routed here. Inherited http → server → location. */

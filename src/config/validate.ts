@@ -18,6 +18,8 @@ import {
   type Directive,
   directivesNamed,
   fallbackOf,
+  GRPC,
+  GRPC_TWINS,
   type ListenValue,
   lookup,
   namesIn,
@@ -252,6 +254,13 @@ export function settle(
   return fallbackOf(directive, binding);
 }
 
+/** A block as a grpc_pass location's level: each proxy_* directive read under its grpc_* twin. */
+function grpcLevel(block: Block): Level {
+  return {
+    all: (directive) => block.all((GRPC_TWINS.get(directive as Directive) ?? directive) as typeof directive),
+  };
+}
+
 /** The levels a record of `kind` opened by `block` is resolved from, innermost first. */
 function levels(kind: RecordKind, block: Block, parents: readonly Block[]): Block[] {
   return kind === 'config' ? [block, ...block.blocks('events')] : [block, ...parents];
@@ -271,7 +280,7 @@ class Builder {
    * Fills every field the directive table binds to records of `kind`: the
    * one generic merge. `record` holds the structural fields already.
    */
-  private fill<R extends object>(record: Partial<R>, kind: RecordKind, chain: readonly Block[]): R {
+  private fill<R extends object>(record: Partial<R>, kind: RecordKind, chain: readonly Level[]): R {
     const out = record as Record<string, unknown>;
     for (const { directive, binding } of bindingsOf(kind)) {
       const found = settle(directive, binding, chain);
@@ -379,12 +388,13 @@ class Builder {
   }
 
   /** As nginx leaves it by default, TLS to an upstream without verification: anyone on the path can pose as it. */
-  private verifyOff(at: Position, what: string): void {
+  private verifyOff(at: Position, what: string, family: 'proxy' | 'grpc' = 'proxy'): void {
+    const p = family;
     this.diags.warning(
       'tls-verify-off',
       at,
-      `${what} without "proxy_ssl_verify on": the upstream's certificate is not checked`,
-      'proxy_ssl_verify on; proxy_ssl_trusted_certificate /path/to/ca.pem; (and proxy_ssl_name if the name differs)',
+      `${what} without "${p}_ssl_verify on": the upstream's certificate is not checked`,
+      `${p}_ssl_verify on; ${p}_ssl_trusted_certificate /path/to/ca.pem; (and ${p}_ssl_name if the name differs)`,
     );
   }
 
@@ -576,13 +586,17 @@ class Builder {
     prefixes.set(prefix, node);
     // Every setting resolved here, client ones included: a request routed to
     // this location runs under exactly these values (proxy/http/limits.ts).
+    const grpc = block.first(GRPC.grpcPass);
+    const chain = levels('location', block, parents);
     const location = this.fill<HttpLocation>(
       { prefix, source: ref(node) },
       'location',
-      levels('location', block, parents),
+      // A grpc_pass location reads the grpc_* twins of the proxy_* settings at every level (nginx's grpc module).
+      grpc ? chain.map(grpcLevel) : chain,
     );
     this.upstreamTlsPaths(location);
-    const pass = block.first(D.httpProxyPass);
+    const proxy = block.first(D.httpProxyPass);
+    const pass = proxy ?? grpc;
     const ret = block.first(D.return);
     const health = block.first(D.health);
     // metrics/stub_status/status answer in place of proxy_pass, return and health.
@@ -594,7 +608,7 @@ class Builder {
       ] as const
     ).filter(([, setting]) => setting !== undefined);
     // A location answers in exactly one way: proxy_pass, return, health or one page.
-    const answers = [pass, ret, health, ...pages.map(([, setting]) => setting)]
+    const answers = [proxy, grpc, ret, health, ...pages.map(([, setting]) => setting)]
       .filter((x) => x !== undefined)
       .map((x) => x.node);
     if (answers.length > 1) {
@@ -605,11 +619,12 @@ class Builder {
         'conflict',
         later,
         `location "${prefix}" has both "${a.name}" and "${b.name}"`,
-        'a location either proxies (proxy_pass), answers itself (return), answers health checks (health) or serves one page (metrics, stub_status, status); keep one',
+        'a location either proxies (proxy_pass, grpc_pass), answers itself (return), answers health checks (health) or serves one page (metrics, stub_status, status); keep one',
       );
     } else if (
       answers.length === 0 &&
       !block.failed.has(D.httpProxyPass) &&
+      !block.failed.has(GRPC.grpcPass) &&
       !block.failed.has(D.return) &&
       !block.failed.has(D.health)
     ) {
@@ -624,10 +639,11 @@ class Builder {
     }
     if (pass) {
       const target = this.target(pass, upstreams, 'http');
-      if (target)
-        location.proxyPass = { scheme: pass.value.https ? 'https' : 'http', target, text: pass.value.text };
-      if (pass.value.https && !location.proxySslVerify)
-        this.verifyOff(pass.node, `proxy_pass ${pass.value.text}`);
+      const grpcs = (pass.value as { grpcs?: boolean }).grpcs === true;
+      const scheme = grpc ? (grpcs ? 'grpcs' : 'grpc') : pass.value.https ? 'https' : 'http';
+      if (target) location.proxyPass = { scheme, target, text: pass.value.text };
+      if ((pass.value.https || grpcs) && !location.proxySslVerify)
+        this.verifyOff(pass.node, `${pass.node.name} ${pass.value.text}`, grpc ? 'grpc' : 'proxy');
       this.at(location, 'proxyPass', pass.node);
     }
     if (ret && !pass) location.returnDirective = ret.value;

@@ -19,7 +19,7 @@ import {
 import { writeKeepaliveFd } from './sockopt.js';
 import { formatSoKeepalive, type KeepaliveSpec } from './spec.js';
 
-export type KeepaliveDirective = 'so_keepalive' | 'proxy_socket_keepalive';
+export type KeepaliveDirective = 'so_keepalive' | 'proxy_socket_keepalive' | 'grpc_socket_keepalive';
 
 /** The one log line of a setting that did not reach a socket. */
 export interface KeepaliveFailure {

@@ -5,12 +5,21 @@
  * listeners the runtime owns, drained and stopped as a unit.
  */
 import { recordDefaults } from '../../config/directives.js';
-import type { HttpBlock, HttpLocation, HttpUpstreamGroup, Listen, UpstreamTls } from '../../config/model.js';
+import type {
+  HttpBlock,
+  HttpLocation,
+  HttpUpstreamGroup,
+  Listen,
+  UpstreamGroup,
+  UpstreamTls,
+} from '../../config/model.js';
 import { compileKeepalive } from '../../keepalive/applier.js';
 import { type LiveGroup, liveHttp } from '../../metrics/live.js';
 import { upstreamStats } from '../../metrics/stats.js';
 import { type Upstream, Upstreams } from '../../upstream/index.js';
 import { type Generation, GenerationBuildError } from '../generation.js';
+import type { GrpcRoute } from '../grpc/call.js';
+import { GrpcPool } from '../grpc/pool.js';
 import type { Listener } from '../listener.js';
 import { listenKey } from '../listener.js';
 import { makeTicketKeys } from '../tls.js';
@@ -99,7 +108,9 @@ export class HttpGeneration implements Generation {
   readonly kind = 'http';
   readonly frontends: HttpFrontend[] = [];
   readonly pools: GroupPool[] = [];
-  private readonly routes = new Map<HttpLocation, Route>();
+  /** The HTTP/2 pools of grpc_pass locations (src/proxy/grpc/). */
+  readonly grpcPools: GrpcPool[] = [];
+  private readonly routes = new Map<HttpLocation, Route | GrpcRoute>();
   /** For the metrics and status pages (src/metrics/live.ts). */
   readonly groups: LiveGroup[] = [];
   readonly statusLocations: HttpLocation[] = [];
@@ -117,6 +128,7 @@ export class HttpGeneration implements Generation {
     // by requests that would have opened it the same way).
     const pools = new Map<Upstream, Map<string, GroupPool>>();
     const tlsClients = new Map<string, UpstreamTlsClient>();
+    const grpcPools = new Map<Upstream, Map<string, GrpcPool>>();
     let lb: number | undefined;
     for (const server of block.servers) {
       if (server.lbIdleTimeoutMs !== undefined)
@@ -131,9 +143,10 @@ export class HttpGeneration implements Generation {
           throw new HttpBuildError(`${s.file}:${s.line}:${s.col}: no upstream group "${pass.text}"`);
         }
         const { upstream } = entry;
+        const grpc = pass.scheme === 'grpc' || pass.scheme === 'grpcs';
         let tls: UpstreamTlsClient | undefined;
         let tlsKey = '';
-        if (pass.scheme === 'https') {
+        if (pass.scheme === 'https' || pass.scheme === 'grpcs') {
           const passHost = pass.target.kind === 'group' ? pass.target.name : pass.target.address.host;
           tlsKey = JSON.stringify([passHost, ...UPSTREAM_TLS_FIELDS.map((f) => location[f])]);
           tls = tlsClients.get(tlsKey);
@@ -141,6 +154,10 @@ export class HttpGeneration implements Generation {
             tls = new UpstreamTlsClient(location, passHost, location.source);
             tlsClients.set(tlsKey, tls);
           }
+        }
+        if (grpc) {
+          this.routes.set(location, this.grpcRoute(location, entry, tls, tlsKey, grpcPools, deps));
+          continue;
         }
         const byTls = pools.get(upstream) ?? new Map<string, GroupPool>();
         pools.set(upstream, byTls);
@@ -188,6 +205,49 @@ export class HttpGeneration implements Generation {
       );
   }
 
+  /** A grpc_pass location's route: the group's HTTP/2 pool for this TLS setting (one per group and setting, as the HTTP caches). */
+  private grpcRoute(
+    location: HttpLocation,
+    entry: { upstream: Upstream; group: UpstreamGroup },
+    tls: UpstreamTlsClient | undefined,
+    tlsKey: string,
+    grpcPools: Map<Upstream, Map<string, GrpcPool>>,
+    deps: HttpDeps,
+  ): GrpcRoute {
+    const { upstream } = entry;
+    const byTls = grpcPools.get(upstream) ?? new Map<string, GrpcPool>();
+    grpcPools.set(upstream, byTls);
+    let pool = byTls.get(tlsKey);
+    if (pool === undefined) {
+      const settings =
+        location.proxyPass!.target.kind === 'group' ? (entry.group as HttpUpstreamGroup) : NO_POOL;
+      const stats = upstreamStats(upstream.name);
+      pool = new GrpcPool(settings.keepaliveTimeoutMs, stats, tls, deps.log);
+      byTls.set(tlsKey, pool);
+      this.grpcPools.push(pool);
+    }
+    const keepalive = compileKeepalive(
+      'grpc_socket_keepalive',
+      location.proxySocketKeepalive,
+      deps.keepaliveFailed,
+    );
+    pool.stats.socketKeepalive.add(keepalive.value);
+    return {
+      grpc: true,
+      upstream,
+      pool,
+      conditions: new Set(location.proxyNextUpstream),
+      keepalive,
+      ping: {
+        intervalMs: location.grpcPingIntervalMs,
+        timeoutMs: location.grpcPingTimeoutMs,
+        withoutCalls: location.grpcPingWithoutCalls,
+      },
+      stats: pool.stats,
+      tls: tls !== undefined,
+    };
+  }
+
   /** `listeners[i]` is the bound socket for `addresses[i]`. */
   start(listeners: readonly Listener[]): void {
     for (const [i, f] of this.frontends.entries()) f.start([listeners[i]!]);
@@ -213,6 +273,7 @@ export class HttpGeneration implements Generation {
   detach(closeIdle = false): void {
     for (const f of this.frontends) f.detach(closeIdle);
     for (const p of this.pools) p.close();
+    for (const p of this.grpcPools) p.close();
     void this.drained().then(() => liveHttp.delete(this));
   }
 
@@ -224,5 +285,6 @@ export class HttpGeneration implements Generation {
     liveHttp.delete(this);
     for (const f of this.frontends) f.stop();
     for (const p of this.pools) p.close();
+    for (const p of this.grpcPools) p.destroy();
   }
 }

@@ -59,6 +59,8 @@ export interface RequestRecord {
   websocketHeartbeats?: number;
   /** `HTTP/2.0` for a request that came on an HTTP/2 stream; absent for HTTP/1.x. */
   protocol?: string;
+  /** grpc_pass calls: the grpc-status the client was given (the server's, or keepwire's own for a failure); absent when none was (a reset stream). */
+  grpcStatus?: number;
 }
 
 export interface RetryRecord {
@@ -131,7 +133,23 @@ export interface TlsHandshakeRecord {
   detail: string;
 }
 
+/**
+ * An upstream HTTP/2 connection of `grpc_pass` that keepwire closed or slowed
+ * for a reason the server gave or caused: an unanswered PING
+ * (`grpc_ping_timeout`), GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (the PING
+ * interval for that server doubled, as grpc-go does), or a RST_STREAM /
+ * GOAWAY that cut calls in flight.
+ */
+export interface GrpcUpstreamRecord {
+  msg: 'grpc_ping_timeout' | 'grpc_too_many_pings';
+  upstream: string;
+  detail: string;
+  /** grpc_too_many_pings: the interval used from now on for that server. */
+  pingIntervalMs?: number;
+}
+
 export type HttpLogRecord =
+  | GrpcUpstreamRecord
   | RequestRecord
   | RetryRecord
   | RefusedRecord
@@ -173,6 +191,7 @@ export function requestFields(r: RequestRecord): string {
     r.detail === undefined &&
     r.websocketHeartbeats === undefined &&
     r.protocol === undefined &&
+    r.grpcStatus === undefined &&
     upstream !== null &&
     r.upstreamConnect !== null &&
     !JSON_SPECIAL.test(r.path) &&
@@ -196,5 +215,6 @@ export function requestFields(r: RequestRecord): string {
   if (r.detail !== undefined) out += `,"detail":${JSON.stringify(r.detail)}`;
   if (r.websocketHeartbeats !== undefined) out += `,"websocketHeartbeats":${r.websocketHeartbeats}`;
   if (r.protocol !== undefined) out += `,"protocol":${str(r.protocol)}`;
+  if (r.grpcStatus !== undefined) out += `,"grpcStatus":${r.grpcStatus}`;
   return `${out}}`;
 }

@@ -40,6 +40,7 @@ import {
 import { answerPage } from '../../metrics/pages.js';
 import { type ListenerStats, listenerStats, noteEvent } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { GrpcCall, type GrpcRoute } from '../grpc/call.js';
 import { Http2Front, http2Settings } from '../http2/connection.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
@@ -156,7 +157,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   constructor(
     readonly listen: Listen,
     readonly table: ServerTable,
-    readonly routes: ReadonlyMap<HttpLocation, Route>,
+    readonly routes: ReadonlyMap<HttpLocation, Route | GrpcRoute>,
     readonly deps: HttpDeps,
     ticketKeys?: Buffer,
     servers: readonly VirtualServer[] = [table.defaultServer],
@@ -447,6 +448,10 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       return;
     }
     const route = this.routes.get(location)!;
+    if ('grpc' in route) {
+      new GrpcCall(this, conn, req, location, route).start();
+      return;
+    }
     const exchange = new ProxyExchange(this, conn, req, location, route);
     exchange.start();
   }
