@@ -145,10 +145,16 @@ if (role === 'server') {
     const ping = (n: number) =>
       new Promise<void>((resolve) => {
         out('start', { method: 'Ping', n, deadlineMs });
-        client.ping({}, { deadline: deadline() }, (e) => {
+        let previousAttempts: number | undefined;
+        const call = client.ping({}, { deadline: deadline() }, (e) => {
           if (e) statusEvent('status', e, { n });
-          else out('status', { code: 0, name: 'OK', details: 'OK', n });
+          else out('status', { code: 0, name: 'OK', details: 'OK', n, previousAttempts });
           resolve();
+        });
+        // grpc-js adds the attempt count of a retried call to the response headers it hands over.
+        call.on('metadata', (md: grpc.Metadata) => {
+          const previous = md.get('grpc-previous-rpc-attempts')[0];
+          if (previous !== undefined) previousAttempts = Number(previous);
         });
       });
     await ping(1);
