@@ -79,6 +79,15 @@ test('grpc (rst expiry): a quiet stream hangs and a stale channel fails without 
   assert.ok(hung.includes('client-rst'), "keepwire's kernel refused it with RST");
   // The stale upstream connection was reset by the LB when the second call was written on it.
   assert.ok(kinds(report, 'idle-no-keepalive').includes('lb-rst'), 'the LB reset the stale connection');
+  // Retry semantics: keepwire answered UNAVAILABLE on the reused connection without replaying the call,
+  // and grpc-js (no retry policy) passed it on after one attempt.
+  assert.ok(
+    timeline(report, 'idle-no-keepalive').some(
+      (e) => e.kind === 'access' && /grpc-status 14 .*upstream connection reused, 0 retries/.test(e.what),
+    ),
+    "keepwire's access line: UNAVAILABLE on the reused connection, no retry",
+  );
+  assert.match(result(report, 'idle-no-keepalive').detail, /UNAVAILABLE .* one attempt/);
   // The client's retry policy: the backend saw the second attempt, marked by grpc-js.
   assert.ok(
     timeline(report, 'idle-client-retry').some((e) => e.kind === 'grpc-call' && /a retry/.test(e.what)),

@@ -322,9 +322,12 @@ export const grpc: Variant[] = [
     scenario: 'grpc',
     name: 'idle-no-keepalive',
     summary:
-      "a unary call after the channel was idle 2× the LB idle: keepwire's pooled upstream connection is stale",
-    // rst: the LB resets the stale connection at once and keepwire answers UNAVAILABLE;
-    // drop: the call vanishes and the client's deadline ends it.
+      "a unary call after the channel was idle 2× the LB idle, on keepwire's stale pooled upstream connection: neither keepwire nor grpc-js retries it",
+    // rst: the LB resets the stale connection at once and keepwire answers UNAVAILABLE without a
+    // retry (the call may have reached the server: never replayed, as nginx never replays a sent
+    // POST); grpc-js passes the status on (a status from the far side is not transparently
+    // retried; only a service-config retry policy would). drop: the call vanishes and the
+    // client's deadline ends it.
     expected: (expiry) => (expiry === 'rst' ? 'gateway-error' : 'timeout'),
     run: (ctx) => idleChannel(ctx, {}),
   },
