@@ -302,10 +302,18 @@ export class GrpcCall implements ClientUser, SlotWaiter {
       return;
     }
     this.stream = stream;
-    stream.on('response', (headers: IncomingHttpHeaders, flags: number) => this.onResponse(headers, flags));
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('trailers', (headers: IncomingHttpHeaders) => this.onTrailers(headers));
-    stream.on('end', () => this.onEnd());
+    // Events of a stream this call dropped (cancelled on a failure) are not its any more.
+    stream.on('response', (headers: IncomingHttpHeaders, flags: number) => {
+      if (this.stream === stream) this.onResponse(headers, flags);
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (this.stream === stream) this.onData(chunk);
+    });
+    stream.on('trailers', (headers: IncomingHttpHeaders) => {
+      if (this.stream === stream) this.onTrailers(headers);
+    });
+    // Node ends the readable side on a RST_STREAM too: the call is complete
+    // only when the stream closes after its end with NO_ERROR ('close').
     stream.on('close', () => this.onStreamClose(stream));
     stream.on('drain', () => this.onUpstreamDrain());
     stream.on('error', noop);
@@ -484,8 +492,12 @@ export class GrpcCall implements ClientUser, SlotWaiter {
 
   private onStreamClose(stream: ClientHttp2Stream): void {
     if (this.stream !== stream) return;
-    // Closed without its end: reset by the server, or the connection went.
     const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
+    if (code === NGHTTP2_NO_ERROR && stream.readableEnded && this.headerSent) {
+      this.onEnd();
+      return;
+    }
+    // Closed without its end: reset by the server, or the connection went.
     const name = RST_NAMES[code] ?? String(code);
     const sessionGone = this.conn?.session.destroyed === true || this.conn?.closing === true;
     if (code === NGHTTP2_REFUSED_STREAM && !this.headerSent)

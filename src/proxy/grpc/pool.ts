@@ -74,6 +74,8 @@ export class Http2Upstream {
   keepalive: KeepaliveApplier;
   /** Calls served (the first one opened it). */
   calls = 0;
+  /** Why the connection failed, when it did. */
+  private error: Error | undefined;
 
   constructor(
     private readonly pool: GrpcPool,
@@ -103,7 +105,13 @@ export class Http2Upstream {
     const session = this.session;
     session.on('remoteSettings', () => this.settled());
     session.on('goaway', (code: number, _last: number, data?: Buffer) => this.goaway(code, data));
-    session.on('error', noop);
+    // The cause is kept for the calls waiting (ECONNREFUSED, a TLS failure); 'close' follows.
+    session.on('error', (error: Error) => {
+      this.error ??= error;
+    });
+    socket.on('error', (error: Error) => {
+      this.error ??= error;
+    });
     session.on('close', () => this.closed());
     if (ping.intervalMs > 0) {
       const interval = pool.pingIntervalFor(host, ping.intervalMs);
@@ -234,7 +242,8 @@ export class Http2Upstream {
     this.pool.forget(this);
     const waiters = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w.onSlotFailed(new Error('connection closed before its SETTINGS'));
+    const error = this.error ?? new Error('connection closed before its SETTINGS');
+    for (const w of waiters) w.onSlotFailed(error);
     if (!this.socket.destroyed) this.socket.destroy();
   }
 }
@@ -337,4 +346,3 @@ export class GrpcPool {
   }
 }
 
-function noop(): void {}
