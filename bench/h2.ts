@@ -56,7 +56,7 @@ function h2load(
 ): H2loadResult {
   const r = spawnSync(
     'h2load',
-    ['-t1', `-c${clients}`, `-m${streams}`, `-D${seconds}`, '--warm-up-time=0.5', ...extra, url],
+    ['-t1', `-c${clients}`, `-m${streams}`, `-D${seconds}`, '--warm-up-time=500ms', ...extra, url],
     { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
   );
   const out = r.stdout ?? '';
@@ -64,7 +64,7 @@ function h2load(
   // time for request:   min   max   mean   sd   +/- sd
   const t = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
   const req = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(out);
-  if (!req) process.stderr.write(`h2load ${name}: ${out}${r.stderr ?? ''}\n`);
+  if (!req || Number.isNaN(rps)) throw new Error(`h2load ${name} failed: ${out}${r.stderr ?? ''}`);
   return {
     name,
     rps,
