@@ -55,6 +55,7 @@ export type DiagnosticCode =
   | 'key-readable-by-others'
   | 'tls-verify-off'
   // hazards: configurations that are valid but misbehave behind a load balancer
+  | 'grpc-ping-policy'
   | 'hazard-keepalive-too-late'
   | 'hazard-keepalive-interval-too-long'
   | 'hazard-listener-without-keepalive'

@@ -6,6 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { formatDuration } from '../units/time.js';
 import { type DiagnosticList, type Position, sortDiagnostics } from './diagnostics.js';
 import {
   type Binding,
@@ -253,6 +254,9 @@ export function settle(
   }
   return fallbackOf(directive, binding);
 }
+
+/** The least PING interval grpc-go and grpc-core servers accept by default (5 minutes). */
+const GRPC_SERVER_MIN_PING_MS = 300_000;
 
 /** A block as a grpc_pass location's level: each proxy_* directive read under its grpc_* twin. */
 function grpcLevel(block: Block): Level {
@@ -647,7 +651,64 @@ class Builder {
       this.at(location, 'proxyPass', pass.node);
     }
     if (ret && !pass) location.returnDirective = ret.value;
+    if (grpc) this.grpcPingPolicy(location);
     return location;
+  }
+
+  /** grpc_ping_* origins already warned about (a value set at http level reaches many locations). */
+  private readonly pingWarned = new Set<string>();
+
+  /**
+   * gRPC servers police the PINGs they receive, by default (grpc-go
+   * keepalive/keepalive.go EnforcementPolicy: MinTime "The current default
+   * value is 5 minutes", PermitWithoutStream "false by default"; grpc-core
+   * doc/keepalive.md: GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS
+   * 300000, GRPC_ARG_HTTP2_MAX_PING_STRIKES 2,
+   * GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS 0): PINGs more often than every
+   * 5 minutes, or on a connection without calls, end in GOAWAY
+   * ENHANCE_YOUR_CALM "too_many_pings". The warning names the server-side
+   * settings that must be relaxed to match.
+   */
+  private grpcPingPolicy(location: HttpLocation): void {
+    const interval = location.grpcPingIntervalMs;
+    if (interval === 0) return;
+    const tooOften = interval < GRPC_SERVER_MIN_PING_MS;
+    const withoutCalls = location.grpcPingWithoutCalls;
+    if (!tooOften && !withoutCalls) return;
+    const at =
+      (tooOften ? this.origins.get(location, 'grpcPingIntervalMs') : undefined) ??
+      this.origins.get(location, 'grpcPingWithoutCalls') ??
+      location.source;
+    const key = `${at.file}:${at.line}:${at.col}`;
+    if (this.pingWarned.has(key)) return;
+    this.pingWarned.add(key);
+    const text = formatDuration(interval);
+    const problems: string[] = [];
+    const relax: string[] = [];
+    if (tooOften) {
+      problems.push(
+        `grpc_ping_interval ${text} is below the 5m minimum PING interval gRPC servers enforce by default`,
+      );
+      relax.push(
+        `grpc-go keepalive.EnforcementPolicy{MinTime: ${text} or less}`,
+        `grpc-core/grpc-java GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS ${interval} or less (Java permitKeepAliveTime)`,
+      );
+    }
+    if (withoutCalls) {
+      problems.push(
+        'grpc_ping_without_calls on PINGs connections without calls, which gRPC servers refuse by default',
+      );
+      relax.push(
+        'grpc-go EnforcementPolicy{PermitWithoutStream: true}',
+        'grpc-core GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS 1 (Java permitKeepAliveWithoutCalls)',
+      );
+    }
+    this.diags.warning(
+      'grpc-ping-policy',
+      at,
+      `${problems.join('; ')}: the server answers GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (keepwire then doubles the interval for that server)`,
+      `relax the gRPC server to match: ${relax.join('; ')}; or ${tooOften ? 'grpc_ping_interval 5m' : 'grpc_ping_without_calls off'}`,
+    );
   }
 
   /**
