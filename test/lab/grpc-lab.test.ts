@@ -106,4 +106,6 @@ test('grpc (drop expiry): the same outcomes when the LB drops a forgotten sessio
   assert.ok(!kinds(report, 'stream-no-keepalive').includes('lb-rst'), 'and no RST was seen');
   // The second call vanished too: the client's deadline ended it.
   assert.match(result(report, 'idle-no-keepalive').detail, /DEADLINE_EXCEEDED/);
+  // A retry policy for UNAVAILABLE does not help here: the deadline is not a retryable status.
+  assert.match(result(report, 'idle-client-retry').detail, /DEADLINE_EXCEEDED .* one attempt/);
 });
