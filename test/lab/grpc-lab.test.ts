@@ -7,7 +7,8 @@
  * keepalive probes or HTTP/2 PINGs on the upstream leg keep both.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
+import { grpcJsAvailable } from '../../src/lab/grpc-service.js';
 import { type LabReport, runLab, SCENARIOS } from '../../src/lab/index.js';
 import type { TimelineEvent } from '../../src/lab/timeline.js';
 import { requireNetns } from '../require-netns.js';
@@ -18,6 +19,14 @@ function assertAllMatched(report: LabReport): void {
     .map((r) => `${r.scenario}/${r.variant}: expected ${r.expected}, got ${r.observed} (${r.detail})`);
   assert.deepEqual(bad, [], bad.join('\n'));
   assert.equal(report.results.length, SCENARIOS.grpc!.length, 'every variant ran');
+}
+
+/** The peers need @grpc/grpc-js (a development dependency): CI has it; elsewhere a missing one skips. */
+function requireGrpcJs(t: TestContext): boolean {
+  if (grpcJsAvailable()) return true;
+  if (process.env.CI === 'true') assert.fail('@grpc/grpc-js is not installed (npm ci installs it)');
+  t.skip('@grpc/grpc-js is not installed');
+  return false;
 }
 
 const result = (report: LabReport, variant: string) => {
@@ -68,7 +77,7 @@ function assertCommonEvidence(report: LabReport): void {
 }
 
 test('grpc (rst expiry): a quiet stream hangs and a stale channel fails without keepalive; probes or PINGs keep them', async (t) => {
-  if (!requireNetns(t)) return;
+  if (!requireNetns(t) || !requireGrpcJs(t)) return;
   const report = await runLab(SCENARIOS.grpc!, { lbIdleS: 3, expiry: 'rst' });
   assertAllMatched(report);
   assertCommonEvidence(report);
@@ -97,7 +106,7 @@ test('grpc (rst expiry): a quiet stream hangs and a stale channel fails without 
 });
 
 test('grpc (drop expiry): the same outcomes when the LB drops a forgotten session silently', async (t) => {
-  if (!requireNetns(t)) return;
+  if (!requireNetns(t) || !requireGrpcJs(t)) return;
   const report = await runLab(SCENARIOS.grpc!, { lbIdleS: 3, expiry: 'drop' });
   assertAllMatched(report);
   assertCommonEvidence(report);

@@ -302,6 +302,7 @@ export const grpc: Variant[] = [
     summary:
       "server streaming, quiet for 2× the LB idle: nothing crosses the LB, it forgets keepwire's upstream session and the stream hangs",
     expected: () => 'timeout',
+    needs: ['grpc-js'],
     run: (ctx) => quietStream(ctx, {}),
   },
   {
@@ -309,6 +310,7 @@ export const grpc: Variant[] = [
     name: 'stream-grpc_socket_keepalive',
     summary: 'grpc_socket_keepalive 1s:1s:3: TCP probes on the upstream leg keep the L4 LB session',
     expected: () => 'response',
+    needs: ['grpc-js'],
     run: (ctx) => quietStream(ctx, { socketKeepalive: true }),
   },
   {
@@ -316,6 +318,7 @@ export const grpc: Variant[] = [
     name: 'stream-grpc_ping_interval',
     summary: 'grpc_ping_interval 1s: HTTP/2 PINGs on the upstream connection keep the LB session',
     expected: () => 'response',
+    needs: ['grpc-js'],
     run: (ctx) => quietStream(ctx, { ping: true }),
   },
   {
@@ -329,6 +332,7 @@ export const grpc: Variant[] = [
     // retried; only a service-config retry policy would). drop: the call vanishes and the
     // client's deadline ends it.
     expected: (expiry) => (expiry === 'rst' ? 'gateway-error' : 'timeout'),
+    needs: ['grpc-js'],
     run: (ctx) => idleChannel(ctx, {}),
   },
   {
@@ -337,6 +341,7 @@ export const grpc: Variant[] = [
     summary:
       "the same with the client's service-config retry policy (UNAVAILABLE, 2 attempts): the retry goes out on a fresh upstream connection",
     expected: (expiry) => (expiry === 'rst' ? 'response' : 'timeout'),
+    needs: ['grpc-js'],
     run: (ctx) => idleChannel(ctx, { clientRetry: true }),
   },
   {
@@ -345,6 +350,7 @@ export const grpc: Variant[] = [
     summary:
       'grpc_ping_interval 1s with grpc_ping_without_calls on: PINGs keep the idle upstream connection known to the LB',
     expected: () => 'response',
+    needs: ['grpc-js'],
     run: (ctx) => idleChannel(ctx, { ping: true }),
   },
 ];
