@@ -691,7 +691,8 @@ class Builder {
       );
       relax.push(
         `grpc-go keepalive.EnforcementPolicy{MinTime: ${text} or less}`,
-        `grpc-core/grpc-java GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS ${interval} or less (Java permitKeepAliveTime)`,
+        `grpc-core GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS ${interval} or less`,
+        `grpc-java permitKeepAliveTime ${text} or less`,
       );
     }
     if (withoutCalls) {
@@ -700,14 +701,15 @@ class Builder {
       );
       relax.push(
         'grpc-go EnforcementPolicy{PermitWithoutStream: true}',
-        'grpc-core GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS 1 (Java permitKeepAliveWithoutCalls)',
+        'grpc-core GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS 1',
+        'grpc-java permitKeepAliveWithoutCalls(true)',
       );
     }
     this.diags.warning(
       'grpc-ping-policy',
       at,
       `${problems.join('; ')}: the server answers GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (keepwire then doubles the interval for that server)`,
-      `relax the gRPC server to match: ${relax.join('; ')}; or ${tooOften ? 'grpc_ping_interval 5m' : 'grpc_ping_without_calls off'}`,
+      `relax the gRPC server to match: ${relax.join('; ')}; or ${[tooOften ? 'grpc_ping_interval 5m' : '', withoutCalls ? 'grpc_ping_without_calls off' : ''].filter(Boolean).join(' and ')}`,
     );
   }
 

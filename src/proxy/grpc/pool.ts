@@ -345,4 +345,3 @@ export class GrpcPool {
     for (const list of this.byHost.values()) for (const c of [...list]) c.destroy();
   }
 }
-

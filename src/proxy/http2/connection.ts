@@ -44,6 +44,7 @@ import type { ClientLimits } from '../http/limits.js';
 import type { HttpLogRecord } from '../http/log.js';
 import { type ClientRequest, type HeadRules, RequestError } from '../http/request.js';
 import { http2Request, requestFieldsOf } from './head.js';
+import { PingKeepalive } from './ping.js';
 import { Http2ClientStream, type StreamOwner } from './stream.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM } = constants;
@@ -176,9 +177,8 @@ export class Http2Connection implements StreamOwner {
   private readonly idle: Deadline<Http2Connection>;
   /** When the last stream in flight closed (or the connection opened): the client side's idle time before reuse. */
   private idleSince = Date.now();
-  private readonly quiet: Deadline<Http2Connection> | undefined;
-  private readonly pingWait: Deadline<Http2Connection> | undefined;
-  private lastBytesRead = 0;
+  /** http2_ping_interval / _timeout (ping.ts, shared with grpc_pass's upstream PINGs). */
+  private readonly ping: PingKeepalive | undefined;
 
   constructor(
     private readonly front: Http2Front,
@@ -192,12 +192,14 @@ export class Http2Connection implements StreamOwner {
     this.idle = new Deadline<Http2Connection>(this, this.idleExpired);
     this.idle.arm(this.limits.keepaliveTimeoutMs);
     const s = front.settings;
-    if (s.pingIntervalMs > 0) {
-      const quiet = new Deadline<Http2Connection>(this, this.quietExpired, s.pingIntervalMs);
-      this.quiet = quiet;
-      this.pingWait = new Deadline<Http2Connection>(this, this.pingTimedOut);
-      quiet.touch();
-    }
+    if (s.pingIntervalMs > 0)
+      this.ping = new PingKeepalive(
+        session,
+        () => socket.bytesRead ?? 0,
+        s.pingIntervalMs,
+        s.pingTimeoutMs,
+        () => this.pingTimedOut(),
+      );
     session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number, raw: string[]) =>
       this.onStream(stream, flags, raw),
     );
@@ -314,7 +316,7 @@ export class Http2Connection implements StreamOwner {
 
   /** Something arrived from the client. */
   heard(): void {
-    this.quiet?.touch();
+    this.ping?.heard();
   }
 
   private idleExpired(): void {
@@ -322,28 +324,6 @@ export class Http2Connection implements StreamOwner {
     // After GOAWAY the client should close; one that does not is closed (nginx's lingering_timeout).
     if (this.goingAway) this.socket.destroy();
     else this.goaway();
-  }
-
-  /** No stream or PING seen for http2_ping_interval: unless other frames came meanwhile, PING. */
-  private quietExpired(): void {
-    if (this.session.destroyed) return;
-    // Frames the http2 module does not surface (WINDOW_UPDATE, SETTINGS, PING
-    // ACKs) still count as the client's: the socket read them.
-    const read = this.socket.bytesRead ?? 0;
-    if (read !== this.lastBytesRead) {
-      this.lastBytesRead = read;
-      this.quiet!.touch();
-      return;
-    }
-    if (this.pingWait!.armed) return;
-    const sent = this.session.ping((error) => {
-      if (error !== null) return;
-      this.pingWait!.cancel();
-      this.lastBytesRead = this.socket.bytesRead ?? 0;
-      this.quiet?.touch();
-    });
-    if (sent) this.pingWait!.arm(this.front.settings.pingTimeoutMs);
-    else this.quiet!.touch();
   }
 
   private pingTimedOut(): void {
@@ -387,8 +367,7 @@ export class Http2Connection implements StreamOwner {
 
   private onClose(): void {
     this.idle.cancel();
-    this.quiet?.cancel();
-    this.pingWait?.cancel();
+    this.ping?.cancel();
     this.front.closed(this);
     if (!this.socket.destroyed) this.socket.destroy();
   }

@@ -13,7 +13,7 @@ import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import { closedPort } from '../fixtures.js';
 import type { RunningHttp } from '../http/fixtures.js';
-import { type EchoClientT, echoClient, type GrpcServer, startGrpcServer, startKeepwire } from './fixtures.js';
+import { type GrpcServer, startGrpcServer, startKeepwire } from './fixtures.js';
 
 const MESSAGE = 64 * 1024;
 const COUNT = 1024; // 64 MiB

@@ -195,3 +195,45 @@ describe('grpc_pass: upstream failures become gRPC statuses', () => {
     assert.match(String(r.headers?.['grpc-message']), /RST_STREAM INTERNAL_ERROR \(2\) before the response/);
   });
 });
+
+describe('grpc_pass next upstream: a call that reached no server goes to the next one (the one attempt loop)', () => {
+  let up: GrpcServer;
+  let lb: RunningHttp;
+  let client: EchoClientT;
+
+  before(async () => {
+    up = await startGrpcServer({ unary: (call, cb) => cb(null, call.request) });
+    const down = await closedPort();
+    const port = await closedPort();
+    lb = await startKeepwire(`
+      http {
+        upstream pair { server 127.0.0.1:${down}; server 127.0.0.1:${up.port}; }
+        server {
+          listen 127.0.0.1:${port};
+          http2 on;
+          location /keepwire.test.Echo/ { grpc_pass grpc://pair; }
+        }
+      }`);
+    client = echoClient(port);
+  });
+
+  after(async () => {
+    client?.close();
+    await lb?.close();
+    await up?.close();
+  });
+
+  it('the refused server is skipped: the call is answered, logged with 2 tries and an upstream_retry line', async () => {
+    const r = await unaryCall(client, Buffer.from('again'));
+    assert.equal(r.error, null);
+    assert.equal(r.reply?.toString(), 'again');
+    const rec = (await lb.waitForRequests(1))[0]!;
+    assert.equal(rec.tries, 2);
+    assert.equal(rec.retries, 1);
+    assert.equal(rec.grpcStatus, 0);
+    assert.equal(rec.upstream, `127.0.0.1:${up.port}`);
+    const retry = lb.retries()[0]!;
+    assert.equal(retry.kind, 'next_upstream');
+    assert.match(retry.detail, /connect failed: ECONNREFUSED/);
+  });
+});
