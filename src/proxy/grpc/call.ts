@@ -331,6 +331,11 @@ export class GrpcCall implements ClientUser, SlotWaiter {
     for (const chunk of pending) stream.write(chunk);
     if (this.bodyDone && this.hasBody && !stream.writableEnded) stream.end();
     this.afterWrite();
+    // A body held back while no stream took it flows again once the stream does.
+    if (this.bodyPaused && !stream.writableNeedDrain) {
+      this.bodyPaused = false;
+      this.client.resumeBody();
+    }
   }
 
   private afterWrite(): void {
@@ -366,11 +371,13 @@ export class GrpcCall implements ClientUser, SlotWaiter {
   onBodyData(chunk: Buffer): void {
     if (this.finished) return;
     this.bodyBytes += chunk.length;
+    // client_max_body_size bounds a call's whole request stream, as nginx does for grpc_pass (0: no limit).
     const max = this.client.limits.clientMaxBodySize;
-    // gRPC streams are long: client_max_body_size bounds them only when set for the location (0: no limit).
-    if (max > 0 && this.bodyBytes > max && this.location.clientMaxBodySize > 0 && !this.headerSent) {
+    if (max > 0 && this.bodyBytes > max) {
       this.dropAttempt(NGHTTP2_CANCEL);
-      this.respondStatus(8, 'body_too_large', `request body over ${max} bytes`);
+      const detail = `request stream over client_max_body_size (${max} bytes)`;
+      if (this.headerSent) this.abortClient('body_too_large', detail);
+      else this.respondStatus(GRPC_STATUS.RESOURCE_EXHAUSTED, 'body_too_large', detail);
       return;
     }
     if (this.stream === undefined) {

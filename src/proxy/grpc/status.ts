@@ -11,6 +11,9 @@
  *   no live server, connect failure or timeout, the upstream closed or reset
  *   before the response header        → 14 UNAVAILABLE
  *   grpc_read_timeout                  → 4 DEADLINE_EXCEEDED
+ *   a request stream over client_max_body_size → 8 RESOURCE_EXHAUSTED
+ *                                        (nginx answers 413; gRPC's own limit on
+ *                                        message size is this status)
  * Statuses go in a trailers-only response (HTTP 200, one HEADERS frame with
  * END_STREAM: gRPC's PROTOCOL-HTTP2.md "Trailers-Only").
  */
@@ -19,6 +22,7 @@ export const GRPC_STATUS = {
   OK: 0,
   CANCELLED: 1,
   DEADLINE_EXCEEDED: 4,
+  RESOURCE_EXHAUSTED: 8,
   INTERNAL: 13,
   UNAVAILABLE: 14,
 } as const;

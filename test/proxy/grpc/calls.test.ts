@@ -7,8 +7,12 @@
  * protocol and grpc status.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { tempDir } from '../../support.js';
 import { closedPort } from '../fixtures.js';
 import type { RunningHttp } from '../http/fixtures.js';
 import {
@@ -143,10 +147,56 @@ describe('grpc_pass: the four kinds of call, metadata and trailers intact', () =
     assert.deepEqual(got, ['re:q0', 're:q1', 're:q2', 're:q3', 're:q4']);
   });
 
+  it('curl --http2-prior-knowledge as a second client: the reply, then the trailers after the body', async (t) => {
+    const dir = tempDir('kw-grpc-curl-', t);
+    const request = join(dir, 'request.bin');
+    const reply = join(dir, 'reply.bin');
+    // One length-prefixed message "curl" (flag 0, length 4).
+    writeFileSync(request, Buffer.from([0, 0, 0, 0, 4, ...Buffer.from('curl')]));
+    const run = await new Promise<{ error: Error | null; out: string }>((resolve) =>
+      execFile(
+        'curl',
+        [
+          '-sS',
+          '--http2-prior-knowledge',
+          '--max-time',
+          '20',
+          '-X',
+          'POST',
+          '-H',
+          'content-type: application/grpc',
+          '-H',
+          'te: trailers',
+          '--data-binary',
+          `@${request}`,
+          '-D',
+          '-',
+          '-o',
+          reply,
+          `http://127.0.0.1:${lb.port}/keepwire.test.Echo/Unary`,
+        ],
+        (error, out) => resolve({ error, out }),
+      ),
+    );
+    if ((run.error as NodeJS.ErrnoException | null)?.code === 'ENOENT') {
+      if (process.env.CI === 'true') throw new Error('CI=true: curl is missing (apt-get install curl)');
+      t.skip('curl is not installed');
+      return;
+    }
+    assert.equal(run.error, null);
+    const [head, trailers] = run.out.split('\r\n\r\n');
+    assert.match(head!, /^HTTP\/2 200/);
+    assert.match(trailers!, /grpc-status: 0/);
+    assert.match(trailers!, /x-trailer: end/);
+    const body = readFileSync(reply);
+    assert.equal(body.readUInt32BE(1), 9);
+    assert.equal(body.subarray(5).toString(), 'echo:curl');
+  });
+
   it('logs each call with protocol HTTP/2.0 and its grpc status', async () => {
-    const records = await lb.waitForRequests(5);
+    const records = await lb.waitForRequests(6);
     const unary = records.filter((r) => r.path === '/keepwire.test.Echo/Unary');
-    assert.ok(unary.length >= 2);
+    assert.ok(unary.length >= 3);
     for (const r of records) {
       assert.equal(r.protocol, 'HTTP/2.0');
       assert.equal(r.status, 200);
@@ -156,5 +206,55 @@ describe('grpc_pass: the four kinds of call, metadata and trailers intact', () =
     assert.ok(unary.some((r) => r.grpcStatus === grpc.status.FAILED_PRECONDITION));
     // One upstream connection carried them all (multiplexed, pooled).
     assert.ok(records.slice(1).every((r) => r.upstreamConnect === 'reused'));
+  });
+});
+
+describe('grpc_pass: a request stream that arrives before the upstream connection is ready', () => {
+  let up: GrpcServer;
+  let lb: RunningHttp;
+  let client: EchoClientT;
+
+  before(async () => {
+    up = await startGrpcServer({
+      clientStream: (call, cb) => {
+        let bytes = 0;
+        let n = 0;
+        call.on('data', (b: Buffer) => {
+          bytes += b.length;
+          n++;
+        });
+        call.on('end', () => cb(null, Buffer.from(`${n}/${bytes}`)));
+      },
+    });
+    const port = await closedPort();
+    // client_body_buffer_size 8k: what is held while no stream takes it; over that the client waits.
+    lb = await startKeepwire(`
+      http {
+        server {
+          listen 127.0.0.1:${port};
+          http2 on;
+          client_body_buffer_size 8k;
+          client_max_body_size 0;
+          location / { grpc_pass grpc://127.0.0.1:${up.port}; }
+        }
+      }`);
+    client = echoClient(port);
+  });
+
+  after(async () => {
+    client?.close();
+    await lb?.close();
+    await up?.close();
+  });
+
+  it('is held (bounded) until the stream opens, then flows: all 256 KiB arrive', async () => {
+    const reply = await new Promise<Buffer | undefined>((resolve, reject) => {
+      const call = client.clientStream(new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (e, r) =>
+        e ? reject(e) : resolve(r),
+      );
+      for (let i = 0; i < 32; i++) call.write(Buffer.alloc(8192, i));
+      call.end();
+    });
+    assert.equal(reply?.toString(), `32/${32 * 8192}`);
   });
 });

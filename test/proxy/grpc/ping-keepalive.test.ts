@@ -20,10 +20,11 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { closedPort } from '../fixtures.js';
 import type { RunningHttp } from '../http/fixtures.js';
+import { FRAME, frame } from '../http2/fixtures.js';
 import { grpcRecords, startKeepwire } from './fixtures.js';
 
 function message(payload: Buffer): Buffer {
@@ -270,5 +271,81 @@ describe('GOAWAY ENHANCE_YOUR_CALM "too_many_pings" doubles the PING interval fo
       assert.ok(gap >= 1_800, `PINGs ${gap} ms apart after too_many_pings (want the doubled 2 s)`);
     }
     for (const s of up.held) s.close();
+  });
+});
+
+describe('grpc_ping_timeout: a server that stops answering PINGs is dropped', () => {
+  let raw: Server;
+  let lb: RunningHttp;
+  let client: ClientHttp2Session;
+  const sockets: Socket[] = [];
+  let pings = 0;
+
+  before(async () => {
+    // A hand-written HTTP/2 server: SETTINGS, answers a call's HEADERS with `:status 200` (HPACK
+    // static index 8), then never acknowledges a PING (a server stuck above a live TCP connection).
+    raw = createNetServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      socket.write(frame(FRAME.SETTINGS, 0, 0));
+      let buf = Buffer.alloc(0);
+      let preface = false;
+      socket.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (!preface) {
+          if (buf.length < 24) return;
+          buf = buf.subarray(24);
+          preface = true;
+        }
+        while (buf.length >= 9) {
+          const len = buf.readUIntBE(0, 3);
+          if (buf.length < 9 + len) return;
+          const type = buf[3]!;
+          const flags = buf[4]!;
+          const stream = buf.readUInt32BE(5) & 0x7fffffff;
+          buf = buf.subarray(9 + len);
+          if (type === FRAME.SETTINGS && (flags & 1) === 0) socket.write(frame(FRAME.SETTINGS, 1, 0));
+          else if (type === FRAME.HEADERS) socket.write(frame(FRAME.HEADERS, 4, stream, Buffer.from([0x88])));
+          else if (type === FRAME.PING && (flags & 1) === 0) pings++;
+        }
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    const port = await closedPort();
+    lb = await startKeepwire(`
+      http {
+        server {
+          listen 127.0.0.1:${port};
+          http2 on;
+          location / {
+            grpc_pass grpc://127.0.0.1:${(raw.address() as AddressInfo).port};
+            grpc_ping_interval 1s;
+            grpc_ping_timeout 1s;
+            grpc_read_timeout 60s;
+          }
+        }
+      }`);
+    client = await clientSession(port);
+  });
+
+  after(async () => {
+    client?.destroy();
+    await lb?.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => raw?.close(resolve));
+  });
+
+  it('no ACK within grpc_ping_timeout: connection closed, logged, the call in flight reset (not left hanging)', async () => {
+    const c = await call(client, '/x.Y/Hold');
+    assert.equal(c.headers[':status'], 200);
+    const record = await waitFor('grpc_ping_timeout', 15_000, () =>
+      grpcRecords(lb).find((r) => r.msg === 'grpc_ping_timeout'),
+    );
+    assert.match(record.detail, /no PING ACK within grpc_ping_timeout \(1000 ms\)/);
+    assert.ok(pings >= 1);
+    await c.done;
+    const rec = (await lb.waitForRequests(1))[0]!;
+    assert.equal(rec.reason, 'upstream_reset');
+    assert.match(rec.detail ?? '', /client stream reset/);
   });
 });
