@@ -166,9 +166,10 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
         },
       ) => {
         if (opts.list) {
+          const width = Math.max(...Object.values(SCENARIOS).flatMap((vs) => vs.map((v) => v.name.length)));
           for (const [name, variants] of Object.entries(SCENARIOS)) {
             io.out(`${name}${DEFAULT_SCENARIOS.includes(name) ? ' (default)' : ''}\n`);
-            for (const v of variants) io.out(`  ${v.name.padEnd(26)} ${v.summary}\n`);
+            for (const v of variants) io.out(`  ${v.name.padEnd(width)}  ${v.summary}\n`);
           }
           return;
         }

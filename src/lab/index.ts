@@ -1,5 +1,6 @@
 import type { Variant } from './scenario.js';
 import { deadPeer } from './scenarios/dead-peer.js';
+import { grpc } from './scenarios/grpc.js';
 import { idlePool } from './scenarios/idle-pool.js';
 import { l4Proxy } from './scenarios/l4-proxy.js';
 import { longRequest } from './scenarios/long-request.js';
@@ -15,6 +16,7 @@ export const SCENARIOS: Record<string, Variant[]> = {
   'dead-peer': deadPeer,
   'l4-proxy': l4Proxy,
   websocket,
+  grpc,
 };
 
 export const DEFAULT_SCENARIOS = ['long-request'];

@@ -39,10 +39,13 @@ function describe(entry: LogLine): { kind: string; what: string } | undefined {
     case 'request':
       return {
         kind: 'access',
-        what: `keepwire logs ${entry.method} ${entry.path} → ${entry.status} (${entry.reason}; upstream connection ${entry.upstreamConnect ?? 'none'}, ${entry.retries ?? 0} retries${entry.websocketHeartbeats === undefined ? '' : `, ${entry.websocketHeartbeats} WebSocket heartbeats sent`})`,
+        what: `keepwire logs ${entry.method} ${entry.path} → ${entry.status}${entry.grpcStatus === undefined ? '' : ` grpc-status ${entry.grpcStatus}`} (${entry.reason}${entry.reason !== 'ok' && entry.detail ? `: ${entry.detail}` : ''}; upstream connection ${entry.upstreamConnect ?? 'none'}, ${entry.retries ?? 0} retries${entry.websocketHeartbeats === undefined ? '' : `, ${entry.websocketHeartbeats} WebSocket heartbeats sent`})`,
       };
     case 'websocket_relay':
       return { kind: 'websocket-relay', what: `keepwire relays plain bytes: ${entry.detail}` };
+    case 'grpc_ping_timeout':
+    case 'grpc_too_many_pings':
+      return { kind: entry.msg, what: `keepwire: ${entry.detail} (${entry.upstream})` };
     case 'upstream_retry':
       return {
         kind: 'retry',
@@ -87,9 +90,11 @@ export async function spawnServe(
   });
   try {
     await new Promise<void>((resolve, reject) => {
+      // Generous: a lab run starts a keepwire per variant at once, and on a loaded 2-core machine
+      // loading its modules alone has taken over 10 s.
       const timer = setTimeout(
-        () => reject(new Error(`keepwire serve did not start: ${stderr.trim()}`)),
-        10_000,
+        () => reject(new Error(`keepwire serve did not start within 30s: ${stderr.trim()}`)),
+        30_000,
       );
       child.once('exit', (code) => {
         clearTimeout(timer);

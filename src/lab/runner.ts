@@ -11,6 +11,7 @@ import {
   type LbKind,
   type SocketAgent,
 } from '../netns/index.js';
+import { grpcJsAvailable } from './grpc-service.js';
 import { nginxAvailable } from './nginx.js';
 import { LbObserver } from './observer.js';
 import type { LabContext, Observation, Variant, VariantResult } from './scenario.js';
@@ -62,6 +63,15 @@ export async function runLab(variants: Variant[], opts: LabOptions): Promise<Lab
         scenario: v.scenario,
         variant: v.name,
         reason: 'nginx is not installed (apt-get install nginx)',
+      });
+      return false;
+    }
+    if (v.needs?.includes('grpc-js') && !grpcJsAvailable()) {
+      skipped.push({
+        scenario: v.scenario,
+        variant: v.name,
+        reason:
+          '@grpc/grpc-js is not installed (a development dependency: npm install @grpc/grpc-js next to keepwire)',
       });
       return false;
     }

@@ -59,8 +59,8 @@ export interface Variant {
   expected(expiry: Expiry, lbKind: LbKind): Outcome;
   /** LB kinds the variant runs under (default l4 only: it relies on the NAT). */
   lbKinds?: LbKind[];
-  /** External programs the variant needs (checked before running). */
-  needs?: 'nginx'[];
+  /** External programs or optional packages the variant needs (checked before running). */
+  needs?: ('nginx' | 'grpc-js')[];
   run(ctx: LabContext): Promise<Observation>;
 }
 

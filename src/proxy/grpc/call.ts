@@ -331,6 +331,11 @@ export class GrpcCall implements ClientUser, SlotWaiter {
     for (const chunk of pending) stream.write(chunk);
     if (this.bodyDone && this.hasBody && !stream.writableEnded) stream.end();
     this.afterWrite();
+    // A body held back while no stream took it flows again once the stream does.
+    if (this.bodyPaused && !stream.writableNeedDrain) {
+      this.bodyPaused = false;
+      this.client.resumeBody();
+    }
   }
 
   private afterWrite(): void {

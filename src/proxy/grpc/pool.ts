@@ -15,8 +15,11 @@
  *     (http2/ping.ts), gRPC's keepalive_time / keepalive_timeout /
  *     keepalive_permit_without_calls. A GOAWAY ENHANCE_YOUR_CALM with debug
  *     data "too_many_pings" doubles the interval for that server from then
- *     on, as grpc-go's http2Client does (`t.kp.Time *= 2` in
- *     internal/transport/http2_client.go handleGoAway), logged.
+ *     on, logged: gRFC A8 (client-side keepalive) and grpc-go
+ *     (internal/transport/http2_client.go handleGoAway: "log the occurrence
+ *     ... and double the configure[d] KEEPALIVE_TIME used for new
+ *     connections"); keepwire also applies it to that server's other open
+ *     connections, which the same policy would refuse next.
  */
 import {
   type ClientHttp2Session,

@@ -208,3 +208,53 @@ describe('grpc_pass: the four kinds of call, metadata and trailers intact', () =
     assert.ok(records.slice(1).every((r) => r.upstreamConnect === 'reused'));
   });
 });
+
+describe('grpc_pass: a request stream that arrives before the upstream connection is ready', () => {
+  let up: GrpcServer;
+  let lb: RunningHttp;
+  let client: EchoClientT;
+
+  before(async () => {
+    up = await startGrpcServer({
+      clientStream: (call, cb) => {
+        let bytes = 0;
+        let n = 0;
+        call.on('data', (b: Buffer) => {
+          bytes += b.length;
+          n++;
+        });
+        call.on('end', () => cb(null, Buffer.from(`${n}/${bytes}`)));
+      },
+    });
+    const port = await closedPort();
+    // client_body_buffer_size 8k: what is held while no stream takes it; over that the client waits.
+    lb = await startKeepwire(`
+      http {
+        server {
+          listen 127.0.0.1:${port};
+          http2 on;
+          client_body_buffer_size 8k;
+          client_max_body_size 0;
+          location / { grpc_pass grpc://127.0.0.1:${up.port}; }
+        }
+      }`);
+    client = echoClient(port);
+  });
+
+  after(async () => {
+    client?.close();
+    await lb?.close();
+    await up?.close();
+  });
+
+  it('is held (bounded) until the stream opens, then flows: all 256 KiB arrive', async () => {
+    const reply = await new Promise<Buffer | undefined>((resolve, reject) => {
+      const call = client.clientStream(new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (e, r) =>
+        e ? reject(e) : resolve(r),
+      );
+      for (let i = 0; i < 32; i++) call.write(Buffer.alloc(8192, i));
+      call.end();
+    });
+    assert.equal(reply?.toString(), `32/${32 * 8192}`);
+  });
+});
