@@ -11,6 +11,7 @@ import {
   type LbKind,
   type SocketAgent,
 } from '../netns/index.js';
+import { opensslAvailable } from './certificate.js';
 import { nginxAvailable } from './nginx.js';
 import { LbObserver } from './observer.js';
 import type { LabContext, Observation, Variant, VariantResult } from './scenario.js';
@@ -62,6 +63,14 @@ export async function runLab(variants: Variant[], opts: LabOptions): Promise<Lab
         scenario: v.scenario,
         variant: v.name,
         reason: 'nginx is not installed (apt-get install nginx)',
+      });
+      return false;
+    }
+    if (v.needs?.includes('openssl') && !opensslAvailable()) {
+      skipped.push({
+        scenario: v.scenario,
+        variant: v.name,
+        reason: 'the openssl CLI is not installed (apt-get install openssl)',
       });
       return false;
     }

@@ -60,7 +60,7 @@ export interface Variant {
   /** LB kinds the variant runs under (default l4 only: it relies on the NAT). */
   lbKinds?: LbKind[];
   /** External programs the variant needs (checked before running). */
-  needs?: 'nginx'[];
+  needs?: ('nginx' | 'openssl')[];
   run(ctx: LabContext): Promise<Observation>;
 }
 
