@@ -5,7 +5,7 @@
  * banners. Nothing here measures anything.
  */
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,7 +115,14 @@ export interface WrkResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  /** wrk's error lines as printed (socket errors, non-2xx), empty when none. */
   errors: string;
+  /** Socket errors plus non-2xx/3xx responses, summed. */
+  errorCount: number;
+  /** Requests completed in the run. */
+  requests: number;
+  /** CPU time of the target's process tree per request, in µs (when `cpuOf` was given). */
+  cpuUsPerReq: number;
 }
 
 /** wrk's latency column (`812.00us`, `1.20ms`, `2.01s`) in milliseconds. */
@@ -126,23 +133,88 @@ export function toMs(text: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
-/** One wrk run (1 thread, `connections` keep-alive connections) against 127.0.0.1:`port`/. */
-export function wrk(name: string, port: number, seconds: number, connections: number): WrkResult {
-  const r = spawnSync(
-    'wrk',
-    ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
-    { encoding: 'utf8' },
-  );
-  const out = r.stdout ?? '';
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
-  const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
-  const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
-  const errors = /Socket errors:.*|Non-2xx.*/g.exec(out)?.[0] ?? '';
-  return { name, rps, p50Ms: p50, p99Ms: p99, errors };
+const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+
+/**
+ * CPU time (user + system, µs) used so far by process `root` and every live
+ * descendant (an nginx master's workers, a keepwire master's workers), from
+ * /proc/PID/stat. Threads are counted in their process.
+ */
+export function treeCpuUs(root: number): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    // The command name (field 2) may hold spaces and parentheses: fields count from the last ')'.
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    stats.set(Number(entry), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+  }
+  let ticks = 0;
+  const tree = new Set([root]);
+  // Parents precede children in pid order almost always; iterate until no process joins.
+  for (let grown = true; grown; ) {
+    grown = false;
+    for (const [pid, s] of stats)
+      if (!tree.has(pid) && tree.has(s.ppid)) {
+        tree.add(pid);
+        grown = true;
+      }
+  }
+  for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
+  return ticks * TICK_US;
 }
 
 /**
- * Writes `NAME.conf` (foreground master with one worker; pid file and error log
+ * One wrk run (`threads` threads, default 1; `connections` keep-alive
+ * connections) against 127.0.0.1:`port`/. With `cpuOf`, the CPU time that
+ * process tree spent during the run is divided by the requests served.
+ */
+export async function wrk(
+  name: string,
+  port: number,
+  seconds: number,
+  connections: number,
+  opts: { threads?: number; cpuOf?: number } = {},
+): Promise<WrkResult> {
+  const cpuBefore = opts.cpuOf === undefined ? 0 : treeCpuUs(opts.cpuOf);
+  const child = spawn(
+    'wrk',
+    [`-t${opts.threads ?? 1}`, `-c${connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  await new Promise((resolve) => child.once('close', resolve));
+  const cpu = opts.cpuOf === undefined ? Number.NaN : treeCpuUs(opts.cpuOf) - cpuBefore;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
+  const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const errorLines = out.match(/Socket errors:.*|Non-2xx.*/g) ?? [];
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const errorCount = (socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + non2xx;
+  return {
+    name,
+    rps,
+    p50Ms: p50,
+    p99Ms: p99,
+    errors: errorLines.join('; '),
+    errorCount,
+    requests,
+    cpuUsPerReq: cpu / requests,
+  };
+}
+
+/**
+ * Writes `NAME.conf` (foreground master with one worker, or `workers`; pid file and error log
  * named after NAME in the workspace) and starts nginx with it. `blocks` are
  * the top-level blocks after `events`; `preamble` goes first (load_module).
  */
@@ -150,12 +222,12 @@ export function startNginx(
   ws: Workspace,
   name: string,
   blocks: string,
-  opts: { workerConnections?: number; preamble?: string } = {},
+  opts: { workerConnections?: number; preamble?: string; workers?: number } = {},
 ): ChildProcess {
   const conf = ws.write(
     `${name}.conf`,
     `${opts.preamble ?? ''}daemon off;
-worker_processes 1;
+worker_processes ${opts.workers ?? 1};
 pid ${ws.dir}/${name}.pid;
 error_log ${ws.dir}/${name}-error.log;
 events { worker_connections ${opts.workerConnections ?? 4096}; }

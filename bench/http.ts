@@ -5,14 +5,28 @@
  * front of the same backend (an nginx worker answering a 98-byte body, so the
  * backend is never the bottleneck).
  *
- *   node dist/bench/http.js [--seconds 5] [--connections 64] [--rounds 3]
+ *   node dist/bench/http.js [--seconds 5] [--connections 64] [--rounds 3] [--reload-seconds 10]
+ *   KEEPWIRE_BEFORE=/old/tree/dist/src/cli/main.js node dist/bench/http.js   (adds an older build)
+ *
+ * Three parts, each in the same run:
+ *   1. one process each: keepwire (access log on, off, and off with its
+ *      `metrics` location scraped every second), nginx (1 worker, access log
+ *      off and on), HAProxy (1 thread), http-proxy; req/s, p50, p99 and the
+ *      proxy's CPU µs per request (its process tree's user+system time from
+ *      /proc over the requests wrk completed);
+ *   2. two processes: keepwire `worker_processes 2`, nginx 2 workers,
+ *      HAProxy `nbthread 2`, wrk with 2 threads;
+ *   3. reloads under load: the part-2 proxies reloaded every 500 ms (SIGHUP;
+ *      HAProxy in master-worker mode, SIGUSR2) while wrk keeps its keep-alive
+ *      connections busy; the errors wrk saw (socket errors + non-2xx) are the
+ *      client-visible cost of a reload.
  *
  * Not a test: prints req/s, p50, p99 per target and the ratios
  * keepwire/nginx and keepwire/http-proxy. Everything shares the same cores,
  * so absolute numbers drift between runs; ratios within one run hold.
  */
 import http from 'node:http';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
   arg,
@@ -22,6 +36,7 @@ import {
   nginxBackendHttp,
   nginxProxyHttp,
   startNginx,
+  version,
   Workspace,
   type WrkResult,
   waitListening,
@@ -42,6 +57,67 @@ async function runHttpProxy(listenPort: number, target: number): Promise<void> {
   http.createServer((req, res) => proxy.web(req, res)).listen(listenPort, '127.0.0.1');
 }
 
+interface Target {
+  name: string;
+  port: number;
+  /** Root of the process tree whose CPU time is charged to this target. */
+  pid: number;
+  /** Runs around each measured run (the metrics scraper). */
+  during?: () => () => void;
+}
+
+/** Warm-up, then `rounds` runs per target, interleaved so a slow spell of the machine hits every target. */
+async function measure(
+  targets: Target[],
+  rounds: number,
+  seconds: number,
+  connections: number,
+  threads: number,
+): Promise<Map<string, WrkResult[]>> {
+  for (const t of targets) await wrk(t.name, t.port, 1, connections, { threads });
+  const runs = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < rounds; round++)
+    for (const t of targets) {
+      const stop = t.during?.();
+      runs.get(t.name)!.push(await wrk(t.name, t.port, seconds, connections, { threads, cpuOf: t.pid }));
+      stop?.();
+    }
+  return runs;
+}
+
+/** The median run (by req/s) of each target, printed as a table; returns the medians by name. */
+function table(runs: Map<string, WrkResult[]>): Map<string, WrkResult> {
+  console.log('| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s of each run | errors |');
+  console.log('|---|---|---|---|---|---|---|');
+  const medians = new Map<string, WrkResult>();
+  for (const [name, list] of runs) {
+    const sorted = [...list].sort((a, b) => a.rps - b.rps);
+    const r = sorted[Math.floor(sorted.length / 2)]!;
+    medians.set(name, r);
+    console.log(
+      `| ${name} | ${Math.round(r.rps)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.cpuUsPerReq.toFixed(1)} | ${list.map((x) => Math.round(x.rps)).join(' / ')} | ${r.errors} |`,
+    );
+  }
+  return medians;
+}
+
+/** Fetches `url` every second until the returned function is called; counts failed scrapes. */
+function scraper(url: string): () => () => void {
+  return () => {
+    let failures = 0;
+    const scrape = () =>
+      fetch(url)
+        .then((r) => r.text())
+        .catch(() => failures++);
+    void scrape();
+    const timer = setInterval(scrape, 1000);
+    return () => {
+      clearInterval(timer);
+      if (failures) console.log(`metrics scrapes failed: ${failures}`);
+    };
+  };
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === '--http-proxy-child') {
     await runHttpProxy(Number(process.argv[3]), Number(process.argv[4]));
@@ -50,50 +126,58 @@ async function main(): Promise<void> {
   const seconds = arg('seconds', 5);
   const connections = arg('connections', 64);
   const rounds = arg('rounds', 3);
+  const reloadSeconds = arg('reload-seconds', 10);
+  const before = process.env.KEEPWIRE_BEFORE;
   const ws = new Workspace('keepwire-bench-http-');
-  const [backend, kw, ng, hp, hpx, kwQuiet, ngLog] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const port = () => freePort();
   try {
-    // Backend and nginx proxy are separate nginx processes so each has one worker of its own.
-    startNginx(ws, 'backend', nginxBackendHttp(backend));
-    startNginx(ws, 'nginx', nginxProxyHttp({ port: ng, backendPort: backend, pool: 64, accessLog: 'off' }));
-    // The same proxy logging every request (nginx's default), to /dev/null.
-    startNginx(
-      ws,
-      'nginx-log',
-      nginxProxyHttp({ port: ngLog, backendPort: backend, pool: 64, accessLog: '/dev/null' }),
-    );
-    const keepwireConf = (port: number, accessLog: string) =>
-      `http {
-    access_log ${accessLog};
+    const backend = await port();
+    // Backend and nginx proxy are separate nginx processes so each has workers of its own.
+    const backendPid = startNginx(ws, 'backend', nginxBackendHttp(backend), { workers: 2 }).pid!;
+    const nginx = async (name: string, accessLog: string, workers = 1) => {
+      const p = await port();
+      const pid = startNginx(
+        ws,
+        name,
+        nginxProxyHttp({ port: p, backendPort: backend, pool: 64, accessLog }),
+        {
+          workers,
+        },
+      ).pid!;
+      return { port: p, pid };
+    };
+    const keepwire = async (
+      name: string,
+      opts: { accessLog: string; workers?: number; metrics?: number; main?: string },
+    ) => {
+      const p = await port();
+      const metrics = opts.metrics
+        ? `    server { listen 127.0.0.1:${opts.metrics}; location /metrics { metrics; } }\n`
+        : '';
+      const conf = ws.write(
+        `${name}.conf`,
+        `${opts.workers ? `worker_processes ${opts.workers};\n` : ''}http {
+    access_log ${opts.accessLog};
     upstream app { server 127.0.0.1:${backend}; keepalive 64; }
     server {
-        listen 127.0.0.1:${port};
+        listen 127.0.0.1:${p};
         keepalive_requests 100000;
         location / { proxy_pass http://app; proxy_http_version 1.1; }
     }
-}
-`;
-    // Access log lines (keepwire's default: one JSON line per request) go to /dev/null here.
-    ws.spawn(process.execPath, [MAIN, 'serve', '-c', ws.write('keepwire.conf', keepwireConf(kw, 'on'))]);
-    ws.spawn(process.execPath, [
-      MAIN,
-      'serve',
-      '-c',
-      ws.write('keepwire-quiet.conf', keepwireConf(kwQuiet, 'off')),
-    ]);
-    const hpConf = ws.write(
-      'haproxy.cfg',
-      `global
+${metrics}}
+`,
+      );
+      // Access log lines (keepwire's default: one JSON line per request) go to /dev/null.
+      const pid = ws.spawn(process.execPath, [opts.main ?? MAIN, 'serve', '-c', conf]).pid!;
+      return { port: p, pid, conf };
+    };
+    const haproxy = async (name: string, threads: number, masterWorker: boolean) => {
+      const p = await port();
+      const conf = ws.write(
+        `${name}.cfg`,
+        `global
     maxconn 4096
-    nbthread 1
+    nbthread ${threads}
 defaults
     mode http
     timeout connect 5s
@@ -101,69 +185,124 @@ defaults
     timeout server 60s
     http-reuse always
 listen web
-    bind 127.0.0.1:${hp}
+    bind 127.0.0.1:${p}
     server s 127.0.0.1:${backend}
 `,
-    );
-    ws.spawn('haproxy', ['-f', hpConf, '-db']);
-    ws.spawn(process.execPath, [SELF, '--http-proxy-child', String(hpx), String(backend)]);
-    for (const p of [backend, kw, ng, hp, hpx, kwQuiet, ngLog]) await waitListening(p);
-
-    const targets: [string, number][] = [
-      ['direct', backend],
-      ['keepwire', kw],
-      ['keepwire access_log off', kwQuiet],
-      ['nginx', ng],
-      ['nginx access_log on', ngLog],
-      ['HAProxy', hp],
-      ['http-proxy', hpx],
-    ];
-    // Warm-up (JIT, pools), then `rounds` measured runs per target,
-    // interleaved so a slow spell of the shared machine hits every target;
-    // each figure is the median run (by req/s) of its target.
-    for (const [name, port] of targets) wrk(name, port, 1, connections);
-    const runs = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
-    for (let round = 0; round < rounds; round++)
-      for (const [name, port] of targets) runs.get(name)!.push(wrk(name, port, seconds, connections));
-    const results = targets.map(([name]) => {
-      const sorted = [...runs.get(name)!].sort((a, b) => a.rps - b.rps);
-      return sorted[Math.floor(sorted.length / 2)]!;
-    });
-    const spread = (name: string) =>
-      runs
-        .get(name)!
-        .map((r) => Math.round(r.rps))
-        .join(' / ');
-
-    console.log(
-      `wrk -t1 -c${connections} -d${seconds}s, ${BODY.length + 1}-byte responses, ${cpus().length} CPUs, node ${process.version}`,
-    );
-    console.log(`median of ${rounds} interleaved runs per target`);
-    console.log('| target | req/s | p50 ms | p99 ms | req/s of each run | notes |');
-    console.log('|---|---|---|---|---|---|');
-    for (const r of results)
-      console.log(
-        `| ${r.name} | ${Math.round(r.rps)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${spread(r.name)} | ${r.errors} |`,
       );
-    const by = (n: string) => results.find((r) => r.name === n)!;
-    const k = by('keepwire');
-    const kq = by('keepwire access_log off');
-    const ratio = (a: WrkResult, b: WrkResult) => (a.rps / b.rps).toFixed(2);
-    const p99 = (a: WrkResult, b: WrkResult) => (a.p99Ms / b.p99Ms).toFixed(2);
+      const pid = ws.spawn('haproxy', [...(masterWorker ? ['-W'] : []), '-f', conf, '-db']).pid!;
+      return { port: p, pid };
+    };
+
+    const metricsPort = await port();
+    const kw = await keepwire('keepwire', { accessLog: 'on' });
+    const kwQuiet = await keepwire('keepwire-quiet', { accessLog: 'off' });
+    const kwMetrics = await keepwire('keepwire-metrics', { accessLog: 'off', metrics: metricsPort });
+    const kwBefore = before
+      ? await keepwire('keepwire-before', { accessLog: 'off', main: before })
+      : undefined;
+    const ng = await nginx('nginx', 'off');
+    // The same proxy logging every request (nginx's default), to /dev/null.
+    const ngLog = await nginx('nginx-log', '/dev/null');
+    const hp = await haproxy('haproxy', 1, false);
+    const hpx = await port();
+    const hpxPid = ws.spawn(process.execPath, [SELF, '--http-proxy-child', String(hpx), String(backend)])
+      .pid!;
+    const kw2 = await keepwire('keepwire-2', { accessLog: 'off', workers: 2 });
+    const ng2 = await nginx('nginx-2', 'off', 2);
+    const hp2 = await haproxy('haproxy-2', 2, true);
+    const all = [backend, kw, kwQuiet, kwMetrics, kwBefore, ng, ngLog, hp, hpx, kw2, ng2, hp2, metricsPort];
+    for (const p of all) if (p !== undefined) await waitListening(typeof p === 'number' ? p : p.port);
+
     console.log(
-      `keepwire/nginx req/s (targets >= 0.6, p99 <= 2): both without access log ${ratio(kq, by('nginx'))}, p99 ${p99(kq, by('nginx'))}; both logging every request ${ratio(k, by('nginx access_log on'))}, p99 ${p99(k, by('nginx access_log on'))}; keepwire logging, nginx not ${ratio(k, by('nginx'))}, p99 ${p99(k, by('nginx'))}`,
+      `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Linux ${version('uname', ['-r'])}, node ${process.version}, ${version('nginx', ['-v'])}, ${version('haproxy', ['-v'])}; load average at start ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
     );
+    console.log(
+      `wrk -c${connections} -d${seconds}s, ${BODY.length + 1}-byte responses; median of ${rounds} interleaved runs per target; CPU = the proxy's process tree, user+system`,
+    );
+    console.log('\n1. one process each (wrk -t1)\n');
+    const single: Target[] = [
+      { name: 'direct (nginx backend, 2 workers)', port: backend, pid: backendPid },
+      { name: 'keepwire', ...kw },
+      { name: 'keepwire access_log off', ...kwQuiet },
+      {
+        name: 'keepwire access_log off, metrics scraped every 1 s',
+        ...kwMetrics,
+        during: scraper(`http://127.0.0.1:${metricsPort}/metrics`),
+      },
+      ...(kwBefore ? [{ name: `keepwire access_log off, before (${before})`, ...kwBefore }] : []),
+      { name: 'nginx', ...ng },
+      { name: 'nginx access_log on', ...ngLog },
+      { name: 'HAProxy', ...hp },
+      { name: 'http-proxy', port: hpx, pid: hpxPid },
+    ];
+    const runs = await measure(single, rounds, seconds, connections, 1);
+    const by = table(runs);
+    const get = (n: string) => by.get(n)!;
+    const ratio = (a: string, b: string) => (get(a).rps / get(b).rps).toFixed(2);
+    const p99 = (a: string, b: string) => (get(a).p99Ms / get(b).p99Ms).toFixed(2);
+    const cpu = (a: string, b: string) => (get(a).cpuUsPerReq / get(b).cpuUsPerReq).toFixed(2);
     const perRound = (a: string, b: string) =>
       runs
         .get(a)!
         .map((r, i) => (r.rps / runs.get(b)![i]!.rps).toFixed(2))
         .join(' / ');
     console.log(
-      `keepwire/nginx req/s in each round: without access log ${perRound('keepwire access_log off', 'nginx')}; both logging ${perRound('keepwire', 'nginx access_log on')}`,
+      `\nkeepwire/nginx, neither logging: req/s ${ratio('keepwire access_log off', 'nginx')} (rounds ${perRound('keepwire access_log off', 'nginx')}), p99 ${p99('keepwire access_log off', 'nginx')}, CPU/req ${cpu('keepwire access_log off', 'nginx')}`,
     );
     console.log(
-      `keepwire/http-proxy ${ratio(k, by('http-proxy'))} (target >= 2; http-proxy does not log); keepwire/HAProxy ${ratio(kq, by('HAProxy'))} (neither logging)`,
+      `keepwire/nginx, both logging: req/s ${ratio('keepwire', 'nginx access_log on')} (rounds ${perRound('keepwire', 'nginx access_log on')}), p99 ${p99('keepwire', 'nginx access_log on')}, CPU/req ${cpu('keepwire', 'nginx access_log on')}`,
     );
+    console.log(
+      `metrics scraped / not: req/s ${ratio('keepwire access_log off, metrics scraped every 1 s', 'keepwire access_log off')} (rounds ${perRound('keepwire access_log off, metrics scraped every 1 s', 'keepwire access_log off')}), CPU/req ${cpu('keepwire access_log off, metrics scraped every 1 s', 'keepwire access_log off')}`,
+    );
+    if (kwBefore) {
+      const b = `keepwire access_log off, before (${before})`;
+      console.log(
+        `now / before: req/s ${ratio('keepwire access_log off', b)} (rounds ${perRound('keepwire access_log off', b)}), p99 ${p99('keepwire access_log off', b)}, CPU/req ${cpu('keepwire access_log off', b)}`,
+      );
+    }
+    console.log(
+      `keepwire/HAProxy req/s ${ratio('keepwire access_log off', 'HAProxy')}; keepwire/http-proxy ${ratio('keepwire', 'http-proxy')} (http-proxy does not log)`,
+    );
+
+    console.log('\n2. two processes/threads each (wrk -t2)\n');
+    const two: Target[] = [
+      { name: 'keepwire worker_processes 2', ...kw2 },
+      { name: 'nginx worker_processes 2', ...ng2 },
+      { name: 'HAProxy nbthread 2', ...hp2 },
+    ];
+    const runs2 = await measure(two, rounds, seconds, connections, 2);
+    const by2 = table(runs2);
+    const k2 = by2.get('keepwire worker_processes 2')!;
+    const n2 = by2.get('nginx worker_processes 2')!;
+    console.log(
+      `\nkeepwire/nginx with 2 workers: req/s ${(k2.rps / n2.rps).toFixed(2)}, p99 ${(k2.p99Ms / n2.p99Ms).toFixed(2)}, CPU/req ${(k2.cpuUsPerReq / n2.cpuUsPerReq).toFixed(2)}`,
+    );
+
+    console.log(`\n3. reloads every 500 ms under load (wrk -t2 -c${connections} -d${reloadSeconds}s)\n`);
+    console.log('| target | reloads | requests | req/s | client-visible errors |');
+    console.log('|---|---|---|---|---|');
+    for (const [name, pid, signal] of [
+      ['keepwire worker_processes 2 (SIGHUP)', kw2.pid, 'SIGHUP'],
+      ['nginx worker_processes 2 (SIGHUP)', ng2.pid, 'SIGHUP'],
+      ['HAProxy -W nbthread 2 (SIGUSR2)', hp2.pid, 'SIGUSR2'],
+    ] as const) {
+      const p = name.startsWith('keepwire') ? kw2.port : name.startsWith('nginx') ? ng2.port : hp2.port;
+      let reloads = 0;
+      const timer = setInterval(() => {
+        process.kill(pid, signal);
+        reloads++;
+      }, 500);
+      const r = await wrk(name, p, reloadSeconds, connections, { threads: 2 });
+      clearInterval(timer);
+      console.log(
+        `| ${name} | ${reloads} | ${r.requests} | ${Math.round(r.rps)} | ${r.errorCount}${r.errors ? ` (${r.errors})` : ''} |`,
+      );
+      // Let the last generation settle before the next proxy is loaded.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
   } finally {
     await ws.stop();
   }

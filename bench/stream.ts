@@ -10,6 +10,10 @@
  * Node process, each proxy runs as one process/worker/thread, and this
  * process drives the load, so everything shares the same cores.
  * Not a test: prints a table and the ratios keepwire/nginx and keepwire/HAProxy.
+ * nginx needs its stream module (Debian: libnginx-mod-stream).
+ *
+ *   KEEPWIRE_BEFORE=/old/tree/dist/src/cli/main.js node dist/bench/stream.js
+ * adds an older keepwire build as one more target (before/after a change).
  */
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { cpus } from 'node:os';
@@ -120,6 +124,21 @@ stream {
   // Session log lines are part of keepwire's work; they go to /dev/null here.
   ws.spawn(process.execPath, [MAIN, 'serve', '-c', kwConf]);
   targets.push({ name: 'keepwire', bulkPort: kb!, echoPort: ke! });
+  const before = process.env.KEEPWIRE_BEFORE;
+  if (before) {
+    const [bb, be] = await Promise.all([freePort(), freePort()]);
+    const conf = ws.write(
+      'keepwire-before.conf',
+      `events { worker_connections 4096; }
+stream {
+    server { listen 127.0.0.1:${bb}; proxy_pass 127.0.0.1:${sinkPort}; }
+    server { listen 127.0.0.1:${be}; proxy_pass 127.0.0.1:${echoPort}; }
+}
+`,
+    );
+    ws.spawn(process.execPath, [before, 'serve', '-c', conf]);
+    targets.push({ name: `keepwire before (${before})`, bulkPort: bb, echoPort: be });
+  }
 
   startNginx(
     ws,

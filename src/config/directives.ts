@@ -155,6 +155,65 @@ const time = single(parseTimer);
 const lifetime = single(parseTime);
 const flag = single(parseFlag);
 const count = (min: number, max?: number) => single((t) => parseInteger(t, min, max));
+const path = single((text: string): Result<string> => done(text));
+const text = single((t: string): Result<string> => done(t));
+
+// ---- entry builders ---------------------------------------------------------------------
+// Most directives take one value of a common shape (a time, a flag, a size, ...).
+// A builder writes the shape (syntax as the docs show it, arity, parser) once, so an
+// entry holds only what is its own: name, module, contexts, default, binding, doc.
+
+/** An entry written out in full: for directives whose shape is their own. */
+function d<T>(directive: Directive<T>): Directive<T> {
+  return directive;
+}
+
+/** A value shape: how the docs write the arguments, how many, and their parser. */
+type Shape<T> = Pick<Directive<T>, 'syntax' | 'minArgs' | 'maxArgs' | 'parse'>;
+
+/** The builder of entries of one shape. */
+const entry =
+  <T>(shape: Shape<T>) =>
+  (own: Omit<Directive<T>, keyof Shape<T>>): Directive<T> => ({ ...own, ...shape });
+
+const oneArg = <T>(syntax: string, parse: Directive<T>['parse']): Shape<T> => ({
+  syntax,
+  minArgs: 1,
+  maxArgs: 1,
+  parse,
+});
+
+/** `time`, run as a timer (reads, sends, connects, idle). */
+const timeEntry = entry(oneArg('time', time));
+/** `time` compared with the clock: the longest life of a connection or session. */
+const lifetimeEntry = entry(oneArg('time', lifetime));
+/** `off` or a timer: keepwire's periodic extensions that are off by default. */
+const offOrTimeEntry = entry(oneArg('off | time', single(parseOffOrTimer)));
+const flagEntry = entry(oneArg('on | off', flag));
+const sizeEntry = entry(oneArg('size', single(parseSize)));
+const numberEntry = (min: number, max?: number) => entry(oneArg('number', count(min, max)));
+const fileEntry = entry(oneArg('file', path));
+/** `proxy_socket_keepalive`-like: nginx's on|off, or a full spec in `so_keepalive` syntax. */
+const keepaliveEntry = entry(oneArg('on | off | [idle]:[interval]:[count]', parseSocketKeepalive));
+/** A contiguous range of TLS versions (`ssl_protocols`, `proxy_ssl_protocols`). */
+const protocolsEntry = entry({
+  syntax: '[TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]',
+  minArgs: 1,
+  maxArgs: 4,
+  parse: parseProtocols,
+});
+/** TLS 1.2 cipher suites in OpenSSL's format (`ssl_ciphers`, `proxy_ssl_ciphers`). */
+const ciphersEntry = entry(oneArg('ciphers', text));
+/** A block directive without arguments (`events`, `http`, `server`, ...). */
+const blockEntry = entry({ syntax: '{ ... }', minArgs: 0, maxArgs: 0, parse: none });
+/** A directive without arguments (`health`, `metrics`, ...). */
+const bareEntry = entry({ syntax: '', minArgs: 0, maxArgs: 0, parse: none });
+
+/** Contexts most directives share: a level and the levels inside it. */
+const HTTP_TO_LOCATION: readonly Context[] = ['http', 'http_server', 'location'];
+const HTTP_TO_SERVER: readonly Context[] = ['http', 'http_server'];
+const STREAM_TO_SERVER: readonly Context[] = ['stream', 'stream_server'];
+const UPSTREAMS: readonly Context[] = ['stream_upstream', 'http_upstream'];
 
 // ---- values of structured directives ------------------------------------------------
 
@@ -718,73 +777,49 @@ function parseSessionCache(args: readonly string[]): DirectiveResult<SessionCach
   return done({ kind: 'cache', size, text: args.join(' ') });
 }
 
-const path = single((text: string): Result<string> => done(text));
-const text = single((t: string): Result<string> => done(t));
-
 /**
  * The server-side TLS directives of one module (http or stream): nginx
  * writes them the same in both, each module its own copy.
  */
 function serverSsl(module: 'http' | 'stream') {
-  const contexts: readonly Context[] =
-    module === 'http' ? ['http', 'http_server'] : ['stream', 'stream_server'];
+  const contexts = module === 'http' ? HTTP_TO_SERVER : STREAM_TO_SERVER;
   const record: RecordKind[] = [module === 'http' ? 'http_server' : 'stream_server'];
   return {
-    certificate: d({
+    certificate: fileEntry({
       name: 'ssl_certificate',
       module,
       contexts,
-      syntax: 'file',
-      minArgs: 1,
-      maxArgs: 1,
       multiple: true,
-      parse: path,
       doc: 'A certificate (PEM, the server certificate first and then its chain, e.g. `fullchain.pem`) for the `ssl` listeners of the server. Given several times (an RSA and an ECDSA certificate), each pairs with the `ssl_certificate_key` of the same rank, and OpenSSL picks the one the client supports. Relative paths are relative to the file that names them. Files are read when the configuration is loaded: a reload (SIGHUP) reads renewed files; `check` reports a key that does not match, an unreadable key, an expired certificate (error) or one expiring within 14 days (warning).',
     }),
-    certificateKey: d({
+    certificateKey: fileEntry({
       name: 'ssl_certificate_key',
       module,
       contexts,
-      syntax: 'file',
-      minArgs: 1,
-      maxArgs: 1,
       multiple: true,
-      parse: path,
       doc: 'The private key (PEM) of the `ssl_certificate` of the same rank. `check` warns when the file is readable by other users.',
     }),
-    protocols: d({
+    protocols: protocolsEntry({
       name: 'ssl_protocols',
       module,
       contexts,
-      syntax: '[TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]',
-      minArgs: 1,
-      maxArgs: 4,
       default: 'TLSv1.2 TLSv1.3',
-      parse: parseProtocols,
       bind: [bind(record, 'sslProtocols')],
       doc: 'The TLS versions accepted, a contiguous range (OpenSSL enables the lowest to the highest listed).',
     }),
-    ciphers: d({
+    ciphers: ciphersEntry({
       name: 'ssl_ciphers',
       module,
       contexts,
-      syntax: 'ciphers',
-      minArgs: 1,
-      maxArgs: 1,
       default: 'HIGH:!aNULL:!MD5',
-      parse: text,
       bind: [bind(record, 'sslCiphers')],
       doc: "The TLS 1.2 cipher suites, in OpenSSL's format (`openssl ciphers`), as nginx. TLS 1.3 suites are OpenSSL's defaults.",
     }),
-    preferServerCiphers: d({
+    preferServerCiphers: flagEntry({
       name: 'ssl_prefer_server_ciphers',
       module,
       contexts,
-      syntax: 'on | off',
-      minArgs: 1,
-      maxArgs: 1,
       default: 'off',
-      parse: flag,
       bind: [bind(record, 'sslPreferServerCiphers')],
       doc: "Whether the server's cipher order wins over the client's (TLS 1.2).",
     }),
@@ -800,39 +835,27 @@ function serverSsl(module: 'http' | 'stream') {
       bind: [bind(record, 'sslSessionCache')],
       doc: 'A cache of TLS sessions for resumption by session ID. keepwire keeps it in the serving process (one per configuration generation): `builtin:N` holds N sessions, `shared:NAME:SIZE` about 4000 sessions per megabyte, as nginx sizes its zone; with several worker processes each keeps its own, so resumption across workers relies on session tickets (`ssl_session_tickets`, keyed the same in every worker). `none` and `off` keep no sessions.',
     }),
-    sessionTimeout: d({
+    sessionTimeout: lifetimeEntry({
       name: 'ssl_session_timeout',
       module,
       contexts,
-      syntax: 'time',
-      minArgs: 1,
-      maxArgs: 1,
       default: '5m',
-      parse: lifetime,
       bind: [bind(record, 'sslSessionTimeoutMs')],
       doc: 'How long a session (cached or in a ticket) may be resumed.',
     }),
-    sessionTickets: d({
+    sessionTickets: flagEntry({
       name: 'ssl_session_tickets',
       module,
       contexts,
-      syntax: 'on | off',
-      minArgs: 1,
-      maxArgs: 1,
       default: 'on',
-      parse: flag,
       bind: [bind(record, 'sslSessionTickets')],
       doc: 'Resumption by session tickets (RFC 5077, and TLS 1.3 tickets). The ticket keys are 48 random bytes made once per configuration generation by the process that loads it and given to every serving process, so a ticket issued by one worker resumes on another; a reload makes new keys (tickets from before it make a full handshake), which is how they rotate, as nginx without `ssl_session_ticket_key` files.',
     }),
-    handshakeTimeout: d({
+    handshakeTimeout: timeEntry({
       name: 'ssl_handshake_timeout',
       module,
       contexts,
-      syntax: 'time',
-      minArgs: 1,
-      maxArgs: 1,
       default: '60s',
-      parse: time,
       bind: [bind(record, 'sslHandshakeTimeoutMs')],
       doc: 'The longest a TLS handshake may take; then the connection is closed. The wait for the first byte counts too.',
     }),
@@ -841,56 +864,42 @@ function serverSsl(module: 'http' | 'stream') {
 
 /** The proxy_ssl_* directives of one module: TLS toward the upstream. */
 function upstreamSsl(module: 'http' | 'stream') {
-  const contexts: readonly Context[] =
-    module === 'http' ? ['http', 'http_server', 'location'] : ['stream', 'stream_server'];
+  const contexts = module === 'http' ? HTTP_TO_LOCATION : STREAM_TO_SERVER;
   const record: RecordKind[] = [module === 'http' ? 'location' : 'stream_server'];
   const when = module === 'http' ? 'to `https://` upstreams' : 'to the upstream under `proxy_ssl on`';
   return {
-    verify: d({
+    verify: flagEntry({
       name: 'proxy_ssl_verify',
       module,
       contexts,
-      syntax: 'on | off',
-      minArgs: 1,
-      maxArgs: 1,
       default: 'off',
-      parse: flag,
       bind: [bind(record, 'proxySslVerify')],
       doc: `Whether the upstream's certificate is verified ${when} (against \`proxy_ssl_trusted_certificate\`, and its name against \`proxy_ssl_name\`). Off by default, as nginx: \`check\` warns, since then anyone on the path can pose as the upstream. A failed verification is a failed attempt (502, the reason logged).`,
     }),
-    trustedCertificate: d({
+    trustedCertificate: fileEntry({
       name: 'proxy_ssl_trusted_certificate',
       module,
       contexts,
-      syntax: 'file',
-      minArgs: 1,
-      maxArgs: 1,
       defaultNote: "— (Node's bundled CA store)",
-      parse: path,
       bind: [bind(record, 'proxySslTrustedCertificate')],
       doc: 'CA certificates (PEM) that verify the upstream. `check` reports a file that does not parse.',
     }),
-    verifyDepth: d({
+    verifyDepth: numberEntry(
+      0,
+      100,
+    )({
       name: 'proxy_ssl_verify_depth',
       module,
       contexts,
-      syntax: 'number',
-      minArgs: 1,
-      maxArgs: 1,
       default: '1',
-      parse: count(0, 100),
       bind: [bind(record, 'proxySslVerifyDepth')],
       doc: "The longest chain of intermediate certificates accepted above the upstream's certificate, as nginx (1: the certificate is signed by a trusted CA directly or through one intermediate).",
     }),
-    serverName: d({
+    serverName: flagEntry({
       name: 'proxy_ssl_server_name',
       module,
       contexts,
-      syntax: 'on | off',
-      minArgs: 1,
-      maxArgs: 1,
       default: 'off',
-      parse: flag,
       bind: [bind(record, 'proxySslServerName')],
       doc: 'Whether the name of `proxy_ssl_name` is sent as SNI.',
     }),
@@ -906,63 +915,43 @@ function upstreamSsl(module: 'http' | 'stream') {
       bind: [bind(record, 'proxySslName')],
       doc: "The name the upstream's certificate is verified against and sent as SNI; by default the host of `proxy_pass` (the upstream group's name).",
     }),
-    certificate: d({
+    certificate: fileEntry({
       name: 'proxy_ssl_certificate',
       module,
       contexts,
-      syntax: 'file',
-      minArgs: 1,
-      maxArgs: 1,
       defaultNote: '— (no client certificate)',
-      parse: path,
       bind: [bind(record, 'proxySslCertificate')],
       doc: 'A client certificate (PEM) presented to upstreams that ask for one.',
     }),
-    certificateKey: d({
+    certificateKey: fileEntry({
       name: 'proxy_ssl_certificate_key',
       module,
       contexts,
-      syntax: 'file',
-      minArgs: 1,
-      maxArgs: 1,
       defaultNote: '—',
-      parse: path,
       bind: [bind(record, 'proxySslCertificateKey')],
       doc: 'The private key of `proxy_ssl_certificate`.',
     }),
-    protocols: d({
+    protocols: protocolsEntry({
       name: 'proxy_ssl_protocols',
       module,
       contexts,
-      syntax: '[TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]',
-      minArgs: 1,
-      maxArgs: 4,
       default: 'TLSv1.2 TLSv1.3',
-      parse: parseProtocols,
       bind: [bind(record, 'proxySslProtocols')],
       doc: 'The TLS versions offered to the upstream, a contiguous range.',
     }),
-    ciphers: d({
+    ciphers: ciphersEntry({
       name: 'proxy_ssl_ciphers',
       module,
       contexts,
-      syntax: 'ciphers',
-      minArgs: 1,
-      maxArgs: 1,
       default: 'DEFAULT',
-      parse: text,
       bind: [bind(record, 'proxySslCiphers')],
       doc: "The TLS 1.2 cipher suites offered to the upstream, in OpenSSL's format.",
     }),
-    sessionReuse: d({
+    sessionReuse: flagEntry({
       name: 'proxy_ssl_session_reuse',
       module,
       contexts,
-      syntax: 'on | off',
-      minArgs: 1,
-      maxArgs: 1,
       default: 'on',
-      parse: flag,
       bind: [bind(record, 'proxySslSessionReuse')],
       doc: 'Whether a new connection to an upstream server resumes the TLS session of the last one to it (an abbreviated handshake), as nginx.',
     }),
@@ -975,12 +964,6 @@ const HTTP_PROXY_SSL = upstreamSsl('http');
 const STREAM_PROXY_SSL = upstreamSsl('stream');
 
 // ---- the table -------------------------------------------------------------------------
-
-const UPSTREAMS: readonly Context[] = ['stream_upstream', 'http_upstream'];
-
-function d<T>(directive: Directive<T>): Directive<T> {
-  return directive;
-}
 
 export const D = {
   include: d({
@@ -1004,16 +987,12 @@ export const D = {
     parse: none,
     doc: 'Reads another file in place. Relative paths are relative to the file containing the `include`; `*`, `?` and `[...]` globs are expanded in sorted order and may match nothing. Cycles are reported.',
   }),
-  lbIdleTimeout: d({
+  lbIdleTimeout: timeEntry({
     name: 'lb_idle_timeout',
     module: 'core',
     contexts: ['main', 'stream', 'stream_server', 'http', 'http_server'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
     keepwire: 'directive',
     defaultNote: '— (unknown)',
-    parse: time,
     bind: [bind(['config', 'stream_server', 'http_server'], 'lbIdleTimeoutMs')],
     doc: 'The idle timeout of the load balancer in front of or behind this server (e.g. 350s for an AWS NLB, 4m for Azure). Inherited by inner blocks. `check` uses it to warn about keepalive settings that let the load balancer forget a connection.',
   }),
@@ -1042,74 +1021,50 @@ export const D = {
     bind: [bind(['config'], 'workerProcesses')],
     doc: 'How many worker processes serve traffic, as nginx; `auto` is one per CPU the process may run on. With 1 (the default) `serve` is one process, as before. With 2 or more (at start) a master process reads and checks the configuration, owns every listening socket (it never accepts on them) and supervises the workers: one that dies is restarted with a back-off; SIGHUP starts a new generation of workers on the same sockets and drains the old one. Passive health, `least_conn` counts and upstream keep-alive connections are per worker, as in nginx without a `zone`. Changing 1 to more needs a restart (a single process has no master); the reload says so and keeps running.',
   }),
-  workerShutdownTimeout: d({
+  workerShutdownTimeout: timeEntry({
     name: 'worker_shutdown_timeout',
     module: 'core',
     contexts: ['main'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
     default: '30s',
-    parse: time,
     bind: [bind(['config'], 'shutdownTimeoutMs')],
     doc: 'How long `serve` lets sessions drain after SIGQUIT (once `shutdown_delay` is over), SIGTERM or SIGINT before resetting them. Idle HTTP keep-alive connections are waited for too (each closes after a response with `Connection: close` or at its `keepalive_timeout`, never under a client), so a value above `keepalive_timeout` closes none of them at the deadline. nginx has no default (it waits for every connection); keepwire bounds the wait at 30s.',
   }),
-  shutdownDelay: d({
+  shutdownDelay: timeEntry({
     name: 'shutdown_delay',
     module: 'core',
     contexts: ['main'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
     default: '0',
     keepwire: 'directive',
-    parse: time,
     bind: [bind(['config'], 'shutdownDelayMs')],
     doc: "On a graceful stop (SIGQUIT, and a worker's stop), how long `serve` keeps accepting and serving before it closes its listeners: `health` locations answer 503 and every HTTP response says `Connection: close`, so a load balancer takes the instance out of rotation and keep-alive clients leave on their own; then the drain of `worker_shutdown_timeout` runs. Set it to at least the load balancer's health check interval × its unhealthy threshold. SIGTERM/SIGINT skip it. nginx has no equivalent.",
   }),
-  events: d({
+  events: blockEntry({
     name: 'events',
     module: 'core',
     contexts: ['main'],
     block: 'events',
-    syntax: '{ ... }',
-    minArgs: 0,
-    maxArgs: 0,
-    parse: none,
     doc: 'Connection processing settings.',
   }),
-  workerConnections: d({
+  workerConnections: numberEntry(1)({
     name: 'worker_connections',
     module: 'core',
     contexts: ['events'],
-    syntax: 'number',
-    minArgs: 1,
-    maxArgs: 1,
     default: '512',
-    parse: count(1),
     bind: [bind(['config'], 'workerConnections')],
     doc: 'The most client connections open at once, stream and HTTP together; a connection over it is closed at once (never queued) and logged, as nginx does ("worker_connections are not enough").',
   }),
-  stream: d({
+  stream: blockEntry({
     name: 'stream',
     module: 'core',
     contexts: ['main'],
     block: 'stream',
-    syntax: '{ ... }',
-    minArgs: 0,
-    maxArgs: 0,
-    parse: none,
     doc: 'TCP (layer 4) proxying.',
   }),
-  http: d({
+  http: blockEntry({
     name: 'http',
     module: 'core',
     contexts: ['main'],
     block: 'http',
-    syntax: '{ ... }',
-    minArgs: 0,
-    maxArgs: 0,
-    parse: none,
     doc: 'HTTP/1.x (layer 7) proxying.',
   }),
 
@@ -1208,54 +1163,38 @@ export const D = {
     bind: [bind(['http_upstream'], 'keepalive', { merge: 'local', unset: 0 })],
     doc: "Keeps up to `connections` idle keep-alive connections to the group's servers. Needs `proxy_http_version 1.1` in the locations using the group.",
   }),
-  upstreamKeepaliveTimeout: d({
+  upstreamKeepaliveTimeout: timeEntry({
     name: 'keepalive_timeout',
     module: 'http',
     contexts: ['http_upstream'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
     default: '60s',
-    parse: time,
     bind: [bind(['http_upstream'], 'keepaliveTimeoutMs', { merge: 'local' })],
     doc: "How long an idle pooled connection is kept. Keep it below the servers' own keep-alive timeout and below any load balancer idle timeout on the way, so the pool, not the server, closes idle connections.",
   }),
-  upstreamKeepaliveRequests: d({
+  upstreamKeepaliveRequests: numberEntry(0)({
     name: 'keepalive_requests',
     module: 'http',
     contexts: ['http_upstream'],
-    syntax: 'number',
-    minArgs: 1,
-    maxArgs: 1,
     default: '1000',
-    parse: count(0),
     bind: [bind(['http_upstream'], 'keepaliveRequests', { merge: 'local' })],
     doc: 'Requests served through one pooled connection before it is closed.',
   }),
-  upstreamKeepaliveTime: d({
+  upstreamKeepaliveTime: lifetimeEntry({
     name: 'keepalive_time',
     module: 'http',
     contexts: ['http_upstream'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
     default: '1h',
-    parse: lifetime,
     bind: [bind(['http_upstream'], 'keepaliveTimeMs', { merge: 'local' })],
     doc: 'The longest lifetime of a pooled connection; it is closed after the request in flight.',
   }),
 
   // ---- stream server ----
-  streamServer: d({
+  streamServer: blockEntry({
     name: 'server',
     module: 'stream',
     contexts: ['stream'],
     block: 'stream_server',
-    syntax: '{ ... }',
-    minArgs: 0,
-    maxArgs: 0,
     multiple: true,
-    parse: none,
     doc: 'A TCP proxy: its listeners and where connections go.',
   }),
   streamListen: d({
@@ -1280,104 +1219,72 @@ export const D = {
     parse: parseStreamProxyPass,
     doc: 'Where connections go: an `upstream` block of this `stream`, or one `host:port`.',
   }),
-  streamProxyTimeout: d({
+  streamProxyTimeout: timeEntry({
     name: 'proxy_timeout',
     module: 'stream',
-    contexts: ['stream', 'stream_server'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: STREAM_TO_SERVER,
     default: '10m',
-    parse: time,
     bind: [bind(['stream_server'], 'proxyTimeoutMs')],
     doc: 'The idle session timeout: a session with no byte in either direction for this long is closed, as an LVS director would forget it.',
   }),
-  streamProxyConnectTimeout: d({
+  streamProxyConnectTimeout: timeEntry({
     name: 'proxy_connect_timeout',
     module: 'stream',
-    contexts: ['stream', 'stream_server'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: STREAM_TO_SERVER,
     default: '60s',
-    parse: time,
     bind: [bind(['stream_server'], 'proxyConnectTimeoutMs')],
     doc: 'How long connecting to an upstream server may take.',
   }),
-  streamProxySocketKeepalive: d({
+  streamProxySocketKeepalive: keepaliveEntry({
     name: 'proxy_socket_keepalive',
     module: 'stream',
-    contexts: ['stream', 'stream_server'],
-    syntax: 'on | off | [idle]:[interval]:[count]',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: STREAM_TO_SERVER,
     default: 'off',
     keepwire: 'extension',
-    parse: parseSocketKeepalive,
     bind: [bind(['stream_server'], 'proxySocketKeepalive')],
     doc: 'TCP keepalive on connections to upstream servers. nginx takes `on|off` (system values); keepwire also takes a full spec in `so_keepalive` syntax, e.g. `60s:10s:6`.',
   }),
-  streamProxyNextUpstream: d({
+  streamProxyNextUpstream: flagEntry({
     name: 'proxy_next_upstream',
     module: 'stream',
-    contexts: ['stream', 'stream_server'],
-    syntax: 'on | off',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: STREAM_TO_SERVER,
     default: 'on',
-    parse: flag,
     bind: [bind(['stream_server'], 'proxyNextUpstream')],
     doc: 'Whether a connection that cannot be established is retried on the next server.',
   }),
-  streamProxyNextUpstreamTries: d({
+  streamProxyNextUpstreamTries: numberEntry(0)({
     name: 'proxy_next_upstream_tries',
     module: 'stream',
-    contexts: ['stream', 'stream_server'],
-    syntax: 'number',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: STREAM_TO_SERVER,
     default: '0',
-    parse: count(0),
     bind: [bind(['stream_server'], 'proxyNextUpstreamTries')],
     doc: 'The most servers tried for one connection; 0 means no limit.',
   }),
-  streamProxyNextUpstreamTimeout: d({
+  streamProxyNextUpstreamTimeout: timeEntry({
     name: 'proxy_next_upstream_timeout',
     module: 'stream',
-    contexts: ['stream', 'stream_server'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: STREAM_TO_SERVER,
     default: '0',
-    parse: time,
     bind: [bind(['stream_server'], 'proxyNextUpstreamTimeoutMs')],
     doc: 'The longest time spent trying servers for one connection; 0 means no limit.',
   }),
-  streamResetTimedoutConnection: d({
+  streamResetTimedoutConnection: flagEntry({
     name: 'reset_timedout_connection',
     module: 'stream',
-    contexts: ['stream', 'stream_server'],
-    syntax: 'on | off',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: STREAM_TO_SERVER,
     default: 'off',
     keepwire: 'extension',
-    parse: flag,
     bind: [bind(['stream_server'], 'resetTimedoutConnection')],
     doc: 'At idle expiry, reset both connections (RST) instead of closing them (FIN), as a load balancer with reset-on-timeout does. nginx has this directive for http only.',
   }),
 
   // ---- http server ----
-  httpServer: d({
+  httpServer: blockEntry({
     name: 'server',
     module: 'http',
     contexts: ['http'],
     block: 'http_server',
-    syntax: '{ ... }',
-    minArgs: 0,
-    maxArgs: 0,
     multiple: true,
-    parse: none,
     doc: 'A virtual server: its listeners, names and locations.',
   }),
   httpListen: d({
@@ -1409,7 +1316,7 @@ export const D = {
   keepaliveTimeout: d({
     name: 'keepalive_timeout',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
+    contexts: HTTP_TO_LOCATION,
     syntax: 'timeout [header_timeout]',
     minArgs: 1,
     maxArgs: 2,
@@ -1423,46 +1330,34 @@ export const D = {
     ],
     doc: "How long an idle client keep-alive connection stays open; 0 disables client keep-alive. The optional second value is sent as `Keep-Alive: timeout=N` (inherited on its own, as in nginx). Behind a load balancer that pools connections, keep it above the balancer's idle timeout. Like `keepalive_requests`, `keepalive_time`, `client_body_timeout` and `send_timeout`, it is taken from the server and location the request was routed to (by `Host` and path), as in nginx.",
   }),
-  keepaliveRequests: d({
+  keepaliveRequests: numberEntry(0)({
     name: 'keepalive_requests',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'number',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '1000',
-    parse: count(0),
     bind: [bind(HTTP_LEVELS, 'keepaliveRequests')],
     doc: 'Requests served on one client connection before it is closed.',
   }),
-  keepaliveTime: d({
+  keepaliveTime: lifetimeEntry({
     name: 'keepalive_time',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '1h',
-    parse: lifetime,
     bind: [bind(HTTP_LEVELS, 'keepaliveTimeMs')],
     doc: 'The longest lifetime of a client connection; it is closed after the request in flight.',
   }),
-  clientHeaderTimeout: d({
+  clientHeaderTimeout: timeEntry({
     name: 'client_header_timeout',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: '60s',
-    parse: time,
     bind: [bind(['http_server'], 'clientHeaderTimeoutMs')],
     doc: "How long reading a request header may take; then 408. Taken from the address's default server: the header is read before its `Host` is known, as in nginx.",
   }),
   clientHeaderBufferSize: d({
     name: 'client_header_buffer_size',
     module: 'http',
-    contexts: ['http', 'http_server'],
+    contexts: HTTP_TO_SERVER,
     syntax: 'size',
     minArgs: 1,
     maxArgs: 1,
@@ -1474,7 +1369,7 @@ export const D = {
   largeClientHeaderBuffers: d({
     name: 'large_client_header_buffers',
     module: 'http',
-    contexts: ['http', 'http_server'],
+    contexts: HTTP_TO_SERVER,
     syntax: 'number size',
     minArgs: 2,
     maxArgs: 2,
@@ -1483,106 +1378,74 @@ export const D = {
     bind: [bind(['http_server'], 'largeClientHeaderBuffers')],
     doc: 'The limits on a request head, as in nginx: a request line longer than `size` (its CRLF included) gets 414, a header line longer than `size` gets 400 "Request Header Or Cookie Too Large", and so does a head longer than `number` × `size`; the connection is closed. Taken from the address\'s default server: the head is read before its `Host` is known.',
   }),
-  maxHeaders: d({
+  maxHeaders: numberEntry(1)({
     name: 'max_headers',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'number',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: '1000',
-    parse: count(1),
     bind: [bind(['http_server'], 'maxHeaders')],
     doc: 'The most header lines a request may have (nginx 1.27.2+, backported by Debian); more gets 400 "Request Header Or Cookie Too Large" and the connection is closed. Header lines dropped by `ignore_invalid_headers` do not count. Taken from the address\'s default server.',
   }),
-  mergeSlashes: d({
+  mergeSlashes: flagEntry({
     name: 'merge_slashes',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'on | off',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: 'on',
-    parse: flag,
     bind: [bind(['http_server'], 'mergeSlashes')],
     doc: "Whether runs of `/` in the request path count as one when locations are matched, as in nginx: with it on, `//admin` is matched as `/admin`. Only matching is affected: the request target goes upstream as the client sent it. Taken from the address's default server.",
   }),
-  underscoresInHeaders: d({
+  underscoresInHeaders: flagEntry({
     name: 'underscores_in_headers',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'on | off',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: 'off',
-    parse: flag,
     bind: [bind(['http_server'], 'underscoresInHeaders')],
     doc: "Whether `_` is a valid character in request header names. Off (the default, as in nginx), a header such as `Transfer_Encoding` is invalid and, under `ignore_invalid_headers on`, dropped rather than forwarded (some backends read `_` as `-`). Taken from the address's default server.",
   }),
-  ignoreInvalidHeaders: d({
+  ignoreInvalidHeaders: flagEntry({
     name: 'ignore_invalid_headers',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'on | off',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: 'on',
-    parse: flag,
     bind: [bind(['http_server'], 'ignoreInvalidHeaders')],
     doc: "On (the default, as in nginx), request header lines whose names nginx calls invalid (characters other than letters, digits and `-`, and `_` unless `underscores_in_headers` is on) are dropped: never forwarded, never read. Off, they are forwarded. A name that is not an RFC 9110 token (a space, a control character, `:` or `@`, ...) gets 400 either way. Taken from the address's default server.",
   }),
-  clientBodyTimeout: d({
+  clientBodyTimeout: timeEntry({
     name: 'client_body_timeout',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '60s',
-    parse: time,
     bind: [bind(HTTP_LEVELS, 'clientBodyTimeoutMs')],
     doc: 'The longest pause between two reads of a request body; then 408.',
   }),
-  sendTimeout: d({
+  sendTimeout: timeEntry({
     name: 'send_timeout',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '60s',
-    parse: time,
     bind: [bind(HTTP_LEVELS, 'sendTimeoutMs')],
     doc: 'The longest pause between two writes of a response to the client; then the connection is closed.',
   }),
-  clientMaxBodySize: d({
+  clientMaxBodySize: sizeEntry({
     name: 'client_max_body_size',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'size',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '1m',
-    parse: single(parseSize),
     bind: [bind(HTTP_LEVELS, 'clientMaxBodySize')],
     doc: 'The largest request body accepted; larger gets 413. 0 means no limit. Taken from the location the request is routed to, as in nginx: a declared `Content-Length` over it is refused before anything is proxied (also for `return` locations), a chunked body when it grows over it.',
   }),
-  clientBodyBufferSize: d({
+  clientBodyBufferSize: sizeEntry({
     name: 'client_body_buffer_size',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'size',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '64k',
-    parse: single(parseSize),
     bind: [bind(HTTP_LEVELS, 'clientBodyBufferSize')],
     doc: 'How much of a request body keepwire keeps in memory so the request can be repeated on a fresh connection (the stale-connection retry) or on the next server. keepwire streams bodies and never writes them to disk: a body larger than this is streamed without a copy, and if the upstream fails after more than this was sent the client gets 502 — never a retry, never a duplicate. nginx defaults to 8k/16k because it spills larger bodies to a temporary file and can always replay; keepwire keeps 64k so typical API bodies stay retryable.',
   }),
   accessLog: d({
     name: 'access_log',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
+    contexts: HTTP_TO_LOCATION,
     syntax: 'off | on',
     minArgs: 1,
     maxArgs: Number.POSITIVE_INFINITY,
@@ -1592,60 +1455,47 @@ export const D = {
     bind: [bind(HTTP_LEVELS, 'accessLog')],
     doc: "Whether requests are logged: `off` writes no `request` line for requests routed here (e.g. a health-check location or a very hot path); `on` (a keepwire extension, the default) writes one JSON line per request on standard output. Inherited from http to server to location, and taken from the location a request is routed to; a request answered before routing (400, 405, 408, 414, 505) follows the address's default server, and one no location matches (404) the server chosen by `Host`. `upstream_retry` lines are written either way: a retry is never silent. nginx's `access_log path [format ...]` is refused: keepwire writes its access log as JSON lines on standard output only; redirect that to a file.",
   }),
-  http2: d({
+  http2: flagEntry({
     name: 'http2',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'on | off',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: 'off',
-    parse: flag,
     bind: [bind(['http_server'], 'http2')],
     doc: "HTTP/2 for the server's clients (nginx 1.25.1+ syntax; the `listen ... http2` parameter is refused). On a cleartext listener a connection that starts with the HTTP/2 client preface is served as h2c with prior knowledge (`curl --http2-prior-knowledge`), as nginx does; others stay HTTP/1.x. Taken from the address's default server: the preface is read before any `Host`. Each stream is a request proxied as HTTP/1.x requests are (routing with `:authority` as `Host`, headers, timeouts, retries, the access line with `protocol` `HTTP/2.0`). `keepalive_timeout` closes an idle connection with GOAWAY, `keepalive_requests` sends GOAWAY after that many streams; a header list over `large_client_header_buffers` gets 400, a body over `client_max_body_size` 413.",
   }),
-  http2MaxConcurrentStreams: d({
+  http2MaxConcurrentStreams: numberEntry(
+    1,
+    2 ** 31 - 1,
+  )({
     name: 'http2_max_concurrent_streams',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'number',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: '128',
-    parse: count(1, 2 ** 31 - 1),
     bind: [bind(['http_server'], 'http2MaxConcurrentStreams')],
     doc: "The most streams a client may have open on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS), as in nginx. Rapid reset (CVE-2023-44487): as nginx, new streams over twice this number within one read of the connection are refused (RST_STREAM REFUSED_STREAM), and a connection whose client has reset more than twice this number of its streams before their responses, and most of them, is closed with GOAWAY ENHANCE_YOUR_CALM (logged as `http2_reset_flood`). Taken from the address's default server.",
   }),
-  http2PingInterval: d({
+  http2PingInterval: offOrTimeEntry({
     name: 'http2_ping_interval',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'off | time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: 'off',
     keepwire: 'directive',
-    parse: single(parseOffOrTimer),
     bind: [bind(['http_server'], 'http2PingIntervalMs')],
     doc: "When an HTTP/2 client connection has received nothing from its client for `time`, keepwire sends a PING (RFC 9113 §6.7), and again every `time` while it stays quiet: an L7 load balancer or NAT on the way sees traffic both ways, and a dead client is found by `http2_ping_timeout`. gRPC clients do not police PINGs from their server (grpc-go and grpc-core enforce `min_ping_interval` only on the server side), so any interval is accepted; keep it below the idle timeout of every box between client and keepwire. Taken from the address's default server; off by default.",
   }),
-  http2PingTimeout: d({
+  http2PingTimeout: timeEntry({
     name: 'http2_ping_timeout',
     module: 'http',
-    contexts: ['http', 'http_server'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_SERVER,
     default: '20s',
     keepwire: 'directive',
-    parse: time,
     bind: [bind(['http_server'], 'http2PingTimeoutMs')],
     doc: "With `http2_ping_interval`: a PING not acknowledged within `time` closes the connection (GOAWAY, then close; logged as `http2_ping_timeout`). 20s is gRPC's own keepalive_timeout default. Taken from the address's default server.",
   }),
   websocketHeartbeat: d({
     name: 'websocket_heartbeat',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
+    contexts: HTTP_TO_LOCATION,
     syntax: 'off | time [both | client | upstream]',
     minArgs: 1,
     maxArgs: 2,
@@ -1677,46 +1527,34 @@ export const D = {
     parse: parseHttpProxyPass,
     doc: 'Where requests go: an `upstream` block of this `http`, or one address (port 80 by default, 443 for `https://`). `https://` speaks TLS to the upstream under the `proxy_ssl_*` settings; its keep-alive connections are cached and reused as plain ones. The request URI is passed unchanged; a URI part in the URL is not supported.',
   }),
-  httpProxyConnectTimeout: d({
+  httpProxyConnectTimeout: timeEntry({
     name: 'proxy_connect_timeout',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '60s',
-    parse: time,
     bind: [bind(['location'], 'proxyConnectTimeoutMs')],
     doc: 'How long connecting to an upstream server may take.',
   }),
-  proxyReadTimeout: d({
+  proxyReadTimeout: timeEntry({
     name: 'proxy_read_timeout',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '60s',
-    parse: time,
     bind: [bind(['location'], 'proxyReadTimeoutMs')],
     doc: 'The longest pause between two reads from the upstream server, including the wait for the response header.',
   }),
-  proxySendTimeout: d({
+  proxySendTimeout: timeEntry({
     name: 'proxy_send_timeout',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '60s',
-    parse: time,
     bind: [bind(['location'], 'proxySendTimeoutMs')],
     doc: 'The longest pause between two writes of the request to the upstream server.',
   }),
   proxyHttpVersion: d({
     name: 'proxy_http_version',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
+    contexts: HTTP_TO_LOCATION,
     syntax: '1.0 | 1.1',
     minArgs: 1,
     maxArgs: 1,
@@ -1728,7 +1566,7 @@ export const D = {
   proxySetHeader: d({
     name: 'proxy_set_header',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
+    contexts: HTTP_TO_LOCATION,
     syntax: 'field value',
     minArgs: 2,
     maxArgs: 2,
@@ -1738,23 +1576,19 @@ export const D = {
     bind: [bind(['location'], 'proxySetHeaders', { merge: 'inherit-list', unset: [] })],
     doc: 'Sets a request header sent upstream; an empty value removes it. As in nginx, a level inherits these only if it sets none itself.',
   }),
-  httpProxySocketKeepalive: d({
+  httpProxySocketKeepalive: keepaliveEntry({
     name: 'proxy_socket_keepalive',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'on | off | [idle]:[interval]:[count]',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: 'off',
     keepwire: 'extension',
-    parse: parseSocketKeepalive,
     bind: [bind(['location'], 'proxySocketKeepalive')],
     doc: 'TCP keepalive on connections to upstream servers; keepwire also takes a full spec as in stream.',
   }),
   httpProxyNextUpstream: d({
     name: 'proxy_next_upstream',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
+    contexts: HTTP_TO_LOCATION,
     syntax:
       'error | timeout | invalid_header | http_500 | http_502 | http_503 | http_504 | http_403 | http_404 | http_429 | non_idempotent | off ...',
     minArgs: 1,
@@ -1764,85 +1598,57 @@ export const D = {
     bind: [bind(['location'], 'proxyNextUpstream')],
     doc: 'When a request is passed to the next server. Requests with non-idempotent methods (POST, LOCK, PATCH) are retried only with `non_idempotent`.',
   }),
-  httpProxyNextUpstreamTries: d({
+  httpProxyNextUpstreamTries: numberEntry(0)({
     name: 'proxy_next_upstream_tries',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'number',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '0',
-    parse: count(0),
     bind: [bind(['location'], 'proxyNextUpstreamTries')],
     doc: 'The most servers tried for one request; 0 means no limit.',
   }),
-  httpProxyNextUpstreamTimeout: d({
+  httpProxyNextUpstreamTimeout: timeEntry({
     name: 'proxy_next_upstream_timeout',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'time',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '0',
-    parse: time,
     bind: [bind(['location'], 'proxyNextUpstreamTimeoutMs')],
     doc: 'The longest time, from the first try, during which a request may still be passed to another server (or repeated on a fresh connection); 0 means no limit. As in nginx it does not cut a try in progress: once it has passed, the next failure is answered with its own status (502, or 504 for a timeout).',
   }),
-  health: d({
+  health: bareEntry({
     name: 'health',
     module: 'http',
     contexts: ['location'],
-    syntax: '',
-    minArgs: 0,
-    maxArgs: 0,
     defaultNote: '—',
     keepwire: 'directive',
-    parse: none,
     bind: [bind(['location'], 'health', { merge: 'local', unset: false })],
     doc: "Answers the load balancer's health check itself, without proxying: `200 ok` normally, `503 draining` from the moment `serve` begins a graceful stop (during `shutdown_delay` and after), both `text/plain` with `Cache-Control: no-store`. A location with `health` has no `proxy_pass` or `return`.",
   }),
-  metrics: d({
+  metrics: bareEntry({
     name: 'metrics',
     module: 'http',
     contexts: ['location'],
-    syntax: '',
-    minArgs: 0,
-    maxArgs: 0,
     keepwire: 'directive',
-    parse: none,
     doc: 'Answers with the whole server\'s metrics in the Prometheus text format (version 0.0.4), or OpenMetrics when the request\'s `Accept` asks for `application/openmetrics-text`: connections, requests, upstream reuse and retries, idle times before reuse, idle-timeout closes, keepalive settings and upstream health (README "Metrics"). Served only where configured; put it on a loopback or internal listener. A location has one of `proxy_pass`, `return`, `health`, `metrics`, `stub_status`, `status`.',
   }),
-  stubStatus: d({
+  stubStatus: bareEntry({
     name: 'stub_status',
     module: 'http',
     contexts: ['location'],
-    syntax: '',
-    minArgs: 0,
-    maxArgs: 0,
-    parse: none,
     doc: "Answers with nginx's `stub_status` text (active connections, accepts, handled, requests, Reading, Writing, Waiting), byte for byte in nginx's format, so nginx dashboards and the nginx Prometheus exporter read it unchanged. Numbers are the whole server's (HTTP client connections).",
   }),
-  status: d({
+  status: bareEntry({
     name: 'status',
     module: 'http',
     contexts: ['location'],
-    syntax: '',
-    minArgs: 0,
-    maxArgs: 0,
     keepwire: 'directive',
-    parse: none,
     doc: 'Answers with a live HTML status page (self-contained, updates itself): listeners and their `so_keepalive`, upstream servers with health and pool sizes, recent events, and the most idle client and upstream connections with their kernel keepalive state (TCP_KEEPIDLE/INTVL/CNT in force, unanswered probes, time since data and ACK, RTT) drawn against `lb_idle_timeout`. `?format=json` gives the same data (docs/status.md).',
   }),
-  statusConnections: d({
+  statusConnections: numberEntry(1)({
     name: 'status_connections',
     module: 'http',
-    contexts: ['http', 'http_server', 'location'],
-    syntax: 'number',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: HTTP_TO_LOCATION,
     default: '200',
     keepwire: 'directive',
-    parse: count(1),
     bind: [bind(['location'], 'statusConnections')],
     doc: 'How many connections the `status` page lists: the most idle ones, client and upstream together.',
   }),
@@ -1885,15 +1691,11 @@ export const D = {
   httpProxySslProtocols: HTTP_PROXY_SSL.protocols,
   httpProxySslCiphers: HTTP_PROXY_SSL.ciphers,
   httpProxySslSessionReuse: HTTP_PROXY_SSL.sessionReuse,
-  streamProxySsl: d({
+  streamProxySsl: flagEntry({
     name: 'proxy_ssl',
     module: 'stream',
-    contexts: ['stream', 'stream_server'],
-    syntax: 'on | off',
-    minArgs: 1,
-    maxArgs: 1,
+    contexts: STREAM_TO_SERVER,
     default: 'off',
-    parse: flag,
     bind: [bind(['stream_server'], 'proxySsl')],
     doc: 'Whether connections to the upstream speak TLS (under the `proxy_ssl_*` settings).',
   }),

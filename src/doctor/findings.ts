@@ -75,7 +75,7 @@ export function bySeverity(a: Finding, b: Finding): number {
 }
 
 /**
- * What a reader of another tool's files (HAProxy, Envoy, Kubernetes) builds
+ * What a reader of another tool's files (nginx, HAProxy, Envoy, Kubernetes) builds
  * up: its findings at file:line:col in one layer, the callers that depend on
  * the chain, and the timeouts it read (the `ConfigAudit` each reader returns).
  */
@@ -100,10 +100,15 @@ export abstract class FileAuditor {
       code,
       layer: this.layer,
       message,
-      evidence: fileEvidence(at, value),
+      evidence: fileEvidence(at, value ?? this.valueAt(at)),
       why,
       fix,
     });
+  }
+
+  /** The text at a place, for a finding that names none (nginx: the directive's value as written). */
+  valueAt(_at: { file: string; line: number; col: number }): string | undefined {
+    return undefined;
   }
 }
 

@@ -32,14 +32,7 @@ import {
 } from '../keepalive/recommend.js';
 import { KERNEL_LIMITS, parseSoKeepalive } from '../keepalive/spec.js';
 import { KEEPALIVE_SYSCTLS, type SystemKeepaliveDefaults } from '../keepalive/system.js';
-import {
-  type Dependent,
-  type Finding,
-  type FindingSeverity,
-  fileEvidence,
-  human,
-  type Layer,
-} from './findings.js';
+import { type Dependent, FileAuditor, type Finding, fileEvidence, human, type Layer } from './findings.js';
 import { hazardBox, isL4, type Middlebox, tightest } from './profiles.js';
 
 export interface ConfigAudit {
@@ -68,35 +61,16 @@ export interface AuditOptions {
  * (`proxy_socket_keepalive` takes on|off only, so a probe timing is fixed
  * with the host's sysctls; a listen keeps its other parameters).
  */
-class NginxVoice {
-  readonly findings: Finding[] = [];
-
+class NginxVoice extends FileAuditor {
   constructor(
     private readonly model: NginxModel,
     private readonly opts: AuditOptions,
-  ) {}
-
-  private add(
-    severity: FindingSeverity,
-    code: string,
-    at: { file: string; line: number; col: number },
-    message: string,
-    why: string,
-    fix: string,
-    value?: string,
-  ): void {
-    this.findings.push({
-      severity,
-      code,
-      layer: 'nginx',
-      message,
-      evidence: fileEvidence(at, value ?? this.valueAt(at)),
-      why,
-      fix,
-    });
+  ) {
+    super('nginx');
   }
 
-  valueAt(at: { file: string; line: number; col: number }): string | undefined {
+  /** The directive's value as written at a place, the evidence of every nginx finding. */
+  override valueAt(at: { file: string; line: number; col: number }): string | undefined {
     return this.model.values.get(`${at.file}:${at.line}:${at.col}`);
   }
 
@@ -463,14 +437,14 @@ export function auditNginx(file: string, opts: AuditOptions): ConfigAudit {
     order.indexOf(a.evidence.file ?? '') - order.indexOf(b.evidence.file ?? '') ||
     (a.evidence.line ?? 0) - (b.evidence.line ?? 0) ||
     (a.evidence.col ?? 0) - (b.evidence.col ?? 0);
+  for (const d of dependents)
+    voice.dependents.push({ ...fileEvidence(d.at, voice.valueAt(d.at)), relies: d.relies });
+  Object.assign(voice.timeouts, timeoutsOf(model.config));
   return {
     findings: [...findings, ...voice.findings.sort(byPlace)],
-    systemDependents: dependents.map((d) => ({
-      ...fileEvidence(d.at, voice.valueAt(d.at)),
-      relies: d.relies,
-    })),
+    systemDependents: voice.dependents,
     sources: ast.sources,
-    timeouts: timeoutsOf(model.config),
+    timeouts: voice.timeouts,
   };
 }
 

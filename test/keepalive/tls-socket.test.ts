@@ -19,7 +19,7 @@ import {
   nativeKeepaliveSupported,
   readKeepalive,
 } from '../../src/index.js';
-import { throwawayCert } from './tls-fixture.js';
+import { makePki } from '../proxy/tls/pki.js';
 
 const backends: KeepaliveBackend[] = nativeKeepaliveSupported ? ['native', 'ffi'] : ['ffi'];
 const clientAsk = { idle: 7, interval: 3, count: 4, userTimeout: 4000 };
@@ -33,9 +33,10 @@ interface TlsServer {
 }
 
 async function tlsServer(t: TestContext): Promise<TlsServer | undefined> {
-  const pair = throwawayCert(t);
-  if (!pair) return undefined;
-  const server = tls.createServer(pair, (s) => s.pipe(s));
+  const pki = makePki(t);
+  if (!pki) return undefined;
+  const { cert, key } = pki.issue('localhost');
+  const server = tls.createServer({ cert: pki.read(cert), key: pki.read(key) }, (s) => s.pipe(s));
   const raws: net.Socket[] = [];
   const secures: tls.TLSSocket[] = [];
   server.on('connection', (raw: net.Socket) => raws.push(raw));

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { closedPort, serveCli } from '../support.js';
-import { fdCount, keepAliveLoad, newStats } from './workers-support.js';
+import { fdCount, loadSummary, pollUntil, reloadsUnderLoad } from './workers-support.js';
 
 const RELOADS = 60;
 
@@ -32,37 +32,12 @@ http {
   const pid = serve.child.pid!;
   await serve.waitFor((l) => l.msg === 'started', 'started');
   const fdsBefore = fdCount(pid);
-  let running = true;
-  const stats = newStats();
-  const load = keepAliveLoad(port, { clients: 4, maxRequests: 1_000_000, running: () => running, stats });
-  try {
-    for (let i = 0; i < RELOADS; i++) {
-      const seen = serve.lines.length;
-      serve.child.kill('SIGHUP');
-      const outcome = await serve.waitFor(
-        (l) =>
-          serve.lines.indexOf(l) >= seen &&
-          (l.msg === 'reloaded' || /reload (rejected|failed)/.test(String(l.msg))),
-        `reload ${i + 1}`,
-        30_000,
-      );
-      assert.equal(outcome.msg, 'reloaded', JSON.stringify(outcome));
-      const okNow = stats.ok;
-      // Traffic goes on between reloads, on the new generation.
-      while (stats.ok < okNow + 20 && stats.errors === 0) await new Promise((r) => setTimeout(r, 10));
-    }
-  } finally {
-    running = false;
-    await load;
-  }
-  t.diagnostic(
-    `${stats.ok} responses, ${stats.closeAnnounced} with Connection: close, ${stats.cleanCloses} clean closes before an answer, ${stats.errors} errors`,
-  );
+  const stats = await reloadsUnderLoad(serve, port, { reloads: RELOADS, clients: 4, timeoutMs: 30_000 });
+  t.diagnostic(loadSummary(stats));
   assert.equal(stats.errors, 0, stats.errorSamples.join(', '));
   assert.equal(stats.cleanCloses, 0, 'no connection closed under a client');
   assert.ok(stats.closeAnnounced >= RELOADS, 'each reload moved the busy clients with Connection: close');
   // The old generations drained: the process holds what it held at start.
-  const end = Date.now() + 30_000;
-  while (fdCount(pid) > fdsBefore && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  await pollUntil(() => fdCount(pid) <= fdsBefore, 30_000);
   assert.equal(fdCount(pid), fdsBefore, 'descriptors before and after');
 });

@@ -9,7 +9,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { closedPort } from '../support.js';
-import { childrenOf, fdCount, keepAliveLoad, newStats, startMaster } from './workers-support.js';
+import {
+  childrenOf,
+  fdCount,
+  loadSummary,
+  pollUntil,
+  reloadsUnderLoad,
+  startMaster,
+} from './workers-support.js';
 
 /** Resident memory of `pid`, KiB. */
 function rssKiB(pid: number): number {
@@ -49,38 +56,16 @@ http {
   };
   await warmUp();
   const rssBefore = rssKiB(master.pid);
-  let running = true;
-  const stats = newStats();
-  const load = keepAliveLoad(port, { clients: 4, maxRequests: 1_000_000, running: () => running, stats });
-  try {
-    for (let i = 0; i < RELOADS; i++) {
-      const seen = master.lines.length;
-      master.child.kill('SIGHUP');
-      const outcome = await master.waitFor(
-        (l) =>
-          master.lines.indexOf(l) >= seen &&
-          l.pid === master.pid &&
-          (l.msg === 'reloaded' || /reload rejected/.test(String(l.msg))),
-        `reload ${i + 1}`,
-        60_000,
-      );
-      assert.equal(outcome.msg, 'reloaded', JSON.stringify(outcome));
-      const okNow = stats.ok;
-      // Traffic goes on between reloads, on the new generation.
-      while (stats.ok < okNow + 20 && stats.errors === 0) await new Promise((r) => setTimeout(r, 10));
-    }
-  } finally {
-    running = false;
-    await load;
-  }
-  t.diagnostic(
-    `${stats.ok} responses, ${stats.closeAnnounced} with Connection: close, ${stats.cleanCloses} clean closes before an answer, ${stats.errors} errors`,
-  );
+  const stats = await reloadsUnderLoad(master, port, {
+    reloads: RELOADS,
+    clients: 4,
+    timeoutMs: 60_000,
+    from: master.pid,
+  });
+  t.diagnostic(loadSummary(stats));
   assert.equal(stats.errors, 0, stats.errorSamples.join(', '));
   // Every old generation has left: two workers, and the master holds what it held at start.
-  const end = Date.now() + 30_000;
-  while ((childrenOf(master.pid).length !== 2 || fdCount(master.pid) > fdsBefore) && Date.now() < end)
-    await new Promise((r) => setTimeout(r, 100));
+  await pollUntil(() => childrenOf(master.pid).length === 2 && fdCount(master.pid) <= fdsBefore, 30_000);
   assert.equal(childrenOf(master.pid).length, 2);
   assert.equal(fdCount(master.pid), fdsBefore, 'master descriptors before and after');
   // Memory: a leak of one generation's worth per reload (child handles,

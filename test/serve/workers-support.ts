@@ -3,10 +3,11 @@
  * its workers, their pids and descriptors read from /proc, and a keep-alive
  * HTTP client load that counts what a client would see.
  */
+import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { Cleanup } from '../support.js';
-import { type ServeCli, serveCli } from '../support.js';
+import { type ServeCli, serveCli, sleep } from '../support.js';
 
 export interface Master extends ServeCli {
   pid: number;
@@ -173,4 +174,58 @@ export async function keepAliveLoad(
     }),
   );
   return stats;
+}
+
+/**
+ * `reloads` SIGHUPs of `serve` under a keep-alive load of `clients` clients:
+ * each must end in the `reloaded` line of the process `from` (the master,
+ * when workers log too), and traffic must go on on the new generation
+ * (20 more answers) before the next. The load is stopped and awaited
+ * whatever happens; its stats are the test's to judge.
+ */
+export async function reloadsUnderLoad(
+  serve: ServeCli,
+  port: number,
+  opts: { reloads: number; clients: number; timeoutMs: number; from?: number },
+): Promise<LoadStats> {
+  let running = true;
+  const stats = newStats();
+  const load = keepAliveLoad(port, {
+    clients: opts.clients,
+    maxRequests: 1_000_000,
+    running: () => running,
+    stats,
+  });
+  try {
+    for (let i = 0; i < opts.reloads; i++) {
+      const seen = serve.lines.length;
+      serve.child.kill('SIGHUP');
+      const outcome = await serve.waitFor(
+        (l) =>
+          serve.lines.indexOf(l) >= seen &&
+          (opts.from === undefined || l.pid === opts.from) &&
+          (l.msg === 'reloaded' || /reload (rejected|failed)/.test(String(l.msg))),
+        `reload ${i + 1}`,
+        opts.timeoutMs,
+      );
+      assert.equal(outcome.msg, 'reloaded', JSON.stringify(outcome));
+      const okNow = stats.ok;
+      while (stats.ok < okNow + 20 && stats.errors === 0) await sleep(10);
+    }
+  } finally {
+    running = false;
+    await load;
+  }
+  return stats;
+}
+
+/** What a client load saw, in one diagnostic line. */
+export function loadSummary(stats: LoadStats): string {
+  return `${stats.ok} responses, ${stats.closeAnnounced} with Connection: close, ${stats.cleanCloses} clean closes before an answer, ${stats.errors} errors`;
+}
+
+/** Polls `done` every 100 ms until it holds or `ms` pass (the caller asserts what it waited for). */
+export async function pollUntil(done: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!done() && Date.now() < end) await sleep(100);
 }

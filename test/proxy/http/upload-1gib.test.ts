@@ -13,21 +13,15 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
-import { closedPort, serveCli } from '../../support.js';
+import { serveUploadsTo, statusKb } from './slow-upload.js';
 
 const TOTAL = 1024 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 /** Bounds the whole upload: a stall anywhere fails the test instead of hanging it. */
 const BUDGET_MS = 100_000;
-
-function rssKb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]);
-}
 
 test('a 1 GiB streamed upload to a slow-reading app: checksum intact, keepwire serve RSS plateaus', {
   timeout: BUDGET_MS + 15_000,
@@ -62,29 +56,12 @@ test('a 1 GiB streamed upload to a slow-reading app: checksum intact, keepwire s
       }
     });
   });
-  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => app.close(() => resolve())));
-  const appPort = (app.address() as { port: number }).port;
-  const port = await closedPort();
-  const serve = serveCli(
-    t,
-    `http {
-    client_max_body_size 0;
-    server {
-        listen 127.0.0.1:${port};
-        location / { proxy_pass http://127.0.0.1:${appPort}; proxy_read_timeout 10s; proxy_send_timeout 10s; }
-    }
-}
-`,
-  );
-  await serve.waitFor((l) => l.msg === 'started', 'started', 15_000);
-  const pid = serve.child.pid!;
-  const baseKb = rssKb(pid);
+  const { port, pid, baseKb } = await serveUploadsTo(t, app, '10s');
 
   // RSS by progress: samples of [bytes sent so far, RSS kB].
   let sent = 0;
   const samples: Array<[number, number]> = [];
-  const sampler = setInterval(() => samples.push([sent, rssKb(pid)]), 100);
+  const sampler = setInterval(() => samples.push([sent, statusKb(pid)]), 100);
   t.after(() => clearInterval(sampler));
 
   // 1 GiB of distinct chunks (each stamped with its index), hashed as sent.
@@ -135,7 +112,7 @@ test('a 1 GiB streamed upload to a slow-reading app: checksum intact, keepwire s
   assert.equal(answer.status, 200, answer.body);
   assert.deepEqual(JSON.parse(answer.body), { bytes: TOTAL, sha256: clientHash.digest('hex') });
 
-  const peakKb = rssKb(pid, 'VmHWM');
+  const peakKb = statusKb(pid, 'VmHWM');
   const maxIn = (from: number, to: number) =>
     Math.max(...samples.filter(([s]) => s > from * TOTAL && s <= to * TOTAL).map(([, kb]) => kb));
   const firstHalf = maxIn(0, 0.5);

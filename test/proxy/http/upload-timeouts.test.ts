@@ -7,10 +7,8 @@
  * partial body.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { closedPort, serveCli } from '../../support.js';
 import {
   httpConfig,
   httpGroup,
@@ -22,6 +20,7 @@ import {
   sleep,
   startHttp,
 } from './fixtures.js';
+import { serveUploadsTo, statusKb } from './slow-upload.js';
 
 test('an upload slower than proxy_read_timeout completes (3 s of body, proxy_read_timeout 1s)', async () => {
   // The app reads the whole body, then answers with what it got.
@@ -137,11 +136,6 @@ test('an upstream that stops reading the body: proxy_send_timeout gives 504, log
   }
 });
 
-function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]);
-}
-
 test('a 256 MiB upload to a slow-reading upstream: keepwire serve memory stays bounded (backpressure)', async (t) => {
   const total = 256 * 1024 * 1024;
   let received = 0;
@@ -171,24 +165,7 @@ test('a 256 MiB upload to a slow-reading upstream: keepwire serve memory stays b
       else s.resume();
     }, 10);
   });
-  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => app.close(() => resolve())));
-  const appPort = (app.address() as { port: number }).port;
-  const port = await closedPort();
-  const serve = serveCli(
-    t,
-    `http {
-    client_max_body_size 0;
-    server {
-        listen 127.0.0.1:${port};
-        location / { proxy_pass http://127.0.0.1:${appPort}; proxy_read_timeout 5s; proxy_send_timeout 5s; }
-    }
-}
-`,
-  );
-  await serve.waitFor((l) => l.msg === 'started', 'started', 15_000);
-  const pid = serve.child.pid!;
-  const baseKb = statusKb(pid, 'VmRSS');
+  const { port, pid, baseKb } = await serveUploadsTo(t, app, '5s');
   const client = await RawClient.open(port);
   client.send(`POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\n\r\n`);
   const chunk = Buffer.alloc(256 * 1024, 0x63);
