@@ -4,7 +4,7 @@
  *   - a server that is not the address's default resumes its own sessions,
  *     by ticket (TLS 1.2 and 1.3) and by the session ID cache (TLS 1.2);
  *   - a session made under one name resumes under another name of the same
- *     address, with the session's certificate: OpenSSL looks the session up
+ *     address, with the session's certificate (shown with s_client): OpenSSL looks the session up
  *     with the address's keys and cache before Node's SNI callback runs, as
  *     it did before nginx's SNI handling (up to nginx 1.29.1, e.g. Debian's
  *     1.22: checked against it with the same clients); see proxy/tls.ts;
@@ -208,14 +208,14 @@ test("a session resumes under another name of the same address with the session'
   assert.equal(b.subject, 'b.test');
   const again = await nodeClient(port, 'b.test', ca, b.session);
   assert.deepEqual([again.reused, again.body], [true, 'server b']);
-  // b's session offered with SNI a.test: resumed (the lookup precedes SNI), no certificate sent.
-  const cross = await nodeClient(port, 'a.test', ca, b.session);
-  assert.deepEqual([cross.reused, cross.body], [true, 'server a']);
-  // The same with s_client over TLS 1.2, which shows the session's certificate.
-  const file = join(pki.dir, 'b-cross.sess');
-  await sClient(port, 'b.test', '1.2', pki.ca, { out: file });
-  const s = await sClient(port, 'a.test', '1.2', pki.ca, { in: file });
-  assert.deepEqual(s, { state: 'Reused', protocol: 'TLSv1.2', subject: 'b.test', body: 'server a' });
+  // b's session offered with SNI a.test: resumed (the lookup precedes SNI), with b's certificate.
+  // s_client, not Node: a Node 26 client (OpenSSL 3.5) does not resume a session under another name.
+  for (const version of ['1.2', '1.3'] as const) {
+    const file = join(pki.dir, `b-cross-${version}.sess`);
+    await sClient(port, 'b.test', version, pki.ca, { out: file });
+    const s = await sClient(port, 'a.test', version, pki.ca, { in: file });
+    assert.deepEqual(s, { state: 'Reused', protocol: `TLSv${version}`, subject: 'b.test', body: 'server a' });
+  }
 });
 
 test("a server sharing the ssl address without a certificate gets the default server's certificate, and its own requests", async (t) => {
