@@ -171,20 +171,29 @@ export function treeCpuUs(root: number): number {
 
 /**
  * One wrk run (`threads` threads, default 1; `connections` keep-alive
- * connections) against 127.0.0.1:`port`/. With `cpuOf`, the CPU time that
- * process tree spent during the run is divided by the requests served.
+ * connections) against 127.0.0.1:`port`/ (`scheme` https: over TLS, wrk
+ * verifying nothing; `headers` added to each request, e.g. `Connection:
+ * close`). With `cpuOf`, the CPU time that process tree spent during the
+ * run is divided by the requests served.
  */
 export async function wrk(
   name: string,
   port: number,
   seconds: number,
   connections: number,
-  opts: { threads?: number; cpuOf?: number } = {},
+  opts: { threads?: number; cpuOf?: number; scheme?: 'http' | 'https'; headers?: string[] } = {},
 ): Promise<WrkResult> {
   const cpuBefore = opts.cpuOf === undefined ? 0 : treeCpuUs(opts.cpuOf);
   const child = spawn(
     'wrk',
-    [`-t${opts.threads ?? 1}`, `-c${connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
+    [
+      `-t${opts.threads ?? 1}`,
+      `-c${connections}`,
+      `-d${seconds}s`,
+      '--latency',
+      ...(opts.headers ?? []).flatMap((h) => ['-H', h]),
+      `${opts.scheme ?? 'http'}://127.0.0.1:${port}/`,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';

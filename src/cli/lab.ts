@@ -150,7 +150,7 @@ export function registerLab(program: Command, io: Io, setExit: (code: number) =>
     .option('--cleanup', 'remove namespaces left by killed lab runs, then exit')
     .addHelpText(
       'after',
-      '\nNeeds root (CAP_NET_ADMIN), iproute2 and nftables; tcpdump for packet evidence; nginx for the nginx variants.\nExit status: 0 all outcomes as expected, 1 a mismatch, 2 usage error or missing capability.',
+      '\nNeeds root (CAP_NET_ADMIN), iproute2 and nftables; tcpdump for packet evidence; nginx for the nginx variants; the openssl CLI for the HTTPS ones.\nExit status: 0 all outcomes as expected, 1 a mismatch, 2 usage error or missing capability.',
     )
     .action(
       async (

@@ -54,6 +54,7 @@ export type DiagnosticCode =
   | 'key-mismatch'
   | 'key-readable-by-others'
   | 'tls-verify-off'
+  | 'certificate-from-default'
   // hazards: configurations that are valid but misbehave behind a load balancer
   | 'grpc-ping-policy'
   | 'hazard-keepalive-too-late'

@@ -302,7 +302,66 @@ class Builder {
     const http = main.blocks('http')[0];
     if (http) config.http = this.http(http, main);
     this.duplicateListens(config);
+    if (config.http) this.sslAddresses(config.http);
     return config;
+  }
+
+  /**
+   * Certificates per `ssl` address, as nginx (ngx_http_ssl_init, and
+   * ngx_http_ssl_servername): the address is `ssl` when any listen on it says
+   * so; its default server (`default_server`, else the first) must have a
+   * certificate ("no ssl_certificate is defined for the listen ... ssl"); any
+   * other server may have none, and a client naming it by SNI then gets the
+   * default server's certificate (nginx keeps the default server's SSL_CTX
+   * when the matched server has none), which its name usually does not
+   * match: a warning.
+   */
+  private sslAddresses(block: HttpBlock): void {
+    type At = { servers: HttpServer[]; ssl: Listen | undefined; defaultServer: HttpServer | undefined };
+    // Port 0 is a fresh port per listen directive: never shared.
+    const keyOf = (l: Listen): unknown =>
+      l.address.port === 0 ? l : `${l.address.host.toLowerCase()}:${l.address.port}`;
+    const byKey = new Map<unknown, At>();
+    for (const server of block.servers)
+      for (const listen of server.listens) {
+        const key = keyOf(listen);
+        let at = byKey.get(key);
+        if (at === undefined) {
+          at = { servers: [], ssl: undefined, defaultServer: undefined };
+          byKey.set(key, at);
+        }
+        if (!at.servers.includes(server)) at.servers.push(server);
+        if (listen.ssl && at.ssl === undefined) at.ssl = listen;
+        if (listen.defaultServer && at.defaultServer === undefined) at.defaultServer = server;
+      }
+    for (const at of byKey.values()) {
+      if (at.ssl === undefined) continue;
+      const def = at.defaultServer ?? at.servers[0]!;
+      const key = keyOf(at.ssl);
+      const text = at.ssl.address.text;
+      const defaultListen = def.listens.find((l) => keyOf(l) === key) ?? def.listens[0]!;
+      if (def.sslCertificates.length === 0) {
+        this.diags.error(
+          'missing-directive',
+          defaultListen.source,
+          `no "ssl_certificate" is defined for the listen ${text} ssl`,
+          'ssl_certificate /etc/letsencrypt/live/example.com/fullchain.pem; ssl_certificate_key /etc/letsencrypt/live/example.com/privkey.pem;',
+        );
+        continue;
+      }
+      const d = def.source;
+      for (const server of at.servers) {
+        if (server === def || server.sslCertificates.length > 0) continue;
+        const listen = server.listens.find((l) => keyOf(l) === key) ?? server.listens[0]!;
+        const names = server.serverNames.filter((n) => n !== '').join(' ') || '(no server_name)';
+        this.diags.warning(
+          'certificate-from-default',
+          listen.source,
+          `server ${names} shares the ssl address ${text} but has no ssl_certificate: clients naming it by SNI get the certificate of the default server at ${d.file}:${d.line}`,
+          "give this server its own ssl_certificate and ssl_certificate_key, or make sure the default server's certificate covers its names",
+        );
+      }
+    }
   }
 
   private listen(s: Setting<ListenValue>): Listen {
@@ -325,8 +384,10 @@ class Builder {
   /**
    * ssl_certificate and ssl_certificate_key of the innermost level that sets
    * any, paired by rank as nginx pairs them; relative paths are relative to
-   * the file naming them. A server with an `ssl` listen needs at least one
-   * pair (nginx: "no ssl_certificate is defined for the listen ... ssl").
+   * the file naming them. A stream server with an `ssl` listen needs at
+   * least one pair (nginx: "no ssl_certificate is defined for the listen ...
+   * ssl"); http servers share addresses, so sslAddresses judges them per
+   * address, as nginx's ngx_http_ssl_init does.
    */
   private certificates(
     chain: readonly Block[],
@@ -363,7 +424,7 @@ class Builder {
       });
     }
     const tls = listens.find((l) => l.ssl);
-    if (tls && pairs.length === 0 && certs.length === 0)
+    if (module === 'stream' && tls && pairs.length === 0 && certs.length === 0)
       this.diags.error(
         'missing-directive',
         tls.source,

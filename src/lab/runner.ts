@@ -12,6 +12,7 @@ import {
   type SocketAgent,
 } from '../netns/index.js';
 import { grpcJsAvailable } from './grpc-service.js';
+import { opensslAvailable } from './certificate.js';
 import { nginxAvailable } from './nginx.js';
 import { LbObserver } from './observer.js';
 import type { LabContext, Observation, Variant, VariantResult } from './scenario.js';
@@ -72,6 +73,14 @@ export async function runLab(variants: Variant[], opts: LabOptions): Promise<Lab
         variant: v.name,
         reason:
           '@grpc/grpc-js is not installed (a development dependency: npm install @grpc/grpc-js next to keepwire)',
+      });
+      return false;
+    }
+    if (v.needs?.includes('openssl') && !opensslAvailable()) {
+      skipped.push({
+        scenario: v.scenario,
+        variant: v.name,
+        reason: 'the openssl CLI is not installed (apt-get install openssl)',
       });
       return false;
     }

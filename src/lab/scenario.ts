@@ -60,7 +60,7 @@ export interface Variant {
   /** LB kinds the variant runs under (default l4 only: it relies on the NAT). */
   lbKinds?: LbKind[];
   /** External programs or optional packages the variant needs (checked before running). */
-  needs?: ('nginx' | 'grpc-js')[];
+  needs?: ('nginx' | 'grpc-js' | 'openssl')[];
   run(ctx: LabContext): Promise<Observation>;
 }
 

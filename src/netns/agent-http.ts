@@ -3,7 +3,8 @@
  * client, each with optional TCP keepalive, for the lab's HTTP scenarios.
  *
  *   {"op":"http-listen","host":H,"port":P,"delayMs":N,"keepalive":{...}?,"keepaliveTimeoutMs":N?}
- *   {"op":"http-client","id":I,"origin":"http://H:P","keepalive":{...}?,"poolIdleMs":N}
+ *   {"op":"http-client","id":I,"origin":"http://H:P","keepalive":{...}?,"poolIdleMs":N,"tls":{"ca":PEM,"servername":S}?}
+ *     (an https origin verifies the server against `tls.ca` for `tls.servername`)
  *   {"op":"http-request","id":I,"rid":R,"path":"/","timeoutMs":N}
  * Events: http-listening, http-accepted, http-request, http-responded,
  *   http-connect (a new pooled connection), response, http-error.
@@ -27,6 +28,7 @@ export interface HttpCommand {
   poolIdleMs?: number;
   keepaliveTimeoutMs?: number;
   keepalive?: KeepaliveOptions;
+  tls?: { ca: string; servername: string };
 }
 
 type Emit = (event: Record<string, unknown>) => void;
@@ -65,7 +67,8 @@ export function handleHttp(cmd: HttpCommand, emit: Emit): boolean {
     }
     case 'http-client': {
       const idle = cmd.poolIdleMs ?? 60_000;
-      const connect = cmd.keepalive ? keepaliveConnector(cmd.keepalive) : undefined;
+      const tls = cmd.tls ? { ca: cmd.tls.ca, servername: cmd.tls.servername } : undefined;
+      const connect = cmd.keepalive ? keepaliveConnector(cmd.keepalive, tls) : tls;
       const pool = new Pool(cmd.origin!, {
         connections: 1,
         pipelining: 1,

@@ -19,6 +19,16 @@
  * handshake (the first byte included), so a client stalling anywhere before
  * it is secure is closed, as nginx's handshake timer does.
  *
+ * Session resumption is decided before SNI chooses a server: OpenSSL runs
+ * Node's SNICallback from its certificate callback, after it has looked the
+ * session up with the listening address's (default server's) ticket keys,
+ * cache and session ID context. So a session resumes under any name of the
+ * address, including a name other than the one it was made for, with that
+ * session's certificate and the Host header choosing the server block: what
+ * nginx up to 1.29.1 does (its servername callback also ran after the
+ * lookup). nginx 1.29.2 moved SNI to the ClientHello callback and binds
+ * sessions to the chosen server's certificates; Node offers no such hook.
+ *
  * Session tickets: the keys come from `makeTicketKeys`, called once per
  * configuration generation by whoever builds it; a process running workers
  * calls it once and hands the same 48 bytes to each worker, so a ticket
@@ -203,7 +213,10 @@ export class TlsTerminator {
         : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
       SNICallback: (name, cb) => {
         const server = options.serverFor(name);
-        if (server === undefined || server === def) {
+        // A server without a certificate of its own keeps the default
+        // server's (nginx's ngx_http_ssl_servername switches SSL_CTX only when
+        // the matched server has one; `check` warns about it).
+        if (server === undefined || server === def || server.sslCertificates.length === 0) {
           cb(null, undefined);
           return;
         }

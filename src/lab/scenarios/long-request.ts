@@ -6,6 +6,7 @@
  * probes that keep the LB's session alive.
  */
 import { LB_ADDRESSES, type SocketAgent } from '../../netns/index.js';
+import { CERTIFICATE_NAME, type LabCertificate, labCertificate } from '../certificate.js';
 import { startKeepwire } from '../keepwire.js';
 import { startNginx } from '../nginx.js';
 import {
@@ -17,24 +18,34 @@ import {
 } from '../scenario.js';
 
 const BACKEND_PORT = 80;
+const HTTPS_PORT = 443;
 const APP_PORT = 8081;
 
 /** The backend answers after twice the LB's idle timeout; the client waits three times it. */
 async function requestThroughLb(
   ctx: LabContext,
   clientKeepalive?: { idle: number; interval: number; count: number },
+  https?: LabCertificate,
 ) {
   const client = await ctx.agent('client');
   const timeoutMs = ctx.lbIdleS * 3000;
   client.send({
     op: 'http-client',
     id: 'c',
-    origin: `http://${LB_ADDRESSES.vip}:${BACKEND_PORT}`,
+    origin: https
+      ? `https://${LB_ADDRESSES.vip}:${HTTPS_PORT}`
+      : `http://${LB_ADDRESSES.vip}:${BACKEND_PORT}`,
     ...(clientKeepalive ? { keepalive: clientKeepalive } : {}),
+    // The client verifies the backend's certificate: TLS is end to end, the L4 LB only forwards segments.
+    ...(https ? { tls: { ca: https.pem, servername: CERTIFICATE_NAME } } : {}),
   });
   await client.waitFor((e) => e.ev === 'http-client', 5_000);
   client.send({ op: 'http-request', id: 'c', rid: 'r1', path: '/report', timeoutMs });
-  ctx.note('client', 'request', `client sends GET /report (its timeout: ${timeoutMs / 1000}s)`);
+  ctx.note(
+    'client',
+    'request',
+    `client sends GET /report${https ? ' over TLS' : ''} (its timeout: ${timeoutMs / 1000}s)`,
+  );
   const end = await client.waitFor(
     (e) => e.rid === 'r1' && (e.ev === 'response' || e.ev === 'http-error'),
     timeoutMs + 10_000,
@@ -92,34 +103,34 @@ function watchBackend(ctx: LabContext, backend: SocketAgent) {
 }
 
 /** nginx in the backend namespace in front of a slow local app, as in the seed. */
-async function nginxBackend(ctx: LabContext, listenParams: string) {
+async function nginxBackend(ctx: LabContext, listenParams: string, https?: LabCertificate) {
   const backend = await ctx.agent('backend');
   backend.send({ op: 'http-listen', host: '127.0.0.1', port: APP_PORT, delayMs: ctx.lbIdleS * 2000 });
   await backend.waitFor((e) => e.ev === 'http-listening' || e.ev === 'fatal', 5_000);
   watchBackend(ctx, backend);
-  const listen = `listen ${LB_ADDRESSES.backend}:${BACKEND_PORT}${listenParams ? ` ${listenParams}` : ''};`;
+  const listen = listenLine(listenParams, https);
   const nginx = await startNginx(ctx.lb.backend, {
-    port: BACKEND_PORT,
-    server: `${listen}\n    location / { proxy_pass http://127.0.0.1:${APP_PORT}; proxy_read_timeout 60s; }`,
+    port: https ? HTTPS_PORT : BACKEND_PORT,
+    server: `${listen}${https ? `\n    ${certificateLines(https)}` : ''}\n    location / { proxy_pass http://127.0.0.1:${APP_PORT}; proxy_read_timeout 60s; }`,
   });
   ctx.defer(() => nginx.stop());
   ctx.note('backend', 'config', `nginx: ${listen}`);
 }
 
 /** keepwire's own HTTP server (`keepwire serve`) in front of the slow app, configured like the nginx variants. */
-async function keepwireBackend(ctx: LabContext, listenParams: string) {
+async function keepwireBackend(ctx: LabContext, listenParams: string, https?: LabCertificate) {
   const backend = await ctx.agent('backend');
   backend.send({ op: 'http-listen', host: '127.0.0.1', port: APP_PORT, delayMs: ctx.lbIdleS * 2000 });
   await backend.waitFor((e) => e.ev === 'http-listening' || e.ev === 'fatal', 5_000);
   watchBackend(ctx, backend);
-  const listen = `listen ${LB_ADDRESSES.backend}:${BACKEND_PORT}${listenParams ? ` ${listenParams}` : ''};`;
+  const listen = listenLine(listenParams, https);
   ctx.note('backend', 'config', `keepwire serve: ${listen}`);
   await startKeepwire(
     ctx,
     'backend',
     `http {
     server {
-        ${listen}
+        ${listen}${https ? `\n        ${certificateLines(https)}` : ''}
         location / {
             proxy_pass http://127.0.0.1:${APP_PORT};
             proxy_read_timeout 60s;
@@ -129,6 +140,17 @@ async function keepwireBackend(ctx: LabContext, listenParams: string) {
 `,
     'backend',
   );
+}
+
+/** The backend's listen directive: port 80, or 443 with `ssl` over HTTPS. */
+function listenLine(listenParams: string, https?: LabCertificate): string {
+  const params = [...(https ? ['ssl'] : []), ...(listenParams ? [listenParams] : [])].join(' ');
+  const port = https ? HTTPS_PORT : BACKEND_PORT;
+  return `listen ${LB_ADDRESSES.backend}:${port}${params ? ` ${params}` : ''};`;
+}
+
+function certificateLines(https: LabCertificate): string {
+  return `ssl_certificate ${https.cert}; ssl_certificate_key ${https.key};`;
 }
 
 const KEEPALIVE_1S = { idle: 1, interval: 1, count: 3 };
@@ -241,3 +263,62 @@ async function setSystemKeepalive(ctx: LabContext) {
   for (const [key, value] of wanted) if (await ctx.sysctl('backend', key, value)) set.push(`${key}=${value}`);
   if (set.length) ctx.note('backend', 'config', `sysctl ${set.join(' ')}`);
 }
+
+/**
+ * The same incident over HTTPS: the client speaks TLS through the L4 LB to
+ * the backend's `listen ... ssl`. TLS adds nothing on the wire while the app
+ * works (no TLS-level keepalive exists), so the LB forgets the session just
+ * the same, and TCP keepalive on the socket under TLS (so_keepalive, set on
+ * the TCP socket before TLS wraps it) saves it just the same.
+ */
+export const longRequestHttps: Variant[] = [
+  {
+    scenario: 'long-request-https',
+    name: 'keepwire-https-plain',
+    summary: 'keepwire serve, `listen ADDR:443 ssl;` without so_keepalive; HTTPS client through the L4 LB',
+    expected: () => 'timeout',
+    needs: ['openssl'],
+    async run(ctx) {
+      const https = labCertificate(ctx);
+      await keepwireBackend(ctx, '', https);
+      return requestThroughLb(ctx, undefined, https);
+    },
+  },
+  {
+    scenario: 'long-request-https',
+    name: 'keepwire-https-so_keepalive',
+    summary:
+      'keepwire serve, `listen ADDR:443 ssl so_keepalive=1s:1s:3;`: probes on the TCP socket under TLS',
+    expected: () => 'response',
+    needs: ['openssl'],
+    async run(ctx) {
+      const https = labCertificate(ctx);
+      await keepwireBackend(ctx, 'so_keepalive=1s:1s:3', https);
+      return requestThroughLb(ctx, undefined, https);
+    },
+  },
+  {
+    scenario: 'long-request-https',
+    name: 'nginx-https-plain',
+    summary: 'real nginx, `listen ADDR:443 ssl;` without so_keepalive',
+    expected: () => 'timeout',
+    needs: ['nginx', 'openssl'],
+    async run(ctx) {
+      const https = labCertificate(ctx);
+      await nginxBackend(ctx, '', https);
+      return requestThroughLb(ctx, undefined, https);
+    },
+  },
+  {
+    scenario: 'long-request-https',
+    name: 'nginx-https-so_keepalive',
+    summary: 'real nginx, `listen ADDR:443 ssl so_keepalive=1s:1s:3;`',
+    expected: () => 'response',
+    needs: ['nginx', 'openssl'],
+    async run(ctx) {
+      const https = labCertificate(ctx);
+      await nginxBackend(ctx, 'so_keepalive=1s:1s:3', https);
+      return requestThroughLb(ctx, undefined, https);
+    },
+  },
+];

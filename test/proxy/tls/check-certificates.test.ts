@@ -115,3 +115,54 @@ test('keepwire check: a certificate expiring within 14 days is a warning, proxy_
   ]);
   assert.match(diags.find((d) => d.code === 'certificate-expiring')!.message, /in [45] days/);
 });
+
+test("keepwire check: a server sharing an ssl address without a certificate is a warning (it gets the default server's); the default server without one is nginx's error", async (t) => {
+  const pki = makePki(t);
+  if (!pki) return;
+  const a = pki.issue('a.test');
+  chmodSync(a.key, 0o600);
+  const file = join(pki.dir, 'keepwire.conf');
+  const check = (text: string) => {
+    writeFileSync(file, text);
+    const r = spawnSync(process.execPath, [MAIN, 'check', '-c', file, '--json'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    return { status: r.status, diags: JSON.parse(r.stdout) as Diagnostic[] };
+  };
+  const server = (name: string, listen: string, cert: boolean) => `  server {
+    listen ${listen};
+    server_name ${name};${cert ? `\n    ssl_certificate ${a.cert};\n    ssl_certificate_key ${a.key};` : ''}
+    location / { return 200; }
+  }
+`;
+  // The second server has no certificate; the third has none and no `ssl` on its
+  // listen, but the address is ssl (nginx: the parameter is the address's).
+  const warned = check(
+    `http {\n${server('a.test', '127.0.0.1:8443 ssl', true)}${server('b.test', '127.0.0.1:8443 ssl', false)}${server('c.test', '127.0.0.1:8443', false)}}\n`,
+  );
+  assert.equal(warned.status, 0);
+  assert.deepEqual(
+    warned.diags.map((d) => `${d.severity} ${d.code} ${d.file === file} ${d.line}`),
+    ['warning certificate-from-default true 10', 'warning certificate-from-default true 15'],
+  );
+  assert.match(
+    warned.diags[0]!.message,
+    /server b\.test shares the ssl address 127\.0\.0\.1:8443 but has no ssl_certificate/,
+  );
+  assert.match(warned.diags[0]!.message, /keepwire\.conf:2$/);
+  assert.match(warned.diags[0]!.hint!, /ssl_certificate/);
+  // default_server on the server without a certificate: nginx refuses the address.
+  const refused = check(
+    `http {\n${server('a.test', '127.0.0.1:8443 ssl', true)}${server('b.test', '127.0.0.1:8443 ssl default_server', false)}}\n`,
+  );
+  assert.equal(refused.status, 1);
+  assert.deepEqual(
+    refused.diags.map((d) => `${d.severity} ${d.code} ${d.line}`),
+    ['error missing-directive 10'],
+  );
+  assert.match(
+    refused.diags[0]!.message,
+    /no "ssl_certificate" is defined for the listen 127\.0\.0\.1:8443 ssl/,
+  );
+});
