@@ -11,8 +11,8 @@ import {
   type LbKind,
   type SocketAgent,
 } from '../netns/index.js';
-import { grpcJsAvailable } from './grpc-service.js';
 import { opensslAvailable } from './certificate.js';
+import { grpcJsAvailable } from './grpc-service.js';
 import { nginxAvailable } from './nginx.js';
 import { LbObserver } from './observer.js';
 import type { LabContext, Observation, Variant, VariantResult } from './scenario.js';
