@@ -135,12 +135,8 @@ export function toMs(text: string): number {
 
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
-/**
- * CPU time (user + system, µs) used so far by process `root` and every live
- * descendant (an nginx master's workers, a keepwire master's workers), from
- * /proc/PID/stat. Threads are counted in their process.
- */
-export function treeCpuUs(root: number): number {
+/** Each live process's parent and CPU ticks (user + system), from /proc/PID/stat. */
+function procTable(): Map<number, { ppid: number; ticks: number }> {
   const stats = new Map<number, { ppid: number; ticks: number }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -154,19 +150,44 @@ export function treeCpuUs(root: number): number {
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
     stats.set(Number(entry), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
   }
-  let ticks = 0;
-  const tree = new Set([root]);
-  // Parents precede children in pid order almost always; iterate until no process joins.
+  return stats;
+}
+
+/** `root` and every live descendant (an nginx master's workers, a keepwire master's workers). */
+function tree(root: number, stats = procTable()): Set<number> {
+  const pids = new Set([root]);
   for (let grown = true; grown; ) {
     grown = false;
     for (const [pid, s] of stats)
-      if (!tree.has(pid) && tree.has(s.ppid)) {
-        tree.add(pid);
+      if (!pids.has(pid) && pids.has(s.ppid)) {
+        pids.add(pid);
         grown = true;
       }
   }
-  for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
+  return pids;
+}
+
+/**
+ * CPU time (user + system, µs) used so far by process `root` and every live
+ * descendant, from /proc/PID/stat. Threads are counted in their process.
+ */
+export function treeCpuUs(root: number): number {
+  const stats = procTable();
+  let ticks = 0;
+  for (const pid of tree(root, stats)) ticks += stats.get(pid)?.ticks ?? 0;
   return ticks * TICK_US;
+}
+
+/**
+ * Pins process `root`, its threads and its descendants to `cpus` (taskset's
+ * list, e.g. `1` or `0,1`). On a 2-CPU machine a proxy alone on one CPU and
+ * the load generator and backend on the other measure the proxy's cost per
+ * request several times more steadily than all of them sharing both.
+ * Processes started later by a pinned process inherit its CPUs.
+ */
+export function pin(root: number, cpus: string): void {
+  for (const pid of tree(root))
+    spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
 /**

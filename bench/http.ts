@@ -36,6 +36,7 @@ import {
   MAIN,
   nginxBackendHttp,
   nginxProxyHttp,
+  pin,
   startNginx,
   version,
   Workspace,
@@ -286,7 +287,13 @@ listen web
     console.log(
       `wrk -c${connections} -d${seconds}s, ${BODY.length + 1}-byte responses; median of ${rounds} interleaved runs per target; CPU = the proxy's process tree, user+system`,
     );
-    console.log('\n1. one process each (wrk -t1)\n');
+    // Part 1 pins: each proxy alone on CPU 1; wrk (started by this process) and the backend on CPU 0.
+    const pinned = cpus().length >= 2;
+    console.log(
+      pinned
+        ? '\n1. one process each (wrk -t1); the proxy alone on CPU 1, wrk and the backend on CPU 0\n'
+        : '\n1. one process each (wrk -t1)\n',
+    );
     const single: Target[] = [
       { name: 'direct (nginx backend, 2 workers)', port: backend, pid: backendPid },
       { name: 'keepwire', ...kw },
@@ -303,6 +310,11 @@ listen web
       { name: 'http-proxy', port: hpx, pid: hpxPid },
       { name: 'undici Pool.stream()', port: und, pid: undPid },
     ];
+    if (pinned) {
+      pin(process.pid, '0');
+      pin(backendPid, '0');
+      for (const t of single) if (t.pid !== backendPid) pin(t.pid, '1');
+    }
     const runs = await measure(single, rounds, seconds, connections, 1);
     const by = table(runs);
     const get = (n: string) => by.get(n)!;
@@ -333,7 +345,12 @@ listen web
       `keepwire/HAProxy req/s ${ratio('keepwire access_log off', 'HAProxy')}; keepwire/http-proxy ${ratio('keepwire', 'http-proxy')}, keepwire/undici ${ratio('keepwire', 'undici Pool.stream()')} (neither Node proxy logs)`,
     );
 
-    console.log('\n2. two processes/threads each (wrk -t2)\n');
+    // Parts 2 and 3: every CPU for everyone again.
+    if (pinned) {
+      pin(process.pid, '0,1');
+      pin(backendPid, '0,1');
+    }
+    console.log('\n2. two processes/threads each (wrk -t2), nothing pinned\n');
     const two: Target[] = [
       { name: 'keepwire worker_processes 2', ...kw2 },
       { name: 'nginx worker_processes 2', ...ng2 },

@@ -1487,7 +1487,7 @@ export const D = {
     default: 'off',
     keepwire: 'directive',
     bind: [bind(['http_server'], 'http2PingIntervalMs')],
-    doc: "When an HTTP/2 client connection has received nothing from its client for `time`, keepwire sends a PING (RFC 9113 §6.7), and again every `time` while it stays quiet: an L7 load balancer or NAT on the way sees traffic both ways, and a dead client is found by `http2_ping_timeout`. gRPC clients do not police PINGs from their server (grpc-go and grpc-core enforce `min_ping_interval` only on the server side), so any interval is accepted; keep it below the idle timeout of every box between client and keepwire. Taken from the address's default server; off by default.",
+    doc: "When an HTTP/2 client connection has received nothing from its client for `time`, keepwire sends a PING (RFC 9113 §6.7; the connection is looked at every quarter of `time`, so the PING leaves 1 to 1.25 × `time` after the last frame), and again every `time` while it stays quiet: an L7 load balancer or NAT on the way sees traffic both ways, and a dead client is found by `http2_ping_timeout`. gRPC clients do not police PINGs from their server (grpc-go and grpc-core enforce `min_ping_interval` only on the server side), so any interval is accepted; keep it below the idle timeout of every box between client and keepwire. Taken from the address's default server; off by default.",
   }),
   http2PingTimeout: timeEntry({
     name: 'http2_ping_timeout',
@@ -1814,7 +1814,7 @@ export const GRPC = {
     keepwire: 'directive',
     parse: single(parseOffOrTimer),
     bind: [bind(['location'], 'grpcPingIntervalMs')],
-    doc: 'HTTP/2 PING keepalive on upstream connections of `grpc_pass`, gRPC\'s `keepalive_time` (GRPC_ARG_KEEPALIVE_TIME_MS, grpc-go `keepalive.ClientParameters.Time`): a PING after `time` without frames from the server, again every `time` while it stays quiet, so an LB or NAT between keepwire and the server keeps the connection and a dead server is found by `grpc_ping_timeout`. gRPC servers police PINGs: grpc-go and grpc-core refuse PINGs more often than every 5 minutes by default (`keepalive.EnforcementPolicy.MinTime`, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS) and answer GOAWAY ENHANCE_YOUR_CALM `too_many_pings`; keepwire then doubles the interval for that server (as grpc-go does) and logs `grpc_too_many_pings`. `check` warns below 5 minutes: relax the server\'s policy to match (README "gRPC"). Off by default.',
+    doc: 'HTTP/2 PING keepalive on upstream connections of `grpc_pass`, gRPC\'s `keepalive_time` (GRPC_ARG_KEEPALIVE_TIME_MS, grpc-go `keepalive.ClientParameters.Time`): a PING after `time` without frames from the server (1 to 1.25 × `time` after the last one: the connection is looked at every quarter of `time`), again every `time` while it stays quiet, so an LB or NAT between keepwire and the server keeps the connection and a dead server is found by `grpc_ping_timeout`. gRPC servers police PINGs: grpc-go and grpc-core refuse PINGs more often than every 5 minutes by default (`keepalive.EnforcementPolicy.MinTime`, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS) and answer GOAWAY ENHANCE_YOUR_CALM `too_many_pings`; keepwire then doubles the interval for that server (as grpc-go does) and logs `grpc_too_many_pings`. `check` warns below 5 minutes: relax the server\'s policy to match (README "gRPC"). Off by default.',
   }),
   grpcPingTimeout: d({
     name: 'grpc_ping_timeout',

@@ -328,7 +328,8 @@ class Engine {
     // to; the message names the timeout that waits): doctor --nginx points at the same places.
     const specAt =
       this.origins.get(owner, 'proxySocketKeepalive') ?? this.origins.get(owner, 'proxyPass') ?? fallback;
-    const fixFor = (s: string) => `proxy_socket_keepalive ${s};`;
+    const socketKeepalive = spelled(owner, 'proxy_socket_keepalive');
+    const fixFor = (s: string) => `${socketKeepalive} ${s};`;
     if (boxes.length === 0) {
       if (!spec.enable) {
         this.add({
@@ -336,9 +337,9 @@ class Engine {
           severity: 'info',
           at: specAt,
           message:
-            'no proxy_socket_keepalive toward an upstream that is not on this host; no middlebox on that path was given',
+            `no ${socketKeepalive} toward an upstream that is not on this host; no middlebox on that path was given`,
           why: 'if a firewall, NAT or load balancer sits on that path, an upstream connection idle longer than its timeout is forgotten.',
-          fix: 'proxy_socket_keepalive on;',
+          fix: `${socketKeepalive} on;`,
           data: { owner, waitMs, waitName },
         });
       }
@@ -347,7 +348,7 @@ class Engine {
     const box = tightestL4(boxes);
     if (!box) return;
     if (spec.enable) {
-      this.spec(spec, box, specAt, 'proxy_socket_keepalive', fixFor, { owner, waitMs, waitName });
+      this.spec(spec, box, specAt, socketKeepalive, fixFor, { owner, waitMs, waitName });
       return;
     }
     if (RULES.upstreamWaitsTooLong(waitMs, box)) {
@@ -355,7 +356,7 @@ class Engine {
         code: 'upstream-without-keepalive',
         severity: 'error',
         at: specAt,
-        message: `proxy_socket_keepalive is off while ${waitName} ${fmt(waitMs)} exceeds ${box.label}: an upstream connection waiting that long can be forgotten by a load balancer on the way`,
+        message: `${socketKeepalive} is off while ${waitName} ${fmt(waitMs)} exceeds ${box.label}: an upstream connection waiting that long can be forgotten by a load balancer on the way`,
         why: `a request that keeps the upstream silent that long loses its upstream connection: ${box.failure}.`,
         fix: fixFor(suggestedSpec(box.idleMs)),
         data: { box, owner, waitMs, waitName },
@@ -440,9 +441,9 @@ class Engine {
           code: 'read-timeout-above-lb',
           severity: 'warning',
           at,
-          message: `proxy_read_timeout ${fmt(location.proxyReadTimeoutMs)} lets a response take longer than ${box.label}: a slow response, long-poll, SSE stream or WebSocket quiet that long is closed by the load balancer whatever TCP keepalive does`,
+          message: `${spelled(location, 'proxy_read_timeout')} ${fmt(location.proxyReadTimeoutMs)} lets a response take longer than ${box.label}: a slow response, long-poll, SSE stream or WebSocket quiet that long is closed by the load balancer whatever TCP keepalive does`,
           why: `a response slower than ${fmt(box.idleMs)} never reaches the client: ${box.failure} (TCP keepalive does not count as data for an L7 proxy).`,
-          fix: `websocket_heartbeat ${beatS}s; for WebSockets, an application heartbeat more often than every ${fmt(box.idleMs)} for SSE (a comment line) and long-polls (answer before it), or proxy_read_timeout ${Math.max(1, Math.floor(box.idleMs / 1000) - 1)}s;`,
+          fix: `websocket_heartbeat ${beatS}s; for WebSockets, an application heartbeat more often than every ${fmt(box.idleMs)} for SSE (a comment line) and long-polls (answer before it), or ${spelled(location, 'proxy_read_timeout')} ${Math.max(1, Math.floor(box.idleMs / 1000) - 1)}s;`,
           data: { box, owner: location, valueMs: location.proxyReadTimeoutMs },
         });
       }
@@ -539,6 +540,16 @@ function keepaliveSockets(config: Config): Set<string> {
   return keys;
 }
 
+/**
+ * A proxy_* directive's name as a location spells it: `grpc_*` in a
+ * `grpc_pass` location (nginx's grpc module reads its own twins there),
+ * `proxy_*` everywhere else.
+ */
+function spelled(owner: object | undefined, proxyName: string): string {
+  const scheme = (owner as Partial<HttpLocation> | undefined)?.proxyPass?.scheme;
+  return scheme === 'grpc' || scheme === 'grpcs' ? proxyName.replace(/^proxy_/, 'grpc_') : proxyName;
+}
+
 function httpServerHazards(engine: Engine, config: Config, server: HttpServer, legs: Legs): void {
   // Only proxying locations wait on an upstream; `return` answers at once.
   let longest: HttpLocation | undefined;
@@ -550,7 +561,7 @@ function httpServerHazards(engine: Engine, config: Config, server: HttpServer, l
     // shares (as nginx): `listen 80 so_keepalive=...` in one server covers a plain `listen 80`
     // in another, and that one is judged on its own line.
     if (!listen.soKeepalive && keepaliveSockets(config).has(socketKey(listen))) continue;
-    engine.listener(listen, legs.front, longestRead, 'proxy_read_timeout', longest);
+    engine.listener(listen, legs.front, longestRead, spelled(longest, 'proxy_read_timeout'), longest);
   }
   engine.serverKeepalive(server, legs.front);
   engine.longResponse(server, legs.front);
@@ -564,7 +575,7 @@ function httpServerHazards(engine: Engine, config: Config, server: HttpServer, l
       isLocal(target, config.http?.upstreams),
       legs.upstream,
       location.proxyReadTimeoutMs,
-      'proxy_read_timeout',
+      spelled(location, 'proxy_read_timeout'),
       group,
       location.source,
     );

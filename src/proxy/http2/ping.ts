@@ -6,11 +6,21 @@
  * "anything from the peer" is every byte the socket read: frames the http2
  * module does not surface (WINDOW_UPDATE, SETTINGS, PING ACKs) included.
  *
+ * The connection is sampled every quarter interval instead of timing each
+ * read (the socket's reads are nghttp2's, not ours; `heard` only sets a
+ * flag, so a DATA frame costs no clock read). A read is dated to the sample
+ * that saw it, which is never earlier than the read: a PING goes out only
+ * after at least `intervalMs` of quiet (servers count early PINGs as
+ * strikes), and at most 1.25 × `intervalMs` after the last read (grpc-go
+ * times each read and pings at exactly the interval; sampling once per
+ * interval would let the quiet stretch reach 2 ×, past an LB idle timeout a
+ * user set the interval below with a margin of less than 2 ×).
+ *
  * The semantics are gRPC's keepalive_time / keepalive_timeout; `mayPing`
  * is keepalive_permit_without_calls (a connection without calls is not
- * pinged unless it says so). Used for the client leg (`http2_ping_*`,
- * connection.ts) and the upstream leg of grpc_pass (`grpc_ping_*`,
- * ../grpc/pool.ts).
+ * pinged unless it says so; its quiet time starts when a call comes). Used
+ * for the client leg (`http2_ping_*`, connection.ts) and the upstream leg of
+ * grpc_pass (`grpc_ping_*`, ../grpc/pool.ts).
  */
 import { Deadline } from '../deadline.js';
 
@@ -21,9 +31,13 @@ export interface PingSession {
 }
 
 export class PingKeepalive {
-  private readonly quiet: Deadline<PingKeepalive>;
+  private readonly sampler: Deadline<PingKeepalive>;
   private readonly wait: Deadline<PingKeepalive>;
-  private lastBytesRead = 0;
+  private lastBytesRead: number;
+  /** When the peer was last heard from, as dated by a sample (Date.now ms). */
+  private lastHeard = Date.now();
+  /** `heard` was called since the last sample. */
+  private fresh = false;
   /** PINGs sent, ACKs received (tests and logs). */
   sent = 0;
   acked = 0;
@@ -31,57 +45,65 @@ export class PingKeepalive {
   constructor(
     private readonly session: PingSession,
     private readonly bytesRead: () => number,
-    /** The interval; may be changed (a server's too_many_pings doubles it), taking effect at the next touch. */
+    /** The interval; may be changed (a server's too_many_pings doubles it), taking effect at the next sample. */
     public intervalMs: number,
     private readonly timeoutMs: number,
     private readonly onTimeout: () => void,
     private readonly mayPing: () => boolean = always,
   ) {
-    this.quiet = new Deadline<PingKeepalive>(this, this.quietExpired, 0, true);
+    this.lastBytesRead = bytesRead();
+    this.sampler = new Deadline<PingKeepalive>(this, this.sample, 0, true);
     this.wait = new Deadline<PingKeepalive>(this, this.waitExpired, 0, true);
-    this.quiet.arm(intervalMs);
+    this.sampler.arm(this.stepMs());
   }
 
-  /** Something arrived from the peer: the quiet time starts again. */
+  /** Something arrived from the peer: the quiet time starts again (dated by the next sample). */
   heard(): void {
-    this.quiet.arm(this.intervalMs);
+    this.fresh = true;
   }
 
   /** The connection is gone: no more timers. */
   cancel(): void {
-    this.quiet.cancel();
+    this.sampler.cancel();
     this.wait.cancel();
   }
 
-  private quietExpired(): void {
+  private stepMs(): number {
+    return Math.max(1, Math.floor(this.intervalMs / 4));
+  }
+
+  private sample(): void {
     if (this.session.destroyed) return;
+    const now = Date.now();
     const read = this.bytesRead();
-    if (read !== this.lastBytesRead) {
+    if (this.fresh || read !== this.lastBytesRead) {
+      this.fresh = false;
       this.lastBytesRead = read;
-      this.heard();
-      return;
+      this.lastHeard = now;
     }
-    if (this.wait.armed) return;
-    if (!this.mayPing()) {
-      this.heard();
-      return;
+    if (!this.wait.armed && now - this.lastHeard >= this.intervalMs) {
+      if (!this.mayPing()) this.lastHeard = now;
+      else if (this.sendPing()) {
+        this.sent++;
+        this.wait.arm(this.timeoutMs);
+      } else this.lastHeard = now;
     }
-    const sent = this.session.ping((error) => {
+    this.sampler.arm(this.stepMs());
+  }
+
+  private sendPing(): boolean {
+    return this.session.ping((error) => {
       if (error !== null) return;
       this.acked++;
       this.wait.cancel();
-      this.lastBytesRead = this.bytesRead();
-      this.heard();
+      // The ACK was read: the next sample dates the quiet time from it.
+      this.fresh = true;
     });
-    if (sent) {
-      this.sent++;
-      this.wait.arm(this.timeoutMs);
-    } else this.heard();
   }
 
   private waitExpired(): void {
     if (this.session.destroyed) return;
-    this.quiet.cancel();
+    this.sampler.cancel();
     this.onTimeout();
   }
 }

@@ -145,3 +145,26 @@ describe('check: grpc_ping_* against what gRPC servers accept by default', () =>
     }
   });
 });
+
+describe('keepalive hazards in grpc_pass locations speak grpc_*', () => {
+  it('the listener hazard names grpc_read_timeout, not proxy_read_timeout, as nginx would read it', () => {
+    const r = parseConfigText(
+      `lb_idle_timeout 60s;
+http {
+  server {
+    listen 127.0.0.1:8080;
+    http2 on;
+    location / { grpc_pass grpc://127.0.0.1:50051; grpc_read_timeout 300s; }
+  }
+}
+`,
+      'grpc.conf',
+    );
+    const texts = r.diagnostics.map((d) => `${d.message} ${d.hint ?? ''}`);
+    assert.ok(
+      texts.some((t) => t.includes('grpc_read_timeout 5m')),
+      `a hazard names grpc_read_timeout 5m: ${texts.join(' | ')}`,
+    );
+    assert.ok(!texts.some((t) => /proxy_read_timeout|proxy_socket_keepalive/.test(t)), texts.join(' | '));
+  });
+});
