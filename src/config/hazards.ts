@@ -336,8 +336,7 @@ class Engine {
           code: 'upstream-without-keepalive',
           severity: 'info',
           at: specAt,
-          message:
-            `no ${socketKeepalive} toward an upstream that is not on this host; no middlebox on that path was given`,
+          message: `no ${socketKeepalive} toward an upstream that is not on this host; no middlebox on that path was given`,
           why: 'if a firewall, NAT or load balancer sits on that path, an upstream connection idle longer than its timeout is forgotten.',
           fix: `${socketKeepalive} on;`,
           data: { owner, waitMs, waitName },
