@@ -276,10 +276,12 @@ http {
       ['ignore', 'ignore', 'inherit', 'ipc'],
     );
     // HAProxy, one thread, the same pool and timeouts (its connection memory comes from pools that grow on demand).
+    // It reserves two descriptors per maxconn (client and server side) and refuses to start when the
+    // open-files limit is below that: with the usual 20,000, N up to about 9,900.
     const hpConf = ws.write(
       'haproxy.cfg',
       `global
-    maxconn ${workerConnections}
+    maxconn ${n + 64}
     nbthread 1
 defaults
     mode http

@@ -31,7 +31,12 @@ import { Deadline } from '../deadline.js';
 import type { ClientSide } from '../http/client-side.js';
 import { BodyKind, type ClientUser } from '../http/connection.js';
 import { expand, type RequestContext } from '../http/headers.js';
-import type { HttpLogRecord, RequestEndReason, RequestRecord } from '../http/log.js';
+import {
+  type HttpLogRecord,
+  type RequestEndReason,
+  type RequestRecord,
+  upstreamFailureReason,
+} from '../http/log.js';
 import type { ClientRequest, RequestError } from '../http/request.js';
 import { http2Fields } from '../http2/stream.js';
 import { Tries } from '../tries.js';
@@ -545,14 +550,7 @@ export class GrpcCall implements ClientUser, SlotWaiter {
     const bodySent = opened && (this.bodyBytes > 0 || this.bodyDone);
     this.dropAttempt(NGHTTP2_CANCEL);
     const where = `${host.address.text}: ${detail}`;
-    const reason: RequestEndReason =
-      kind === 'connect'
-        ? 'connect_failed'
-        : kind === 'connect_timeout'
-          ? 'connect_timeout'
-          : kind === 'timeout'
-            ? 'upstream_timeout'
-            : 'upstream_reset';
+    const reason = upstreamFailureReason(kind);
     this.reason = reason;
     this.detail = where;
     this.route.stats.failed(reason);

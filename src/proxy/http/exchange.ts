@@ -46,7 +46,12 @@ import {
   upstreamRequestHead,
 } from './headers.js';
 import type { ClientLimits } from './limits.js';
-import { NOT_RETRIED_MAY_HAVE_REACHED, type RequestEndReason, type RequestRecord } from './log.js';
+import {
+  NOT_RETRIED_MAY_HAVE_REACHED,
+  type RequestEndReason,
+  type RequestRecord,
+  upstreamFailureReason,
+} from './log.js';
 import type { ResponseHead } from './parser.js';
 import type { ClientRequest, RequestError } from './request.js';
 import { type TunnelOwner, UpgradeTunnel } from './streaming.js';
@@ -363,16 +368,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     // A failure on a cached connection says nothing about the server's health.
     if (!reused && kind !== 'status' && kind !== 'invalid') this.tries.failed();
     const status = kind === 'timeout' || kind === 'connect_timeout' ? 504 : 502;
-    const reason: RequestEndReason =
-      kind === 'connect'
-        ? 'connect_failed'
-        : kind === 'connect_timeout'
-          ? 'connect_timeout'
-          : kind === 'timeout'
-            ? 'upstream_timeout'
-            : kind === 'invalid'
-              ? 'upstream_invalid'
-              : 'upstream_reset';
+    const reason = upstreamFailureReason(kind);
     this.reason = reason;
     this.detail = where;
     this.route.stats.failed(reason);

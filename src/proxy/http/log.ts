@@ -23,6 +23,28 @@ export type RequestEndReason =
   | 'no_live_upstreams'
   | 'shutdown';
 
+/**
+ * The end reason an upstream failure logs, for the HTTP exchange and gRPC
+ * calls alike: what went wrong on the way (connect, its timer, the read
+ * timer, an invalid answer), anything else a reset.
+ */
+export function upstreamFailureReason(
+  kind: 'connect' | 'connect_timeout' | 'timeout' | 'invalid' | string,
+): RequestEndReason {
+  switch (kind) {
+    case 'connect':
+      return 'connect_failed';
+    case 'connect_timeout':
+      return 'connect_timeout';
+    case 'timeout':
+      return 'upstream_timeout';
+    case 'invalid':
+      return 'upstream_invalid';
+    default:
+      return 'upstream_reset';
+  }
+}
+
 export interface RequestRecord {
   msg: 'request';
   listen: string;
