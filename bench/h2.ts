@@ -13,9 +13,10 @@
  * keepwire/nginx ratios for h2c and TLS. Everything shares the same cores,
  * so absolute numbers drift between runs; ratios within one run hold.
  */
+
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { selfSignedCertificate } from '../src/lab/certificate.js';
 import {
   arg,
   BODY,
@@ -89,30 +90,7 @@ async function main(): Promise<void> {
       await freePort(),
       await freePort(),
     ];
-    const crt = join(ws.dir, 'site.crt');
-    const key = join(ws.dir, 'site.key');
-    const made = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        crt,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-      ],
-      { encoding: 'utf8' },
-    );
-    if (made.status !== 0) throw new Error(`openssl: ${made.stderr}`);
+    const { cert: crt, key } = selfSignedCertificate(ws.dir, 'localhost');
 
     // Backend and the nginx proxy are separate nginx processes so each has one worker of its own.
     startNginx(ws, 'backend', nginxBackendHttp(backend));

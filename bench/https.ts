@@ -28,9 +28,11 @@
  * completed. Not a test; ratios within one run are the meaningful part on a
  * shared machine.
  */
-import { spawn, spawnSync } from 'node:child_process';
+
+import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { selfSignedCertificate } from '../src/lab/certificate.js';
 import {
   arg,
   BODY,
@@ -58,35 +60,6 @@ interface Measure {
   headers: string[];
   /** Which targets this measure runs against (tickets on, or tickets off). */
   tickets: boolean;
-}
-
-/** A self-signed ECDSA P-256 certificate for both servers. */
-function certificate(ws: Workspace): { cert: string; key: string } {
-  const cert = join(ws.dir, 'cert.pem');
-  const key = join(ws.dir, 'key.pem');
-  const r = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=bench.keepwire.test',
-    ],
-    { stdio: 'ignore' },
-  );
-  if (r.status !== 0) throw new Error('openssl could not make the certificate (apt-get install openssl)');
-  return { cert, key };
 }
 
 /** `New` or `Reused`: a second s_client connection offering the first one's session. */
@@ -125,7 +98,7 @@ async function main(): Promise<void> {
   const handshakeConnections = arg('handshake-connections', 16);
   const ws = new Workspace('keepwire-bench-https-');
   try {
-    const { cert, key } = certificate(ws);
+    const { cert, key } = selfSignedCertificate(ws.dir, 'bench.keepwire.test');
     const backend = await freePort();
     startNginx(ws, 'backend', nginxBackendHttp(backend), { workers: 2 });
     const tls = (tickets: boolean) =>

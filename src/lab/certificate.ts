@@ -21,9 +21,12 @@ export interface LabCertificate {
   pem: string;
 }
 
-export function labCertificate(ctx: LabContext): LabCertificate {
-  const dir = mkdtempSync(join(tmpdir(), 'keepwire-lab-tls-'));
-  ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
+/**
+ * Makes a self-signed ECDSA P-256 certificate for `name` (CN and DNS
+ * subjectAltName), valid two days, as `cert.pem`/`key.pem` in `dir`, with
+ * the openssl CLI: the lab's HTTPS variants and the TLS benches use it.
+ */
+export function selfSignedCertificate(dir: string, name: string): { cert: string; key: string } {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
   execFileSync(
@@ -43,11 +46,18 @@ export function labCertificate(ctx: LabContext): LabCertificate {
       '-days',
       '2',
       '-subj',
-      `/CN=${CERTIFICATE_NAME}`,
+      `/CN=${name}`,
       '-addext',
-      `subjectAltName=DNS:${CERTIFICATE_NAME}`,
+      `subjectAltName=DNS:${name}`,
     ],
     { stdio: 'ignore', timeout: 30_000 },
   );
+  return { cert, key };
+}
+
+export function labCertificate(ctx: LabContext): LabCertificate {
+  const dir = mkdtempSync(join(tmpdir(), 'keepwire-lab-tls-'));
+  ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
+  const { cert, key } = selfSignedCertificate(dir, CERTIFICATE_NAME);
   return { cert, key, pem: readFileSync(cert, 'utf8') };
 }
