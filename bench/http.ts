@@ -11,7 +11,9 @@
  * Three parts, each in the same run:
  *   1. one process each: keepwire (access log on, off, and off with its
  *      `metrics` location scraped every second), nginx (1 worker, access log
- *      off and on), HAProxy (1 thread), http-proxy, undici `Pool.stream()`;
+ *      off and on), HAProxy (1 thread), http-proxy, undici `Pool.stream()`,
+ *      and two Node floors (`runFloor`: keepwire's own reads and writes
+ *      with no HTTP work, and with the least HTTP work);
  *      req/s, p50, p99 and the
  *      proxy's CPU µs per request (its process tree's user+system time from
  *      /proc over the requests wrk completed);
@@ -96,6 +98,53 @@ async function runUndiciProxy(listenPort: number, target: number): Promise<void>
     .listen(listenPort, '127.0.0.1');
 }
 
+/**
+ * Child mode: the floor of a Node proxy on this load — what keepwire's own
+ * I/O primitives cost with no HTTP work at all. Each client connection gets
+ * one upstream connection of its own (wrk keeps one request in flight per
+ * connection, so this is a pool of 64 as keepwire's); every read from one
+ * side is sent to the other with keepwire's `readsTo`/`send` (the `onread`
+ * reads and direct handle writes of src/proxy/reads.ts and writes.ts): the
+ * same syscalls per request as keepwire (2 reads, 2 writes, counted with
+ * `strace -c`), no parsing, routing, header rewriting, timers or logging.
+ * With `http`, the least HTTP work a proxy can do on top: the request head
+ * is found (CRLFCRLF) and its Connection line dropped and rewritten, the
+ * response head is found and its Content-Length read to know where the
+ * response ends — no validation, no limits, one request at a time.
+ */
+async function runFloor(listenPort: number, target: number, http: boolean): Promise<void> {
+  const net = await import('node:net');
+  const { readsTo } = await import('../src/proxy/reads.js');
+  const { send } = await import('../src/proxy/writes.js');
+  const CRLF2 = Buffer.from('\r\n\r\n');
+  net
+    .createServer({ noDelay: true }, (client) => {
+      const up = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
+      let left = 0;
+      readsTo(client, (chunk: Buffer) => {
+        if (!http) return send(up, chunk);
+        const end = chunk.indexOf(CRLF2);
+        const head = chunk.toString('latin1', 0, end);
+        const lines = head.split('\r\n').filter((l: string) => !/^connection:/i.test(l));
+        send(up, `${lines.join('\r\n')}\r\nConnection: keep-alive\r\n\r\n`);
+      });
+      readsTo(up, (chunk: Buffer) => {
+        if (http && left === 0) {
+          const end = chunk.indexOf(CRLF2) + 4;
+          const cl = /\r\ncontent-length: *(\d+)/i.exec(chunk.toString('latin1', 0, end));
+          left = end + Number(cl?.[1] ?? 0);
+        }
+        left = Math.max(0, left - chunk.length);
+        send(client, chunk);
+      });
+      client.on('close', () => up.destroy());
+      up.on('close', () => client.destroy());
+      client.on('error', () => {});
+      up.on('error', () => {});
+    })
+    .listen(listenPort, '127.0.0.1');
+}
+
 interface Target {
   name: string;
   port: number;
@@ -166,6 +215,10 @@ function scraper(url: string): () => () => void {
 async function main(): Promise<void> {
   if (process.argv[2] === '--http-proxy-child') {
     await runHttpProxy(Number(process.argv[3]), Number(process.argv[4]));
+    return;
+  }
+  if (process.argv[2] === '--floor-child') {
+    await runFloor(Number(process.argv[3]), Number(process.argv[4]), process.argv[5] === 'http');
     return;
   }
   if (process.argv[2] === '--undici-child') {
@@ -258,6 +311,13 @@ listen web
     const undPid = ws.spawn(process.execPath, [SELF, '--undici-child', String(und), String(backend)]).pid!;
     const hpxPid = ws.spawn(process.execPath, [SELF, '--http-proxy-child', String(hpx), String(backend)])
       .pid!;
+    const floor = async (mode: 'pipe' | 'http') => {
+      const p = await port();
+      const pid = ws.spawn(process.execPath, [SELF, '--floor-child', String(p), String(backend), mode]).pid!;
+      return { port: p, pid };
+    };
+    const floorPipe = await floor('pipe');
+    const floorHttp = await floor('http');
     const kw2 = await keepwire('keepwire-2', { accessLog: 'off', workers: 2 });
     const ng2 = await nginx('nginx-2', 'off', 2);
     const hp2 = await haproxy('haproxy-2', 2, true);
@@ -272,6 +332,8 @@ listen web
       hp,
       hpx,
       und,
+      floorPipe,
+      floorHttp,
       kw2,
       ng2,
       hp2,
@@ -309,6 +371,8 @@ listen web
       { name: 'HAProxy', ...hp },
       { name: 'http-proxy', port: hpx, pid: hpxPid },
       { name: 'undici Pool.stream()', port: und, pid: undPid },
+      { name: 'Node floor: byte pipe', ...floorPipe },
+      { name: 'Node floor: least HTTP', ...floorHttp },
     ];
     if (pinned) {
       pin(process.pid, '0');
@@ -341,6 +405,9 @@ listen web
         `now / before: req/s ${ratio('keepwire access_log off', b)} (rounds ${perRound('keepwire access_log off', b)}), p99 ${p99('keepwire access_log off', b)}, CPU/req ${cpu('keepwire access_log off', b)}`,
       );
     }
+    console.log(
+      `Node floors/nginx: byte pipe req/s ${ratio('Node floor: byte pipe', 'nginx')}, CPU/req ${cpu('Node floor: byte pipe', 'nginx')}; least HTTP req/s ${ratio('Node floor: least HTTP', 'nginx')}, CPU/req ${cpu('Node floor: least HTTP', 'nginx')}; keepwire/least-HTTP floor CPU/req ${cpu('keepwire access_log off', 'Node floor: least HTTP')}`,
+    );
     console.log(
       `keepwire/HAProxy req/s ${ratio('keepwire access_log off', 'HAProxy')}; keepwire/http-proxy ${ratio('keepwire', 'http-proxy')}, keepwire/undici ${ratio('keepwire', 'undici Pool.stream()')} (neither Node proxy logs)`,
     );
