@@ -53,6 +53,17 @@ export class Deadline<T = unknown> {
     if (this.periodMs > 0) this.arm(this.periodMs);
   }
 
+  /**
+   * No deadline for now, but the timer stays (it fires once, finds nothing
+   * armed and is dropped): for an owner that is armed again soon, as a pooled
+   * connection by its next request, this saves clearing and making a Node
+   * timer per use. A ref'd timer left this way keeps the process alive until
+   * it fires: owners call `cancel` when they close.
+   */
+  disarm(): void {
+    this.at = 0;
+  }
+
   /** No deadline any more (the timer is cleared). */
   cancel(): void {
     this.at = 0;

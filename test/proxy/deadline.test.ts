@@ -108,3 +108,21 @@ test('re-armed after expiry, a deadline expires again', async () => {
   assert.equal(n, 2);
   assert.equal(owner.hits, 2);
 });
+
+test('a disarmed deadline never expires, and re-armed it expires once at its new time', async () => {
+  const start = Date.now();
+  const e = expiry(start);
+  const d = e.deadline();
+  d.arm(200);
+  d.disarm();
+  assert.equal(d.armed, false);
+  // Past the first deadline (2x): the timer that stayed fired and found nothing armed.
+  await sleep(400);
+  assert.equal(e.count(), 0, 'a disarmed deadline does not expire');
+  const rearmedAt = Date.now() - start;
+  d.arm(300);
+  const at = await e.fired;
+  assert.ok(at - rearmedAt >= 300, `expired ${at - rearmedAt} ms after re-arming for 300`);
+  await sleep(300);
+  assert.equal(e.count(), 1, 'expires once');
+});

@@ -65,7 +65,8 @@ export class UpstreamConnection implements ParserSink {
   /** @internal the cache's idle limit (keepalive_timeout or the upstream's hint) */
   readonly idleDeadline = new Deadline<UpstreamConnection>(this, this.onIdleExpired, 0, true);
   /** @internal */ pool: GroupPool | undefined;
-  private readonly readDeadline = new Deadline<UpstreamConnection>(this, this.onReadTimer);
+  /** @internal proxy_read_timeout of the exchange in flight (see armReadTimer) */
+  readonly readDeadline = new Deadline<UpstreamConnection>(this, this.onReadTimer);
 
   constructor(
     readonly host: UpstreamHost,
@@ -356,7 +357,8 @@ export class GroupPool {
   /** Puts a connection whose exchange finished cleanly into the cache, or closes it. */
   release(conn: UpstreamConnection, now: number): void {
     conn.user = undefined;
-    conn.stopReadTimer();
+    // Disarmed, not cleared: the next request on this connection re-arms the same timer.
+    conn.readDeadline.disarm();
     if (!this.reusable(conn, now)) {
       conn.destroy();
       return;
