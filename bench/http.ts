@@ -107,10 +107,11 @@ async function runUndiciProxy(listenPort: number, target: number): Promise<void>
  * reads and direct handle writes of src/proxy/reads.ts and writes.ts): the
  * same syscalls per request as keepwire (2 reads, 2 writes, counted with
  * `strace -c`), no parsing, routing, header rewriting, timers or logging.
- * With `http`, the least HTTP work a proxy can do on top: the request head
- * is found (CRLFCRLF) and its Connection line dropped and rewritten, the
- * response head is found and its Content-Length read to know where the
- * response ends — no validation, no limits, one request at a time.
+ * With `http`, the least a proxy must know on top to reuse connections: where
+ * the request head ends (its bytes are forwarded as they came) and where the
+ * response ends (its Content-Length) — no validation, no header rewriting,
+ * no limits, one request at a time. Either floor is a measuring device, not a
+ * proxy anyone should run.
  */
 async function runFloor(listenPort: number, target: number, http: boolean): Promise<void> {
   const net = await import('node:net');
@@ -120,19 +121,21 @@ async function runFloor(listenPort: number, target: number, http: boolean): Prom
   net
     .createServer({ noDelay: true }, (client) => {
       const up = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
+      /** Response bytes still to come. */
       let left = 0;
+      /** Request heads forwarded whose response has not started (wrk: one in flight, its head in one read). */
+      let heads = 0;
       readsTo(client, (chunk: Buffer) => {
-        if (!http) return send(up, chunk);
-        const end = chunk.indexOf(CRLF2);
-        const head = chunk.toString('latin1', 0, end);
-        const lines = head.split('\r\n').filter((l: string) => !/^connection:/i.test(l));
-        send(up, `${lines.join('\r\n')}\r\nConnection: keep-alive\r\n\r\n`);
+        if (http && chunk.indexOf(CRLF2) >= 0) heads++;
+        send(up, chunk);
       });
       readsTo(up, (chunk: Buffer) => {
-        if (http && left === 0) {
+        if (http && left === 0 && heads > 0) {
+          heads--;
           const end = chunk.indexOf(CRLF2) + 4;
-          const cl = /\r\ncontent-length: *(\d+)/i.exec(chunk.toString('latin1', 0, end));
-          left = end + Number(cl?.[1] ?? 0);
+          const head = chunk.toString('latin1', 0, end).toLowerCase();
+          const at = head.indexOf('\r\ncontent-length:');
+          left = end + (at < 0 ? 0 : Number.parseInt(head.slice(at + 17), 10));
         }
         left = Math.max(0, left - chunk.length);
         send(client, chunk);
