@@ -10,6 +10,8 @@
  * no closure per touch: the timer calls a module function with the Deadline.
  */
 
+import { now } from './clock.js';
+
 // biome-ignore lint/suspicious/noExplicitAny: any owner type
 function fire(deadline: Deadline<any>): void {
   deadline.fired();
@@ -36,7 +38,7 @@ export class Deadline<T = unknown> {
     private readonly onExpire: (this: T) => void,
     private readonly periodMs = 0,
     private readonly background = false,
-    private readonly clock: () => number = Date.now,
+    private readonly clock: () => number = now,
   ) {}
 
   /** The deadline is `ms` from now, sooner or later than before. */

@@ -23,6 +23,7 @@
  */
 import type { Socket } from 'node:net';
 import { handleOf, type OnreadFields, onreadFields } from '../kernel/node-internals.js';
+import { hold, release } from './clock.js';
 
 /**
  * One read buffer shared by every socket read this way. Each read is handed
@@ -58,7 +59,13 @@ export function forceDataEvents(on: boolean): void {
 function onRead(this: Tapped, n: number, buf: Uint8Array): boolean {
   const chunk = Buffer.allocUnsafe(n);
   chunk.set(buf.subarray(0, n));
-  this[SINK]!.call(this[RECEIVER], chunk);
+  // The request path's clock is read once for all this read sets off (clock.ts).
+  hold();
+  try {
+    this[SINK]!.call(this[RECEIVER], chunk);
+  } finally {
+    release();
+  }
   return true;
 }
 

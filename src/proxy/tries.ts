@@ -17,6 +17,7 @@
  */
 import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
+import { now } from './clock.js';
 
 const NONE: ReadonlySet<UpstreamHost> = new Set();
 
@@ -48,7 +49,7 @@ export class Tries {
     private readonly maxTries: number,
     private readonly timeoutMs: number,
     readonly startedAt: number,
-    private readonly clock: () => number = Date.now,
+    private readonly clock: () => number = now,
   ) {}
 
   /**

@@ -32,6 +32,7 @@ import type { KeepaliveApplier } from '../../keepalive/applier.js';
 import { type ListenerStats, noteEvent, type UpstreamStats } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
+import { now } from '../clock.js';
 import { Deadline } from '../deadline.js';
 import { Tries } from '../tries.js';
 import { blocked, send } from '../writes.js';
@@ -92,8 +93,6 @@ export interface ClientLeg extends TunnelOwner {
 }
 
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
-
-const now = Date.now;
 
 export class ProxyExchange implements ConnectionUser, ClientUser {
   readonly startedAt = now();

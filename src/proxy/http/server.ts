@@ -40,6 +40,7 @@ import {
 import { answerPage } from '../../metrics/pages.js';
 import { type ListenerStats, listenerStats, noteEvent } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { now } from '../clock.js';
 import { GrpcCall, type GrpcRoute } from '../grpc/call.js';
 import { Http2Front, http2Settings } from '../http2/connection.js';
 import type { ConnectionLimiter } from '../limits.js';
@@ -382,7 +383,7 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       !this.closing &&
       l.keepaliveTimeoutMs > 0 &&
       (l.keepaliveRequests <= 0 || conn.requests < l.keepaliveRequests) &&
-      Date.now() - conn.acceptedAt < l.keepaliveTimeMs
+      now() - conn.acceptedAt < l.keepaliveTimeMs
     );
   }
 

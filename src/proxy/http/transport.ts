@@ -12,6 +12,7 @@ import type { HttpUpstreamGroup } from '../../config/model.js';
 import type { KeepaliveApplier } from '../../keepalive/applier.js';
 import { noteEvent, type UpstreamStats } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
+import { hold, release } from '../clock.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { READ_BUFFER } from '../reads.js';
@@ -90,7 +91,12 @@ export class UpstreamConnection implements ParserSink {
           callback: (n: number, buf: Uint8Array): boolean => {
             const chunk = Buffer.allocUnsafe(n);
             chunk.set(buf.subarray(0, n));
-            this.onData(chunk);
+            hold();
+            try {
+              this.onData(chunk);
+            } finally {
+              release();
+            }
             return true;
           },
         },
