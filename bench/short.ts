@@ -110,6 +110,180 @@ function runHttpFloor(listenPort: number, target: number): void {
   }).listen(listenPort, '127.0.0.1');
 }
 
+// ---- Floors beneath net.Socket: libuv TCP handles straight from Node's bindings ----
+// Bench-only (process.binding, as src/kernel/node-internals.ts does for the
+// write path): what a session costs when no net.Socket, stream state or
+// event emitter is made for it, the syscalls being the same.
+
+interface Handle {
+  // Fields of our own on the handle object.
+  pair?: HandlePair;
+  peer?: Handle;
+  onread: ((this: Handle, ab: ArrayBuffer | undefined) => void) | null;
+  onconnection?: (err: number, client: Handle) => void;
+  readStart(): number;
+  readStop(): number;
+  setNoDelay(on: boolean): number;
+  writeBuffer(req: object, buf: Buffer): number;
+  shutdown(req: object): number;
+  connect(req: object, host: string, port: number): number;
+  bind(host: string, port: number): number;
+  listen(backlog: number): number;
+  close(cb: () => void): void;
+}
+interface Bindings {
+  TCP: new (kind: number) => Handle;
+  TCPConnectWrap: new () => { oncomplete: (status: number) => void; pair?: HandlePair };
+  constants: { SOCKET: number; SERVER: number };
+}
+interface StreamBindings {
+  WriteWrap: new () => Record<string, unknown>;
+  ShutdownWrap: new () => Record<string, unknown>;
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+  kArrayBufferOffset: number;
+}
+const binding = (name: string) => (process as unknown as { binding(n: string): unknown }).binding(name);
+const UV_EOF = -4095;
+const noop = () => {};
+
+/** One client handle and its upstream handle; closed together once both sides sent FIN. */
+class HandlePair {
+  readonly u: Handle;
+  private eofs = 0;
+  private closed = false;
+  constructor(
+    readonly c: Handle,
+    tcp: Bindings,
+    target: number,
+  ) {
+    this.u = new tcp.TCP(tcp.constants.SOCKET);
+    c.pair = this;
+    this.u.pair = this;
+    c.peer = this.u;
+    this.u.peer = c;
+    c.setNoDelay(true);
+    this.u.setNoDelay(true);
+    c.onread = pipeRead;
+    this.u.onread = pipeRead;
+    const req = new tcp.TCPConnectWrap();
+    req.pair = this;
+    req.oncomplete = function (this: { pair: HandlePair }, status: number) {
+      if (status < 0) this.pair.close();
+      else {
+        this.pair.c.readStart();
+        this.pair.u.readStart();
+      }
+    };
+    if (this.u.connect(req, '127.0.0.1', target) !== 0) this.close();
+  }
+  eof(): boolean {
+    return ++this.eofs === 2;
+  }
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.c.close(noop);
+    this.u.close(noop);
+  }
+}
+
+let sb: StreamBindings;
+function writeTo(h: Handle, buf: Buffer): number {
+  const w = new sb.WriteWrap();
+  w.handle = h;
+  w.oncomplete = noop;
+  w.async = false;
+  w.buffer = buf;
+  return h.writeBuffer(w, buf);
+}
+
+function pipeRead(this: Handle, ab: ArrayBuffer | undefined): void {
+  const n = sb.streamBaseState[sb.kReadBytesOrError]!;
+  const pair = this.pair!;
+  if (n > 0) {
+    const buf = Buffer.from(ab!, sb.streamBaseState[sb.kArrayBufferOffset]!, n);
+    if (writeTo(this.peer!, buf) !== 0) pair.close();
+  } else if (n === UV_EOF) {
+    this.readStop();
+    if (pair.eof()) pair.close();
+    else {
+      const s = new sb.ShutdownWrap();
+      s.handle = this.peer;
+      s.oncomplete = noop;
+      this.peer!.shutdown(s);
+    }
+  } else if (n < 0) pair.close();
+}
+
+function handleServer(tcp: Bindings, port: number, onConnection: (client: Handle) => void): void {
+  const server = new tcp.TCP(tcp.constants.SERVER);
+  if (server.bind('127.0.0.1', port) !== 0 || server.listen(511) !== 0)
+    throw new Error(`cannot listen on ${port}`);
+  server.onconnection = (err, client) => {
+    if (err === 0) onConnection(client);
+  };
+}
+
+/** The stream floor beneath net.Socket: accept, connect, pipe, FIN both ways, close, all on TCP handles. */
+function runHandlePipeFloor(listenPort: number, target: number): void {
+  const tcp = binding('tcp_wrap') as Bindings;
+  sb = binding('stream_wrap') as StreamBindings;
+  handleServer(tcp, listenPort, (client) => new HandlePair(client, tcp, target));
+}
+
+/**
+ * The HTTP floor beneath net.Socket on the client side (the upstream side
+ * is a warm net.Socket, as in runHttpFloor): the same bytes, edits and
+ * one-read assumptions as runHttpFloor.
+ */
+function runHandleHttpFloor(listenPort: number, target: number): void {
+  const tcp = binding('tcp_wrap') as Bindings;
+  sb = binding('stream_wrap') as StreamBindings;
+  const CLOSE = Buffer.from('Connection: close');
+  const RENAMED = Buffer.from('Xonnection: close');
+  const CLOSE_LINE = Buffer.from('Connection: close\r\n');
+  const idle: Socket[] = [];
+  const owner = new Map<Socket, Handle>();
+  const upstream = (): Socket => {
+    const warm = idle.pop();
+    if (warm) return warm;
+    const s = connect({ port: target, host: '127.0.0.1', noDelay: true });
+    s.on('data', (res: Buffer) => {
+      const client = owner.get(s);
+      owner.delete(s);
+      idle.push(s);
+      if (!client) return;
+      const eol = res.indexOf('\r\n') + 2;
+      writeTo(client, Buffer.concat([res.subarray(0, eol), CLOSE_LINE, res.subarray(eol)]));
+      const sh = new sb.ShutdownWrap();
+      sh.handle = client;
+      sh.oncomplete = noop;
+      client.shutdown(sh);
+    });
+    s.on('error', () => {});
+    return s;
+  };
+  handleServer(tcp, listenPort, (client) => {
+    client.setNoDelay(true);
+    client.onread = function (this: Handle, ab: ArrayBuffer | undefined) {
+      const n = sb.streamBaseState[sb.kReadBytesOrError]!;
+      if (n > 0) {
+        const req = Buffer.from(ab!, sb.streamBaseState[sb.kArrayBufferOffset]!, n);
+        const i = req.indexOf(CLOSE);
+        if (i >= 0) RENAMED.copy(req, i);
+        const u = upstream();
+        owner.set(u, this);
+        u.write(Buffer.from(req));
+      } else if (n < 0) {
+        this.readStop();
+        this.close(noop);
+      }
+    };
+    client.readStart();
+  });
+}
+
 interface Target {
   name: string;
   port: number;
@@ -123,6 +297,10 @@ async function main(): Promise<void> {
     return runPipeFloor(Number(process.argv[3]), Number(process.argv[4]));
   if (process.argv[2] === '--http-floor')
     return runHttpFloor(Number(process.argv[3]), Number(process.argv[4]));
+  if (process.argv[2] === '--handle-pipe-floor')
+    return runHandlePipeFloor(Number(process.argv[3]), Number(process.argv[4]));
+  if (process.argv[2] === '--handle-http-floor')
+    return runHandleHttpFloor(Number(process.argv[3]), Number(process.argv[4]));
   const seconds = arg('seconds', 3);
   const connections = arg('connections', 64);
   const rounds = arg('rounds', 5);
@@ -198,6 +376,12 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
       const pid = ws.spawn(process.execPath, [SELF, '--http-floor', String(port), String(backend)]).pid!;
       targets.push({ name: 'floor: Node net, bytes over a warm upstream', port, pid, kind: 'http' });
     }
+    {
+      const port = await freePort();
+      const pid = ws.spawn(process.execPath, [SELF, '--handle-http-floor', String(port), String(backend)])
+        .pid!;
+      targets.push({ name: 'floor: Node TCP handles, bytes over a warm upstream', port, pid, kind: 'http' });
+    }
     await keepwire('keepwire stream', MAIN, 'stream');
     if (before) await keepwire(`keepwire stream before (${before})`, before, 'stream');
     {
@@ -218,6 +402,12 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
       const port = await freePort();
       const pid = ws.spawn(process.execPath, [SELF, '--pipe-floor', String(port), String(backend)]).pid!;
       targets.push({ name: 'floor: Node net pipe', port, pid, kind: 'stream' });
+    }
+    {
+      const port = await freePort();
+      const pid = ws.spawn(process.execPath, [SELF, '--handle-pipe-floor', String(port), String(backend)])
+        .pid!;
+      targets.push({ name: 'floor: Node TCP handle pipe', port, pid, kind: 'stream' });
     }
     for (const t of targets) await waitListening(t.port);
 
@@ -277,6 +467,12 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
     console.log(`keepwire stream / HAProxy tcp: ${ratio('keepwire stream', 'HAProxy tcp')}`);
     console.log(`keepwire stream / Node net pipe: ${ratio('keepwire stream', 'floor: Node net pipe')}`);
     console.log(`Node net pipe / nginx stream: ${ratio('floor: Node net pipe', 'nginx stream')}`);
+    console.log(
+      `Node TCP handle pipe / nginx stream: ${ratio('floor: Node TCP handle pipe', 'nginx stream')}`,
+    );
+    console.log(
+      `Node TCP handles HTTP floor / nginx HTTP: ${ratio('floor: Node TCP handles, bytes over a warm upstream', 'nginx HTTP')}`,
+    );
     if (before) {
       console.log(
         `keepwire HTTP now / before: ${ratio('keepwire HTTP', `keepwire HTTP before (${before})`)}`,
