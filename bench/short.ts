@@ -317,7 +317,7 @@ async function main(): Promise<void> {
     const keepwire = async (name: string, main: string, kind: 'http' | 'stream') => {
       const port = await freePort();
       const conf = ws.write(
-        `${name}.conf`,
+        `keepwire-${targets.length}.conf`,
         kind === 'http'
           ? `http {
     access_log off;
