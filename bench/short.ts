@@ -18,7 +18,8 @@
  *           HAProxy (1 thread, http-reuse always), and the HTTP floor: a Node
  *           `net` server that parses nothing and forwards the request's bytes
  *           over a warm upstream connection (see runHttpFloor);
- *   stream: keepwire `stream {}`, nginx stream, HAProxy mode tcp, and the
+ *   stream: keepwire `stream {}` (logging every session, and with
+ *           `access_log off` as nginx stream's default), nginx stream, HAProxy mode tcp, and the
  *           stream floor: a Node `net` pipe (accept, connect, pipe both ways).
  * The proxy under test runs alone on CPU 1; wrk, the backend and this process
  * on CPU 0 (`taskset`). Rounds are interleaved across targets; each figure is
@@ -314,7 +315,7 @@ async function main(): Promise<void> {
       { name: 'direct (nginx backend, 2 workers)', port: backend, pid: backendPid, kind: 'direct' },
     ];
 
-    const keepwire = async (name: string, main: string, kind: 'http' | 'stream') => {
+    const keepwire = async (name: string, main: string, kind: 'http' | 'stream', streamLog = true) => {
       const port = await freePort();
       const conf = ws.write(
         `keepwire-${targets.length}.conf`,
@@ -331,11 +332,11 @@ async function main(): Promise<void> {
 `
           : `events { worker_connections 4096; }
 stream {
-    server { listen 127.0.0.1:${port}; proxy_pass 127.0.0.1:${backend}; }
+    server { listen 127.0.0.1:${port}; proxy_pass 127.0.0.1:${backend};${streamLog ? '' : ' access_log off;'} }
 }
 `,
       );
-      // The stream proxy logs one JSON line per session (it has no switch for it); to /dev/null.
+      // Session lines (one JSON line per session unless access_log off) go to /dev/null.
       const pid = ws.spawn(process.execPath, [main, 'serve', '-c', conf]).pid!;
       targets.push({ name, port, pid, kind });
     };
@@ -383,6 +384,8 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
       targets.push({ name: 'floor: Node TCP handles, bytes over a warm upstream', port, pid, kind: 'http' });
     }
     await keepwire('keepwire stream', MAIN, 'stream');
+    // nginx stream logs nothing by default: this is keepwire doing the same.
+    await keepwire('keepwire stream access_log off', MAIN, 'stream', false);
     if (before) await keepwire(`keepwire stream before (${before})`, before, 'stream');
     {
       const port = await freePort();
@@ -464,6 +467,12 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
       `HTTP floor / nginx HTTP: ${ratio('floor: Node net, bytes over a warm upstream', 'nginx HTTP')}`,
     );
     console.log(`keepwire stream / nginx stream: ${ratio('keepwire stream', 'nginx stream')}`);
+    console.log(
+      `keepwire stream access_log off / nginx stream (neither logging): ${ratio('keepwire stream access_log off', 'nginx stream')}`,
+    );
+    console.log(
+      `keepwire stream access_log off / on: ${ratio('keepwire stream access_log off', 'keepwire stream')}`,
+    );
     console.log(`keepwire stream / HAProxy tcp: ${ratio('keepwire stream', 'HAProxy tcp')}`);
     console.log(`keepwire stream / Node net pipe: ${ratio('keepwire stream', 'floor: Node net pipe')}`);
     console.log(`Node net pipe / nginx stream: ${ratio('floor: Node net pipe', 'nginx stream')}`);

@@ -483,13 +483,15 @@ export class StreamSession {
     };
     if (this.detail !== undefined) record.detail = this.detail;
     this.proxy.stats.get(this.listen)?.sessionEnded(record.reason);
-    if (record.reason !== 'client_closed' && record.reason !== 'upstream_closed')
+    const clean = record.reason === 'client_closed' || record.reason === 'upstream_closed';
+    if (!clean)
       noteEvent(
         'session_end',
         record.listen,
         `${record.client}: ${record.reason}${record.detail ? ` (${record.detail})` : ''}`,
       );
-    this.proxy.deps.log(record);
+    // access_log off: no line for a clean end; a failure or a cut is still logged.
+    if (!clean || this.proxy.model.accessLog) this.proxy.deps.log(record);
     this.proxy.ended(this);
   }
 }
