@@ -167,6 +167,8 @@ export interface StreamServer extends ServerTls, UpstreamTls {
   proxyNextUpstreamTimeoutMs: number;
   /** Default off: FIN at idle expiry; on: RST both ways. */
   resetTimedoutConnection: boolean;
+  /** access_log, default on: a line per session; off: only sessions that failed or were cut. */
+  accessLog: boolean;
   lbIdleTimeoutMs?: number;
   lbKind: LbKind;
   source: SourceRef;

@@ -224,6 +224,27 @@ export class StreamProxy {
   }
 }
 
+/** `$remote_addr`, `$remote_port`, `$server_addr`, `$server_port` of a client, each read when used. */
+class ClientVars {
+  // A #private field: `hash $c` must not find the socket by name.
+  readonly #c: Socket;
+  constructor(c: Socket) {
+    this.#c = c;
+  }
+  get remote_addr(): string {
+    return this.#c.remoteAddress ?? '';
+  }
+  get remote_port(): string {
+    return String(this.#c.remotePort ?? '');
+  }
+  get server_addr(): string {
+    return this.#c.localAddress ?? '';
+  }
+  get server_port(): string {
+    return String(this.#c.localPort ?? '');
+  }
+}
+
 export class StreamSession {
   upstreamSocket: Socket | undefined;
   /** The upstream that accepted the connection. */
@@ -284,14 +305,13 @@ export class StreamSession {
     this.connectNext();
   }
 
-  private vars(): Record<string, string> {
-    const c = this.client;
-    return {
-      remote_addr: c.remoteAddress ?? '',
-      remote_port: String(c.remotePort ?? ''),
-      server_addr: c.localAddress ?? '',
-      server_port: String(c.localPort ?? ''),
-    };
+  /**
+   * The variables a `hash` key may name, read from the socket only when the
+   * balancer asks: `server_addr` costs a getsockname(2) per session, which
+   * round-robin and least_conn never need.
+   */
+  private vars(): Readonly<Record<string, string>> {
+    return new ClientVars(this.client) as unknown as Readonly<Record<string, string>>;
   }
 
   /** `proxy_next_upstream on` (every connect failure qualifies), within the tries and time budget. */
@@ -463,13 +483,15 @@ export class StreamSession {
     };
     if (this.detail !== undefined) record.detail = this.detail;
     this.proxy.stats.get(this.listen)?.sessionEnded(record.reason);
-    if (record.reason !== 'client_closed' && record.reason !== 'upstream_closed')
+    const clean = record.reason === 'client_closed' || record.reason === 'upstream_closed';
+    if (!clean)
       noteEvent(
         'session_end',
         record.listen,
         `${record.client}: ${record.reason}${record.detail ? ` (${record.detail})` : ''}`,
       );
-    this.proxy.deps.log(record);
+    // access_log off: no line for a clean end; a failure or a cut is still logged.
+    if (!clean || this.proxy.model.accessLog) this.proxy.deps.log(record);
     this.proxy.ended(this);
   }
 }

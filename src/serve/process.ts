@@ -37,6 +37,7 @@ import { type Diagnostic, formatDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
 import { resolveNames } from '../config/resolve.js';
 import { type HttpLogRecord, requestFields } from '../proxy/http/index.js';
+import type { SessionRecord } from '../proxy/stream.js';
 import { ConfigStartError, Runtime, type RuntimeDeps } from './index.js';
 import { runMaster } from './master.js';
 
@@ -173,6 +174,8 @@ export interface ServeLog {
   logger: pino.Logger;
   /** The one line per HTTP request and per retry. */
   httpLine: (record: HttpLogRecord) => void;
+  /** The one line per stream session. */
+  sessionLine: (record: SessionRecord) => void;
   /** Writes what is queued now. */
   flush: () => void;
 }
@@ -222,29 +225,38 @@ export function createLog(io: ServeIo, shared = false): ServeLog {
     { base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
     { write: (line: string) => queueLine(line) },
   );
-  // The HTTP access log is the one line per request: serialised by hand
-  // (requestJson) instead of pino's per-field walk, the ISO time formatted
+  // The HTTP access log is the one line per request and the stream log the
+  // one line per session: serialised by hand (requestJson) or by one
+  // JSON.stringify instead of pino's per-field walk, the ISO time formatted
   // once per millisecond. Same fields as a pino info line; `msg` comes after
-  // `pid` instead of last.
+  // `pid` instead of last. For short stream sessions pino's walk and the
+  // copy of the record without `msg` were 3 % of the process's CPU
+  // (bench/short.ts profile).
   const pidField = `,"pid":${process.pid},`;
   let timeMs = 0;
   let lineHead = '';
-  const httpLine = (record: HttpLogRecord) => {
+  const head = () => {
     const ms = Date.now();
     if (ms !== timeMs) {
       timeMs = ms;
       lineHead = `{"level":30,"time":"${new Date(ms).toISOString()}"${pidField}`;
     }
-    const fields = record.msg === 'request' ? requestFields(record) : JSON.stringify(record).slice(1);
-    queueLine(`${lineHead}${fields}\n`);
+    return lineHead;
   };
-  return { logger, httpLine, flush };
+  const httpLine = (record: HttpLogRecord) => {
+    const fields = record.msg === 'request' ? requestFields(record) : JSON.stringify(record).slice(1);
+    queueLine(`${head()}${fields}\n`);
+  };
+  const sessionLine = (record: SessionRecord) => {
+    queueLine(`${head()}${JSON.stringify(record).slice(1)}\n`);
+  };
+  return { logger, httpLine, sessionLine, flush };
 }
 
 /** The runtime's log sinks on a ServeLog. */
 export function runtimeDeps(log: ServeLog): RuntimeDeps {
   return {
-    sessionLog: ({ msg, ...fields }) => log.logger.info(fields, msg),
+    sessionLog: log.sessionLine,
     httpLog: log.httpLine,
     event: (msg, fields) => log.logger.info(fields ?? {}, msg),
   };

@@ -66,6 +66,7 @@ describe('examples/keepwire.conf', () => {
       proxyNextUpstreamTries: 2,
       proxyNextUpstreamTimeoutMs: 10_000,
       resetTimedoutConnection: true,
+      accessLog: true,
       lbIdleTimeoutMs: 350_000,
       lbKind: 'l4',
     });
