@@ -203,6 +203,22 @@ async function measure(t: Target, n: number, idleMs: number, backendPort: number
   return { name: t.name, n, before, after, pool, held };
 }
 
+/** Memory of a process started with bench/memory-probe.js: a full GC, then `process.memoryUsage()` and VmRSS. */
+function probe(child: ChildProcess): Promise<Memory> {
+  return new Promise<Memory>((resolve, reject) => {
+    const t = setTimeout(
+      () => reject(new Error(`process ${child.pid} did not answer the memory probe`)),
+      10_000,
+    );
+    child.once('message', (m) => {
+      clearTimeout(t);
+      // Read after the GC the probe just ran.
+      resolve({ ...(m as Omit<Memory, 'rss'>), rss: status(child.pid!, 'VmRSS') });
+    });
+    child.send('memory');
+  });
+}
+
 const kib = (b: number) => (b / 1024).toFixed(0);
 const perConn = (a: number | undefined, b: number | undefined, n: number) =>
   a === undefined || b === undefined ? '—' : ((b - a) / n / 1024).toFixed(2);
@@ -297,10 +313,12 @@ listen web
     );
     const hp = ws.spawn('haproxy', ['-f', hpConf, '-db']);
     // For scale: a bare Node net.Server that answers each connection's request once and keeps the socket.
+    // With the same memory probe as keepwire: both are read after a full GC (before 2026-11-30 the bare
+    // server was read without one, and its figure counted garbage: about 1 KiB per connection more).
     const bare = ws.spawn(
       process.execPath,
-      ['--expose-gc', SELF, '--bare-net-server', String(netPort)],
-      ['ignore', 'ignore', 'inherit'],
+      ['--expose-gc', '--import', PROBE, SELF, '--bare-net-server', String(netPort)],
+      ['ignore', 'ignore', 'inherit', 'ipc'],
     );
     for (const p of [backendPort, kwPort, ngPort, smallPort, hpPort, netPort]) await waitListening(p);
     const ngWorker = await nginxWorker(ngMaster);
@@ -322,16 +340,7 @@ listen web
         name: 'keepwire',
         port: kwPort,
         pid: kw.pid!,
-        memory: () =>
-          new Promise<Memory>((resolve, reject) => {
-            const t = setTimeout(() => reject(new Error('keepwire did not answer the memory probe')), 10_000);
-            kw.once('message', (m) => {
-              clearTimeout(t);
-              // Read after the GC the probe just ran.
-              resolve({ ...(m as Omit<Memory, 'rss'>), rss: status(kw.pid!, 'VmRSS') });
-            });
-            kw.send('memory');
-          }),
+        memory: () => probe(kw),
       },
       {
         name: 'nginx',
@@ -349,7 +358,7 @@ listen web
         name: 'Node net.Server (bare, for scale)',
         port: netPort,
         pid: bare.pid!,
-        memory: async () => ({ rss: status(bare.pid!, 'VmRSS') }),
+        memory: () => probe(bare),
       },
     ];
     const rows: Row[] = [];
@@ -378,6 +387,11 @@ listen web
     const d = (f: (m: Memory) => number) => perConn(f(k.before), f(k.after), n);
     console.log(
       `keepwire per connection after a full GC, KiB: heapUsed ${d((m) => m.heapUsed!)}, heapTotal ${d((m) => m.heapTotal!)}, external ${d((m) => m.external!)} (arrayBuffers ${d((m) => m.arrayBuffers!)}); RSS not in heapUsed or external (native handles, malloc, V8 heap pages not in use) ${d((m) => m.rss - m.heapUsed! - m.external!)}`,
+    );
+    const b = rows[3]!;
+    const db = (f: (m: Memory) => number) => perConn(f(b.before), f(b.after), n);
+    console.log(
+      `bare net.Server per connection after a full GC, KiB: heapUsed ${db((m) => m.heapUsed!)}; RSS not in heapUsed or external ${db((m) => m.rss - m.heapUsed! - m.external!)}`,
     );
     const ngPer = (g.after.rss - g.before.rss) / n + slotBytes;
     console.log(

@@ -1,5 +1,6 @@
 /**
- * Preloaded into `keepwire serve` by bench/http-idle-memory.ts
+ * Preloaded into `keepwire serve` (and the bare `net.Server` it measures for
+ * scale) by bench/http-idle-memory.ts
  * (`node --expose-gc --import memory-probe.js main.js serve …`): on the
  * message `'memory'` over the IPC channel it runs a full GC and answers with
  * `process.memoryUsage()`. keepwire's own code is not changed or wrapped.

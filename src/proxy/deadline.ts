@@ -1,30 +1,150 @@
 /**
- * The one idle-timer idiom of the proxy: a deadline that the data path moves
- * by storing a number, and one Node timer that is re-armed lazily.
+ * The one timer idiom of the proxy: a deadline that the data path moves by
+ * storing a number, kept in a list of deadlines armed for the same period,
+ * with one Node timer per list instead of one per deadline.
  *
- * Resetting a timer per chunk or per request costs more than the rest of a
- * small exchange, so `touch`/`arm` only move `at`; the timer is replaced only
- * when it would fire too late (the deadline moved earlier). When it fires
- * early (the deadline moved later), it sleeps again for the time left, and
- * only a deadline really passed calls `onExpire`. One timer object per owner,
- * no closure per touch: the timer calls a module function with the Deadline.
+ * Why lists: a Node `Timeout` is an object of its own (about 150 B with its
+ * arguments), and an idle keep-alive connection holds its timer for as long
+ * as it is idle, so thousands of idle connections held thousands of them
+ * (memory per idle connection, docs/performance.md). Deadlines armed for the
+ * same period fall in the order they were armed, so a list per period stays
+ * sorted by appending (nginx keeps one rbtree of timers; Node keeps one list
+ * per duration too, but each entry is a full `Timeout`). A deadline is a node
+ * of its list (intrusive): arming, moving and cancelling are O(1) and
+ * allocate nothing.
+ *
+ * Cheap moves: re-arming within the same clock tick stores nothing; a
+ * deadline already last in its list only moves `at` (the list stays
+ * sorted). The list's Node timer is re-armed lazily: it is set for the
+ * first deadline when the list gets one, and when it fires it expires
+ * every deadline really passed (in order) and sleeps again until the new
+ * first one; a deadline moved later meanwhile is simply no longer first. So
+ * `onExpire` runs only for a deadline really passed, once, never early.
  */
 
 import { now } from './clock.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: any owner type
-function fire(deadline: Deadline<any>): void {
-  deadline.fired();
+type AnyDeadline = Deadline<any>;
+
+/** Every list of one clock and one kind (background or not). */
+class TimerGroup {
+  readonly lists = new Map<number, TimerList>();
+  constructor(
+    readonly clock: () => number,
+    /** Its timers do not keep the process alive. */
+    readonly background: boolean,
+  ) {}
+
+  listFor(ms: number): TimerList {
+    let list = this.lists.get(ms);
+    if (list === undefined) {
+      list = new TimerList(ms, this);
+      this.lists.set(ms, list);
+    }
+    return list;
+  }
+}
+
+function fireList(list: TimerList): void {
+  list.fire();
+}
+
+/** Deadlines armed for `ms`, soonest first (each one was armed `ms` before it falls). */
+class TimerList {
+  head: AnyDeadline | undefined = undefined;
+  tail: AnyDeadline | undefined = undefined;
+  private size = 0;
+  private timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(
+    readonly ms: number,
+    private readonly group: TimerGroup,
+  ) {}
+
+  append(d: AnyDeadline): void {
+    const tail = this.tail;
+    d.list = this;
+    d.prev = tail;
+    d.next = undefined;
+    if (tail === undefined) this.head = d;
+    else tail.next = d;
+    this.tail = d;
+    // A timer still set (for a deadline since moved or cancelled) falls no
+    // later than this one: it wakes up early and sleeps again.
+    const timer = this.timer;
+    if (timer === undefined) this.schedule(this.ms);
+    else if (this.size === 0 && !this.group.background) timer.ref();
+    this.size++;
+  }
+
+  unlink(d: AnyDeadline): void {
+    const prev = d.prev;
+    const next = d.next;
+    if (prev === undefined) this.head = next;
+    else prev.next = next;
+    if (next === undefined) this.tail = prev;
+    else next.prev = prev;
+    d.prev = undefined;
+    d.next = undefined;
+    d.list = undefined;
+    // Emptied, the list keeps its timer (re-armed soon under load) but no
+    // longer holds the process: a cancelled deadline never did.
+    if (--this.size === 0 && this.timer !== undefined && !this.group.background) this.timer.unref();
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(fireList, Math.max(ms, 1), this);
+    if (this.group.background) this.timer.unref();
+  }
+
+  /** @internal the list's timer */
+  fire(): void {
+    this.timer = undefined;
+    const group = this.group;
+    const now = group.clock();
+    // Bounded by the deadlines there now: one re-armed from its onExpire
+    // for 0 ms waits for the next turn instead of looping here.
+    let n = this.size;
+    try {
+      while (n-- > 0) {
+        const d = this.head;
+        if (d === undefined || d.at > now) break;
+        this.unlink(d);
+        d.expire();
+      }
+    } finally {
+      const head = this.head;
+      if (head !== undefined) {
+        if (this.timer === undefined) this.schedule(head.at - group.clock());
+      } else if (this.timer === undefined && group.lists.get(this.ms) === this) group.lists.delete(this.ms);
+    }
+  }
+}
+
+const defaultGroups = [new TimerGroup(now, false), new TimerGroup(now, true)] as const;
+const clockGroups = new WeakMap<() => number, [TimerGroup, TimerGroup]>();
+
+function groupFor(clock: () => number, background: boolean): TimerGroup {
+  if (clock === now) return defaultGroups[background ? 1 : 0];
+  let pair = clockGroups.get(clock);
+  if (pair === undefined) {
+    pair = [new TimerGroup(clock, false), new TimerGroup(clock, true)];
+    clockGroups.set(clock, pair);
+  }
+  return pair[background ? 1 : 0];
 }
 
 export class Deadline<T = unknown> {
   /** When the deadline falls, in the clock's ms; 0: not armed. */
-  private at = 0;
-  /** When `arm` (or `touch`) was last called, in the clock's ms: a time callers may reuse instead of reading the clock again. */
-  armedAt = 0;
-  private timer: NodeJS.Timeout | undefined;
-  /** When the armed timer fires. */
-  private timerAt = 0;
+  at = 0;
+  /** @internal neighbours in `list` */
+  prev: AnyDeadline | undefined = undefined;
+  /** @internal */
+  next: AnyDeadline | undefined = undefined;
+  /** @internal the list of the period it was last armed for; undefined when not armed */
+  list: TimerList | undefined = undefined;
+  private readonly group: TimerGroup;
 
   /**
    * @param target the owner, `this` of `onExpire` (a method of the owner: no closure per owner)
@@ -37,17 +157,33 @@ export class Deadline<T = unknown> {
     private readonly target: T,
     private readonly onExpire: (this: T) => void,
     private readonly periodMs = 0,
-    private readonly background = false,
-    private readonly clock: () => number = now,
-  ) {}
+    background = false,
+    clock: () => number = now,
+  ) {
+    this.group = groupFor(clock, background);
+  }
 
   /** The deadline is `ms` from now, sooner or later than before. */
   arm(ms: number): void {
-    const now = this.clock();
-    this.armedAt = now;
-    const at = now + ms;
+    const at = this.group.clock() + ms;
+    const list = this.list;
+    if (list !== undefined) {
+      // Re-armed in the same tick (per chunk of a busy connection): nothing moves.
+      if (at === this.at) return;
+      if (list.ms === ms && list.tail === this) {
+        this.at = at;
+        return;
+      }
+      list.unlink(this);
+    }
     this.at = at;
-    if (this.timer === undefined || at < this.timerAt) this.schedule(ms, at);
+    this.group.listFor(ms).append(this);
+  }
+
+  /** When `arm` (or `touch`) was last called, in the clock's ms (a time callers may reuse instead of reading the clock again); 0 when not armed. */
+  get armedAt(): number {
+    const list = this.list;
+    return list === undefined ? 0 : this.at - list.ms;
   }
 
   /** Activity: the deadline is `periodMs` from now (the data path's call); no-op for a period of 0 (no timeout). */
@@ -56,23 +192,19 @@ export class Deadline<T = unknown> {
   }
 
   /**
-   * No deadline for now, but the timer stays (it fires once, finds nothing
-   * armed and is dropped): for an owner that is armed again soon, as a pooled
-   * connection by its next request, this saves clearing and making a Node
-   * timer per use. A ref'd timer left this way keeps the process alive until
-   * it fires: owners call `cancel` when they close.
+   * No deadline for now; armed again soon (a pooled connection by its next
+   * request). With the lists this is `cancel` (O(1), no timer made or
+   * cleared); the name says the owner stays in use.
    */
   disarm(): void {
-    this.at = 0;
+    this.cancel();
   }
 
-  /** No deadline any more (the timer is cleared). */
+  /** No deadline any more. */
   cancel(): void {
     this.at = 0;
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    const list = this.list;
+    if (list !== undefined) list.unlink(this);
   }
 
   get armed(): boolean {
@@ -81,25 +213,11 @@ export class Deadline<T = unknown> {
 
   /** ms until the deadline (negative once passed); undefined when not armed. */
   get left(): number | undefined {
-    return this.at === 0 ? undefined : this.at - this.clock();
+    return this.at === 0 ? undefined : this.at - this.group.clock();
   }
 
-  private schedule(ms: number, at: number): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(fire, Math.max(ms, 0), this);
-    if (this.background) this.timer.unref();
-  }
-
-  /** @internal the timer's callback */
-  fired(): void {
-    this.timer = undefined;
-    if (this.at === 0) return;
-    const left = this.at - this.clock();
-    if (left > 0) {
-      this.schedule(left, this.at);
-      return;
-    }
+  /** @internal its list found it passed (and took it out) */
+  expire(): void {
     this.at = 0;
     this.onExpire.call(this.target);
   }

@@ -109,6 +109,113 @@ test('re-armed after expiry, a deadline expires again', async () => {
   assert.equal(owner.hits, 2);
 });
 
+test('deadlines sharing a period expire in the order they fall, each once', async () => {
+  const order: number[] = [];
+  const owners = [0, 1, 2, 3].map((i) => ({ i }));
+  const deadlines = owners.map(
+    (o) =>
+      new Deadline(o, function (this: { i: number }) {
+        order.push(this.i);
+      }),
+  );
+  // Same period, armed 150 ms apart: one list, one Node timer for all.
+  for (const d of deadlines) {
+    d.arm(300);
+    await sleep(150);
+  }
+  await sleep(300 + 2 * 300);
+  assert.deepEqual(order, [0, 1, 2, 3]);
+});
+
+test('touching a deadline that is not last in its list moves it behind the later ones', async () => {
+  const start = Date.now();
+  const fired = new Map<string, number>();
+  const make = (name: string) =>
+    new Deadline(
+      { name },
+      function (this: { name: string }) {
+        fired.set(this.name, Date.now() - start);
+      },
+      400,
+    );
+  const a = make('a');
+  const b = make('b');
+  a.touch();
+  b.touch();
+  // a is first in the list; touched again it must not expire at its old time.
+  await sleep(200);
+  a.touch();
+  const touchedAt = Date.now() - start;
+  await sleep(400 + 2 * 400);
+  const atA = fired.get('a');
+  const atB = fired.get('b');
+  assert.ok(atA !== undefined && atB !== undefined, `both expire (a ${atA}, b ${atB})`);
+  assert.ok(atB >= 400, `b expired after ${atB} ms, period 400`);
+  assert.ok(atA - touchedAt >= 400, `a expired ${atA - touchedAt} ms after its touch, period 400`);
+  assert.ok(atA >= atB, `a (touched later) expired at ${atA} ms, before b at ${atB} ms`);
+});
+
+test('cancelling one deadline of a list leaves the others to expire', async () => {
+  const hits: string[] = [];
+  const make = (name: string) =>
+    new Deadline({ name }, function (this: { name: string }) {
+      hits.push(this.name);
+    });
+  const a = make('a');
+  const b = make('b');
+  const c = make('c');
+  a.arm(250);
+  b.arm(250);
+  c.arm(250);
+  b.cancel();
+  a.cancel();
+  assert.equal(a.armed, false);
+  assert.equal(a.left, undefined);
+  await sleep(250 + 2 * 250);
+  assert.deepEqual(hits, ['c']);
+});
+
+test('a deadline re-armed from its own onExpire expires again (also for 0 ms)', async () => {
+  let n = 0;
+  const owner = {};
+  const d: Deadline<object> = new Deadline(owner, () => {
+    n++;
+    if (n < 3) d.arm(0);
+  });
+  d.arm(0);
+  await sleep(500);
+  assert.equal(n, 3);
+  assert.equal(d.armed, false);
+});
+
+/** How long a child process that arms one deadline (background or not) for `ms` (and cancels it, if asked) lives, in ms. */
+async function lifetime(background: boolean, ms: number, cancel = false): Promise<number> {
+  const { spawn } = await import('node:child_process');
+  const url = new URL('../../src/proxy/deadline.js', import.meta.url).href;
+  const code = `import { Deadline } from ${JSON.stringify(url)};
+const d = new Deadline({}, () => {}, 0, ${background});
+d.arm(${ms});
+if (${cancel}) setTimeout(() => d.cancel(), 200);`;
+  const start = Date.now();
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: 'inherit' });
+  const status = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.equal(status, 0);
+  return Date.now() - start;
+}
+
+test('a background deadline does not keep the process alive; a foreground one does', async () => {
+  const foreground = await lifetime(false, 1500);
+  assert.ok(foreground >= 1500, `the process exited after ${foreground} ms with a 1500 ms deadline armed`);
+  // The same process start with a background deadline of 20 s: it ends long before.
+  const background = await lifetime(true, 20_000);
+  assert.ok(background < 10_000, `the process lived ${background} ms with only a background deadline`);
+});
+
+test('a cancelled deadline does not keep the process alive (its list may keep a timer, unreferenced)', async () => {
+  const lived = await lifetime(false, 20_000, true);
+  assert.ok(lived < 10_000, `the process lived ${lived} ms after its only deadline (20 s) was cancelled`);
+});
+
 test('a disarmed deadline never expires, and re-armed it expires once at its new time', async () => {
   const start = Date.now();
   const e = expiry(start);
@@ -116,7 +223,7 @@ test('a disarmed deadline never expires, and re-armed it expires once at its new
   d.arm(200);
   d.disarm();
   assert.equal(d.armed, false);
-  // Past the first deadline (2x): the timer that stayed fired and found nothing armed.
+  // Past the first deadline (2x): nothing armed, nothing expires.
   await sleep(400);
   assert.equal(e.count(), 0, 'a disarmed deadline does not expire');
   const rearmedAt = Date.now() - start;

@@ -153,7 +153,7 @@ export class ClientConnection implements ClientSide {
   /** How much of an incomplete head in `buf` was already searched. */
   private scanned = 0;
   private phase = Phase.Head;
-  /** Made for the first request with a body: most keep-alive connections never need one. */
+  /** Made for a request with a body, dropped once the connection is idle again: most requests never need one. */
   private bodyReader: BodyReader | undefined;
   private responding = false;
   private awaitingFlush = false;
@@ -163,7 +163,8 @@ export class ClientConnection implements ClientSide {
   private peerEnded = false;
   private pumping = false;
   private pausedForPipeline = false;
-  private out: (string | Buffer)[] = [];
+  /** Response bytes queued; made per response and dropped once idle (an idle connection holds no array). */
+  private out: (string | Buffer)[] | undefined;
   private outBytes = 0;
   private timerKind = Timer.Header;
   /** One deadline per connection for every client-side wait (header, keep-alive, linger, discard). */
@@ -483,7 +484,7 @@ export class ClientConnection implements ClientSide {
     head += typeof headers === 'string' ? headers : headerLines(headers);
     if (this.chunked) head += 'Transfer-Encoding: chunked\r\n';
     head += this.keep ? this.limits.keepAliveLines : 'Connection: close\r\n\r\n';
-    this.out.push(head);
+    this.queue().push(head);
     this.outBytes += head.length;
   }
 
@@ -493,19 +494,29 @@ export class ClientConnection implements ClientSide {
     this.bodyBytes += chunk.length;
     if (this.chunked) {
       const size = `${chunk.length.toString(16)}\r\n`;
-      this.out.push(size, chunk, '\r\n');
+      this.queue().push(size, chunk, '\r\n');
       this.outBytes += size.length + chunk.length + 2;
     } else {
-      this.out.push(chunk);
+      this.queue().push(chunk);
       this.outBytes += chunk.length;
     }
+  }
+
+  /** The response queue, made for the first bytes of a response. */
+  private queue(): (string | Buffer)[] {
+    let out = this.out;
+    if (out === undefined) {
+      out = [];
+      this.out = out;
+    }
+    return out;
   }
 
   /** Writes what is queued; true when the socket wants no more for now. */
   flush(): boolean {
     const out = this.out;
+    if (out === undefined || out.length === 0) return blocked(this.socket);
     const n = out.length;
-    if (n === 0) return blocked(this.socket);
     const socket = this.socket;
     if (n === 1) send(socket, out[0]!);
     else if (this.outBytes <= COALESCE_LIMIT) {
@@ -541,7 +552,7 @@ export class ClientConnection implements ClientSide {
       if (trailers !== undefined)
         for (let i = 0; i < trailers.length; i += 2) last += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
       last += '\r\n';
-      this.out.push(last);
+      this.queue().push(last);
       this.outBytes += last.length;
     }
     this.flush();
@@ -617,6 +628,10 @@ export class ClientConnection implements ClientSide {
   private nextRequest(): void {
     this.phase = Phase.Head;
     this.req = undefined;
+    // An idle connection holds no per-request objects: the response queue
+    // (written whole by now) and the body reader are made again when needed.
+    if (this.out !== undefined && this.out.length === 0) this.out = undefined;
+    this.bodyReader = undefined;
     if (this.pausedForPipeline) {
       this.pausedForPipeline = false;
       this.socket.resume();
