@@ -74,11 +74,35 @@ function runPipeFloor(listenPort: number, target: number): void {
  * short sessions.
  */
 function runHttpFloor(listenPort: number, target: number): void {
+  const forward = warmUpstreams<Socket>(
+    target,
+    (client, response) => client.end(response),
+    (client) => client.destroy(),
+  );
+  createServer({ noDelay: true }, (client) => {
+    client.on('error', () => {});
+    client.once('data', (req: Buffer) => forward(client, req));
+  }).listen(listenPort, '127.0.0.1');
+}
+
+/**
+ * The upstream side of both HTTP floors: warm keep-alive connections to
+ * `target`. `forward(client, request)` renames the request's `Connection:
+ * close` in place (so the upstream connection stays open) and writes it on an
+ * idle connection, or a new one; the response (one read) goes to `answer`
+ * with `Connection: close` added after its status line, and the connection is
+ * idle again. `lost` hears of a client whose upstream closed first.
+ */
+function warmUpstreams<C>(
+  target: number,
+  answer: (client: C, response: Buffer) => void,
+  lost: (client: C) => void = () => {},
+): (client: C, request: Buffer) => void {
   const CLOSE = Buffer.from('Connection: close');
   const RENAMED = Buffer.from('Xonnection: close');
   const CLOSE_LINE = Buffer.from('Connection: close\r\n');
   const idle: Socket[] = [];
-  const owner = new Map<Socket, Socket>();
+  const owner = new Map<Socket, C>();
   const upstream = (): Socket => {
     const warm = idle.pop();
     if (warm) return warm;
@@ -87,28 +111,27 @@ function runHttpFloor(listenPort: number, target: number): void {
       const client = owner.get(s);
       owner.delete(s);
       idle.push(s);
-      if (!client) return;
+      if (client === undefined) return;
       const eol = res.indexOf('\r\n') + 2;
-      client.end(Buffer.concat([res.subarray(0, eol), CLOSE_LINE, res.subarray(eol)]));
+      answer(client, Buffer.concat([res.subarray(0, eol), CLOSE_LINE, res.subarray(eol)]));
     });
     s.on('error', () => {});
     s.on('close', () => {
       const i = idle.indexOf(s);
       if (i >= 0) idle.splice(i, 1);
-      owner.get(s)?.destroy();
+      const client = owner.get(s);
+      owner.delete(s);
+      if (client !== undefined) lost(client);
     });
     return s;
   };
-  createServer({ noDelay: true }, (client) => {
-    client.on('error', () => {});
-    client.once('data', (req: Buffer) => {
-      const i = req.indexOf(CLOSE);
-      if (i >= 0) RENAMED.copy(req, i);
-      const u = upstream();
-      owner.set(u, client);
-      u.write(req);
-    });
-  }).listen(listenPort, '127.0.0.1');
+  return (client, request) => {
+    const i = request.indexOf(CLOSE);
+    if (i >= 0) RENAMED.copy(request, i);
+    const u = upstream();
+    owner.set(u, client);
+    u.write(request);
+  };
 }
 
 // ---- Floors beneath net.Socket: libuv TCP handles straight from Node's bindings ----
@@ -241,41 +264,20 @@ function runHandlePipeFloor(listenPort: number, target: number): void {
 function runHandleHttpFloor(listenPort: number, target: number): void {
   const tcp = binding('tcp_wrap') as Bindings;
   sb = binding('stream_wrap') as StreamBindings;
-  const CLOSE = Buffer.from('Connection: close');
-  const RENAMED = Buffer.from('Xonnection: close');
-  const CLOSE_LINE = Buffer.from('Connection: close\r\n');
-  const idle: Socket[] = [];
-  const owner = new Map<Socket, Handle>();
-  const upstream = (): Socket => {
-    const warm = idle.pop();
-    if (warm) return warm;
-    const s = connect({ port: target, host: '127.0.0.1', noDelay: true });
-    s.on('data', (res: Buffer) => {
-      const client = owner.get(s);
-      owner.delete(s);
-      idle.push(s);
-      if (!client) return;
-      const eol = res.indexOf('\r\n') + 2;
-      writeTo(client, Buffer.concat([res.subarray(0, eol), CLOSE_LINE, res.subarray(eol)]));
-      const sh = new sb.ShutdownWrap();
-      sh.handle = client;
-      sh.oncomplete = noop;
-      client.shutdown(sh);
-    });
-    s.on('error', () => {});
-    return s;
-  };
+  const forward = warmUpstreams<Handle>(target, (client, response) => {
+    writeTo(client, response);
+    const sh = new sb.ShutdownWrap();
+    sh.handle = client;
+    sh.oncomplete = noop;
+    client.shutdown(sh);
+  });
   handleServer(tcp, listenPort, (client) => {
     client.setNoDelay(true);
     client.onread = function (this: Handle, ab: ArrayBuffer | undefined) {
       const n = sb.streamBaseState[sb.kReadBytesOrError]!;
       if (n > 0) {
-        const req = Buffer.from(ab!, sb.streamBaseState[sb.kArrayBufferOffset]!, n);
-        const i = req.indexOf(CLOSE);
-        if (i >= 0) RENAMED.copy(req, i);
-        const u = upstream();
-        owner.set(u, this);
-        u.write(Buffer.from(req));
+        // A copy: the read's memory is the handle's to reuse.
+        forward(this, Buffer.from(Buffer.from(ab!, sb.streamBaseState[sb.kArrayBufferOffset]!, n)));
       } else if (n < 0) {
         this.readStop();
         this.close(noop);
