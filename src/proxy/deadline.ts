@@ -191,15 +191,6 @@ export class Deadline<T = unknown> {
     if (this.periodMs > 0) this.arm(this.periodMs);
   }
 
-  /**
-   * No deadline for now; armed again soon (a pooled connection by its next
-   * request). With the lists this is `cancel` (O(1), no timer made or
-   * cleared); the name says the owner stays in use.
-   */
-  disarm(): void {
-    this.cancel();
-  }
-
   /** No deadline any more. */
   cancel(): void {
     this.at = 0;

@@ -57,16 +57,24 @@ export function forceDataEvents(on: boolean): void {
 
 /** The `onread` callback of every socket read this way (`this` is the socket). */
 function onRead(this: Tapped, n: number, buf: Uint8Array): boolean {
+  handRead(n, buf, this[SINK]!, this[RECEIVER]);
+  return true;
+}
+
+/**
+ * Hands the `n` bytes an `onread` read put in `buf` (READ_BUFFER) to `sink`
+ * as a Buffer of their own, with the request path's clock held for all the
+ * read sets off (clock.ts). Also the upstream connections' `onread` callback.
+ */
+export function handRead<T>(n: number, buf: Uint8Array, sink: ReadSink<T>, receiver: T): void {
   const chunk = Buffer.allocUnsafe(n);
   chunk.set(buf.subarray(0, n));
-  // The request path's clock is read once for all this read sets off (clock.ts).
   hold();
   try {
-    this[SINK]!.call(this[RECEIVER], chunk);
+    sink.call(receiver, chunk);
   } finally {
     release();
   }
-  return true;
 }
 
 /**

@@ -36,6 +36,7 @@ import pino from 'pino';
 import { type Diagnostic, formatDiagnostics } from '../config/diagnostics.js';
 import type { Config } from '../config/model.js';
 import { resolveNames } from '../config/resolve.js';
+import { now } from '../proxy/clock.js';
 import { type HttpLogRecord, requestFields } from '../proxy/http/index.js';
 import type { SessionRecord } from '../proxy/stream.js';
 import { ConfigStartError, Runtime, type RuntimeDeps } from './index.js';
@@ -236,7 +237,8 @@ export function createLog(io: ServeIo, shared = false): ServeLog {
   let timeMs = 0;
   let lineHead = '';
   const head = () => {
-    const ms = Date.now();
+    // The clock the request path read at the start of its I/O callback (proxy/clock.ts).
+    const ms = now();
     if (ms !== timeMs) {
       timeMs = ms;
       lineHead = `{"level":30,"time":"${new Date(ms).toISOString()}"${pidField}`;

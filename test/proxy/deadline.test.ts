@@ -48,14 +48,16 @@ test('touching keeps a deadline alive; it expires a full period after the last t
   const start = Date.now();
   const e = expiry(start);
   const d = e.deadline(400);
+  // Each touch's time is read before it, never after: a preemption between the two
+  // (a loaded machine) would otherwise make the deadline look early.
+  let lastTouch = Date.now();
   d.touch();
   // Touched every 100 ms for 1.2 s: three times the period, never idle for it.
-  let lastTouch = Date.now();
   while (Date.now() - start < 1200) {
     await sleep(100);
     assert.equal(e.count(), 0, `expired while touched (at ${Date.now() - start} ms)`);
-    d.touch();
     lastTouch = Date.now();
+    d.touch();
   }
   const at = await e.fired;
   assert.ok(
@@ -144,8 +146,9 @@ test('touching a deadline that is not last in its list moves it behind the later
   b.touch();
   // a is first in the list; touched again it must not expire at its old time.
   await sleep(200);
-  a.touch();
+  // Read before the touch (see above: after it, a preemption would make a look early).
   const touchedAt = Date.now() - start;
+  a.touch();
   await sleep(400 + 2 * 400);
   const atA = fired.get('a');
   const atB = fired.get('b');
@@ -216,16 +219,16 @@ test('a cancelled deadline does not keep the process alive (its list may keep a 
   assert.ok(lived < 10_000, `the process lived ${lived} ms after its only deadline (20 s) was cancelled`);
 });
 
-test('a disarmed deadline never expires, and re-armed it expires once at its new time', async () => {
+test('a cancelled deadline never expires, and re-armed it expires once at its new time', async () => {
   const start = Date.now();
   const e = expiry(start);
   const d = e.deadline();
   d.arm(200);
-  d.disarm();
+  d.cancel();
   assert.equal(d.armed, false);
   // Past the first deadline (2x): nothing armed, nothing expires.
   await sleep(400);
-  assert.equal(e.count(), 0, 'a disarmed deadline does not expire');
+  assert.equal(e.count(), 0, 'a cancelled deadline does not expire');
   const rearmedAt = Date.now() - start;
   d.arm(300);
   const at = await e.fired;

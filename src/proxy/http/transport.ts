@@ -12,10 +12,9 @@ import type { HttpUpstreamGroup } from '../../config/model.js';
 import type { KeepaliveApplier } from '../../keepalive/applier.js';
 import { noteEvent, type UpstreamStats } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
-import { hold, release } from '../clock.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
-import { READ_BUFFER } from '../reads.js';
+import { handRead, READ_BUFFER } from '../reads.js';
 import { UpstreamHandshakeError, type UpstreamTlsClient } from '../tls-upstream.js';
 import { resetBehindEnd } from '../writes.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
@@ -66,8 +65,7 @@ export class UpstreamConnection implements ParserSink {
   /** @internal the cache's idle limit (keepalive_timeout or the upstream's hint) */
   readonly idleDeadline = new Deadline<UpstreamConnection>(this, this.onIdleExpired, 0, true);
   /** @internal */ pool: GroupPool | undefined;
-  /** @internal proxy_read_timeout of the exchange in flight (see armReadTimer) */
-  readonly readDeadline = new Deadline<UpstreamConnection>(this, this.onReadTimer);
+  private readonly readDeadline = new Deadline<UpstreamConnection>(this, this.onReadTimer);
 
   constructor(
     readonly host: UpstreamHost,
@@ -89,14 +87,7 @@ export class UpstreamConnection implements ParserSink {
         onread: {
           buffer: READ_BUFFER,
           callback: (n: number, buf: Uint8Array): boolean => {
-            const chunk = Buffer.allocUnsafe(n);
-            chunk.set(buf.subarray(0, n));
-            hold();
-            try {
-              this.onData(chunk);
-            } finally {
-              release();
-            }
+            handRead(n, buf, this.onData, this);
             return true;
           },
         },
@@ -363,8 +354,8 @@ export class GroupPool {
   /** Puts a connection whose exchange finished cleanly into the cache, or closes it. */
   release(conn: UpstreamConnection, now: number): void {
     conn.user = undefined;
-    // Disarmed, not cleared: the next request on this connection re-arms the same timer.
-    conn.readDeadline.disarm();
+    // O(1) with Deadline's timer lists: no Node timer is cleared here or made by the next request.
+    conn.stopReadTimer();
     if (!this.reusable(conn, now)) {
       conn.destroy();
       return;
