@@ -168,6 +168,10 @@ interface Memory {
   heapTotal?: number;
   external?: number;
   arrayBuffers?: number;
+  /** keepwire's idle connections held as their TCP handle (parked.ts), where the build has them. */
+  parked?: number;
+  /** RSS right after the probe's first full GC (the reading is 2 s later): bench/memory-probe.ts. */
+  rssAtGc?: number;
 }
 
 interface Target {
@@ -254,7 +258,11 @@ async function main(): Promise<void> {
     process.stderr.write(`gave up after ${DEADLINE_MS / 1000} s\n`);
     void ws.stop().finally(() => process.exit(1));
   }, DEADLINE_MS);
-  const [backendPort, kwPort, ngPort, smallPort, hpPort, netPort] = [
+  // `--base DIR`: a second keepwire build (DIR/dist, e.g. a worktree of main) measured in the same run.
+  const baseAt = process.argv.indexOf('--base');
+  const baseDir = baseAt >= 0 ? process.argv[baseAt + 1] : undefined;
+  const [backendPort, kwPort, ngPort, smallPort, hpPort, netPort, basePort] = [
+    await freePort(),
     await freePort(),
     await freePort(),
     await freePort(),
@@ -271,20 +279,18 @@ async function main(): Promise<void> {
     // The same nginx with 1024 connection slots: nginx allocates every slot of worker_connections at
     // start, so part of its per-connection cost is already in its RSS before any connection exists.
     const smallMaster = startNginx(ws, 'nginx-small', nginxProxy(smallPort), { workerConnections: 1024 });
-    const kwConf = ws.write(
-      'keepwire.conf',
-      `events { worker_connections ${workerConnections}; }
+    const kwConfFor = (port: number) => `events { worker_connections ${workerConnections}; }
 http {
     upstream app { server 127.0.0.1:${backendPort}; keepalive ${POOL}; keepalive_timeout 600s; }
     server {
-        listen 127.0.0.1:${kwPort};
+        listen 127.0.0.1:${port};
         keepalive_requests 100000;
         keepalive_timeout 600s;
         location / { proxy_pass http://app; proxy_http_version 1.1; }
     }
 }
-`,
-    );
+`;
+    const kwConf = ws.write('keepwire.conf', kwConfFor(kwPort));
     // Access log lines are part of keepwire's work; they go to /dev/null here.
     const kw = ws.spawn(
       process.execPath,
@@ -320,7 +326,24 @@ listen web
       ['--expose-gc', '--import', PROBE, SELF, '--bare-net-server', String(netPort)],
       ['ignore', 'ignore', 'inherit', 'ipc'],
     );
+    const base =
+      baseDir === undefined
+        ? undefined
+        : ws.spawn(
+            process.execPath,
+            [
+              '--expose-gc',
+              '--import',
+              PROBE,
+              `${baseDir}/dist/src/cli/main.js`,
+              'serve',
+              '-c',
+              ws.write('keepwire-base.conf', kwConfFor(basePort!)),
+            ],
+            ['ignore', 'ignore', 'inherit', 'ipc'],
+          );
     for (const p of [backendPort, kwPort, ngPort, smallPort, hpPort, netPort]) await waitListening(p);
+    if (base !== undefined) await waitListening(basePort!);
     const ngWorker = await nginxWorker(ngMaster);
     const slots = {
       big: status(ngWorker, 'VmRSS'),
@@ -361,6 +384,13 @@ listen web
         memory: () => probe(bare),
       },
     ];
+    if (base !== undefined)
+      targets.push({
+        name: `keepwire (base: ${baseDir})`,
+        port: basePort!,
+        pid: base.pid!,
+        memory: () => probe(base),
+      });
     const rows: Row[] = [];
     for (const t of targets) rows.push(await measure(t, n, idleMs, backendPort));
 
@@ -400,6 +430,12 @@ listen web
     console.log(
       `keepwire − nginx per idle connection: ${((k.after.rss - k.before.rss) / n / 1024 - ngPer / 1024).toFixed(2)} KiB; keepwire/HAProxy ${((k.after.rss - k.before.rss) / (h.after.rss - h.before.rss)).toFixed(2)}× (target: keepwire ≤ 3 KiB per idle keep-alive connection)`,
     );
+    for (const r of [k, ...rows.slice(4)]) {
+      const dr = (f: (m: Memory) => number) => perConn(f(r.before), f(r.after), n);
+      console.log(
+        `${r.name}: RSS ${dr((m) => m.rss)} KiB per connection (read right after the GC: ${dr((m) => m.rssAtGc!)}), heapUsed ${dr((m) => m.heapUsed!)}, heapTotal ${dr((m) => m.heapTotal!)}, RSS not in heapUsed or external ${dr((m) => m.rss - m.heapUsed! - m.external!)}; parked at the reading: ${r.after.parked ?? 'n/a'}`,
+      );
+    }
     if (closedEarly > 0) console.log(`warning: ${closedEarly} connections were closed by a proxy while idle`);
   } finally {
     clearTimeout(deadline);
