@@ -172,6 +172,14 @@ interface Memory {
   parked?: number;
   /** RSS right after the probe's first full GC (the reading is 2 s later): bench/memory-probe.ts. */
   rssAtGc?: number;
+  /** RSS read before the probe's GC: what the idle process holds on its own, garbage included. */
+  rssNoGc?: number;
+}
+
+/** A reading, with the RSS before any GC the probe forces. */
+async function reading(t: Target): Promise<Memory> {
+  const rssNoGc = status(t.pid, 'VmRSS');
+  return { ...(await t.memory()), rssNoGc };
 }
 
 interface Target {
@@ -195,12 +203,12 @@ async function measure(t: Target, n: number, idleMs: number, backendPort: number
   // Warm-up: JIT, allocator arenas, the upstream pool.
   for (let round = 0; round < 4; round++) await closeAll(await openIdle(t.port, IN_FLIGHT));
   await sleep(idleMs);
-  const before = await t.memory();
+  const before = await reading(t);
   const began = Date.now();
   const sockets = await openIdle(t.port, n);
   process.stderr.write(`  ${t.name}: ${n} connections, one request each, in ${Date.now() - began} ms\n`);
   await sleep(idleMs);
-  const after = await t.memory();
+  const after = await reading(t);
   const pool = connectionsTo(t.pid, backendPort);
   const held = sockets.filter((s) => !s.destroyed).length;
   await closeAll(sockets);
@@ -433,7 +441,7 @@ listen web
     for (const r of [k, ...rows.slice(4)]) {
       const dr = (f: (m: Memory) => number) => perConn(f(r.before), f(r.after), n);
       console.log(
-        `${r.name}: RSS ${dr((m) => m.rss)} KiB per connection (read right after the GC: ${dr((m) => m.rssAtGc!)}), heapUsed ${dr((m) => m.heapUsed!)}, heapTotal ${dr((m) => m.heapTotal!)}, RSS not in heapUsed or external ${dr((m) => m.rss - m.heapUsed! - m.external!)}; parked at the reading: ${r.after.parked ?? 'n/a'}`,
+        `${r.name}: RSS ${dr((m) => m.rss)} KiB per connection (read right after the GC: ${dr((m) => m.rssAtGc!)}; before any forced GC: ${dr((m) => m.rssNoGc!)}), heapUsed ${dr((m) => m.heapUsed!)}, heapTotal ${dr((m) => m.heapTotal!)}, RSS not in heapUsed or external ${dr((m) => m.rss - m.heapUsed! - m.external!)}; parked at the reading: ${r.after.parked ?? 'n/a'}`,
       );
     }
     if (closedEarly > 0) console.log(`warning: ${closedEarly} connections were closed by a proxy while idle`);
