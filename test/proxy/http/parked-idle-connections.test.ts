@@ -290,3 +290,37 @@ test('an upgraded connection is never parked', async () => {
     await upstream.close();
   }
 });
+
+test('under keep-alive load no connection is parked (parking is for connections idle a while, not per response)', async () => {
+  if (!bareHandlesAvailable()) return;
+  const saved = { ...parking };
+  // The default idle time before parking, swept often so a wrong park would be seen.
+  parking.afterMs = 1_000;
+  parking.sweepMs = 50;
+  try {
+    await withProxy({}, async ({ port }) => {
+      const clients = await Promise.all(Array.from({ length: 8 }, () => RawClient.open(port)));
+      const parks = parkingCounts.parks;
+      const end = Date.now() + 1_500;
+      let answered = 0;
+      await Promise.all(
+        clients.map(async (c) => {
+          // Bounded: at most 2,000 requests per client, and 1.5 s.
+          for (let i = 0; i < 2_000 && Date.now() < end; i++) {
+            c.send(get(`/${i}`));
+            assert.equal((await c.response()).status, 200);
+            answered++;
+          }
+        }),
+      );
+      assert.ok(answered > 16, `${answered} requests answered`);
+      assert.equal(parkingCounts.parks, parks, 'a busy connection was parked');
+      // Idle now: all eight are parked after about a second.
+      await until(() => parkingCounts.parks >= parks + 8, 'eight idle connections parked', 10_000);
+      for (const c of clients) c.close();
+      await until(() => liveConnections() === 0, 'connection count back to 0');
+    });
+  } finally {
+    Object.assign(parking, saved);
+  }
+});
