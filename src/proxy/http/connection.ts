@@ -212,11 +212,12 @@ export class ClientConnection implements ClientSide {
     return this.parked !== undefined;
   }
 
-  private attach(socket: Socket): void {
+  /** `rewrapped`: a socket made again over the parked handle, which reads into READ_BUFFER already. */
+  private attach(socket: Socket, rewrapped = false): void {
     // Shared listeners that find the connection on the socket: an idle
     // keep-alive connection costs no closures (memory per idle connection).
     (socket as Owned)[CONNECTION] = this;
-    readsTo(socket, ClientConnection.prototype.onData, this);
+    readsTo(socket, ClientConnection.prototype.onData, this, rewrapped);
     socket.on('end', onSocketEnd);
     socket.on('drain', onSocketDrain);
     socket.on('close', onSocketClose);
@@ -293,7 +294,7 @@ export class ClientConnection implements ClientSide {
     // The handle is still reading into READ_BUFFER: net does not start it again.
     const s = socketOnHandle(handle, SOCKET_HIGH_WATER_MARK);
     this.sock = s;
-    this.attach(s);
+    this.attach(s, true);
     s.resume();
     return s;
   }
