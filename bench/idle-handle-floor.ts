@@ -44,6 +44,9 @@ interface TcpHandle {
   readStart(): number;
 }
 
+/** A parked handle's onread: a module-level function (a closure made here would hold the socket). */
+function ignoreRead(): void {}
+
 /** Child mode: accept and hold connections as `mode` says; answer 'gc' with the heap after a full GC. */
 function server(mode: Mode): void {
   const held: unknown[] = [];
@@ -54,7 +57,7 @@ function server(mode: Mode): void {
       s.once('data', () =>
         setTimeout(() => {
           s.removeAllListeners();
-          const h = detachHandle(s, () => {});
+          const h = detachHandle(s, ignoreRead);
           held.push(h ?? s);
         }, 1000),
       );
