@@ -21,6 +21,7 @@ import {
   httpConfig,
   httpGroup,
   httpServer,
+  location,
   okResponse,
   RawClient,
   type RawRequest,
@@ -322,5 +323,38 @@ test('under keep-alive load no connection is parked (parking is for connections 
     });
   } finally {
     Object.assign(parking, saved);
+  }
+});
+
+test('a parked connection holds its worker_connections slot, and frees it when it closes', async () => {
+  if (!bareHandlesAvailable()) return;
+  const lb = await startHttp(
+    httpConfig(
+      [httpServer({ locations: [location({ returnDirective: { code: 200, text: 'ok\n' } })] })],
+      [],
+      { workerConnections: 1 },
+    ),
+  );
+  try {
+    const parks = parkingCounts.parks;
+    const first = await RawClient.open(lb.port);
+    first.send(get('/'));
+    assert.equal((await first.response()).status, 200);
+    await until(() => parkingCounts.parks > parks, 'connection parked');
+    // Over the cap while the parked one holds the only slot: closed at once.
+    const over = await RawClient.open(lb.port);
+    await over.waitClosed(5_000);
+    over.close();
+    // The parked one is still served, then closes; its slot is free again.
+    first.send(get('/again'));
+    assert.equal((await first.response()).status, 200);
+    first.close();
+    await until(() => liveConnections() === 0, 'connection count back to 0');
+    const next = await RawClient.open(lb.port);
+    next.send(get('/'));
+    assert.equal((await next.response()).status, 200);
+    next.close();
+  } finally {
+    await lb.close();
   }
 });
