@@ -11,11 +11,14 @@
  * where Node lacks the internals).
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { bareHandlesAvailable } from '../../../src/kernel/node-internals.js';
 import { liveHttp } from '../../../src/metrics/live.js';
 import { forceNoParking, parking, parkingCounts } from '../../../src/proxy/http/parked.js';
 import type { HttpFrontend } from '../../../src/proxy/http/server.js';
+import { makePki, freePort as tlsFreePort } from '../tls/pki.js';
 import {
   get,
   httpConfig,
@@ -357,4 +360,43 @@ test('a parked connection holds its worker_connections slot, and frees it when i
   } finally {
     await lb.close();
   }
+});
+
+test('an idle TLS connection is never parked (its handle is the TLSWrap) and keeps serving', async (t) => {
+  const pki = makePki(t);
+  if (!pki) return;
+  const upstream = await rawUpstream((_req, respond) => respond(okResponse('ok')));
+  t.after(() => upstream.close());
+  const port = await tlsFreePort();
+  const cert = pki.issue('a.test');
+  const lb = await startHttp(
+    pki.config(`http {
+  upstream app { server 127.0.0.1:${upstream.port}; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${cert.cert};
+    ssl_certificate_key ${cert.key};
+    location / { proxy_pass http://app; }
+  }
+}
+`),
+  );
+  t.after(() => lb.close());
+  const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'a.test', ca: pki.read(pki.ca) });
+  t.after(() => socket.destroy());
+  let text = '';
+  socket.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+  });
+  const answers = (n: number) =>
+    until(() => (text.match(/HTTP\/1\.1 200/g) ?? []).length >= n, `${n} answers`);
+  await once(socket, 'secureConnect');
+  const parks = parkingCounts.parks;
+  socket.write(get('/1', '', 'a.test'));
+  await answers(1);
+  // Idle for many sweeps (50 ms each here).
+  await sleep(400);
+  assert.equal(parkingCounts.parks, parks, 'a TLS connection was parked');
+  socket.write(get('/2', '', 'a.test'));
+  await answers(2);
 });
