@@ -337,4 +337,16 @@ export function trailerFields(raw: readonly string[]): string[] {
   return out;
 }
 
-export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** RFC 9110 §9.2.2: GET, HEAD, OPTIONS, PUT, DELETE, TRACE (compared, not hashed: the method is a new string per request). */
+export function idempotent(method: string): boolean {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'OPTIONS':
+    case 'PUT':
+    case 'DELETE':
+    case 'TRACE':
+      return true;
+  }
+  return false;
+}

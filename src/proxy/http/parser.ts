@@ -99,6 +99,41 @@ enum State {
 const CRLF2 = Buffer.from('\r\n\r\n');
 const BAD_LINE_BREAK = /\0|\r(?!\n)|(?<!\r)\n/;
 
+/** What String.prototype.trim takes away, within latin1: TAB, LF, VT, FF, CR, SP and NBSP. */
+function trimmed(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 0xa0;
+}
+
+/** The first index in `text[from, to)` that `trim` would keep (`to` when none). */
+function trimStart(text: string, from: number, to: number): number {
+  while (from < to && trimmed(text.charCodeAt(from))) from++;
+  return from;
+}
+
+/** One past the last index in `text[from, to)` that `trim` would keep. */
+function trimEnd(text: string, from: number, to: number): number {
+  while (to > from && trimmed(text.charCodeAt(to - 1))) to--;
+  return to;
+}
+
+/**
+ * A Content-Length value `text[from, to)`: 1 to 15 digits with whitespace
+ * around them (what `/^\d{1,15}$/` accepted on the trimmed value), read in
+ * place; -1 when it is anything else.
+ */
+function lengthValue(text: string, from: number, to: number): number {
+  const a = trimStart(text, from, to);
+  const b = trimEnd(text, a, to);
+  if (b === a || b - a > 15) return -1;
+  let n = 0;
+  for (let i = a; i < b; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
 /**
  * The minor version of a status line `HTTP/1.x NNN[ reason]` (0 or 1), or
  * -1 when it is not one; checked by character codes, no regex per response.
@@ -326,13 +361,13 @@ export class ResponseParser {
         case 10: {
           if (nameIs(text, start, 'connection')) {
             kind = HEADER_HOP;
-            const v = text
-              .slice(colon + 1, stop)
-              .trim()
-              .toLowerCase();
-            if (v === 'keep-alive') connClose = false;
-            else if (v === 'close') connClose = true;
+            // The two usual values are recognised in place (no string made).
+            const a = trimStart(text, colon + 1, stop);
+            const b = trimEnd(text, a, stop);
+            if (b - a === 10 && nameIs(text, a, 'keep-alive')) connClose = false;
+            else if (b - a === 5 && nameIs(text, a, 'close')) connClose = true;
             else {
+              const v = text.slice(a, b).toLowerCase();
               if (/(^|,)\s*close\s*(,|$)/.test(v)) connClose = true;
               else if (/(^|,)\s*keep-alive\s*(,|$)/.test(v)) connClose = false;
               if (/(^|,)\s*upgrade\s*(,|$)/.test(v)) head.upgrade = true;
@@ -352,9 +387,8 @@ export class ResponseParser {
         case 14:
           if (nameIs(text, start, 'content-length')) {
             kind = HEADER_LENGTH;
-            const value = text.slice(colon + 1, stop).trim();
-            if (!/^\d{1,15}$/.test(value)) throw new ParseError('invalid Content-Length');
-            const n = Number(value);
+            const n = lengthValue(text, colon + 1, stop);
+            if (n < 0) throw new ParseError('invalid Content-Length');
             if (contentLength >= 0 && contentLength !== n) throw new ParseError('conflicting Content-Length');
             contentLength = n;
           }

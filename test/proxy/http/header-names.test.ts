@@ -96,3 +96,41 @@ test('response heads: hop-by-hop and framing headers found in any case, kept mar
   assert.equal(head?.framing, 'chunked');
   assert.deepEqual(head?.rawHeaders, ['tRaNsFeR-EnCoDiNg', 'chunked']);
 });
+
+test('response Content-Length and Connection values read in place: the same values accepted and refused', () => {
+  const parse = (head: string): ResponseHead | Error => {
+    let got: ResponseHead | undefined;
+    const parser = new ResponseParser({
+      onInformational() {},
+      onHead(h) {
+        got = h;
+      },
+      onBody() {},
+      onComplete() {},
+    });
+    parser.expect('GET');
+    try {
+      parser.execute(Buffer.from(`HTTP/1.1 200 OK\r\n${head}\r\n\r\n`, 'latin1'));
+    } catch (error) {
+      return error as Error;
+    }
+    return got!;
+  };
+  const length = (value: string) => {
+    const h = parse(`Content-Length:${value}`);
+    return h instanceof Error ? -1 : h.contentLength;
+  };
+  assert.equal(length(' 12'), 12);
+  assert.equal(length('  007 \t'), 7);
+  assert.equal(length('\xa05\xa0'), 5, 'what String.trim takes (NBSP) is taken, as before');
+  assert.equal(length(' 999999999999999'), 999999999999999);
+  for (const bad of [' ', '', ' 1 2', ' 1a', ' -1', ' +1', ' 1000000000000000', ' 0x10'])
+    assert.equal(length(bad), -1, JSON.stringify(bad));
+  const conn = (value: string) => parse(`Content-Length: 0\r\nConnection:${value}`) as ResponseHead;
+  assert.equal(conn(' Keep-Alive ').close, false);
+  assert.equal(conn(' CLOSE').close, true);
+  assert.equal(conn(' close, X-Foo').close, true);
+  assert.equal(conn(' close, X-Foo').connectionNames, true);
+  assert.equal(conn(' keep-alive').connectionNames, false);
+  assert.equal(conn(' Upgrade').upgrade, true);
+});
