@@ -184,6 +184,11 @@ async function main(): Promise<void> {
   const requests = arg('requests', 8000);
   const warmup = arg('warmup', 5000);
   const node = [process.execPath, '--single-threaded'];
+  /** bench/http.ts's `runFloor` child in `mode`. */
+  const floor = (name: string, mode: 'pipe' | 'http'): Target => ({
+    name,
+    command: (port, backend) => [...node, HTTP_BENCH, '--floor-child', String(port), String(backend), mode],
+  });
   const targets: Target[] = [
     {
       name: 'nginx (1 worker)',
@@ -195,28 +200,8 @@ async function main(): Promise<void> {
         return ['nginx', '-c', conf, '-p', ws.dir];
       },
     },
-    {
-      name: 'Node floor: byte pipe',
-      command: (port, backend) => [
-        ...node,
-        HTTP_BENCH,
-        '--floor-child',
-        String(port),
-        String(backend),
-        'pipe',
-      ],
-    },
-    {
-      name: 'Node floor: least HTTP',
-      command: (port, backend) => [
-        ...node,
-        HTTP_BENCH,
-        '--floor-child',
-        String(port),
-        String(backend),
-        'http',
-      ],
-    },
+    floor('Node floor: byte pipe', 'pipe'),
+    floor('Node floor: least HTTP', 'http'),
   ];
   const keepwire = (name: string, main: string): Target => ({
     name,

@@ -43,6 +43,8 @@ import {
   MAIN,
   nginxBackendHttp,
   pin,
+  type RawStreamBindings,
+  type RawTcpHandle,
   startNginx,
   treeCpuUs,
   version,
@@ -91,7 +93,7 @@ function runNetPipeFloor(listenPort: number): void {
 
 // ---- The floor beneath net.Socket: libuv TCP handles straight from Node's bindings ----
 
-interface Handle {
+interface Handle extends RawTcpHandle<Handle> {
   peer?: Handle;
   /** What this handle reads into (its own, reused: nginx's model, one buffer per direction). */
   buf?: Buffer;
@@ -101,35 +103,17 @@ interface Handle {
   stopped?: boolean;
   eof?: boolean;
   closed?: boolean;
-  onread: ((this: Handle, ab: ArrayBuffer | undefined) => void) | null;
-  onconnection?: (err: number, client: Handle) => void;
-  readStart(): number;
-  readStop(): number;
   useUserBuffer(buf: Uint8Array): void;
-  setNoDelay(on: boolean): number;
-  writeBuffer(req: object, buf: Buffer): number;
-  shutdown(req: object): number;
-  connect(req: object, host: string, port: number): number;
-  bind(host: string, port: number): number;
-  listen(backlog: number): number;
-  close(cb: () => void): void;
 }
 interface TcpBindings {
   TCP: new (kind: number) => Handle;
   TCPConnectWrap: new () => { oncomplete: (status: number) => void; c?: Handle; u?: Handle };
   constants: { SOCKET: number; SERVER: number };
 }
-interface StreamBindings {
-  WriteWrap: new () => Record<string, unknown>;
-  ShutdownWrap: new () => Record<string, unknown>;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-}
 const binding = (name: string) => (process as unknown as { binding(n: string): unknown }).binding(name);
 const UV_EOF = -4095;
 const noop = () => {};
-let sb: StreamBindings;
+let sb: RawStreamBindings;
 
 function closePair(h: Handle): void {
   for (const x of [h, h.peer!])
@@ -195,7 +179,7 @@ function pipeRead(this: Handle): void {
  */
 function runHandlePipeFloor(listenPort: number): void {
   const tcp = binding('tcp_wrap') as TcpBindings;
-  sb = binding('stream_wrap') as StreamBindings;
+  sb = binding('stream_wrap') as RawStreamBindings;
   const server = new tcp.TCP(tcp.constants.SERVER);
   if (server.bind('127.0.0.1', listenPort) !== 0 || server.listen(511) !== 0)
     throw new Error(`cannot listen on ${listenPort}`);

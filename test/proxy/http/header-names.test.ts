@@ -69,15 +69,15 @@ test('request line versions: 1.0 and 1.1 served, a higher 1.x as 1.1, 2.x 505, o
     assert.equal(refusal(`GET / ${bad}\r\nHost: a\r\n\r\n`), 400, bad);
 });
 
+/** A response parser whose heads go to `onHead`. */
+function parserTo(onHead: (head: ResponseHead) => void): ResponseParser {
+  return new ResponseParser({ onInformational() {}, onHead, onBody() {}, onComplete() {} });
+}
+
 test('response heads: hop-by-hop and framing headers found in any case, kept marks per response', () => {
   let head: ResponseHead | undefined;
-  const parser = new ResponseParser({
-    onInformational() {},
-    onHead(h) {
-      head = h;
-    },
-    onBody() {},
-    onComplete() {},
+  const parser = parserTo((h) => {
+    head = h;
   });
   parser.expect('GET');
   parser.execute(
@@ -100,13 +100,8 @@ test('response heads: hop-by-hop and framing headers found in any case, kept mar
 test('response Content-Length and Connection values read in place: the same values accepted and refused', () => {
   const parse = (head: string): ResponseHead | Error => {
     let got: ResponseHead | undefined;
-    const parser = new ResponseParser({
-      onInformational() {},
-      onHead(h) {
-        got = h;
-      },
-      onBody() {},
-      onComplete() {},
+    const parser = parserTo((h) => {
+      got = h;
     });
     parser.expect('GET');
     try {
