@@ -310,3 +310,36 @@ export function nginxProxyHttp(opts: {
 }
 `;
 }
+
+// ---- libuv handles straight from Node's bindings (bench floors only) ----
+
+/**
+ * A libuv TCP handle as `process.binding('tcp_wrap').TCP` makes it: the
+ * floors beneath `net.Socket` in bench/stream.ts and bench/short.ts.
+ * keepwire itself reaches Node's internals only through
+ * src/kernel/node-internals.ts. `Self` is the bench's own handle type
+ * (the fields it adds).
+ */
+export interface RawTcpHandle<Self> {
+  onread: ((this: Self, ab: ArrayBuffer | undefined) => void) | null;
+  onconnection?: (err: number, client: Self) => void;
+  readStart(): number;
+  readStop(): number;
+  setNoDelay(on: boolean): number;
+  writeBuffer(req: object, buf: Buffer): number;
+  shutdown(req: object): number;
+  connect(req: object, host: string, port: number): number;
+  bind(host: string, port: number): number;
+  listen(backlog: number): number;
+  close(cb: () => void): void;
+}
+
+/** What the floors use of `process.binding('stream_wrap')`. */
+export interface RawStreamBindings {
+  WriteWrap: new () => Record<string, unknown>;
+  ShutdownWrap: new () => Record<string, unknown>;
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+  kArrayBufferOffset: number;
+  kLastWriteWasAsync: number;
+}

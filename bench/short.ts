@@ -38,6 +38,8 @@ import {
   nginxBackendHttp,
   nginxProxyHttp,
   pin,
+  type RawStreamBindings,
+  type RawTcpHandle,
   startNginx,
   version,
   Workspace,
@@ -139,33 +141,15 @@ function warmUpstreams<C>(
 // write path): what a session costs when no net.Socket, stream state or
 // event emitter is made for it, the syscalls being the same.
 
-interface Handle {
+interface Handle extends RawTcpHandle<Handle> {
   // Fields of our own on the handle object.
   pair?: HandlePair;
   peer?: Handle;
-  onread: ((this: Handle, ab: ArrayBuffer | undefined) => void) | null;
-  onconnection?: (err: number, client: Handle) => void;
-  readStart(): number;
-  readStop(): number;
-  setNoDelay(on: boolean): number;
-  writeBuffer(req: object, buf: Buffer): number;
-  shutdown(req: object): number;
-  connect(req: object, host: string, port: number): number;
-  bind(host: string, port: number): number;
-  listen(backlog: number): number;
-  close(cb: () => void): void;
 }
 interface Bindings {
   TCP: new (kind: number) => Handle;
   TCPConnectWrap: new () => { oncomplete: (status: number) => void; pair?: HandlePair };
   constants: { SOCKET: number; SERVER: number };
-}
-interface StreamBindings {
-  WriteWrap: new () => Record<string, unknown>;
-  ShutdownWrap: new () => Record<string, unknown>;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kArrayBufferOffset: number;
 }
 const binding = (name: string) => (process as unknown as { binding(n: string): unknown }).binding(name);
 const UV_EOF = -4095;
@@ -212,7 +196,7 @@ class HandlePair {
   }
 }
 
-let sb: StreamBindings;
+let sb: RawStreamBindings;
 function writeTo(h: Handle, buf: Buffer): number {
   const w = new sb.WriteWrap();
   w.handle = h;
@@ -252,7 +236,7 @@ function handleServer(tcp: Bindings, port: number, onConnection: (client: Handle
 /** The stream floor beneath net.Socket: accept, connect, pipe, FIN both ways, close, all on TCP handles. */
 function runHandlePipeFloor(listenPort: number, target: number): void {
   const tcp = binding('tcp_wrap') as Bindings;
-  sb = binding('stream_wrap') as StreamBindings;
+  sb = binding('stream_wrap') as RawStreamBindings;
   handleServer(tcp, listenPort, (client) => new HandlePair(client, tcp, target));
 }
 
@@ -263,7 +247,7 @@ function runHandlePipeFloor(listenPort: number, target: number): void {
  */
 function runHandleHttpFloor(listenPort: number, target: number): void {
   const tcp = binding('tcp_wrap') as Bindings;
-  sb = binding('stream_wrap') as StreamBindings;
+  sb = binding('stream_wrap') as RawStreamBindings;
   const forward = warmUpstreams<Handle>(target, (client, response) => {
     writeTo(client, response);
     const sh = new sb.ShutdownWrap();

@@ -1,16 +1,30 @@
 /**
  * Two sockets joined byte for byte: the stream proxy's sessions and the
  * HTTP proxy's Upgrade (WebSocket) tunnels. What one side reads the other
- * writes, in order; a side stops reading while its peer's write buffer is
- * full and starts again on the peer's 'drain' (the bound on buffering per
- * session); a FIN from one side becomes a FIN to the other while the
- * opposite direction keeps flowing (half-close). Reads go through
- * `readsTo`, so no Readable stream machinery runs per chunk. Errors, close
- * and timers stay with the caller, which knows what they mean.
+ * writes, in order; a side stops reading while its peer's write waits for
+ * the socket and starts again on the peer's 'drain' (the bound on buffering
+ * per session: one write buffer per direction beyond the kernel's); a FIN
+ * from one side becomes a FIN to the other while the opposite direction
+ * keeps flowing (half-close). Errors, close and timers stay with the
+ * caller, which knows what they mean.
+ *
+ * The path every stream byte takes, so it does the least per read: reads
+ * arrive as views of the shared read buffer (`readsViewTo`, no Readable
+ * machinery, no Buffer of their own), are copied into a write buffer taken
+ * from a small pool of reused 64 KiB buffers, and are handed to the peer's
+ * handle (`send`, no Writable machinery) when nothing is queued there. A
+ * write the kernel took whole gives its buffer back at once; one it took in
+ * part keeps it until 'drain', with the reading side paused. Reused buffers
+ * are warm memory: a fresh Buffer per read (what Node and `readsTo` do) is
+ * new pages every time, and their page faults were most of a bulk
+ * transfer's CPU on this kind of VM (docs/performance.md, L4 stream proxy,
+ * 2026-11-30). Where the write cannot go to the handle (TLS, a queue, an
+ * older Node), the bytes are copied into a Buffer of their own for
+ * `socket.write`, as before.
  */
 import type { Socket } from 'node:net';
-import { readsTo } from './reads.js';
-import { resetBehindEnd } from './writes.js';
+import { READ_BUFFER, readsViewTo } from './reads.js';
+import { blocked, resetBehindEnd, send, sendsDirect } from './writes.js';
 
 export interface PumpEvents {
   /**
@@ -23,17 +37,65 @@ export interface PumpEvents {
   onEnd(fromClient: boolean): void;
 }
 
+/** Size of a write buffer: a read is at most this (the shared read buffer's size). */
+const CHUNK = READ_BUFFER.length;
+/** Write buffers free for the next write; at most POOL_MAX kept (the rest are the GC's). */
+const pool: Buffer[] = [];
+const POOL_MAX = 16;
+
+function giveBack(buf: Buffer): void {
+  if (pool.length < POOL_MAX) pool.push(buf);
+}
+
+/** One direction of a joined pair: reads of `from` written to `to`. */
+class Direction {
+  /** The write buffer libuv still holds (the write went in part); back to the pool on 'drain'. */
+  private held: Buffer | undefined;
+
+  constructor(
+    readonly from: Socket,
+    readonly to: Socket,
+    readonly fromClient: boolean,
+    readonly events: PumpEvents,
+  ) {}
+
+  /** A read of `from` (`view` valid only during the call). */
+  onRead(view: Buffer): void {
+    const n = view.length;
+    this.events.onBytes(this.fromClient, n, view);
+    const to = this.to;
+    if (n <= CHUNK && sendsDirect(to)) {
+      const buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+      view.copy(buf, 0, 0, n);
+      send(to, n === CHUNK ? buf : buf.subarray(0, n));
+      if (blocked(to)) {
+        this.held = buf;
+        this.from.pause();
+      } else giveBack(buf);
+      return;
+    }
+    if (!to.write(Buffer.from(view))) this.from.pause();
+  }
+
+  /** `to` took every byte written so far: read `from` again. */
+  drained(): void {
+    if (blocked(this.to)) return;
+    const held = this.held;
+    if (held !== undefined) {
+      this.held = undefined;
+      giveBack(held);
+    }
+    this.from.resume();
+  }
+}
+
 export function joinSockets(client: Socket, upstream: Socket, events: PumpEvents): void {
-  readsTo(client, (chunk: Buffer) => {
-    events.onBytes(true, chunk.length, chunk);
-    if (!upstream.write(chunk)) client.pause();
-  });
-  readsTo(upstream, (chunk: Buffer) => {
-    events.onBytes(false, chunk.length, chunk);
-    if (!client.write(chunk)) upstream.pause();
-  });
-  upstream.on('drain', () => client.resume());
-  client.on('drain', () => upstream.resume());
+  const up = new Direction(client, upstream, true, events);
+  const down = new Direction(upstream, client, false, events);
+  readsViewTo(client, Direction.prototype.onRead, up);
+  readsViewTo(upstream, Direction.prototype.onRead, down);
+  upstream.on('drain', () => up.drained());
+  client.on('drain', () => down.drained());
   client.on('end', () => ended(client, upstream, true, events));
   upstream.on('end', () => ended(upstream, client, false, events));
   client.resume();
@@ -51,7 +113,6 @@ function ended(from: Socket, to: Socket, fromClient: boolean, events: PumpEvents
   events.onEnd(fromClient);
   to.end();
 }
-
 /**
  * Ends a socket with a RST (so its peer cannot mistake a cut stream for a
  * complete one), except once its own FIN is queued or sent: the bytes before

@@ -36,10 +36,13 @@ export type ReadSink<T = unknown> = (this: T, chunk: Buffer) => void;
 
 const SINK = Symbol('keepwire.readSink');
 const RECEIVER = Symbol('keepwire.readReceiver');
+const VIEW = Symbol('keepwire.readView');
 
 interface Tapped {
   [SINK]?: ReadSink;
   [RECEIVER]?: unknown;
+  /** `readsViewTo`: the sink takes a view of READ_BUFFER, not a copy. */
+  [VIEW]?: boolean;
   [key: symbol]: unknown;
 }
 
@@ -57,7 +60,14 @@ export function forceDataEvents(on: boolean): void {
 
 /** The `onread` callback of every socket read this way (`this` is the socket). */
 function onRead(this: Tapped, n: number, buf: Uint8Array): boolean {
-  handRead(n, buf, this[SINK]!, this[RECEIVER]);
+  if (this[VIEW] === true) {
+    hold();
+    try {
+      this[SINK]!.call(this[RECEIVER], READ_BUFFER.subarray(0, n));
+    } finally {
+      release();
+    }
+  } else handRead(n, buf, this[SINK]!, this[RECEIVER]);
   return true;
 }
 
@@ -92,10 +102,33 @@ export function readsTo<T>(
   receiver?: T,
   handleReadsToBuffer = false,
 ): void {
+  tap(socket, sink, receiver, false, handleReadsToBuffer);
+}
+
+/**
+ * `readsTo` without the copy: `sink` gets each read as a view that is valid
+ * only during the call (of the shared READ_BUFFER on the `onread` path), and
+ * must copy what it keeps. The byte pump (pump.ts) copies into write buffers
+ * it reuses: a Buffer of its own per read is fresh memory each time, and
+ * first touching fresh pages (a page fault each 4 KiB, costly on a VM) was
+ * most of a bulk transfer's CPU.
+ */
+export function readsViewTo<T>(socket: Socket, sink: ReadSink<T>, receiver?: T): void {
+  tap(socket, sink, receiver, true, false);
+}
+
+function tap<T>(
+  socket: Socket,
+  sink: ReadSink<T>,
+  receiver: T | undefined,
+  view: boolean,
+  handleReadsToBuffer: boolean,
+): void {
   const tapped = socket as unknown as Tapped;
   const installed = tapped[SINK] !== undefined;
   tapped[SINK] = sink as ReadSink;
   tapped[RECEIVER] = receiver;
+  tapped[VIEW] = view;
   if (installed) return;
   const handle = handleOf(socket);
   if (fields !== null && handle !== null && typeof handle.useUserBuffer === 'function') {

@@ -81,10 +81,9 @@ function writeError(status: number): NodeJS.ErrnoException {
   return e;
 }
 
-/** Writes `data` (a string as latin1), in order with every other write on `socket`. */
-export function send(socket: Socket, data: string | Buffer): void {
-  const handle = handleOf(socket) as Handle | null;
-  if (
+/** Whether a `send` to `socket` now goes straight to its handle (else it is `socket.write`). */
+function direct(socket: Socket, handle: Handle | null): handle is Handle {
+  return !(
     wrap === null ||
     !handle ||
     (socket as Encrypted).encrypted === true ||
@@ -92,18 +91,35 @@ export function send(socket: Socket, data: string | Buffer): void {
     socket.writableCorked !== 0 ||
     socket.connecting ||
     !socket.writable
-  ) {
+  );
+}
+
+/**
+ * Whether a `send` to `socket` now goes straight to its handle: then the
+ * bytes are with the kernel when it returns, unless `blocked(socket)` says
+ * libuv holds them until 'drain'. Otherwise `send` is `socket.write`, which
+ * keeps a reference to the Buffer until it is written.
+ */
+export function sendsDirect(socket: Socket): boolean {
+  return direct(socket, handleOf(socket) as Handle | null);
+}
+
+/** Writes `data` (a string as latin1), in order with every other write on `socket`. */
+export function send(socket: Socket, data: string | Buffer): void {
+  const handle = handleOf(socket) as Handle | null;
+  if (!direct(socket, handle)) {
     if (typeof data === 'string') socket.write(data, 'latin1');
     else socket.write(data);
     return;
   }
-  const req = writeReq(wrap, handle, socket);
+  const w = wrap as StreamWrap;
+  const req = writeReq(w, handle, socket);
   const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer(req, data);
   if (err !== 0) {
     socket.destroy(writeError(err));
     return;
   }
-  if (wrap.streamBaseState[wrap.kLastWriteWasAsync] !== 0) {
+  if (w.streamBaseState[w.kLastWriteWasAsync] !== 0) {
     // The kernel took part: the rest waits in libuv, which needs the bytes kept alive.
     req.async = true;
     if (typeof data !== 'string') req.buffer = data;

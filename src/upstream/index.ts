@@ -6,7 +6,7 @@
 import { UPSTREAM_SERVER_DEFAULTS } from '../config/directives.js';
 import type { Address, ProxyTarget, SourceRef, UpstreamGroup, UpstreamServer } from '../config/model.js';
 import { UpstreamHost } from './hosts.js';
-import { createSelector, type Selector } from './selection.js';
+import { createSelector, type PickContext, type Selector } from './selection.js';
 
 export { PassiveHealth } from './health.js';
 export { UpstreamHost } from './hosts.js';
@@ -22,11 +22,23 @@ export {
   type Selector,
 } from './selection.js';
 
+const NO_VARS: Readonly<Record<string, string>> = {};
+const NOT_TRIED: ReadonlySet<UpstreamHost> = new Set();
+
+/** The PickContext of one pick: `eligible` reads the skip set and the time given to `Upstream.pick`. */
+class Picking implements PickContext {
+  vars = NO_VARS;
+  tried = NOT_TRIED;
+  nowMs = 0;
+  readonly eligible = (h: UpstreamHost): boolean => !this.tried.has(h) && h.usable(this.nowMs);
+}
+
 export class Upstream {
   readonly name: string;
   readonly hosts: readonly UpstreamHost[];
   private readonly primary: Selector;
   private readonly backup: Selector;
+  private readonly picking = new Picking();
 
   constructor(group: UpstreamGroup) {
     this.name = group.name;
@@ -51,11 +63,19 @@ export class Upstream {
    */
   pick(
     vars: Readonly<Record<string, string>>,
-    tried: ReadonlySet<UpstreamHost> = new Set(),
+    tried: ReadonlySet<UpstreamHost> = NOT_TRIED,
     nowMs: number = Date.now(),
   ): UpstreamHost | undefined {
-    const eligible = (h: UpstreamHost) => !tried.has(h) && h.usable(nowMs);
-    return this.primary.pick({ vars, eligible }) ?? this.backup.pick({ vars, eligible });
+    // One context per group, refilled per pick (picks never nest): no
+    // closure or object is made per request.
+    const ctx = this.picking;
+    ctx.vars = vars;
+    ctx.tried = tried;
+    ctx.nowMs = nowMs;
+    const host = this.primary.pick(ctx) ?? this.backup.pick(ctx);
+    ctx.vars = NO_VARS;
+    ctx.tried = NOT_TRIED;
+    return host;
   }
 
   /** Number of distinct servers a session could try: what `proxy_next_upstream_tries 0` means. */

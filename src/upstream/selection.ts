@@ -41,6 +41,9 @@ export class RoundRobin implements Selector {
     hosts: readonly UpstreamHost[],
     eligible: (h: UpstreamHost) => boolean,
   ): UpstreamHost | undefined {
+    // One server: its current weight would go up by its weight and back by
+    // the total (the same), so there is nothing to keep.
+    if (hosts.length === 1) return eligible(hosts[0]!) ? hosts[0] : undefined;
     let best: UpstreamHost | undefined;
     let bestCurrent = 0;
     let total = 0;

@@ -610,7 +610,7 @@ export class ClientConnection implements ClientSide {
     const closeDelimited = !this.noBody && kind === BodyKind.Stream && !this.chunked;
     this.keep =
       !close && !closeDelimited && !this.peerEnded && req.keepAlive && this.owner.mayKeepAlive(this);
-    let head = `HTTP/1.1 ${status} ${message}\r\n`;
+    let head = statusLine(status, message);
     head += typeof headers === 'string' ? headers : headerLines(headers);
     if (this.chunked) head += 'Transfer-Encoding: chunked\r\n';
     head += this.keep ? this.limits.keepAliveLines : 'Connection: close\r\n\r\n';
@@ -843,6 +843,21 @@ export class ClientConnection implements ClientSide {
 }
 
 function noop(): void {}
+
+/** Status lines by code, for the first reason phrase seen with each: most responses reuse one. */
+const STATUS_LINES: (string | undefined)[] = [];
+const STATUS_MESSAGES: (string | undefined)[] = [];
+
+/** `HTTP/1.1 status message` CRLF, made once per code and reason phrase seen first. */
+function statusLine(status: number, message: string): string {
+  if (STATUS_MESSAGES[status] === message) return STATUS_LINES[status]!;
+  const line = `HTTP/1.1 ${status} ${message}\r\n`;
+  if (STATUS_MESSAGES[status] === undefined && status >= 100 && status <= 999) {
+    STATUS_MESSAGES[status] = message;
+    STATUS_LINES[status] = line;
+  }
+  return line;
+}
 
 const CONNECTION = Symbol('keepwire.clientConnection');
 const PARKED = Symbol('keepwire.parkedConnection');

@@ -41,7 +41,7 @@ import { BodyKind, type ClientUser } from './connection.js';
 import {
   clientResponseText,
   headerLines,
-  IDEMPOTENT,
+  idempotent,
   type RequestContext,
   trailerFields,
   upstreamRequestHead,
@@ -160,7 +160,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       location.proxyNextUpstreamTimeoutMs,
       this.startedAt,
     );
-    this.idempotent = IDEMPOTENT.has(this.method);
+    this.idempotent = idempotent(this.method);
     const cl = req.contentLength;
     this.chunked = req.chunked;
     this.hasBody = this.chunked || cl > 0;

@@ -244,6 +244,29 @@ function upstreamRequestHeadByName(ctx: RequestContext, opts: UpstreamHeadOption
   return out + addedLines(ctx, opts, overridden, priorXff, hasHost);
 }
 
+/**
+ * One header line `Name: value` CRLF, the last one made kept: consecutive
+ * requests mostly carry the same client address (one load balancer, one
+ * keep-alive connection) and Host, so the line is not built again each time.
+ */
+class LastLine {
+  private value: string | undefined;
+  private text = '';
+
+  constructor(private readonly name: string) {}
+
+  line(value: string): string {
+    if (value !== this.value) {
+      this.value = value;
+      this.text = `${this.name}: ${value}\r\n`;
+    }
+    return this.text;
+  }
+}
+
+const XFF = new LastLine('X-Forwarded-For');
+const XFH = new LastLine('X-Forwarded-Host');
+
 /** X-Forwarded-*, Host when the client sent none, proxy_set_header, framing and Connection. */
 function addedLines(
   ctx: RequestContext,
@@ -254,9 +277,10 @@ function addedLines(
 ): string {
   const xff = priorXff === undefined ? ctx.remoteAddr : `${priorXff}, ${ctx.remoteAddr}`;
   let out = '';
-  if (!overridden?.has('x-forwarded-for')) out += `X-Forwarded-For: ${xff}\r\n`;
-  if (!overridden?.has('x-forwarded-proto')) out += `X-Forwarded-Proto: ${ctx.scheme}\r\n`;
-  if (ctx.host !== '' && !overridden?.has('x-forwarded-host')) out += `X-Forwarded-Host: ${ctx.host}\r\n`;
+  if (!overridden?.has('x-forwarded-for')) out += XFF.line(xff);
+  if (!overridden?.has('x-forwarded-proto'))
+    out += ctx.scheme === 'https' ? 'X-Forwarded-Proto: https\r\n' : 'X-Forwarded-Proto: http\r\n';
+  if (ctx.host !== '' && !overridden?.has('x-forwarded-host')) out += XFH.line(ctx.host);
   // Without a Host line to keep: the absolute-form target's authority (RFC 9112 §3.2.2), else the upstream's name.
   if (!hasHost && !overridden?.has('host')) out += `Host: ${ctx.host || ctx.proxyHost}\r\n`;
   for (const h of opts.setHeaders) {
@@ -337,4 +361,16 @@ export function trailerFields(raw: readonly string[]): string[] {
   return out;
 }
 
-export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** RFC 9110 §9.2.2: GET, HEAD, OPTIONS, PUT, DELETE, TRACE (compared, not hashed: the method is a new string per request). */
+export function idempotent(method: string): boolean {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'OPTIONS':
+    case 'PUT':
+    case 'DELETE':
+    case 'TRACE':
+      return true;
+  }
+  return false;
+}

@@ -12,6 +12,8 @@
  * Transfer-Encoding without chunked, or neither header, reads until close.
  */
 
+import { nameIs } from './request.js';
+
 /** The most a response head may take; larger is an invalid_header failure, as nginx's proxy_buffer_size overflow. */
 export const MAX_RESPONSE_HEAD = 64 * 1024;
 
@@ -47,10 +49,14 @@ export class ResponseHead {
   text = '';
   readonly marks: number[] = [];
 
-  /** Made ready for the next response of the same connection. */
+  /**
+   * Made ready for the next response of the same connection. `marks` keeps
+   * its storage: parseHead overwrites it in place and sets its length once
+   * at the end (emptying it would make V8 drop the backing store and grow
+   * it again, header by header, for every response).
+   */
   reset(text: string): void {
     this.text = text;
-    this.marks.length = 0;
     this.keepAliveHintMs = undefined;
     this.upgrade = false;
     this.connectionNames = false;
@@ -92,6 +98,41 @@ enum State {
 
 const CRLF2 = Buffer.from('\r\n\r\n');
 const BAD_LINE_BREAK = /\0|\r(?!\n)|(?<!\r)\n/;
+
+/** What String.prototype.trim takes away, within latin1: TAB, LF, VT, FF, CR, SP and NBSP. */
+function trimmed(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 0xa0;
+}
+
+/** The first index in `text[from, to)` that `trim` would keep (`to` when none). */
+function trimStart(text: string, from: number, to: number): number {
+  while (from < to && trimmed(text.charCodeAt(from))) from++;
+  return from;
+}
+
+/** One past the last index in `text[from, to)` that `trim` would keep. */
+function trimEnd(text: string, from: number, to: number): number {
+  while (to > from && trimmed(text.charCodeAt(to - 1))) to--;
+  return to;
+}
+
+/**
+ * A Content-Length value `text[from, to)`: 1 to 15 digits with whitespace
+ * around them (what `/^\d{1,15}$/` accepted on the trimmed value), read in
+ * place; -1 when it is anything else.
+ */
+function lengthValue(text: string, from: number, to: number): number {
+  const a = trimStart(text, from, to);
+  const b = trimEnd(text, a, to);
+  if (b === a || b - a > 15) return -1;
+  let n = 0;
+  for (let i = a; i < b; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
 
 /**
  * The minor version of a status line `HTTP/1.x NNN[ reason]` (0 or 1), or
@@ -298,6 +339,7 @@ export class ResponseParser {
     let chunked = false;
     let te = false;
     let connClose = minorVersion === 0;
+    let n = 0;
     while (at >= 0) {
       const start = at + 2;
       at = text.indexOf('\r\n', start);
@@ -311,24 +353,21 @@ export class ResponseParser {
       let kind = HEADER_PLAIN;
       switch (colon - start) {
         case 2:
-          if (lowerName(text, start, colon) === 'te') kind = HEADER_HOP;
+          if (nameIs(text, start, 'te')) kind = HEADER_HOP;
           break;
-        case 7: {
-          const name = lowerName(text, start, colon);
-          if (name === 'trailer' || name === 'upgrade') kind = HEADER_HOP;
+        case 7:
+          if (nameIs(text, start, 'trailer') || nameIs(text, start, 'upgrade')) kind = HEADER_HOP;
           break;
-        }
         case 10: {
-          const name = lowerName(text, start, colon);
-          if (name === 'connection') {
+          if (nameIs(text, start, 'connection')) {
             kind = HEADER_HOP;
-            const v = text
-              .slice(colon + 1, stop)
-              .trim()
-              .toLowerCase();
-            if (v === 'keep-alive') connClose = false;
-            else if (v === 'close') connClose = true;
+            // The two usual values are recognised in place (no string made).
+            const a = trimStart(text, colon + 1, stop);
+            const b = trimEnd(text, a, stop);
+            if (b - a === 10 && nameIs(text, a, 'keep-alive')) connClose = false;
+            else if (b - a === 5 && nameIs(text, a, 'close')) connClose = true;
             else {
+              const v = text.slice(a, b).toLowerCase();
               if (/(^|,)\s*close\s*(,|$)/.test(v)) connClose = true;
               else if (/(^|,)\s*keep-alive\s*(,|$)/.test(v)) connClose = false;
               if (/(^|,)\s*upgrade\s*(,|$)/.test(v)) head.upgrade = true;
@@ -338,7 +377,7 @@ export class ResponseParser {
                   head.connectionNames = true;
               }
             }
-          } else if (name === 'keep-alive') {
+          } else if (nameIs(text, start, 'keep-alive')) {
             kind = HEADER_HOP;
             const t = /timeout\s*=\s*(\d+)/i.exec(text.slice(colon + 1, stop));
             if (t) head.keepAliveHintMs = Number(t[1]) * 1000;
@@ -346,17 +385,16 @@ export class ResponseParser {
           break;
         }
         case 14:
-          if (lowerName(text, start, colon) === 'content-length') {
+          if (nameIs(text, start, 'content-length')) {
             kind = HEADER_LENGTH;
-            const value = text.slice(colon + 1, stop).trim();
-            if (!/^\d{1,15}$/.test(value)) throw new ParseError('invalid Content-Length');
-            const n = Number(value);
+            const n = lengthValue(text, colon + 1, stop);
+            if (n < 0) throw new ParseError('invalid Content-Length');
             if (contentLength >= 0 && contentLength !== n) throw new ParseError('conflicting Content-Length');
             contentLength = n;
           }
           break;
         case 17:
-          if (lowerName(text, start, colon) === 'transfer-encoding') {
+          if (nameIs(text, start, 'transfer-encoding')) {
             kind = HEADER_HOP;
             te = true;
             chunked = /(^|,)\s*chunked\s*$/i.test(text.slice(colon + 1, stop).trim());
@@ -367,11 +405,16 @@ export class ResponseParser {
         kind === HEADER_PLAIN &&
         colon - start > 6 &&
         (first | 0x20) === 0x70 &&
-        lowerName(text, start, start + 6) === 'proxy-'
+        nameIs(text, start, 'proxy-')
       )
         kind = HEADER_HOP;
-      marks.push(start, colon, stop, kind);
+      marks[n] = start;
+      marks[n + 1] = colon;
+      marks[n + 2] = stop;
+      marks[n + 3] = kind;
+      n += 4;
     }
+    if (marks.length !== n) marks.length = n;
     let framing: ResponseHead['framing'];
     if (this.headRequest || statusCode === 204 || statusCode === 304 || statusCode < 200) framing = 'none';
     else if (te) framing = chunked ? 'chunked' : 'close';
@@ -385,8 +428,4 @@ export class ResponseParser {
     head.close = connClose || framing === 'close';
     return head;
   }
-}
-
-function lowerName(text: string, from: number, to: number): string {
-  return text.slice(from, to).toLowerCase();
 }

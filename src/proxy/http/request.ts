@@ -159,6 +159,20 @@ NAME_CHAR[0x5f] = 2;
 for (const c of '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz')
   NAME_CHAR[c.charCodeAt(0)] = 1;
 
+/**
+ * Whether `text` at `from` spells `lower` (lower-case letters and `-`)
+ * in any case: the header name checks of every message make no string.
+ */
+export function nameIs(text: string, from: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const l = lower.charCodeAt(i);
+    const c = text.charCodeAt(from + i);
+    // Only letters fold: `c | 0x20` would also turn CR into '-'.
+    if (c !== l && (l < 0x61 || l > 0x7a || (c | 0x20) !== l)) return false;
+  }
+  return true;
+}
+
 /** Whether `text[from, to)` is all header-name characters (RFC 9110 tchar). */
 export function isToken(text: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
@@ -180,7 +194,6 @@ function nameClass(text: string, from: number, to: number, underscores: boolean)
   return out;
 }
 const METHOD = /^[A-Z_-]+$/;
-const VERSION = /^HTTP\/(\d)\.(\d)$/;
 const DIGITS = /^\d+$/;
 // BWS before an extension or the line end is allowed (RFC 9112 §7.1.1); leading zeros are not digits of the size.
 const CHUNK_SIZE = /^0*([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/;
@@ -296,14 +309,23 @@ export function parseRequestHead(
   const version = line.slice(sp2 + 1);
   if (!METHOD.test(method)) throw new RequestError(400, 'INVALID_METHOD', 'invalid method');
   if (rawTarget === '') throw new RequestError(400, 'INVALID_URL', 'invalid request target');
-  const v = VERSION.exec(version);
-  if (v === null) throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
-  if (v[1] !== '1') {
-    if (v[1] === '0') throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
+  // `HTTP/d.d`, checked by character codes (no match array per request).
+  const major = version.charCodeAt(5) - 48;
+  const minor = version.charCodeAt(7) - 48;
+  if (
+    version.length !== 8 ||
+    !version.startsWith('HTTP/') ||
+    version.charCodeAt(6) !== 46 ||
+    !(major >= 0 && major <= 9) ||
+    !(minor >= 0 && minor <= 9)
+  )
+    throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
+  if (major !== 1) {
+    if (major === 0) throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
     throw new RequestError(505, 'INVALID_VERSION', `unsupported version ${version}`);
   }
   // RFC 9110 §2.5: a higher minor version is served as the highest one implemented.
-  const minorVersion = v[2] === '0' ? 0 : 1;
+  const minorVersion = minor === 0 ? 0 : 1;
   const target = parseTarget(rawTarget, rules.mergeSlashes);
   const marks: number[] = [];
   const req = new ClientRequest(text, marks);
@@ -344,10 +366,10 @@ export function parseRequestHead(
     // Only names of these lengths matter here: no string is made for the others.
     switch (colon - from) {
       case 2:
-        if (lower(text, from, colon) === 'te') kind = REQ_HOP;
+        if (nameIs(text, from, 'te')) kind = REQ_HOP;
         break;
       case 4:
-        if (lower(text, from, colon) === 'host') {
+        if (nameIs(text, from, 'host')) {
           if (host !== undefined) throw new RequestError(400, 'DUPLICATE_HOST', 'more than one Host');
           host = value(text, colon, stop);
           // nginx's ngx_http_validate_host: no "/", no NUL, no empty label, not empty.
@@ -357,22 +379,19 @@ export function parseRequestHead(
         }
         break;
       case 6:
-        if (lower(text, from, colon) === 'expect') {
+        if (nameIs(text, from, 'expect')) {
           expect = value(text, colon, stop).toLowerCase();
           kind = REQ_REPLACED;
         }
         break;
-      case 7: {
-        const name = lower(text, from, colon);
-        if (name === 'upgrade') {
+      case 7:
+        if (nameIs(text, from, 'upgrade')) {
           upgrade = value(text, colon, stop);
           kind = REQ_HOP;
-        } else if (name === 'trailer') kind = REQ_HOP;
+        } else if (nameIs(text, from, 'trailer')) kind = REQ_HOP;
         break;
-      }
       case 10: {
-        const name = lower(text, from, colon);
-        if (name === 'connection') {
+        if (nameIs(text, from, 'connection')) {
           kind = REQ_HOP;
           for (const token of value(text, colon, stop).split(',')) {
             const t = trimOws(token).toLowerCase();
@@ -381,11 +400,11 @@ export function parseRequestHead(
             else if (t === 'upgrade') connUpgrade = true;
             else if (t !== '') req.connectionNames = true;
           }
-        } else if (name === 'keep-alive') kind = REQ_HOP;
+        } else if (nameIs(text, from, 'keep-alive')) kind = REQ_HOP;
         break;
       }
       case 14:
-        if (lower(text, from, colon) === 'content-length') {
+        if (nameIs(text, from, 'content-length')) {
           kind = REQ_REPLACED;
           if (contentLength >= 0)
             throw new RequestError(400, 'DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length');
@@ -393,18 +412,17 @@ export function parseRequestHead(
         }
         break;
       case 15:
-        if (lower(text, from, colon) === 'x-forwarded-for') kind = REQ_XFF;
+        if (nameIs(text, from, 'x-forwarded-for')) kind = REQ_XFF;
         break;
       case 16:
-        if (lower(text, from, colon) === 'x-forwarded-host') kind = REQ_REPLACED;
+        if (nameIs(text, from, 'x-forwarded-host')) kind = REQ_REPLACED;
         break;
       case 17: {
-        const name = lower(text, from, colon);
-        if (name === 'transfer-encoding') {
+        if (nameIs(text, from, 'transfer-encoding')) {
           kind = REQ_HOP;
           const v = value(text, colon, stop);
           te = te === undefined ? v : `${te}, ${v}`;
-        } else if (name === 'x-forwarded-proto') kind = REQ_REPLACED;
+        } else if (nameIs(text, from, 'x-forwarded-proto')) kind = REQ_REPLACED;
         break;
       }
     }
@@ -412,7 +430,7 @@ export function parseRequestHead(
       kind === REQ_PLAIN &&
       colon - from > 6 &&
       (text.charCodeAt(from) | 0x20) === 0x70 &&
-      lower(text, from, from + 6) === 'proxy-'
+      nameIs(text, from, 'proxy-')
     )
       kind = REQ_HOP;
     marks.push(from, colon, stop, kind);
@@ -470,10 +488,6 @@ function parseContentLength(v: string): number {
   if (!Number.isSafeInteger(n))
     throw new RequestError(413, 'CONTENT_LENGTH_TOO_LARGE', 'Content-Length too large');
   return n;
-}
-
-function lower(text: string, from: number, to: number): string {
-  return text.slice(from, to).toLowerCase();
 }
 
 /** `s` without the SP and HTAB around it (RFC 9110 §5.6.3 OWS); String.trim would also take VT, FF and NBSP. */

@@ -86,11 +86,16 @@ export class ServerTable {
     }
     this.leading.sort((a, b) => b.suffix.length - a.suffix.length);
     this.trailing.sort((a, b) => b.prefix.length - a.prefix.length);
+    this.unnamed = this.exact.size === 0 && this.leading.length === 0 && this.trailing.length === 0;
   }
+
+  /** No server of the address has a name to match (the Host is not looked at). */
+  private readonly unnamed: boolean;
 
   /** `host` is the Host header as sent (port and case allowed). */
   match(host: string | undefined): VirtualServer {
-    if (host === undefined || host === '') return this.defaultServer;
+    // An address whose servers name nothing routes every request to its default server.
+    if (host === undefined || host === '' || this.unnamed) return this.defaultServer;
     let name = host.toLowerCase();
     const colon = name.lastIndexOf(':');
     if (colon > 0 && !name.endsWith(']')) name = name.slice(0, colon);
