@@ -168,6 +168,18 @@ interface Memory {
   heapTotal?: number;
   external?: number;
   arrayBuffers?: number;
+  /** keepwire's idle connections held as their TCP handle (parked.ts), where the build has them. */
+  parked?: number;
+  /** RSS right after the probe's first full GC (the reading is 2 s later): bench/memory-probe.ts. */
+  rssAtGc?: number;
+  /** RSS read before the probe's GC: what the idle process holds on its own, garbage included. */
+  rssNoGc?: number;
+}
+
+/** A reading, with the RSS before any GC the probe forces. */
+async function reading(t: Target): Promise<Memory> {
+  const rssNoGc = status(t.pid, 'VmRSS');
+  return { ...(await t.memory()), rssNoGc };
 }
 
 interface Target {
@@ -191,12 +203,12 @@ async function measure(t: Target, n: number, idleMs: number, backendPort: number
   // Warm-up: JIT, allocator arenas, the upstream pool.
   for (let round = 0; round < 4; round++) await closeAll(await openIdle(t.port, IN_FLIGHT));
   await sleep(idleMs);
-  const before = await t.memory();
+  const before = await reading(t);
   const began = Date.now();
   const sockets = await openIdle(t.port, n);
   process.stderr.write(`  ${t.name}: ${n} connections, one request each, in ${Date.now() - began} ms\n`);
   await sleep(idleMs);
-  const after = await t.memory();
+  const after = await reading(t);
   const pool = connectionsTo(t.pid, backendPort);
   const held = sockets.filter((s) => !s.destroyed).length;
   await closeAll(sockets);
@@ -254,7 +266,11 @@ async function main(): Promise<void> {
     process.stderr.write(`gave up after ${DEADLINE_MS / 1000} s\n`);
     void ws.stop().finally(() => process.exit(1));
   }, DEADLINE_MS);
-  const [backendPort, kwPort, ngPort, smallPort, hpPort, netPort] = [
+  // `--base DIR`: a second keepwire build (DIR/dist, e.g. a worktree of main) measured in the same run.
+  const baseAt = process.argv.indexOf('--base');
+  const baseDir = baseAt >= 0 ? process.argv[baseAt + 1] : undefined;
+  const [backendPort, kwPort, ngPort, smallPort, hpPort, netPort, basePort] = [
+    await freePort(),
     await freePort(),
     await freePort(),
     await freePort(),
@@ -271,20 +287,18 @@ async function main(): Promise<void> {
     // The same nginx with 1024 connection slots: nginx allocates every slot of worker_connections at
     // start, so part of its per-connection cost is already in its RSS before any connection exists.
     const smallMaster = startNginx(ws, 'nginx-small', nginxProxy(smallPort), { workerConnections: 1024 });
-    const kwConf = ws.write(
-      'keepwire.conf',
-      `events { worker_connections ${workerConnections}; }
+    const kwConfFor = (port: number) => `events { worker_connections ${workerConnections}; }
 http {
     upstream app { server 127.0.0.1:${backendPort}; keepalive ${POOL}; keepalive_timeout 600s; }
     server {
-        listen 127.0.0.1:${kwPort};
+        listen 127.0.0.1:${port};
         keepalive_requests 100000;
         keepalive_timeout 600s;
         location / { proxy_pass http://app; proxy_http_version 1.1; }
     }
 }
-`,
-    );
+`;
+    const kwConf = ws.write('keepwire.conf', kwConfFor(kwPort));
     // Access log lines are part of keepwire's work; they go to /dev/null here.
     const kw = ws.spawn(
       process.execPath,
@@ -320,7 +334,24 @@ listen web
       ['--expose-gc', '--import', PROBE, SELF, '--bare-net-server', String(netPort)],
       ['ignore', 'ignore', 'inherit', 'ipc'],
     );
+    const base =
+      baseDir === undefined
+        ? undefined
+        : ws.spawn(
+            process.execPath,
+            [
+              '--expose-gc',
+              '--import',
+              PROBE,
+              `${baseDir}/dist/src/cli/main.js`,
+              'serve',
+              '-c',
+              ws.write('keepwire-base.conf', kwConfFor(basePort!)),
+            ],
+            ['ignore', 'ignore', 'inherit', 'ipc'],
+          );
     for (const p of [backendPort, kwPort, ngPort, smallPort, hpPort, netPort]) await waitListening(p);
+    if (base !== undefined) await waitListening(basePort!);
     const ngWorker = await nginxWorker(ngMaster);
     const slots = {
       big: status(ngWorker, 'VmRSS'),
@@ -361,6 +392,13 @@ listen web
         memory: () => probe(bare),
       },
     ];
+    if (base !== undefined)
+      targets.push({
+        name: `keepwire (base: ${baseDir})`,
+        port: basePort!,
+        pid: base.pid!,
+        memory: () => probe(base),
+      });
     const rows: Row[] = [];
     for (const t of targets) rows.push(await measure(t, n, idleMs, backendPort));
 
@@ -400,6 +438,12 @@ listen web
     console.log(
       `keepwire − nginx per idle connection: ${((k.after.rss - k.before.rss) / n / 1024 - ngPer / 1024).toFixed(2)} KiB; keepwire/HAProxy ${((k.after.rss - k.before.rss) / (h.after.rss - h.before.rss)).toFixed(2)}× (target: keepwire ≤ 3 KiB per idle keep-alive connection)`,
     );
+    for (const r of [k, ...rows.slice(4)]) {
+      const dr = (f: (m: Memory) => number) => perConn(f(r.before), f(r.after), n);
+      console.log(
+        `${r.name}: RSS ${dr((m) => m.rss)} KiB per connection (read right after the GC: ${dr((m) => m.rssAtGc!)}; before any forced GC: ${dr((m) => m.rssNoGc!)}), heapUsed ${dr((m) => m.heapUsed!)}, heapTotal ${dr((m) => m.heapTotal!)}, RSS not in heapUsed or external ${dr((m) => m.rss - m.heapUsed! - m.external!)}; parked at the reading: ${r.after.parked ?? 'n/a'}`,
+      );
+    }
     if (closedEarly > 0) console.log(`warning: ${closedEarly} connections were closed by a proxy while idle`);
   } finally {
     clearTimeout(deadline);

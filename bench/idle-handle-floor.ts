@@ -13,18 +13,22 @@
  * an RSS reading, N connections (64 at a time) each writing one request,
  * 15 s idle, a full GC, a second reading; per connection the RSS and
  * heapUsed differences. The handle mode takes the accepted handles with
- * `server._handle.onconnection`, a private Node API, here only (a bench):
- * keepwire itself has none such outside src/kernel/node-internals.ts.
+ * `server._handle.onconnection`, a private Node API, here only (a bench:
+ * keepwire itself has none such outside src/kernel/node-internals.ts). The
+ * parked mode makes a net.Socket and, 1 s after its request, keeps only its
+ * handle, still reading, with keepwire's `detachHandle` (as
+ * src/proxy/http/parked.ts does).
  * Not a test; every connection is closed and every child stopped at the end.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { detachHandle } from '../src/kernel/node-internals.js';
 import { arg } from './common.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const MODES = ['socket', 'handle'] as const;
+const MODES = ['socket', 'handle', 'parked'] as const;
 type Mode = (typeof MODES)[number];
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -40,13 +44,27 @@ interface TcpHandle {
   readStart(): number;
 }
 
+/** A parked handle's onread: a module-level function (a closure made here would hold the socket). */
+function ignoreRead(): void {}
+
 /** Child mode: accept and hold connections as `mode` says; answer 'gc' with the heap after a full GC. */
 function server(mode: Mode): void {
   const held: unknown[] = [];
   const srv: Server = createServer((s) => {
+    s.on('error', () => {});
+    if (mode === 'parked') {
+      // As keepwire parks an idle connection: a net.Socket first, then only its handle, still reading.
+      s.once('data', () =>
+        setTimeout(() => {
+          s.removeAllListeners();
+          const h = detachHandle(s, ignoreRead);
+          held.push(h ?? s);
+        }, 1000),
+      );
+      return;
+    }
     held.push(s);
     s.on('data', () => {});
-    s.on('error', () => {});
   });
   srv.listen(0, '127.0.0.1', () => {
     if (mode === 'handle') {
@@ -128,7 +146,12 @@ async function main(): Promise<void> {
   for (let r = 1; r <= rounds; r++)
     for (const mode of MODES) {
       const m = await measure(mode, n);
-      const name = mode === 'socket' ? 'net.Socket' : 'TCP handle only';
+      const name =
+        mode === 'socket'
+          ? 'net.Socket'
+          : mode === 'handle'
+            ? 'TCP handle only'
+            : 'net.Socket, then parked (handle only)';
       process.stdout.write(`| ${r} | ${name} | ${m.held} | ${m.rss.toFixed(2)} | ${m.heap.toFixed(2)} |\n`);
       await sleep(500);
     }

@@ -11,6 +11,7 @@
  * | `tlsSocket._parent`                    | kernel/fd (keepalive on TLS)     | the TLSSocket's own handle fd (TLSWrap proxies it) |
  * | net's `kBuffer`, `kBufferCb`, `kBufferGen` symbols, `_handle.useUserBuffer` | proxy/reads (onread on accepted sockets) | 'data' events |
  * | `process.binding('stream_wrap')`: `WriteWrap`, `streamBaseState`, `kLastWriteWasAsync`; `_handle.writeBuffer`/`writeLatin1String` | proxy/writes | `socket.write` |
+ * | `streamBaseState[kReadBytesOrError]`, `_handle.onread`, the handle's `owner_symbol`, `new Socket({ handle })` | proxy/http/parked (idle connections held as their TCP handle) | idle connections stay `net.Socket`s |
  */
 import { Socket } from 'node:net';
 
@@ -106,6 +107,104 @@ function loadStreamWrap(): StreamWrap | null {
 /** Resolved once at load; null where this Node does not expose it (writes use `socket.write`). */
 export const streamWrap: StreamWrap | null = loadStreamWrap();
 
+// ---- idle connections held as their TCP handle (proxy/http/parked.ts) ----
+
+/**
+ * An accepted TCP handle taken from its net.Socket: it keeps reading (into
+ * the user buffer it was given), and its `onread` is called with `this` the
+ * handle and the read's length in `readLength()`.
+ */
+export interface BareHandle {
+  onread: (this: BareHandle) => void;
+  close(cb?: () => void): void;
+  reading?: boolean;
+  useUserBuffer?: (buf: Uint8Array) => void;
+  [key: symbol]: unknown;
+}
+
+/** What `detachHandle`/`socketOnHandle` need: the read length's slot and the handle's link to its socket. */
+interface Bare {
+  state: Int32Array;
+  readBytes: number;
+}
+
+function loadBare(): Bare | null {
+  try {
+    const b = (process as unknown as { binding(name: string): Record<string, unknown> }).binding(
+      'stream_wrap',
+    );
+    if (b.streamBaseState instanceof Int32Array && typeof b.kReadBytesOrError === 'number')
+      return { state: b.streamBaseState, readBytes: b.kReadBytesOrError };
+  } catch {
+    // Not exposed: idle connections stay net.Sockets.
+  }
+  return null;
+}
+
+const bare: Bare | null = loadBare();
+/** net's `owner_symbol` on a handle (the handle's link to its socket), found on the first live handle. */
+let ownerSymbol: symbol | null | undefined;
+
+function ownerSymbolOf(handle: object): symbol | null {
+  if (ownerSymbol === undefined)
+    ownerSymbol = Object.getOwnPropertySymbols(handle).find((s) => s.description === 'owner_symbol') ?? null;
+  return ownerSymbol;
+}
+
+/** Whether idle connections can be held as their TCP handle on this Node (a live socket settles `owner_symbol`). */
+export function bareHandlesAvailable(): boolean {
+  return bare !== null && ownerSymbol !== null;
+}
+
+/** The length (or negative libuv error, UV_EOF at end) of the read a bare handle's `onread` was called for. */
+export function readLength(): number {
+  return bare!.state[bare!.readBytes]!;
+}
+
+/**
+ * Takes `socket`'s TCP handle from it, still reading, its reads going to
+ * `onread` (`this` the handle), and destroys the socket without closing the
+ * handle (its 'close' is emitted: remove your listeners first). Null (the
+ * socket untouched) where this Node lacks what it takes or the socket has
+ * no plain reading TCP handle.
+ */
+export function detachHandle(socket: Socket, onread: (this: BareHandle) => void): BareHandle | null {
+  if (bare === null) return null;
+  const internal = socket as unknown as Internal;
+  const handle = internal._handle as unknown as BareHandle | null | undefined;
+  if (
+    handle === null ||
+    handle === undefined ||
+    handle.reading !== true ||
+    typeof handle.close !== 'function'
+  )
+    return null;
+  const owner = ownerSymbolOf(handle);
+  if (owner === null || handle[owner] !== socket) return null;
+  handle.onread = onread;
+  // The handle no longer names the socket, which the collector may take now.
+  handle[owner] = null;
+  internal._handle = null;
+  socket.destroy();
+  return handle;
+}
+
+/**
+ * A net.Socket made again over a handle `detachHandle` took: net links it
+ * (owner_symbol, its own onread); the handle is still reading, so net does
+ * not start it again (a second readStart would fail with EALREADY).
+ */
+export function socketOnHandle(handle: BareHandle, highWaterMark: number): Socket {
+  return new Socket({
+    handle,
+    allowHalfOpen: true,
+    readable: true,
+    writable: true,
+    readableHighWaterMark: highWaterMark,
+    writableHighWaterMark: highWaterMark,
+  } as ConstructorParameters<typeof Socket>[0]);
+}
+
 // ---- the self-check ----
 
 export interface InternalStatus {
@@ -168,6 +267,21 @@ export function nodeInternals(sample?: LiveSample): InternalStatus[] {
     fallback: 'socket.write (same bytes, slower)',
     detail:
       streamWrap === null ? 'stream_wrap binding missing or changed' : 'WriteWrap, streamBaseState found',
+  });
+  const owner = handle !== null ? ownerSymbolOf(handle) : ownerSymbol;
+  out.push({
+    name: 'streamBaseState[kReadBytesOrError] + _handle.onread + owner_symbol + new Socket({ handle })',
+    usedBy: 'proxy/http/parked: idle keep-alive connections held as their TCP handle',
+    available: bare !== null && owner !== null,
+    fallback: 'idle connections stay net.Sockets (same behaviour, more memory)',
+    detail:
+      bare === null
+        ? 'stream_wrap has no streamBaseState/kReadBytesOrError'
+        : owner === null
+          ? 'the TCP handle has no owner_symbol'
+          : owner === undefined
+            ? 'kReadBytesOrError found; owner_symbol is checked on the first live handle'
+            : 'kReadBytesOrError and owner_symbol found',
   });
   return out;
 }

@@ -111,7 +111,9 @@ function kernelState(socket: Socket): KernelState | { error: string } {
 }
 
 interface Candidate {
-  socket: Socket;
+  /** Undefined for a client connection: read from `conn` only for the rows shown (a parked one gets its socket made again). */
+  socket: Socket | undefined;
+  conn?: { readonly socket: Socket };
   side: 'client' | 'upstream';
   state: string;
   where: string;
@@ -151,7 +153,8 @@ export function collectStatus(limit?: number): StatusSnapshot {
         if (c.tunnelled) continue;
         const state = c.state;
         candidates.push({
-          socket: c.socket,
+          socket: undefined,
+          conn: c,
           side: 'client',
           state,
           where: f.listenText,
@@ -238,7 +241,7 @@ export function collectStatus(limit?: number): StatusSnapshot {
   candidates.sort((a, b) => b.idleMs - a.idleMs);
   const connections: StatusConnection[] = [];
   for (const c of candidates.slice(0, max)) {
-    const s = c.socket;
+    const s = c.socket ?? c.conn!.socket;
     if (s.destroyed) continue;
     const kernel = kernelState(s);
     const idleMs = 'error' in kernel ? c.idleMs : Math.min(kernel.lastDataReceivedMs, kernel.lastDataSentMs);

@@ -92,9 +92,17 @@ export function handRead<T>(n: number, buf: Uint8Array, sink: ReadSink<T>, recei
  * Buffer of its own. Call it again to hand the reads to someone else (an
  * upgraded connection's tunnel); a new sink sees only reads that land after
  * the call. With a receiver, a connection needs no closure per socket.
+ * `handleReadsToBuffer`: the handle already reads into READ_BUFFER (a socket
+ * made again over a parked connection's handle): each `useUserBuffer` call
+ * adds a listener to the handle for as long as it lives.
  */
-export function readsTo<T>(socket: Socket, sink: ReadSink<T>, receiver?: T): void {
-  tap(socket, sink, receiver, false);
+export function readsTo<T>(
+  socket: Socket,
+  sink: ReadSink<T>,
+  receiver?: T,
+  handleReadsToBuffer = false,
+): void {
+  tap(socket, sink, receiver, false, handleReadsToBuffer);
 }
 
 /**
@@ -106,10 +114,16 @@ export function readsTo<T>(socket: Socket, sink: ReadSink<T>, receiver?: T): voi
  * most of a bulk transfer's CPU.
  */
 export function readsViewTo<T>(socket: Socket, sink: ReadSink<T>, receiver?: T): void {
-  tap(socket, sink, receiver, true);
+  tap(socket, sink, receiver, true, false);
 }
 
-function tap<T>(socket: Socket, sink: ReadSink<T>, receiver: T | undefined, view: boolean): void {
+function tap<T>(
+  socket: Socket,
+  sink: ReadSink<T>,
+  receiver: T | undefined,
+  view: boolean,
+  handleReadsToBuffer: boolean,
+): void {
   const tapped = socket as unknown as Tapped;
   const installed = tapped[SINK] !== undefined;
   tapped[SINK] = sink as ReadSink;
@@ -121,7 +135,7 @@ function tap<T>(socket: Socket, sink: ReadSink<T>, receiver: T | undefined, view
     tapped[fields.buffer] = READ_BUFFER;
     tapped[fields.generator] = null;
     tapped[fields.callback] = onRead;
-    handle.useUserBuffer(READ_BUFFER);
+    if (!handleReadsToBuffer) handle.useUserBuffer(READ_BUFFER);
     // Bytes the stream already took in (if it was reading before) come first.
     if (socket.readableLength > 0) sink.call(receiver as T, socket.read() as Buffer);
     return;

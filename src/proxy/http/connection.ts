@@ -12,13 +12,22 @@
  * Response bytes are queued and leave in one write per upstream read (head,
  * body and end of a small response are one `write`), never one per header.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import {
+  type BareHandle,
+  detachHandle,
+  onreadFields,
+  readLength,
+  socketOnHandle,
+} from '../../kernel/node-internals.js';
 import { Deadline } from '../deadline.js';
-import { readsTo } from '../reads.js';
+import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
+import { handRead, READ_BUFFER, readsTo } from '../reads.js';
 import { allSent, blocked, flushed, send } from '../writes.js';
 import type { ClientSide } from './client-side.js';
 import { headerLines } from './headers.js';
 import type { ClientLimits } from './limits.js';
+import { parkingAllowed, parkingCounts } from './parked.js';
 import {
   BodyReader,
   type BodySink,
@@ -170,26 +179,147 @@ export class ClientConnection implements ClientSide {
   /** One deadline per connection for every client-side wait (header, keep-alive, linger, discard). */
   private readonly timer = new Deadline<ClientConnection>(this, this.onTimer);
 
+  /** The socket; undefined while parked (held as `parked`, its bare TCP handle: parked.ts). */
+  private sock: Socket | undefined;
+  private parked: BareHandle | undefined = undefined;
+
   constructor(
     private readonly owner: ConnectionOwner,
-    readonly socket: Socket,
+    socket: Socket,
     /** A plain HTTP client on an `ssl` address: its request is answered 400 and the connection closed. */
     readonly plainOnTlsPort = false,
   ) {
     this.remoteAddr = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.limits = owner.defaultLimits;
+    this.sock = socket;
+    this.attach(socket);
+    // nginx's client_header_timeout runs from accept for the first request.
+    this.setTimer(Timer.Header, owner.clientHeaderTimeoutMs);
+  }
+
+  /**
+   * The connection's socket. A parked connection gets one made again over
+   * its handle first (a status page reading it, say): it parks again at the
+   * next sweep if still idle.
+   */
+  get socket(): Socket {
+    return this.sock ?? this.unpark();
+  }
+
+  /** True while held as its TCP handle only (parked.ts). */
+  get isParked(): boolean {
+    return this.parked !== undefined;
+  }
+
+  /** `rewrapped`: a socket made again over the parked handle, which reads into READ_BUFFER already. */
+  private attach(socket: Socket, rewrapped = false): void {
     // Shared listeners that find the connection on the socket: an idle
     // keep-alive connection costs no closures (memory per idle connection).
     (socket as Owned)[CONNECTION] = this;
-    readsTo(socket, ClientConnection.prototype.onData, this);
+    readsTo(socket, ClientConnection.prototype.onData, this, rewrapped);
     socket.on('end', onSocketEnd);
     socket.on('drain', onSocketDrain);
     socket.on('close', onSocketClose);
     // Errors end in 'close', where the request in flight learns of them.
     socket.on('error', noop);
-    // nginx's client_header_timeout runs from accept for the first request.
-    this.setTimer(Timer.Header, owner.clientHeaderTimeoutMs);
+  }
+
+  private unlisten(socket: Socket): void {
+    socket.removeListener('end', onSocketEnd);
+    socket.removeListener('drain', onSocketDrain);
+    socket.removeListener('close', onSocketClose);
+    socket.removeListener('error', noop);
+  }
+
+  // ---- parking (parked.ts) -------------------------------------------------
+
+  /**
+   * Holds an idle keep-alive connection as its TCP handle only: the
+   * net.Socket is released and the handle keeps reading, so the next
+   * request's first bytes (or the client's FIN) arrive at `onParkedRead`.
+   * Only a connection idle between requests with nothing left to write or
+   * read, on a plain TCP socket read through `onread` (a TLS connection's
+   * handle is its TLSWrap); its keepalive_timeout deadline, request count
+   * and age stay here. False when it cannot be parked (it stays as it is).
+   * @internal (the frontend's sweep)
+   */
+  park(): boolean {
+    const s = this.sock;
+    if (
+      s === undefined ||
+      !parkingAllowed() ||
+      this.phase !== Phase.Head ||
+      this.responding ||
+      this.buf !== undefined ||
+      this.timerKind !== Timer.Idle ||
+      this.tunnelled ||
+      this.plainOnTlsPort ||
+      this.peerEnded ||
+      this.awaitingFlush ||
+      this.pausedForPipeline ||
+      this.owner.closeIdle ||
+      s.destroyed ||
+      (s as { encrypted?: boolean }).encrypted === true ||
+      onreadFields === null ||
+      (s as unknown as Record<symbol, unknown>)[onreadFields.buffer] !== READ_BUFFER ||
+      s.readableLength !== 0 ||
+      !allSent(s)
+    )
+      return false;
+    this.unlisten(s);
+    const handle = detachHandle(s, onParkedRead);
+    if (handle === null) {
+      this.attach(s);
+      return false;
+    }
+    handle[PARKED] = this;
+    (s as Partial<Owned>)[CONNECTION] = undefined;
+    this.sock = undefined;
+    this.parked = handle;
+    this.store = undefined;
+    parkingCounts.parked++;
+    parkingCounts.parks++;
+    return true;
+  }
+
+  /** A socket again over the parked handle, read and written as before. */
+  private unpark(): Socket {
+    const handle = this.parked;
+    if (handle === undefined) return closedSocket();
+    this.parked = undefined;
+    handle[PARKED] = undefined;
+    parkingCounts.parked--;
+    parkingCounts.unparks++;
+    // The handle is still reading into READ_BUFFER: net does not start it again.
+    const s = socketOnHandle(handle, SOCKET_HIGH_WATER_MARK);
+    this.sock = s;
+    this.attach(s, true);
+    s.resume();
+    return s;
+  }
+
+  /** @internal a parked handle read `n` bytes (into READ_BUFFER): the next request, read as any other. */
+  parkedData(n: number): void {
+    this.unpark();
+    handRead(n, READ_BUFFER, ClientConnection.prototype.onData, this);
+  }
+
+  /** The parked handle is closed (the client's FIN or an error, keepalive_timeout, stop): accounted at once. */
+  private closeParked(): void {
+    const handle = this.parked!;
+    this.parked = undefined;
+    handle[PARKED] = undefined;
+    handle.onread = noop;
+    handle.close();
+    parkingCounts.parked--;
+    this.sock = closedSocket();
+    this.onClose();
+  }
+
+  /** @internal the parked handle's read ended (the client's FIN, or an error such as a reset) */
+  parkedEnd(): void {
+    this.closeParked();
   }
 
   private text: string | undefined;
@@ -669,7 +799,8 @@ export class ClientConnection implements ClientSide {
 
   /** Cutting (stop): an idle connection closes now, a busy one after its response. */
   drain(): void {
-    if (this.idle) this.socket.destroy();
+    if (this.parked !== undefined) this.closeParked();
+    else if (this.idle) this.socket.destroy();
   }
 
   // ---- timers --------------------------------------------------------------
@@ -686,7 +817,15 @@ export class ClientConnection implements ClientSide {
   /** @internal the deadline passed */
   onTimer(): void {
     const kind = this.timerKind;
-    if (kind === Timer.None || this.socket.destroyed) return;
+    if (kind === Timer.None) return;
+    if (this.parked !== undefined) {
+      // keepalive_timeout on a parked connection (only idle ones are parked).
+      this.timerKind = Timer.None;
+      this.owner.idleTimedOut(this);
+      this.closeParked();
+      return;
+    }
+    if (this.socket.destroyed) return;
     this.timerKind = Timer.None;
     if (kind === Timer.Idle || kind === Timer.Linger || kind === Timer.Discard) {
       if (kind === Timer.Idle) this.owner.idleTimedOut(this);
@@ -721,6 +860,27 @@ function statusLine(status: number, message: string): string {
 }
 
 const CONNECTION = Symbol('keepwire.clientConnection');
+const PARKED = Symbol('keepwire.parkedConnection');
+
+/** The `onread` of a parked handle (`this` is the handle). */
+function onParkedRead(this: BareHandle): void {
+  const conn = this[PARKED] as ClientConnection | undefined;
+  if (conn === undefined) return;
+  const n = readLength();
+  if (n > 0) conn.parkedData(n);
+  else if (n < 0) conn.parkedEnd();
+}
+
+let closed: Socket | undefined;
+
+/** What `socket` answers once a parked connection was closed: a socket that is destroyed. */
+function closedSocket(): Socket {
+  if (closed === undefined) {
+    closed = new Socket();
+    closed.destroy();
+  }
+  return closed;
+}
 
 interface Owned extends Socket {
   [CONNECTION]: ClientConnection;

@@ -52,6 +52,7 @@ import { ClientConnection, type ClientUser, type ConnectionOwner } from './conne
 import { type ClientLeg, ProxyExchange, type Route, statusText } from './exchange.js';
 import type { ClientLimits } from './limits.js';
 import type { HttpLogRecord, RequestEndReason, RequestRecord } from './log.js';
+import { startSweep } from './parked.js';
 import { type ClientRequest, type HeadRules, RequestError } from './request.js';
 import type { ServerTable, VirtualServer } from './routing.js';
 import type { UpgradeTunnel } from './streaming.js';
@@ -206,7 +207,14 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       this.attached.push(listener);
       this.serverPort = listener.port;
     }
+    // Idle keep-alive connections are held as their TCP handle (parked.ts);
+    // TLS ones cannot be (their handle is the TLSWrap).
+    if (this.tls === undefined && this.parkSweep === undefined)
+      this.parkSweep = startSweep(this.connections, now);
   }
+
+  /** The timer that parks idle connections (parked.ts). */
+  private parkSweep: NodeJS.Timeout | undefined;
 
   /**
    * The process is going away (graceful stop; the `shutdown_delay` before
@@ -258,6 +266,9 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   stop(): void {
+    clearInterval(this.parkSweep);
+    this.parkSweep = undefined;
+    // Parked connections are idle: detach(true) closes them with the other idle ones.
     this.detach(true);
     this.logRefused();
     clearTimeout(this.refusedTimer);
@@ -360,7 +371,13 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   private notifyIfDrained(): void {
-    if (this.liveCount > 0 || this.waiters.length === 0) return;
+    if (this.liveCount > 0) return;
+    if (this.draining && this.parkSweep !== undefined) {
+      // A detached generation with no connections left parks nothing more (and its timer must not hold it).
+      clearInterval(this.parkSweep);
+      this.parkSweep = undefined;
+    }
+    if (this.waiters.length === 0) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
