@@ -89,18 +89,25 @@ export interface StreamWrap {
   kLastWriteWasAsync: number;
 }
 
-function loadStreamWrap(): StreamWrap | null {
+/** `process.binding('stream_wrap')`, read once for the writes and for parking; undefined where not exposed. */
+const streamWrapBinding: Record<string, unknown> | undefined = (() => {
   try {
-    const b = (process as unknown as { binding(name: string): Partial<StreamWrap> }).binding('stream_wrap');
-    if (
-      typeof b.WriteWrap === 'function' &&
-      b.streamBaseState instanceof Int32Array &&
-      typeof b.kLastWriteWasAsync === 'number'
-    )
-      return b as StreamWrap;
+    return (process as unknown as { binding(name: string): Record<string, unknown> }).binding('stream_wrap');
   } catch {
-    // Not exposed on this Node: every write goes through the Writable.
+    return undefined;
   }
+})();
+
+function loadStreamWrap(): StreamWrap | null {
+  const b = streamWrapBinding;
+  if (
+    b !== undefined &&
+    typeof b.WriteWrap === 'function' &&
+    b.streamBaseState instanceof Int32Array &&
+    typeof b.kLastWriteWasAsync === 'number'
+  )
+    return b as unknown as StreamWrap;
+  // Not exposed on this Node: every write goes through the Writable.
   return null;
 }
 
@@ -129,15 +136,10 @@ interface Bare {
 }
 
 function loadBare(): Bare | null {
-  try {
-    const b = (process as unknown as { binding(name: string): Record<string, unknown> }).binding(
-      'stream_wrap',
-    );
-    if (b.streamBaseState instanceof Int32Array && typeof b.kReadBytesOrError === 'number')
-      return { state: b.streamBaseState, readBytes: b.kReadBytesOrError };
-  } catch {
-    // Not exposed: idle connections stay net.Sockets.
-  }
+  const b = streamWrapBinding;
+  if (b !== undefined && b.streamBaseState instanceof Int32Array && typeof b.kReadBytesOrError === 'number')
+    return { state: b.streamBaseState, readBytes: b.kReadBytesOrError };
+  // Not exposed: idle connections stay net.Sockets.
   return null;
 }
 

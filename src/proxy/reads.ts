@@ -60,15 +60,19 @@ export function forceDataEvents(on: boolean): void {
 
 /** The `onread` callback of every socket read this way (`this` is the socket). */
 function onRead(this: Tapped, n: number, buf: Uint8Array): boolean {
-  if (this[VIEW] === true) {
-    hold();
-    try {
-      this[SINK]!.call(this[RECEIVER], READ_BUFFER.subarray(0, n));
-    } finally {
-      release();
-    }
-  } else handRead(n, buf, this[SINK]!, this[RECEIVER]);
+  if (this[VIEW] === true) handTo(this[SINK]!, this[RECEIVER], READ_BUFFER.subarray(0, n));
+  else handRead(n, buf, this[SINK]!, this[RECEIVER]);
   return true;
+}
+
+/** Calls `sink` with `chunk`, the request path's clock held for all the read sets off (clock.ts). */
+function handTo<T>(sink: ReadSink<T>, receiver: T, chunk: Buffer): void {
+  hold();
+  try {
+    sink.call(receiver, chunk);
+  } finally {
+    release();
+  }
 }
 
 /**
@@ -79,12 +83,7 @@ function onRead(this: Tapped, n: number, buf: Uint8Array): boolean {
 export function handRead<T>(n: number, buf: Uint8Array, sink: ReadSink<T>, receiver: T): void {
   const chunk = Buffer.allocUnsafe(n);
   chunk.set(buf.subarray(0, n));
-  hold();
-  try {
-    sink.call(receiver, chunk);
-  } finally {
-    release();
-  }
+  handTo(sink, receiver, chunk);
 }
 
 /**

@@ -305,8 +305,12 @@ export class ClientConnection implements ClientSide {
     handRead(n, READ_BUFFER, ClientConnection.prototype.onData, this);
   }
 
-  /** The parked handle is closed (the client's FIN or an error, keepalive_timeout, stop): accounted at once. */
-  private closeParked(): void {
+  /**
+   * Closes the parked handle (the client's FIN or an error such as a reset,
+   * keepalive_timeout, stop): accounted at once.
+   * @internal (also the parked handle's end of reads)
+   */
+  closeParked(): void {
     const handle = this.parked!;
     this.parked = undefined;
     handle[PARKED] = undefined;
@@ -315,11 +319,6 @@ export class ClientConnection implements ClientSide {
     parkingCounts.parked--;
     this.sock = closedSocket();
     this.onClose();
-  }
-
-  /** @internal the parked handle's read ended (the client's FIN, or an error such as a reset) */
-  parkedEnd(): void {
-    this.closeParked();
   }
 
   private text: string | undefined;
@@ -868,7 +867,7 @@ function onParkedRead(this: BareHandle): void {
   if (conn === undefined) return;
   const n = readLength();
   if (n > 0) conn.parkedData(n);
-  else if (n < 0) conn.parkedEnd();
+  else if (n < 0) conn.closeParked();
 }
 
 let closed: Socket | undefined;
