@@ -20,6 +20,7 @@ import {
   bindingsOf,
   D,
   type Directive,
+  fastRecord,
   type RecordKind,
   UPSTREAM_SERVER_DEFAULTS,
 } from './directives.js';
@@ -329,13 +330,16 @@ export function nginxModel(
   ): R => {
     const levels = [...chain].reverse().map((n) => level(n, nameOf));
     const rec = record as Record<string, unknown>;
+    const set: { field: string; node: DirectiveNode }[] = [];
     for (const { directive, binding } of bindingsOf(kind)) {
       const found = settle(directive, binding, levels);
       if (found === undefined) continue;
       rec[binding.field] = found.value;
-      if (found.node) at(record, binding.field, found.node);
+      if (found.node) set.push({ field: binding.field, node: found.node });
     }
-    return record as R;
+    const fast = fastRecord(rec) as R;
+    for (const { field, node } of set) at(fast, field, node);
+    return fast;
   };
   const root: DirectiveNode = { file, line: 0, col: 0, name: '', args: [], children: [...top] };
   Object.assign(out.config, fill<Config>({}, 'config', [root]));

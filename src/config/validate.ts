@@ -19,6 +19,7 @@ import {
   type Directive,
   directivesNamed,
   fallbackOf,
+  fastRecord,
   GRPC,
   GRPC_TWINS,
   type ListenValue,
@@ -286,13 +287,16 @@ class Builder {
    */
   private fill<R extends object>(record: Partial<R>, kind: RecordKind, chain: readonly Level[]): R {
     const out = record as Record<string, unknown>;
+    const set: { field: string; node: Position | undefined }[] = [];
     for (const { directive, binding } of bindingsOf(kind)) {
       const found = settle(directive, binding, chain);
       if (found === undefined) continue;
       out[binding.field] = found.value;
-      this.at(record, binding.field, found.node);
+      set.push({ field: binding.field, node: found.node });
     }
-    return record as R;
+    const fast = fastRecord(out) as R;
+    for (const { field, node } of set) this.at(fast, field, node);
+    return fast;
   }
 
   build(file: string, main: Block): Config {
