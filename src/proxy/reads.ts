@@ -21,6 +21,7 @@
  * the handle's reads itself when these fields are set. End of stream and
  * errors still arrive as 'end' and 'error'.
  */
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { handleOf, type OnreadFields, onreadFields } from '../kernel/node-internals.js';
 import { hold, release } from './clock.js';

@@ -20,6 +20,7 @@
  * The binding and the handle are Node internals, resolved once in
  * src/kernel/node-internals.ts.
  */
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import { handleOf, type StreamWrap, streamWrap, type WriteReq } from '../kernel/node-internals.js';

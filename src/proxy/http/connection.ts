@@ -12,6 +12,7 @@
  * Response bytes are queued and leave in one write per upstream read (head,
  * body and end of a small response are one `write`), never one per header.
  */
+import { Buffer } from 'node:buffer';
 import { Socket } from 'node:net';
 import {
   type BareHandle,

@@ -26,6 +26,7 @@
  * refusal is an ordinary response and the client connection goes on; on a
  * 101 both sockets go to an `UpgradeTunnel` (`streaming.ts`).
  */
+import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import type { HttpLocation, NextUpstreamCondition } from '../../config/model.js';
 import type { KeepaliveApplier } from '../../keepalive/applier.js';

@@ -12,6 +12,7 @@
  * Transfer-Encoding without chunked, or neither header, reads until close.
  */
 
+import { Buffer } from 'node:buffer';
 import { nameIs } from './request.js';
 
 /** The most a response head may take; larger is an invalid_header failure, as nginx's proxy_buffer_size overflow. */

@@ -18,6 +18,7 @@
  * values (RFC 9110 §5.5). Every decision, with the peers' answers, is in
  * docs/http-framing.md.
  */
+import { Buffer } from 'node:buffer';
 import { parseTarget, validHost } from './uri.js';
 
 /** How a request head is read: nginx's per-server header settings (of the address's default server). */
