@@ -23,7 +23,7 @@ import {
 } from '../../kernel/node-internals.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
-import { handRead, READ_BUFFER, readsTo } from '../reads.js';
+import { handView, isReadView, owned, READ_BUFFER, readsTo, readsViewTo } from '../reads.js';
 import { allSent, blocked, flushed, send } from '../writes.js';
 import type { ClientSide } from './client-side.js';
 import { headerLines } from './headers.js';
@@ -218,7 +218,9 @@ export class ClientConnection implements ClientSide {
     // Shared listeners that find the connection on the socket: an idle
     // keep-alive connection costs no closures (memory per idle connection).
     (socket as Owned)[CONNECTION] = this;
-    readsTo(socket, ClientConnection.prototype.onData, this, rewrapped);
+    // Views of the shared read buffer: a request head is parsed into strings
+    // at once; what is kept past the read is copied (`keepBuf`).
+    readsViewTo(socket, ClientConnection.prototype.onData, this, rewrapped);
     socket.on('end', onSocketEnd);
     socket.on('drain', onSocketDrain);
     socket.on('close', onSocketClose);
@@ -303,7 +305,7 @@ export class ClientConnection implements ClientSide {
   /** @internal a parked handle read `n` bytes (into READ_BUFFER): the next request, read as any other. */
   parkedData(n: number): void {
     this.unpark();
-    handRead(n, READ_BUFFER, ClientConnection.prototype.onData, this);
+    handView(n, ClientConnection.prototype.onData, this);
   }
 
   /**
@@ -350,6 +352,18 @@ export class ClientConnection implements ClientSide {
     if (this.buf === undefined) this.buf = chunk;
     else this.append(chunk);
     this.pump();
+    this.keepBuf();
+  }
+
+  /**
+   * `buf` with memory of its own: a read arrives as a view of the shared
+   * read buffer (reads.ts), which the next read overwrites. Called before
+   * anything can keep the bytes past this read: the request's handler
+   * (its body, an Upgrade's held bytes), HTTP/2, the end of the read.
+   */
+  private keepBuf(): void {
+    const buf = this.buf;
+    if (buf !== undefined && isReadView(buf)) this.buf = owned(buf);
   }
 
   /**
@@ -400,6 +414,7 @@ export class ClientConnection implements ClientSide {
             const h2 = prefaceMatch(buf);
             if (h2 === 0) break;
             if (h2 === 1) {
+              this.keepBuf();
               this.toHttp2();
               break;
             }
@@ -427,7 +442,8 @@ export class ClientConnection implements ClientSide {
           this.consume(req.headBytes);
           this.dispatch(req);
         } else if (this.phase === Phase.Body) {
-          const buf = this.buf;
+          this.keepBuf();
+          const buf = this.buf!;
           const body = this.bodyReader!;
           const at = body.execute(buf, 0);
           if (this.phase !== Phase.Body) break;
@@ -648,8 +664,12 @@ export class ClientConnection implements ClientSide {
     if (out === undefined || out.length === 0) return blocked(this.socket);
     const n = out.length;
     const socket = this.socket;
-    if (n === 1) send(socket, out[0]!);
-    else if (this.outBytes <= COALESCE_LIMIT) {
+    // Body bytes may be views of the shared read buffer (an upstream read,
+    // http/transport.ts): what a write can keep past this call is copied.
+    if (n === 1) {
+      const item = out[0]!;
+      send(socket, typeof item === 'string' ? item : owned(item));
+    } else if (this.outBytes <= COALESCE_LIMIT) {
       const buf = Buffer.allocUnsafe(this.outBytes);
       let at = 0;
       for (let i = 0; i < n; i++) {
@@ -666,7 +686,7 @@ export class ClientConnection implements ClientSide {
       for (let i = 0; i < n; i++) {
         const item = out[i]!;
         if (typeof item === 'string') socket.write(item, 'latin1');
-        else socket.write(item);
+        else socket.write(owned(item));
       }
       socket.uncork();
     }

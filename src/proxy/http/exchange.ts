@@ -35,6 +35,7 @@ import type { UpstreamHost } from '../../upstream/hosts.js';
 import type { Upstream } from '../../upstream/index.js';
 import { now } from '../clock.js';
 import { Deadline } from '../deadline.js';
+import { owned } from '../reads.js';
 import { Tries } from '../tries.js';
 import { blocked, send } from '../writes.js';
 import type { ClientSide } from './client-side.js';
@@ -683,7 +684,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     this.leg.ended(this);
     tunnel.start({
       head: `HTTP/1.1 101 ${head.statusMessage || statusText(101)}\r\n${headerLines(head.rawHeaders)}\r\n`,
-      fromUpstream: rest,
+      // A view of the shared read buffer (reads.ts) until copied.
+      fromUpstream: rest === undefined ? undefined : owned(rest),
       fromClient: client.held,
       clientEnded: client.ended,
     });

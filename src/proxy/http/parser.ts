@@ -13,6 +13,7 @@
  */
 
 import { Buffer } from 'node:buffer';
+import { owned } from '../reads.js';
 import { nameIs } from './request.js';
 
 /** The most a response head may take; larger is an invalid_header failure, as nginx's proxy_buffer_size overflow. */
@@ -203,7 +204,7 @@ export class ResponseParser {
           const end = data.indexOf(CRLF2, at);
           if (end < 0) {
             if (data.length - at > MAX_RESPONSE_HEAD) throw new ParseError('response header too large');
-            this.buffered = data.subarray(at);
+            this.buffered = owned(data.subarray(at));
             return;
           }
           const head = this.parseHead(data.toString('latin1', at, end));
@@ -252,7 +253,7 @@ export class ResponseParser {
           const nl = data.indexOf(10, at);
           if (nl < 0) {
             if (data.length - at > 1024) throw new ParseError('chunk size line too long');
-            this.buffered = data.subarray(at);
+            this.buffered = owned(data.subarray(at));
             return;
           }
           const line = data.toString('latin1', at, nl);
@@ -296,7 +297,7 @@ export class ResponseParser {
           const nl = data.indexOf(10, at);
           if (nl < 0) {
             if (data.length - at > MAX_RESPONSE_HEAD) throw new ParseError('trailers too large');
-            this.buffered = data.subarray(at);
+            this.buffered = owned(data.subarray(at));
             return;
           }
           const line = data.toString('latin1', at, nl > at && data[nl - 1] === 13 ? nl - 1 : nl);

@@ -14,7 +14,7 @@ import { noteEvent, type UpstreamStats } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
-import { handRead, READ_BUFFER } from '../reads.js';
+import { handView, READ_BUFFER } from '../reads.js';
 import { UpstreamHandshakeError, type UpstreamTlsClient } from '../tls-upstream.js';
 import { resetBehindEnd } from '../writes.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
@@ -86,8 +86,10 @@ export class UpstreamConnection implements ParserSink {
         // Reads skip the Readable stream machinery (see ../reads.ts).
         onread: {
           buffer: READ_BUFFER,
-          callback: (n: number, buf: Uint8Array): boolean => {
-            handRead(n, buf, this.onData, this);
+          callback: (n: number): boolean => {
+            // A view, valid during the call: the parser makes strings of the head, and
+            // what is kept past the read (a partial head, body bytes a write holds) is copied.
+            handView(n, this.onData, this);
             return true;
           },
         },

@@ -19,6 +19,7 @@ import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'nod
 import type { ClientSide } from '../http/client-side.js';
 import { BodyKind, type ClientUser } from '../http/connection.js';
 import type { ClientLimits } from '../http/limits.js';
+import { owned } from '../reads.js';
 
 const { NGHTTP2_NO_ERROR } = constants;
 
@@ -200,7 +201,8 @@ export class Http2ClientStream implements ClientSide {
 
   writeBody(chunk: Buffer): void {
     if (this.noBody || chunk.length === 0 || this.closed || this.responseEnded) return;
-    this.stream.write(chunk);
+    // An upstream read's view of the shared read buffer (reads.ts): the stream keeps it.
+    this.stream.write(owned(chunk));
   }
 
   flush(): boolean {
