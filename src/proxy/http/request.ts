@@ -149,6 +149,8 @@ const BAD_HEAD_CHAR = /[\0\x7f]|\r(?!\n)/;
 const BAD_LINE_CHAR = /[\0-\x08\x0a-\x1f\x7f]/;
 /** A LF without a CR before it. */
 const BARE_LF = /(?<!\r)\n/;
+/** Either of the two above: almost every head has neither, and is scanned once. */
+const HEAD_ODDITY = /[\0\x7f]|\r(?!\n)|(?<!\r)\n/;
 /**
  * Header name characters by code: 1 for what nginx calls valid (letters,
  * digits, `-`), 2 for `_` (valid only with underscores_in_headers), 3 for
@@ -290,13 +292,15 @@ export function parseRequestHead(
   const skipped = at - start;
   let text = buf.toString('latin1', at, end);
   let headBytes = end - at;
-  if (BARE_LF.test(text)) {
+  const odd = HEAD_ODDITY.test(text);
+  if (odd && BARE_LF.test(text)) {
     const head = lenientHead(buf, at, end);
     text = head.text;
     headBytes = head.bytes;
   } else text = text.slice(0, -4);
   if (text.length + 4 > rules.headMax) throw headerTooLarge('request head too large');
-  if (BAD_HEAD_CHAR.test(text)) throw new RequestError(400, 'INVALID_CHAR', 'invalid character in the head');
+  if (odd && BAD_HEAD_CHAR.test(text))
+    throw new RequestError(400, 'INVALID_CHAR', 'invalid character in the head');
   let nl = text.indexOf('\r\n');
   const line = nl < 0 ? text : text.slice(0, nl);
   checkLine(line.length + 2, true, rules);
