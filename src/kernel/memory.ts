@@ -1,0 +1,76 @@
+/**
+ * Giving memory back to the system once a burst of work is over: a full V8
+ * garbage collection, then glibc's malloc_trim.
+ *
+ * Why keepwire does this itself (docs/performance.md, idle memory): a burst
+ * of new connections grows V8's young generation (up to 2 × 16 MiB) and
+ * leaves garbage in its old generation (the sockets of connections parked
+ * since), and an idle process allocates almost nothing, so no collection
+ * ever runs to give that memory back. V8's own memory reducer, which should,
+ * never starts in an idle Node process: it waits for a low allocation rate,
+ * and with no collection since the burst its allocation rate is the burst's
+ * (Node 20), or the embedder rate Node never feeds reads as high (Node 26).
+ * Measured with 9,000 idle connections: the process holds 4.8–5.2 KiB per
+ * connection on both Nodes until something collects, about 2 KiB after.
+ *
+ * V8's `gc` is had without `--expose-gc` on the command line and without a
+ * global: the flag is set, `gc` taken from a new context made for it, and the
+ * flag cleared again, so no code in the process's own context can call it.
+ * Where that fails, `reclaimMemory` only trims.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { mallocTrim } from './libc.js';
+
+let gc: (() => void) | null | undefined;
+
+function fullGc(): (() => void) | null {
+  if (gc !== undefined) return gc;
+  gc = null;
+  try {
+    const exposed = typeof (globalThis as { gc?: unknown }).gc === 'function';
+    setFlagsFromString('--expose-gc');
+    const f = runInNewContext('gc') as unknown;
+    // A process started with --expose-gc keeps it (e.g. a bench's probe).
+    if (!exposed) setFlagsFromString('--no-expose-gc');
+    if (typeof f === 'function') gc = f as () => void;
+  } catch {
+    // this V8 has no gc extension: trim only
+  }
+  return gc;
+}
+
+/**
+ * V8 14 (Node 26) keeps the pages a collection freed in a pool for 8 to 16 s
+ * (`--memory-pool-timeout`, 8) before unmapping them; an idle server has
+ * nothing to reuse them for. 2 s: unmapped 2 to 4 s after the collection.
+ * Set on V8 14 only, where the flag is known to exist by this name (Node 20's
+ * V8 11 has no pool; an unknown flag prints an error).
+ */
+let poolTimeoutSet = false;
+export function shortenPagePool(): void {
+  if (poolTimeoutSet) return;
+  poolTimeoutSet = true;
+  const [major, minor] = process.versions.v8.split('.').map(Number) as [number, number];
+  if (major === 14 && minor >= 6) setFlagsFromString('--memory-pool-timeout=2');
+}
+
+/** What a reclaim did: whether V8 collected and malloc trimmed, and how long it took (ms). */
+export interface Reclaimed {
+  gc: boolean;
+  trimmed: boolean;
+  ms: number;
+}
+
+/**
+ * One full collection and a malloc trim. It stops the process for the
+ * collection (tens of milliseconds with 10,000 idle connections): call it
+ * only when idle, and rarely (src/proxy/http/parked.ts).
+ */
+export function reclaimMemory(): Reclaimed {
+  const start = performance.now();
+  const collect = fullGc();
+  collect?.();
+  const trimmed = mallocTrim();
+  return { gc: collect !== null, trimmed, ms: performance.now() - start };
+}
