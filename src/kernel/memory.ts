@@ -17,6 +17,12 @@
  * global: the flag is set, `gc` taken from a new context made for it, and the
  * flag cleared again, so no code in the process's own context can call it.
  * Where that fails, `reclaimMemory` only trims.
+ *
+ * Not done here: V8 14 (Node 26) keeps the heap pages a collection freed in
+ * its page pool, resident, for at least 20 s in an idle process
+ * (`--memory-pool-timeout` is 8 s, but set at run time it changes nothing,
+ * nor does `--no-memory-pool`; only `--no-memory-pool` on node's command
+ * line gives them back at once): docs/performance.md, idle memory.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -38,21 +44,6 @@ function fullGc(): (() => void) | null {
     // this V8 has no gc extension: trim only
   }
   return gc;
-}
-
-/**
- * V8 14 (Node 26) keeps the pages a collection freed in a pool for 8 to 16 s
- * (`--memory-pool-timeout`, 8) before unmapping them; an idle server has
- * nothing to reuse them for. 2 s: unmapped 2 to 4 s after the collection.
- * Set on V8 14 only, where the flag is known to exist by this name (Node 20's
- * V8 11 has no pool; an unknown flag prints an error).
- */
-let poolTimeoutSet = false;
-export function shortenPagePool(): void {
-  if (poolTimeoutSet) return;
-  poolTimeoutSet = true;
-  const [major, minor] = process.versions.v8.split('.').map(Number) as [number, number];
-  if (major === 14 && minor >= 6) setFlagsFromString('--memory-pool-timeout=2');
 }
 
 /** What a reclaim did: whether V8 collected and malloc trimmed, and how long it took (ms). */

@@ -25,7 +25,7 @@
  * lacks them, or for tests (`forceNoParking`), idle connections stay
  * net.Sockets: the same behaviour, more memory.
  */
-import { type Reclaimed, reclaimMemory, shortenPagePool } from '../../kernel/memory.js';
+import { type Reclaimed, reclaimMemory } from '../../kernel/memory.js';
 import { bareHandlesAvailable } from '../../kernel/node-internals.js';
 import type { ClientConnection } from './connection.js';
 
@@ -129,7 +129,6 @@ function maybeReclaim(now: number, busy: boolean): void {
 
 /** A frontend's sweep timer (does not keep the process alive). */
 export function startSweep(set: Iterable<ClientConnection>, clock: () => number): NodeJS.Timeout {
-  shortenPagePool();
   const t = setInterval(() => sweep(set, clock()), parking.sweepMs);
   t.unref();
   return t;
