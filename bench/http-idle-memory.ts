@@ -62,6 +62,13 @@ function openFilesLimit(pid: number | 'self'): number {
   return Number(line?.split(/\s+/)[3]);
 }
 
+function openFilesHardLimit(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  return Number(line?.split(/\s+/)[4]);
+}
+
 /** The nginx worker: the master's only child. */
 async function nginxWorker(master: ChildProcess): Promise<number> {
   for (let i = 0; i < 100; i++) {
@@ -294,8 +301,11 @@ async function main(): Promise<void> {
   const idleMs = arg('idle-seconds', 15) * 1000;
   const limit = openFilesLimit('self');
   if (!(n >= 1) || n + 256 > limit) {
+    // Node cannot raise RLIMIT_NOFILE itself; the shell can up to the hard limit, and only
+    // CAP_SYS_RESOURCE beyond it (on the 2026-11 bench machine soft = hard = 20,000: 50,000 cannot be run there).
+    const hard = openFilesHardLimit();
     process.stderr.write(
-      `--connections ${n}: this process holds N sockets and its open-files limit is ${limit}; use at most ${limit - 256}\n`,
+      `--connections ${n}: this process holds N sockets and its open-files limit is ${limit} (hard limit ${hard}); use at most ${limit - 256}${hard > limit ? `, or raise it first: ulimit -n ${hard}` : ', and raising the hard limit needs CAP_SYS_RESOURCE'}\n`,
     );
     process.exit(2);
   }
