@@ -3,15 +3,17 @@
  * garbage collection, then glibc's malloc_trim.
  *
  * Why keepwire does this itself (docs/performance.md, idle memory): a burst
- * of new connections grows V8's young generation (up to 2 × 16 MiB) and
+ * of new connections grows V8's young generation (to 16 MiB per semi-space) and
  * leaves garbage in its old generation (the sockets of connections parked
  * since), and an idle process allocates almost nothing, so no collection
  * ever runs to give that memory back. V8's own memory reducer, which should,
  * never starts in an idle Node process: it waits for a low allocation rate,
  * and with no collection since the burst its allocation rate is the burst's
- * (Node 20), or the embedder rate Node never feeds reads as high (Node 26).
- * Measured with 9,000 idle connections: the process holds 4.8–5.2 KiB per
- * connection on both Nodes until something collects, about 2 KiB after.
+ * (Node 20), and Node 26's V8 also wants a low embedder allocation rate,
+ * which Node never reports, so it never reads as idle. Measured with 9,000
+ * idle connections: 5–6 KiB per connection on both Nodes until something
+ * collects; after this, 1–2 KiB on Node 20, and on Node 26 3.6 KiB 15 s
+ * after the burst, 0.8 KiB after 40 s (V8's page pool, below).
  *
  * V8's `gc` is had without `--expose-gc` on the command line and without a
  * global: the flag is set, `gc` taken from a new context made for it, and the
@@ -19,7 +21,7 @@
  * Where that fails, `reclaimMemory` only trims.
  *
  * Not done here: V8 14 (Node 26) keeps the heap pages a collection freed in
- * its page pool, resident, for at least 20 s in an idle process
+ * its page pool, resident, for 15 s and more in an idle process
  * (`--memory-pool-timeout` is 8 s, but set at run time it changes nothing,
  * nor does `--no-memory-pool`; only `--no-memory-pool` on node's command
  * line gives them back at once): docs/performance.md, idle memory.

@@ -106,9 +106,8 @@ test('a burst gone idle is reclaimed once (two passes); every parked connection 
     );
     // A second burst, parked and quiet, within minIntervalMs: not reclaimed again.
     const more = await burst(port, 50, 'c');
-    const parks2 = parkingCounts.parks;
     await until(() => parkingCounts.parked === 100, 'both bursts parked');
-    assert.ok(parkingCounts.parks > parks2 || parkingCounts.parks >= parks + 100);
+    // Quiet for more than three times quietMs: a second run would have come by now.
     await sleep(1_000);
     assert.equal(reclaimCounts.runs, runs + 1, 'reclaimed twice within minIntervalMs');
     for (const c of [...clients, ...more]) c.close();
