@@ -62,6 +62,13 @@ function openFilesLimit(pid: number | 'self'): number {
   return Number(line?.split(/\s+/)[3]);
 }
 
+function openFilesHardLimit(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  return Number(line?.split(/\s+/)[4]);
+}
+
 /** The nginx worker: the master's only child. */
 async function nginxWorker(master: ChildProcess): Promise<number> {
   for (let i = 0; i < 100; i++) {
@@ -170,10 +177,46 @@ interface Memory {
   arrayBuffers?: number;
   /** keepwire's idle connections held as their TCP handle (parked.ts), where the build has them. */
   parked?: number;
+  /** keepwire's memory reclaims so far (parked.ts) and how long the last one took, where the build has them. */
+  reclaims?: number;
+  reclaimMs?: number;
   /** RSS right after the probe's first full GC (the reading is 2 s later): bench/memory-probe.ts. */
   rssAtGc?: number;
   /** RSS read before the probe's GC: what the idle process holds on its own, garbage included. */
   rssNoGc?: number;
+  /** Where RSS is (bench/memory-probe.ts `breakdown`): before the GC, right after it, 2 s after it. */
+  breakdown?: Record<'noGc' | 'atGc' | 'after', Breakdown>;
+}
+
+/** Nested byte counts from the probe (V8 heap spaces, mallinfo2, smaps by kind of mapping). */
+type Breakdown = { [key: string]: number | Breakdown };
+
+function flatten(
+  b: Breakdown | undefined,
+  prefix = '',
+  out = new Map<string, number>(),
+): Map<string, number> {
+  for (const [k, v] of Object.entries(b ?? {}))
+    if (typeof v === 'number') out.set(`${prefix}${k}`, v);
+    else flatten(v, `${prefix}${k}.`, out);
+  return out;
+}
+
+/** Per connection, KiB: each breakdown figure after the burst minus before it, at the probe's three moments. */
+function printBreakdown(r: Row): void {
+  const moments = ['noGc', 'atGc', 'after'] as const;
+  const flat = moments.map(
+    (m) => [flatten(r.before.breakdown?.[m]), flatten(r.after.breakdown?.[m])] as const,
+  );
+  console.log('');
+  console.log(`${r.name}: where RSS went, KiB per connection (after the burst minus before it)`);
+  console.log('| figure | before any forced GC | right after the GC | 2 s after the GC |');
+  console.log('|---|---|---|---|');
+  for (const key of flat[2]![1].keys()) {
+    const cells = flat.map(([a, b]) => ((b.get(key)! - (a.get(key) ?? 0)) / r.n / 1024).toFixed(2));
+    if (cells.every((c) => Math.abs(Number(c)) < 0.02)) continue;
+    console.log(`| ${key} | ${cells.join(' | ')} |`);
+  }
 }
 
 /** A reading, with the RSS before any GC the probe forces. */
@@ -183,6 +226,7 @@ async function reading(t: Target): Promise<Memory> {
 }
 
 interface Target {
+  key: 'keepwire' | 'nginx' | 'haproxy' | 'net' | 'base';
   name: string;
   port: number;
   /** The process holding the connections. */
@@ -191,6 +235,7 @@ interface Target {
 }
 
 interface Row {
+  key?: Target['key'];
   name: string;
   n: number;
   before: Memory;
@@ -256,8 +301,11 @@ async function main(): Promise<void> {
   const idleMs = arg('idle-seconds', 15) * 1000;
   const limit = openFilesLimit('self');
   if (!(n >= 1) || n + 256 > limit) {
+    // Node cannot raise RLIMIT_NOFILE itself; the shell can up to the hard limit, and only
+    // CAP_SYS_RESOURCE beyond it (on the 2026-11 bench machine soft = hard = 20,000: 50,000 cannot be run there).
+    const hard = openFilesHardLimit();
     process.stderr.write(
-      `--connections ${n}: this process holds N sockets and its open-files limit is ${limit}; use at most ${limit - 256}\n`,
+      `--connections ${n}: this process holds N sockets and its open-files limit is ${limit} (hard limit ${hard}); use at most ${limit - 256}${hard > limit ? `, or raise it first: ulimit -n ${hard}` : ', and raising the hard limit needs CAP_SYS_RESOURCE'}\n`,
     );
     process.exit(2);
   }
@@ -279,6 +327,9 @@ async function main(): Promise<void> {
     await freePort(),
   ];
   const workerConnections = n + 1024;
+  // `--node-flags '--a --b'`: Node/V8 flags for keepwire's process (not the base build's), for experiments.
+  const flagsAt = process.argv.indexOf('--node-flags');
+  const nodeFlags = flagsAt >= 0 ? process.argv[flagsAt + 1]!.split(/\s+/).filter(Boolean) : [];
   try {
     startNginx(ws, 'backend', nginxBackendHttp(backendPort, '600s'));
     const nginxProxy = (port: number) =>
@@ -302,8 +353,9 @@ http {
     // Access log lines are part of keepwire's work; they go to /dev/null here.
     const kw = ws.spawn(
       process.execPath,
-      ['--expose-gc', '--import', PROBE, MAIN, 'serve', '-c', kwConf],
-      ['ignore', 'ignore', 'inherit', 'ipc'],
+      ['--expose-gc', ...nodeFlags, '--import', PROBE, MAIN, 'serve', '-c', kwConf],
+      // With --node-flags (e.g. --trace-gc, which prints on stdout) keepwire's stdout goes to the bench's stderr.
+      ['ignore', nodeFlags.length > 0 ? 2 : 'ignore', 'inherit', 'ipc'],
     );
     // HAProxy, one thread, the same pool and timeouts (its connection memory comes from pools that grow on demand).
     // It reserves two descriptors per maxconn (client and server side) and refuses to start when the
@@ -368,24 +420,28 @@ listen web
 
     const targets: Target[] = [
       {
+        key: 'keepwire',
         name: 'keepwire',
         port: kwPort,
         pid: kw.pid!,
         memory: () => probe(kw),
       },
       {
+        key: 'nginx',
         name: 'nginx',
         port: ngPort,
         pid: ngWorker,
         memory: async () => ({ rss: status(ngWorker, 'VmRSS') }),
       },
       {
+        key: 'haproxy',
         name: 'HAProxy',
         port: hpPort,
         pid: hp.pid!,
         memory: async () => ({ rss: status(hp.pid!, 'VmRSS') }),
       },
       {
+        key: 'net',
         name: 'Node net.Server (bare, for scale)',
         port: netPort,
         pid: bare.pid!,
@@ -394,13 +450,20 @@ listen web
     ];
     if (base !== undefined)
       targets.push({
+        key: 'base',
         name: `keepwire (base: ${baseDir})`,
         port: basePort!,
         pid: base.pid!,
         memory: () => probe(base),
       });
+    // `--only keepwire,base,net`: measure only these (keys: keepwire, nginx, haproxy, net, base).
+    const onlyAt = process.argv.indexOf('--only');
+    const only = onlyAt >= 0 ? new Set(process.argv[onlyAt + 1]!.split(',')) : undefined;
     const rows: Row[] = [];
-    for (const t of targets) rows.push(await measure(t, n, idleMs, backendPort));
+    for (const t of targets)
+      if (only === undefined || only.has(t.key))
+        rows.push({ ...(await measure(t, n, idleMs, backendPort)), key: t.key });
+    const row = (key: Target['key']) => rows.find((r) => r.key === key);
 
     console.log(`date: ${new Date().toISOString()}`);
     console.log(
@@ -418,32 +481,41 @@ listen web
       console.log(
         `| ${r.name} | ${kib(r.before.rss)} | ${kib(r.after.rss)} | ${perConn(r.before.rss, r.after.rss, r.n)} | ${r.pool} | ${r.held} |`,
       );
-    const k = rows[0]!;
-    const g = rows[1]!;
-    const h = rows[2]!;
+    const k = row('keepwire');
+    const g = row('nginx');
+    const h = row('haproxy');
+    const b = row('net');
     console.log('');
-    const d = (f: (m: Memory) => number) => perConn(f(k.before), f(k.after), n);
-    console.log(
-      `keepwire per connection after a full GC, KiB: heapUsed ${d((m) => m.heapUsed!)}, heapTotal ${d((m) => m.heapTotal!)}, external ${d((m) => m.external!)} (arrayBuffers ${d((m) => m.arrayBuffers!)}); RSS not in heapUsed or external (native handles, malloc, V8 heap pages not in use) ${d((m) => m.rss - m.heapUsed! - m.external!)}`,
-    );
-    const b = rows[3]!;
-    const db = (f: (m: Memory) => number) => perConn(f(b.before), f(b.after), n);
-    console.log(
-      `bare net.Server per connection after a full GC, KiB: heapUsed ${db((m) => m.heapUsed!)}; RSS not in heapUsed or external ${db((m) => m.rss - m.heapUsed! - m.external!)}`,
-    );
-    const ngPer = (g.after.rss - g.before.rss) / n + slotBytes;
-    console.log(
-      `nginx allocates its worker_connections slots at start: idle worker RSS ${kib(slots.big)} KiB with ${workerConnections} slots, ${kib(slots.small)} KiB with 1024 → ${(slotBytes / 1024).toFixed(2)} KiB per slot; nginx per idle connection including its slot: ${(ngPer / 1024).toFixed(2)} KiB`,
-    );
-    console.log(
-      `keepwire − nginx per idle connection: ${((k.after.rss - k.before.rss) / n / 1024 - ngPer / 1024).toFixed(2)} KiB; keepwire/HAProxy ${((k.after.rss - k.before.rss) / (h.after.rss - h.before.rss)).toFixed(2)}× (target: keepwire ≤ 3 KiB per idle keep-alive connection)`,
-    );
-    for (const r of [k, ...rows.slice(4)]) {
-      const dr = (f: (m: Memory) => number) => perConn(f(r.before), f(r.after), n);
+    if (k !== undefined) {
+      const d = (f: (m: Memory) => number) => perConn(f(k.before), f(k.after), n);
       console.log(
-        `${r.name}: RSS ${dr((m) => m.rss)} KiB per connection (read right after the GC: ${dr((m) => m.rssAtGc!)}; before any forced GC: ${dr((m) => m.rssNoGc!)}), heapUsed ${dr((m) => m.heapUsed!)}, heapTotal ${dr((m) => m.heapTotal!)}, RSS not in heapUsed or external ${dr((m) => m.rss - m.heapUsed! - m.external!)}; parked at the reading: ${r.after.parked ?? 'n/a'}`,
+        `keepwire per connection after a full GC, KiB: heapUsed ${d((m) => m.heapUsed!)}, heapTotal ${d((m) => m.heapTotal!)}, external ${d((m) => m.external!)} (arrayBuffers ${d((m) => m.arrayBuffers!)}); RSS not in heapUsed or external (native handles, malloc, V8 heap pages not in use) ${d((m) => m.rss - m.heapUsed! - m.external!)}`,
       );
     }
+    if (b !== undefined) {
+      const db = (f: (m: Memory) => number) => perConn(f(b.before), f(b.after), n);
+      console.log(
+        `bare net.Server per connection after a full GC, KiB: heapUsed ${db((m) => m.heapUsed!)}; RSS not in heapUsed or external ${db((m) => m.rss - m.heapUsed! - m.external!)}`,
+      );
+    }
+    if (g !== undefined) {
+      const ngPer = (g.after.rss - g.before.rss) / n + slotBytes;
+      console.log(
+        `nginx allocates its worker_connections slots at start: idle worker RSS ${kib(slots.big)} KiB with ${workerConnections} slots, ${kib(slots.small)} KiB with 1024 → ${(slotBytes / 1024).toFixed(2)} KiB per slot; nginx per idle connection including its slot: ${(ngPer / 1024).toFixed(2)} KiB`,
+      );
+      if (k !== undefined && h !== undefined)
+        console.log(
+          `keepwire − nginx per idle connection: ${((k.after.rss - k.before.rss) / n / 1024 - ngPer / 1024).toFixed(2)} KiB; keepwire/HAProxy ${((k.after.rss - k.before.rss) / (h.after.rss - h.before.rss)).toFixed(2)}× (target: keepwire ≤ 3 KiB per idle keep-alive connection)`,
+        );
+    }
+    for (const r of rows.filter((x) => x.key === 'keepwire' || x.key === 'base')) {
+      const dr = (f: (m: Memory) => number) => perConn(f(r.before), f(r.after), n);
+      console.log(
+        `${r.name}: RSS ${dr((m) => m.rss)} KiB per connection (read right after the GC: ${dr((m) => m.rssAtGc!)}; before any forced GC: ${dr((m) => m.rssNoGc!)}), heapUsed ${dr((m) => m.heapUsed!)}, heapTotal ${dr((m) => m.heapTotal!)}, RSS not in heapUsed or external ${dr((m) => m.rss - m.heapUsed! - m.external!)}; parked at the reading: ${r.after.parked ?? 'n/a'}; memory reclaims ${r.after.reclaims ?? 'n/a'}${r.after.reclaimMs === undefined ? '' : ` (the last took ${r.after.reclaimMs.toFixed(0)} ms)`}`,
+      );
+    }
+    if (process.argv.includes('--breakdown'))
+      for (const r of rows) if (r.after.breakdown !== undefined) printBreakdown(r);
     if (closedEarly > 0) console.log(`warning: ${closedEarly} connections were closed by a proxy while idle`);
   } finally {
     clearTimeout(deadline);

@@ -83,3 +83,28 @@ export function libc(): Libc {
   };
   return loaded;
 }
+
+let trim: ((pad: number) => number) | null | undefined;
+
+/**
+ * glibc's malloc_trim(0): returns the free pages inside malloc's arenas to
+ * the system (madvise), which free() keeps for reuse. Bound on first use and
+ * apart from `libc()` because only glibc has it (musl and macOS do not);
+ * false where it is missing. A few milliseconds per call with thousands of
+ * free chunks: callers run it rarely (src/kernel/memory.ts).
+ */
+export function mallocTrim(): boolean {
+  if (trim === undefined) {
+    trim = null;
+    if (process.platform === 'linux')
+      try {
+        const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+        trim = koffi.load('libc.so.6').func('int malloc_trim(size_t)') as (pad: number) => number;
+      } catch {
+        // not glibc: nothing to trim with
+      }
+  }
+  if (trim === null) return false;
+  trim(0);
+  return true;
+}
