@@ -340,8 +340,6 @@ export interface TcpHandle {
   getsockname(out: Record<string, unknown>): number;
   setNoDelay(on: boolean): number;
   readonly fd: number;
-  readonly bytesRead: number;
-  readonly bytesWritten: number;
   /** Bytes of writes libuv still holds (uv_stream_t write_queue_size). */
   readonly writeQueueSize: number;
 }

@@ -109,7 +109,7 @@ export class Listener {
             tcpHandles !== null &&
             acceptHandles(this.server, (client) => {
               const take = this.handleHandler;
-              return take !== undefined && take(client);
+              return take?.(client) === true;
             });
           resolve();
         },

@@ -212,11 +212,13 @@ class LegView {
   get writableLength(): number {
     return this.leg.closed ? 0 : this.leg.handle.writeQueueSize;
   }
+  /** The session's own count (the handle's counters are not kept for reads into a user buffer). */
   get bytesRead(): number {
-    return this.leg.closed ? 0 : this.leg.handle.bytesRead;
+    return this.leg.session.counted(this.leg.isClient);
   }
+  /** What was handed to libuv for this leg: the other side's reads. */
   get bytesWritten(): number {
-    return this.leg.closed ? 0 : this.leg.handle.bytesWritten;
+    return this.leg.session.counted(!this.leg.isClient);
   }
 }
 
@@ -267,6 +269,11 @@ export class HandleSession extends SessionCore {
   get upstreamSocket(): Socket | undefined {
     const u = this.u;
     return u === undefined || u.closed ? undefined : (new LegView(u) as unknown as Socket);
+  }
+
+  /** @internal bytes read from the client (`fromClient`) or from the upstream so far. */
+  counted(fromClient: boolean): number {
+    return fromClient ? this.bytesFromClient : this.bytesFromUpstream;
   }
 
   begin(): void {
