@@ -428,16 +428,19 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
           .get(t.name)!
           .push(await wrk(t.name, t.port, seconds, connections, { headers: close, cpuOf: t.pid }));
 
-    console.log('| target | sessions/s | p99 ms | CPU µs/session | sessions/s of each run | errors |');
-    console.log('|---|---|---|---|---|---|');
+    console.log(
+      '| target | sessions/s | p99 ms | CPU µs/session | median CPU µs/session of the runs | sessions/s of each run | CPU µs/session of each run | errors |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|');
     const med = new Map<string, WrkResult>();
     for (const t of targets) {
       const list = runs.get(t.name)!;
       const sorted = [...list].sort((a, b) => a.rps - b.rps);
       const r = sorted[Math.floor(sorted.length / 2)]!;
       med.set(t.name, r);
+      const cpu = list.map((x) => x.cpuUsPerReq).sort((a, b) => a - b);
       console.log(
-        `| ${t.name} | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(2)} | ${r.cpuUsPerReq.toFixed(1)} | ${list.map((x) => Math.round(x.rps)).join(' / ')} | ${r.errors} |`,
+        `| ${t.name} | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(2)} | ${r.cpuUsPerReq.toFixed(1)} | ${cpu[Math.floor(cpu.length / 2)]!.toFixed(1)} | ${list.map((x) => Math.round(x.rps)).join(' / ')} | ${list.map((x) => x.cpuUsPerReq.toFixed(0)).join(' / ')} | ${r.errors} |`,
       );
     }
     const ratio = (a: string, b: string) => {
