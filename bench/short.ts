@@ -326,9 +326,13 @@ stream {
       const pid = ws.spawn(process.execPath, [main, 'serve', '-c', conf]).pid!;
       targets.push({ name, port, pid, kind });
     };
-    await keepwire('keepwire HTTP', MAIN, 'http');
-    if (before) await keepwire(`keepwire HTTP before (${before})`, before, 'http');
-    {
+    // PART=stream (or http): only that half's targets (the direct backend always).
+    const part = process.env.PART ?? 'all';
+    const http = part !== 'stream';
+    const stream = part !== 'http';
+    if (http) await keepwire('keepwire HTTP', MAIN, 'http');
+    if (http && before) await keepwire(`keepwire HTTP before (${before})`, before, 'http');
+    if (http) {
       const port = await freePort();
       const pid = startNginx(
         ws,
@@ -357,23 +361,25 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
       const pid = ws.spawn('haproxy', ['-f', conf, '-db']).pid!;
       targets.push({ name, port, pid, kind: mode === 'http' ? 'http' : 'stream' });
     };
-    await haproxy('HAProxy HTTP', 'http');
-    {
+    if (http) await haproxy('HAProxy HTTP', 'http');
+    if (http) {
       const port = await freePort();
       const pid = ws.spawn(process.execPath, [SELF, '--http-floor', String(port), String(backend)]).pid!;
       targets.push({ name: 'floor: Node net, bytes over a warm upstream', port, pid, kind: 'http' });
     }
-    {
+    if (http) {
       const port = await freePort();
       const pid = ws.spawn(process.execPath, [SELF, '--handle-http-floor', String(port), String(backend)])
         .pid!;
       targets.push({ name: 'floor: Node TCP handles, bytes over a warm upstream', port, pid, kind: 'http' });
     }
-    await keepwire('keepwire stream', MAIN, 'stream');
+    if (stream) await keepwire('keepwire stream', MAIN, 'stream');
     // nginx stream logs nothing by default: this is keepwire doing the same.
-    await keepwire('keepwire stream access_log off', MAIN, 'stream', false);
-    if (before) await keepwire(`keepwire stream before (${before})`, before, 'stream');
-    {
+    if (stream) await keepwire('keepwire stream access_log off', MAIN, 'stream', false);
+    if (stream && before) await keepwire(`keepwire stream before (${before})`, before, 'stream');
+    if (stream && before)
+      await keepwire(`keepwire stream access_log off before (${before})`, before, 'stream', false);
+    if (stream) {
       const port = await freePort();
       const pid = startNginx(
         ws,
@@ -386,13 +392,13 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
       ).pid!;
       targets.push({ name: 'nginx stream', port, pid, kind: 'stream' });
     }
-    await haproxy('HAProxy tcp', 'tcp');
-    {
+    if (stream) await haproxy('HAProxy tcp', 'tcp');
+    if (stream) {
       const port = await freePort();
       const pid = ws.spawn(process.execPath, [SELF, '--pipe-floor', String(port), String(backend)]).pid!;
       targets.push({ name: 'floor: Node net pipe', port, pid, kind: 'stream' });
     }
-    {
+    if (stream) {
       const port = await freePort();
       const pid = ws.spawn(process.execPath, [SELF, '--handle-pipe-floor', String(port), String(backend)])
         .pid!;
@@ -422,21 +428,25 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
           .get(t.name)!
           .push(await wrk(t.name, t.port, seconds, connections, { headers: close, cpuOf: t.pid }));
 
-    console.log('| target | sessions/s | p99 ms | CPU µs/session | sessions/s of each run | errors |');
-    console.log('|---|---|---|---|---|---|');
+    console.log(
+      '| target | sessions/s | p99 ms | CPU µs/session | median CPU µs/session of the runs | sessions/s of each run | CPU µs/session of each run | errors |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|');
     const med = new Map<string, WrkResult>();
     for (const t of targets) {
       const list = runs.get(t.name)!;
       const sorted = [...list].sort((a, b) => a.rps - b.rps);
       const r = sorted[Math.floor(sorted.length / 2)]!;
       med.set(t.name, r);
+      const cpu = list.map((x) => x.cpuUsPerReq).sort((a, b) => a - b);
       console.log(
-        `| ${t.name} | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(2)} | ${r.cpuUsPerReq.toFixed(1)} | ${list.map((x) => Math.round(x.rps)).join(' / ')} | ${r.errors} |`,
+        `| ${t.name} | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(2)} | ${r.cpuUsPerReq.toFixed(1)} | ${cpu[Math.floor(cpu.length / 2)]!.toFixed(1)} | ${list.map((x) => Math.round(x.rps)).join(' / ')} | ${list.map((x) => x.cpuUsPerReq.toFixed(0)).join(' / ')} | ${r.errors} |`,
       );
     }
     const ratio = (a: string, b: string) => {
-      const x = med.get(a)!;
-      const y = med.get(b)!;
+      const x = med.get(a);
+      const y = med.get(b);
+      if (x === undefined || y === undefined) return 'not run';
       const perRound = runs
         .get(a)!
         .map((r, i) => (r.rps / runs.get(b)![i]!.rps).toFixed(2))
@@ -475,7 +485,13 @@ ${mode === 'http' ? '    http-reuse always\n' : ''}listen web
       console.log(
         `keepwire stream now / before: ${ratio('keepwire stream', `keepwire stream before (${before})`)}`,
       );
+      console.log(
+        `keepwire stream access_log off now / before: ${ratio('keepwire stream access_log off', `keepwire stream access_log off before (${before})`)}`,
+      );
     }
+    console.log(
+      `keepwire stream access_log off / Node TCP handle pipe: ${ratio('keepwire stream access_log off', 'floor: Node TCP handle pipe')}`,
+    );
     console.log(
       `load average at end ${loadavg()
         .map((l) => l.toFixed(2))

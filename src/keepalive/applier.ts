@@ -78,6 +78,21 @@ export class KeepaliveApplier {
   }
 
   /**
+   * `apply` for a bare TCP handle's descriptor (a stream session on handles,
+   * proxy/stream-handles.ts): the same values, through setsockopt. `peer`
+   * names the connection in a failure. Never throws.
+   */
+  applyFd(fd: number, peer: string): void {
+    const plan = this.plan;
+    if (plan === undefined) return;
+    try {
+      writeKeepaliveFd(fd, plan);
+    } catch (error) {
+      this.onFailure({ directive: this.directive, value: this.value, peer, error: (error as Error).message });
+    }
+  }
+
+  /**
    * Makes a reused socket carry this setting instead of the one it was opened
    * with (turning keepalive off for `off`), through libc so that no cached
    * copy in Node can skip it. Never throws.

@@ -12,8 +12,9 @@
  * | net's `kBuffer`, `kBufferCb`, `kBufferGen` symbols, `_handle.useUserBuffer` | proxy/reads (onread on accepted sockets) | 'data' events |
  * | `process.binding('stream_wrap')`: `WriteWrap`, `streamBaseState`, `kLastWriteWasAsync`; `_handle.writeBuffer`/`writeLatin1String` | proxy/writes | `socket.write` |
  * | `streamBaseState[kReadBytesOrError]`, `_handle.onread`, the handle's `owner_symbol`, `new Socket({ handle })` | proxy/http/parked (idle connections held as their TCP handle) | idle connections stay `net.Socket`s |
+ * | `process.binding('tcp_wrap')`: `TCP`, `TCPConnectWrap`; stream_wrap `ShutdownWrap`; `server._handle.onconnection` | proxy/stream-handles, proxy/listener (plain-TCP stream sessions on handles) | sessions on `net.Socket` |
  */
-import { Socket } from 'node:net';
+import { type Server, Socket } from 'node:net';
 
 /** A libuv stream handle as net.Socket holds it in `_handle`. */
 export interface NodeHandle {
@@ -285,6 +286,7 @@ export function nodeInternals(sample?: LiveSample): InternalStatus[] {
             ? 'kReadBytesOrError found; owner_symbol is checked on the first live handle'
             : 'kReadBytesOrError and owner_symbol found',
   });
+  out.push(tcpHandlesStatus());
   return out;
 }
 
@@ -310,4 +312,177 @@ function parentStatus(): InternalStatus {
   } catch (error) {
     return { ...status, available: false, detail: (error as Error).message };
   }
+}
+
+// ---- stream sessions on TCP handles (proxy/stream-handles.ts, proxy/listener.ts) ----
+
+/**
+ * A libuv TCP handle from `process.binding('tcp_wrap')`, used without a
+ * net.Socket: what the stream proxy accepts and connects for a plain-TCP
+ * session. Reads land in the buffer given to `useUserBuffer`, `onread` is
+ * called with `this` the handle and the length in `readLength()`; the
+ * requests (`TcpConnectReq`, `TcpShutdownReq`, `TcpWriteReq`) call their
+ * `oncomplete` with a libuv status (0 or a negative errno).
+ */
+export interface TcpHandle {
+  onread: (this: TcpHandle) => void;
+  readStart(): number;
+  readStop(): number;
+  useUserBuffer(buf: Uint8Array): void;
+  writeBuffer(req: TcpWriteReq, data: Buffer): number;
+  shutdown(req: TcpShutdownReq): number;
+  /** uv_tcp_close_reset: closes with a RST; `cb` once closed. Non-zero: not done (e.g. EINVAL during a shutdown). */
+  reset(cb: (this: TcpHandle) => void): number;
+  close(cb?: (this: TcpHandle) => void): void;
+  connect(req: TcpConnectReq, address: string, port: number): number;
+  connect6(req: TcpConnectReq, address: string, port: number): number;
+  getpeername(out: Record<string, unknown>): number;
+  getsockname(out: Record<string, unknown>): number;
+  setNoDelay(on: boolean): number;
+  readonly fd: number;
+  /** Bytes of writes libuv still holds (uv_stream_t write_queue_size). */
+  readonly writeQueueSize: number;
+}
+
+export interface TcpConnectReq {
+  oncomplete: (this: TcpConnectReq, status: number) => void;
+  [key: string]: unknown;
+}
+export interface TcpShutdownReq {
+  handle: TcpHandle | null;
+  oncomplete: (this: TcpShutdownReq, status: number) => void;
+  [key: string]: unknown;
+}
+export interface TcpWriteReq {
+  handle: TcpHandle | null;
+  oncomplete: (this: TcpWriteReq, status: number) => void;
+  buffer: Buffer | null;
+  async: boolean;
+  [key: string]: unknown;
+}
+
+/** What a stream session on handles takes from `tcp_wrap` and `stream_wrap`. */
+export interface TcpHandles {
+  newSocket(): TcpHandle;
+  ConnectWrap: new () => TcpConnectReq;
+  ShutdownWrap: new () => TcpShutdownReq;
+  WriteWrap: new () => TcpWriteReq;
+  /** `streamBaseState`: `[readBytes]` the last read's length, `[lastWriteAsync]` whether libuv kept the last write. */
+  state: Int32Array;
+  readBytes: number;
+  lastWriteAsync: number;
+}
+
+const TCP_HANDLE_METHODS = [
+  'readStart',
+  'readStop',
+  'useUserBuffer',
+  'writeBuffer',
+  'shutdown',
+  'reset',
+  'close',
+  'connect',
+  'connect6',
+  'getpeername',
+  'getsockname',
+  'setNoDelay',
+] as const;
+
+/** Why the handle path is not available on this Node (undefined when it is). */
+let tcpHandlesMissing: string | undefined;
+
+function loadTcpHandles(): TcpHandles | null {
+  const sw = streamWrapBinding;
+  let tw: Record<string, unknown>;
+  try {
+    tw = (process as unknown as { binding(name: string): Record<string, unknown> }).binding('tcp_wrap');
+  } catch (error) {
+    tcpHandlesMissing = `tcp_wrap binding: ${(error as Error).message}`;
+    return null;
+  }
+  const TCP = tw.TCP as (new (kind: number) => TcpHandle) | undefined;
+  const constants = tw.constants as { SOCKET?: number } | undefined;
+  if (
+    typeof TCP !== 'function' ||
+    typeof tw.TCPConnectWrap !== 'function' ||
+    typeof constants?.SOCKET !== 'number' ||
+    sw === undefined ||
+    typeof sw.ShutdownWrap !== 'function' ||
+    typeof sw.WriteWrap !== 'function' ||
+    !(sw.streamBaseState instanceof Int32Array) ||
+    typeof sw.kReadBytesOrError !== 'number' ||
+    typeof sw.kLastWriteWasAsync !== 'number'
+  ) {
+    tcpHandlesMissing =
+      'tcp_wrap TCP/TCPConnectWrap or stream_wrap ShutdownWrap/WriteWrap/streamBaseState missing';
+    return null;
+  }
+  // The start-up check: a handle (no descriptor until bind or connect) with every method used.
+  const probe = new TCP(constants.SOCKET);
+  const missing = TCP_HANDLE_METHODS.filter(
+    (m) => typeof (probe as unknown as Record<string, unknown>)[m] !== 'function',
+  );
+  probe.close();
+  if (missing.length > 0) {
+    tcpHandlesMissing = `the TCP handle has no ${missing.join(', ')}`;
+    return null;
+  }
+  const kind = constants.SOCKET;
+  return {
+    newSocket: () => new TCP(kind),
+    ConnectWrap: tw.TCPConnectWrap as new () => TcpConnectReq,
+    ShutdownWrap: sw.ShutdownWrap as new () => TcpShutdownReq,
+    WriteWrap: sw.WriteWrap as new () => TcpWriteReq,
+    state: sw.streamBaseState,
+    readBytes: sw.kReadBytesOrError,
+    lastWriteAsync: sw.kLastWriteWasAsync,
+  };
+}
+
+/** Resolved once at load; null where this Node lacks any part (stream sessions stay on net.Socket). */
+export const tcpHandles: TcpHandles | null = loadTcpHandles();
+
+interface ServerInternal {
+  _handle?: { onconnection?: (this: unknown, err: number, client: TcpHandle | undefined) => void } | null;
+}
+
+/** Whether the last `acceptHandles` found net's `onconnection` on a listening handle (undefined: none tried yet). */
+let acceptHookFound: boolean | undefined;
+
+/**
+ * Lets `take` have each connection `server` accepts as its bare TCP handle,
+ * before net makes a Socket for it: net's own `onconnection` (the listening
+ * handle's callback) runs only for the connections `take` declines (returns
+ * false), so those get their net.Socket, 'connection' event and options as
+ * before. False (nothing changed) where the server has no such handle
+ * (not listening, or this Node names it otherwise).
+ */
+export function acceptHandles(server: Server, take: (client: TcpHandle) => boolean): boolean {
+  const handle = (server as unknown as ServerInternal)._handle;
+  const netOnConnection = handle?.onconnection;
+  acceptHookFound = typeof netOnConnection === 'function';
+  if (handle === null || handle === undefined || typeof netOnConnection !== 'function') return false;
+  handle.onconnection = function (this: unknown, err: number, client: TcpHandle | undefined) {
+    if (err === 0 && client !== undefined && take(client)) return;
+    netOnConnection.call(this, err, client);
+  };
+  return true;
+}
+
+function tcpHandlesStatus(): InternalStatus {
+  return {
+    name: "process.binding('tcp_wrap') TCP + TCPConnectWrap, stream_wrap ShutdownWrap, net.Server _handle.onconnection",
+    usedBy:
+      'proxy/stream-handles: plain-TCP stream sessions accepted and connected as TCP handles (no net.Socket)',
+    available: tcpHandles !== null && acceptHookFound !== false,
+    fallback: 'stream sessions on net.Socket (same behaviour, more CPU per session)',
+    detail:
+      tcpHandles === null
+        ? (tcpHandlesMissing ?? 'unavailable')
+        : acceptHookFound === false
+          ? 'a listening net.Server has no _handle.onconnection'
+          : acceptHookFound === undefined
+            ? 'TCP handle methods found; onconnection is checked on the first listener'
+            : 'TCP handle methods and onconnection found',
+  };
 }

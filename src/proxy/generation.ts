@@ -11,7 +11,8 @@ import type { Listen, StreamBlock } from '../config/model.js';
 import { Upstreams } from '../upstream/index.js';
 import { GenerationBuildError } from './build-error.js';
 import { type Listener, listenKey } from './listener.js';
-import { type StreamDeps, StreamProxy, type StreamSession } from './stream.js';
+import { type StreamDeps, StreamProxy } from './stream.js';
+import type { SessionCore } from './stream-session.js';
 
 export { GenerationBuildError };
 
@@ -119,7 +120,7 @@ export class StreamGeneration implements Generation {
   }
 
   /** Live sessions (for tests and diagnostics). */
-  sessions(): StreamSession[] {
+  sessions(): SessionCore[] {
     return this.proxies.flatMap((p) => [...p.sessions]);
   }
 }

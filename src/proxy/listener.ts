@@ -7,6 +7,7 @@ import { lookup } from 'node:dns/promises';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Listen } from '../config/model.js';
 import { closeFd, openListeningSocket } from '../kernel/index.js';
+import { acceptHandles, type TcpHandle, tcpHandles } from '../kernel/node-internals.js';
 
 /**
  * Bytes a session may hold queued for one peer before it stops reading from
@@ -17,6 +18,8 @@ import { closeFd, openListeningSocket } from '../kernel/index.js';
 export const SOCKET_HIGH_WATER_MARK = 256 * 1024;
 
 export type ConnectionHandler = (socket: Socket) => void;
+/** Takes an accepted connection as its bare TCP handle (true), or declines it (false: it gets a net.Socket and `handler`). */
+export type HandleHandler = (client: TcpHandle) => boolean;
 
 /** `listen 8080` binds every IPv4 address, as in nginx. */
 export function bindHost(listen: Listen): string {
@@ -32,6 +35,14 @@ export class Listener {
   readonly key: string;
   readonly server: Server;
   handler: ConnectionHandler | undefined;
+  /**
+   * Set by a stream block that runs sessions on TCP handles: offered each
+   * connection before net makes a Socket for it (proxy/stream-handles.ts).
+   * Works only once `open` has hooked the listening handle (`takesHandles`).
+   */
+  handleHandler: HandleHandler | undefined;
+  /** Whether accepted connections can be offered to `handleHandler` (the hook is in place). */
+  takesHandles = false;
 
   constructor(readonly listen: Listen) {
     this.key = listenKey(listen);
@@ -94,6 +105,12 @@ export class Listener {
             },
         () => {
           this.server.off('error', onError);
+          this.takesHandles =
+            tcpHandles !== null &&
+            acceptHandles(this.server, (client) => {
+              const take = this.handleHandler;
+              return take?.(client) === true;
+            });
           resolve();
         },
       );
@@ -103,6 +120,7 @@ export class Listener {
   /** Stops accepting. Sessions already accepted are not touched. */
   close(): void {
     this.handler = undefined;
+    this.handleHandler = undefined;
     if (this.server.listening) this.server.close();
   }
 

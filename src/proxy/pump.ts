@@ -38,12 +38,18 @@ export interface PumpEvents {
 }
 
 /** Size of a write buffer: a read is at most this (the shared read buffer's size). */
-const CHUNK = READ_BUFFER.length;
+export const CHUNK = READ_BUFFER.length;
 /** Write buffers free for the next write; at most POOL_MAX kept (the rest are the GC's). */
 const pool: Buffer[] = [];
 const POOL_MAX = 16;
 
-function giveBack(buf: Buffer): void {
+/** A write buffer of CHUNK bytes from the pool (warm memory), or a new one. Also the handle sessions' (stream-handles.ts). */
+export function takeBuffer(): Buffer {
+  return pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+}
+
+/** A write buffer libuv no longer holds, back to the pool. */
+export function giveBack(buf: Buffer): void {
   if (pool.length < POOL_MAX) pool.push(buf);
 }
 
@@ -65,7 +71,7 @@ class Direction {
     this.events.onBytes(this.fromClient, n, view);
     const to = this.to;
     if (n <= CHUNK && sendsDirect(to)) {
-      const buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+      const buf = takeBuffer();
       view.copy(buf, 0, 0, n);
       send(to, n === CHUNK ? buf : buf.subarray(0, n));
       if (blocked(to)) {

@@ -9,21 +9,21 @@
  * Lifecycle: build from the model (constructor) → start (attach to
  * listeners) → drain (wait for live sessions) → stop (reset what is left).
  */
-import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { connect, isIP, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Listen, StreamServer } from '../config/model.js';
 import { compileKeepalive, type KeepaliveApplier, type KeepaliveFailureLog } from '../keepalive/applier.js';
-import { tcpSocketOf } from '../kernel/node-internals.js';
+import { libc } from '../kernel/libc.js';
+import { type TcpHandle, type TcpHandles, tcpHandles, tcpSocketOf } from '../kernel/node-internals.js';
 import { liveStreams } from '../metrics/live.js';
-import { type ListenerStats, listenerStats, noteEvent } from '../metrics/stats.js';
-import type { UpstreamHost } from '../upstream/hosts.js';
+import { type ListenerStats, listenerStats } from '../metrics/stats.js';
 import type { Upstream } from '../upstream/index.js';
-import { Deadline } from './deadline.js';
 import type { ConnectionLimiter } from './limits.js';
 import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
 import { joinSockets, resetSocket } from './pump.js';
+import { HandleSession, handlePeer, resetHandle } from './stream-handles.js';
+import { endpoint, SessionCore } from './stream-session.js';
 import { type HandshakeFailure, makeTicketKeys, TlsTerminator } from './tls.js';
 import { UpstreamTlsClient } from './tls-upstream.js';
-import { Tries } from './tries.js';
 
 export type SessionEndReason =
   | 'client_closed'
@@ -66,13 +66,33 @@ export interface StreamDeps {
   ticketKeys?: Buffer;
 }
 
-function endpoint(address: string | undefined, port: number | undefined): string {
-  if (address === undefined) return '-';
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+let handlesOff = false;
+
+/**
+ * For tests: run plain-TCP sessions on net.Socket (true), as on a Node
+ * without the handle internals, or back to what this Node has (false).
+ * Read when a stream block starts.
+ */
+export function forceSocketSessions(on: boolean): void {
+  handlesOff = on;
+}
+
+/** Whether the kernel calls keepalive on a bare handle needs (libc, through koffi) load here. */
+let libcLoads: boolean | undefined;
+function keepaliveOnFds(): boolean {
+  if (libcLoads === undefined) {
+    try {
+      libc();
+      libcLoads = true;
+    } catch {
+      libcLoads = false;
+    }
+  }
+  return libcLoads;
 }
 
 export class StreamProxy {
-  readonly sessions = new Set<StreamSession>();
+  readonly sessions = new Set<SessionCore>();
   private readonly attached: Listener[] = [];
   private draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -124,8 +144,13 @@ export class StreamProxy {
 
   /** Takes over the given listeners (already bound, possibly by a previous configuration). */
   start(listeners: ReadonlyMap<Listen, Listener>): void {
+    const handles = handlesOff ? null : tcpHandles;
     for (const [listen, listener] of listeners) {
       listener.handler = (socket) => this.accept(socket, listen);
+      listener.handleHandler =
+        handles !== null && listener.takesHandles && this.onHandles(listen)
+          ? (client) => this.acceptHandle(client, listen, handles)
+          : undefined;
       this.attached.push(listener);
     }
     liveStreams.add(this);
@@ -134,7 +159,10 @@ export class StreamProxy {
   /** Stops taking new sessions from this block; listeners are closed by their owner. */
   detach(): void {
     this.draining = true;
-    for (const l of this.attached) l.handler = undefined;
+    for (const l of this.attached) {
+      l.handler = undefined;
+      l.handleHandler = undefined;
+    }
     this.attached.length = 0;
     void this.drained().then(() => liveStreams.delete(this));
   }
@@ -150,6 +178,41 @@ export class StreamProxy {
     this.detach();
     for (const s of [...this.sessions]) s.terminate('shutdown');
     this.tls?.stop();
+  }
+
+  /**
+   * Whether `listen`'s sessions can run on bare TCP handles (stream-handles.ts):
+   * plain TCP both ways (no `ssl` on the listen, no proxy_ssl), upstream
+   * addresses that need no DNS lookup, and keepalive settable on a
+   * descriptor where either leg has it. Otherwise net.Socket, as always.
+   */
+  private onHandles(listen: Listen): boolean {
+    if (listen.ssl || this.upstreamTls !== undefined) return false;
+    if (!this.upstream.hosts.every((h) => isIP(h.address.host) !== 0)) return false;
+    const keepalive = this.clientKeepalive.get(listen)?.enabled === true || this.upstreamKeepalive.enabled;
+    return !keepalive || keepaliveOnFds();
+  }
+
+  /** A connection accepted as its TCP handle (no net.Socket): always taken. */
+  private acceptHandle(client: TcpHandle, listen: Listen, handles: TcpHandles): boolean {
+    const stats = this.stats.get(listen);
+    if (stats !== undefined && !this.draining) stats.accepted++;
+    if (this.draining || !this.deps.limiter.tryAcquire()) {
+      const peer = handlePeer(client);
+      resetHandle(client);
+      this.logRefused(
+        peer,
+        listen.address.text,
+        'connect_failed',
+        this.draining ? 'shutting down' : `worker_connections (${this.deps.limiter.limit}) reached`,
+      );
+      return true;
+    }
+    if (stats !== undefined) stats.handled++;
+    const session = new HandleSession(this, handles, client, listen);
+    this.sessions.add(session);
+    session.begin();
+    return true;
   }
 
   private accept(client: Socket, listen: Listen): void {
@@ -196,10 +259,14 @@ export class StreamProxy {
 
   /** The session line of a connection that never reached an upstream: refused, or its TLS handshake failed. */
   private logUnstarted(client: Socket, listen: string, reason: SessionEndReason, detail: string): void {
+    this.logRefused(endpoint(client.remoteAddress, client.remotePort), listen, reason, detail);
+  }
+
+  private logRefused(client: string, listen: string, reason: SessionEndReason, detail: string): void {
     this.deps.log({
       msg: 'session',
       listen,
-      client: endpoint(client.remoteAddress, client.remotePort),
+      client,
       upstream: null,
       upstreamGroup: this.upstream.name,
       tries: 0,
@@ -213,7 +280,7 @@ export class StreamProxy {
   }
 
   /** @internal */
-  ended(session: StreamSession): void {
+  ended(session: SessionCore): void {
     this.sessions.delete(session);
     this.deps.limiter.release();
     if (this.sessions.size === 0 && this.idleWaiters.length > 0) {
@@ -245,53 +312,21 @@ class ClientVars {
   }
 }
 
-export class StreamSession {
+export class StreamSession extends SessionCore {
   upstreamSocket: Socket | undefined;
-  /** The upstream that accepted the connection. */
-  host: UpstreamHost | undefined;
-  private readonly clientText: string;
-  readonly startedAt: number;
-  private bytesFromClient = 0;
-  private bytesFromUpstream = 0;
-  /** The session's attempts at the group (tries, time budget, connect timer, health, max_conns). */
-  private readonly tries: Tries;
-  private reason: SessionEndReason | undefined;
-  private detail: string | undefined;
-  private readonly idle: Deadline<StreamSession>;
-  private clientClosed = false;
-  private upstreamClosed = true;
-  private finished = false;
-  private readonly now: () => number;
+  private readonly clientAt: string;
 
   constructor(
-    private readonly proxy: StreamProxy,
+    proxy: StreamProxy,
     readonly client: Socket,
-    private readonly listen: Listen,
+    listen: Listen,
   ) {
-    this.now = proxy.deps.now ?? Date.now;
-    this.startedAt = this.now();
-    const m = proxy.model;
-    this.tries = new Tries(
-      proxy.upstream,
-      m.proxyNextUpstreamTries,
-      m.proxyNextUpstreamTimeoutMs,
-      this.startedAt,
-      this.now,
-    );
-    // One deadline per session: the data path only moves it (see Deadline).
-    this.idle = new Deadline<StreamSession>(this, this.expire, proxy.model.proxyTimeoutMs, false, this.now);
-    this.clientText = endpoint(client.remoteAddress, client.remotePort);
+    super(proxy, listen);
+    this.clientAt = endpoint(client.remoteAddress, client.remotePort);
   }
 
-  get listenText(): string {
-    return this.listen.address.text;
-  }
-
-  /** Time since the last byte either way (keepwire's clock; the status page prefers the kernel's). */
-  get idleForMs(): number {
-    const left = this.idle.left;
-    const period = this.proxy.model.proxyTimeoutMs;
-    return left === undefined ? 0 : Math.max(0, period - left);
+  protected get clientText(): string {
+    return this.clientAt;
   }
 
   begin(): void {
@@ -312,11 +347,6 @@ export class StreamSession {
    */
   private vars(): Readonly<Record<string, string>> {
     return new ClientVars(this.client) as unknown as Readonly<Record<string, string>>;
-  }
-
-  /** `proxy_next_upstream on` (every connect failure qualifies), within the tries and time budget. */
-  private mayRetry(): boolean {
-    return this.proxy.model.proxyNextUpstream && this.tries.left;
   }
 
   private connectNext(): void {
@@ -420,7 +450,7 @@ export class StreamSession {
     this.idle.touch();
   }
 
-  private expire(): void {
+  protected expire(): void {
     const upstream = this.upstreamSocket;
     if (this.reason !== undefined && this.reason !== 'client_closed' && this.reason !== 'upstream_closed') {
       // Already ending (a reset being passed on) but a socket is still
@@ -461,37 +491,5 @@ export class StreamSession {
     this.tries.stopConnect();
     resetSocket(this.client, true);
     if (this.upstreamSocket) resetSocket(this.upstreamSocket, true);
-  }
-
-  private maybeFinish(): void {
-    if (this.finished || !this.clientClosed || !this.upstreamClosed) return;
-    this.finished = true;
-    this.idle.cancel();
-    this.tries.stopConnect();
-    const record: SessionRecord = {
-      msg: 'session',
-      listen: this.listen.address.text,
-      client: this.clientText,
-      upstream: this.host ? this.host.address.text : null,
-      upstreamGroup: this.proxy.upstream.name,
-      tries: this.tries.attempts,
-      bytesFromClient: this.bytesFromClient,
-      bytesFromUpstream: this.bytesFromUpstream,
-      durationMs: this.now() - this.startedAt,
-      idleTimeoutMs: this.proxy.model.proxyTimeoutMs,
-      reason: this.reason ?? 'client_closed',
-    };
-    if (this.detail !== undefined) record.detail = this.detail;
-    this.proxy.stats.get(this.listen)?.sessionEnded(record.reason);
-    const clean = record.reason === 'client_closed' || record.reason === 'upstream_closed';
-    if (!clean)
-      noteEvent(
-        'session_end',
-        record.listen,
-        `${record.client}: ${record.reason}${record.detail ? ` (${record.detail})` : ''}`,
-      );
-    // access_log off: no line for a clean end; a failure or a cut is still logged.
-    if (!clean || this.proxy.model.accessLog) this.proxy.deps.log(record);
-    this.proxy.ended(this);
   }
 }

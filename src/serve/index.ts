@@ -16,7 +16,8 @@ import { type Generation, GenerationBuildError, StreamGeneration } from '../prox
 import { HttpGeneration, type HttpLogRecord, httpAddresses } from '../proxy/http/index.js';
 import { ConnectionLimiter } from '../proxy/limits.js';
 import { Listener } from '../proxy/listener.js';
-import type { SessionRecord, StreamSession } from '../proxy/stream.js';
+import type { SessionRecord } from '../proxy/stream.js';
+import type { SessionCore } from '../proxy/stream-session.js';
 import { makeTicketKeys } from '../proxy/tls.js';
 
 export interface RuntimeDeps {
@@ -130,7 +131,7 @@ export class Runtime {
   }
 
   /** Live stream sessions across every generation, oldest generation first. */
-  liveSessions(): StreamSession[] {
+  liveSessions(): SessionCore[] {
     return this.generations().flatMap((g) => (g instanceof StreamGeneration ? g.sessions() : []));
   }
 

@@ -4,8 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { test } from 'node:test';
-import { backend, config, dial, passTo, sleep, start, streamServer, within } from './fixtures.js';
+import {
+  backend,
+  config,
+  dial,
+  onBothPaths,
+  passTo,
+  sleep,
+  start,
+  streamServer,
+  within,
+} from './fixtures.js';
 
 const CHUNK = Buffer.alloc(64 * 1024, 1);
 
@@ -25,7 +34,7 @@ async function writeUntilStalled(s: Socket, maxBytes: number, stallMs = 300): Pr
   return written;
 }
 
-test('client → slow upstream: the client is throttled and keepwire buffers stay bounded', async () => {
+onBothPaths('client → slow upstream: the client is throttled and keepwire buffers stay bounded', async () => {
   const peer = await backend((s) => s.pause());
   const lb = await start(config([streamServer({ proxyPass: passTo(peer.port) })]));
   try {
@@ -59,26 +68,29 @@ test('client → slow upstream: the client is throttled and keepwire buffers sta
   }
 });
 
-test('upstream → slow client: the upstream is throttled and keepwire buffers stay bounded', async () => {
-  let upstreamWrote: Promise<number> | undefined;
-  const peer = await backend((s) => {
-    upstreamWrote = writeUntilStalled(s, 256 * 1024 * 1024);
-  });
-  const lb = await start(config([streamServer({ proxyPass: passTo(peer.port) })]));
-  try {
-    const client = await dial(lb.ports[0]!);
-    client.pause();
-    while (upstreamWrote === undefined) await sleep(10);
-    const written = await within(upstreamWrote, 60_000, 'stall');
-    assert.ok(written < 64 * 1024 * 1024, `upstream pushed ${written} bytes without being stopped`);
-    const [session] = lb.runtime.liveSessions();
-    assert.ok(
-      session!.client.writableLength <= 1024 * 1024,
-      `proxy buffered ${session!.client.writableLength}`,
-    );
-    client.destroy();
-  } finally {
-    await lb.close();
-    await peer.close();
-  }
-});
+onBothPaths(
+  'upstream → slow client: the upstream is throttled and keepwire buffers stay bounded',
+  async () => {
+    let upstreamWrote: Promise<number> | undefined;
+    const peer = await backend((s) => {
+      upstreamWrote = writeUntilStalled(s, 256 * 1024 * 1024);
+    });
+    const lb = await start(config([streamServer({ proxyPass: passTo(peer.port) })]));
+    try {
+      const client = await dial(lb.ports[0]!);
+      client.pause();
+      while (upstreamWrote === undefined) await sleep(10);
+      const written = await within(upstreamWrote, 60_000, 'stall');
+      assert.ok(written < 64 * 1024 * 1024, `upstream pushed ${written} bytes without being stopped`);
+      const [session] = lb.runtime.liveSessions();
+      assert.ok(
+        session!.client.writableLength <= 1024 * 1024,
+        `proxy buffered ${session!.client.writableLength}`,
+      );
+      client.destroy();
+    } finally {
+      await lb.close();
+      await peer.close();
+    }
+  },
+);

@@ -12,8 +12,19 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { test } from 'node:test';
-import { backend, config, dial, passTo, sha256, sleep, start, streamServer, within } from './fixtures.js';
+import { HandleSession } from '../../src/proxy/stream-handles.js';
+import {
+  backend,
+  config,
+  dial,
+  onBothPaths,
+  passTo,
+  sha256,
+  sleep,
+  start,
+  streamServer,
+  within,
+} from './fixtures.js';
 
 /** Large enough to be in flight when the reset comes. */
 const DATA = randomBytes(256 * 1024);
@@ -149,7 +160,7 @@ const cases: Case[] = [
 ];
 
 for (const c of cases) {
-  test(`${c.name}: the session ends, is logged and frees its fd and slot`, async () => {
+  onBothPaths(`${c.name}: the session ends, is logged and frees its fd and slot`, async () => {
     const accepted: Socket[] = [];
     const peer = await backend((s) => {
       accepted.push(s);
@@ -229,53 +240,86 @@ for (const c of cases) {
   });
 }
 
-test('a reset due while the FIN to the client is still in flight (stop deadline): the session still ends and frees its fd', async () => {
-  // The window is one turn of the event loop when the client reads, and
-  // unbounded when it does not (libuv sends the FIN only once the socket is
-  // writable again); the stop deadline landing in it is made certain here by
-  // cutting every session from the same 'end' that made the proxy send the FIN.
-  const accepted: Socket[] = [];
-  const peer = await backend((s) => {
-    accepted.push(s);
-    s.on('data', () => {});
-  });
-  const lb = await start(config([streamServer({ proxyPass: passTo(peer.port) })]));
-  try {
-    const client = await dial(lb.ports[0]!, { allowHalfOpen: true });
-    client.on('error', () => {});
-    const seen = watch(client);
-    client.write('hello');
-    await within(
-      (async () => {
-        while (accepted.length < 1 || lb.runtime.liveSessions()[0]?.upstreamSocket === undefined)
-          await sleep(5);
-      })(),
-      5000,
-      'upstream accept',
-    );
-    const session = lb.runtime.liveSessions()[0]!;
-    const proxyClient = session.client;
-    session.upstreamSocket!.once('end', () => {
-      assert.equal(proxyClient.writableEnded && !proxyClient.writableFinished, true, 'FIN in flight');
-      lb.runtime.terminateAll();
+onBothPaths(
+  'a reset due while the FIN to the client is still in flight (stop deadline): the session still ends and frees its fd',
+  async (_t, path) => {
+    // The window is one turn of the event loop when the client reads, and
+    // unbounded when it does not (libuv sends the FIN only once the socket is
+    // writable again); the stop deadline landing in it is made certain here by
+    // cutting every session from the same 'end' that made the proxy send the FIN.
+    const accepted: Socket[] = [];
+    const peer = await backend((s) => {
+      accepted.push(s);
+      s.on('data', () => {});
     });
-    accepted[0]!.write(SMALL);
-    accepted[0]!.end();
-    await seen.how;
-    const [record] = await lb.waitForRecords(1);
-    assert.equal(record!.reason, 'shutdown');
-    assert.equal(lb.runtime.sessionCount, 0);
-    assert.equal(proxyClient.destroyed, true);
-    await within(
-      new Promise<void>((resolve) =>
-        proxyClient.closed ? resolve() : proxyClient.once('close', () => resolve()),
-      ),
-      5000,
-      'the proxy side of the client connection to close (its fd released)',
-    );
-    client.destroy();
-  } finally {
-    await lb.close();
-    await peer.close();
-  }
-});
+    const lb = await start(config([streamServer({ proxyPass: passTo(peer.port) })]));
+    try {
+      const client = await dial(lb.ports[0]!, { allowHalfOpen: true });
+      client.on('error', () => {});
+      const seen = watch(client);
+      client.write('hello');
+      await within(
+        (async () => {
+          while (accepted.length < 1 || lb.runtime.liveSessions()[0]?.upstreamSocket === undefined)
+            await sleep(5);
+        })(),
+        5000,
+        'upstream accept',
+      );
+      const session = lb.runtime.liveSessions()[0]!;
+      const proxyClient = session.client;
+      let restore = () => {};
+      if (path === 'sockets')
+        session.upstreamSocket!.once('end', () => {
+          assert.equal(proxyClient.writableEnded && !proxyClient.writableFinished, true, 'FIN in flight');
+          lb.runtime.terminateAll();
+        });
+      else {
+        // No 'end' event on a handle session: cut it from inside the upstream
+        // EOF that has just asked for the FIN to the client (libuv sends it on
+        // a later turn, once the socket is writable).
+        const proto = HandleSession.prototype as unknown as {
+          eof(this: unknown, from: { isClient: boolean }): void;
+        };
+        const eof = proto.eof;
+        restore = () => {
+          proto.eof = eof;
+        };
+        proto.eof = function (this: unknown, from: { isClient: boolean }) {
+          eof.call(this, from);
+          if (from.isClient) return;
+          restore();
+          lb.runtime.terminateAll();
+        };
+      }
+      const before = openFds();
+      try {
+        accepted[0]!.write(SMALL);
+        accepted[0]!.end();
+        await seen.how;
+        const [record] = await lb.waitForRecords(1);
+        assert.equal(record!.reason, 'shutdown');
+      } finally {
+        restore();
+      }
+      assert.equal(lb.runtime.sessionCount, 0);
+      assert.equal(proxyClient.destroyed, true);
+      if (path === 'sockets')
+        await within(
+          new Promise<void>((resolve) =>
+            proxyClient.closed ? resolve() : proxyClient.once('close', () => resolve()),
+          ),
+          5000,
+          'the proxy side of the client connection to close (its fd released)',
+        );
+      // A handle session ends only once both handles are closed: its two fds are back
+      // (the backend's side, in this process too, may have closed as well).
+      else
+        assert.ok(openFds() <= before - 2, `the two fds of the session released (${before} → ${openFds()})`);
+      client.destroy();
+    } finally {
+      await lb.close();
+      await peer.close();
+    }
+  },
+);

@@ -3,8 +3,10 @@
  * test/model-text.ts) and real peers on 127.0.0.1 for the stream proxy tests.
  * Every wait is bounded: a hung proxy fails a test instead of hanging the run.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { type TestContext, type TestOptions, test } from 'node:test';
 import type {
   Address,
   Balancing,
@@ -16,7 +18,8 @@ import type {
   UpstreamServer,
 } from '../../src/config/model.js';
 import type { KeepaliveSpec } from '../../src/keepalive/spec.js';
-import type { SessionRecord } from '../../src/proxy/stream.js';
+import { tcpHandles } from '../../src/kernel/node-internals.js';
+import { forceSocketSessions, type SessionRecord } from '../../src/proxy/stream.js';
 import { Runtime } from '../../src/serve/index.js';
 import { mainSettings, streamServerSettings, upstreamServerSettings } from '../model-text.js';
 import { Arrivals, sleep } from '../support.js';
@@ -35,6 +38,36 @@ export {
   sleep,
   within,
 } from '../support.js';
+
+/**
+ * The two ways a plain-TCP stream session runs: on bare TCP handles (what
+ * Node 20 and 26 give: proxy/stream-handles.ts) and on net.Socket (the
+ * fallback, and the path of TLS sessions). `onBothPaths` runs a behaviour
+ * test once on each; the path is fixed when the test's stream block starts.
+ */
+export type SessionPath = 'handles' | 'sockets';
+
+export function onBothPaths(
+  name: string,
+  fn: (t: TestContext, path: SessionPath) => Promise<void>,
+  options: TestOptions = {},
+): void {
+  for (const path of ['handles', 'sockets'] as const)
+    test(`${name} [${path}]`, options, async (t) => {
+      if (path === 'handles' && tcpHandles === null) {
+        // A Node without the handle internals runs every session on sockets.
+        if (process.env.CI === 'true') assert.fail('this Node has no TCP handle internals (tcp_wrap)');
+        t.skip('this Node has no TCP handle internals (tcp_wrap)');
+        return;
+      }
+      forceSocketSessions(path === 'sockets');
+      try {
+        await fn(t, path);
+      } finally {
+        forceSocketSessions(false);
+      }
+    });
+}
 
 export const SRC: SourceRef = { file: 'test.conf', line: 1, col: 1 };
 

@@ -5,50 +5,63 @@
  * either direction keeps it alive.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { backend, config, dial, ending, passTo, sleep, start, streamServer, within } from './fixtures.js';
+import {
+  backend,
+  config,
+  dial,
+  ending,
+  onBothPaths,
+  passTo,
+  sleep,
+  start,
+  streamServer,
+  within,
+} from './fixtures.js';
 
 const T = 1000;
 
 for (const reset of [false, true]) {
-  test(`idle for ${T} ms: both peers see ${reset ? 'a RST (reset_timedout_connection on)' : 'a FIN'}`, async () => {
-    const peer = await backend();
-    const lb = await start(
-      config([
-        streamServer({ proxyPass: passTo(peer.port), proxyTimeoutMs: T, resetTimedoutConnection: reset }),
-      ]),
-    );
-    try {
-      const client = await dial(lb.ports[0]!);
-      const echoed = new Promise((resolve) => client.once('data', resolve));
-      client.write('x');
-      await within(echoed, 5000, 'echo');
-      const upstreamSide = peer.accepted[0]!;
-      const startedIdle = Date.now();
-      const [clientEnd, upstreamEnd] = await Promise.all([
-        ending(client, 10_000),
-        ending(upstreamSide, 10_000),
-      ]);
-      const idleMs = Date.now() - startedIdle;
-      if (reset) {
-        assert.deepEqual(clientEnd, { kind: 'error', code: 'ECONNRESET' });
-        assert.deepEqual(upstreamEnd, { kind: 'error', code: 'ECONNRESET' });
-      } else {
-        assert.deepEqual(clientEnd, { kind: 'end' });
-        assert.deepEqual(upstreamEnd, { kind: 'end' });
+  onBothPaths(
+    `idle for ${T} ms: both peers see ${reset ? 'a RST (reset_timedout_connection on)' : 'a FIN'}`,
+    async () => {
+      const peer = await backend();
+      const lb = await start(
+        config([
+          streamServer({ proxyPass: passTo(peer.port), proxyTimeoutMs: T, resetTimedoutConnection: reset }),
+        ]),
+      );
+      try {
+        const client = await dial(lb.ports[0]!);
+        const echoed = new Promise((resolve) => client.once('data', resolve));
+        client.write('x');
+        await within(echoed, 5000, 'echo');
+        const upstreamSide = peer.accepted[0]!;
+        const startedIdle = Date.now();
+        const [clientEnd, upstreamEnd] = await Promise.all([
+          ending(client, 10_000),
+          ending(upstreamSide, 10_000),
+        ]);
+        const idleMs = Date.now() - startedIdle;
+        if (reset) {
+          assert.deepEqual(clientEnd, { kind: 'error', code: 'ECONNRESET' });
+          assert.deepEqual(upstreamEnd, { kind: 'error', code: 'ECONNRESET' });
+        } else {
+          assert.deepEqual(clientEnd, { kind: 'end' });
+          assert.deepEqual(upstreamEnd, { kind: 'end' });
+        }
+        assert.ok(idleMs >= T - 100 && idleMs < T + 1500, `ended after ${idleMs} ms idle`);
+        const [record] = await lb.waitForRecords(1);
+        assert.equal(record!.reason, 'idle_timeout');
+        assert.equal(record!.idleTimeoutMs, T);
+      } finally {
+        await lb.close();
+        await peer.close();
       }
-      assert.ok(idleMs >= T - 100 && idleMs < T + 1500, `ended after ${idleMs} ms idle`);
-      const [record] = await lb.waitForRecords(1);
-      assert.equal(record!.reason, 'idle_timeout');
-      assert.equal(record!.idleTimeoutMs, T);
-    } finally {
-      await lb.close();
-      await peer.close();
-    }
-  });
+    },
+  );
 }
 
-test(`traffic every T/2 keeps a session alive for 3T, in either direction`, async () => {
+onBothPaths(`traffic every T/2 keeps a session alive for 3T, in either direction`, async () => {
   const peer = await backend((s) => s.on('data', () => {}));
   const lb = await start(config([streamServer({ proxyPass: passTo(peer.port), proxyTimeoutMs: T })]));
   try {

@@ -3,8 +3,18 @@
  * FIN: a peer that sees a FIN believes it got all the data.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { backend, config, dial, ending, passTo, sleep, start, streamServer, within } from './fixtures.js';
+import {
+  backend,
+  config,
+  dial,
+  ending,
+  onBothPaths,
+  passTo,
+  sleep,
+  start,
+  streamServer,
+  within,
+} from './fixtures.js';
 
 async function session() {
   const peer = await backend((s) => s.on('data', () => {}));
@@ -22,7 +32,7 @@ async function session() {
   return { peer, lb, client, upstreamSide: peer.accepted[0]! };
 }
 
-test('client reset → upstream sees ECONNRESET; logged as client_reset', async () => {
+onBothPaths('client reset → upstream sees ECONNRESET; logged as client_reset', async () => {
   const { peer, lb, client, upstreamSide } = await session();
   try {
     const seen = ending(upstreamSide);
@@ -37,7 +47,7 @@ test('client reset → upstream sees ECONNRESET; logged as client_reset', async 
   }
 });
 
-test('upstream reset → client sees ECONNRESET; logged as upstream_reset', async () => {
+onBothPaths('upstream reset → client sees ECONNRESET; logged as upstream_reset', async () => {
   const { peer, lb, client, upstreamSide } = await session();
   try {
     const seen = ending(client);
@@ -51,21 +61,24 @@ test('upstream reset → client sees ECONNRESET; logged as upstream_reset', asyn
   }
 });
 
-test('clean client close → upstream sees FIN; logged as client_closed with both addresses', async () => {
-  const { peer, lb, client, upstreamSide } = await session();
-  try {
-    const seen = ending(upstreamSide);
-    client.end();
-    assert.deepEqual(await seen, { kind: 'end' });
-    upstreamSide.end();
-    const [record] = await lb.waitForRecords(1);
-    assert.equal(record!.reason, 'client_closed');
-    assert.equal(record!.upstream, `127.0.0.1:${peer.port}`);
-    assert.equal(record!.client, `127.0.0.1:${client.localPort}`);
-    assert.equal(record!.tries, 1);
-    assert.ok(record!.durationMs >= 50);
-  } finally {
-    await lb.close();
-    await peer.close();
-  }
-});
+onBothPaths(
+  'clean client close → upstream sees FIN; logged as client_closed with both addresses',
+  async () => {
+    const { peer, lb, client, upstreamSide } = await session();
+    try {
+      const seen = ending(upstreamSide);
+      client.end();
+      assert.deepEqual(await seen, { kind: 'end' });
+      upstreamSide.end();
+      const [record] = await lb.waitForRecords(1);
+      assert.equal(record!.reason, 'client_closed');
+      assert.equal(record!.upstream, `127.0.0.1:${peer.port}`);
+      assert.equal(record!.client, `127.0.0.1:${client.localPort}`);
+      assert.equal(record!.tries, 1);
+      assert.ok(record!.durationMs >= 50);
+    } finally {
+      await lb.close();
+      await peer.close();
+    }
+  },
+);

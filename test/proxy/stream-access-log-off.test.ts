@@ -4,7 +4,6 @@
  * failed is still logged, as nginx's error log would still report it.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
 import {
   ask,
   backend,
@@ -14,6 +13,7 @@ import {
   ending,
   group,
   listen,
+  onBothPaths,
   server,
   sleep,
   start,
@@ -21,7 +21,7 @@ import {
   within,
 } from './fixtures.js';
 
-test('access_log off logs no clean session and still logs a connect failure', async (t) => {
+onBothPaths('access_log off logs no clean session and still logs a connect failure', async (t) => {
   const peer = await backend();
   t.after(() => peer.close());
   const dead = await closedPort();

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { test } from 'node:test';
 import {
   backend,
   closedPort,
@@ -13,6 +12,7 @@ import {
   dial,
   ending,
   group,
+  onBothPaths,
   passTo,
   server,
   sleep,
@@ -36,7 +36,7 @@ async function roundTrip(port: number): Promise<string> {
   }
 }
 
-test('a refused connect is retried on the next server; the client never notices', async () => {
+onBothPaths('a refused connect is retried on the next server; the client never notices', async () => {
   const peer = await backend();
   const dead = await closedPort();
   const lb = await start(
@@ -58,7 +58,7 @@ test('a refused connect is retried on the next server; the client never notices'
   }
 });
 
-test('max_fails ejects a failing server for fail_timeout, then it is tried again', async () => {
+onBothPaths('max_fails ejects a failing server for fail_timeout, then it is tried again', async () => {
   const peer = await backend();
   const dead = await closedPort();
   const lb = await start(
@@ -88,7 +88,7 @@ test('max_fails ejects a failing server for fail_timeout, then it is tried again
   }
 });
 
-test('backup server carries the sessions when every primary refuses', async () => {
+onBothPaths('backup server carries the sessions when every primary refuses', async () => {
   const peer = await backend();
   const spare = await backend();
   const dead1 = await closedPort();
@@ -111,31 +111,34 @@ test('backup server carries the sessions when every primary refuses', async () =
   }
 });
 
-test('proxy_next_upstream_tries bounds the attempts; then the client sees a close, logged connect_failed', async () => {
-  const peer = await backend();
-  const dead = await Promise.all([closedPort(), closedPort(), closedPort()]);
-  const lb = await start(
-    config(
-      [streamServer({ proxyPass: { kind: 'group', name: 'g' }, proxyNextUpstreamTries: 2 })],
-      [group('g', [...dead.map((p) => server(p)), server(peer.port)])],
-    ),
-  );
-  try {
-    const s = await dial(lb.ports[0]!);
-    const e = await ending(s, 5000);
-    assert.notEqual(e.kind, 'error', 'a close, not a hang');
-    const [r] = await lb.waitForRecords(1);
-    assert.equal(r!.reason, 'connect_failed');
-    assert.equal(r!.tries, 2);
-    assert.equal(r!.upstream, null);
-    assert.match(r!.detail ?? '', /ECONNREFUSED/);
-  } finally {
-    await lb.close();
-    await peer.close();
-  }
-});
+onBothPaths(
+  'proxy_next_upstream_tries bounds the attempts; then the client sees a close, logged connect_failed',
+  async () => {
+    const peer = await backend();
+    const dead = await Promise.all([closedPort(), closedPort(), closedPort()]);
+    const lb = await start(
+      config(
+        [streamServer({ proxyPass: { kind: 'group', name: 'g' }, proxyNextUpstreamTries: 2 })],
+        [group('g', [...dead.map((p) => server(p)), server(peer.port)])],
+      ),
+    );
+    try {
+      const s = await dial(lb.ports[0]!);
+      const e = await ending(s, 5000);
+      assert.notEqual(e.kind, 'error', 'a close, not a hang');
+      const [r] = await lb.waitForRecords(1);
+      assert.equal(r!.reason, 'connect_failed');
+      assert.equal(r!.tries, 2);
+      assert.equal(r!.upstream, null);
+      assert.match(r!.detail ?? '', /ECONNREFUSED/);
+    } finally {
+      await lb.close();
+      await peer.close();
+    }
+  },
+);
 
-test('proxy_next_upstream off: one try only', async () => {
+onBothPaths('proxy_next_upstream off: one try only', async () => {
   const peer = await backend();
   const dead = await closedPort();
   const lb = await start(
@@ -190,41 +193,44 @@ async function blackhole(): Promise<{ port: number; close(): void }> {
   return { port, close: () => py.kill() };
 }
 
-test('proxy_connect_timeout: a hanging connect counts as a failure and moves to the next server', async (t) => {
-  const peer = await backend();
-  let hole: Awaited<ReturnType<typeof blackhole>>;
-  try {
-    hole = await blackhole();
-  } catch (error) {
-    t.skip(`python3 blackhole unavailable: ${(error as Error).message}`);
-    await peer.close();
-    return;
-  }
-  const lb = await start(
-    config(
-      [streamServer({ proxyPass: { kind: 'group', name: 'g' }, proxyConnectTimeoutMs: 500 })],
-      [group('g', [server(hole.port), server(peer.port)])],
-    ),
-  );
-  try {
-    const began = Date.now();
-    assert.equal(await roundTrip(lb.ports[0]!), 'ping');
-    const took = Date.now() - began;
-    const [r] = await lb.waitForRecords(1);
-    assert.equal(r!.tries, 2);
-    assert.ok(took >= 450 && took < 3000, `took ${took} ms`);
-    // Ejected now (max_fails=1): the next session goes straight to the live one.
-    const again = Date.now();
-    await roundTrip(lb.ports[0]!);
-    assert.ok(Date.now() - again < 400);
-  } finally {
-    await lb.close();
-    await peer.close();
-    hole.close();
-  }
-});
+onBothPaths(
+  'proxy_connect_timeout: a hanging connect counts as a failure and moves to the next server',
+  async (t) => {
+    const peer = await backend();
+    let hole: Awaited<ReturnType<typeof blackhole>>;
+    try {
+      hole = await blackhole();
+    } catch (error) {
+      t.skip(`python3 blackhole unavailable: ${(error as Error).message}`);
+      await peer.close();
+      return;
+    }
+    const lb = await start(
+      config(
+        [streamServer({ proxyPass: { kind: 'group', name: 'g' }, proxyConnectTimeoutMs: 500 })],
+        [group('g', [server(hole.port), server(peer.port)])],
+      ),
+    );
+    try {
+      const began = Date.now();
+      assert.equal(await roundTrip(lb.ports[0]!), 'ping');
+      const took = Date.now() - began;
+      const [r] = await lb.waitForRecords(1);
+      assert.equal(r!.tries, 2);
+      assert.ok(took >= 450 && took < 3000, `took ${took} ms`);
+      // Ejected now (max_fails=1): the next session goes straight to the live one.
+      const again = Date.now();
+      await roundTrip(lb.ports[0]!);
+      assert.ok(Date.now() - again < 400);
+    } finally {
+      await lb.close();
+      await peer.close();
+      hole.close();
+    }
+  },
+);
 
-test('proxy_next_upstream_timeout stops retrying once the time is spent', async (t) => {
+onBothPaths('proxy_next_upstream_timeout stops retrying once the time is spent', async (t) => {
   let hole: Awaited<ReturnType<typeof blackhole>>;
   try {
     hole = await blackhole();
@@ -259,7 +265,7 @@ test('proxy_next_upstream_timeout stops retrying once the time is spent', async 
   }
 });
 
-test('proxy_pass to a single address that refuses: connect_failed', async () => {
+onBothPaths('proxy_pass to a single address that refuses: connect_failed', async () => {
   const lb = await start(config([streamServer({ proxyPass: passTo(await closedPort()) })]));
   try {
     const s = await dial(lb.ports[0]!);

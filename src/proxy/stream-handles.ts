@@ -1,0 +1,550 @@
+/**
+ * A plain-TCP stream session on bare libuv TCP handles: the client's handle
+ * as the listening handle accepted it (no net.Socket made for it, see
+ * listener.ts), the upstream's connected with a TCPConnectWrap, and the
+ * bytes pumped between them as pump.ts does on sockets: each read lands in
+ * the shared READ_BUFFER, is copied into a pooled write buffer and written
+ * to the other handle; a write libuv keeps (the kernel took part) holds its
+ * buffer and stops reading the other side until it completes.
+ *
+ * Why: a short session (accept, connect, one read each way, two FINs, two
+ * closes) spent more in net.Socket's machinery (Socket objects, stream
+ * state, events, nextTicks) than in keepwire's own logic
+ * (docs/performance.md, short sessions). The behaviour is the net path's
+ * (StreamSession, stream.ts), each rule carried over:
+ *
+ * - half-close: a FIN read from one side is a shutdown (FIN) to the other,
+ *   after what was written to it, and the opposite direction keeps flowing;
+ *   a side is closed once it has both read the peer's FIN and had its own
+ *   shutdown done (net's allowHalfOpen end);
+ * - a reset stays a reset: a read or write error on one side resets the
+ *   other (never a FIN: a cut stream must not look complete), and an EOF is
+ *   checked with a zero-byte write for a RST hidden behind it (writes.ts
+ *   `resetBehindEnd`); a side whose FIN is already queued is not reset
+ *   (uv_tcp_close_reset refuses during a shutdown) but closed once its FIN
+ *   is out, or at once for a deadline;
+ * - proxy_connect_timeout, next-upstream tries, proxy_timeout and
+ *   reset_timedout_connection, keepalive (so_keepalive, proxy_socket_keepalive
+ *   through setsockopt on the descriptor), the session record, counters and
+ *   drain are the same code as the net path's (stream-session.ts).
+ *
+ * Not for TLS (either side) or upstream names that need a DNS lookup: those
+ * sessions stay on net.Socket (StreamProxy decides).
+ */
+
+import type { Socket } from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import type { Listen } from '../config/model.js';
+import type {
+  TcpConnectReq,
+  TcpHandle,
+  TcpHandles,
+  TcpShutdownReq,
+  TcpWriteReq,
+} from '../kernel/node-internals.js';
+import { CHUNK, giveBack, takeBuffer } from './pump.js';
+import { READ_BUFFER } from './reads.js';
+import type { SessionEndReason, StreamProxy } from './stream.js';
+import { endpoint, SessionCore } from './stream-session.js';
+
+/** libuv's UV_EOF (the same on every platform). */
+const UV_EOF = -4095;
+const noop = (): void => {};
+const EMPTY = Buffer.alloc(0);
+
+function errName(status: number): string {
+  try {
+    return getSystemErrorName(status);
+  } catch {
+    return `error ${status}`;
+  }
+}
+
+/** Shutdown of a leg's writing side: none asked, asked (FIN queued behind the writes), done (FIN sent). */
+enum Shut {
+  None = 0,
+  Asked = 1,
+  Done = 2,
+}
+
+interface LegHandle extends TcpHandle {
+  leg?: Leg;
+}
+
+/** One side of a session: its handle and the state of each of its directions. */
+class Leg {
+  /** Writes to this handle libuv still holds (the kernel took part). */
+  pending = 0;
+  /** The write buffer of the write libuv holds (at most one: the other side stops reading meanwhile). */
+  held: Buffer | undefined;
+  /** Read its FIN. */
+  eof = false;
+  shut = Shut.None;
+  /** Close once the FIN is out (a reset asked while it was queued). */
+  closeAfterShut = false;
+  closed = false;
+  /** Still connecting (the upstream leg until its connect completes). */
+  connecting = false;
+  peer: Leg | undefined;
+
+  constructor(
+    readonly handle: LegHandle,
+    readonly session: HandleSession,
+    readonly isClient: boolean,
+  ) {
+    handle.leg = this;
+  }
+}
+
+let binding: TcpHandles;
+/** A write request the kernel took whole is not seen again by libuv: the next write reuses it. */
+let spare: TcpWriteReq | undefined;
+
+function writeReq(to: Leg): TcpWriteReq {
+  const req = spare ?? new binding.WriteWrap();
+  spare = undefined;
+  req.handle = to.handle;
+  req.oncomplete = writeDone;
+  req.leg = to;
+  req.buffer = null;
+  req.async = false;
+  return req;
+}
+
+function releaseReq(req: TcpWriteReq): void {
+  req.handle = null;
+  req.leg = undefined;
+  req.buffer = null;
+  spare = req;
+}
+
+/** A write libuv held is done (or failed, or was cancelled by a close). */
+function writeDone(this: TcpWriteReq, status: number): void {
+  const to = this.leg as Leg;
+  const buf = this.buffer;
+  this.leg = undefined;
+  this.buffer = null;
+  this.handle = null;
+  to.pending--;
+  if (to.closed) return;
+  if (status < 0) {
+    to.session.broken(to, status);
+    return;
+  }
+  if (buf !== null && to.held === buf) {
+    to.held = undefined;
+    giveBack(buf);
+  }
+  if (to.pending === 0) to.session.drained(to);
+}
+
+function shutDone(this: TcpShutdownReq, status: number): void {
+  const leg = this.leg as Leg;
+  this.leg = undefined;
+  this.handle = null;
+  if (leg.closed) return;
+  leg.shut = Shut.Done;
+  if (status < 0) {
+    leg.session.broken(leg, status);
+    return;
+  }
+  if (leg.eof || leg.closeAfterShut) leg.session.closeLeg(leg);
+}
+
+/**
+ * A leg that has read its peer's FIN and holds no bytes in libuv can be
+ * closed instead of shut down: with nothing unread, close(2) sends the FIN
+ * after the bytes the kernel holds, as shutdown(2) would (a shutdown still
+ * queued is cancelled). The last two FINs of a session then cost no
+ * shutdown(2) each: strace counted 2 per session more than the handle floor.
+ */
+function finished(leg: Leg): boolean {
+  return leg.eof && leg.pending === 0;
+}
+
+/** Every read of a session's handle (`this` the handle; the bytes in READ_BUFFER). */
+function onRead(this: LegHandle): void {
+  const leg = this.leg;
+  if (leg === undefined || leg.closed) return;
+  const n = binding.state[binding.readBytes]!;
+  if (n > 0) leg.session.bytes(leg, n);
+  else if (n === UV_EOF) leg.session.eof(leg);
+  else if (n < 0) leg.session.broken(leg, n);
+}
+
+function connectDone(this: TcpConnectReq, status: number): void {
+  const leg = this.leg as Leg;
+  this.leg = undefined;
+  leg.session.connected(leg, status);
+}
+
+/** A session handle's close callback (libuv calls it with `this` the handle). */
+function legClosed(this: LegHandle): void {
+  const leg = this.leg!;
+  leg.session.legClosed(leg);
+}
+
+/**
+ * What the status page and `hash` read of a leg as of a Socket: addresses
+ * (getpeername/getsockname when asked), byte counts and, through `_handle`,
+ * the descriptor for its kernel readings (kernel/fd `fdOf`).
+ */
+class LegView {
+  readonly connecting = false;
+  readonly pending = false;
+  constructor(private readonly leg: Leg) {}
+  get destroyed(): boolean {
+    return this.leg.closed;
+  }
+  get _handle(): TcpHandle | null {
+    return this.leg.closed ? null : this.leg.handle;
+  }
+  private name(peer: boolean): { address?: string; port?: number } {
+    const out: { address?: string; port?: number } = {};
+    if (this.leg.closed) return out;
+    const h = this.leg.handle;
+    if ((peer ? h.getpeername(out) : h.getsockname(out)) !== 0) return {};
+    return out;
+  }
+  get remoteAddress(): string | undefined {
+    return this.name(true).address;
+  }
+  get remotePort(): number | undefined {
+    return this.name(true).port;
+  }
+  get localAddress(): string | undefined {
+    return this.name(false).address;
+  }
+  get localPort(): number | undefined {
+    return this.name(false).port;
+  }
+  /** The bytes libuv holds for this connection (a handle session keeps none of its own beyond them). */
+  get writableLength(): number {
+    return this.leg.closed ? 0 : this.leg.handle.writeQueueSize;
+  }
+  /** The session's own count (the handle's counters are not kept for reads into a user buffer). */
+  get bytesRead(): number {
+    return this.leg.session.counted(this.leg.isClient);
+  }
+  /** What was handed to libuv for this leg: the other side's reads. */
+  get bytesWritten(): number {
+    return this.leg.session.counted(!this.leg.isClient);
+  }
+}
+
+/** `$remote_addr`, `$remote_port`, `$server_addr`, `$server_port` of a client handle, each read when used. */
+class HandleVars {
+  // A #private field: `hash $c` must not find the view by name.
+  readonly #v: LegView;
+  constructor(v: LegView) {
+    this.#v = v;
+  }
+  get remote_addr(): string {
+    return this.#v.remoteAddress ?? '';
+  }
+  get remote_port(): string {
+    return String(this.#v.remotePort ?? '');
+  }
+  get server_addr(): string {
+    return this.#v.localAddress ?? '';
+  }
+  get server_port(): string {
+    return String(this.#v.localPort ?? '');
+  }
+}
+
+export class HandleSession extends SessionCore {
+  private readonly c: Leg;
+  private u: Leg | undefined;
+  private readonly clientAt: string;
+
+  constructor(proxy: StreamProxy, handles: TcpHandles, client: TcpHandle, listen: Listen) {
+    super(proxy, listen);
+    binding = handles;
+    this.c = new Leg(client, this, true);
+    const at: { address?: string; port?: number } = {};
+    this.clientAt = client.getpeername(at) === 0 ? endpoint(at.address, at.port) : '-';
+  }
+
+  protected get clientText(): string {
+    return this.clientAt;
+  }
+
+  /** The client as the status page reads a socket. */
+  get client(): Socket {
+    return new LegView(this.c) as unknown as Socket;
+  }
+
+  /** The upstream connection as the status page reads a socket; undefined while none is open. */
+  get upstreamSocket(): Socket | undefined {
+    const u = this.u;
+    return u === undefined || u.closed ? undefined : (new LegView(u) as unknown as Socket);
+  }
+
+  /** @internal bytes read from the client (`fromClient`) or from the upstream so far. */
+  counted(fromClient: boolean): number {
+    return fromClient ? this.bytesFromClient : this.bytesFromUpstream;
+  }
+
+  begin(): void {
+    const h = this.c.handle;
+    h.setNoDelay(true);
+    this.proxy.clientKeepalive.get(this.listen)?.applyFd(h.fd, this.clientAt);
+    this.connectNext();
+  }
+
+  private connectNext(): void {
+    if (this.reason !== undefined) return;
+    const tries = this.tries;
+    const host = tries.next(
+      new HandleVars(new LegView(this.c)) as unknown as Readonly<Record<string, string>>,
+    );
+    if (host === undefined) {
+      this.failConnect(tries.attempts === 0 ? 'no live upstreams' : (this.detail ?? 'all tries failed'));
+      return;
+    }
+    const handle = binding.newSocket();
+    const leg = new Leg(handle, this, false);
+    leg.connecting = true;
+    leg.peer = this.c;
+    this.u = leg;
+    this.upstreamClosed = false;
+    handle.setNoDelay(true);
+    const req = new binding.ConnectWrap();
+    req.oncomplete = connectDone;
+    req.leg = leg;
+    const { host: address, port } = host.address;
+    // An IP literal (StreamProxy sends only those here): a colon is IPv6 (isIPv6's regex was 1 % of a session).
+    const err = address.includes(':')
+      ? handle.connect6(req, address, port)
+      : handle.connect(req, address, port);
+    if (err !== 0) {
+      this.attemptFailed(leg, errName(err));
+      return;
+    }
+    tries.armConnect(this.proxy.model.proxyConnectTimeoutMs, () => {
+      if (this.u === leg && leg.connecting) this.attemptFailed(leg, 'connect timed out');
+    });
+  }
+
+  /** An attempt that did not connect: its handle closed, its slot given back, the next try or the end. */
+  private attemptFailed(leg: Leg, why: string): void {
+    const tries = this.tries;
+    tries.stopConnect();
+    tries.failed();
+    tries.release();
+    leg.closed = true;
+    leg.connecting = false;
+    // A connect still in progress is cancelled by the close (its callback then sees the leg closed).
+    leg.handle.close(noop);
+    this.u = undefined;
+    this.upstreamClosed = true;
+    this.detail = `${this.tries.host?.address.text ?? '-'}: ${why}`;
+    if (this.mayRetry()) this.connectNext();
+    else this.failConnect(this.detail);
+  }
+
+  /** @internal the upstream's connect completed with `status`. */
+  connected(leg: Leg, status: number): void {
+    if (leg.closed || this.u !== leg) return;
+    if (status < 0) {
+      this.attemptFailed(leg, errName(status));
+      return;
+    }
+    leg.connecting = false;
+    const tries = this.tries;
+    tries.stopConnect();
+    tries.succeeded();
+    this.host = tries.host;
+    this.detail = undefined;
+    if (this.reason !== undefined) {
+      // Terminated (shutdown) while connecting.
+      this.resetLeg(leg, true);
+      return;
+    }
+    const u = leg.handle;
+    this.proxy.upstreamKeepalive.applyFd(u.fd, tries.host?.address.text ?? '-');
+    const c = this.c;
+    c.peer = leg;
+    // Both read into the shared buffer; nothing was read from the client before now
+    // (its early bytes waited in the kernel, as pauseOnConnect keeps them on the net path).
+    c.handle.onread = onRead;
+    u.onread = onRead;
+    c.handle.useUserBuffer(READ_BUFFER);
+    u.useUserBuffer(READ_BUFFER);
+    this.idle.touch();
+    if (c.handle.readStart() !== 0 || u.readStart() !== 0) this.broken(c, -104);
+  }
+
+  private failConnect(detail: string): void {
+    this.reason ??= 'connect_failed';
+    this.detail = detail;
+    // The client only learns of the failure now, after every allowed try.
+    this.closeLeg(this.c);
+  }
+
+  /** @internal `n` bytes of `from` are in READ_BUFFER: written to its peer. */
+  bytes(from: Leg, n: number): void {
+    if (from.isClient) this.bytesFromClient += n;
+    else this.bytesFromUpstream += n;
+    this.idle.touch();
+    const to = from.peer!;
+    if (to.closed) return;
+    const buf = takeBuffer();
+    READ_BUFFER.copy(buf, 0, 0, n);
+    const req = writeReq(to);
+    const err = to.handle.writeBuffer(req, n === CHUNK ? buf : buf.subarray(0, n));
+    if (err !== 0) {
+      releaseReq(req);
+      giveBack(buf);
+      this.broken(to, err);
+      return;
+    }
+    if (binding.state[binding.lastWriteAsync] !== 0) {
+      // The kernel took part: libuv writes the rest from `buf`; `from` waits for it.
+      req.async = true;
+      req.buffer = buf;
+      to.pending++;
+      to.held = buf;
+      from.handle.readStop();
+    } else {
+      releaseReq(req);
+      giveBack(buf);
+    }
+  }
+
+  /** @internal every write to `to` is with the kernel: read its peer again. */
+  drained(to: Leg): void {
+    const from = to.peer;
+    if (from !== undefined && !from.closed && !from.eof && !from.connecting) from.handle.readStart();
+  }
+
+  /** @internal `from` sent FIN. */
+  eof(from: Leg): void {
+    // An EOF can hide a reset (writes.ts resetBehindEnd): a zero-byte write asks the kernel.
+    if (from.pending === 0 && from.shut === Shut.None) {
+      const req = writeReq(from);
+      const err = from.handle.writeBuffer(req, EMPTY);
+      if (binding.state[binding.lastWriteAsync] !== 0) {
+        req.async = true;
+        from.pending++;
+      } else {
+        releaseReq(req);
+        if (err !== 0 && errName(err) === 'ECONNRESET') {
+          this.broken(from, err);
+          return;
+        }
+      }
+    }
+    from.eof = true;
+    from.handle.readStop();
+    this.reason ??= from.isClient ? 'client_closed' : 'upstream_closed';
+    const to = from.peer!;
+    if (!to.closed) {
+      if (finished(to)) this.closeLeg(to);
+      else if (to.shut === Shut.None) {
+        // After what was written to it: libuv sends the FIN once its queue is empty.
+        const req = new binding.ShutdownWrap();
+        req.handle = to.handle;
+        req.oncomplete = shutDone;
+        req.leg = to;
+        to.shut = Shut.Asked;
+        const err = to.handle.shutdown(req);
+        if (err !== 0) {
+          to.shut = Shut.None;
+          this.broken(to, err);
+          return;
+        }
+      }
+    }
+    if (from.shut !== Shut.None && finished(from)) this.closeLeg(from);
+  }
+
+  /** @internal a read or write on `leg` failed (a reset, mostly): closed, and its peer reset. */
+  broken(leg: Leg, status: number): void {
+    this.reason ??= leg.isClient ? 'client_reset' : 'upstream_reset';
+    this.detail ??= errName(status);
+    this.closeLeg(leg);
+    // The other side must not mistake the break for a clean end of data.
+    const peer = leg.peer;
+    if (peer !== undefined) this.resetLeg(peer, false);
+  }
+
+  /** @internal closes `leg`'s handle (a FIN if nothing is unread or queued, as close(2) does). */
+  closeLeg(leg: Leg): void {
+    if (leg.closed) return;
+    leg.closed = true;
+    leg.handle.close(legClosed);
+  }
+
+  /**
+   * `resetSocket` (pump.ts) on a handle: a RST, except once its FIN is queued
+   * or sent (see there); `now` closes it at once whatever is queued.
+   */
+  private resetLeg(leg: Leg, now: boolean): void {
+    if (leg.closed) return;
+    if (leg.connecting) {
+      // A reset needs a connection; one still connecting is simply abandoned.
+      this.closeLeg(leg);
+      return;
+    }
+    if (leg.shut !== Shut.None) {
+      if (now || leg.shut === Shut.Done) this.closeLeg(leg);
+      else leg.closeAfterShut = true;
+      return;
+    }
+    leg.closed = true;
+    if (leg.handle.reset(legClosed) !== 0) leg.handle.close(legClosed);
+  }
+
+  /** @internal a leg's handle is closed. */
+  legClosed(leg: Leg): void {
+    if (leg.isClient) this.clientClosed = true;
+    else if (leg === this.u) {
+      this.tries.release();
+      this.upstreamClosed = true;
+    } else return;
+    this.maybeFinish();
+  }
+
+  protected expire(): void {
+    const u = this.u;
+    const reason = this.reason;
+    if (reason !== undefined && reason !== 'client_closed' && reason !== 'upstream_closed') {
+      // Already ending (a reset being passed on) but a side is still open,
+      // e.g. a FIN the peer never reads: proxy_timeout still ends it.
+      this.closeLeg(this.c);
+      if (u !== undefined) this.closeLeg(u);
+      return;
+    }
+    this.reason = 'idle_timeout';
+    if (this.proxy.model.resetTimedoutConnection) {
+      this.resetLeg(this.c, true);
+      if (u !== undefined) this.resetLeg(u, true);
+    } else {
+      // Nothing is in flight (that is what idle means), so close() sends a FIN.
+      this.closeLeg(this.c);
+      if (u !== undefined) this.closeLeg(u);
+    }
+  }
+
+  /** Ends the session now with a reset both ways (drain deadline passed). */
+  terminate(reason: SessionEndReason): void {
+    if (this.reason === undefined || this.reason === 'client_closed' || this.reason === 'upstream_closed')
+      this.reason = reason;
+    this.tries.stopConnect();
+    this.resetLeg(this.c, true);
+    if (this.u !== undefined) this.resetLeg(this.u, true);
+  }
+}
+
+/** A connection refused before its session (draining, worker_connections): reset, as the net path does. */
+export function resetHandle(client: TcpHandle): void {
+  if (client.reset(noop) !== 0) client.close(noop);
+}
+
+/** The client address of a bare handle for a session line. */
+export function handlePeer(client: TcpHandle): string {
+  const at: { address?: string; port?: number } = {};
+  return client.getpeername(at) === 0 ? endpoint(at.address, at.port) : '-';
+}
