@@ -45,7 +45,7 @@ import type {
 import { CHUNK, giveBack, takeBuffer } from './pump.js';
 import { READ_BUFFER } from './reads.js';
 import type { SessionEndReason, StreamProxy } from './stream.js';
-import { endpoint, SessionCore } from './stream-session.js';
+import { ClientVars, endpoint, SessionCore } from './stream-session.js';
 
 /** libuv's UV_EOF (the same on every platform). */
 const UV_EOF = -4095;
@@ -232,27 +232,6 @@ class LegView {
   }
 }
 
-/** `$remote_addr`, `$remote_port`, `$server_addr`, `$server_port` of a client handle, each read when used. */
-class HandleVars {
-  // A #private field: `hash $c` must not find the view by name.
-  readonly #v: LegView;
-  constructor(v: LegView) {
-    this.#v = v;
-  }
-  get remote_addr(): string {
-    return this.#v.remoteAddress ?? '';
-  }
-  get remote_port(): string {
-    return String(this.#v.remotePort ?? '');
-  }
-  get server_addr(): string {
-    return this.#v.localAddress ?? '';
-  }
-  get server_port(): string {
-    return String(this.#v.localPort ?? '');
-  }
-}
-
 export class HandleSession extends SessionCore {
   private readonly c: Leg;
   private u: Leg | undefined;
@@ -297,7 +276,7 @@ export class HandleSession extends SessionCore {
     if (this.reason !== undefined) return;
     const tries = this.tries;
     const host = tries.next(
-      new HandleVars(new LegView(this.c)) as unknown as Readonly<Record<string, string>>,
+      new ClientVars(new LegView(this.c)) as unknown as Readonly<Record<string, string>>,
     );
     if (host === undefined) {
       this.failConnect(tries.attempts === 0 ? 'no live upstreams' : (this.detail ?? 'all tries failed'));

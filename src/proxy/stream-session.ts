@@ -19,6 +19,39 @@ export function endpoint(address: string | undefined, port: number | undefined):
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/** What a session's client side tells of its addresses (a net.Socket, or a handle session's `LegView`). */
+export interface ClientAddresses {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+}
+
+/**
+ * `$remote_addr`, `$remote_port`, `$server_addr`, `$server_port` of a
+ * client, each read when used (the `hash` key of a stream upstream), for
+ * both session paths.
+ */
+export class ClientVars {
+  // A #private field: `hash $c` must not find the client by name.
+  readonly #c: ClientAddresses;
+  constructor(c: ClientAddresses) {
+    this.#c = c;
+  }
+  get remote_addr(): string {
+    return this.#c.remoteAddress ?? '';
+  }
+  get remote_port(): string {
+    return String(this.#c.remotePort ?? '');
+  }
+  get server_addr(): string {
+    return this.#c.localAddress ?? '';
+  }
+  get server_port(): string {
+    return String(this.#c.localPort ?? '');
+  }
+}
+
 export abstract class SessionCore {
   /** The upstream that accepted the connection. */
   host: UpstreamHost | undefined;

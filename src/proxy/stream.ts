@@ -21,7 +21,7 @@ import type { ConnectionLimiter } from './limits.js';
 import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
 import { joinSockets, resetSocket } from './pump.js';
 import { HandleSession, handlePeer, resetHandle } from './stream-handles.js';
-import { endpoint, SessionCore } from './stream-session.js';
+import { ClientVars, endpoint, SessionCore } from './stream-session.js';
 import { type HandshakeFailure, makeTicketKeys, TlsTerminator } from './tls.js';
 import { UpstreamTlsClient } from './tls-upstream.js';
 
@@ -288,27 +288,6 @@ export class StreamProxy {
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
-  }
-}
-
-/** `$remote_addr`, `$remote_port`, `$server_addr`, `$server_port` of a client, each read when used. */
-class ClientVars {
-  // A #private field: `hash $c` must not find the socket by name.
-  readonly #c: Socket;
-  constructor(c: Socket) {
-    this.#c = c;
-  }
-  get remote_addr(): string {
-    return this.#c.remoteAddress ?? '';
-  }
-  get remote_port(): string {
-    return String(this.#c.remotePort ?? '');
-  }
-  get server_addr(): string {
-    return this.#c.localAddress ?? '';
-  }
-  get server_port(): string {
-    return String(this.#c.localPort ?? '');
   }
 }
 
