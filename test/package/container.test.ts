@@ -9,8 +9,9 @@
  * machine needs.
  *
  * The image runs read-only as uid 10001 under tini with a mounted
- * keepwire.conf, proxies HTTP from a published host port to a backend in a
- * second container (checksummed bodies both ways), reports healthy through
+ * keepwire.conf, answers on a published host port, proxies HTTP (from its
+ * address on podman's bridge) to a backend in a second container
+ * (checksummed bodies both ways), reports healthy through
  * its HEALTHCHECK (`podman healthcheck run`), and on `podman stop` (the
  * image's STOPSIGNAL, SIGQUIT) finishes the request in flight, logs the drain
  * and exits 0 well before the stop timeout.
@@ -72,6 +73,19 @@ function podmanAsync(
     );
   });
 }
+/**
+ * What a hung request leaves to read: both containers' last log lines (keepwire logs each request
+ * when it ends) and the queue of the socket conmon holds on the published port (connections there
+ * never reached keepwire).
+ */
+function hangEvidence(names: { keepwire: string; backend: string }, hostPort: number): string {
+  const tail = (name: string) => {
+    const r = podman(['logs', '--tail', '15', name]);
+    return `${name} (last log lines):\n${r.stdout}${r.stderr}`;
+  };
+  const queue = spawnSync('ss', ['-ltn', `sport = :${hostPort}`], { encoding: 'utf8' }).stdout;
+  return [tail(names.keepwire), tail(names.backend), `published port ${hostPort}:\n${queue}`].join('\n');
+}
 const ok = (r: { status: number | null; stdout: string; stderr: string }, what: string) => {
   assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
   return r.stdout.trim();
@@ -119,13 +133,17 @@ http.createServer((req, res) => {
 }).listen(3000, '0.0.0.0', () => console.log('backend listening'));
 `;
 
+/** Where a request goes: the published port on the host, or the container's own address on podman's bridge. */
+type Target = { host: string; port: number };
+
 function request(
-  port: number,
+  to: Target,
   opts: { method?: string; path: string; body?: Buffer },
 ): Promise<{ status: number; body: Buffer; headers: http.IncomingHttpHeaders }> {
+  const what = `${opts.method ?? 'GET'} ${opts.path} to ${to.host}:${to.port}`;
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, agent: false },
+      { host: to.host, port: to.port, method: opts.method ?? 'GET', path: opts.path, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -135,7 +153,7 @@ function request(
         res.on('error', reject);
       },
     );
-    req.setTimeout(30_000, () => req.destroy(new Error('no answer in 30 s')));
+    req.setTimeout(30_000, () => req.destroy(new Error(`${what}: no answer in 30 s`)));
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -344,72 +362,89 @@ describe('Containerfile (podman build from a local base, run, healthcheck, SIGQU
       ]),
       'keepwire run',
     );
+    const published = { host: '127.0.0.1', port: hostPort };
     await until(async () => {
       try {
-        return (await request(hostPort, { path: '/healthz' })).status === 200 ? true : undefined;
+        return (await request(published, { path: '/healthz' })).status === 200 ? true : undefined;
       } catch {
         return undefined;
       }
     }, 'keepwire answering /healthz through the published port');
+    // The traffic below goes to the container's own address on podman's bridge. Through the
+    // published port, a connection that misses podman's DNAT (its rules come and go with the
+    // container; conntrack keeps a 4-tuple's first verdict) is accepted by the listening socket
+    // conmon holds on that port to reserve it, and never answered: a hang that would be podman's.
+    // CI saw one unexplained 30 s hang here (stop 29); a hang now names the request, the
+    // containers' last log lines and that socket's queue.
+    const direct = {
+      host: ok(
+        podman(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', names.keepwire]),
+        'keepwire address',
+      ),
+      port: 8080,
+    };
+    const { stopped, started } = await (async () => {
+      // Who runs: tini as PID 1, node as its child, uid 10001, root filesystem read-only.
+      assert.equal(ok(podman(['exec', names.keepwire, 'id', '-u']), 'id'), '10001');
+      assert.match(ok(podman(['exec', names.keepwire, 'cat', '/proc/1/comm']), 'pid 1'), /^tini$/);
+      const ps = ok(
+        podman(['exec', names.keepwire, 'sh', '-c', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "']),
+        'ps',
+      );
+      assert.match(ps, /node \/usr\/lib\/keepwire\/dist\/src\/cli\/main\.js serve/);
+      assert.notEqual(
+        podman(['exec', names.keepwire, 'touch', '/usr/lib/keepwire/x']).status,
+        0,
+        'read-only root',
+      );
 
-    // Who runs: tini as PID 1, node as its child, uid 10001, root filesystem read-only.
-    assert.equal(ok(podman(['exec', names.keepwire, 'id', '-u']), 'id'), '10001');
-    assert.match(ok(podman(['exec', names.keepwire, 'cat', '/proc/1/comm']), 'pid 1'), /^tini$/);
-    const ps = ok(
-      podman(['exec', names.keepwire, 'sh', '-c', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "']),
-      'ps',
-    );
-    assert.match(ps, /node \/usr\/lib\/keepwire\/dist\/src\/cli\/main\.js serve/);
-    assert.notEqual(
-      podman(['exec', names.keepwire, 'touch', '/usr/lib/keepwire/x']).status,
-      0,
-      'read-only root',
-    );
+      // Traffic through it: GETs and a checksummed 4 MiB upload.
+      for (let i = 0; i < 20; i++) {
+        const r = await request(direct, { path: `/item/${i}` });
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), `backend /item/${i}\n`);
+      }
+      const upload = randomBytes(4 * 1024 * 1024);
+      const posted = await request(direct, { method: 'POST', path: '/upload', body: upload });
+      assert.equal(posted.status, 200);
+      assert.deepEqual(JSON.parse(posted.body.toString()), { bytes: upload.length, sha256: sha256(upload) });
 
-    // Traffic through it: GETs and a checksummed 4 MiB upload.
-    for (let i = 0; i < 20; i++) {
-      const r = await request(hostPort, { path: `/item/${i}` });
-      assert.equal(r.status, 200);
-      assert.equal(r.body.toString(), `backend /item/${i}\n`);
-    }
-    const upload = randomBytes(4 * 1024 * 1024);
-    const posted = await request(hostPort, { method: 'POST', path: '/upload', body: upload });
-    assert.equal(posted.status, 200);
-    assert.deepEqual(JSON.parse(posted.body.toString()), { bytes: upload.length, sha256: sha256(upload) });
+      // HEALTHCHECK, run as the engine runs it.
+      const health = podman(['healthcheck', 'run', names.keepwire]);
+      assert.equal(health.status, 0, health.stdout + health.stderr);
+      assert.equal(
+        ok(podman(['inspect', '-f', '{{.State.Health.Status}}', names.keepwire]), 'health'),
+        'healthy',
+      );
 
-    // HEALTHCHECK, run as the engine runs it.
-    const health = podman(['healthcheck', 'run', names.keepwire]);
-    assert.equal(health.status, 0, health.stdout + health.stderr);
-    assert.equal(
-      ok(podman(['inspect', '-f', '{{.State.Health.Status}}', names.keepwire]), 'health'),
-      'healthy',
-    );
-
-    // A slow request in flight, then podman stop: SIGQUIT (the image's STOPSIGNAL), drain, exit 0.
-    const slow = request(hostPort, { path: '/slow?ms=3000' });
-    await until(
-      () => (podman(['logs', names.backend]).stdout.includes('slow request arrived') ? true : undefined),
-      'the slow request at the backend',
-      30_000,
-    );
-    const started = Date.now();
-    const stop = podmanAsync(['stop', '-t', '30', names.keepwire], 60_000);
-    // shutdown_delay: still serving, but the health location (the HEALTHCHECK's) answers 503.
-    await until(
-      async () => {
-        try {
-          return (await request(hostPort, { path: '/healthz' })).status === 503 ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      'health 503 during shutdown_delay',
-      10_000,
-    );
-    const answer = await slow;
-    assert.equal(answer.status, 200);
-    assert.equal(answer.body.toString(), 'slow done\n');
-    const stopped = await stop;
+      // A slow request in flight, then podman stop: SIGQUIT (the image's STOPSIGNAL), drain, exit 0.
+      const slow = request(direct, { path: '/slow?ms=3000' });
+      await until(
+        () => (podman(['logs', names.backend]).stdout.includes('slow request arrived') ? true : undefined),
+        'the slow request at the backend',
+        30_000,
+      );
+      const started = Date.now();
+      const stop = podmanAsync(['stop', '-t', '30', names.keepwire], 60_000);
+      // shutdown_delay: still serving, but the health location (the HEALTHCHECK's) answers 503.
+      await until(
+        async () => {
+          try {
+            return (await request(direct, { path: '/healthz' })).status === 503 ? true : undefined;
+          } catch {
+            return undefined;
+          }
+        },
+        'health 503 during shutdown_delay',
+        10_000,
+      );
+      const answer = await slow;
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.toString(), 'slow done\n');
+      return { stopped: await stop, started };
+    })().catch((error: Error) => {
+      throw new Error(`${error.message}\n${hangEvidence(names, hostPort)}`, { cause: error });
+    });
     assert.equal(stopped.code, 0, stopped.stderr);
     const tookMs = Date.now() - started;
     assert.ok(
