@@ -7,6 +7,14 @@
  *
  *   node dist/bench/instructions.js [--requests 8000] [--warmup 5000]
  *   KEEPWIRE_BEFORE=/path/to/other/dist/src/cli/main.js   adds another build
+ *   --sessions stream|http   short sessions instead: one TCP connection per
+ *                     request (`Connection: close`), the targets of
+ *                     bench/short.ts (nginx stream or HTTP, its TCP-handle
+ *                     floors, keepwire with `access_log off`); counts per
+ *                     session (#20 item 3)
+ *   --only keepwire   counts only the targets whose name contains the word
+ *                     (an A/B of two builds without the peers; ratios to
+ *                     nginx need nginx in the run)
  *
  * Per target: the proxy runs under valgrind twice, each time fed `warmup`
  * requests (V8 compiles the hot path) and then 1000 or 1000 + `requests`
@@ -44,12 +52,15 @@ import {
 } from './common.js';
 
 const HTTP_BENCH = fileURLToPath(new URL('./http.js', import.meta.url));
+const SHORT_BENCH = fileURLToPath(new URL('./short.js', import.meta.url));
 const BASE = 1000;
 
 interface Target {
   name: string;
   /** The command under valgrind, given the port to listen on and the backend's. */
   command(port: number, backend: number, ws: Workspace): string[];
+  /** Driven by short sessions (one connection per request). */
+  sessions?: boolean;
 }
 
 /** `n` keep-alive GETs over `conns` connections, one in flight on each; resolves when all are answered. */
@@ -84,6 +95,37 @@ function load(port: number, n: number, conns: number): Promise<void> {
         }
       });
     }
+  });
+}
+
+/**
+ * `n` short sessions, `conns` at a time: each connects, sends one GET with
+ * `Connection: close` and reads until the proxy closes (then closes too:
+ * the server's close comes first, as with wrk); resolves when all
+ * have ended with a 200.
+ */
+function sessions(port: number, n: number, conns: number): Promise<void> {
+  const req = Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`, 'latin1');
+  let started = 0;
+  let done = 0;
+  return new Promise((resolve, reject) => {
+    const one = () => {
+      if (started >= n) return;
+      started++;
+      const s = connect(port, '127.0.0.1', () => s.write(req));
+      let answer = '';
+      s.on('data', (d: Buffer) => {
+        answer += d.toString('latin1');
+      });
+      s.on('error', reject);
+      s.on('close', () => {
+        if (!answer.startsWith('HTTP/1.1 200 '))
+          reject(new Error(`unexpected answer: ${answer.slice(0, 40)}`));
+        else if (++done === n) resolve();
+        else one();
+      });
+    };
+    for (let c = 0; c < conns; c++) one();
   });
 }
 
@@ -124,8 +166,9 @@ async function countOnce(
       if (i >= 12 || child.exitCode !== null) throw error;
     }
   }
-  await load(port, warmup, 16);
-  await load(port, n, 16);
+  const drive = t.sessions ? sessions : load;
+  await drive(port, warmup, 16);
+  await drive(port, n, 16);
   child.kill('SIGINT');
   await exited;
   const text = spawnSync('cat', [log], { encoding: 'utf8' }).stdout;
@@ -184,31 +227,69 @@ async function main(): Promise<void> {
   const requests = arg('requests', 8000);
   const warmup = arg('warmup', 5000);
   const node = [process.execPath, '--single-threaded'];
-  /** bench/http.ts's `runFloor` child in `mode`. */
-  const floor = (name: string, mode: 'pipe' | 'http'): Target => ({
+  const sessionsAt = process.argv.indexOf('--sessions');
+  const short = sessionsAt >= 0 ? process.argv[sessionsAt + 1] : undefined;
+  if (short !== undefined && short !== 'stream' && short !== 'http') {
+    process.stderr.write('bench/instructions: --sessions takes stream or http\n');
+    process.exit(2);
+  }
+  const sessions = short !== undefined;
+  const nginxTarget = (
+    name: string,
+    block: (port: number, backend: number) => string,
+    preamble = '',
+  ): Target => ({
     name,
-    command: (port, backend) => [...node, HTTP_BENCH, '--floor-child', String(port), String(backend), mode],
-  });
-  const targets: Target[] = [
-    {
-      name: 'nginx (1 worker)',
-      command: (port, backend, ws) => {
-        const conf = ws.write(
-          `px-${port}.conf`,
-          `daemon off;\nmaster_process off;\nworker_processes 1;\npid ${ws.dir}/px-${port}.pid;\nerror_log ${ws.dir}/px-error.log;\nevents {}\n${nginxProxyHttp({ port, backendPort: backend, pool: 64, accessLog: 'off' })}`,
-        );
-        return ['nginx', '-c', conf, '-p', ws.dir];
-      },
+    sessions,
+    command: (port, backend, ws) => {
+      const conf = ws.write(
+        `px-${port}.conf`,
+        `${preamble}daemon off;\nmaster_process off;\nworker_processes 1;\npid ${ws.dir}/px-${port}.pid;\nerror_log ${ws.dir}/px-error.log;\nevents {}\n${block(port, backend)}`,
+      );
+      return ['nginx', '-c', conf, '-p', ws.dir];
     },
-    floor('Node floor: byte pipe', 'pipe'),
-    floor('Node floor: least HTTP', 'http'),
-  ];
+  });
+  /** A floor child of bench/http.ts (`runFloor`) or bench/short.ts (the TCP-handle floors). */
+  const floor = (name: string, bench: string, mode: string[]): Target => ({
+    name,
+    sessions,
+    command: (port, backend) => [
+      ...node,
+      bench,
+      ...mode.flatMap((m) => (m === '$' ? [String(port), String(backend)] : [m])),
+    ],
+  });
+  const targets: Target[] =
+    short === 'stream'
+      ? [
+          nginxTarget(
+            'nginx stream (1 worker)',
+            (port, backend) =>
+              `stream {\n server { listen 127.0.0.1:${port}; proxy_pass 127.0.0.1:${backend}; }\n}\n`,
+            'load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n',
+          ),
+          floor('Node floor: TCP handle pipe', SHORT_BENCH, ['--handle-pipe-floor', '$']),
+        ]
+      : [
+          nginxTarget('nginx (1 worker)', (port, backend) =>
+            nginxProxyHttp({ port, backendPort: backend, pool: 64, accessLog: 'off' }),
+          ),
+          ...(short === 'http'
+            ? [floor('Node floor: TCP handle HTTP', SHORT_BENCH, ['--handle-http-floor', '$'])]
+            : [
+                floor('Node floor: byte pipe', HTTP_BENCH, ['--floor-child', '$', 'pipe']),
+                floor('Node floor: least HTTP', HTTP_BENCH, ['--floor-child', '$', 'http']),
+              ]),
+        ];
   const keepwire = (name: string, main: string): Target => ({
     name,
+    sessions,
     command: (port, backend, ws) => {
       const conf = ws.write(
         `kw-${port}.conf`,
-        `http {\n access_log off;\n upstream app { server 127.0.0.1:${backend}; keepalive 64; }\n server { listen 127.0.0.1:${port}; keepalive_requests 100000; location / { proxy_pass http://app; proxy_http_version 1.1; } }\n}\n`,
+        short === 'stream'
+          ? `stream {\n server { listen 127.0.0.1:${port}; access_log off; proxy_pass 127.0.0.1:${backend}; }\n}\n`
+          : `http {\n access_log off;\n upstream app { server 127.0.0.1:${backend}; keepalive 64; }\n server { listen 127.0.0.1:${port}; keepalive_requests 100000; location / { proxy_pass http://app; proxy_http_version 1.1; } }\n}\n`,
       );
       return [...node, main, 'serve', '-c', conf];
     },
@@ -216,10 +297,17 @@ async function main(): Promise<void> {
   targets.push(keepwire('keepwire', MAIN));
   const before = process.env.KEEPWIRE_BEFORE;
   if (before !== undefined && existsSync(before)) targets.push(keepwire('keepwire before', before));
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
+  if (only !== undefined) targets.splice(0, targets.length, ...targets.filter((t) => t.name.includes(only)));
+  if (targets.length === 0) {
+    process.stderr.write(`bench/instructions: no target's name contains "${only}"\n`);
+    process.exit(2);
+  }
 
   process.stdout.write(
     `date: ${new Date().toISOString()}\nnode: ${process.version}; ${version('nginx', ['-v'])}; ${version('valgrind', ['--version'])}\n` +
-      `${requests} requests measured after ${warmup} of warm-up, 16 connections, user-space instructions per request\n\n`,
+      `${requests} ${sessions ? `short ${short} sessions` : 'requests'} measured after ${warmup} of warm-up, 16 connections${sessions ? ' at a time' : ''}, user-space instructions per ${sessions ? 'session' : 'request'}\n\n`,
   );
   const ws = new Workspace('kw-instructions-');
   try {
@@ -234,15 +322,17 @@ async function main(): Promise<void> {
       results.push({ name: t.name, total: (b.total - a.total) / requests, s });
       process.stderr.write(`${t.name}: done\n`);
     }
-    const nginx = results[0]!.s.steady;
+    // Ratios are to nginx when it was counted, else to the first target.
+    const first = results[0]!.s.steady;
     process.stdout.write(
-      '| target | instructions per request | steady (no GC, no compiler) | ratio to nginx (steady) | code without symbols (Node: JIT-compiled JS; nginx: its stripped binary) | GC | compiler |\n|---|---|---|---|---|---|---|\n',
+      `| target | instructions per request | steady (no GC, no compiler) | ratio to ${results[0]!.name} (steady)` +
+        ' | code without symbols (Node: JIT-compiled JS; nginx: its stripped binary) | GC | compiler |\n|---|---|---|---|---|---|---|\n',
     );
     for (const r of results)
       process.stdout.write(
-        `| ${r.name} | ${r.total.toFixed(0)} | ${r.s.steady.toFixed(0)} | ${(r.s.steady / nginx).toFixed(2)}× | ${r.s.js.toFixed(0)} | ${r.s.gc.toFixed(0)} | ${r.s.compiler.toFixed(0)} |\n`,
+        `| ${r.name} | ${r.total.toFixed(0)} | ${r.s.steady.toFixed(0)} | ${(r.s.steady / first).toFixed(2)}× | ${r.s.js.toFixed(0)} | ${r.s.gc.toFixed(0)} | ${r.s.compiler.toFixed(0)} |\n`,
       );
-    for (const r of results.slice(1)) {
+    for (const r of results.filter((r) => !r.name.startsWith('nginx'))) {
       process.stdout.write(`\n${r.name}: the largest named functions per request (steady)\n`);
       for (const [fn, ir] of r.s.top) process.stdout.write(`  ${ir.toFixed(0).padStart(6)}  ${fn}\n`);
     }
