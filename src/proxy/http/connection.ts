@@ -20,12 +20,15 @@ import {
   onreadFields,
   readLength,
   socketOnHandle,
+  type TcpHandle,
+  tcpHandles,
 } from '../../kernel/node-internals.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { handView, isReadView, owned, READ_BUFFER, readsTo, readsViewTo } from '../reads.js';
-import { allSent, blocked, flushed, send } from '../writes.js';
+import { allSent } from '../writes.js';
 import type { ClientSide } from './client-side.js';
+import { HandleWire } from './handle-wire.js';
 import { headerLines } from './headers.js';
 import type { ClientLimits } from './limits.js';
 import { parkingAllowed, parkingCounts } from './parked.js';
@@ -41,6 +44,7 @@ import {
   parseRequestHead,
   RequestError,
 } from './request.js';
+import { type ClientWire, SocketWire } from './wire.js';
 
 /** What a request in flight (an exchange, or a local answer) hears from its connection. */
 export interface ClientUser extends BodySink {
@@ -183,18 +187,40 @@ export class ClientConnection implements ClientSide {
   /** The socket; undefined while parked (held as `parked`, its bare TCP handle: parked.ts). */
   private sock: Socket | undefined;
   private parked: BareHandle | undefined = undefined;
+  /** What reads and writes go through (wire.ts): over `sock` or `hw`; undefined while parked. */
+  private wire: ClientWire | undefined;
+  /** A plain connection on its bare TCP handle (handle-wire.ts), until a hand-over makes a socket over it. */
+  private hw: HandleWire | undefined;
+  /** A handle connection counted as parked (idle a while; it holds no socket anyway). */
+  private handleParked = false;
 
+  /**
+   * `client`: an accepted net.Socket (a TLS one past its handshake), or the
+   * bare TCP handle of a plain connection (listener.ts `handleHandler`),
+   * read and written without a net.Socket (handle-wire.ts).
+   */
   constructor(
     private readonly owner: ConnectionOwner,
-    socket: Socket,
+    client: Socket | TcpHandle,
     /** A plain HTTP client on an `ssl` address: its request is answered 400 and the connection closed. */
     readonly plainOnTlsPort = false,
   ) {
-    this.remoteAddr = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
     this.limits = owner.defaultLimits;
-    this.sock = socket;
-    this.attach(socket);
+    if (client instanceof Socket) {
+      this.remoteAddr = client.remoteAddress ?? '';
+      this.remotePort = client.remotePort ?? 0;
+      this.attach(client);
+    } else {
+      const hw = new HandleWire(client, this, tcpHandles!);
+      // getpeername once, at accept (every log line has the address).
+      const peer = hw.peer();
+      this.remoteAddr = peer.address;
+      this.remotePort = peer.port;
+      this.hw = hw;
+      this.wire = hw;
+      // A handle that cannot read is closed (onClose follows, from libuv).
+      hw.start();
+    }
     // nginx's client_header_timeout runs from accept for the first request.
     this.setTimer(Timer.Header, owner.clientHeaderTimeoutMs);
   }
@@ -205,16 +231,55 @@ export class ClientConnection implements ClientSide {
    * next sweep if still idle.
    */
   get socket(): Socket {
-    return this.sock ?? this.unpark();
+    if (this.sock !== undefined) return this.sock;
+    // A handle connection: what the status page reads of a socket (no socket is made for it).
+    if (this.hw !== undefined) return this.hw.view();
+    return this.unpark();
+  }
+
+  /**
+   * A net.Socket for a hand-over (an Upgrade tunnel, HTTP/2): a handle
+   * connection gets one made over its handle now (as `unpark` does), read
+   * and heard as a socket connection's from here on.
+   */
+  private ownSocket(): Socket {
+    const hw = this.hw;
+    if (hw === undefined || this.sock !== undefined) return this.socket;
+    this.hw = undefined;
+    const s = socketOnHandle(hw.handOver(), SOCKET_HIGH_WATER_MARK);
+    this.attach(s, true);
+    return s;
+  }
+
+  /** @internal the handle read `n` bytes (into READ_BUFFER). */
+  handleRead(n: number): void {
+    if (this.handleParked) {
+      this.handleParked = false;
+      parkingCounts.parked--;
+      parkingCounts.unparks++;
+    }
+    handView(n, ClientConnection.prototype.onData, this);
+  }
+
+  /** The wire, made again over the handle first while parked. */
+  private get w(): ClientWire {
+    if (this.wire === undefined) {
+      const s = this.unpark();
+      // Closed while parked: a wire over a destroyed socket.
+      if (this.wire === undefined) this.wire = new SocketWire(s);
+    }
+    return this.wire;
   }
 
   /** True while held as its TCP handle only (parked.ts). */
   get isParked(): boolean {
-    return this.parked !== undefined;
+    return this.parked !== undefined || this.handleParked;
   }
 
   /** `rewrapped`: a socket made again over the parked handle, which reads into READ_BUFFER already. */
   private attach(socket: Socket, rewrapped = false): void {
+    this.sock = socket;
+    this.wire = new SocketWire(socket);
     // Shared listeners that find the connection on the socket: an idle
     // keep-alive connection costs no closures (memory per idle connection).
     (socket as Owned)[CONNECTION] = this;
@@ -248,9 +313,8 @@ export class ClientConnection implements ClientSide {
    * @internal (the frontend's sweep)
    */
   park(): boolean {
-    const s = this.sock;
     if (
-      s === undefined ||
+      this.isParked ||
       !parkingAllowed() ||
       this.phase !== Phase.Head ||
       this.responding ||
@@ -261,7 +325,22 @@ export class ClientConnection implements ClientSide {
       this.peerEnded ||
       this.awaitingFlush ||
       this.pausedForPipeline ||
-      this.owner.closeIdle ||
+      this.owner.closeIdle
+    )
+      return false;
+    const hw = this.hw;
+    if (hw !== undefined) {
+      // Already its handle only: it lets go of its read storage and is counted.
+      if (hw.destroyed || !hw.allSent || !hw.reading) return false;
+      this.handleParked = true;
+      this.store = undefined;
+      parkingCounts.parked++;
+      parkingCounts.parks++;
+      return true;
+    }
+    const s = this.sock;
+    if (
+      s === undefined ||
       s.destroyed ||
       (s as { encrypted?: boolean }).encrypted === true ||
       onreadFields === null ||
@@ -279,6 +358,7 @@ export class ClientConnection implements ClientSide {
     handle[PARKED] = this;
     (s as Partial<Owned>)[CONNECTION] = undefined;
     this.sock = undefined;
+    this.wire = undefined;
     this.parked = handle;
     this.store = undefined;
     parkingCounts.parked++;
@@ -296,7 +376,6 @@ export class ClientConnection implements ClientSide {
     parkingCounts.unparks++;
     // The handle is still reading into READ_BUFFER: net does not start it again.
     const s = socketOnHandle(handle, SOCKET_HIGH_WATER_MARK);
-    this.sock = s;
     this.attach(s, true);
     s.resume();
     return s;
@@ -321,6 +400,7 @@ export class ClientConnection implements ClientSide {
     handle.close();
     parkingCounts.parked--;
     this.sock = closedSocket();
+    this.wire = new SocketWire(this.sock);
     this.onClose();
   }
 
@@ -462,7 +542,7 @@ export class ClientConnection implements ClientSide {
       // A client pipelining faster than it reads gets no unbounded buffer.
       if (this.buf.length > PIPELINE_LIMIT && !this.pausedForPipeline) {
         this.pausedForPipeline = true;
-        this.socket.pause();
+        this.w.pause();
       }
     }
   }
@@ -511,26 +591,30 @@ export class ClientConnection implements ClientSide {
   }
 
   pauseBody(): void {
-    this.socket.pause();
+    this.w.pause();
   }
 
   resumeBody(): void {
-    if (!this.pausedForPipeline) this.socket.resume();
+    if (!this.pausedForPipeline) this.w.resume();
   }
 
   /** @internal */
   onEnd(): void {
     this.peerEnded = true;
     if (this.phase === Phase.Closed || this.idle) {
-      this.socket.destroy();
+      this.w.destroy();
       return;
     }
     // A body cut short can never complete: the request is abandoned.
-    if (this.phase === Phase.Body || (this.phase === Phase.Head && !this.responding)) this.socket.destroy();
+    if (this.phase === Phase.Body || (this.phase === Phase.Head && !this.responding)) this.w.destroy();
   }
 
   /** @internal */
   onClose(): void {
+    if (this.handleParked) {
+      this.handleParked = false;
+      parkingCounts.parked--;
+    }
     this.phase = Phase.Closed;
     this.timer.cancel();
     const user = this.user;
@@ -578,7 +662,7 @@ export class ClientConnection implements ClientSide {
     this.phase = Phase.Closed;
     this.timer.cancel();
     this.timerKind = Timer.None;
-    const s = this.socket;
+    const s = this.ownSocket();
     // Nothing more is read until the tunnel takes the reads over (and resumes).
     s.pause();
     readsTo(s, noop);
@@ -591,16 +675,16 @@ export class ClientConnection implements ClientSide {
 
   /** Sends `100 Continue` (asked for with Expect). */
   writeContinue(): void {
-    send(this.socket, 'HTTP/1.1 100 Continue\r\n\r\n');
+    this.w.send('HTTP/1.1 100 Continue\r\n\r\n');
   }
 
   /** Response bytes wait for the client: the socket took less than was written. */
   get gone(): boolean {
-    return this.socket.destroyed;
+    return this.w.destroyed;
   }
 
   get writeBlocked(): boolean {
-    return blocked(this.socket);
+    return this.w.blocked;
   }
 
   get headSent(): boolean {
@@ -661,14 +745,14 @@ export class ClientConnection implements ClientSide {
   /** Writes what is queued; true when the socket wants no more for now. */
   flush(): boolean {
     const out = this.out;
-    if (out === undefined || out.length === 0) return blocked(this.socket);
+    const wire = this.w;
+    if (out === undefined || out.length === 0) return wire.blocked;
     const n = out.length;
-    const socket = this.socket;
     // Body bytes may be views of the shared read buffer (an upstream read,
     // http/transport.ts): what a write can keep past this call is copied.
     if (n === 1) {
       const item = out[0]!;
-      send(socket, typeof item === 'string' ? item : owned(item));
+      wire.send(typeof item === 'string' ? item : owned(item));
     } else if (this.outBytes <= COALESCE_LIMIT) {
       const buf = Buffer.allocUnsafe(this.outBytes);
       let at = 0;
@@ -680,19 +764,17 @@ export class ClientConnection implements ClientSide {
           at += item.length;
         }
       }
-      send(socket, buf);
+      wire.send(buf);
     } else {
-      socket.cork();
       for (let i = 0; i < n; i++) {
         const item = out[i]!;
-        if (typeof item === 'string') socket.write(item, 'latin1');
-        else socket.write(owned(item));
+        if (typeof item !== 'string') out[i] = owned(item);
       }
-      socket.uncork();
+      wire.sendParts(out);
     }
     out.length = 0;
     this.outBytes = 0;
-    return blocked(socket);
+    return wire.blocked;
   }
 
   /** Ends the response (with trailers for a chunked one) and writes it out. */
@@ -706,11 +788,11 @@ export class ClientConnection implements ClientSide {
       this.outBytes += last.length;
     }
     this.flush();
-    if (allSent(this.socket)) this.responseSent();
+    if (this.w.allSent) this.responseSent();
     else {
       // Done once the kernel has the last byte (send_timeout still applies until then).
       this.awaitingFlush = true;
-      flushed(this.socket, () => this.onFlushed());
+      this.w.flushed(() => this.onFlushed());
     }
   }
 
@@ -726,14 +808,20 @@ export class ClientConnection implements ClientSide {
     this.phase = Phase.Closed;
     this.buf = undefined;
     this.timer.cancel();
-    if (this.socket.destroyed) return;
-    if (this.socket.writable) this.socket.end(raw, 'latin1');
-    this.socket.destroySoon();
+    const wire = this.w;
+    if (wire.destroyed) return;
+    if (wire.writable) wire.end(raw);
+    wire.destroySoon();
   }
 
   /** Cuts the connection (a response that cannot be completed honestly). */
   abort(): void {
-    this.socket.destroy();
+    this.w.destroy();
+  }
+
+  /** Cuts the connection with a RST (stop's deadline, a request in flight): its client cannot take a cut response for a whole one. */
+  reset(): void {
+    this.w.reset();
   }
 
   private onFlushed(): void {
@@ -784,7 +872,7 @@ export class ClientConnection implements ClientSide {
     this.bodyReader = undefined;
     if (this.pausedForPipeline) {
       this.pausedForPipeline = false;
-      this.socket.resume();
+      this.w.resume();
     }
     this.setTimer(this.buf === undefined ? Timer.Idle : Timer.Header, this.idleOrHeaderMs());
     // The clock read that armed the timer (no second read per request).
@@ -802,8 +890,8 @@ export class ClientConnection implements ClientSide {
     this.phase = Phase.Closed;
     this.buf = undefined;
     if (this.bodyReader !== undefined) this.bodyReader.sink = undefined;
-    const socket = this.socket;
-    if (socket.destroyed) return;
+    const wire = this.w;
+    if (wire.destroyed) return;
     if (!unread || this.peerEnded) {
       // Everything with the kernel already (the usual case: responseSent
       // runs once the last byte is): close(2) sends the FIN after it, as
@@ -811,24 +899,25 @@ export class ClientConnection implements ClientSide {
       // shutdown first bought nothing but a system call and Node's end()
       // machinery (finish, afterShutdown), ≈5 % of a short session. TLS
       // still ends with its close_notify (end()).
-      if (allSent(socket) && (socket as { encrypted?: boolean }).encrypted !== true) socket.destroy();
-      else socket.destroySoon();
+      if (wire.allSent && wire.plain) wire.destroy();
+      else wire.destroySoon();
       return;
     }
     this.linger();
   }
 
   private linger(): void {
-    if (this.socket.destroyed) return;
-    this.socket.end();
-    this.socket.resume();
+    const wire = this.w;
+    if (wire.destroyed) return;
+    wire.end();
+    wire.resume();
     this.setTimer(Timer.Linger, LINGER_MS);
   }
 
   /** Cutting (stop): an idle connection closes now, a busy one after its response. */
   drain(): void {
     if (this.parked !== undefined) this.closeParked();
-    else if (this.idle) this.socket.destroy();
+    else if (this.idle) this.w.destroy();
   }
 
   // ---- timers --------------------------------------------------------------
@@ -853,11 +942,12 @@ export class ClientConnection implements ClientSide {
       this.closeParked();
       return;
     }
-    if (this.socket.destroyed) return;
+    const wire = this.w;
+    if (wire.destroyed) return;
     this.timerKind = Timer.None;
     if (kind === Timer.Idle || kind === Timer.Linger || kind === Timer.Discard) {
       if (kind === Timer.Idle) this.owner.idleTimedOut(this);
-      this.socket.destroy();
+      wire.destroy();
       return;
     }
     // Header timeout.

@@ -37,6 +37,7 @@ import {
   type KeepaliveApplier,
   type KeepaliveFailureLog,
 } from '../../keepalive/applier.js';
+import { type TcpHandle, tcpHandles } from '../../kernel/node-internals.js';
 import { answerPage } from '../../metrics/pages.js';
 import { type ListenerStats, listenerStats, noteEvent } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
@@ -45,7 +46,6 @@ import { GrpcCall, type GrpcRoute } from '../grpc/call.js';
 import { Http2Front, http2Settings } from '../http2/connection.js';
 import type { ConnectionLimiter } from '../limits.js';
 import type { Listener } from '../listener.js';
-import { resetSocket } from '../pump.js';
 import { type HandshakeFailure, HTTP1_ALPN, TlsTerminator } from '../tls.js';
 import type { ClientSide } from './client-side.js';
 import { ClientConnection, type ClientUser, type ConnectionOwner } from './connection.js';
@@ -56,6 +56,17 @@ import { startSweep } from './parked.js';
 import { type ClientRequest, type HeadRules, RequestError } from './request.js';
 import type { ServerTable, VirtualServer } from './routing.js';
 import type { UpgradeTunnel } from './streaming.js';
+
+let socketsOnly = false;
+
+/**
+ * For tests: run plain HTTP connections on net.Socket (true), as on a Node
+ * without the handle internals, or back to what this Node has (false). Read
+ * when a frontend starts.
+ */
+export function forceSocketConnections(on: boolean): void {
+  socketsOnly = on;
+}
 
 export interface HttpDeps {
   limiter: ConnectionLimiter;
@@ -202,8 +213,16 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   }
 
   start(listeners: readonly Listener[]): void {
+    // A plain address takes its connections as bare TCP handles (no
+    // net.Socket per connection: handle-wire.ts). Not with so_keepalive
+    // (set through Node's socket options here), nor TLS (a TLSSocket is a
+    // Socket), nor where this Node lacks the internals.
+    const handles =
+      !socketsOnly && tcpHandles !== null && this.tls === undefined && this.keepalive.backend === undefined;
     for (const listener of listeners) {
       listener.handler = (socket) => this.accept(socket);
+      listener.handleHandler =
+        handles && listener.takesHandles ? (client) => this.acceptHandle(client) : undefined;
       this.attached.push(listener);
       this.serverPort = listener.port;
     }
@@ -245,7 +264,10 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   detach(closeIdle = false): void {
     this.draining = true;
     this.closing = true;
-    for (const l of this.attached) l.handler = undefined;
+    for (const l of this.attached) {
+      l.handler = undefined;
+      l.handleHandler = undefined;
+    }
     this.attached.length = 0;
     if (closeIdle) {
       this.closeIdle = true;
@@ -279,12 +301,12 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     // the reset goes first, terminate() would close with a FIN.
     for (const c of [...this.connections])
       if (c.user instanceof ProxyExchange) {
-        resetSocket(c.socket, true);
+        c.reset();
         c.user.terminate();
       }
     for (const t of [...this.tunnels]) t.terminate();
     this.h2?.stop();
-    for (const c of [...this.connections]) if (this.h2?.owns(c.socket) !== true) c.socket.destroy();
+    for (const c of [...this.connections]) if (this.h2?.owns(c.socket) !== true) c.abort();
     this.tls?.stop();
   }
 
@@ -315,6 +337,25 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     this.connections.add(new ClientConnection(this, socket));
     // The listener accepts with pauseOnConnect (for the stream proxy); HTTP reads at once.
     socket.resume();
+  }
+
+  /** `accept` for a plain connection taken as its TCP handle (always taken: true). */
+  private acceptHandle(client: TcpHandle): boolean {
+    if (this.draining) {
+      client.close();
+      return true;
+    }
+    this.stats.accepted++;
+    if (!this.deps.limiter.tryAcquire()) {
+      client.close();
+      this.refusedOne();
+      return true;
+    }
+    this.stats.handled++;
+    // As the listener's sockets (noDelay: responses leave at once).
+    client.setNoDelay(true);
+    this.connections.add(new ClientConnection(this, client));
+    return true;
   }
 
   /** A connection of an `ssl` address past its handshake (or found to be plain HTTP). */

@@ -1,0 +1,340 @@
+/**
+ * A plain-TCP client connection of the HTTP proxy on the bare libuv TCP
+ * handle the listening handle accepted (listener.ts `handleHandler`): no
+ * net.Socket is made for it (see wire.ts for why and for the behaviour
+ * kept). The internals are those of proxy/stream-handles.ts, through
+ * src/kernel/node-internals.ts.
+ */
+import type { Socket } from 'node:net';
+import type {
+  BareHandle,
+  TcpHandle,
+  TcpHandles,
+  TcpShutdownReq,
+  TcpWriteReq,
+} from '../../kernel/node-internals.js';
+import { READ_BUFFER } from '../reads.js';
+import type { ClientWire } from './wire.js';
+
+/** What a HandleWire tells its connection. */
+export interface WireUser {
+  /** `n` bytes were read into READ_BUFFER. */
+  handleRead(n: number): void;
+  /** The client sent FIN. */
+  onEnd(): void;
+  /** The last write libuv held is done. */
+  onDrain(): void;
+  /** The handle is closed. */
+  onClose(): void;
+}
+
+/** libuv's UV_EOF (the same on every platform). */
+const UV_EOF = -4095;
+
+/** Shutdown of the writing side: none asked, asked (FIN queued behind the writes), done. */
+enum Shut {
+  None = 0,
+  Asked = 1,
+  Done = 2,
+}
+
+interface WireHandle extends TcpHandle {
+  wire?: HandleWire;
+  writeLatin1String?: (req: TcpWriteReq, data: string) => number;
+  /** net's flag (read by `new Socket({ handle })`: true, it does not start reading again). */
+  reading?: boolean;
+}
+
+let binding: TcpHandles;
+/** A write request the kernel took whole is not seen again by libuv: the next write reuses it. */
+let spare: TcpWriteReq | undefined;
+
+function releaseReq(req: TcpWriteReq): void {
+  req.handle = null;
+  req.wire = undefined;
+  req.buffer = null;
+  spare = req;
+}
+
+function onRead(this: WireHandle): void {
+  const wire = this.wire;
+  if (wire === undefined || wire.closed) return;
+  const n = binding.state[binding.readBytes]!;
+  if (n > 0) {
+    wire.bytesRead += n;
+    wire.user.handleRead(n);
+  } else if (n === UV_EOF) {
+    wire.eof = true;
+    wire.reading = false;
+    wire.user.onEnd();
+  } else if (n < 0) wire.destroy();
+}
+
+function writeDone(this: TcpWriteReq, status: number): void {
+  const wire = this.wire as HandleWire;
+  this.wire = undefined;
+  this.buffer = null;
+  this.handle = null;
+  wire.pending--;
+  if (wire.closed) return;
+  if (status < 0) {
+    wire.destroy();
+    return;
+  }
+  if (wire.pending === 0) wire.drained();
+}
+
+function shutDone(this: TcpShutdownReq, status: number): void {
+  const wire = this.wire as HandleWire;
+  this.wire = undefined;
+  this.handle = null;
+  wire.shut = Shut.Done;
+  if (wire.closed) return;
+  if (status < 0 || wire.closeAfterShut) wire.destroy();
+}
+
+function handleClosed(this: WireHandle): void {
+  const wire = this.wire!;
+  this.wire = undefined;
+  if (!wire.handedOver) wire.user.onClose();
+}
+
+export class HandleWire implements ClientWire {
+  /** Writes libuv still holds (the kernel took part). */
+  pending = 0;
+  private waiters: (() => void)[] | undefined;
+  reading = false;
+  eof = false;
+  shut = Shut.None;
+  closeAfterShut = false;
+  closed = false;
+  /** A net.Socket was made over the handle (`handOver`): it is the socket's now. */
+  handedOver = false;
+  bytesRead = 0;
+  bytesWritten = 0;
+  readonly plain = true;
+
+  constructor(
+    readonly handle: WireHandle,
+    readonly user: WireUser,
+    handles: TcpHandles,
+  ) {
+    binding = handles;
+    handle.wire = this;
+  }
+
+  /** Starts reading into the shared buffer (`false`: the handle refused, it is closed). */
+  start(): boolean {
+    const h = this.handle;
+    h.onread = onRead;
+    h.useUserBuffer(READ_BUFFER);
+    this.reading = true;
+    if (h.readStart() === 0) return true;
+    this.reading = false;
+    this.destroy();
+    return false;
+  }
+
+  get destroyed(): boolean {
+    return this.closed;
+  }
+
+  get writable(): boolean {
+    return !this.closed && this.shut === Shut.None;
+  }
+
+  send(data: string | Buffer): void {
+    if (!this.writable) return;
+    const h = this.handle;
+    const req = spare ?? new binding.WriteWrap();
+    spare = undefined;
+    req.handle = h;
+    req.oncomplete = writeDone;
+    req.wire = this;
+    req.buffer = null;
+    req.async = false;
+    let err: number;
+    if (typeof data === 'string') {
+      this.bytesWritten += data.length;
+      err =
+        h.writeLatin1String !== undefined
+          ? h.writeLatin1String(req, data)
+          : h.writeBuffer(req, Buffer.from(data, 'latin1'));
+    } else {
+      this.bytesWritten += data.length;
+      err = h.writeBuffer(req, data);
+    }
+    if (err !== 0) {
+      releaseReq(req);
+      this.destroy();
+      return;
+    }
+    if (binding.state[binding.lastWriteAsync] !== 0) {
+      // The kernel took part: libuv writes the rest later and needs the bytes
+      // kept alive (a string's rest is copied by Node's StreamBase).
+      req.async = true;
+      if (typeof data !== 'string') req.buffer = data;
+      this.pending++;
+    } else releaseReq(req);
+  }
+
+  sendParts(parts: readonly (string | Buffer)[]): void {
+    // libuv queues each behind the one before: the order is kept.
+    for (const p of parts) this.send(p);
+  }
+
+  get blocked(): boolean {
+    return this.pending > 0;
+  }
+
+  get allSent(): boolean {
+    return this.pending === 0;
+  }
+
+  flushed(cb: () => void): void {
+    if (this.pending > 0 && !this.closed) {
+      if (this.waiters === undefined) this.waiters = [cb];
+      else this.waiters.push(cb);
+      return;
+    }
+    cb();
+  }
+
+  /** @internal every held write is done: 'drain', then the flush waiters. */
+  drained(): void {
+    const waiters = this.waiters;
+    this.waiters = undefined;
+    this.user.onDrain();
+    if (waiters !== undefined) for (const w of waiters) if (!this.closed) w();
+  }
+
+  pause(): void {
+    if (!this.reading || this.closed) return;
+    this.reading = false;
+    this.handle.readStop();
+  }
+
+  resume(): void {
+    if (this.reading || this.closed || this.eof) return;
+    this.reading = true;
+    if (this.handle.readStart() !== 0) this.destroy();
+  }
+
+  end(last?: string): void {
+    if (!this.writable) return;
+    if (last !== undefined) this.send(last);
+    if (this.closed) return;
+    // After what was written: libuv sends the FIN once its queue is empty.
+    const req = new binding.ShutdownWrap();
+    req.handle = this.handle;
+    req.oncomplete = shutDone;
+    req.wire = this;
+    this.shut = Shut.Asked;
+    if (this.handle.shutdown(req) !== 0) {
+      this.shut = Shut.Done;
+      this.destroy();
+    }
+  }
+
+  destroySoon(): void {
+    if (this.closed) return;
+    this.closeAfterShut = true;
+    if (this.shut === Shut.None) this.end();
+    else if (this.shut === Shut.Done) this.destroy();
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reading = false;
+    this.waiters = undefined;
+    // Held writes are cancelled (their callbacks see `closed`).
+    this.handle.close(handleClosed);
+  }
+
+  reset(): void {
+    if (this.closed) return;
+    if (this.shut !== Shut.None) {
+      // uv_tcp_close_reset refuses once a shutdown is asked: closed instead.
+      this.destroy();
+      return;
+    }
+    this.closed = true;
+    this.reading = false;
+    this.waiters = undefined;
+    if (this.handle.reset(handleClosed) !== 0) this.handle.close(handleClosed);
+  }
+
+  /**
+   * Gives the handle up to a net.Socket made over it (an Upgrade tunnel,
+   * HTTP/2): nothing here reads, writes or closes it again. Writes libuv
+   * still holds go out before the socket's (libuv keeps one queue).
+   */
+  handOver(): BareHandle {
+    this.handedOver = true;
+    this.closed = true;
+    this.waiters = undefined;
+    const h = this.handle;
+    h.wire = undefined;
+    // net's Socket starts reading unless told it is already reading; after
+    // the client's FIN it must not read again (the tunnel is told of the end).
+    h.reading = this.reading || this.eof;
+    return h as unknown as BareHandle;
+  }
+
+  /** What the status page reads of a connection as of a Socket. */
+  view(): Socket {
+    return new HandleView(this) as unknown as Socket;
+  }
+
+  /** The client's address, read once at accept (getpeername). */
+  peer(): { address: string; port: number } {
+    const at: { address?: string; port?: number } = {};
+    if (this.handle.getpeername(at) !== 0) return { address: '', port: 0 };
+    return { address: at.address ?? '', port: at.port ?? 0 };
+  }
+}
+
+/**
+ * A handle connection as the status page reads a socket: addresses, byte
+ * counts and, through `_handle`, the descriptor for its kernel readings.
+ */
+class HandleView {
+  readonly connecting = false;
+  readonly pending = false;
+  constructor(private readonly wire: HandleWire) {}
+  get destroyed(): boolean {
+    return this.wire.closed;
+  }
+  get _handle(): TcpHandle | null {
+    return this.wire.closed ? null : this.wire.handle;
+  }
+  private name(peer: boolean): { address?: string; port?: number } {
+    const out: { address?: string; port?: number } = {};
+    if (this.wire.closed) return out;
+    const h = this.wire.handle;
+    if ((peer ? h.getpeername(out) : h.getsockname(out)) !== 0) return {};
+    return out;
+  }
+  get remoteAddress(): string | undefined {
+    return this.name(true).address;
+  }
+  get remotePort(): number | undefined {
+    return this.name(true).port;
+  }
+  get localAddress(): string | undefined {
+    return this.name(false).address;
+  }
+  get localPort(): number | undefined {
+    return this.name(false).port;
+  }
+  get bytesRead(): number {
+    return this.wire.bytesRead;
+  }
+  get bytesWritten(): number {
+    return this.wire.bytesWritten;
+  }
+  get writableLength(): number {
+    return this.wire.closed ? 0 : this.wire.handle.writeQueueSize;
+  }
+}
