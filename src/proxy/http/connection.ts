@@ -1,5 +1,6 @@
 /**
- * One client connection of the HTTP proxy, on a raw `net.Socket`: reads
+ * One client connection of the HTTP proxy, on a raw `net.Socket` or the bare
+ * TCP handle of a plain connection (through a ClientWire, wire.ts): reads
  * requests one at a time (a pipelined request waits in the buffer until the
  * response before it has left, so responses go out in order), frames
  * responses, and applies the connection's timers:
