@@ -486,3 +486,18 @@ function tcpHandlesStatus(): InternalStatus {
             : 'TCP handle methods and onconnection found',
   };
 }
+
+// ---- plain HTTP connections on TCP handles (proxy/http/handle-wire.ts) ----
+
+/**
+ * A net.Socket made over a bare TCP handle a plain HTTP connection ran on
+ * (an Upgrade tunnel or HTTP/2 takes it over). `reading`: whether the
+ * handle is reading now, or must not be started again (after the client's
+ * FIN); net reads its own `reading` flag on the handle to decide whether to
+ * start it (a second readStart fails with EALREADY and destroys the socket).
+ * The internals are those of `socketOnHandle` and the tcp_wrap handles above.
+ */
+export function socketOverTcpHandle(handle: TcpHandle, reading: boolean, highWaterMark: number): Socket {
+  (handle as unknown as BareHandle).reading = reading;
+  return socketOnHandle(handle as unknown as BareHandle, highWaterMark);
+}

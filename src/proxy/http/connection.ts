@@ -247,7 +247,7 @@ export class ClientConnection implements ClientSide {
     const hw = this.hw;
     if (hw === undefined || this.sock !== undefined) return this.socket;
     this.hw = undefined;
-    const s = socketOnHandle(hw.handOver(), SOCKET_HIGH_WATER_MARK);
+    const s = hw.handOver(SOCKET_HIGH_WATER_MARK);
     this.attach(s, true);
     return s;
   }

@@ -6,12 +6,12 @@
  * src/kernel/node-internals.ts.
  */
 import type { Socket } from 'node:net';
-import type {
-  BareHandle,
-  TcpHandle,
-  TcpHandles,
-  TcpShutdownReq,
-  TcpWriteReq,
+import {
+  socketOverTcpHandle,
+  type TcpHandle,
+  type TcpHandles,
+  type TcpShutdownReq,
+  type TcpWriteReq,
 } from '../../kernel/node-internals.js';
 import { READ_BUFFER } from '../reads.js';
 import type { ClientWire } from './wire.js';
@@ -41,8 +41,6 @@ enum Shut {
 interface WireHandle extends TcpHandle {
   wire?: HandleWire;
   writeLatin1String?: (req: TcpWriteReq, data: string) => number;
-  /** net's flag (read by `new Socket({ handle })`: true, it does not start reading again). */
-  reading?: boolean;
 }
 
 let binding: TcpHandles;
@@ -270,16 +268,14 @@ export class HandleWire implements ClientWire {
    * HTTP/2): nothing here reads, writes or closes it again. Writes libuv
    * still holds go out before the socket's (libuv keeps one queue).
    */
-  handOver(): BareHandle {
+  handOver(highWaterMark: number): Socket {
     this.handedOver = true;
     this.closed = true;
     this.waiters = undefined;
     const h = this.handle;
     h.wire = undefined;
-    // net's Socket starts reading unless told it is already reading; after
-    // the client's FIN it must not read again (the tunnel is told of the end).
-    h.reading = this.reading || this.eof;
-    return h as unknown as BareHandle;
+    // Not started again while reading, nor after the client's FIN (the tunnel is told of the end).
+    return socketOverTcpHandle(h, this.reading || this.eof, highWaterMark);
   }
 
   /** What the status page reads of a connection as of a Socket. */
