@@ -12,7 +12,7 @@
  * | net's `kBuffer`, `kBufferCb`, `kBufferGen` symbols, `_handle.useUserBuffer` | proxy/reads (onread on accepted sockets) | 'data' events |
  * | `process.binding('stream_wrap')`: `WriteWrap`, `streamBaseState`, `kLastWriteWasAsync`; `_handle.writeBuffer`/`writeLatin1String` | proxy/writes | `socket.write` |
  * | `streamBaseState[kReadBytesOrError]`, `_handle.onread`, the handle's `owner_symbol`, `new Socket({ handle })` | proxy/http/parked (idle connections held as their TCP handle) | idle connections stay `net.Socket`s |
- * | `process.binding('tcp_wrap')`: `TCP`, `TCPConnectWrap`; stream_wrap `ShutdownWrap`; `server._handle.onconnection` | proxy/stream-handles, proxy/listener (plain-TCP stream sessions on handles) | sessions on `net.Socket` |
+ * | `process.binding('tcp_wrap')`: `TCP`, `TCPConnectWrap`; stream_wrap `ShutdownWrap`; `server._handle.onconnection` | proxy/stream-handles, proxy/listener, proxy/http/handle-wire (plain-TCP stream sessions and plain HTTP client connections on handles) | sessions and connections on `net.Socket` |
  */
 import { type Server, Socket } from 'node:net';
 
@@ -473,9 +473,10 @@ function tcpHandlesStatus(): InternalStatus {
   return {
     name: "process.binding('tcp_wrap') TCP + TCPConnectWrap, stream_wrap ShutdownWrap, net.Server _handle.onconnection",
     usedBy:
-      'proxy/stream-handles: plain-TCP stream sessions accepted and connected as TCP handles (no net.Socket)',
+      'proxy/stream-handles, proxy/http/handle-wire: plain-TCP stream sessions and plain HTTP client connections on TCP handles (no net.Socket)',
     available: tcpHandles !== null && acceptHookFound !== false,
-    fallback: 'stream sessions on net.Socket (same behaviour, more CPU per session)',
+    fallback:
+      'stream sessions and plain HTTP connections on net.Socket (same behaviour, more CPU per session)',
     detail:
       tcpHandles === null
         ? (tcpHandlesMissing ?? 'unavailable')
