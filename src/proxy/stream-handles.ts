@@ -42,6 +42,7 @@ import type {
   TcpShutdownReq,
   TcpWriteReq,
 } from '../kernel/node-internals.js';
+import { handleView } from './handle-view.js';
 import { CHUNK, giveBack, takeBuffer } from './pump.js';
 import { READ_BUFFER } from './reads.js';
 import type { SessionEndReason, StreamProxy } from './stream.js';
@@ -93,6 +94,16 @@ class Leg {
     readonly isClient: boolean,
   ) {
     handle.leg = this;
+  }
+
+  /** The session's own count (the handle's counters are not kept for reads into a user buffer). */
+  get bytesRead(): number {
+    return this.session.counted(this.isClient);
+  }
+
+  /** What was handed to libuv for this leg: the other side's reads. */
+  get bytesWritten(): number {
+    return this.session.counted(!this.isClient);
   }
 }
 
@@ -184,54 +195,6 @@ function legClosed(this: LegHandle): void {
   leg.session.legClosed(leg);
 }
 
-/**
- * What the status page and `hash` read of a leg as of a Socket: addresses
- * (getpeername/getsockname when asked), byte counts and, through `_handle`,
- * the descriptor for its kernel readings (kernel/fd `fdOf`).
- */
-class LegView {
-  readonly connecting = false;
-  readonly pending = false;
-  constructor(private readonly leg: Leg) {}
-  get destroyed(): boolean {
-    return this.leg.closed;
-  }
-  get _handle(): TcpHandle | null {
-    return this.leg.closed ? null : this.leg.handle;
-  }
-  private name(peer: boolean): { address?: string; port?: number } {
-    const out: { address?: string; port?: number } = {};
-    if (this.leg.closed) return out;
-    const h = this.leg.handle;
-    if ((peer ? h.getpeername(out) : h.getsockname(out)) !== 0) return {};
-    return out;
-  }
-  get remoteAddress(): string | undefined {
-    return this.name(true).address;
-  }
-  get remotePort(): number | undefined {
-    return this.name(true).port;
-  }
-  get localAddress(): string | undefined {
-    return this.name(false).address;
-  }
-  get localPort(): number | undefined {
-    return this.name(false).port;
-  }
-  /** The bytes libuv holds for this connection (a handle session keeps none of its own beyond them). */
-  get writableLength(): number {
-    return this.leg.closed ? 0 : this.leg.handle.writeQueueSize;
-  }
-  /** The session's own count (the handle's counters are not kept for reads into a user buffer). */
-  get bytesRead(): number {
-    return this.leg.session.counted(this.leg.isClient);
-  }
-  /** What was handed to libuv for this leg: the other side's reads. */
-  get bytesWritten(): number {
-    return this.leg.session.counted(!this.leg.isClient);
-  }
-}
-
 export class HandleSession extends SessionCore {
   private readonly c: Leg;
   private u: Leg | undefined;
@@ -251,13 +214,13 @@ export class HandleSession extends SessionCore {
 
   /** The client as the status page reads a socket. */
   get client(): Socket {
-    return new LegView(this.c) as unknown as Socket;
+    return handleView(this.c);
   }
 
   /** The upstream connection as the status page reads a socket; undefined while none is open. */
   get upstreamSocket(): Socket | undefined {
     const u = this.u;
-    return u === undefined || u.closed ? undefined : (new LegView(u) as unknown as Socket);
+    return u === undefined || u.closed ? undefined : handleView(u);
   }
 
   /** @internal bytes read from the client (`fromClient`) or from the upstream so far. */
@@ -276,7 +239,7 @@ export class HandleSession extends SessionCore {
     if (this.reason !== undefined) return;
     const tries = this.tries;
     const host = tries.next(
-      new ClientVars(new LegView(this.c)) as unknown as Readonly<Record<string, string>>,
+      new ClientVars(handleView(this.c)) as unknown as Readonly<Record<string, string>>,
     );
     if (host === undefined) {
       this.failConnect(tries.attempts === 0 ? 'no live upstreams' : (this.detail ?? 'all tries failed'));

@@ -19,7 +19,7 @@ export function endpoint(address: string | undefined, port: number | undefined):
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** What a session's client side tells of its addresses (a net.Socket, or a handle session's `LegView`). */
+/** What a session's client side tells of its addresses (a net.Socket, or a handle session's view, handle-view.ts). */
 export interface ClientAddresses {
   readonly remoteAddress?: string | undefined;
   readonly remotePort?: number | undefined;

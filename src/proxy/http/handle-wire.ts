@@ -13,6 +13,7 @@ import {
   type TcpShutdownReq,
   type TcpWriteReq,
 } from '../../kernel/node-internals.js';
+import { handleView } from '../handle-view.js';
 import { READ_BUFFER } from '../reads.js';
 import type { ClientWire } from './wire.js';
 
@@ -280,7 +281,7 @@ export class HandleWire implements ClientWire {
 
   /** What the status page reads of a connection as of a Socket. */
   view(): Socket {
-    return new HandleView(this) as unknown as Socket;
+    return handleView(this);
   }
 
   /** The client's address, read once at accept (getpeername). */
@@ -288,49 +289,5 @@ export class HandleWire implements ClientWire {
     const at: { address?: string; port?: number } = {};
     if (this.handle.getpeername(at) !== 0) return { address: '', port: 0 };
     return { address: at.address ?? '', port: at.port ?? 0 };
-  }
-}
-
-/**
- * A handle connection as the status page reads a socket: addresses, byte
- * counts and, through `_handle`, the descriptor for its kernel readings.
- */
-class HandleView {
-  readonly connecting = false;
-  readonly pending = false;
-  constructor(private readonly wire: HandleWire) {}
-  get destroyed(): boolean {
-    return this.wire.closed;
-  }
-  get _handle(): TcpHandle | null {
-    return this.wire.closed ? null : this.wire.handle;
-  }
-  private name(peer: boolean): { address?: string; port?: number } {
-    const out: { address?: string; port?: number } = {};
-    if (this.wire.closed) return out;
-    const h = this.wire.handle;
-    if ((peer ? h.getpeername(out) : h.getsockname(out)) !== 0) return {};
-    return out;
-  }
-  get remoteAddress(): string | undefined {
-    return this.name(true).address;
-  }
-  get remotePort(): number | undefined {
-    return this.name(true).port;
-  }
-  get localAddress(): string | undefined {
-    return this.name(false).address;
-  }
-  get localPort(): number | undefined {
-    return this.name(false).port;
-  }
-  get bytesRead(): number {
-    return this.wire.bytesRead;
-  }
-  get bytesWritten(): number {
-    return this.wire.bytesWritten;
-  }
-  get writableLength(): number {
-    return this.wire.closed ? 0 : this.wire.handle.writeQueueSize;
   }
 }
