@@ -40,34 +40,44 @@ export {
 } from '../support.js';
 
 /**
- * The two ways a plain-TCP stream session runs: on bare TCP handles (what
- * Node 20 and 26 give: proxy/stream-handles.ts) and on net.Socket (the
- * fallback, and the path of TLS sessions). `onBothPaths` runs a behaviour
- * test once on each; the path is fixed when the test's stream block starts.
+ * The two ways a plain-TCP stream session or plain HTTP connection runs: on
+ * bare TCP handles (what Node 20 and 26 give: proxy/stream-handles.ts,
+ * proxy/http/handle-wire.ts) and on net.Socket (the fallback, and the path
+ * of TLS). `onBothPaths` runs a behaviour test once on each; the path is
+ * fixed when the test's stream block starts.
  */
 export type SessionPath = 'handles' | 'sockets';
 
-export function onBothPaths(
-  name: string,
-  fn: (t: TestContext, path: SessionPath) => Promise<void>,
-  options: TestOptions = {},
-): void {
-  for (const path of ['handles', 'sockets'] as const)
-    test(`${name} [${path}]`, options, async (t) => {
-      if (path === 'handles' && tcpHandles === null) {
-        // A Node without the handle internals runs every session on sockets.
-        if (process.env.CI === 'true') assert.fail('this Node has no TCP handle internals (tcp_wrap)');
-        t.skip('this Node has no TCP handle internals (tcp_wrap)');
-        return;
-      }
-      forceSocketSessions(path === 'sockets');
-      try {
-        await fn(t, path);
-      } finally {
-        forceSocketSessions(false);
-      }
-    });
+/**
+ * A runner of behaviour tests on both paths of one switch: `force(true)`
+ * puts the frontends started from then on on sockets; after each test the
+ * switch goes back to `sockets()`.
+ */
+export function bothPaths(force: (sockets: boolean) => void, sockets: () => boolean = () => false) {
+  return (
+    name: string,
+    fn: (t: TestContext, path: SessionPath) => Promise<void>,
+    options: TestOptions = {},
+  ): void => {
+    for (const path of ['handles', 'sockets'] as const)
+      test(`${name} [${path}]`, options, async (t) => {
+        if (path === 'handles' && tcpHandles === null) {
+          // A Node without the handle internals runs everything on sockets.
+          if (process.env.CI === 'true') assert.fail('this Node has no TCP handle internals (tcp_wrap)');
+          t.skip('this Node has no TCP handle internals (tcp_wrap)');
+          return;
+        }
+        force(path === 'sockets');
+        try {
+          await fn(t, path);
+        } finally {
+          force(sockets());
+        }
+      });
+  };
 }
+
+export const onBothPaths = bothPaths(forceSocketSessions);
 
 export const SRC: SourceRef = { file: 'test.conf', line: 1, col: 1 };
 

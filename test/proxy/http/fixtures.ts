@@ -4,9 +4,7 @@
  * tests. Every wait is bounded: a hung proxy fails a test instead of
  * hanging the run.
  */
-import assert from 'node:assert/strict';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
-import { type TestContext, type TestOptions, test } from 'node:test';
 import type {
   Config,
   HttpLocation,
@@ -15,7 +13,6 @@ import type {
   Listen,
   UpstreamServer,
 } from '../../../src/config/model.js';
-import { tcpHandles } from '../../../src/kernel/node-internals.js';
 import type { HttpLogRecord, RequestRecord, RetryRecord } from '../../../src/proxy/http/index.js';
 import { forceSocketConnections } from '../../../src/proxy/http/server.js';
 import { Runtime } from '../../../src/serve/index.js';
@@ -27,7 +24,7 @@ import {
   mainSettings,
 } from '../../model-text.js';
 import { Arrivals } from '../../support.js';
-import { address, listen, SRC, server } from '../fixtures.js';
+import { address, bothPaths, listen, type SessionPath, SRC, server } from '../fixtures.js';
 
 export { closedPort, sleep, within } from '../../support.js';
 export { address, listen, SRC, server };
@@ -41,31 +38,12 @@ export { address, listen, SRC, server };
  * `onBothHttpPaths` runs a behaviour test once on each; the path is fixed
  * when the test's frontend starts.
  */
-export type ConnectionPath = 'handles' | 'sockets';
+export type ConnectionPath = SessionPath;
 
-if (process.env.KEEPWIRE_HTTP_CONNECTIONS === 'sockets') forceSocketConnections(true);
+const socketsByEnv = () => process.env.KEEPWIRE_HTTP_CONNECTIONS === 'sockets';
+if (socketsByEnv()) forceSocketConnections(true);
 
-export function onBothHttpPaths(
-  name: string,
-  fn: (t: TestContext, path: ConnectionPath) => Promise<void>,
-  options: TestOptions = {},
-): void {
-  for (const path of ['handles', 'sockets'] as const)
-    test(`${name} [${path}]`, options, async (t) => {
-      if (path === 'handles' && tcpHandles === null) {
-        // A Node without the handle internals runs every connection on sockets.
-        if (process.env.CI === 'true') assert.fail('this Node has no TCP handle internals (tcp_wrap)');
-        t.skip('this Node has no TCP handle internals (tcp_wrap)');
-        return;
-      }
-      forceSocketConnections(path === 'sockets');
-      try {
-        await fn(t, path);
-      } finally {
-        forceSocketConnections(process.env.KEEPWIRE_HTTP_CONNECTIONS === 'sockets');
-      }
-    });
-}
+export const onBothHttpPaths = bothPaths(forceSocketConnections, socketsByEnv);
 
 /**
  * A location with the usual proxy settings; its client-leg fields are left
