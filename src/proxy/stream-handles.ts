@@ -49,7 +49,7 @@ import type { SessionEndReason, StreamProxy } from './stream.js';
 import { ClientVars, endpoint, SessionCore } from './stream-session.js';
 
 /** libuv's UV_EOF (the same on every platform). */
-const UV_EOF = -4095;
+export const UV_EOF = -4095;
 const noop = (): void => {};
 const EMPTY = Buffer.alloc(0);
 
@@ -62,7 +62,7 @@ function errName(status: number): string {
 }
 
 /** Shutdown of a leg's writing side: none asked, asked (FIN queued behind the writes), done (FIN sent). */
-enum Shut {
+export enum Shut {
   None = 0,
   Asked = 1,
   Done = 2,

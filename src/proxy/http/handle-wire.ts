@@ -15,6 +15,7 @@ import {
 } from '../../kernel/node-internals.js';
 import { handleView } from '../handle-view.js';
 import { READ_BUFFER } from '../reads.js';
+import { Shut, UV_EOF } from '../stream-handles.js';
 import type { ClientWire } from './wire.js';
 
 /** What a HandleWire tells its connection. */
@@ -27,16 +28,6 @@ export interface WireUser {
   onDrain(): void;
   /** The handle is closed. */
   onClose(): void;
-}
-
-/** libuv's UV_EOF (the same on every platform). */
-const UV_EOF = -4095;
-
-/** Shutdown of the writing side: none asked, asked (FIN queued behind the writes), done. */
-enum Shut {
-  None = 0,
-  Asked = 1,
-  Done = 2,
 }
 
 interface WireHandle extends TcpHandle {
