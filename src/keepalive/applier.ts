@@ -9,6 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import { fdOf } from '../kernel/fd.js';
+import { libc } from '../kernel/libc.js';
 import {
   applyPlan,
   type KeepaliveBackend,
@@ -36,6 +37,27 @@ export type KeepaliveFailureLog = (failure: KeepaliveFailure) => void;
 /** Where failures go when the runtime gave no logger: a process warning, never silence. */
 export const warnKeepaliveFailure: KeepaliveFailureLog = (f) =>
   process.emitWarning(`${f.directive} ${f.value} not applied to ${f.peer}: ${f.error}`, 'KeepaliveWarning');
+
+/** Whether `applyFd` can reach the kernel here (libc through koffi loads): memoised. */
+let libcLoads: boolean | undefined;
+
+/**
+ * Whether connections taken as bare TCP handles (no net.Socket) can carry
+ * keepalive settings: `applyFd` needs libc's setsockopt, Node's
+ * `setKeepAlive` needs a Socket. Where it cannot, a listen with
+ * so_keepalive keeps the socket path.
+ */
+export function keepaliveOnFds(): boolean {
+  if (libcLoads === undefined) {
+    try {
+      libc();
+      libcLoads = true;
+    } catch {
+      libcLoads = false;
+    }
+  }
+  return libcLoads;
+}
 
 export class KeepaliveApplier {
   /** The configured value in nginx syntax; `off` when the directive is absent. */
@@ -79,7 +101,8 @@ export class KeepaliveApplier {
 
   /**
    * `apply` for a bare TCP handle's descriptor (a stream session on handles,
-   * proxy/stream-handles.ts): the same values, through setsockopt. `peer`
+   * proxy/stream-handles.ts; a plain HTTP connection, proxy/http/server.ts):
+   * the same values, through setsockopt (see `keepaliveOnFds`). `peer`
    * names the connection in a failure. Never throws.
    */
   applyFd(fd: number, peer: string): void {

@@ -11,8 +11,12 @@
  */
 import { connect, isIP, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Listen, StreamServer } from '../config/model.js';
-import { compileKeepalive, type KeepaliveApplier, type KeepaliveFailureLog } from '../keepalive/applier.js';
-import { libc } from '../kernel/libc.js';
+import {
+  compileKeepalive,
+  type KeepaliveApplier,
+  type KeepaliveFailureLog,
+  keepaliveOnFds,
+} from '../keepalive/applier.js';
 import { type TcpHandle, type TcpHandles, tcpHandles, tcpSocketOf } from '../kernel/node-internals.js';
 import { liveStreams } from '../metrics/live.js';
 import { type ListenerStats, listenerStats } from '../metrics/stats.js';
@@ -75,20 +79,6 @@ let handlesOff = false;
  */
 export function forceSocketSessions(on: boolean): void {
   handlesOff = on;
-}
-
-/** Whether the kernel calls keepalive on a bare handle needs (libc, through koffi) load here. */
-let libcLoads: boolean | undefined;
-function keepaliveOnFds(): boolean {
-  if (libcLoads === undefined) {
-    try {
-      libc();
-      libcLoads = true;
-    } catch {
-      libcLoads = false;
-    }
-  }
-  return libcLoads;
 }
 
 export class StreamProxy {

@@ -36,6 +36,7 @@ import {
   compileKeepalive,
   type KeepaliveApplier,
   type KeepaliveFailureLog,
+  keepaliveOnFds,
 } from '../../keepalive/applier.js';
 import { type TcpHandle, tcpHandles } from '../../kernel/node-internals.js';
 import { answerPage } from '../../metrics/pages.js';
@@ -214,11 +215,15 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
 
   start(listeners: readonly Listener[]): void {
     // A plain address takes its connections as bare TCP handles (no
-    // net.Socket per connection: handle-wire.ts). Not with so_keepalive
-    // (set through Node's socket options here), nor TLS (a TLSSocket is a
-    // Socket), nor where this Node lacks the internals.
+    // net.Socket per connection: handle-wire.ts); so_keepalive then goes on
+    // the descriptor through libc (where libc does not load, such an address
+    // keeps sockets). Not TLS (a TLSSocket is a Socket), nor where this Node
+    // lacks the internals.
     const handles =
-      !socketsOnly && tcpHandles !== null && this.tls === undefined && this.keepalive.backend === undefined;
+      !socketsOnly &&
+      tcpHandles !== null &&
+      this.tls === undefined &&
+      (!this.keepalive.enabled || keepaliveOnFds());
     for (const listener of listeners) {
       listener.handler = (socket) => this.accept(socket);
       listener.handleHandler =
@@ -354,7 +359,10 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
     this.stats.handled++;
     // As the listener's sockets (noDelay: responses leave at once).
     client.setNoDelay(true);
-    this.connections.add(new ClientConnection(this, client));
+    const conn = new ClientConnection(this, client);
+    // As `accept` does with the socket: before the first read.
+    if (this.keepalive.enabled) this.keepalive.applyFd(client.fd, conn.clientText);
+    this.connections.add(conn);
     return true;
   }
 

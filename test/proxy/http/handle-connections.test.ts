@@ -19,6 +19,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { readKeepaliveFd } from '../../../src/keepalive/sockopt.js';
 import { handleFd } from '../../../src/kernel/node-internals.js';
 import { liveHttp } from '../../../src/metrics/live.js';
 import { parking, parkingCounts } from '../../../src/proxy/http/parked.js';
@@ -29,6 +30,7 @@ import {
   httpConfig,
   httpGroup,
   httpServer,
+  listen,
   location,
   okResponse,
   onBothHttpPaths,
@@ -124,6 +126,39 @@ onBothHttpPaths(
           ['/last', 200],
         ],
       );
+      await until(() => liveConnections() === 0, 'connection freed');
+    } finally {
+      await lb.close();
+      await up.close();
+    }
+  },
+);
+
+onBothHttpPaths(
+  'so_keepalive on the listen reaches each accepted connection as the kernel reports it; the handle path still makes no net.Socket',
+  async (_t, path: ConnectionPath) => {
+    const up = await rawUpstream((req, respond) => respond(okResponse(`ok ${req.url}`)));
+    const lb = await startHttp(
+      httpConfig(
+        [httpServer({ listens: [listen(0, { enable: true, idle: 7, interval: 3, count: 4 })] })],
+        [httpGroup('app', [server(up.port)])],
+      ),
+    );
+    try {
+      const made = await socketsAcceptedOn(lb.port, async () => {
+        const c = await RawClient.open(lb.port);
+        c.send(get('/ka'));
+        const r = await c.response();
+        assert.equal(r.status, 200);
+        const conns = frontends().flatMap((f) => [...f.connections]);
+        assert.equal(conns.length, 1);
+        const fd = handleFd(conns[0]!.socket) ?? -1;
+        assert.ok(fd >= 0, 'a descriptor');
+        const k = readKeepaliveFd(fd);
+        assert.deepEqual([k.enabled, k.idle, k.interval, k.count], [true, 7, 3, 4]);
+        c.socket.destroy();
+      });
+      assert.equal(made, path === 'handles' ? 0 : 1, `net.Sockets accepted on the proxy's port (${path})`);
       await until(() => liveConnections() === 0, 'connection freed');
     } finally {
       await lb.close();
