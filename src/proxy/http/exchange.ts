@@ -94,6 +94,9 @@ export interface ClientLeg extends TunnelOwner {
   readonly scheme: 'http' | 'https';
 }
 
+/** A request without trailers shares this one. */
+const NO_TRAILERS: readonly string[] = [];
+
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
 
 export class ProxyExchange implements ConnectionUser, ClientUser {
@@ -446,7 +449,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
   }
 
-  private trailers: string[] = [];
+  /** The request's trailers (a chunked body's); none until its end (no array per request). */
+  private trailers: readonly string[] = NO_TRAILERS;
 
   private finishBody(): void {
     if (!this.chunked) return;

@@ -99,6 +99,8 @@ enum State {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
+/** A response without trailers (almost all) shares this one: no array per response. */
+const NO_TRAILERS: string[] = [];
 const BAD_LINE_BREAK = /\0|\r(?!\n)|(?<!\r)\n/;
 
 /** What String.prototype.trim takes away, within latin1: TAB, LF, VT, FF, CR, SP and NBSP. */
@@ -158,7 +160,7 @@ export class ResponseParser {
   private buffered: Buffer | undefined;
   private remaining = 0;
   private headRequest = false;
-  private trailers: string[] = [];
+  private trailers = NO_TRAILERS;
   private readonly head = new ResponseHead();
 
   constructor(private readonly sink: ParserSink) {}
@@ -168,7 +170,7 @@ export class ResponseParser {
     this.state = State.Head;
     this.headRequest = method === 'HEAD';
     this.buffered = undefined;
-    this.trailers = [];
+    this.trailers = NO_TRAILERS;
   }
 
   get idle(): boolean {
@@ -308,6 +310,7 @@ export class ResponseParser {
           }
           const colon = line.indexOf(':');
           if (colon <= 0) throw new ParseError('invalid trailer line');
+          if (this.trailers === NO_TRAILERS) this.trailers = [];
           this.trailers.push(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
           if (this.trailers.length > 200) throw new ParseError('too many trailers');
           break;
