@@ -343,3 +343,38 @@ export interface RawStreamBindings {
   kArrayBufferOffset: number;
   kLastWriteWasAsync: number;
 }
+
+/** `n` keep-alive GETs over `conns` connections, one in flight on each; resolves when all are answered. */
+export function keepAliveGets(port: number, n: number, conns: number): Promise<void> {
+  const req = Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, 'latin1');
+  let sent = 0;
+  let done = 0;
+  return new Promise((resolve, reject) => {
+    for (let c = 0; c < conns; c++) {
+      const s = connect(port, '127.0.0.1');
+      let held = '';
+      const next = () => {
+        if (sent < n) {
+          sent++;
+          s.write(req);
+        } else s.end();
+      };
+      s.on('connect', next);
+      s.on('error', reject);
+      s.on('data', (d: Buffer) => {
+        held += d.toString('latin1');
+        for (;;) {
+          const end = held.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const m = /\r\ncontent-length: *(\d+)/i.exec(held.slice(0, end));
+          const total = end + 4 + (m ? Number(m[1]) : 0);
+          if (held.length < total) return;
+          if (!held.startsWith('HTTP/1.1 200 ')) reject(new Error(`unexpected answer: ${held.slice(0, 40)}`));
+          held = held.slice(total);
+          if (++done === n) resolve();
+          next();
+        }
+      });
+    }
+  });
+}
