@@ -18,12 +18,14 @@
 import type { UpstreamHost } from '../upstream/hosts.js';
 import type { Upstream } from '../upstream/index.js';
 import { now } from './clock.js';
+import { Deadline } from './deadline.js';
 
 const NONE: ReadonlySet<UpstreamHost> = new Set();
 
-function connectTimedOut(tries: Tries): void {
-  tries.connectTimer = undefined;
-  tries.onConnectTimeout?.();
+function connectTimedOut(this: Tries): void {
+  const onTimeout = this.onConnectTimeout;
+  this.onConnectTimeout = undefined;
+  onTimeout?.();
 }
 
 export class Tries {
@@ -37,7 +39,8 @@ export class Tries {
   private held: UpstreamHost | undefined;
   /** Servers tried, made only when a second attempt needs to skip them (the first is `host`). */
   private tried: Set<UpstreamHost> | undefined;
-  /** @internal */ connectTimer: NodeJS.Timeout | undefined;
+  /** proxy_connect_timeout of the current attempt, made at the first connect (a reused connection needs none). */
+  private connectDeadline: Deadline<Tries> | undefined;
   /** @internal */ onConnectTimeout: (() => void) | undefined;
 
   /**
@@ -101,17 +104,15 @@ export class Tries {
    * connection is not made in `ms`. One timer at a time.
    */
   armConnect(ms: number, onTimeout: () => void): void {
-    this.stopConnect();
     this.onConnectTimeout = onTimeout;
-    this.connectTimer = setTimeout(connectTimedOut, ms, this);
+    // The proxy's one timer idiom (deadline.ts): no Node Timeout per attempt.
+    this.connectDeadline ??= new Deadline<Tries>(this, connectTimedOut, 0, false, this.clock);
+    this.connectDeadline.arm(ms);
   }
 
   /** The connection is made (or the attempt is over): no connect timeout. */
   stopConnect(): void {
-    if (this.connectTimer !== undefined) {
-      clearTimeout(this.connectTimer);
-      this.connectTimer = undefined;
-    }
+    this.connectDeadline?.cancel();
     this.onConnectTimeout = undefined;
   }
 
