@@ -10,7 +10,7 @@
  * | `socket._handle`, `_handle.fd`         | kernel/fd (keepalive, probe)     | NoFileDescriptorError: no per-socket options      |
  * | `tlsSocket._parent`                    | kernel/fd (keepalive on TLS)     | the TLSSocket's own handle fd (TLSWrap proxies it) |
  * | net's `kBuffer`, `kBufferCb`, `kBufferGen` symbols, `_handle.useUserBuffer` | proxy/reads (onread on accepted sockets) | 'data' events |
- * | `process.binding('stream_wrap')`: `WriteWrap`, `streamBaseState`, `kLastWriteWasAsync`; `_handle.writeBuffer`/`writeLatin1String` | proxy/writes | `socket.write` |
+ * | `process.binding('stream_wrap')`: `WriteWrap`, `streamBaseState`, `kLastWriteWasAsync`; `_handle.writeBuffer`/`writeLatin1String` | proxy/write-requests (the requests of proxy/writes, stream-handles, http/handle-wire) | `socket.write` |
  * | `streamBaseState[kReadBytesOrError]`, `_handle.onread`, the handle's `owner_symbol`, `new Socket({ handle })` | proxy/http/parked (idle connections held as their TCP handle) | idle connections stay `net.Socket`s |
  * | `process.binding('tcp_wrap')`: `TCP`, `TCPConnectWrap`; stream_wrap `ShutdownWrap`; `server._handle.onconnection` | proxy/stream-handles, proxy/listener, proxy/http/handle-wire (plain-TCP stream sessions and plain HTTP client connections on handles) | sessions and connections on `net.Socket` |
  */
@@ -73,17 +73,26 @@ function findOnreadFields(): OnreadFields | null {
 /** Resolved once at load; null where this Node has other fields (reads fall back to 'data' events). */
 export const onreadFields: OnreadFields | null = findOnreadFields();
 
-// ---- writes handed to the handle (proxy/writes.ts) ----
+// ---- writes handed to the handle (proxy/write-requests.ts, for proxy/writes, stream-handles, http/handle-wire) ----
 
-export interface WriteReq {
-  handle: unknown;
-  oncomplete: (this: WriteReq, status: number) => void;
-  socket: Socket | undefined;
+/**
+ * A `WriteWrap` as keepwire fills it (proxy/write-requests.ts): the request
+ * a handle's `writeBuffer`/`writeLatin1String` takes; libuv calls
+ * `oncomplete` with a status (0 or a negative errno) when a write it held
+ * is done. `handle` keeps the handle alive while libuv holds the request,
+ * `buffer` the bytes; `owner` is the caller's (a socket, a stream leg, a
+ * client wire).
+ */
+export interface WriteReq<Owner = unknown> {
+  handle: object | null;
+  // A method, so that a WriteReq<Leg> is a WriteReq (a handle takes any).
+  oncomplete(this: WriteReq<Owner>, status: number): void;
+  owner: Owner | undefined;
   buffer: Buffer | null;
   async: boolean;
 }
 
-/** What proxy/writes uses of `process.binding('stream_wrap')`. */
+/** What proxy/write-requests uses of `process.binding('stream_wrap')`. */
 export interface StreamWrap {
   WriteWrap: new () => WriteReq;
   streamBaseState: Int32Array;
@@ -321,7 +330,7 @@ function parentStatus(): InternalStatus {
  * net.Socket: what the stream proxy accepts and connects for a plain-TCP
  * session. Reads land in the buffer given to `useUserBuffer`, `onread` is
  * called with `this` the handle and the length in `readLength()`; the
- * requests (`TcpConnectReq`, `TcpShutdownReq`, `TcpWriteReq`) call their
+ * requests (`TcpConnectReq`, `TcpShutdownReq`, `WriteReq`) call their
  * `oncomplete` with a libuv status (0 or a negative errno).
  */
 export interface TcpHandle {
@@ -329,7 +338,7 @@ export interface TcpHandle {
   readStart(): number;
   readStop(): number;
   useUserBuffer(buf: Uint8Array): void;
-  writeBuffer(req: TcpWriteReq, data: Buffer): number;
+  writeBuffer(req: WriteReq, data: Buffer): number;
   shutdown(req: TcpShutdownReq): number;
   /** uv_tcp_close_reset: closes with a RST; `cb` once closed. Non-zero: not done (e.g. EINVAL during a shutdown). */
   reset(cb: (this: TcpHandle) => void): number;
@@ -353,24 +362,14 @@ export interface TcpShutdownReq {
   oncomplete: (this: TcpShutdownReq, status: number) => void;
   [key: string]: unknown;
 }
-export interface TcpWriteReq {
-  handle: TcpHandle | null;
-  oncomplete: (this: TcpWriteReq, status: number) => void;
-  buffer: Buffer | null;
-  async: boolean;
-  [key: string]: unknown;
-}
-
 /** What a stream session on handles takes from `tcp_wrap` and `stream_wrap`. */
 export interface TcpHandles {
   newSocket(): TcpHandle;
   ConnectWrap: new () => TcpConnectReq;
   ShutdownWrap: new () => TcpShutdownReq;
-  WriteWrap: new () => TcpWriteReq;
-  /** `streamBaseState`: `[readBytes]` the last read's length, `[lastWriteAsync]` whether libuv kept the last write. */
+  /** `streamBaseState`: `[readBytes]` the last read's length (writes: proxy/write-requests.ts). */
   state: Int32Array;
   readBytes: number;
-  lastWriteAsync: number;
 }
 
 const TCP_HANDLE_METHODS = [
@@ -408,10 +407,10 @@ function loadTcpHandles(): TcpHandles | null {
     typeof constants?.SOCKET !== 'number' ||
     sw === undefined ||
     typeof sw.ShutdownWrap !== 'function' ||
-    typeof sw.WriteWrap !== 'function' ||
+    // Their writes are proxy/write-requests', on the stream_wrap resolved above.
+    streamWrap === null ||
     !(sw.streamBaseState instanceof Int32Array) ||
-    typeof sw.kReadBytesOrError !== 'number' ||
-    typeof sw.kLastWriteWasAsync !== 'number'
+    typeof sw.kReadBytesOrError !== 'number'
   ) {
     tcpHandlesMissing =
       'tcp_wrap TCP/TCPConnectWrap or stream_wrap ShutdownWrap/WriteWrap/streamBaseState missing';
@@ -432,10 +431,8 @@ function loadTcpHandles(): TcpHandles | null {
     newSocket: () => new TCP(kind),
     ConnectWrap: tw.TCPConnectWrap as new () => TcpConnectReq,
     ShutdownWrap: sw.ShutdownWrap as new () => TcpShutdownReq,
-    WriteWrap: sw.WriteWrap as new () => TcpWriteReq,
     state: sw.streamBaseState,
     readBytes: sw.kReadBytesOrError,
-    lastWriteAsync: sw.kLastWriteWasAsync,
   };
 }
 

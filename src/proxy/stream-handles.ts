@@ -40,13 +40,14 @@ import type {
   TcpHandle,
   TcpHandles,
   TcpShutdownReq,
-  TcpWriteReq,
+  WriteReq,
 } from '../kernel/node-internals.js';
 import { handleView } from './handle-view.js';
 import { CHUNK, giveBack, takeBuffer } from './pump.js';
 import { READ_BUFFER } from './reads.js';
 import type { SessionEndReason, StreamProxy } from './stream.js';
 import { ClientVars, endpoint, SessionCore } from './stream-session.js';
+import { heldByLibuv, releaseWriteReq, takeWriteReq } from './write-requests.js';
 
 /** libuv's UV_EOF (the same on every platform). */
 export const UV_EOF = -4095;
@@ -108,32 +109,12 @@ class Leg {
 }
 
 let binding: TcpHandles;
-/** A write request the kernel took whole is not seen again by libuv: the next write reuses it. */
-let spare: TcpWriteReq | undefined;
-
-function writeReq(to: Leg): TcpWriteReq {
-  const req = spare ?? new binding.WriteWrap();
-  spare = undefined;
-  req.handle = to.handle;
-  req.oncomplete = writeDone;
-  req.leg = to;
-  req.buffer = null;
-  req.async = false;
-  return req;
-}
-
-function releaseReq(req: TcpWriteReq): void {
-  req.handle = null;
-  req.leg = undefined;
-  req.buffer = null;
-  spare = req;
-}
 
 /** A write libuv held is done (or failed, or was cancelled by a close). */
-function writeDone(this: TcpWriteReq, status: number): void {
-  const to = this.leg as Leg;
+function writeDone(this: WriteReq<Leg>, status: number): void {
+  const to = this.owner!;
   const buf = this.buffer;
-  this.leg = undefined;
+  this.owner = undefined;
   this.buffer = null;
   this.handle = null;
   to.pending--;
@@ -334,25 +315,20 @@ export class HandleSession extends SessionCore {
     if (to.closed) return;
     const buf = takeBuffer();
     READ_BUFFER.copy(buf, 0, 0, n);
-    const req = writeReq(to);
+    const req = takeWriteReq(to.handle, writeDone, to);
     const err = to.handle.writeBuffer(req, n === CHUNK ? buf : buf.subarray(0, n));
     if (err !== 0) {
-      releaseReq(req);
+      releaseWriteReq(req);
       giveBack(buf);
       this.broken(to, err);
       return;
     }
-    if (binding.state[binding.lastWriteAsync] !== 0) {
+    if (heldByLibuv(req, buf)) {
       // The kernel took part: libuv writes the rest from `buf`; `from` waits for it.
-      req.async = true;
-      req.buffer = buf;
       to.pending++;
       to.held = buf;
       from.handle.readStop();
-    } else {
-      releaseReq(req);
-      giveBack(buf);
-    }
+    } else giveBack(buf);
   }
 
   /** @internal every write to `to` is with the kernel: read its peer again. */
@@ -365,17 +341,12 @@ export class HandleSession extends SessionCore {
   eof(from: Leg): void {
     // An EOF can hide a reset (writes.ts resetBehindEnd): a zero-byte write asks the kernel.
     if (from.pending === 0 && from.shut === Shut.None) {
-      const req = writeReq(from);
+      const req = takeWriteReq(from.handle, writeDone, from);
       const err = from.handle.writeBuffer(req, EMPTY);
-      if (binding.state[binding.lastWriteAsync] !== 0) {
-        req.async = true;
-        from.pending++;
-      } else {
-        releaseReq(req);
-        if (err !== 0 && errName(err) === 'ECONNRESET') {
-          this.broken(from, err);
-          return;
-        }
+      if (heldByLibuv(req, null)) from.pending++;
+      else if (err !== 0 && errName(err) === 'ECONNRESET') {
+        this.broken(from, err);
+        return;
       }
     }
     from.eof = true;

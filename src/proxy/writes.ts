@@ -18,12 +18,13 @@
  * !current_write_` in node::TLSWrap, Node 20), as
  * test/proxy/tls/tls-socket-io.test.ts shows when the check is removed.
  * The binding and the handle are Node internals, resolved once in
- * src/kernel/node-internals.ts.
+ * src/kernel/node-internals.ts; the write requests are write-requests.ts'.
  */
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { handleOf, type StreamWrap, streamWrap, type WriteReq } from '../kernel/node-internals.js';
+import { handleOf, streamWrap, type WriteReq } from '../kernel/node-internals.js';
+import { heldByLibuv, releaseWriteReq, takeWriteReq } from './write-requests.js';
 
 interface Handle {
   writeBuffer(req: WriteReq, data: Buffer): number;
@@ -38,7 +39,8 @@ interface Tracked {
   [WAITERS]?: (() => void)[];
 }
 
-let wrap: StreamWrap | null = streamWrap;
+/** Whether writes may go to the handle (this Node has the binding, and tests have not forced them off). */
+let handleWrites = streamWrap !== null;
 
 /** `tls.TLSSocket#encrypted`: true on TLS sockets. */
 interface Encrypted {
@@ -47,16 +49,16 @@ interface Encrypted {
 
 /** Whether `send` can bypass the Writable on this Node. */
 export function directWritesAvailable(): boolean {
-  return wrap !== null;
+  return handleWrites;
 }
 
 /** For tests: force every `send` through `socket.write` (true), or go back to what this Node has (false). */
 export function forceStreamWrites(on: boolean): void {
-  wrap = on ? null : streamWrap;
+  handleWrites = !on && streamWrap !== null;
 }
 
-function onComplete(this: WriteReq, status: number): void {
-  const socket = this.socket!;
+function onComplete(this: WriteReq<Socket>, status: number): void {
+  const socket = this.owner!;
   const tracked = socket as unknown as Tracked;
   this.buffer = null;
   tracked[PENDING] = (tracked[PENDING] ?? 1) - 1;
@@ -85,7 +87,7 @@ function writeError(status: number): NodeJS.ErrnoException {
 /** Whether a `send` to `socket` now goes straight to its handle (else it is `socket.write`). */
 function direct(socket: Socket, handle: Handle | null): handle is Handle {
   return !(
-    wrap === null ||
+    !handleWrites ||
     !handle ||
     (socket as Encrypted).encrypted === true ||
     socket.writableLength !== 0 ||
@@ -113,42 +115,18 @@ export function send(socket: Socket, data: string | Buffer): void {
     else socket.write(data);
     return;
   }
-  const w = wrap as StreamWrap;
-  const req = writeReq(w, handle, socket);
+  const req = takeWriteReq(handle, onComplete, socket);
   const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer(req, data);
   if (err !== 0) {
+    releaseWriteReq(req);
     socket.destroy(writeError(err));
     return;
   }
-  if (w.streamBaseState[w.kLastWriteWasAsync] !== 0) {
-    // The kernel took part: the rest waits in libuv, which needs the bytes kept alive.
-    req.async = true;
-    if (typeof data !== 'string') req.buffer = data;
+  // The kernel took part: the rest waits in libuv, which needs a Buffer kept alive (Node copies a string's rest).
+  if (heldByLibuv(req, typeof data === 'string' ? null : data)) {
     const tracked = socket as unknown as Tracked;
     tracked[PENDING] = (tracked[PENDING] ?? 0) + 1;
-  } else {
-    req.handle = null;
-    req.socket = undefined;
-    spare = req;
   }
-}
-
-let spare: WriteReq | undefined;
-
-/**
- * A write request for `socket`, as Node's net code makes it. A request the
- * kernel took whole is never seen again by libuv: the next write reuses it
- * (`spare`) rather than make another (a C++-backed object) per write.
- */
-function writeReq(binding: StreamWrap, handle: Handle, socket: Socket): WriteReq {
-  const req = spare ?? new binding.WriteWrap();
-  spare = undefined;
-  req.handle = handle;
-  req.oncomplete = onComplete;
-  req.socket = socket;
-  req.buffer = null;
-  req.async = false;
-  return req;
 }
 
 /**
@@ -165,7 +143,7 @@ function writeReq(binding: StreamWrap, handle: Handle, socket: Socket): WriteReq
 export function resetBehindEnd(socket: Socket): NodeJS.ErrnoException | undefined {
   const handle = handleOf(socket) as Handle | null;
   if (
-    wrap === null ||
+    !handleWrites ||
     !handle ||
     (socket as Encrypted).encrypted === true ||
     socket.destroyed ||
@@ -174,17 +152,14 @@ export function resetBehindEnd(socket: Socket): NodeJS.ErrnoException | undefine
     ((socket as unknown as Tracked)[PENDING] ?? 0) > 0
   )
     return undefined;
-  const req = writeReq(wrap, handle, socket);
+  const req = takeWriteReq(handle, onComplete, socket);
   const err = handle.writeBuffer(req, EMPTY);
-  if (wrap.streamBaseState[wrap.kLastWriteWasAsync] !== 0) {
+  if (heldByLibuv(req, null)) {
     // Queued behind a write libuv already holds: nothing learned, let it complete.
     const tracked = socket as unknown as Tracked;
     tracked[PENDING] = (tracked[PENDING] ?? 0) + 1;
     return undefined;
   }
-  req.handle = null;
-  req.socket = undefined;
-  spare = req;
   if (err === 0) return undefined;
   const e = writeError(err);
   return e.code === 'ECONNRESET' ? e : undefined;

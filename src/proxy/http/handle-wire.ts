@@ -11,11 +11,12 @@ import {
   type TcpHandle,
   type TcpHandles,
   type TcpShutdownReq,
-  type TcpWriteReq,
+  type WriteReq,
 } from '../../kernel/node-internals.js';
 import { handleView } from '../handle-view.js';
 import { READ_BUFFER } from '../reads.js';
 import { Shut, UV_EOF } from '../stream-handles.js';
+import { heldByLibuv, releaseWriteReq, takeWriteReq } from '../write-requests.js';
 import type { ClientWire } from './wire.js';
 
 /** What a HandleWire tells its connection. */
@@ -32,19 +33,10 @@ export interface WireUser {
 
 interface WireHandle extends TcpHandle {
   wire?: HandleWire;
-  writeLatin1String?: (req: TcpWriteReq, data: string) => number;
+  writeLatin1String?: (req: WriteReq, data: string) => number;
 }
 
 let binding: TcpHandles;
-/** A write request the kernel took whole is not seen again by libuv: the next write reuses it. */
-let spare: TcpWriteReq | undefined;
-
-function releaseReq(req: TcpWriteReq): void {
-  req.handle = null;
-  req.wire = undefined;
-  req.buffer = null;
-  spare = req;
-}
 
 function onRead(this: WireHandle): void {
   const wire = this.wire;
@@ -60,9 +52,9 @@ function onRead(this: WireHandle): void {
   } else if (n < 0) wire.destroy();
 }
 
-function writeDone(this: TcpWriteReq, status: number): void {
-  const wire = this.wire as HandleWire;
-  this.wire = undefined;
+function writeDone(this: WriteReq<HandleWire>, status: number): void {
+  const wire = this.owner!;
+  this.owner = undefined;
   this.buffer = null;
   this.handle = null;
   wire.pending--;
@@ -136,36 +128,25 @@ export class HandleWire implements ClientWire {
   send(data: string | Buffer): void {
     if (!this.writable) return;
     const h = this.handle;
-    const req = spare ?? new binding.WriteWrap();
-    spare = undefined;
-    req.handle = h;
-    req.oncomplete = writeDone;
-    req.wire = this;
-    req.buffer = null;
-    req.async = false;
+    const req = takeWriteReq(h, writeDone, this);
+    this.bytesWritten += data.length;
+    // What libuv must keep alive if it holds the write (Node's StreamBase copies a string's rest).
+    let bytes: Buffer | null = null;
     let err: number;
-    if (typeof data === 'string') {
-      this.bytesWritten += data.length;
-      err =
-        h.writeLatin1String !== undefined
-          ? h.writeLatin1String(req, data)
-          : h.writeBuffer(req, Buffer.from(data, 'latin1'));
-    } else {
-      this.bytesWritten += data.length;
-      err = h.writeBuffer(req, data);
+    if (typeof data !== 'string') {
+      bytes = data;
+      err = h.writeBuffer(req, bytes);
+    } else if (h.writeLatin1String !== undefined) err = h.writeLatin1String(req, data);
+    else {
+      bytes = Buffer.from(data, 'latin1');
+      err = h.writeBuffer(req, bytes);
     }
     if (err !== 0) {
-      releaseReq(req);
+      releaseWriteReq(req);
       this.destroy();
       return;
     }
-    if (binding.state[binding.lastWriteAsync] !== 0) {
-      // The kernel took part: libuv writes the rest later and needs the bytes
-      // kept alive (a string's rest is copied by Node's StreamBase).
-      req.async = true;
-      if (typeof data !== 'string') req.buffer = data;
-      this.pending++;
-    } else releaseReq(req);
+    if (heldByLibuv(req, bytes)) this.pending++;
   }
 
   sendParts(parts: readonly (string | Buffer)[]): void {
