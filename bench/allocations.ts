@@ -36,7 +36,7 @@ import {
 /** Loaded into keepwire with --import: each SIGPWR toggles sampling; the profile goes to KW_ALLOC_OUT. */
 const PRELOAD = `
 import { Session } from 'node:inspector';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 const session = new Session();
 session.connect();
 const post = (m, p) => new Promise((res, rej) => session.post(m, p, (e, r) => (e ? rej(e) : res(r))));
@@ -54,7 +54,9 @@ process.on('SIGPWR', async () => {
     return;
   }
   const { profile } = await post('HeapProfiler.stopSampling');
-  writeFileSync(process.env.KW_ALLOC_OUT, JSON.stringify(profile));
+  // Renamed into place: the bench reads it once it appears, never half written.
+  writeFileSync(process.env.KW_ALLOC_OUT + '.part', JSON.stringify(profile));
+  renameSync(process.env.KW_ALLOC_OUT + '.part', process.env.KW_ALLOC_OUT);
 });
 `;
 
@@ -106,16 +108,7 @@ async function measure(ws: Workspace, name: string, main: string, backend: numbe
   await keepAliveGets(port, requests, 16);
   child.kill('SIGPWR');
   await fileAppears(out);
-  // The file may still be being written: read it once it parses.
-  let profile: { head: ProfileNode } | undefined;
-  for (let i = 0; i < 100 && profile === undefined; i++) {
-    try {
-      profile = JSON.parse(readFileSync(out, 'utf8')) as { head: ProfileNode };
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  if (profile === undefined) throw new Error('bench/allocations: the profile did not parse');
+  const profile = JSON.parse(readFileSync(out, 'utf8')) as { head: ProfileNode };
   const fns = [...byFunction(profile.head)].sort((a, b) => b[1] - a[1]);
   const total = fns.reduce((s, [, v]) => s + v, 0);
   process.stdout.write(

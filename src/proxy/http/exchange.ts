@@ -55,7 +55,7 @@ import {
   type RequestRecord,
   upstreamFailureReason,
 } from './log.js';
-import type { ResponseHead } from './parser.js';
+import { NO_TRAILERS, type ResponseHead } from './parser.js';
 import type { ClientRequest, RequestError } from './request.js';
 import { type TunnelOwner, UpgradeTunnel } from './streaming.js';
 import type { ConnectionUser, GroupPool, UpstreamConnection } from './transport.js';
@@ -93,9 +93,6 @@ export interface ClientLeg extends TunnelOwner {
   /** `https` on an `ssl` address. */
   readonly scheme: 'http' | 'https';
 }
-
-/** A request without trailers shares this one. */
-const NO_TRAILERS: readonly string[] = [];
 
 type FailureKind = 'connect' | 'connect_timeout' | 'stale' | 'error' | 'timeout' | 'invalid' | 'status';
 
@@ -627,7 +624,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   /** A 101 to this Upgrade request, switched to in `onComplete` (the parser's next call). */
   private switchHead: ResponseHead | undefined;
 
-  onComplete(trailers: string[], rest: Buffer | undefined): void {
+  onComplete(trailers: readonly string[], rest: Buffer | undefined): void {
     const conn = this.conn;
     if (conn !== undefined && this.switchHead !== undefined) {
       this.switchProtocols(conn, this.switchHead, rest);

@@ -80,7 +80,7 @@ export interface ParserSink {
   onHead(head: ResponseHead): void;
   onBody(chunk: Buffer): void;
   /** The response ended where its framing says. `rest` is whatever followed it. */
-  onComplete(trailers: string[], rest: Buffer | undefined): void;
+  onComplete(trailers: readonly string[], rest: Buffer | undefined): void;
 }
 
 export class ParseError extends Error {
@@ -99,8 +99,8 @@ enum State {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
-/** A response without trailers (almost all) shares this one: no array per response. */
-const NO_TRAILERS: string[] = [];
+/** The trailers of a message that has none (almost all): one list shared, none made per message. */
+export const NO_TRAILERS: readonly string[] = [];
 const BAD_LINE_BREAK = /\0|\r(?!\n)|(?<!\r)\n/;
 
 /** What String.prototype.trim takes away, within latin1: TAB, LF, VT, FF, CR, SP and NBSP. */
@@ -160,7 +160,8 @@ export class ResponseParser {
   private buffered: Buffer | undefined;
   private remaining = 0;
   private headRequest = false;
-  private trailers = NO_TRAILERS;
+  /** Made at the first trailer line. */
+  private trailers: string[] | undefined;
   private readonly head = new ResponseHead();
 
   constructor(private readonly sink: ParserSink) {}
@@ -170,7 +171,7 @@ export class ResponseParser {
     this.state = State.Head;
     this.headRequest = method === 'HEAD';
     this.buffered = undefined;
-    this.trailers = NO_TRAILERS;
+    this.trailers = undefined;
   }
 
   get idle(): boolean {
@@ -186,7 +187,7 @@ export class ResponseParser {
   finish(): boolean {
     if (this.state === State.Close) {
       this.state = State.Done;
-      this.sink.onComplete([], undefined);
+      this.sink.onComplete(NO_TRAILERS, undefined);
       return true;
     }
     return false;
@@ -218,7 +219,7 @@ export class ResponseParser {
           if (head.statusCode === 101) {
             this.state = State.Done;
             this.sink.onHead(head);
-            this.sink.onComplete([], at < data.length ? data.subarray(at) : undefined);
+            this.sink.onComplete(NO_TRAILERS, at < data.length ? data.subarray(at) : undefined);
             return;
           }
           this.sink.onHead(head);
@@ -310,9 +311,10 @@ export class ResponseParser {
           }
           const colon = line.indexOf(':');
           if (colon <= 0) throw new ParseError('invalid trailer line');
-          if (this.trailers === NO_TRAILERS) this.trailers = [];
-          this.trailers.push(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
-          if (this.trailers.length > 200) throw new ParseError('too many trailers');
+          this.trailers ??= [];
+          const trailers = this.trailers;
+          trailers.push(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+          if (trailers.length > 200) throw new ParseError('too many trailers');
           break;
         }
         case State.Done:
@@ -323,7 +325,7 @@ export class ResponseParser {
 
   private complete(data: Buffer, at: number): void {
     this.state = State.Done;
-    this.sink.onComplete(this.trailers, at < data.length ? data.subarray(at) : undefined);
+    this.sink.onComplete(this.trailers ?? NO_TRAILERS, at < data.length ? data.subarray(at) : undefined);
   }
 
   private parseHead(text: string): ResponseHead {

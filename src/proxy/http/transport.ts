@@ -221,7 +221,7 @@ export class UpstreamConnection implements ParserSink {
     this.user?.onBody(chunk);
   }
 
-  onComplete(trailers: string[], rest: Buffer | undefined): void {
+  onComplete(trailers: readonly string[], rest: Buffer | undefined): void {
     const user = this.user;
     if (rest !== undefined && rest.length > 0) {
       // Data beyond the response (other than after a 101) breaks reuse.
