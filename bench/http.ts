@@ -5,24 +5,30 @@
  * front of the same backend (an nginx worker answering a 98-byte body, so the
  * backend is never the bottleneck).
  *
- *   node dist/bench/http.js [--seconds 5] [--connections 64] [--rounds 3] [--warmup 3] [--reload-seconds 10]
+ *   node dist/bench/http.js [--seconds 5] [--connections 64] [--rounds 3] [--warmup 3] [--reload-seconds 10] [--parts 3]
  *   KEEPWIRE_BEFORE=/old/tree/dist/src/cli/main.js node dist/bench/http.js   (adds an older build)
  *
  * Three parts, each in the same run:
  *   1. one process each: keepwire (access log on, off, and off with its
  *      `metrics` location scraped every second), nginx (1 worker, access log
  *      off and on), HAProxy (1 thread), http-proxy, undici `Pool.stream()`,
- *      and two Node floors (`runFloor`: keepwire's own reads and writes
- *      with no HTTP work, and with the least HTTP work);
+ *      and three Node floors (`runFloor`: keepwire's own reads and writes
+ *      on net.Socket with no HTTP work, and with the least HTTP work;
+ *      `runHandleFloor`: the least HTTP work with the client connection on
+ *      its TCP handle, as keepwire runs plain HTTP);
  *      req/s, p50, p99 and the
  *      proxy's CPU µs per request (its process tree's user+system time from
- *      /proc over the requests wrk completed);
+ *      /proc over the requests wrk completed), and the CPU ratios to nginx
+ *      round by round (adjacent runs share the machine's state: on a VM
+ *      whose speed drifts between rounds their median is steadier than a
+ *      ratio of medians);
  *   2. two processes: keepwire `worker_processes 2`, nginx 2 workers,
  *      HAProxy `nbthread 2`, wrk with 2 threads;
  *   3. reloads under load: the part-2 proxies reloaded every 500 ms (SIGHUP;
  *      HAProxy in master-worker mode, SIGUSR2) while wrk keeps its keep-alive
  *      connections busy; the errors wrk saw (socket errors + non-2xx) are the
  *      client-visible cost of a reload.
+ * `--parts 1` runs part 1 only.
  *
  * Not a test: prints req/s, p50, p99 per target and the ratios
  * keepwire/nginx and keepwire/http-proxy. Everything shares the same cores,
@@ -113,6 +119,70 @@ async function runUndiciProxy(listenPort: number, target: number): Promise<void>
  * no limits, one request at a time. Either floor is a measuring device, not a
  * proxy anyone should run.
  */
+/**
+ * Child mode: the least-HTTP floor as keepwire runs plain HTTP today — the
+ * client connection on its bare libuv TCP handle through keepwire's own
+ * `HandleWire` (src/proxy/http/handle-wire.ts: reads into the shared
+ * READ_BUFFER, reused write requests, no net.Socket), accepted with
+ * `acceptHandles`; the upstream a net.Socket read with `readsViewTo` and
+ * written with `send`, as src/proxy/http/transport.ts does. The request
+ * head goes upstream as a latin1 string (keepwire writes a string head), the
+ * response back as one copy (keepwire's coalesced write is one Buffer): the
+ * same syscalls and the same buffers as keepwire per request, and the same
+ * least HTTP as `runFloor`'s `http` mode. Not a proxy anyone should run.
+ */
+async function runHandleFloor(listenPort: number, target: number): Promise<void> {
+  const net = await import('node:net');
+  const { acceptHandles, tcpHandles } = await import('../src/kernel/node-internals.js');
+  const { HandleWire } = await import('../src/proxy/http/handle-wire.js');
+  const { READ_BUFFER, readsViewTo } = await import('../src/proxy/reads.js');
+  const { send } = await import('../src/proxy/writes.js');
+  if (tcpHandles === null)
+    throw new Error('bench/http: this Node has no tcp_wrap handles (keepwire would use net.Socket)');
+  const handles = tcpHandles;
+  const CRLF2 = Buffer.from('\r\n\r\n');
+  const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
+  server.listen(listenPort, '127.0.0.1', () => {
+    const hooked = acceptHandles(server, (handle) => {
+      handle.setNoDelay(true);
+      const up = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
+      /** Response bytes still to come. */
+      let left = 0;
+      /** Request heads forwarded whose response has not started (wrk: one in flight, its head in one read). */
+      let heads = 0;
+      const wire = new HandleWire(
+        handle,
+        {
+          handleRead(n: number) {
+            const text = READ_BUFFER.toString('latin1', 0, n);
+            if (text.indexOf('\r\n\r\n') >= 0) heads++;
+            send(up, text);
+          },
+          onEnd: () => up.destroy(),
+          onDrain() {},
+          onClose: () => up.destroy(),
+        },
+        handles,
+      );
+      readsViewTo(up, (chunk: Buffer) => {
+        if (left === 0 && heads > 0) {
+          heads--;
+          const end = chunk.indexOf(CRLF2) + 4;
+          const head = chunk.toString('latin1', 0, end).toLowerCase();
+          const at = head.indexOf('\r\ncontent-length:');
+          left = end + (at < 0 ? 0 : Number.parseInt(head.slice(at + 17), 10));
+        }
+        left = Math.max(0, left - chunk.length);
+        wire.send(Buffer.from(chunk));
+      });
+      up.on('close', () => wire.destroy());
+      up.on('error', () => {});
+      return wire.start();
+    });
+    if (!hooked) throw new Error('bench/http: no onconnection on the listening handle');
+  });
+}
+
 async function runFloor(listenPort: number, target: number, http: boolean): Promise<void> {
   const net = await import('node:net');
   const { readsTo } = await import('../src/proxy/reads.js');
@@ -220,6 +290,10 @@ async function main(): Promise<void> {
     await runHttpProxy(Number(process.argv[3]), Number(process.argv[4]));
     return;
   }
+  if (process.argv[2] === '--handle-floor-child') {
+    await runHandleFloor(Number(process.argv[3]), Number(process.argv[4]));
+    return;
+  }
   if (process.argv[2] === '--floor-child') {
     await runFloor(Number(process.argv[3]), Number(process.argv[4]), process.argv[5] === 'http');
     return;
@@ -321,6 +395,11 @@ listen web
     };
     const floorPipe = await floor('pipe');
     const floorHttp = await floor('http');
+    const floorHandles = await (async () => {
+      const p = await port();
+      const pid = ws.spawn(process.execPath, [SELF, '--handle-floor-child', String(p), String(backend)]).pid!;
+      return { port: p, pid };
+    })();
     const kw2 = await keepwire('keepwire-2', { accessLog: 'off', workers: 2 });
     const ng2 = await nginx('nginx-2', 'off', 2);
     const hp2 = await haproxy('haproxy-2', 2, true);
@@ -337,6 +416,7 @@ listen web
       und,
       floorPipe,
       floorHttp,
+      floorHandles,
       kw2,
       ng2,
       hp2,
@@ -376,6 +456,7 @@ listen web
       { name: 'undici Pool.stream()', port: und, pid: undPid },
       { name: 'Node floor: byte pipe', ...floorPipe },
       { name: 'Node floor: least HTTP', ...floorHttp },
+      { name: 'Node floor: least HTTP, client on TCP handles', ...floorHandles },
     ];
     if (pinned) {
       pin(process.pid, '0');
@@ -414,6 +495,23 @@ listen web
     console.log(
       `keepwire/HAProxy req/s ${ratio('keepwire access_log off', 'HAProxy')}; keepwire/http-proxy ${ratio('keepwire', 'http-proxy')}, keepwire/undici ${ratio('keepwire', 'undici Pool.stream()')} (neither Node proxy logs)`,
     );
+    // CPU per request against nginx's in the same round, then the median of those ratios.
+    const cpuRounds = (a: string, b: string) => {
+      const list = runs.get(a)!.map((r, i) => r.cpuUsPerReq / runs.get(b)![i]!.cpuUsPerReq);
+      const sorted = [...list].sort((x, y) => x - y);
+      return `${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} (rounds ${list.map((x) => x.toFixed(2)).join(' / ')})`;
+    };
+    console.log('\nCPU per request / nginx, round by round (median of the rounds):');
+    for (const [a, b] of [
+      ['keepwire access_log off', 'nginx'],
+      ['keepwire', 'nginx access_log on'],
+      ['HAProxy', 'nginx'],
+      ['Node floor: least HTTP', 'nginx'],
+      ['Node floor: least HTTP, client on TCP handles', 'nginx'],
+      ['keepwire access_log off', 'Node floor: least HTTP, client on TCP handles'],
+    ])
+      console.log(`  ${a} / ${b}: ${cpuRounds(a!, b!)}`);
+    if (arg('parts', 3) < 2) return;
 
     // Parts 2 and 3: every CPU for everyone again.
     if (pinned) {

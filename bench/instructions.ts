@@ -28,8 +28,9 @@
  * JavaScript as one line).
  *
  * Targets: nginx as the proxy (1 worker, `master_process off` so valgrind
- * counts the worker), the two Node floors of bench/http.ts (`runFloor`: a
- * byte pipe, and the least HTTP that reuses connections), keepwire, and
+ * counts the worker), the three Node floors of bench/http.ts (`runFloor`: a
+ * byte pipe, and the least HTTP that reuses connections; `runHandleFloor`:
+ * that least HTTP with the client on its TCP handle), keepwire, and
  * KEEPWIRE_BEFORE. Kernel work is not counted (it is the same syscalls for
  * every Node target: bench/http.ts, strace). Not a test. Needs valgrind
  * (`apt-get install valgrind`). Node runs with `--single-threaded` (no
@@ -245,6 +246,10 @@ async function main(): Promise<void> {
             : [
                 floor('Node floor: byte pipe', HTTP_BENCH, ['--floor-child', '$', 'pipe']),
                 floor('Node floor: least HTTP', HTTP_BENCH, ['--floor-child', '$', 'http']),
+                floor('Node floor: least HTTP, client on TCP handles', HTTP_BENCH, [
+                  '--handle-floor-child',
+                  '$',
+                ]),
               ]),
         ];
   const keepwire = (name: string, main: string): Target => ({
