@@ -42,7 +42,7 @@ import type {
   TcpShutdownReq,
   WriteReq,
 } from '../kernel/node-internals.js';
-import { handleView } from './handle-view.js';
+import { handleView, nameOf } from './handle-view.js';
 import { CHUNK, giveBack, takeBuffer } from './pump.js';
 import { READ_BUFFER } from './reads.js';
 import type { SessionEndReason, StreamProxy } from './stream.js';
@@ -172,18 +172,22 @@ function connectDone(this: TcpConnectReq, status: number): void {
 export class HandleSession extends SessionCore {
   private readonly c: Leg;
   private u: Leg | undefined;
-  private readonly clientAt: string;
+  /** The client's address and port, read at accept (the log's client, even once the client is closed). */
+  private readonly clientAddress: string | undefined;
+  private readonly clientPort: number;
 
   constructor(proxy: StreamProxy, handles: TcpHandles, client: TcpHandle, listen: Listen) {
     super(proxy, listen);
     binding = handles;
     this.c = new Leg(client, this, true);
-    const at: { address?: string; port?: number } = {};
-    this.clientAt = client.getpeername(at) === 0 ? endpoint(at.address, at.port) : '-';
+    const at = nameOf(client, true);
+    this.clientAddress = at?.address;
+    this.clientPort = at === undefined ? 0 : at.port;
   }
 
+  /** Made when a line needs it: with `access_log off` a clean session never does. */
   protected get clientText(): string {
-    return this.clientAt;
+    return endpoint(this.clientAddress, this.clientPort);
   }
 
   /** The client as the status page reads a socket. */
@@ -205,7 +209,9 @@ export class HandleSession extends SessionCore {
   begin(): void {
     const h = this.c.handle;
     h.setNoDelay(true);
-    this.proxy.clientKeepalive.get(this.listen)?.applyFd(h.fd, this.clientAt);
+    const keepalive = this.proxy.clientKeepalive.get(this.listen);
+    // `fd` is a getter into C++ and the peer text a string made: only where so_keepalive is set.
+    if (keepalive?.enabled) keepalive.applyFd(h.fd, this.clientText);
     this.connectNext();
   }
 
@@ -279,7 +285,8 @@ export class HandleSession extends SessionCore {
       return;
     }
     const u = leg.handle;
-    this.proxy.upstreamKeepalive.applyFd(u.fd, tries.host?.address.text ?? '-');
+    const keepalive = this.proxy.upstreamKeepalive;
+    if (keepalive.enabled) keepalive.applyFd(u.fd, tries.host?.address.text ?? '-');
     const c = this.c;
     c.peer = leg;
     // Both read into the shared buffer; nothing was read from the client before now
@@ -463,6 +470,6 @@ export function resetHandle(client: TcpHandle): void {
 
 /** The client address of a bare handle for a session line. */
 export function handlePeer(client: TcpHandle): string {
-  const at: { address?: string; port?: number } = {};
-  return client.getpeername(at) === 0 ? endpoint(at.address, at.port) : '-';
+  const at = nameOf(client, true);
+  return at === undefined ? '-' : endpoint(at.address, at.port);
 }
