@@ -35,6 +35,7 @@
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import type { Listen } from '../config/model.js';
+import type { KeepaliveApplier } from '../keepalive/applier.js';
 import type {
   TcpConnectReq,
   TcpHandle,
@@ -42,6 +43,7 @@ import type {
   TcpShutdownReq,
   WriteReq,
 } from '../kernel/node-internals.js';
+import type { ListenerStats } from '../metrics/stats.js';
 import { handleView, nameOf } from './handle-view.js';
 import { CHUNK, giveBack, takeBuffer } from './pump.js';
 import { READ_BUFFER } from './reads.js';
@@ -176,8 +178,15 @@ export class HandleSession extends SessionCore {
   private readonly clientAddress: string | undefined;
   private readonly clientPort: number;
 
-  constructor(proxy: StreamProxy, handles: TcpHandles, client: TcpHandle, listen: Listen) {
-    super(proxy, listen);
+  constructor(
+    proxy: StreamProxy,
+    handles: TcpHandles,
+    client: TcpHandle,
+    listen: Listen,
+    stats: ListenerStats | undefined,
+    private readonly keepalive: KeepaliveApplier | undefined,
+  ) {
+    super(proxy, listen, stats);
     binding = handles;
     this.c = new Leg(client, this, true);
     const at = nameOf(client, true);
@@ -209,7 +218,7 @@ export class HandleSession extends SessionCore {
   begin(): void {
     const h = this.c.handle;
     h.setNoDelay(true);
-    const keepalive = this.proxy.clientKeepalive.get(this.listen);
+    const keepalive = this.keepalive;
     // `fd` is a getter into C++ and the peer text a string made: only where so_keepalive is set.
     if (keepalive?.enabled) keepalive.applyFd(h.fd, this.clientText);
     this.connectNext();
