@@ -340,8 +340,12 @@ export interface TcpHandle {
   useUserBuffer(buf: Uint8Array): void;
   writeBuffer(req: WriteReq, data: Buffer): number;
   shutdown(req: TcpShutdownReq): number;
-  /** uv_tcp_close_reset: closes with a RST; `cb` once closed. Non-zero: not done (e.g. EINVAL during a shutdown). */
-  reset(cb: (this: TcpHandle) => void): number;
+  /**
+   * uv_tcp_close_reset: closes with a RST (the descriptor at once); `cb` once
+   * libuv's closing phase is done. Non-zero: not done (e.g. EINVAL during a shutdown).
+   */
+  reset(cb?: (this: TcpHandle) => void): number;
+  /** uv_close: the descriptor is closed at once; `cb` (stored on the handle by Node) once libuv's closing phase is done. */
   close(cb?: (this: TcpHandle) => void): void;
   connect(req: TcpConnectReq, address: string, port: number): number;
   connect6(req: TcpConnectReq, address: string, port: number): number;

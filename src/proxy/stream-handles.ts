@@ -35,6 +35,7 @@
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import type { Listen } from '../config/model.js';
+import type { KeepaliveApplier } from '../keepalive/applier.js';
 import type {
   TcpConnectReq,
   TcpHandle,
@@ -42,7 +43,8 @@ import type {
   TcpShutdownReq,
   WriteReq,
 } from '../kernel/node-internals.js';
-import { handleView } from './handle-view.js';
+import type { ListenerStats } from '../metrics/stats.js';
+import { handleView, nameOf } from './handle-view.js';
 import { CHUNK, giveBack, takeBuffer } from './pump.js';
 import { READ_BUFFER } from './reads.js';
 import type { SessionEndReason, StreamProxy } from './stream.js';
@@ -51,7 +53,6 @@ import { heldByLibuv, releaseWriteReq, takeWriteReq } from './write-requests.js'
 
 /** libuv's UV_EOF (the same on every platform). */
 export const UV_EOF = -4095;
-const noop = (): void => {};
 const EMPTY = Buffer.alloc(0);
 
 function errName(status: number): string {
@@ -170,27 +171,32 @@ function connectDone(this: TcpConnectReq, status: number): void {
   leg.session.connected(leg, status);
 }
 
-/** A session handle's close callback (libuv calls it with `this` the handle). */
-function legClosed(this: LegHandle): void {
-  const leg = this.leg!;
-  leg.session.legClosed(leg);
-}
-
 export class HandleSession extends SessionCore {
   private readonly c: Leg;
   private u: Leg | undefined;
-  private readonly clientAt: string;
+  /** The client's address and port, read at accept (the log's client, even once the client is closed). */
+  private readonly clientAddress: string | undefined;
+  private readonly clientPort: number;
 
-  constructor(proxy: StreamProxy, handles: TcpHandles, client: TcpHandle, listen: Listen) {
-    super(proxy, listen);
+  constructor(
+    proxy: StreamProxy,
+    handles: TcpHandles,
+    client: TcpHandle,
+    listen: Listen,
+    stats: ListenerStats | undefined,
+    private readonly keepalive: KeepaliveApplier | undefined,
+  ) {
+    super(proxy, listen, stats);
     binding = handles;
     this.c = new Leg(client, this, true);
-    const at: { address?: string; port?: number } = {};
-    this.clientAt = client.getpeername(at) === 0 ? endpoint(at.address, at.port) : '-';
+    const at = nameOf(client, true);
+    this.clientAddress = at?.address;
+    this.clientPort = at === undefined ? 0 : at.port;
   }
 
+  /** Made when a line needs it: with `access_log off` a clean session never does. */
   protected get clientText(): string {
-    return this.clientAt;
+    return endpoint(this.clientAddress, this.clientPort);
   }
 
   /** The client as the status page reads a socket. */
@@ -212,7 +218,9 @@ export class HandleSession extends SessionCore {
   begin(): void {
     const h = this.c.handle;
     h.setNoDelay(true);
-    this.proxy.clientKeepalive.get(this.listen)?.applyFd(h.fd, this.clientAt);
+    const keepalive = this.keepalive;
+    // `fd` is a getter into C++ and the peer text a string made: only where so_keepalive is set.
+    if (keepalive?.enabled) keepalive.applyFd(h.fd, this.clientText);
     this.connectNext();
   }
 
@@ -259,7 +267,7 @@ export class HandleSession extends SessionCore {
     leg.closed = true;
     leg.connecting = false;
     // A connect still in progress is cancelled by the close (its callback then sees the leg closed).
-    leg.handle.close(noop);
+    leg.handle.close();
     this.u = undefined;
     this.upstreamClosed = true;
     this.detail = `${this.tries.host?.address.text ?? '-'}: ${why}`;
@@ -286,7 +294,8 @@ export class HandleSession extends SessionCore {
       return;
     }
     const u = leg.handle;
-    this.proxy.upstreamKeepalive.applyFd(u.fd, tries.host?.address.text ?? '-');
+    const keepalive = this.proxy.upstreamKeepalive;
+    if (keepalive.enabled) keepalive.applyFd(u.fd, tries.host?.address.text ?? '-');
     const c = this.c;
     c.peer = leg;
     // Both read into the shared buffer; nothing was read from the client before now
@@ -383,11 +392,21 @@ export class HandleSession extends SessionCore {
     if (peer !== undefined) this.resetLeg(peer, false);
   }
 
-  /** @internal closes `leg`'s handle (a FIN if nothing is unread or queued, as close(2) does). */
+  /**
+   * @internal closes `leg`'s handle (a FIN if nothing is unread or queued, as
+   * close(2) does). uv_close closes the descriptor at once; only its callback
+   * waits for the loop's closing phase, so the leg counts as closed now and
+   * no close callback is given: Node stores one as a property on the handle
+   * (a runtime property add) and calls it through a full MakeCallback: 5 %
+   * of a short session's instructions for the two legs. Whatever libuv
+   * still reports for the handle (a cancelled write, shutdown or connect)
+   * finds the leg closed and is ignored, as before.
+   */
   closeLeg(leg: Leg): void {
     if (leg.closed) return;
     leg.closed = true;
-    leg.handle.close(legClosed);
+    leg.handle.close();
+    this.legClosed(leg);
   }
 
   /**
@@ -407,11 +426,13 @@ export class HandleSession extends SessionCore {
       return;
     }
     leg.closed = true;
-    if (leg.handle.reset(legClosed) !== 0) leg.handle.close(legClosed);
+    // uv_tcp_close_reset closes the descriptor at once too (SO_LINGER 0, then uv_close).
+    if (leg.handle.reset() !== 0) leg.handle.close();
+    this.legClosed(leg);
   }
 
-  /** @internal a leg's handle is closed. */
-  legClosed(leg: Leg): void {
+  /** A leg's handle (its descriptor) is closed: the session ends once both are. */
+  private legClosed(leg: Leg): void {
     if (leg.isClient) this.clientClosed = true;
     else if (leg === this.u) {
       this.tries.release();
@@ -453,11 +474,11 @@ export class HandleSession extends SessionCore {
 
 /** A connection refused before its session (draining, worker_connections): reset, as the net path does. */
 export function resetHandle(client: TcpHandle): void {
-  if (client.reset(noop) !== 0) client.close(noop);
+  if (client.reset() !== 0) client.close();
 }
 
 /** The client address of a bare handle for a session line. */
 export function handlePeer(client: TcpHandle): string {
-  const at: { address?: string; port?: number } = {};
-  return client.getpeername(at) === 0 ? endpoint(at.address, at.port) : '-';
+  const at = nameOf(client, true);
+  return at === undefined ? '-' : endpoint(at.address, at.port);
 }

@@ -8,8 +8,9 @@
  */
 import type { Socket } from 'node:net';
 import type { Listen } from '../config/model.js';
-import { noteEvent } from '../metrics/stats.js';
+import { type ListenerStats, noteEvent } from '../metrics/stats.js';
 import type { UpstreamHost } from '../upstream/hosts.js';
+import { now } from './clock.js';
 import { Deadline } from './deadline.js';
 import type { SessionEndReason, SessionRecord, StreamProxy } from './stream.js';
 import { Tries } from './tries.js';
@@ -68,11 +69,17 @@ export abstract class SessionCore {
   private finished = false;
   protected readonly now: () => number;
 
+  /**
+   * @param stats the listen's counters, looked up once per listen by the
+   *   proxy (a Map lookup per session less)
+   */
   constructor(
     protected readonly proxy: StreamProxy,
     protected readonly listen: Listen,
+    private readonly stats: ListenerStats | undefined,
   ) {
-    this.now = proxy.deps.now ?? Date.now;
+    // The proxy's clock (clock.ts): one reading for all the questions of one held callback.
+    this.now = proxy.deps.now ?? now;
     this.startedAt = this.now();
     const m = proxy.model;
     this.tries = new Tries(
@@ -121,7 +128,7 @@ export abstract class SessionCore {
     this.tries.stopConnect();
     const reason = this.reason ?? 'client_closed';
     const proxy = this.proxy;
-    proxy.stats.get(this.listen)?.sessionEnded(reason);
+    this.stats?.sessionEnded(reason);
     const clean = reason === 'client_closed' || reason === 'upstream_closed';
     // access_log off: no record at all for a clean end; a failure or a cut is still logged.
     if (clean && !proxy.model.accessLog) {

@@ -21,6 +21,7 @@ import { type TcpHandle, type TcpHandles, tcpHandles, tcpSocketOf } from '../ker
 import { liveStreams } from '../metrics/live.js';
 import { type ListenerStats, listenerStats } from '../metrics/stats.js';
 import type { Upstream } from '../upstream/index.js';
+import { hold, release } from './clock.js';
 import type { ConnectionLimiter } from './limits.js';
 import { type Listener, SOCKET_HIGH_WATER_MARK } from './listener.js';
 import { joinSockets, resetSocket } from './pump.js';
@@ -137,9 +138,12 @@ export class StreamProxy {
     const handles = handlesOff ? null : tcpHandles;
     for (const [listen, listener] of listeners) {
       listener.handler = (socket) => this.accept(socket, listen);
+      // Looked up here, once per listen, not per connection.
+      const stats = this.stats.get(listen);
+      const keepalive = this.clientKeepalive.get(listen);
       listener.handleHandler =
         handles !== null && listener.takesHandles && this.onHandles(listen)
-          ? (client) => this.acceptHandle(client, listen, handles)
+          ? (client) => this.acceptHandle(client, listen, stats, keepalive, handles)
           : undefined;
       this.attached.push(listener);
     }
@@ -184,8 +188,13 @@ export class StreamProxy {
   }
 
   /** A connection accepted as its TCP handle (no net.Socket): always taken. */
-  private acceptHandle(client: TcpHandle, listen: Listen, handles: TcpHandles): boolean {
-    const stats = this.stats.get(listen);
+  private acceptHandle(
+    client: TcpHandle,
+    listen: Listen,
+    stats: ListenerStats | undefined,
+    keepalive: KeepaliveApplier | undefined,
+    handles: TcpHandles,
+  ): boolean {
     if (stats !== undefined && !this.draining) stats.accepted++;
     if (this.draining || !this.deps.limiter.tryAcquire()) {
       const peer = handlePeer(client);
@@ -199,9 +208,15 @@ export class StreamProxy {
       return true;
     }
     if (stats !== undefined) stats.handled++;
-    const session = new HandleSession(this, handles, client, listen);
-    this.sessions.add(session);
-    session.begin();
+    // One clock reading for the session's start, its server choice and its connect timer.
+    hold();
+    try {
+      const session = new HandleSession(this, handles, client, listen, stats, keepalive);
+      this.sessions.add(session);
+      session.begin();
+    } finally {
+      release();
+    }
     return true;
   }
 
@@ -232,7 +247,7 @@ export class StreamProxy {
   private readonly tlsListen = new WeakMap<Socket, Listen>();
 
   private begin(client: Socket, listen: Listen): void {
-    const session = new StreamSession(this, client, listen);
+    const session = new StreamSession(this, client, listen, this.stats.get(listen));
     this.sessions.add(session);
     session.begin();
   }
@@ -289,8 +304,9 @@ export class StreamSession extends SessionCore {
     proxy: StreamProxy,
     readonly client: Socket,
     listen: Listen,
+    stats: ListenerStats | undefined,
   ) {
-    super(proxy, listen);
+    super(proxy, listen, stats);
     this.clientAt = endpoint(client.remoteAddress, client.remotePort);
   }
 

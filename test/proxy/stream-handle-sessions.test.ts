@@ -152,3 +152,36 @@ test('keepwire selfcheck lists the TCP handle internals, available on this Node 
     await peer.close();
   }
 });
+
+test('overlapping handle sessions each log their own client, read at accept', async (t) => {
+  if (!needHandles(t)) return;
+  const peer = await backend(echo);
+  const lb = await start(config([streamServer({ proxyPass: passTo(peer.port) })]));
+  try {
+    // getpeername fills one object shared by every session: each must keep what it read.
+    const clients = [await dial(lb.ports[0]!), await dial(lb.ports[0]!), await dial(lb.ports[0]!)];
+    for (const c of clients) c.write('ping');
+    await within(
+      Promise.all(clients.map((c) => new Promise<void>((resolve) => c.once('data', () => resolve())))),
+      5000,
+      'the echoes through the proxy',
+    );
+    const live = lb.runtime.liveSessions();
+    assert.equal(live.length, 3);
+    assert.ok(
+      live.every((s) => !(s.client instanceof Socket)),
+      'handle sessions',
+    );
+    // Closed last-accepted first: each line is made after its client has gone.
+    for (const c of [...clients].reverse()) c.end();
+    const records = await lb.waitForRecords(3);
+    assert.deepEqual(
+      records.map((r) => r.client).sort(),
+      clients.map((c) => `127.0.0.1:${c.localPort}`).sort(),
+    );
+    for (const r of records) assert.equal(r.reason, 'client_closed');
+  } finally {
+    await lb.close();
+    await peer.close();
+  }
+});
