@@ -13,7 +13,7 @@ import {
   type TcpShutdownReq,
   type WriteReq,
 } from '../../kernel/node-internals.js';
-import { handleView } from '../handle-view.js';
+import { handleView, nameOf } from '../handle-view.js';
 import { READ_BUFFER } from '../reads.js';
 import { Shut, UV_EOF } from '../stream-handles.js';
 import { heldByLibuv, releaseWriteReq, takeWriteReq } from '../write-requests.js';
@@ -258,8 +258,8 @@ export class HandleWire implements ClientWire {
 
   /** The client's address, read once at accept (getpeername). */
   peer(): { address: string; port: number } {
-    const at: { address?: string; port?: number } = {};
-    if (this.handle.getpeername(at) !== 0) return { address: '', port: 0 };
-    return { address: at.address ?? '', port: at.port ?? 0 };
+    // Into the one reused out object (handle-view.ts: Node's C++ only stores into its fields).
+    const at = nameOf(this.handle, true);
+    return at === undefined ? { address: '', port: 0 } : { address: at.address, port: at.port };
   }
 }
