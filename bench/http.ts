@@ -119,6 +119,34 @@ async function runUndiciProxy(listenPort: number, target: number): Promise<void>
  * no limits, one request at a time. Either floor is a measuring device, not a
  * proxy anyone should run.
  */
+const CRLF2 = Buffer.from('\r\n\r\n');
+
+/**
+ * The least HTTP of the floors, per connection: request heads sent up whose
+ * responses have not started (wrk: one in flight, its head in one read), and
+ * the bytes of the current response still to come (its Content-Length).
+ */
+class LeastHttp {
+  private left = 0;
+  private heads = 0;
+
+  requestHead(): void {
+    this.heads++;
+  }
+
+  /** Counts one read of the response side. */
+  response(chunk: Buffer): void {
+    if (this.left === 0 && this.heads > 0) {
+      this.heads--;
+      const end = chunk.indexOf(CRLF2) + 4;
+      const head = chunk.toString('latin1', 0, end).toLowerCase();
+      const at = head.indexOf('\r\ncontent-length:');
+      this.left = end + (at < 0 ? 0 : Number.parseInt(head.slice(at + 17), 10));
+    }
+    this.left = Math.max(0, this.left - chunk.length);
+  }
+}
+
 /**
  * Child mode: the least-HTTP floor as keepwire runs plain HTTP today — the
  * client connection on its bare libuv TCP handle through keepwire's own
@@ -140,22 +168,18 @@ async function runHandleFloor(listenPort: number, target: number): Promise<void>
   if (tcpHandles === null)
     throw new Error('bench/http: this Node has no tcp_wrap handles (keepwire would use net.Socket)');
   const handles = tcpHandles;
-  const CRLF2 = Buffer.from('\r\n\r\n');
   const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
   server.listen(listenPort, '127.0.0.1', () => {
     const hooked = acceptHandles(server, (handle) => {
       handle.setNoDelay(true);
       const up = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
-      /** Response bytes still to come. */
-      let left = 0;
-      /** Request heads forwarded whose response has not started (wrk: one in flight, its head in one read). */
-      let heads = 0;
+      const http = new LeastHttp();
       const wire = new HandleWire(
         handle,
         {
           handleRead(n: number) {
             const text = READ_BUFFER.toString('latin1', 0, n);
-            if (text.indexOf('\r\n\r\n') >= 0) heads++;
+            if (text.indexOf('\r\n\r\n') >= 0) http.requestHead();
             send(up, text);
           },
           onEnd: () => up.destroy(),
@@ -165,14 +189,7 @@ async function runHandleFloor(listenPort: number, target: number): Promise<void>
         handles,
       );
       readsViewTo(up, (chunk: Buffer) => {
-        if (left === 0 && heads > 0) {
-          heads--;
-          const end = chunk.indexOf(CRLF2) + 4;
-          const head = chunk.toString('latin1', 0, end).toLowerCase();
-          const at = head.indexOf('\r\ncontent-length:');
-          left = end + (at < 0 ? 0 : Number.parseInt(head.slice(at + 17), 10));
-        }
-        left = Math.max(0, left - chunk.length);
+        http.response(chunk);
         wire.send(Buffer.from(chunk));
       });
       up.on('close', () => wire.destroy());
@@ -187,27 +204,16 @@ async function runFloor(listenPort: number, target: number, http: boolean): Prom
   const net = await import('node:net');
   const { readsTo } = await import('../src/proxy/reads.js');
   const { send } = await import('../src/proxy/writes.js');
-  const CRLF2 = Buffer.from('\r\n\r\n');
   net
     .createServer({ noDelay: true }, (client) => {
       const up = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
-      /** Response bytes still to come. */
-      let left = 0;
-      /** Request heads forwarded whose response has not started (wrk: one in flight, its head in one read). */
-      let heads = 0;
+      const least = http ? new LeastHttp() : undefined;
       readsTo(client, (chunk: Buffer) => {
-        if (http && chunk.indexOf(CRLF2) >= 0) heads++;
+        if (least !== undefined && chunk.indexOf(CRLF2) >= 0) least.requestHead();
         send(up, chunk);
       });
       readsTo(up, (chunk: Buffer) => {
-        if (http && left === 0 && heads > 0) {
-          heads--;
-          const end = chunk.indexOf(CRLF2) + 4;
-          const head = chunk.toString('latin1', 0, end).toLowerCase();
-          const at = head.indexOf('\r\ncontent-length:');
-          left = end + (at < 0 ? 0 : Number.parseInt(head.slice(at + 17), 10));
-        }
-        left = Math.max(0, left - chunk.length);
+        least?.response(chunk);
         send(client, chunk);
       });
       client.on('close', () => up.destroy());
