@@ -50,7 +50,7 @@ test('worker_processes 2: a TLS session ticket from one worker resumes on every 
     `worker_processes 2;
 http {
     server {
-        listen 127.0.0.1:${port} ssl;
+        listen 127.0.0.1:${port} ssl reuseport;
         server_name h.test;
         ssl_certificate ${leaf.cert};
         ssl_certificate_key ${leaf.key};
@@ -59,6 +59,8 @@ http {
 }
 `,
   );
+  // reuseport: a socket per worker, the kernel picks one by each connection's address and port, so
+  // sequential connections reach both (on one shared socket the same worker can take all 40).
   const ca = pki.read(pki.ca);
   const first = await once(port, ca);
   assert.ok(first.session, 'the server gave a session ticket');
