@@ -123,6 +123,8 @@ export interface WrkResult {
   requests: number;
   /** CPU time of the target's process tree per request, in µs (when `cpuOf` was given). */
   cpuUsPerReq: number;
+  /** The user-space part of `cpuUsPerReq` (the rest is the kernel's: system calls, network stack). */
+  userUsPerReq: number;
 }
 
 /** wrk's latency column (`812.00us`, `1.20ms`, `2.01s`) in milliseconds. */
@@ -135,9 +137,9 @@ export function toMs(text: string): number {
 
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
-/** Each live process's parent and CPU ticks (user + system), from /proc/PID/stat. */
-function procTable(): Map<number, { ppid: number; ticks: number }> {
-  const stats = new Map<number, { ppid: number; ticks: number }>();
+/** Each live process's parent and CPU ticks (user + system, and user alone), from /proc/PID/stat. */
+function procTable(): Map<number, { ppid: number; ticks: number; user: number }> {
+  const stats = new Map<number, { ppid: number; ticks: number; user: number }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let text: string;
@@ -148,7 +150,11 @@ function procTable(): Map<number, { ppid: number; ticks: number }> {
     }
     // The command name (field 2) may hold spaces and parentheses: fields count from the last ')'.
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    stats.set(Number(entry), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    stats.set(Number(entry), {
+      ppid: Number(f[1]),
+      ticks: Number(f[11]) + Number(f[12]),
+      user: Number(f[11]),
+    });
   }
   return stats;
 }
@@ -172,10 +178,21 @@ function tree(root: number, stats = procTable()): Set<number> {
  * descendant, from /proc/PID/stat. Threads are counted in their process.
  */
 export function treeCpuUs(root: number): number {
+  return treeCpu(root).total;
+}
+
+/** `treeCpuUs` and its user-space part (µs). */
+export function treeCpu(root: number): { total: number; user: number } {
   const stats = procTable();
   let ticks = 0;
-  for (const pid of tree(root, stats)) ticks += stats.get(pid)?.ticks ?? 0;
-  return ticks * TICK_US;
+  let user = 0;
+  for (const pid of tree(root, stats)) {
+    const s = stats.get(pid);
+    if (s === undefined) continue;
+    ticks += s.ticks;
+    user += s.user;
+  }
+  return { total: ticks * TICK_US, user: user * TICK_US };
 }
 
 /**
@@ -204,7 +221,7 @@ export async function wrk(
   connections: number,
   opts: { threads?: number; cpuOf?: number; scheme?: 'http' | 'https'; headers?: string[] } = {},
 ): Promise<WrkResult> {
-  const cpuBefore = opts.cpuOf === undefined ? 0 : treeCpuUs(opts.cpuOf);
+  const cpuBefore = opts.cpuOf === undefined ? undefined : treeCpu(opts.cpuOf);
   const child = spawn(
     'wrk',
     [
@@ -222,7 +239,9 @@ export async function wrk(
     out += d;
   });
   await new Promise((resolve) => child.once('close', resolve));
-  const cpu = opts.cpuOf === undefined ? Number.NaN : treeCpuUs(opts.cpuOf) - cpuBefore;
+  const cpuAfter = opts.cpuOf === undefined ? undefined : treeCpu(opts.cpuOf);
+  const cpu = cpuAfter && cpuBefore ? cpuAfter.total - cpuBefore.total : Number.NaN;
+  const user = cpuAfter && cpuBefore ? cpuAfter.user - cpuBefore.user : Number.NaN;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
@@ -240,6 +259,7 @@ export async function wrk(
     errorCount,
     requests,
     cpuUsPerReq: cpu / requests,
+    userUsPerReq: user / requests,
   };
 }
 

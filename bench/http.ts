@@ -260,7 +260,9 @@ async function measure(
 
 /** The median run (by req/s) of each target, printed as a table; returns the medians by name. */
 function table(runs: Map<string, WrkResult[]>): Map<string, WrkResult> {
-  console.log('| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s of each run | errors |');
+  console.log(
+    '| target | req/s | p50 ms | p99 ms | CPU µs/req (user + kernel) | req/s of each run | errors |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   const medians = new Map<string, WrkResult>();
   for (const [name, list] of runs) {
@@ -268,7 +270,7 @@ function table(runs: Map<string, WrkResult[]>): Map<string, WrkResult> {
     const r = sorted[Math.floor(sorted.length / 2)]!;
     medians.set(name, r);
     console.log(
-      `| ${name} | ${Math.round(r.rps)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.cpuUsPerReq.toFixed(1)} | ${list.map((x) => Math.round(x.rps)).join(' / ')} | ${r.errors} |`,
+      `| ${name} | ${Math.round(r.rps)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.cpuUsPerReq.toFixed(1)} (${r.userUsPerReq.toFixed(1)} + ${(r.cpuUsPerReq - r.userUsPerReq).toFixed(1)}) | ${list.map((x) => Math.round(x.rps)).join(' / ')} | ${r.errors} |`,
     );
   }
   return medians;
@@ -502,8 +504,8 @@ listen web
       `keepwire/HAProxy req/s ${ratio('keepwire access_log off', 'HAProxy')}; keepwire/http-proxy ${ratio('keepwire', 'http-proxy')}, keepwire/undici ${ratio('keepwire', 'undici Pool.stream()')} (neither Node proxy logs)`,
     );
     // CPU per request against nginx's in the same round, then the median of those ratios.
-    const cpuRounds = (a: string, b: string) => {
-      const list = runs.get(a)!.map((r, i) => r.cpuUsPerReq / runs.get(b)![i]!.cpuUsPerReq);
+    const cpuRounds = (a: string, b: string, part: (r: WrkResult) => number = (r) => r.cpuUsPerReq) => {
+      const list = runs.get(a)!.map((r, i) => part(r) / part(runs.get(b)![i]!));
       const sorted = [...list].sort((x, y) => x - y);
       return `${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} (rounds ${list.map((x) => x.toFixed(2)).join(' / ')})`;
     };
@@ -517,6 +519,12 @@ listen web
       ['keepwire access_log off', 'Node floor: least HTTP, client on TCP handles'],
     ])
       console.log(`  ${a} / ${b}: ${cpuRounds(a!, b!)}`);
+    // The same syscalls per request cost every target about the same kernel time: the gap is user space.
+    console.log('the same, user-space and kernel time apart:');
+    for (const a of ['keepwire access_log off', 'Node floor: least HTTP, client on TCP handles'])
+      console.log(
+        `  ${a} / nginx: user ${cpuRounds(a, 'nginx', (r) => r.userUsPerReq)}; kernel ${cpuRounds(a, 'nginx', (r) => r.cpuUsPerReq - r.userUsPerReq)}`,
+      );
     if (arg('parts', 3) < 2) return;
 
     // Parts 2 and 3: every CPU for everyone again.
