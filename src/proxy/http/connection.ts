@@ -900,7 +900,7 @@ export class ClientConnection implements ClientSide {
       // shutdown first bought nothing but a system call and Node's end()
       // machinery (finish, afterShutdown), ≈5 % of a short session. TLS
       // still ends with its close_notify (end()).
-      if (wire.allSent && wire.plain) wire.destroy();
+      if (wire.allSent && wire.plain) wire.close();
       else wire.destroySoon();
       return;
     }

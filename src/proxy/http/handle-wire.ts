@@ -223,6 +223,25 @@ export class HandleWire implements ClientWire {
     this.handle.close(handleClosed);
   }
 
+  /**
+   * Closes without a close callback, and the connection hears of it before
+   * this returns: libuv closes the descriptor in uv_close, and the callback
+   * Node would make into JavaScript for it (MakeCallback, the per-callback
+   * scope) is the last per-session cost the stream legs shed too
+   * (stream-handles.ts). Only where nothing is in flight (connection.ts
+   * `close`): a synchronous onClose inside a write or at accept would reach
+   * the connection's owner before it expects it.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reading = false;
+    this.waiters = undefined;
+    // No callback comes: nothing reads `handle.wire` again (onRead stops with the close).
+    this.handle.close();
+    this.user.onClose();
+  }
+
   reset(): void {
     if (this.closed) return;
     if (this.shut !== Shut.None) {

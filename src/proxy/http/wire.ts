@@ -51,6 +51,12 @@ export interface ClientWire {
   destroySoon(): void;
   /** Closes now (a FIN, or a RST when the client's bytes are unread, as close(2)). */
   destroy(): void;
+  /**
+   * `destroy` where the connection has nothing in flight (its response
+   * written, nothing unread): a HandleWire tells the connection's onClose
+   * before returning, a socket's 'close' comes later as after `destroy`.
+   */
+  close(): void;
   /** A RST (stop's deadline cutting a request in flight). */
   reset(): void;
 }
@@ -106,6 +112,9 @@ export class SocketWire implements ClientWire {
     this.socket.destroySoon();
   }
   destroy(): void {
+    this.socket.destroy();
+  }
+  close(): void {
     this.socket.destroy();
   }
   reset(): void {
