@@ -28,7 +28,10 @@
  *      HAProxy in master-worker mode, SIGUSR2) while wrk keeps its keep-alive
  *      connections busy; the errors wrk saw (socket errors + non-2xx) are the
  *      client-visible cost of a reload.
- * `--parts 1` runs part 1 only.
+ * `--parts 1` runs part 1 only. `--pairs N` adds to part 1 item 1's ratios
+ * measured in N pairs of runs, A B B A (`--pair-seconds`, default 2):
+ * keepwire against nginx (logging off, on, and metrics scraped) and the
+ * handle floor against nginx, each pair's runs seconds apart (`paired`).
  *
  * Not a test: prints req/s, p50, p99 per target and the ratios
  * keepwire/nginx and keepwire/http-proxy. Everything shares the same cores,
@@ -256,6 +259,60 @@ async function measure(
       stop?.();
     }
   return runs;
+}
+
+/** `list`'s median and quartiles, as `median (q1–q3)`. */
+function quartiles(list: number[]): string {
+  const s = [...list].sort((x, y) => x - y);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.round(q * (s.length - 1)))]!;
+  return `${at(0.5).toFixed(2)} (${at(0.25).toFixed(2)}–${at(0.75).toFixed(2)})`;
+}
+
+/**
+ * Target `a` against `b` in pairs of runs, A B B A, `seconds` each,
+ * `pairs` times; prints the median and quartiles of the pairs' ratios (A's
+ * two runs over B's two) of CPU per request, its user-space and kernel
+ * parts, req/s and p99. On this VM one unchanged process's CPU per request
+ * moves ±30 % within a minute (an nginx read 12.5–19.5 µs in consecutive
+ * 3 s runs), and part 1's runs of two targets are tens of seconds apart;
+ * runs seconds apart share the machine's state, and the ABBA order cancels
+ * a drift that is linear over the four runs.
+ */
+async function paired(
+  a: Target,
+  b: Target,
+  pairs: number,
+  seconds: number,
+  connections: number,
+): Promise<void> {
+  const run = async (t: Target) => {
+    const stop = t.during?.();
+    const r = await wrk(t.name, t.port, seconds, connections, { cpuOf: t.pid });
+    stop?.();
+    return r;
+  };
+  const ratios = {
+    cpu: [] as number[],
+    user: [] as number[],
+    kernel: [] as number[],
+    rps: [] as number[],
+    p99: [] as number[],
+  };
+  for (let i = 0; i < pairs; i++) {
+    const a1 = await run(a);
+    const b1 = await run(b);
+    const b2 = await run(b);
+    const a2 = await run(a);
+    const of = (f: (r: WrkResult) => number) => (f(a1) + f(a2)) / (f(b1) + f(b2));
+    ratios.cpu.push(of((r) => r.cpuUsPerReq));
+    ratios.user.push(of((r) => r.userUsPerReq));
+    ratios.kernel.push(of((r) => r.cpuUsPerReq - r.userUsPerReq));
+    ratios.rps.push(of((r) => r.rps));
+    ratios.p99.push(of((r) => r.p99Ms));
+  }
+  console.log(
+    `  ${a.name} / ${b.name}: CPU/req ${quartiles(ratios.cpu)}; user ${quartiles(ratios.user)}, kernel ${quartiles(ratios.kernel)}; req/s ${quartiles(ratios.rps)}; p99 ${quartiles(ratios.p99)}`,
+  );
 }
 
 /** The median run (by req/s) of each target, printed as a table; returns the medians by name. */
@@ -525,6 +582,21 @@ listen web
       console.log(
         `  ${a} / nginx: user ${cpuRounds(a, 'nginx', (r) => r.userUsPerReq)}; kernel ${cpuRounds(a, 'nginx', (r) => r.cpuUsPerReq - r.userUsPerReq)}`,
       );
+    const pairs = arg('pairs', 0);
+    if (pairs > 0) {
+      const pairSeconds = arg('pair-seconds', 2);
+      const byName = (n: string) => single.find((t) => t.name === n)!;
+      console.log(
+        `\npairs of runs, A B B A, ${pairSeconds} s each, ${pairs} times: median of the pairs' ratios (quartiles)`,
+      );
+      for (const [x, y] of [
+        ['keepwire access_log off', 'nginx'],
+        ['keepwire', 'nginx access_log on'],
+        ['keepwire access_log off, metrics scraped every 1 s', 'nginx'],
+        ['Node floor: least HTTP, client on TCP handles', 'nginx'],
+      ])
+        await paired(byName(x!), byName(y!), pairs, pairSeconds, connections);
+    }
     if (arg('parts', 3) < 2) return;
 
     // Parts 2 and 3: every CPU for everyone again.
