@@ -214,11 +214,16 @@ export class HandleWire implements ClientWire {
     else if (this.shut === Shut.Done) this.destroy();
   }
 
-  destroy(): void {
-    if (this.closed) return;
+  /** Nothing is read, written or waited for from here on (every way the handle ends). */
+  private markClosed(): void {
     this.closed = true;
     this.reading = false;
     this.waiters = undefined;
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.markClosed();
     // Held writes are cancelled (their callbacks see `closed`).
     this.handle.close(handleClosed);
   }
@@ -234,9 +239,7 @@ export class HandleWire implements ClientWire {
    */
   close(): void {
     if (this.closed) return;
-    this.closed = true;
-    this.reading = false;
-    this.waiters = undefined;
+    this.markClosed();
     // No callback comes: nothing reads `handle.wire` again (onRead stops with the close).
     this.handle.close();
     this.user.onClose();
@@ -249,9 +252,7 @@ export class HandleWire implements ClientWire {
       this.destroy();
       return;
     }
-    this.closed = true;
-    this.reading = false;
-    this.waiters = undefined;
+    this.markClosed();
     if (this.handle.reset(handleClosed) !== 0) this.handle.close(handleClosed);
   }
 
