@@ -20,7 +20,7 @@ test(`worker_processes 2: ${N} requests over both workers, metrics and stub_stat
     `worker_processes 2;
 worker_shutdown_timeout 5s;
 http {
-    server { listen 127.0.0.1:${port}; location / { return 200 "hi\\n"; } }
+    server { listen 127.0.0.1:${port} reuseport; location / { return 200 "hi\\n"; } }
     server { listen 127.0.0.1:${pages}; access_log off; location /metrics { metrics; } location /basic_status { stub_status; } }
 }
 `,
@@ -32,7 +32,9 @@ http {
     'two workers started',
     30_000,
   );
-  // A new connection per request, so the kernel spreads them over both workers.
+  // A new connection per request, so the kernel spreads them over both workers: with reuseport
+  // each worker has its own socket and the kernel picks one by the connection's address and port
+  // (on one shared socket sequential connections can all go to one worker: CI saw 40 of 40).
   for (let i = 0; i < N; i++) {
     const r = await fetch(`http://127.0.0.1:${port}/r${i}`, { headers: { connection: 'close' } });
     assert.equal(r.status, 200);
