@@ -15,7 +15,9 @@
  *      and three Node floors (`runFloor`: keepwire's own reads and writes
  *      on net.Socket with no HTTP work, and with the least HTTP work;
  *      `runHandleFloor`: the least HTTP work with the client connection on
- *      its TCP handle, as keepwire runs plain HTTP);
+ *      its TCP handle, as keepwire runs plain HTTP; `runCorrectFloor`
+ *      (bench/correct-floor.ts), floor (d): the HTTP work no correct proxy
+ *      can skip, on the same I/O);
  *      req/s, p50, p99 and the
  *      proxy's CPU µs per request (its process tree's user+system time from
  *      /proc over the requests wrk completed), and the CPU ratios to nginx
@@ -30,8 +32,8 @@
  *      client-visible cost of a reload.
  * `--parts 1` runs part 1 only. `--pairs N` adds to part 1 item 1's ratios
  * measured in N pairs of runs, A B B A (`--pair-seconds`, default 2):
- * keepwire against nginx (logging off, on, and metrics scraped) and the
- * handle floor against nginx, each pair's runs seconds apart (`paired`).
+ * keepwire against nginx (logging off, on, and metrics scraped) and floors
+ * (c) and (d) against nginx, each pair's runs seconds apart (`paired`).
  *
  * Not a test: prints req/s, p50, p99 per target and the ratios
  * keepwire/nginx and keepwire/http-proxy. Everything shares the same cores,
@@ -57,6 +59,8 @@ import {
 } from './common.js';
 
 const SELF = fileURLToPath(import.meta.url);
+/** Floor (d): the least correct HTTP proxy (bench/correct-floor.ts). */
+const CORRECT = 'Node floor: least correct HTTP proxy (d)';
 
 /** Child mode: Node `http-proxy` with a keep-alive agent, as its README recommends. */
 async function runHttpProxy(listenPort: number, target: number): Promise<void> {
@@ -355,6 +359,11 @@ async function main(): Promise<void> {
     await runHttpProxy(Number(process.argv[3]), Number(process.argv[4]));
     return;
   }
+  if (process.argv[2] === '--correct-floor-child') {
+    const { runCorrectFloor } = await import('./correct-floor.js');
+    await runCorrectFloor(Number(process.argv[3]), Number(process.argv[4]));
+    return;
+  }
   if (process.argv[2] === '--handle-floor-child') {
     await runHandleFloor(Number(process.argv[3]), Number(process.argv[4]));
     return;
@@ -460,11 +469,13 @@ listen web
     };
     const floorPipe = await floor('pipe');
     const floorHttp = await floor('http');
-    const floorHandles = await (async () => {
+    const child = async (mode: string) => {
       const p = await port();
-      const pid = ws.spawn(process.execPath, [SELF, '--handle-floor-child', String(p), String(backend)]).pid!;
+      const pid = ws.spawn(process.execPath, [SELF, mode, String(p), String(backend)]).pid!;
       return { port: p, pid };
-    })();
+    };
+    const floorHandles = await child('--handle-floor-child');
+    const floorCorrect = await child('--correct-floor-child');
     const kw2 = await keepwire('keepwire-2', { accessLog: 'off', workers: 2 });
     const ng2 = await nginx('nginx-2', 'off', 2);
     const hp2 = await haproxy('haproxy-2', 2, true);
@@ -482,6 +493,7 @@ listen web
       floorPipe,
       floorHttp,
       floorHandles,
+      floorCorrect,
       kw2,
       ng2,
       hp2,
@@ -522,6 +534,7 @@ listen web
       { name: 'Node floor: byte pipe', ...floorPipe },
       { name: 'Node floor: least HTTP', ...floorHttp },
       { name: 'Node floor: least HTTP, client on TCP handles', ...floorHandles },
+      { name: CORRECT, ...floorCorrect },
     ];
     if (pinned) {
       pin(process.pid, '0');
@@ -573,12 +586,14 @@ listen web
       ['HAProxy', 'nginx'],
       ['Node floor: least HTTP', 'nginx'],
       ['Node floor: least HTTP, client on TCP handles', 'nginx'],
+      [CORRECT, 'nginx'],
       ['keepwire access_log off', 'Node floor: least HTTP, client on TCP handles'],
+      ['keepwire access_log off', CORRECT],
     ])
       console.log(`  ${a} / ${b}: ${cpuRounds(a!, b!)}`);
     // The same syscalls per request cost every target about the same kernel time: the gap is user space.
     console.log('the same, user-space and kernel time apart:');
-    for (const a of ['keepwire access_log off', 'Node floor: least HTTP, client on TCP handles'])
+    for (const a of ['keepwire access_log off', 'Node floor: least HTTP, client on TCP handles', CORRECT])
       console.log(
         `  ${a} / nginx: user ${cpuRounds(a, 'nginx', (r) => r.userUsPerReq)}; kernel ${cpuRounds(a, 'nginx', (r) => r.cpuUsPerReq - r.userUsPerReq)}`,
       );
@@ -594,6 +609,7 @@ listen web
         ['keepwire', 'nginx access_log on'],
         ['keepwire access_log off, metrics scraped every 1 s', 'nginx'],
         ['Node floor: least HTTP, client on TCP handles', 'nginx'],
+        [CORRECT, 'nginx'],
       ])
         await paired(byName(x!), byName(y!), pairs, pairSeconds, connections);
     }

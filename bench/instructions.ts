@@ -12,6 +12,7 @@
  *                     bench/short.ts (nginx stream or HTTP, its TCP-handle
  *                     floors, keepwire with `access_log off`); counts per
  *                     session (#20 item 3)
+ *   --top N           lists the N largest named functions per target (12)
  *   --only keepwire   counts only the targets whose name contains the word
  *                     (an A/B of two builds without the peers; ratios to
  *                     nginx need nginx in the run)
@@ -28,9 +29,10 @@
  * JavaScript as one line).
  *
  * Targets: nginx as the proxy (1 worker, `master_process off` so valgrind
- * counts the worker), the three Node floors of bench/http.ts (`runFloor`: a
+ * counts the worker), the four Node floors of bench/http.ts (`runFloor`: a
  * byte pipe, and the least HTTP that reuses connections; `runHandleFloor`:
- * that least HTTP with the client on its TCP handle), keepwire, and
+ * that least HTTP with the client on its TCP handle; floor (d),
+ * bench/correct-floor.ts: the least correct HTTP proxy), keepwire, and
  * KEEPWIRE_BEFORE. Kernel work is not counted (it is the same syscalls for
  * every Node target: bench/http.ts, strace). Not a test. Needs valgrind
  * (`apt-get install valgrind`). Node runs with `--single-threaded` (no
@@ -183,7 +185,7 @@ function split(a: string, b: string, n: number, ws: Workspace): Split {
     else rest.push([fn.replace(/^\?\?\?:/, '').slice(0, 110), ir]);
   }
   rest.sort((x, y) => y[1] - x[1]);
-  return { steady: total - gc - compiler, gc, compiler, js, top: rest.slice(0, 12) };
+  return { steady: total - gc - compiler, gc, compiler, js, top: rest.slice(0, arg('top', 12)) };
 }
 
 async function main(): Promise<void> {
@@ -250,6 +252,7 @@ async function main(): Promise<void> {
                   '--handle-floor-child',
                   '$',
                 ]),
+                floor('Node floor: least correct HTTP proxy (d)', HTTP_BENCH, ['--correct-floor-child', '$']),
               ]),
         ];
   const keepwire = (name: string, main: string): Target => ({
