@@ -37,8 +37,11 @@
  * written per response (head and body together).
  * Not a proxy anyone should run.
  */
-import type { Server, Socket } from 'node:net';
-import type { TcpHandle } from '../src/kernel/node-internals.js';
+import net, { type Server, type Socket } from 'node:net';
+import { acceptHandles, type TcpHandle, tcpHandles } from '../src/kernel/node-internals.js';
+import { HandleWire } from '../src/proxy/http/handle-wire.js';
+import { READ_BUFFER, readsViewTo } from '../src/proxy/reads.js';
+import { send } from '../src/proxy/writes.js';
 
 const TOKEN = 1;
 const FIELD = 2;
@@ -371,11 +374,6 @@ function answer(status: number): string {
 
 /** Listens on 127.0.0.1:`listenPort` (0: any) and proxies to 127.0.0.1:`target`; resolves with the server once listening. */
 export async function runCorrectFloor(listenPort: number, target: number): Promise<Server> {
-  const net = await import('node:net');
-  const { acceptHandles, tcpHandles } = await import('../src/kernel/node-internals.js');
-  const { HandleWire } = await import('../src/proxy/http/handle-wire.js');
-  const { READ_BUFFER, readsViewTo } = await import('../src/proxy/reads.js');
-  const { send } = await import('../src/proxy/writes.js');
   if (tcpHandles === null)
     throw new Error('bench/correct-floor: this Node has no tcp_wrap handles (keepwire would use net.Socket)');
   const handles = tcpHandles;
@@ -481,7 +479,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
   }
 
   class Client {
-    readonly wire: InstanceType<typeof HandleWire>;
+    readonly wire: HandleWire;
     readonly h = new Head();
     /** Bytes read and not yet taken: a partial head, or requests pipelined behind one in flight. */
     held: Buffer | undefined;
