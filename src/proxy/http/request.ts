@@ -19,7 +19,7 @@
  * docs/http-framing.md.
  */
 import { Buffer } from 'node:buffer';
-import { parseTarget, validHost } from './uri.js';
+import { parseTarget, validHost, validHostIn } from './uri.js';
 
 /** How a request head is read: nginx's per-server header settings (of the address's default server). */
 export interface HeadRules {
@@ -197,6 +197,49 @@ function nameClass(text: string, from: number, to: number, underscores: boolean)
   return out;
 }
 const METHOD = /^[A-Z_-]+$/;
+
+/** A character METHOD accepts: `A`-`Z`, `_`, `-`. */
+function isMethodChar(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x2d;
+}
+
+/** Whether `text` at `from` is `word`, exactly. */
+function spells(text: string, from: number, word: string): boolean {
+  for (let i = 0; i < word.length; i++) if (text.charCodeAt(from + i) !== word.charCodeAt(i)) return false;
+  return true;
+}
+
+/**
+ * The method `text[0, end)`: the usual ones as the same constant strings
+ * each time (compared by identity downstream, no string made per request).
+ */
+function methodOf(text: string, end: number): string {
+  let known: string | undefined;
+  switch (text.charCodeAt(0)) {
+    case 0x47:
+      known = 'GET';
+      break;
+    case 0x48:
+      known = 'HEAD';
+      break;
+    case 0x50:
+      known = end === 4 ? 'POST' : end === 3 ? 'PUT' : 'PATCH';
+      break;
+    case 0x44:
+      known = 'DELETE';
+      break;
+    case 0x4f:
+      known = 'OPTIONS';
+      break;
+  }
+  return known !== undefined && known.length === end && spells(text, 0, known) ? known : text.slice(0, end);
+}
+
+/** `text.indexOf(c, from)` within `[from, end)`, else -1. */
+function lineIndexOf(text: string, c: string, from: number, end: number): number {
+  const i = text.indexOf(c, from);
+  return i < end ? i : -1;
+}
 const DIGITS = /^\d+$/;
 // BWS before an extension or the line end is allowed (RFC 9112 §7.1.1); leading zeros are not digits of the size.
 const CHUNK_SIZE = /^0*([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/;
@@ -290,50 +333,89 @@ export function parseRequestHead(
   const start = at;
   while (at < end && (buf[at] === 13 || buf[at] === 10)) at++;
   const skipped = at - start;
-  let text = buf.toString('latin1', at, end);
   let headBytes = end - at;
-  const odd = HEAD_ODDITY.test(text);
-  if (odd && BARE_LF.test(text)) {
-    const head = lenientHead(buf, at, end);
-    text = head.text;
-    headBytes = head.bytes;
-  } else text = text.slice(0, -4);
+  let text: string;
+  let odd: boolean;
+  if (
+    end - at >= 4 &&
+    buf[end - 1] === 10 &&
+    buf[end - 2] === 13 &&
+    buf[end - 3] === 10 &&
+    buf[end - 4] === 13
+  ) {
+    // The usual end, CRLFCRLF: the head is read without it (one flat string,
+    // no slice of it). HEAD_ODDITY and BARE_LF find the same in it as in the
+    // head with its CRLFCRLF: those four characters are never odd themselves,
+    // and a CR before them is as bare at the end of the text as before a CR.
+    text = buf.toString('latin1', at, end - 4);
+    odd = HEAD_ODDITY.test(text);
+    if (odd && BARE_LF.test(text)) {
+      const head = lenientHead(buf, at, end);
+      text = head.text;
+      headBytes = head.bytes;
+    }
+  } else {
+    text = buf.toString('latin1', at, end);
+    odd = HEAD_ODDITY.test(text);
+    if (odd && BARE_LF.test(text)) {
+      const head = lenientHead(buf, at, end);
+      text = head.text;
+      headBytes = head.bytes;
+    } else text = text.slice(0, -4);
+  }
   if (text.length + 4 > rules.headMax) throw headerTooLarge('request head too large');
   if (odd && BAD_HEAD_CHAR.test(text))
     throw new RequestError(400, 'INVALID_CHAR', 'invalid character in the head');
-  let nl = text.indexOf('\r\n');
-  const line = nl < 0 ? text : text.slice(0, nl);
-  checkLine(line.length + 2, true, rules);
-  const sp1 = line.indexOf(' ');
-  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
-  // One SP between the three parts (RFC 9112 §3); nginx also takes runs of them.
-  if (sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0)
+  // From here `text` has no bare CR (HEAD_ODDITY or BAD_HEAD_CHAR would have
+  // refused it): every CR starts a line end, found by a one-character search.
+  let nl = text.indexOf('\r');
+  const lineEnd = nl < 0 ? text.length : nl;
+  checkLine(lineEnd + 2, true, rules);
+  // The method's characters are scanned up to the first SP: the usual line
+  // needs no regex and no search for it.
+  let sp1 = 0;
+  while (sp1 < lineEnd && isMethodChar(text.charCodeAt(sp1))) sp1++;
+  const methodOk = sp1 > 0 && sp1 < lineEnd && text.charCodeAt(sp1) === 32;
+  if (!methodOk) {
+    sp1 = text.indexOf(' ');
+    if (sp1 >= lineEnd) sp1 = -1;
+  }
+  let sp2 = sp1 < 0 ? -1 : text.indexOf(' ', sp1 + 1);
+  if (sp2 >= lineEnd) sp2 = -1;
+  // `HTTP/d.d` after the second SP, checked by character codes (no string made).
+  const v = sp2 + 1;
+  const major = text.charCodeAt(v + 5) - 48;
+  const minor = text.charCodeAt(v + 7) - 48;
+  const versionOk =
+    sp2 >= 0 &&
+    lineEnd - v === 8 &&
+    text.startsWith('HTTP/', v) &&
+    text.charCodeAt(v + 6) === 46 &&
+    major >= 0 &&
+    major <= 9 &&
+    minor >= 0 &&
+    minor <= 9;
+  // One SP between the three parts (RFC 9112 §3); nginx also takes runs of
+  // them. A valid version has no SP, so only an invalid one is searched.
+  if (sp2 < 0 || (!versionOk && lineIndexOf(text, ' ', sp2 + 1, lineEnd) >= 0))
     throw new RequestError(400, 'INVALID_REQUEST_LINE', 'invalid request line');
-  const method = line.slice(0, sp1);
-  const rawTarget = line.slice(sp1 + 1, sp2);
-  const version = line.slice(sp2 + 1);
-  if (!METHOD.test(method)) throw new RequestError(400, 'INVALID_METHOD', 'invalid method');
-  if (rawTarget === '') throw new RequestError(400, 'INVALID_URL', 'invalid request target');
-  // `HTTP/d.d`, checked by character codes (no match array per request).
-  const major = version.charCodeAt(5) - 48;
-  const minor = version.charCodeAt(7) - 48;
-  if (
-    version.length !== 8 ||
-    !version.startsWith('HTTP/') ||
-    version.charCodeAt(6) !== 46 ||
-    !(major >= 0 && major <= 9) ||
-    !(minor >= 0 && minor <= 9)
-  )
-    throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
+  if (!methodOk && !METHOD.test(text.slice(0, sp1)))
+    throw new RequestError(400, 'INVALID_METHOD', 'invalid method');
+  const method = methodOf(text, sp1);
+  if (sp2 === sp1 + 1) throw new RequestError(400, 'INVALID_URL', 'invalid request target');
+  const rawTarget = text.slice(sp1 + 1, sp2);
+  if (!versionOk) throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
   if (major !== 1) {
     if (major === 0) throw new RequestError(400, 'INVALID_VERSION', 'invalid HTTP version');
-    throw new RequestError(505, 'INVALID_VERSION', `unsupported version ${version}`);
+    throw new RequestError(505, 'INVALID_VERSION', `unsupported version ${text.slice(v, lineEnd)}`);
   }
   // RFC 9110 §2.5: a higher minor version is served as the highest one implemented.
   const minorVersion = minor === 0 ? 0 : 1;
   const target = parseTarget(rawTarget, rules.mergeSlashes);
-  const marks: number[] = [];
-  const req = new ClientRequest(text, marks);
+  // Made at the first header line, as a literal of its four numbers (a
+  // request with one header line grows no array).
+  let marks: number[] | undefined;
+  let connectionNames = false;
   let host: string | undefined;
   let hostMark = -1;
   let contentLength = -1;
@@ -345,21 +427,43 @@ export function parseRequestHead(
   let expect: string | undefined;
   let count = 0;
   let from = nl < 0 ? text.length : nl + 2;
-  while (from < text.length) {
-    nl = text.indexOf('\r\n', from);
-    const stop = nl < 0 ? text.length : nl;
-    checkLine(stop - from + 2, false, rules);
-    const colon = text.indexOf(':', from);
-    if (colon <= from || colon > stop) {
-      const c = text.charCodeAt(from);
-      throw new RequestError(
-        400,
-        c === 32 || c === 9 ? 'OBS_FOLD' : 'INVALID_HEADER',
-        c === 32 || c === 9 ? 'obsolete line folding' : 'invalid header line',
-      );
+  const n = text.length;
+  const underscores = rules.underscores;
+  while (from < n) {
+    // The name's characters are classed up to the colon: the usual line needs
+    // no search for its colon (nor a second pass over its name).
+    let colon = from;
+    let nameKind: 0 | 1 | 2 = 1;
+    while (colon < n) {
+      const c = text.charCodeAt(colon);
+      const k = c > 127 ? 0 : NAME_CHAR[c]!;
+      if (k === 0) break;
+      if (k === 3 || (k === 2 && !underscores)) nameKind = 2;
+      colon++;
     }
-    const nameKind = nameClass(text, from, colon, rules.underscores);
-    if (nameKind === 0) throw new RequestError(400, 'INVALID_HEADER_TOKEN', 'invalid header name');
+    let stop: number;
+    if (colon > from && colon < n && text.charCodeAt(colon) === 0x3a) {
+      // No CR before the colon: the line ends at the first CR after it.
+      nl = text.indexOf('\r', colon + 1);
+      stop = nl < 0 ? n : nl;
+      checkLine(stop - from + 2, false, rules);
+    } else {
+      // Anything else is refused, as the line's own checks say.
+      nl = text.indexOf('\r', from);
+      stop = nl < 0 ? n : nl;
+      checkLine(stop - from + 2, false, rules);
+      colon = text.indexOf(':', from);
+      if (colon <= from || colon > stop) {
+        const c = text.charCodeAt(from);
+        throw new RequestError(
+          400,
+          c === 32 || c === 9 ? 'OBS_FOLD' : 'INVALID_HEADER',
+          c === 32 || c === 9 ? 'obsolete line folding' : 'invalid header line',
+        );
+      }
+      nameKind = nameClass(text, from, colon, underscores);
+      if (nameKind === 0) throw new RequestError(400, 'INVALID_HEADER_TOKEN', 'invalid header name');
+    }
     if (nameKind === 2 && rules.ignoreInvalid) {
       // nginx (ignore_invalid_headers on): the line is dropped, never forwarded;
       // `Transfer_Encoding` never reaches a backend that would read it as Transfer-Encoding.
@@ -376,11 +480,13 @@ export function parseRequestHead(
       case 4:
         if (nameIs(text, from, 'host')) {
           if (host !== undefined) throw new RequestError(400, 'DUPLICATE_HOST', 'more than one Host');
-          host = value(text, colon, stop);
-          // nginx's ngx_http_validate_host: no "/", no NUL, no empty label, not empty.
-          if (!validHost(host)) throw new RequestError(400, 'INVALID_HOST', 'invalid Host header');
+          const a = owsStart(text, colon + 1, stop);
+          const b = owsEnd(text, a, stop);
+          host = text.slice(a, b);
+          // nginx's ngx_http_validate_host: no "/", no NUL, no empty label, not empty (read in place).
+          if (!validHostIn(text, a, b)) throw new RequestError(400, 'INVALID_HOST', 'invalid Host header');
           kind = REQ_HOST;
-          hostMark = marks.length;
+          hostMark = marks === undefined ? 0 : marks.length;
         }
         break;
       case 6:
@@ -403,7 +509,7 @@ export function parseRequestHead(
             if (t === 'close') connClose = true;
             else if (t === 'keep-alive') connKeepAlive = true;
             else if (t === 'upgrade') connUpgrade = true;
-            else if (t !== '') req.connectionNames = true;
+            else if (t !== '') connectionNames = true;
           }
         } else if (nameIs(text, from, 'keep-alive')) kind = REQ_HOP;
         break;
@@ -438,7 +544,8 @@ export function parseRequestHead(
       nameIs(text, from, 'proxy-')
     )
       kind = REQ_HOP;
-    marks.push(from, colon, stop, kind);
+    if (marks === undefined) marks = [from, colon, stop, kind];
+    else marks.push(from, colon, stop, kind);
     from = stop + 2;
   }
   let chunked = false;
@@ -461,8 +568,10 @@ export function parseRequestHead(
       throw new RequestError(400, 'INVALID_HOST', 'invalid host in request target');
     host = target.host;
     // The Host line is not forwarded (nor read as $http_host): the Host sent upstream is made from the target.
-    if (hostMark >= 0) marks.splice(hostMark, 4);
+    if (hostMark >= 0) marks!.splice(hostMark, 4);
   }
+  const req = new ClientRequest(text, marks ?? []);
+  req.connectionNames = connectionNames;
   req.method = method;
   req.url = target.url;
   req.path = target.path;
@@ -506,7 +615,20 @@ function trimOws(s: string): string {
 
 /** A header line's value, without the whitespace around it. */
 function value(text: string, colon: number, stop: number): string {
-  return trimOws(text.slice(colon + 1, stop));
+  const a = owsStart(text, colon + 1, stop);
+  return text.slice(a, owsEnd(text, a, stop));
+}
+
+/** The first index in `text[from, to)` that is not SP or HTAB (`to` when none). */
+function owsStart(text: string, from: number, to: number): number {
+  while (from < to && (text.charCodeAt(from) === 32 || text.charCodeAt(from) === 9)) from++;
+  return from;
+}
+
+/** One past the last index in `text[from, to)` that is not SP or HTAB. */
+function owsEnd(text: string, from: number, to: number): number {
+  while (to > from && (text.charCodeAt(to - 1) === 32 || text.charCodeAt(to - 1) === 9)) to--;
+  return to;
 }
 
 /**

@@ -44,9 +44,26 @@ function invalid(what: string): RequestError {
  */
 export function parseTarget(raw: string, mergeSlashes: boolean): Target {
   // A control character or DEL anywhere in the target (nginx 1.22 lets a HTAB through; RFC 9112 §3 does not).
+  if (raw.charCodeAt(0) === 0x2f) {
+    // Origin-form, in one pass: a control character or DEL anywhere refuses
+    // it (as the test below), and the path (up to `?`) is the target itself
+    // unless it has what normalizePath rewrites (COMPLEX).
+    let query = -1;
+    let complex = false;
+    let prev = 0;
+    for (let i = 0; i < raw.length; i++) {
+      const c = raw.charCodeAt(i);
+      if (c <= 0x20 || c === 0x7f) throw invalid('control character in the request target');
+      if (query < 0) {
+        if (c === 0x3f) query = i;
+        else if (c === 0x25 || c === 0x23 || (prev === 0x2f && (c === 0x2f || c === 0x2e))) complex = true;
+        prev = c;
+      }
+    }
+    const path = complex ? normalizePath(raw, mergeSlashes) : query < 0 ? raw : raw.slice(0, query);
+    return { url: raw, path, host: undefined };
+  }
   if (/[\0-\x20\x7f]/.test(raw)) throw invalid('control character in the request target');
-  if (raw.charCodeAt(0) === 0x2f)
-    return { url: raw, path: normalizePath(raw, mergeSlashes), host: undefined };
   const colon = raw.indexOf('://');
   if (colon < 0) throw invalid('request target is neither origin-form nor absolute-form');
   const scheme = raw.slice(0, colon).toLowerCase();
@@ -222,12 +239,17 @@ function hex(c: number): number {
  * and one trailing dot are taken off. Other characters pass, as in nginx.
  */
 export function validHost(host: string): boolean {
-  let dotPos = host.length;
-  let hostLen = host.length;
+  return validHostIn(host, 0, host.length);
+}
+
+/** validHost of `s[from, to)`, read in place. */
+export function validHostIn(s: string, from: number, to: number): boolean {
+  let dotPos = to - from;
+  let hostLen = to - from;
   let literal = false;
   let rest = false;
-  for (let i = 0; i < host.length; i++) {
-    const ch = host.charCodeAt(i);
+  for (let i = 0; i < to - from; i++) {
+    const ch = s.charCodeAt(from + i);
     if (ch === 0x2e) {
       if (dotPos === i - 1) return false;
       dotPos = i;
