@@ -139,20 +139,56 @@ function lengthValue(text: string, from: number, to: number): number {
 }
 
 /**
- * The minor version of a status line `HTTP/1.x NNN[ reason]` (0 or 1), or
- * -1 when it is not one; checked by character codes, no regex per response.
+ * The minor version of a status line `HTTP/1.x NNN[ reason]` (0 or 1),
+ * `text[0, end)`, or -1 when it is not one; checked by character codes, no
+ * regex (and no string) per response.
  */
-function statusLineVersion(line: string): number {
-  if (line.length < 12 || !line.startsWith('HTTP/1.')) return -1;
-  const minor = line.charCodeAt(7) - 48;
+function statusLineVersion(text: string, end: number): number {
+  if (end < 12 || !text.startsWith('HTTP/1.')) return -1;
+  const minor = text.charCodeAt(7) - 48;
   if (minor !== 0 && minor !== 1) return -1;
-  if (line.charCodeAt(8) !== 32) return -1;
+  if (text.charCodeAt(8) !== 32) return -1;
   for (let i = 9; i < 12; i++) {
-    const c = line.charCodeAt(i);
+    const c = text.charCodeAt(i);
     if (c < 48 || c > 57) return -1;
   }
-  if (line.length > 12 && line.charCodeAt(12) !== 32) return -1;
+  if (end > 12 && text.charCodeAt(12) !== 32) return -1;
   return minor;
+}
+
+/** The usual reason phrases by status code: the same constant string each time one is received. */
+const REASONS: (string | undefined)[] = [];
+for (const [code, reason] of [
+  [200, 'OK'],
+  [201, 'Created'],
+  [204, 'No Content'],
+  [206, 'Partial Content'],
+  [301, 'Moved Permanently'],
+  [302, 'Found'],
+  [304, 'Not Modified'],
+  [400, 'Bad Request'],
+  [401, 'Unauthorized'],
+  [403, 'Forbidden'],
+  [404, 'Not Found'],
+  [500, 'Internal Server Error'],
+  [502, 'Bad Gateway'],
+  [503, 'Service Unavailable'],
+  [504, 'Gateway Timeout'],
+] as const)
+  REASONS[code] = reason;
+
+/**
+ * The reason phrase `text[from, to)`: a usual one as a constant string (later
+ * compared by identity, no string made), else a slice.
+ */
+function reasonPhrase(text: string, from: number, to: number, code: number): string {
+  const known = REASONS[code];
+  if (known !== undefined && known.length === to - from) {
+    let i = 0;
+    while (i < known.length && text.charCodeAt(from + i) === known.charCodeAt(i)) i++;
+    if (i === known.length) return known;
+  }
+  return text.slice(from, to);
 }
 
 export class ResponseParser {
@@ -331,12 +367,14 @@ export class ResponseParser {
   private parseHead(text: string): ResponseHead {
     // A lone CR or LF (or a NUL) inside a line would split it again on the client's side.
     if (BAD_LINE_BREAK.test(text)) throw new ParseError('bare CR, LF or NUL in the response head');
-    let at = text.indexOf('\r\n');
-    const status = at < 0 ? text : text.slice(0, at);
-    const minorVersion = statusLineVersion(status);
-    if (minorVersion < 0) throw new ParseError(`invalid status line "${status.slice(0, 80)}"`);
+    // No bare CR is left: every CR starts a line end, found by a one-character search.
+    let at = text.indexOf('\r');
+    const statusEnd = at < 0 ? text.length : at;
+    const minorVersion = statusLineVersion(text, statusEnd);
+    if (minorVersion < 0)
+      throw new ParseError(`invalid status line "${text.slice(0, Math.min(statusEnd, 80))}"`);
     const statusCode =
-      (status.charCodeAt(9) - 48) * 100 + (status.charCodeAt(10) - 48) * 10 + status.charCodeAt(11) - 48;
+      (text.charCodeAt(9) - 48) * 100 + (text.charCodeAt(10) - 48) * 10 + text.charCodeAt(11) - 48;
     // One head per connection, refilled per response: its users read it
     // during onHead/onInformational and keep nothing of it.
     const head = this.head;
@@ -349,7 +387,7 @@ export class ResponseParser {
     let n = 0;
     while (at >= 0) {
       const start = at + 2;
-      at = text.indexOf('\r\n', start);
+      at = text.indexOf('\r', start);
       const stop = at < 0 ? text.length : at;
       const colon = text.indexOf(':', start);
       const first = text.charCodeAt(start);
@@ -428,7 +466,7 @@ export class ResponseParser {
     else if (contentLength >= 0) framing = 'length';
     else framing = 'close';
     head.statusCode = statusCode;
-    head.statusMessage = status.length > 13 ? status.slice(13) : '';
+    head.statusMessage = statusEnd > 13 ? reasonPhrase(text, 13, statusEnd, statusCode) : '';
     head.minorVersion = minorVersion;
     head.framing = framing;
     head.contentLength = Math.max(contentLength, 0);
