@@ -14,7 +14,7 @@
 
 import { Buffer } from 'node:buffer';
 import { owned } from '../reads.js';
-import { nameIs } from './request.js';
+import { indexOfCrlf2, nameIs } from './request.js';
 
 /** The most a response head may take; larger is an invalid_header failure, as nginx's proxy_buffer_size overflow. */
 export const MAX_RESPONSE_HEAD = 64 * 1024;
@@ -98,7 +98,6 @@ enum State {
   Done,
 }
 
-const CRLF2 = Buffer.from('\r\n\r\n');
 /** The trailers of a message that has none (almost all): one list shared, none made per message. */
 export const NO_TRAILERS: readonly string[] = [];
 const BAD_LINE_BREAK = /\0|\r(?!\n)|(?<!\r)\n/;
@@ -240,7 +239,7 @@ export class ResponseParser {
     while (at < data.length) {
       switch (this.state) {
         case State.Head: {
-          const end = data.indexOf(CRLF2, at);
+          const end = indexOfCrlf2(data, at);
           if (end < 0) {
             if (data.length - at > MAX_RESPONSE_HEAD) throw new ParseError('response header too large');
             this.buffered = owned(data.subarray(at));

@@ -18,7 +18,7 @@
  * values (RFC 9110 §5.5). Every decision, with the peers' answers, is in
  * docs/http-framing.md.
  */
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import { parseTarget, validHost, validHostIn } from './uri.js';
 
 /** How a request head is read: nginx's per-server header settings (of the address's default server). */
@@ -138,7 +138,6 @@ export interface BodySink {
   onBodyEnd(trailers: string[]): void;
 }
 
-const CRLF2 = Buffer.from('\r\n\r\n');
 // In a whole head (line ends made CRLF): NUL, DEL, a CR that is not part of
 // a CRLF. Other control characters are refused where they matter: in the
 // request line (uri.ts, the method and version grammar) and in header names
@@ -235,6 +234,13 @@ function methodOf(text: string, end: number): string {
   return known !== undefined && known.length === end && spells(text, 0, known) ? known : text.slice(0, end);
 }
 
+/**
+ * The last Host value that passed validHost: consecutive requests mostly
+ * carry the same Host, then it is this string again (no substring, no
+ * second validation, and compared by identity downstream).
+ */
+let lastHost = '';
+
 /** `text.indexOf(c, from)` within `[from, end)`, else -1. */
 function lineIndexOf(text: string, c: string, from: number, end: number): number {
   const i = text.indexOf(c, from);
@@ -255,8 +261,29 @@ enum Body {
 
 /** Finds the end of a request head in `buf` from `at`: the offset after CRLFCRLF, or -1. */
 export function findHeadEnd(buf: Buffer, at: number): number {
-  const end = buf.indexOf(CRLF2, at);
+  const end = indexOfCrlf2(buf, at);
   return end < 0 ? -1 : end + 4;
+}
+
+/**
+ * `buf.indexOf(CRLFCRLF, from)` (`from` >= 0) in JavaScript: a head is a
+ * few hundred bytes, and Buffer#indexOf's way into C++ and back costs more
+ * than reading them. Horspool over the four bytes: the byte that ends a
+ * window says how far the next window may start (4 past any byte other
+ * than CR and LF).
+ */
+export function indexOfCrlf2(buf: Uint8Array, from: number): number {
+  const n = buf.length;
+  let i = from + 3;
+  while (i < n) {
+    const c = buf[i]!;
+    if (c === 10) {
+      if (buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) return i - 3;
+      i += 2;
+    } else if (c === 13) i += 1;
+    else i += 4;
+  }
+  return -1;
 }
 
 /**
@@ -482,9 +509,13 @@ export function parseRequestHead(
           if (host !== undefined) throw new RequestError(400, 'DUPLICATE_HOST', 'more than one Host');
           const a = owsStart(text, colon + 1, stop);
           const b = owsEnd(text, a, stop);
-          host = text.slice(a, b);
-          // nginx's ngx_http_validate_host: no "/", no NUL, no empty label, not empty (read in place).
-          if (!validHostIn(text, a, b)) throw new RequestError(400, 'INVALID_HOST', 'invalid Host header');
+          if (b - a === lastHost.length && b > a && spells(text, a, lastHost)) host = lastHost;
+          else {
+            host = text.slice(a, b);
+            // nginx's ngx_http_validate_host: no "/", no NUL, no empty label, not empty (read in place).
+            if (!validHostIn(text, a, b)) throw new RequestError(400, 'INVALID_HOST', 'invalid Host header');
+            lastHost = host;
+          }
           kind = REQ_HOST;
           hostMark = marks === undefined ? 0 : marks.length;
         }
