@@ -101,6 +101,10 @@ test('origin-form targets: the path up to the query, complex ones normalised', (
   assert.deepEqual(parseTarget('/a/b?c//d', true), { url: '/a/b?c//d', path: '/a/b', host: undefined });
   assert.equal(parseTarget('/a//b/./c/../d?x', true).path, '/a/b/d');
   assert.equal(parseTarget('/%61dmin', true).path, '/admin');
+  // Longer than 16 characters: the regex path, the same answers.
+  assert.equal(parseTarget('/a//b/./c/../d/%65?x=1&y=//2', true).path, '/a/b/d/e');
+  assert.equal(parseTarget('/api/v1/users/12345?include=details', true).path, '/api/v1/users/12345');
+  assert.throws(() => parseTarget('/api/v1/users/12345?a=\x01', true), /control character/);
   assert.equal(parseTarget('/a#b', true).path, '/a');
   assert.throws(() => parseTarget('/a?\x7f', true), /control character/);
 });
