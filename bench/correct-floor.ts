@@ -81,8 +81,6 @@ function nameIs(buf: Buffer, at: number, len: number, name: Uint8Array): boolean
 
 /** What one pass over a head found; one per leg, refilled per head. */
 class Head {
-  /** Just past the empty line. */
-  end = 0;
   contentLength = -1;
   te = false;
   close = false;
@@ -97,7 +95,6 @@ class Head {
   refuse = 0;
 
   reset(): void {
-    this.end = 0;
     this.contentLength = -1;
     this.te = false;
     this.close = false;
@@ -117,8 +114,7 @@ function headerLines(buf: Buffer, i: number, to: number, h: Head, request: boole
     if (i + 1 >= to) return 0;
     if (buf[i] === CR) {
       if (buf[i + 1] !== LF) return refuse(h, 400);
-      h.end = i + 2;
-      return h.end;
+      return i + 2;
     }
     const line = i;
     while (i < to && (CLASS[buf[i]!]! & TOKEN) !== 0) i++;

@@ -361,35 +361,19 @@ export function parseRequestHead(
   while (at < end && (buf[at] === 13 || buf[at] === 10)) at++;
   const skipped = at - start;
   let headBytes = end - at;
-  let text: string;
-  let odd: boolean;
-  if (
-    end - at >= 4 &&
-    buf[end - 1] === 10 &&
-    buf[end - 2] === 13 &&
-    buf[end - 3] === 10 &&
-    buf[end - 4] === 13
-  ) {
-    // The usual end, CRLFCRLF: the head is read without it (one flat string,
-    // no slice of it). HEAD_ODDITY and BARE_LF find the same in it as in the
-    // head with its CRLFCRLF: those four characters are never odd themselves,
-    // and a CR before them is as bare at the end of the text as before a CR.
-    text = buf.toString('latin1', at, end - 4);
-    odd = HEAD_ODDITY.test(text);
-    if (odd && BARE_LF.test(text)) {
-      const head = lenientHead(buf, at, end);
-      text = head.text;
-      headBytes = head.bytes;
-    }
-  } else {
-    text = buf.toString('latin1', at, end);
-    odd = HEAD_ODDITY.test(text);
-    if (odd && BARE_LF.test(text)) {
-      const head = lenientHead(buf, at, end);
-      text = head.text;
-      headBytes = head.bytes;
-    } else text = text.slice(0, -4);
-  }
+  // The usual end, CRLFCRLF: the head is read without it (one flat string,
+  // no slice of it). HEAD_ODDITY and BARE_LF find the same in it as in the
+  // head with its CRLFCRLF: those four characters are never odd themselves,
+  // and a CR before them is as bare at the end of the text as before a CR.
+  const crlf2 =
+    end - at >= 4 && buf[end - 1] === 10 && buf[end - 2] === 13 && buf[end - 3] === 10 && buf[end - 4] === 13;
+  let text = buf.toString('latin1', at, crlf2 ? end - 4 : end);
+  const odd = HEAD_ODDITY.test(text);
+  if (odd && BARE_LF.test(text)) {
+    const head = lenientHead(buf, at, end);
+    text = head.text;
+    headBytes = head.bytes;
+  } else if (!crlf2) text = text.slice(0, -4);
   if (text.length + 4 > rules.headMax) throw headerTooLarge('request head too large');
   if (odd && BAD_HEAD_CHAR.test(text))
     throw new RequestError(400, 'INVALID_CHAR', 'invalid character in the head');
@@ -468,17 +452,13 @@ export function parseRequestHead(
       if (k === 3 || (k === 2 && !underscores)) nameKind = 2;
       colon++;
     }
-    let stop: number;
-    if (colon > from && colon < n && text.charCodeAt(colon) === 0x3a) {
-      // No CR before the colon: the line ends at the first CR after it.
-      nl = text.indexOf('\r', colon + 1);
-      stop = nl < 0 ? n : nl;
-      checkLine(stop - from + 2, false, rules);
-    } else {
+    const named = colon > from && colon < n && text.charCodeAt(colon) === 0x3a;
+    // A name scanned up to its colon has no CR before it: the line ends at the first CR after the colon.
+    nl = text.indexOf('\r', named ? colon + 1 : from);
+    const stop = nl < 0 ? n : nl;
+    checkLine(stop - from + 2, false, rules);
+    if (!named) {
       // Anything else is refused, as the line's own checks say.
-      nl = text.indexOf('\r', from);
-      stop = nl < 0 ? n : nl;
-      checkLine(stop - from + 2, false, rules);
       colon = text.indexOf(':', from);
       if (colon <= from || colon > stop) {
         const c = text.charCodeAt(from);
