@@ -27,7 +27,7 @@ import {
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { handView, isReadView, owned, READ_BUFFER, readsTo, readsViewTo } from '../reads.js';
-import { allSent } from '../writes.js';
+import { allSent, flattened } from '../writes.js';
 import type { ClientSide } from './client-side.js';
 import { HandleWire } from './handle-wire.js';
 import { headerLines } from './headers.js';
@@ -970,7 +970,8 @@ const STATUS_MESSAGES: (string | undefined)[] = [];
 /** `HTTP/1.1 status message` CRLF, made once per code and reason phrase seen first. */
 function statusLine(status: number, message: string): string {
   if (STATUS_MESSAGES[status] === message) return STATUS_LINES[status]!;
-  const line = `HTTP/1.1 ${status} ${message}\r\n`;
+  // Kept and written once per response: flat, or every write would flatten it again.
+  const line = flattened(`HTTP/1.1 ${status} ${message}\r\n`);
   if (STATUS_MESSAGES[status] === undefined && status >= 100 && status <= 999) {
     STATUS_MESSAGES[status] = message;
     STATUS_LINES[status] = line;

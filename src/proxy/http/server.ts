@@ -439,9 +439,26 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
   private locate(conn: ClientSide, req: ClientRequest): HttpLocation | undefined {
     const vs = this.table.match(req.host);
     const location = vs.locations.match(req.path);
-    conn.limits = (location && vs.locationLimits.get(location)) ?? vs.limits;
+    if (location === undefined) conn.limits = vs.limits;
+    else if (location === this.lastLocation) conn.limits = this.lastLimits!;
+    else {
+      const limits = vs.locationLimits.get(location) ?? vs.limits;
+      conn.limits = limits;
+      this.lastLocation = location;
+      this.lastLimits = limits;
+      this.lastRoute = this.routes.get(location);
+    }
     return location;
   }
+
+  /**
+   * The location routed to last, with its limits and route: consecutive
+   * requests mostly go to one location, found then without a Map lookup
+   * each (a location belongs to one server, so it decides both).
+   */
+  private lastLocation: HttpLocation | undefined;
+  private lastLimits: ClientLimits | undefined;
+  private lastRoute: Route | GrpcRoute | undefined;
 
   mayKeepAlive(conn: ClientConnection): boolean {
     const l = conn.limits;
@@ -514,7 +531,8 @@ export class HttpFrontend implements ClientLeg, ConnectionOwner {
       this.page(conn, req, location);
       return;
     }
-    const route = this.routes.get(location)!;
+    // locate() just remembered this location's route.
+    const route = this.lastRoute!;
     if ('grpc' in route) {
       new GrpcCall(this, conn, req, location, route).start();
       return;
