@@ -124,11 +124,9 @@ export class UpstreamConnection implements ParserSink {
     this.socket.on('end', () =>
       // libuv reports data then RST as an end (see resetBehindEnd): a body
       // framed by the connection's close must not complete on a reset.
-      this.onPeerGone(
-        resetBehindEnd(this.socket) ?? new UpstreamClosedError('upstream closed the connection'),
-      ),
+      this.onPeerGone(resetBehindEnd(this.socket) ?? 'upstream closed the connection'),
     );
-    this.socket.on('close', () => this.onPeerGone(new UpstreamClosedError('upstream connection closed')));
+    this.socket.on('close', () => this.onPeerGone('upstream connection closed'));
   }
 
   /**
@@ -188,7 +186,12 @@ export class UpstreamConnection implements ParserSink {
     }
   }
 
-  private onPeerGone(error: Error): void {
+  /**
+   * The connection is gone: `error`, or the message of the UpstreamClosedError
+   * made only when a user is told (an Error's stack trace costs more than a
+   * cached connection's whole close, which is most closes).
+   */
+  private onPeerGone(error: Error | string): void {
     const wasDead = this.dead;
     this.dead = true;
     this.pool?.remove(this);
@@ -200,10 +203,10 @@ export class UpstreamConnection implements ParserSink {
       return;
     }
     // A body framed by the connection's end completes here.
-    if (error instanceof UpstreamClosedError && this.parser.finish()) return;
+    if (typeof error === 'string' && this.parser.finish()) return;
     this.user = undefined;
     this.socket.destroy();
-    user.onConnectionError(error);
+    user.onConnectionError(typeof error === 'string' ? new UpstreamClosedError(error) : error);
   }
 
   // ParserSink: forwarded to the exchange using the connection.
