@@ -149,14 +149,14 @@ function lengthValue(text: string, from: number, to: number): number {
 
 /**
  * The minor version of a status line `HTTP/1.x NNN[ reason]` (0 or 1),
- * `text[0, end)`, or -1 when it is not one; checked by character codes, no
- * regex (and no string) per response.
+ * `text[0, end)`, or -1 when it is not one; checked without a regex.
  */
 function statusLineVersion(text: string, end: number): number {
-  if (end < 12 || !text.startsWith('HTTP/1.')) return -1;
-  const minor = text.charCodeAt(7) - 48;
-  if (minor !== 0 && minor !== 1) return -1;
-  if (text.charCodeAt(8) !== 32) return -1;
+  if (end < 12) return -1;
+  // One string comparison per version: cheaper than startsWith and two charCodeAt.
+  const version = text.slice(0, 9);
+  const minor = version === 'HTTP/1.1 ' ? 1 : version === 'HTTP/1.0 ' ? 0 : -1;
+  if (minor < 0) return -1;
   for (let i = 9; i < 12; i++) {
     const c = text.charCodeAt(i);
     if (c < 48 || c > 57) return -1;
