@@ -8,6 +8,7 @@
  * is answered by keepwire itself, as nginx does.
  */
 
+import { flattened } from '../writes.js';
 import { HEADER_LENGTH, HEADER_PLAIN, type ResponseHead } from './parser.js';
 import { type HeaderLines, isToken, REQ_HOST, REQ_PLAIN, REQ_XFF } from './request.js';
 
@@ -328,7 +329,8 @@ class LastAdded {
       this.reuse = opts.reuse;
       this.bodyLength = opts.bodyLength;
       this.upgrade = opts.upgrade;
-      this.text = addedLines(ctx, opts, undefined, priorXff, hasHost);
+      // Written with every head until it changes: flat, or each write would walk its pieces again.
+      this.text = flattened(addedLines(ctx, opts, undefined, priorXff, hasHost));
     }
     return this.text;
   }
