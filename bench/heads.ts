@@ -14,8 +14,9 @@
  *       user-space instructions per request of the four functions alone, on
  *       the bench's heads (wrk's GET, nginx's 98-byte answer), counted by
  *       valgrind as the difference of two runs (10,000 and 30,000 requests
- *       after 30,000 of warm-up): repeats within about ±300, where the whole
- *       proxy's count (bench/instructions.ts) moves by a thousand or more.
+ *       after 30,000 of warm-up), with V8's hash and random seeds fixed: then
+ *       a count repeats, where the whole proxy's count (bench/instructions.ts)
+ *       moves by a thousand or more.
  *
  * Builds are loaded by path (`dist/src/proxy/http/*.js`). Not a test.
  */
@@ -519,6 +520,9 @@ function instructions(dist: string, n: number): number {
       '--cachegrind-out-file=/dev/null',
       process.execPath,
       '--single-threaded',
+      // Fixed seeds: V8's hash and random seeds otherwise move a count by up to ±900 between runs; with them it repeats.
+      '--hash-seed=1',
+      '--random-seed=1',
       SELF,
       'count-child',
       dist,

@@ -36,7 +36,8 @@
  * KEEPWIRE_BEFORE. Kernel work is not counted (it is the same syscalls for
  * every Node target: bench/http.ts, strace). Not a test. Needs valgrind
  * (`apt-get install valgrind`). Node runs with `--single-threaded` (no
- * background compile or GC threads) for a steadier count.
+ * background compile or GC threads) and fixed hash and random seeds, for a
+ * steadier count.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -195,7 +196,8 @@ async function main(): Promise<void> {
   }
   const requests = arg('requests', 8000);
   const warmup = arg('warmup', 5000);
-  const node = [process.execPath, '--single-threaded'];
+  // Fixed hash and random seeds: without them V8's layout of hash tables moves a count between runs.
+  const node = [process.execPath, '--single-threaded', '--hash-seed=1', '--random-seed=1'];
   const sessionsAt = process.argv.indexOf('--sessions');
   const short = sessionsAt >= 0 ? process.argv[sessionsAt + 1] : undefined;
   if (short !== undefined && short !== 'stream' && short !== 'http') {
