@@ -31,10 +31,15 @@ export interface LiveSocket {
   keepalive?: boolean;
 }
 
-/** ss's timer format (print_ms_timer): `1min28sec`, `28sec`, `3.580ms`, `580ms`, `12min`. */
+/**
+ * ss's timer format (print_ms_timer): `1min28sec`, `28sec`, `3.580ms` (newer
+ * ss: `3.580sec`), `580ms`, `12min`, and nothing at all for 0 — a timer due
+ * now or overdue, which a loaded host shows often for a short keepalive.
+ */
 export function parseSsTimer(text: string): number | undefined {
-  const m = /^(?:(\d+)min)?(?:(\d+)(sec|\.))?(?:(\d+)ms)?$/.exec(text);
-  if (!m || text === '') return undefined;
+  if (text === '') return 0;
+  const m = /^(?:(\d+)min)?(?:(\d+)(sec|\.))?(?:(\d+)(?:ms|sec))?$/.exec(text);
+  if (!m) return undefined;
   return Number(m[1] ?? 0) * 60_000 + Number(m[2] ?? 0) * 1000 + Number(m[4] ?? 0);
 }
 
@@ -57,7 +62,7 @@ export function parseSs(output: string): LiveSocket[] {
     const rest = words.slice(4).join(' ');
     for (const m of rest.matchAll(/\("([^"]*)",pid=(\d+),fd=(\d+)\)/g))
       s.owners.push({ process: m[1]!, pid: Number(m[2]), fd: Number(m[3]) });
-    const timer = /timer:\((\w+),([^,]+),(\d+)\)/.exec(rest);
+    const timer = /timer:\((\w+),([^,]*),(\d+)\)/.exec(rest);
     if (timer) {
       s.timer = { kind: timer[1]!, remainingMs: parseSsTimer(timer[2]!) ?? 0, probes: Number(timer[3]) };
       if (timer[1] === 'keepalive') s.keepalive = true;

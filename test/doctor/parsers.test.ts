@@ -94,6 +94,17 @@ describe('ss output', () => {
     assert.equal(parseSsTimer('580ms'), 580);
     assert.equal(parseSsTimer('1min28sec'), 88_000);
     assert.equal(parseSsTimer('119min'), 119 * 60_000);
+    assert.equal(parseSsTimer('3.580sec'), 3580, 'newer ss spells the fraction this way');
+    assert.equal(parseSsTimer(''), 0, 'ss prints nothing for a timer due now');
+    assert.equal(parseSsTimer('soon'), undefined);
+  });
+
+  it('a keepalive timer due now (ss prints it empty) still means keepalive is on', () => {
+    const [due] = parseSs(
+      '0 0 198.18.5.1:43639 198.18.5.1:40246 users:(("node",pid=1,fd=22)) timer:(keepalive,,0)\n\t lastsnd:2600 lastrcv:2600\n',
+    );
+    assert.equal(due!.keepalive, true);
+    assert.deepEqual(due!.timer, { kind: 'keepalive', remainingMs: 0, probes: 0 });
   });
 
   it('/proc/net/tcp endpoints', () => {
