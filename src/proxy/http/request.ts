@@ -243,13 +243,6 @@ function methodOf(text: string, end: number): string {
  */
 let lastHost = '';
 
-/** Whether `text` has a LF without a CR before it (BARE_LF's answer, for less where lines are few). */
-function hasBareLf(text: string): boolean {
-  for (let lf = text.indexOf('\n'); lf >= 0; lf = text.indexOf('\n', lf + 1))
-    if (text.charCodeAt(lf - 1) !== 13) return true;
-  return false;
-}
-
 /** `text.indexOf(c, from)` within `[from, end)`, else -1. */
 function lineIndexOf(text: string, c: string, from: number, end: number): number {
   const i = text.indexOf(c, from);
@@ -416,8 +409,11 @@ export function parseRequestHead(
  * Most lines need no search for them: a request line read without a
  * refusal has none (its three parts' grammars refuse them), nor has a
  * header name (tchar), nor a Host value that is `lastHost` (read from a
- * checked head); each CR is seen to be followed by a LF. Only when another
- * value was read is the whole head searched.
+ * checked head): their ends are seen to be followed by a LF. Any other
+ * line is searched for its first LF, which must be its end's (no LF in it
+ * is then bare, nor is its CR): one search per line, as many as a search
+ * LF by LF after the lines, without a look at the character by each. Only
+ * when such a line was read is the whole head searched for NUL and DEL.
  */
 function readHead(text: string, rules: HeadRules, usual: boolean): ClientRequest | undefined {
   // From here `text` has no bare CR (HEAD_ODDITY or BAD_HEAD_CHAR would have
@@ -453,7 +449,7 @@ function readHead(text: string, rules: HeadRules, usual: boolean): ClientRequest
   const versionOk =
     sp2 >= 0 &&
     lineEnd - v === 8 &&
-    spells(text, v, 'HTTP/') &&
+    text.startsWith('HTTP/', v) &&
     text.charCodeAt(v + 6) === 46 &&
     major >= 0 &&
     major <= 9 &&
@@ -483,8 +479,8 @@ function readHead(text: string, rules: HeadRules, usual: boolean): ClientRequest
   let host: string | undefined;
   // A Host value that is not `lastHost`: it becomes `lastHost` once the head is read.
   let newHost: string | undefined;
-  // A value other than such a Host was read (`usual`: the head is then searched for what it may hold).
-  let values = false;
+  // Lines dropped as invalid (ignore_invalid_headers).
+  let ignored = 0;
   let hostMark = -1;
   let contentLength = -1;
   let te: string | undefined;
@@ -512,7 +508,6 @@ function readHead(text: string, rules: HeadRules, usual: boolean): ClientRequest
     const named = colon > from && colon < n && text.charCodeAt(colon) === 0x3a;
     // A name scanned up to its colon has no CR before it: the line ends at the first CR after the colon.
     nl = text.indexOf('\r', named ? colon + 1 : from);
-    if (usual && nl >= 0 && text.charCodeAt(nl + 1) !== 10) return undefined;
     const stop = nl < 0 ? n : nl;
     checkLine(stop - from + 2, false, rules);
     if (!named) {
@@ -530,7 +525,8 @@ function readHead(text: string, rules: HeadRules, usual: boolean): ClientRequest
       if (nameKind === 0) throw new RequestError(400, 'INVALID_HEADER_TOKEN', 'invalid header name');
     }
     if (nameKind === 2 && rules.ignoreInvalid) {
-      values = true;
+      ignored++;
+      if (usual && text.indexOf('\n', from) !== (nl < 0 ? -1 : nl + 1)) return undefined;
       // nginx (ignore_invalid_headers on): the line is dropped, never forwarded;
       // `Transfer_Encoding` never reaches a backend that would read it as Transfer-Encoding.
       from = stop + 2;
@@ -554,7 +550,6 @@ function readHead(text: string, rules: HeadRules, usual: boolean): ClientRequest
             // nginx's ngx_http_validate_host: no "/", no NUL, no empty label, not empty (read in place).
             if (!validHostIn(text, a, b)) throw new RequestError(400, 'INVALID_HOST', 'invalid Host header');
             newHost = host;
-            values = true;
           }
           kind = REQ_HOST;
           hostMark = marks === undefined ? 0 : marks.length;
@@ -608,7 +603,6 @@ function readHead(text: string, rules: HeadRules, usual: boolean): ClientRequest
         break;
       }
     }
-    if (kind !== REQ_HOST) values = true;
     if (
       kind === REQ_PLAIN &&
       colon - from > 6 &&
@@ -618,9 +612,24 @@ function readHead(text: string, rules: HeadRules, usual: boolean): ClientRequest
       kind = REQ_HOP;
     if (marks === undefined) marks = [from, colon, stop, kind];
     else marks.push(from, colon, stop, kind);
+    // A `usual` read: the line's first LF is its end's (no LF in it is
+    // bare, nor is its CR); a Host value that is `lastHost` has none, and
+    // only the line's end is looked at.
+    if (
+      usual &&
+      (kind === REQ_HOST && newHost === undefined
+        ? nl >= 0 && text.charCodeAt(nl + 1) !== 10
+        : text.indexOf('\n', from) !== (nl < 0 ? -1 : nl + 1))
+    )
+      return undefined;
     from = stop + 2;
   }
-  if (usual && values && (text.indexOf('\0') >= 0 || text.indexOf('\x7f') >= 0 || hasBareLf(text)))
+  // A `usual` read: a line other than a Host that is `lastHost` may hold a NUL or DEL.
+  if (
+    usual &&
+    (newHost !== undefined || ignored > 0 || count > (hostMark < 0 ? 0 : 1)) &&
+    (text.indexOf('\0') >= 0 || text.indexOf('\x7f') >= 0)
+  )
     return undefined;
   let chunked = false;
   if (te !== undefined) {
