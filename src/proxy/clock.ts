@@ -10,38 +10,22 @@
  * `epoll_wait`) and every timer and log of that turn uses it; here the read
  * callbacks that carry the request path (client reads in reads.ts, upstream
  * reads in http/transport.ts) `hold` the clock around their work, and every
- * `now()` inside sees one reading per turn of the event loop: the first held
- * callback of a turn reads it, the others of that turn (under load, dozens:
- * one epoll_wait hands libuv every ready socket) reuse it, and an immediate
- * (which runs after the turn's I/O callbacks) lets the next turn read anew.
- * A pending immediate also keeps libuv's next poll from blocking, so a held
- * reading is never older than the work done since it was read, never an idle
- * wait: under load that is 1/50 of the readings, for one immediate a turn.
- * Outside a held callback (timers, connects, drains) `now()` is
- * `Date.now()`.
+ * `now()` inside sees the time read at their start. Outside a held callback
+ * (timers, connects, drains) `now()` is `Date.now()`: a time is never older
+ * than the callback asking for it.
  */
 
 let depth = 0;
 let heldMs = 0;
-/** True from a turn's first held reading until the immediate after that turn's I/O callbacks. */
-let read = false;
 
-function turnEnded(): void {
-  read = false;
-}
-
-/** ms since the epoch: this turn's reading inside a held I/O callback, the time now outside one. */
+/** ms since the epoch: the time the current I/O callback started, or the time now outside one. */
 export function now(): number {
   return depth === 0 ? Date.now() : heldMs;
 }
 
-/** An I/O callback starts: `now()` answers this turn's reading until the matching `release`. Nests. */
+/** An I/O callback starts: `now()` answers this reading until the matching `release`. Nests. */
 export function hold(): void {
-  if (depth++ === 0 && !read) {
-    heldMs = Date.now();
-    read = true;
-    setImmediate(turnEnded);
-  }
+  if (depth++ === 0) heldMs = Date.now();
 }
 
 /** The I/O callback that called `hold` is done. */
