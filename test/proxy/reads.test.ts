@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { forceDataEvents, onreadAvailable, readsTo } from '../../src/proxy/reads.js';
+import {
+  forceDataEvents,
+  isReadView,
+  onreadAvailable,
+  owned,
+  READ_BUFFER,
+  readsTo,
+  readsViewTo,
+} from '../../src/proxy/reads.js';
 
 interface Pair {
   client: Socket;
@@ -165,3 +173,36 @@ for (const path of ['onread', 'data events'] as const) {
 async function waitFor(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, 10));
 }
+
+test("a read's view (readsViewTo) is a Buffer over the shared read buffer, valid as one", async (t) => {
+  if (!onreadAvailable()) {
+    t.skip('this Node has no onread fields: reads arrive as Buffers of their own');
+    return;
+  }
+  const p = await pair(false);
+  try {
+    const seen = new Promise<{ isBuffer: boolean; text: string; sub: string; view: boolean; kept: Buffer }>(
+      (resolve) => {
+        readsViewTo(p.accepted, (chunk: Buffer) => {
+          resolve({
+            isBuffer: Buffer.isBuffer(chunk) && chunk instanceof Uint8Array,
+            text: chunk.toString('latin1'),
+            sub: chunk.subarray(6).toString(),
+            view: isReadView(chunk) && chunk.buffer === READ_BUFFER.buffer,
+            kept: owned(chunk),
+          });
+        });
+      },
+    );
+    p.client.write('hello world');
+    const r = await seen;
+    assert.equal(r.isBuffer, true);
+    assert.equal(r.text, 'hello world');
+    assert.equal(r.sub, 'world');
+    assert.equal(r.view, true, 'a view of READ_BUFFER, not a copy');
+    assert.notEqual(r.kept.buffer, READ_BUFFER.buffer, 'owned() copies a view');
+    assert.equal(r.kept.toString(), 'hello world');
+  } finally {
+    close(p);
+  }
+});
