@@ -47,9 +47,27 @@ const READ_OFFSET = READ_BUFFER.byteOffset;
 class ReadView extends Uint8Array {}
 Object.setPrototypeOf(ReadView.prototype, Buffer.prototype);
 
+/** The last view `readView` made: `bodyView` knows it without asking it for its memory. */
+let lastView: Buffer | null = null;
+
 /** READ_BUFFER's first `n` bytes as a Buffer. */
 function readView(n: number): Buffer {
-  return new ReadView(READ_STORE, READ_OFFSET, n) as unknown as Buffer;
+  const view = new ReadView(READ_STORE, READ_OFFSET, n) as unknown as Buffer;
+  lastView = view;
+  return view;
+}
+
+/**
+ * `data.subarray(start, end)`, made as `readView` makes its views when
+ * `data` is the read being handed on: a request body that came in the same
+ * read as its head is a view of that view, and `subarray` would ask `data`
+ * for its `buffer` and `byteOffset` (a call into C++ and a generic property
+ * load each). Any other Buffer gets `subarray`. Valid as long as `data` is.
+ */
+export function bodyView(data: Buffer, start: number, end: number): Buffer {
+  if (data === lastView)
+    return new ReadView(READ_STORE, READ_OFFSET + start, end - start) as unknown as Buffer;
+  return data.subarray(start, end);
 }
 
 export type ReadSink<T = unknown> = (this: T, chunk: Buffer) => void;

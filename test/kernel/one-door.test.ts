@@ -61,7 +61,7 @@ test(`Node ${process.version}: every private API keepwire uses is available (no 
   });
   for (const sample of [undefined, { connected: client }, { connected: peer }]) {
     const report = nodeInternals(sample);
-    assert.equal(report.length, 6);
+    assert.equal(report.length, 7);
     for (const i of report)
       assert.ok(i.available, `${i.name} (${i.usedBy}): ${i.detail}; fallback: ${i.fallback}`);
   }

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import {
+  bodyView,
   forceDataEvents,
   isReadView,
   onreadAvailable,
@@ -179,19 +180,34 @@ test("a read's view (readsViewTo) is a Buffer over the shared read buffer, valid
   assert.equal(onreadAvailable(), true, 'this Node should allow onread on accepted sockets');
   const p = await pair(false);
   try {
-    const seen = new Promise<{ isBuffer: boolean; text: string; sub: string; view: boolean; kept: Buffer }>(
-      (resolve) => {
-        readsViewTo(p.accepted, (chunk: Buffer) => {
-          resolve({
-            isBuffer: Buffer.isBuffer(chunk) && chunk instanceof Uint8Array,
-            text: chunk.toString('latin1'),
-            sub: chunk.subarray(6).toString(),
-            view: isReadView(chunk) && chunk.buffer === READ_BUFFER.buffer,
-            kept: owned(chunk),
-          });
+    interface Seen {
+      isBuffer: boolean;
+      text: string;
+      sub: string;
+      view: boolean;
+      kept: Buffer;
+      body: { isBuffer: boolean; text: string; offset: number; view: boolean; kept: string };
+    }
+    const seen = new Promise<Seen>((resolve) => {
+      readsViewTo(p.accepted, (chunk: Buffer) => {
+        // A body in the same read as its head (http/parser.ts): a view of the view, made without subarray.
+        const body = bodyView(chunk, 6, 9);
+        resolve({
+          isBuffer: Buffer.isBuffer(chunk) && chunk instanceof Uint8Array,
+          text: chunk.toString('latin1'),
+          sub: chunk.subarray(6).toString(),
+          view: isReadView(chunk) && chunk.buffer === READ_BUFFER.buffer,
+          kept: owned(chunk),
+          body: {
+            isBuffer: Buffer.isBuffer(body),
+            text: body.toString(),
+            offset: body.byteOffset - chunk.byteOffset,
+            view: isReadView(body),
+            kept: owned(body).toString(),
+          },
         });
-      },
-    );
+      });
+    });
     p.client.write('hello world');
     const r = await within(10_000, 'the read', seen);
     assert.equal(r.isBuffer, true);
@@ -200,7 +216,17 @@ test("a read's view (readsViewTo) is a Buffer over the shared read buffer, valid
     assert.equal(r.view, true, 'a view of READ_BUFFER, not a copy');
     assert.notEqual(r.kept.buffer, READ_BUFFER.buffer, 'owned() copies a view');
     assert.equal(r.kept.toString(), 'hello world');
+    assert.deepEqual(r.body, { isBuffer: true, text: 'wor', offset: 6, view: true, kept: 'wor' });
   } finally {
     close(p);
   }
+});
+
+test('bodyView of a Buffer that is not the last read is its subarray', () => {
+  const own = Buffer.from('head\r\n\r\nbody');
+  const body = bodyView(own, 8, 12);
+  assert.equal(body.toString(), 'body');
+  assert.equal(body.buffer, own.buffer);
+  assert.equal(body.byteOffset, own.byteOffset + 8);
+  assert.equal(isReadView(body), false);
 });

@@ -18,6 +18,7 @@ import { Socket } from 'node:net';
 import {
   type BareHandle,
   detachHandle,
+  latin1Write,
   onreadFields,
   readLength,
   socketOnHandle,
@@ -108,6 +109,12 @@ export const LINGER_MS = 5_000;
 const PIPELINE_LIMIT = 64 * 1024;
 /** Queued response bytes copied into one buffer (one write) rather than written as a vector. */
 const COALESCE_LIMIT = 16 * 1024;
+/**
+ * `Uint8Array#set`, held here: `item.copy(buf, at)` is Buffer#copy's
+ * argument checks and a generic method load on every call (TurboFan leaves
+ * Buffer method loads in this path as LoadICs); the copy is the same memcpy.
+ */
+const setBytes = Uint8Array.prototype.set;
 
 export enum BodyKind {
   /** No body (HEAD, 1xx, 204, 304, or the upstream said so). */
@@ -759,9 +766,9 @@ export class ClientConnection implements ClientSide {
       let at = 0;
       for (let i = 0; i < n; i++) {
         const item = out[i]!;
-        if (typeof item === 'string') at += buf.write(item, at, 'latin1');
+        if (typeof item === 'string') at += latin1Write(buf, item, at);
         else {
-          item.copy(buf, at);
+          setBytes.call(buf, item, at);
           at += item.length;
         }
       }

@@ -13,7 +13,8 @@
  */
 
 import { Buffer } from 'node:buffer';
-import { owned } from '../reads.js';
+import { latin1Slice } from '../../kernel/node-internals.js';
+import { bodyView, owned } from '../reads.js';
 import { indexOfCrlf2, nameIs } from './request.js';
 
 /** The most a response head may take; larger is an invalid_header failure, as nginx's proxy_buffer_size overflow. */
@@ -255,7 +256,7 @@ export class ResponseParser {
             this.buffered = owned(data.subarray(at));
             return;
           }
-          const head = this.parseHead(data.toString('latin1', at, end));
+          const head = this.parseHead(latin1Slice(data, at, end));
           at = end + 4;
           if (head.statusCode < 200 && head.statusCode !== 101) {
             this.sink.onInformational(head);
@@ -286,7 +287,7 @@ export class ResponseParser {
         case State.Length: {
           const n = Math.min(this.remaining, data.length - at);
           this.remaining -= n;
-          this.sink.onBody(data.subarray(at, at + n));
+          this.sink.onBody(bodyView(data, at, at + n));
           at += n;
           if (this.remaining === 0) {
             this.complete(data, at);
@@ -320,7 +321,7 @@ export class ResponseParser {
         case State.ChunkData: {
           const n = Math.min(this.remaining, data.length - at);
           this.remaining -= n;
-          this.sink.onBody(data.subarray(at, at + n));
+          this.sink.onBody(bodyView(data, at, at + n));
           at += n;
           if (this.remaining === 0) {
             this.state = State.ChunkDataEnd;

@@ -19,6 +19,7 @@
  * docs/http-framing.md.
  */
 import type { Buffer } from 'node:buffer';
+import { latin1Slice } from '../../kernel/node-internals.js';
 import { parseTarget, validHost, validHostIn } from './uri.js';
 
 /** How a request head is read: nginx's per-server header settings (of the address's default server). */
@@ -369,7 +370,7 @@ export function parseRequestHead(
   // and a CR before them is as bare at the end of the text as before a CR.
   const crlf2 =
     end - at >= 4 && buf[end - 1] === 10 && buf[end - 2] === 13 && buf[end - 3] === 10 && buf[end - 4] === 13;
-  let text = buf.toString('latin1', at, crlf2 ? end - 4 : end);
+  let text = latin1Slice(buf, at, crlf2 ? end - 4 : end);
   // The usual head has no NUL, DEL, bare CR or bare LF: readHead shows it
   // as it reads the lines, for less than HEAD_ODDITY's scan of the whole
   // head (valgrind: a test of a regex like it costs about 1.2k instructions
