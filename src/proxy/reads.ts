@@ -59,8 +59,8 @@ function readView(n: number): Buffer {
 
 /**
  * `data.subarray(start, end)`, made as `readView` makes its views when
- * `data` is the read being handed on: a request body that came in the same
- * read as its head is a view of that view, and `subarray` would ask `data`
+ * `data` is the read being handed on: a response body that came in the same
+ * read as its head (proxy/http/parser.ts) is a view of that view, and `subarray` would ask `data`
  * for its `buffer` and `byteOffset` (a call into C++ and a generic property
  * load each). Any other Buffer gets `subarray`. Valid as long as `data` is.
  */
