@@ -224,12 +224,15 @@ export class HandleSession extends SessionCore {
     this.connectNext();
   }
 
+  /** The variables a `hash` key may name, read from the handle only when the balancer asks (Tries). */
+  vars(): Readonly<Record<string, string>> {
+    return new ClientVars(handleView(this.c)) as unknown as Readonly<Record<string, string>>;
+  }
+
   private connectNext(): void {
     if (this.reason !== undefined) return;
     const tries = this.tries;
-    const host = tries.next(
-      new ClientVars(handleView(this.c)) as unknown as Readonly<Record<string, string>>,
-    );
+    const host = tries.next(this);
     if (host === undefined) {
       this.failConnect(tries.attempts === 0 ? 'no live upstreams' : (this.detail ?? 'all tries failed'));
       return;

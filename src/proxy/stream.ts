@@ -330,14 +330,14 @@ export class StreamSession extends SessionCore {
    * balancer asks: `server_addr` costs a getsockname(2) per session, which
    * round-robin and least_conn never need.
    */
-  private vars(): Readonly<Record<string, string>> {
+  vars(): Readonly<Record<string, string>> {
     return new ClientVars(this.client) as unknown as Readonly<Record<string, string>>;
   }
 
   private connectNext(): void {
     if (this.reason !== undefined) return;
     const tries = this.tries;
-    const host = tries.next(this.vars());
+    const host = tries.next(this);
     if (host === undefined) {
       this.failConnect(tries.attempts === 0 ? 'no live upstreams' : (this.detail ?? 'all tries failed'));
       return;

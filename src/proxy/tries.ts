@@ -16,7 +16,7 @@
  * attempt but not counted against proxy_next_upstream_tries.
  */
 import type { UpstreamHost } from '../upstream/hosts.js';
-import type { Upstream } from '../upstream/index.js';
+import { NO_VARS, type Upstream } from '../upstream/index.js';
 import { now } from './clock.js';
 import { Deadline } from './deadline.js';
 
@@ -26,6 +26,11 @@ function connectTimedOut(this: Tries): void {
   const onTimeout = this.onConnectTimeout;
   this.onConnectTimeout = undefined;
   onTimeout?.();
+}
+
+/** Who makes the attempts: the request variables a `hash` key reads, asked for only by a group that hashes. */
+export interface VarsSource {
+  vars(): Readonly<Record<string, string>>;
 }
 
 export class Tries {
@@ -60,9 +65,12 @@ export class Tries {
    * holding a slot). Undefined: no live server left (the group is down, full,
    * or every server was tried).
    */
-  next(vars: Readonly<Record<string, string>>): UpstreamHost | undefined {
+  next(source: VarsSource): UpstreamHost | undefined {
     const skip = this.attempts === 0 ? NONE : this.triedSet();
-    const host = this.upstream.pick(vars, skip, this.clock());
+    // Only a `hash` group reads variables: the others get none made (an
+    // object per attempt, stored into the group's pick context).
+    const upstream = this.upstream;
+    const host = upstream.pick(upstream.keyed ? source.vars() : NO_VARS, skip, this.clock());
     if (host === undefined) return undefined;
     if (this.attempts > 0) this.triedSet().add(host);
     this.counted++;

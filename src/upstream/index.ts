@@ -22,7 +22,8 @@ export {
   type Selector,
 } from './selection.js';
 
-const NO_VARS: Readonly<Record<string, string>> = {};
+/** The variables of a pick whose balancer reads none. */
+export const NO_VARS: Readonly<Record<string, string>> = {};
 const NOT_TRIED: ReadonlySet<UpstreamHost> = new Set();
 
 /** The PickContext of one pick: `eligible` reads the skip set and the time given to `Upstream.pick`. */
@@ -36,12 +37,15 @@ class Picking implements PickContext {
 export class Upstream {
   readonly name: string;
   readonly hosts: readonly UpstreamHost[];
+  /** Its balancer reads request variables (`hash KEY`): picks need them made. */
+  readonly keyed: boolean;
   private readonly primary: Selector;
   private readonly backup: Selector;
   private readonly picking = new Picking();
 
   constructor(group: UpstreamGroup) {
     this.name = group.name;
+    this.keyed = group.balancing.kind === 'hash';
     // nginx's `peers->single`: one primary server and no backup (a backup
     // tier makes the group "several peers" again, so max_fails applies).
     const primaries = group.servers.filter((s) => !s.backup).length;

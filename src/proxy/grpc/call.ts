@@ -231,13 +231,14 @@ export class GrpcCall implements ClientUser, SlotWaiter {
 
   // ---- attempts ----------------------------------------------------------
 
+  /** The variables a `hash` key may name (Tries asks only for a group that hashes). */
+  vars(): Record<string, string> {
+    return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
+  }
+
   private attempt(): void {
     if (this.finished) return;
-    const host = this.tries.next({
-      remote_addr: this.ctx.remoteAddr,
-      request_uri: this.ctx.url,
-      host: this.ctx.host,
-    });
+    const host = this.tries.next(this);
     if (host === undefined) {
       if (this.tries.attempts === 0) {
         this.route.stats.failed('no_live_upstreams');

@@ -221,7 +221,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
 
   // ---- attempts ----------------------------------------------------------
 
-  private vars(): Record<string, string> {
+  /** The variables a `hash` key may name (Tries asks only for a group that hashes). */
+  vars(): Record<string, string> {
     return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
   }
 
@@ -242,7 +243,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   private attempt(sameHostFresh: boolean): void {
     if (this.finished) return;
     // The stale-connection retry is a free attempt on the same server (see Tries).
-    const host = sameHostFresh ? this.tries.again() : this.tries.next(this.vars());
+    const host = sameHostFresh ? this.tries.again() : this.tries.next(this);
     if (host === undefined) {
       if (this.tries.attempts === 0) {
         this.route.stats.failed('no_live_upstreams');
