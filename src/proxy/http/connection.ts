@@ -185,7 +185,14 @@ export class ClientConnection implements ClientSide {
   private peerEnded = false;
   private pumping = false;
   private pausedForPipeline = false;
-  /** Response bytes queued; made per response and dropped once idle (an idle connection holds no array). */
+  /**
+   * Response bytes queued, in order: the first two pieces in fields of their
+   * own (most responses are a head and one body read: no array per
+   * response), any further ones in `out`, made only for them. Dropped once
+   * written (an idle connection holds no array).
+   */
+  private out1: string | Buffer | undefined;
+  private out2: string | Buffer | undefined;
   private out: (string | Buffer)[] | undefined;
   private outBytes = 0;
   private timerKind = Timer.Header;
@@ -722,7 +729,7 @@ export class ClientConnection implements ClientSide {
     head += typeof headers === 'string' ? headers : headerLines(headers);
     if (this.chunked) head += 'Transfer-Encoding: chunked\r\n';
     head += this.keep ? this.limits.keepAliveLines : 'Connection: close\r\n\r\n';
-    this.queue().push(head);
+    this.queue(head);
     this.outBytes += head.length;
   }
 
@@ -732,58 +739,48 @@ export class ClientConnection implements ClientSide {
     this.bodyBytes += chunk.length;
     if (this.chunked) {
       const size = `${chunk.length.toString(16)}\r\n`;
-      this.queue().push(size, chunk, '\r\n');
+      this.queue(size);
+      this.queue(chunk);
+      this.queue('\r\n');
       this.outBytes += size.length + chunk.length + 2;
     } else {
-      this.queue().push(chunk);
+      this.queue(chunk);
       this.outBytes += chunk.length;
     }
   }
 
-  /** The response queue, made for the first bytes of a response. */
-  private queue(): (string | Buffer)[] {
-    let out = this.out;
-    if (out === undefined) {
-      out = [];
-      this.out = out;
-    }
-    return out;
+  /** Queues one piece of the response (the caller counts its bytes in `outBytes`). */
+  private queue(item: string | Buffer): void {
+    if (this.out1 === undefined) this.out1 = item;
+    else if (this.out2 === undefined) this.out2 = item;
+    else if (this.out === undefined) this.out = [item];
+    else this.out.push(item);
   }
 
   /** Writes what is queued; true when the socket wants no more for now. */
   flush(): boolean {
-    const out = this.out;
+    const first = this.out1;
     const wire = this.w;
-    if (out === undefined || out.length === 0) return wire.blocked;
-    const n = out.length;
+    if (first === undefined) return wire.blocked;
+    const second = this.out2;
+    const rest = this.out;
     // Body bytes may be views of the shared read buffer (an upstream read,
     // http/transport.ts): what a write can keep past this call is copied.
-    if (n === 1) {
-      const item = out[0]!;
-      wire.send(typeof item === 'string' ? item : owned(item));
-    } else if (this.outBytes <= COALESCE_LIMIT) {
+    if (second === undefined) wire.send(typeof first === 'string' ? first : owned(first));
+    else if (this.outBytes <= COALESCE_LIMIT) {
       const buf = Buffer.allocUnsafe(this.outBytes);
-      let at = 0;
-      for (let i = 0; i < n; i++) {
-        const item = out[i]!;
-        if (typeof item === 'string') at += latin1Write(buf, item, at);
-        else {
-          setBytes.call(buf, item, at);
-          at += item.length;
-        }
-      }
+      let at = put(buf, first, 0);
+      at = put(buf, second, at);
+      if (rest !== undefined) for (let i = 0; i < rest.length; i++) at = put(buf, rest[i]!, at);
       wire.send(buf);
     } else {
-      for (let i = 0; i < n; i++) {
-        const item = out[i]!;
-        if (typeof item !== 'string') out[i] = owned(item);
-      }
-      wire.sendParts(out);
+      const parts: (string | Buffer)[] = [ownedPiece(first), ownedPiece(second)];
+      if (rest !== undefined) for (let i = 0; i < rest.length; i++) parts.push(ownedPiece(rest[i]!));
+      wire.sendParts(parts);
     }
     // Dropped, not emptied: setting an array's length is a runtime call
-    // (about 1 % of the request path's user time), and the next response
-    // made a new queue anyway (nextRequest).
-    this.out = undefined;
+    // (about 1 % of the request path's user time).
+    this.out1 = this.out2 = this.out = undefined;
     this.outBytes = 0;
     return wire.blocked;
   }
@@ -795,7 +792,7 @@ export class ClientConnection implements ClientSide {
       if (trailers !== undefined)
         for (let i = 0; i < trailers.length; i += 2) last += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
       last += '\r\n';
-      this.queue().push(last);
+      this.queue(last);
       this.outBytes += last.length;
     }
     this.flush();
@@ -971,6 +968,18 @@ export class ClientConnection implements ClientSide {
 }
 
 function noop(): void {}
+
+/** `item` copied into `buf` at `at`; where the copy ends. */
+function put(buf: Buffer, item: string | Buffer, at: number): number {
+  if (typeof item === 'string') return at + latin1Write(buf, item, at);
+  setBytes.call(buf, item, at);
+  return at + item.length;
+}
+
+/** A queued piece a write may keep past this call: strings as they are, read views copied. */
+function ownedPiece(item: string | Buffer): string | Buffer {
+  return typeof item === 'string' ? item : owned(item);
+}
 
 /** Status lines by code, for the first reason phrase seen with each: most responses reuse one. */
 const STATUS_LINES: (string | undefined)[] = [];
