@@ -30,7 +30,7 @@ import type { Upstream } from '../../upstream/index.js';
 import { Deadline } from '../deadline.js';
 import type { ClientSide } from '../http/client-side.js';
 import { BodyKind, type ClientUser } from '../http/connection.js';
-import { expand, type RequestContext } from '../http/headers.js';
+import { balancerVars, expand, type RequestContext } from '../http/headers.js';
 import {
   type HttpLogRecord,
   type RequestEndReason,
@@ -233,7 +233,7 @@ export class GrpcCall implements ClientUser, SlotWaiter {
 
   /** The variables a `hash` key may name (Tries asks only for a group that hashes). */
   vars(): Record<string, string> {
-    return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
+    return balancerVars(this.ctx);
   }
 
   private attempt(): void {

@@ -766,7 +766,7 @@ export class ClientConnection implements ClientSide {
     const rest = this.out;
     // Body bytes may be views of the shared read buffer (an upstream read,
     // http/transport.ts): what a write can keep past this call is copied.
-    if (second === undefined) wire.send(typeof first === 'string' ? first : owned(first));
+    if (second === undefined) wire.send(ownedPiece(first));
     else if (this.outBytes <= COALESCE_LIMIT) {
       const buf = Buffer.allocUnsafe(this.outBytes);
       let at = put(buf, first, 0);

@@ -41,6 +41,7 @@ import { blocked, send } from '../writes.js';
 import type { ClientSide } from './client-side.js';
 import { BodyKind, type ClientUser } from './connection.js';
 import {
+  balancerVars,
   clientResponseText,
   headerLines,
   idempotent,
@@ -223,7 +224,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
 
   /** The variables a `hash` key may name (Tries asks only for a group that hashes). */
   vars(): Record<string, string> {
-    return { remote_addr: this.ctx.remoteAddr, request_uri: this.ctx.url, host: this.ctx.host };
+    return balancerVars(this.ctx);
   }
 
   /** proxy_next_upstream_tries and proxy_next_upstream_timeout allow another try (Tries.left). */

@@ -130,6 +130,11 @@ function variable(name: string, ctx: RequestContext, xff: string): string {
   }
 }
 
+/** The variables a `hash` key may name for an HTTP or gRPC request (asked for by `Tries` only in a group that hashes). */
+export function balancerVars(ctx: RequestContext): Record<string, string> {
+  return { remote_addr: ctx.remoteAddr, request_uri: ctx.url, host: ctx.host };
+}
+
 export interface UpstreamHeadOptions {
   /** '1.0' sends HTTP/1.0 and Connection: close; '1.1' with `reuse` sends no Connection header. */
   version: '1.0' | '1.1';
