@@ -86,6 +86,8 @@ test('serve: a bad file at start prints file:line:col diagnostics and exits 1, w
     'stream {\n  server {\n    listen 127.0.0.1:80, so_keepalive=60s::;\n    proxy_pass nowhere;\n  }\n}\n',
   );
   assert.equal(await within(p.exited, 10_000, 'exit'), 1);
+  // 'exit' can come before the stderr pipe is read to its end.
+  await p.waitForStderr(/keepwire\.conf:4:\d+: error/, 10_000).catch(() => {});
   assert.match(p.stderr(), /keepwire\.conf:3:\d+: error/);
   assert.match(p.stderr(), /keepwire\.conf:4:\d+: error/);
   assert.doesNotMatch(p.stderr(), /\n\s+at /);

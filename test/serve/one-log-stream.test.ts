@@ -33,6 +33,8 @@ test('serve: configuration warnings and a rejected reload reach the JSON log on 
   const warnings = warned.diagnostics as string[];
   assert.equal(warnings.length, 1, JSON.stringify(warnings));
   assert.match(warnings[0]!, /keepwire\.conf:5:\d+: warning: /);
+  // stderr and stdout are separate pipes: the diagnostic may arrive after the log line.
+  await serve.waitForStderr(/keepwire\.conf:5:\d+: warning: /, 10_000).catch(() => {});
   assert.match(serve.stderr(), /keepwire\.conf:5:\d+: warning: /, 'the operator still sees it on stderr');
   await serve.waitFor((l) => l.msg === 'started', 'started');
 

@@ -85,6 +85,8 @@ test('worker_processes 2: a broken configuration on SIGHUP is refused and the sa
   master.child.kill('SIGHUP');
   const refused = await master.waitFor((l) => /reload rejected/.test(String(l.msg)), 'reload rejected');
   assert.equal(refused.pid, master.pid);
+  // stderr and stdout are separate pipes: the diagnostic may arrive after the log line.
+  await master.waitForStderr(/unknown directive "bogus_directive"/, 10_000).catch(() => {});
   assert.match(master.stderr(), /unknown directive "bogus_directive"/);
   assert.deepEqual(childrenOf(master.pid), before, 'no worker was started or stopped');
   const res = await fetchRaw(port, get('/'));
