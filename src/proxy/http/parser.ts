@@ -446,7 +446,16 @@ export class ResponseParser {
           break;
         }
         case 14:
-          if (text.slice(start, colon) === 'Content-Length' || nameIs(text, start, 'content-length')) {
+          // The usual spelling: two characters, then a 12-character slice. A
+          // slice of 13 or more is a sliced string, whose `===` leaves
+          // optimized code for V8's Runtime_StringEqual (0.5% of the proxy's
+          // user time, perf 2026-12-02); a shorter one is copied and compared inline.
+          if (
+            (text.charCodeAt(start) === 0x43 &&
+              text.charCodeAt(start + 1) === 0x6f &&
+              text.slice(start + 2, colon) === 'ntent-Length') ||
+            nameIs(text, start, 'content-length')
+          ) {
             kind = HEADER_LENGTH;
             const n = lengthValue(text, colon + 1, stop);
             if (n < 0) throw refusal(text, 'invalid Content-Length');
