@@ -33,7 +33,8 @@
  * `--parts 1` runs part 1 only. `--pairs N` adds to part 1 item 1's ratios
  * measured in N pairs of runs, A B B A (`--pair-seconds`, default 2):
  * keepwire against nginx (logging off, on, and metrics scraped) and floors
- * (c) and (d) against nginx, each pair's runs seconds apart (`paired`).
+ * (c) and (d) against nginx, and this build against KEEPWIRE_BEFORE's when
+ * given, each pair's runs seconds apart (`paired`).
  *
  * Not a test: prints req/s, p50, p99 per target and the ratios
  * keepwire/nginx and keepwire/http-proxy. Everything shares the same cores,
@@ -610,6 +611,8 @@ listen web
         ['keepwire access_log off, metrics scraped every 1 s', 'nginx'],
         ['Node floor: least HTTP, client on TCP handles', 'nginx'],
         [CORRECT, 'nginx'],
+        // KEEPWIRE_BEFORE: this build against the other, paired as the rest.
+        ...(kwBefore ? [['keepwire access_log off', `keepwire access_log off, before (${before})`]] : []),
       ])
         await paired(byName(x!), byName(y!), pairs, pairSeconds, connections);
     }

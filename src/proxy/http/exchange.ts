@@ -37,7 +37,6 @@ import { now } from '../clock.js';
 import { Deadline } from '../deadline.js';
 import { owned } from '../reads.js';
 import { Tries } from '../tries.js';
-import { blocked, send } from '../writes.js';
 import type { ClientSide } from './client-side.js';
 import { BodyKind, type ClientUser } from './connection.js';
 import {
@@ -287,8 +286,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     conn.user = this;
     conn.requests++;
     conn.parser.expect(this.method);
-    const socket = conn.socket;
-    send(socket, this.head);
+    conn.wire.send(this.head);
     if (this.replay !== undefined) for (const chunk of this.replay) this.writeBody(chunk);
     if (this.bodyDone) this.finishBody();
     else if (this.bodyPausedForUpstream) {
@@ -306,7 +304,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
    */
   private afterRequestWrite(): void {
     if (this.conn === undefined) return;
-    if (blocked(this.conn.socket)) this.upstreamBlocked();
+    if (this.conn.wire.blocked) this.upstreamBlocked();
     else if (this.bodyDone && !this.awaitingResponse) this.armReadTimer();
   }
 
@@ -423,18 +421,13 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     if (this.conn === undefined) return;
     this.writeBody(chunk);
-    if (blocked(this.conn.socket)) this.upstreamBlocked();
+    if (this.conn.wire.blocked) this.upstreamBlocked();
   }
 
   private writeBody(chunk: Buffer): void {
-    const socket = this.conn!.socket;
-    if (this.chunked) {
-      socket.cork();
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
-      socket.write('\r\n', 'latin1');
-      socket.uncork();
-    } else send(socket, chunk);
+    const wire = this.conn!.wire;
+    if (this.chunked) wire.sendParts([`${chunk.length.toString(16)}\r\n`, chunk, '\r\n']);
+    else wire.send(chunk);
   }
 
   onBodyEnd(trailers: string[]): void {
@@ -456,7 +449,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     let last = '0\r\n';
     const t = trailerFields(this.trailers);
     for (let i = 0; i < t.length; i += 2) last += `${t[i]}: ${t[i + 1]}\r\n`;
-    this.conn!.socket.write(`${last}\r\n`, 'latin1');
+    this.conn!.wire.send(`${last}\r\n`);
   }
 
   onClientBodyError(error: RequestError): void {
@@ -487,7 +480,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       if (this.bodyDeadline?.armed) this.bodyDeadline.touch();
       this.client.resumeBody();
     }
-    if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !blocked(this.conn.socket))
+    if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !this.conn.wire.blocked)
       this.armReadTimer();
   }
 
@@ -594,7 +587,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   onReadDone(): void {
     if (!this.headerSent || this.conn === undefined) return;
     if (this.client.flush()) {
-      this.conn.socket.pause();
+      this.conn.wire.pause();
       this.upstreamPaused = true;
       this.clientBlocked();
     }
@@ -608,7 +601,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.upstreamPaused) {
       this.upstreamPaused = false;
       this.lastUpstreamReadAt = now();
-      this.conn?.socket.resume();
+      this.conn?.wire.resume();
     }
   }
 

@@ -1,11 +1,13 @@
 /**
- * A plain-TCP client connection of the HTTP proxy on the bare libuv TCP
- * handle the listening handle accepted (listener.ts `handleHandler`): no
- * net.Socket is made for it (see wire.ts for why and for the behaviour
- * kept). The internals are those of proxy/stream-handles.ts, through
- * src/kernel/node-internals.ts.
+ * A plain-TCP connection of the HTTP proxy on a bare libuv TCP handle: a
+ * client connection the listening handle accepted (listener.ts
+ * `handleHandler`), or an upstream connection connected with a
+ * TCPConnectWrap (transport.ts). No net.Socket is made for it (see wire.ts
+ * for why and for the behaviour kept). The internals are those of
+ * proxy/stream-handles.ts, through src/kernel/node-internals.ts.
  */
 import type { Socket } from 'node:net';
+import { constants } from 'node:os';
 import {
   socketOverTcpHandle,
   type TcpHandle,
@@ -29,6 +31,13 @@ export interface WireUser {
   onDrain(): void;
   /** The handle is closed. */
   onClose(): void;
+  /**
+   * A read or write failed with the libuv `status` (a negative errno); the
+   * handle is closed right after (then onClose). For a user that names the
+   * error (the upstream leg: `read ECONNRESET`); a client connection needs
+   * only the close.
+   */
+  onError?(status: number, syscall: 'read' | 'write'): void;
 }
 
 interface WireHandle extends TcpHandle {
@@ -37,6 +46,10 @@ interface WireHandle extends TcpHandle {
 }
 
 let binding: TcpHandles;
+
+const EMPTY = Buffer.alloc(0);
+/** libuv's ECONNRESET: the negative errno. */
+const UV_ECONNRESET = -constants.errno.ECONNRESET;
 
 function onRead(this: WireHandle): void {
   const wire = this.wire;
@@ -49,7 +62,7 @@ function onRead(this: WireHandle): void {
     wire.eof = true;
     wire.reading = false;
     wire.user.onEnd();
-  } else if (n < 0) wire.destroy();
+  } else if (n < 0) wire.fail(n, 'read');
 }
 
 function writeDone(this: WriteReq<HandleWire>, status: number): void {
@@ -60,7 +73,7 @@ function writeDone(this: WriteReq<HandleWire>, status: number): void {
   wire.pending--;
   if (wire.closed) return;
   if (status < 0) {
-    wire.destroy();
+    wire.fail(status, 'write');
     return;
   }
   if (wire.pending === 0) wire.drained();
@@ -143,10 +156,35 @@ export class HandleWire implements ClientWire {
     }
     if (err !== 0) {
       releaseWriteReq(req);
-      this.destroy();
+      this.fail(err, 'write');
       return;
     }
     if (heldByLibuv(req, bytes)) this.pending++;
+  }
+
+  /** @internal a read or write failed: the user hears why, then the handle closes. */
+  fail(status: number, syscall: 'read' | 'write'): void {
+    if (this.closed) return;
+    this.user.onError?.(status, syscall);
+    this.destroy();
+  }
+
+  /**
+   * After the peer's EOF: was it a reset? The zero-byte write of writes.ts
+   * `resetBehindEnd` (libuv reports data then RST as EOF): the negative
+   * errno of ECONNRESET, or 0 (a FIN, or can't tell while writes are held).
+   */
+  resetBehindEof(): number {
+    if (this.closed || this.shut !== Shut.None || this.pending > 0) return 0;
+    const req = takeWriteReq(this.handle, writeDone, this);
+    const err = this.handle.writeBuffer(req, EMPTY);
+    if (err !== 0) {
+      releaseWriteReq(req);
+      return err === UV_ECONNRESET ? err : 0;
+    }
+    // Queued (nothing learned): completes as any write.
+    if (heldByLibuv(req, null)) this.pending++;
+    return 0;
   }
 
   sendParts(parts: readonly (string | Buffer)[]): void {
