@@ -160,8 +160,8 @@ class LeastHttp {
  * client connection on its bare libuv TCP handle through keepwire's own
  * `HandleWire` (src/proxy/http/handle-wire.ts: reads into the shared
  * READ_BUFFER, reused write requests, no net.Socket), accepted with
- * `acceptHandles`; the upstream a net.Socket read with `readsViewTo` and
- * written with `send`, as src/proxy/http/transport.ts does. The request
+ * `acceptHandles`; the upstream a `HandleWire` too, connected with
+ * `connectWire`, as src/proxy/http/transport.ts does. The request
  * head goes upstream as a latin1 string (keepwire writes a string head), the
  * response back as one copy (keepwire's coalesced write is one Buffer): the
  * same syscalls and the same buffers as keepwire per request, and the same
@@ -170,9 +170,8 @@ class LeastHttp {
 async function runHandleFloor(listenPort: number, target: number): Promise<void> {
   const net = await import('node:net');
   const { acceptHandles, tcpHandles } = await import('../src/kernel/node-internals.js');
-  const { HandleWire } = await import('../src/proxy/http/handle-wire.js');
-  const { READ_BUFFER, readsViewTo } = await import('../src/proxy/reads.js');
-  const { send } = await import('../src/proxy/writes.js');
+  const { connectWire, HandleWire } = await import('../src/proxy/http/handle-wire.js');
+  const { READ_BUFFER } = await import('../src/proxy/reads.js');
   if (tcpHandles === null)
     throw new Error('bench/http: this Node has no tcp_wrap handles (keepwire would use net.Socket)');
   const handles = tcpHandles;
@@ -180,15 +179,32 @@ async function runHandleFloor(listenPort: number, target: number): Promise<void>
   server.listen(listenPort, '127.0.0.1', () => {
     const hooked = acceptHandles(server, (handle) => {
       handle.setNoDelay(true);
-      const up = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
       const http = new LeastHttp();
+      const up = connectWire(
+        handles,
+        {
+          onConnect: (status: number) => {
+            if (status < 0 || !up.start()) wire.destroy();
+          },
+          handleRead(n: number) {
+            const chunk = READ_BUFFER.subarray(0, n);
+            http.response(chunk);
+            wire.send(Buffer.from(chunk));
+          },
+          onEnd: () => up.destroy(),
+          onDrain() {},
+          onClose: () => wire.destroy(),
+        },
+        '127.0.0.1',
+        target,
+      ).wire;
       const wire = new HandleWire(
         handle,
         {
           handleRead(n: number) {
             const text = READ_BUFFER.toString('latin1', 0, n);
             if (text.indexOf('\r\n\r\n') >= 0) http.requestHead();
-            send(up, text);
+            up.send(text);
           },
           onEnd: () => up.destroy(),
           onDrain() {},
@@ -196,12 +212,6 @@ async function runHandleFloor(listenPort: number, target: number): Promise<void>
         },
         handles,
       );
-      readsViewTo(up, (chunk: Buffer) => {
-        http.response(chunk);
-        wire.send(Buffer.from(chunk));
-      });
-      up.on('close', () => wire.destroy());
-      up.on('error', () => {});
       return wire.start();
     });
     if (!hooked) throw new Error('bench/http: no onconnection on the listening handle');

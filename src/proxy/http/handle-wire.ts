@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import { constants } from 'node:os';
 import {
   socketOverTcpHandle,
+  type TcpConnectReq,
   type TcpHandle,
   type TcpHandles,
   type TcpShutdownReq,
@@ -92,6 +93,46 @@ function handleClosed(this: WireHandle): void {
   const wire = this.wire!;
   this.wire = undefined;
   if (!wire.handedOver) wire.user.onClose();
+}
+
+/** A WireUser that connects (`connectWire`): told once the connect completes. */
+export interface ConnectingUser extends WireUser {
+  /** The connect completed with `status`: 0, or a negative errno (the wire is still to be closed). */
+  onConnect(status: number): void;
+}
+
+function connectDone(this: TcpConnectReq, status: number): void {
+  const wire = this.wire as HandleWire;
+  this.wire = undefined;
+  if (!wire.closed) (wire.user as ConnectingUser).onConnect(status);
+}
+
+/**
+ * A HandleWire on a new TCP handle connecting to `address`:`port` (an IP
+ * literal) with a TCPConnectWrap, as net's connect does: `user.onConnect`
+ * once it completes, then `start` reads. Writes made before that wait in
+ * libuv's queue and go out once connected. `error` is the connect call's
+ * own failure (a negative errno; 0 when asked); the descriptor exists once
+ * asked (keepalive can go on it at once).
+ */
+export function connectWire(
+  handles: TcpHandles,
+  user: ConnectingUser,
+  address: string,
+  port: number,
+): { wire: HandleWire; error: number } {
+  const handle = handles.newSocket();
+  // Kept by libuv until the descriptor exists.
+  handle.setNoDelay(true);
+  const wire = new HandleWire(handle, user, handles);
+  const req = new handles.ConnectWrap();
+  req.oncomplete = connectDone;
+  req.wire = wire;
+  // An IP literal: a colon is IPv6.
+  const error = address.includes(':')
+    ? handle.connect6(req, address, port)
+    : handle.connect(req, address, port);
+  return { wire, error };
 }
 
 export class HandleWire implements ClientWire {

@@ -10,7 +10,7 @@
 import { connect, isIP, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { HttpUpstreamGroup } from '../../config/model.js';
 import { type KeepaliveApplier, keepaliveOnFds } from '../../keepalive/applier.js';
-import { type TcpConnectReq, type TcpHandles, tcpHandles } from '../../kernel/node-internals.js';
+import { type TcpHandles, tcpHandles } from '../../kernel/node-internals.js';
 import { noteEvent, type UpstreamStats } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
@@ -18,7 +18,7 @@ import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { handView, READ_BUFFER } from '../reads.js';
 import { UpstreamHandshakeError, type UpstreamTlsClient } from '../tls-upstream.js';
 import { resetBehindEnd, uvError } from '../writes.js';
-import { HandleWire, type WireUser } from './handle-wire.js';
+import { type ConnectingUser, connectWire, type HandleWire } from './handle-wire.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
 import { type ClientWire, SocketWire } from './wire.js';
 
@@ -59,13 +59,7 @@ export function forceSocketUpstreams(on: boolean): void {
 }
 let socketUpstreams = false;
 
-function connectDone(this: TcpConnectReq, status: number): void {
-  const conn = this.conn as UpstreamConnection;
-  this.conn = undefined;
-  conn.connectDone(status);
-}
-
-export class UpstreamConnection implements ParserSink, WireUser {
+export class UpstreamConnection implements ParserSink, ConnectingUser {
   /**
    * What the exchange writes to, pauses and resumes: a plain TCP
    * connection's bare libuv handle (`HandleWire`, where Node has the
@@ -173,36 +167,25 @@ export class UpstreamConnection implements ParserSink, WireUser {
   }
 
   /**
-   * A TCP handle connecting to the host (a TCPConnectWrap, as net's connect
-   * makes). The request written before the connect completes waits in
-   * libuv's queue, written once connected, as a socket's Writable holds it.
+   * A TCP handle connecting to the host. The request written before the
+   * connect completes waits in libuv's queue, written once connected, as a
+   * socket's Writable holds it.
    */
   private openHandle(handles: TcpHandles, keepalive: KeepaliveApplier): HandleWire {
-    const handle = handles.newSocket();
-    // Kept by libuv until the descriptor exists.
-    handle.setNoDelay(true);
-    const wire = new HandleWire(handle, this, handles);
-    const req = new handles.ConnectWrap();
-    req.oncomplete = connectDone;
-    req.conn = this;
     const { host: address, port } = this.host.address;
-    const err = address.includes(':')
-      ? handle.connect6(req, address, port)
-      : handle.connect(req, address, port);
-    if (err !== 0) {
+    const { wire, error } = connectWire(handles, this, address, port);
+    if (error !== 0) {
       // Told as a socket tells it: after the caller has taken the connection.
-      process.nextTick(() => this.onPeerGone(uvError(err, 'connect')));
+      process.nextTick(() => this.onPeerGone(uvError(error, 'connect')));
       return wire;
     }
-    // The descriptor exists once connect is asked.
-    if (keepalive.enabled) keepalive.applyFd(handle.fd, this.host.address.text);
+    if (keepalive.enabled) keepalive.applyFd(wire.handle.fd, this.host.address.text);
     return wire;
   }
 
   /** @internal the handle's connect completed with `status` (0, or a negative errno). */
-  connectDone(status: number): void {
+  onConnect(status: number): void {
     const wire = this.handleWire!;
-    if (wire.closed) return;
     if (status < 0) {
       this.onPeerGone(uvError(status, 'connect'));
       return;
