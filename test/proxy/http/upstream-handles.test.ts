@@ -21,31 +21,22 @@ import { handleFd } from '../../../src/kernel/node-internals.js';
 import { liveHttp } from '../../../src/metrics/live.js';
 import type { UpstreamConnection } from '../../../src/proxy/http/transport.js';
 import { modelFromText } from '../../model-text.js';
-import { closedPort } from '../../support.js';
 import {
   type ConnectionPath,
+  closedPort,
   get,
   okResponse,
   onBothHttpPaths,
   RawClient,
   rawUpstream,
-  sleep,
   startHttp,
+  until,
 } from './fixtures.js';
 
 function cached(): UpstreamConnection[] {
   const out: UpstreamConnection[] = [];
   for (const g of liveHttp) for (const group of g.groups) out.push(...group.pool.idleConnections());
   return out;
-}
-
-/** Waits (bounded) until `cond` holds, checking every 10 ms. */
-async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(10);
-  }
 }
 
 /** Sockets net.connect made while `body` runs, for those connected to `port` when it ends. */
