@@ -31,16 +31,17 @@
  * metrics: what it costs over floor (c) is the HTTP work itself.
  *
  * The client leg is keepwire's `HandleWire` on the accepted TCP handle; the
- * upstream a `HandleWire` too, connected with `connectWire`, as
+ * upstream a net.Socket read with `readsViewTo` and written with `send`, as
  * src/proxy/http/transport.ts does. Heads are checked and copied as bytes
  * (no strings): a loop copies a head's kept lines into the one Buffer
  * written per response (head and body together).
  * Not a proxy anyone should run.
  */
-import net, { type Server } from 'node:net';
+import net, { type Server, type Socket } from 'node:net';
 import { acceptHandles, type TcpHandle, tcpHandles } from '../src/kernel/node-internals.js';
-import { type ConnectingUser, connectWire, HandleWire } from '../src/proxy/http/handle-wire.js';
-import { READ_BUFFER } from '../src/proxy/reads.js';
+import { HandleWire } from '../src/proxy/http/handle-wire.js';
+import { READ_BUFFER, readsViewTo } from '../src/proxy/reads.js';
+import { send } from '../src/proxy/writes.js';
 
 const TOKEN = 1;
 const FIELD = 2;
@@ -376,7 +377,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
   const clients = new Set<Client>();
   const idle: Upstream[] = [];
 
-  class Upstream implements ConnectingUser {
+  class Upstream {
     client: Client | undefined;
     readonly h = new Head();
     /** Bytes of a head not whole yet. */
@@ -386,26 +387,14 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
     reusable = true;
     closed = false;
     lastActive = now;
-    readonly wire: HandleWire;
+    readonly socket: Socket;
 
     constructor() {
-      const { wire, error } = connectWire(handles, this, '127.0.0.1', target);
-      this.wire = wire;
-      if (error !== 0) queueMicrotask(() => this.onEnd());
-    }
-
-    onConnect(status: number): void {
-      if (status < 0 || !this.wire.start()) this.onEnd();
-    }
-
-    handleRead(n: number): void {
-      this.onRead(READ_BUFFER.subarray(0, n));
-    }
-
-    onDrain(): void {}
-
-    onClose(): void {
-      this.onEnd();
+      this.socket = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
+      readsViewTo(this.socket, Upstream.prototype.onRead, this);
+      this.socket.on('end', () => this.onEnd());
+      this.socket.on('close', () => this.onEnd());
+      this.socket.on('error', () => {});
     }
 
     onRead(chunk: Buffer): void {
@@ -414,7 +403,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       const c = this.client;
       if (c === undefined) {
         // Bytes on an idle pooled connection: it can never be trusted again.
-        this.wire.destroy();
+        this.socket.destroy();
         return;
       }
       if (this.left !== -2) {
@@ -434,7 +423,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       }
       if (end < 0) {
         this.reusable = false;
-        this.wire.destroy();
+        this.socket.destroy();
         c.failed(502);
         return;
       }
@@ -465,14 +454,14 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       this.client = undefined;
       this.left = -2;
       if (this.reusable && !this.closed) idle.push(this);
-      else this.wire.destroy();
+      else this.socket.destroy();
       c.responseDone();
     }
 
     onEnd(): void {
       if (this.closed) return;
       this.closed = true;
-      this.wire.destroy();
+      this.socket.destroy();
       const at = idle.indexOf(this);
       if (at >= 0) idle.splice(at, 1);
       const c = this.client;
@@ -544,7 +533,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       this.up = up;
       this.busy = true;
       this.headSent = false;
-      up.wire.send(assemble(buf, 0, end, h, '', 0, 0));
+      send(up.socket, assemble(buf, 0, end, h, '', 0, 0));
       if (end < n) this.held = view ? copyOf(buf, end, n) : buf.subarray(end);
     }
 
@@ -586,7 +575,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       // The response in flight is abandoned: its upstream cannot be reused.
       if (up !== undefined) {
         up.client = undefined;
-        up.wire.destroy();
+        up.socket.destroy();
       }
     }
   }
@@ -599,7 +588,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       if (c.busy && up !== undefined && now - up.lastActive > 60_000) {
         up.client = undefined;
         up.reusable = false;
-        up.wire.destroy();
+        up.socket.destroy();
         c.failed(504);
       } else if (!c.busy && now - c.lastActive > 75_000) c.wire.destroy();
     }
@@ -608,7 +597,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
   const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
   server.on('close', () => {
     clearInterval(sweep);
-    for (const up of idle.splice(0)) up.wire.destroy();
+    for (const up of idle.splice(0)) up.socket.destroy();
     for (const c of clients) c.wire.destroy();
   });
   await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));

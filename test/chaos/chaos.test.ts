@@ -106,6 +106,8 @@ interface HttpCounts {
   getAltered: number;
   postOk: number;
   postErr: number;
+  /** What the client saw for each GET that failed before its head. */
+  errors: string[];
 }
 
 function oneGet(agent: Agent, port: number, seed: number, c: HttpCounts): Promise<void> {
@@ -117,8 +119,10 @@ function oneGet(agent: Agent, port: number, seed: number, c: HttpCounts): Promis
       res.on('data', (d: Buffer) => parts.push(d));
       res.on('end', () => {
         if (!res.complete) c.getCutDetected++;
-        else if (res.statusCode !== 200) c.getErrBeforeBody++;
-        else if (sha(parts) !== res.headers['x-sha256']) c.getAltered++;
+        else if (res.statusCode !== 200) {
+          c.getErrBeforeBody++;
+          c.errors.push(`GET seed=${seed}: status ${res.statusCode}`);
+        } else if (sha(parts) !== res.headers['x-sha256']) c.getAltered++;
         else c.getOk++;
         resolve();
       });
@@ -128,9 +132,10 @@ function oneGet(agent: Agent, port: number, seed: number, c: HttpCounts): Promis
       });
       res.on('aborted', () => undefined);
     });
-    req.on('error', () => {
+    req.on('error', (e: Error) => {
       if (gotHead) return;
       c.getErrBeforeBody++;
+      c.errors.push(`GET seed=${seed}: ${e.message}`);
       resolve();
     });
     req.end();
@@ -178,6 +183,7 @@ test(`chaos, HTTP: ${SECONDS} s of GETs and POSTs while backends are killed, res
     getAltered: 0,
     postOk: 0,
     postErr: 0,
+    errors: [],
   };
   const deadline = Date.now() + SECONDS * 1000;
   let kills = 0;
@@ -207,6 +213,21 @@ test(`chaos, HTTP: ${SECONDS} s of GETs and POSTs while backends are killed, res
       `HTTP chaos ${SECONDS} s, ${kills} kills: ${JSON.stringify(c)}; duplicated POSTs ${dupes}; fds ${fdsBefore} -> ${openFds()}`,
     );
     assert.ok(c.getOk > 50, 'load ran');
+    if (c.getErrBeforeBody > 0) {
+      // What keepwire logged for them: the attempts and why each ended.
+      for (const e of c.errors) {
+        t.diagnostic(e);
+        const seedText = e.slice(4, e.indexOf(':'));
+        for (const r of lb.records)
+          if (JSON.stringify(r).includes(`${seedText}"`)) t.diagnostic(`  ${JSON.stringify(r)}`);
+      }
+      const reasons = new Map<string, number>();
+      for (const r of lb.records) {
+        const k = `${r.msg} ${(r as { reason?: string }).reason ?? ''} ${(r as { status?: number }).status ?? ''}`;
+        reasons.set(k, (reasons.get(k) ?? 0) + 1);
+      }
+      t.diagnostic(`records: ${JSON.stringify([...reasons])}`);
+    }
     assert.equal(
       c.getErrBeforeBody,
       0,

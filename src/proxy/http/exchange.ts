@@ -37,6 +37,7 @@ import { now } from '../clock.js';
 import { Deadline } from '../deadline.js';
 import { owned } from '../reads.js';
 import { Tries } from '../tries.js';
+import { blocked, send } from '../writes.js';
 import type { ClientSide } from './client-side.js';
 import { BodyKind, type ClientUser } from './connection.js';
 import {
@@ -286,7 +287,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     conn.user = this;
     conn.requests++;
     conn.parser.expect(this.method);
-    conn.wire.send(this.head);
+    const socket = conn.socket;
+    send(socket, this.head);
     if (this.replay !== undefined) for (const chunk of this.replay) this.writeBody(chunk);
     if (this.bodyDone) this.finishBody();
     else if (this.bodyPausedForUpstream) {
@@ -304,7 +306,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
    */
   private afterRequestWrite(): void {
     if (this.conn === undefined) return;
-    if (this.conn.wire.blocked) this.upstreamBlocked();
+    if (blocked(this.conn.socket)) this.upstreamBlocked();
     else if (this.bodyDone && !this.awaitingResponse) this.armReadTimer();
   }
 
@@ -421,13 +423,18 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     if (this.conn === undefined) return;
     this.writeBody(chunk);
-    if (this.conn.wire.blocked) this.upstreamBlocked();
+    if (blocked(this.conn.socket)) this.upstreamBlocked();
   }
 
   private writeBody(chunk: Buffer): void {
-    const wire = this.conn!.wire;
-    if (this.chunked) wire.sendParts([`${chunk.length.toString(16)}\r\n`, chunk, '\r\n']);
-    else wire.send(chunk);
+    const socket = this.conn!.socket;
+    if (this.chunked) {
+      socket.cork();
+      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      socket.write('\r\n', 'latin1');
+      socket.uncork();
+    } else send(socket, chunk);
   }
 
   onBodyEnd(trailers: string[]): void {
@@ -449,7 +456,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     let last = '0\r\n';
     const t = trailerFields(this.trailers);
     for (let i = 0; i < t.length; i += 2) last += `${t[i]}: ${t[i + 1]}\r\n`;
-    this.conn!.wire.send(`${last}\r\n`);
+    this.conn!.socket.write(`${last}\r\n`, 'latin1');
   }
 
   onClientBodyError(error: RequestError): void {
@@ -480,7 +487,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       if (this.bodyDeadline?.armed) this.bodyDeadline.touch();
       this.client.resumeBody();
     }
-    if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !this.conn.wire.blocked)
+    if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !blocked(this.conn.socket))
       this.armReadTimer();
   }
 
@@ -587,7 +594,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   onReadDone(): void {
     if (!this.headerSent || this.conn === undefined) return;
     if (this.client.flush()) {
-      this.conn.wire.pause();
+      this.conn.socket.pause();
       this.upstreamPaused = true;
       this.clientBlocked();
     }
@@ -601,7 +608,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.upstreamPaused) {
       this.upstreamPaused = false;
       this.lastUpstreamReadAt = now();
-      this.conn?.wire.resume();
+      this.conn?.socket.resume();
     }
   }
 

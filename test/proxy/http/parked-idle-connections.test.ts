@@ -32,7 +32,6 @@ import {
   server,
   sleep,
   startHttp,
-  until,
 } from './fixtures.js';
 
 const saved = { ...parking };
@@ -58,6 +57,15 @@ function liveConnections(): number {
   let n = 0;
   for (const f of frontends()) n += f.liveCount;
   return n;
+}
+
+/** Waits (bounded) until `cond` holds, checking every 10 ms. */
+async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(10);
+  }
 }
 
 async function withProxy(
