@@ -333,6 +333,14 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     this.tries.release();
     this.upstreamPaused = false;
+    if (this.bodyPausedForUpstream) {
+      // No upstream to wait for: the client's body is read again, for the
+      // next attempt or to be dropped after the answer. Left paused, a
+      // keep-alive connection answered 502 sat until client_body_timeout and
+      // then reset the client's next request.
+      this.bodyPausedForUpstream = false;
+      this.client.resumeBody();
+    }
   }
 
   private attemptFailed(kind: FailureKind, detail: string): void {

@@ -190,3 +190,58 @@ test('a 256 MiB upload to a slow-reading upstream: keepwire serve memory stays b
   assert.ok(growthMiB < 100, `peak RSS grew by ${growthMiB.toFixed(1)} MiB for a 256 MiB body`);
   client.socket.destroy();
 });
+
+test('an upstream that stops reading the body and then resets: 502, the rest of the body is read and the next request on the connection is answered', async () => {
+  // Reads the head and a little of the body, stops reading, resets 300 ms later.
+  const app = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => {
+      s.pause();
+      setTimeout(() => s.resetAndDestroy(), 300);
+    });
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  const appPort = (app.address() as { port: number }).port;
+  const lb = await startHttp(
+    httpConfig(
+      [
+        httpServer({
+          clientMaxBodySize: 64 << 20,
+          clientBodyTimeoutMs: 20_000,
+          locations: [location({ proxyPass: passToGroup('app') })],
+        }),
+      ],
+      [httpGroup('app', [server(appPort)])],
+    ),
+  );
+  const c = await RawClient.open(lb.port);
+  try {
+    // More than the kernel buffers take: the upstream blocks, keepwire stops reading the client.
+    const body = Buffer.alloc(8 << 20, 0x61);
+    c.send(
+      Buffer.concat([
+        Buffer.from(`POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: ${body.length}\r\n\r\n`),
+        body,
+      ]),
+    );
+    const t0 = Date.now();
+    const r1 = await c.response({ timeoutMs: 10_000 });
+    assert.equal(r1.status, 502);
+    c.send('GET /next HTTP/1.1\r\nHost: t\r\n\r\n');
+    const r2 = await c.response({ timeoutMs: 10_000 });
+    assert.equal(r2.status, 502, 'the next request is answered (its upstream is gone too)');
+    assert.ok(Date.now() - t0 < 10_000, 'not after client_body_timeout (20 s)');
+    const logs = await lb.waitForRequests(2);
+    assert.deepEqual(
+      logs.map((l) => [l.method, l.status]),
+      [
+        ['POST', 502],
+        ['GET', 502],
+      ],
+    );
+  } finally {
+    c.close();
+    await lb.close();
+    await new Promise<void>((r) => app.close(() => r()));
+  }
+});
