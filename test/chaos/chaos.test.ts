@@ -107,7 +107,7 @@ interface HttpCounts {
   postOk: number;
   postErr: number;
   /** What the client saw for each GET that failed before its head. */
-  errors: string[];
+  errors: { seed: number; saw: string }[];
 }
 
 function oneGet(agent: Agent, port: number, seed: number, c: HttpCounts): Promise<void> {
@@ -121,7 +121,7 @@ function oneGet(agent: Agent, port: number, seed: number, c: HttpCounts): Promis
         if (!res.complete) c.getCutDetected++;
         else if (res.statusCode !== 200) {
           c.getErrBeforeBody++;
-          c.errors.push(`GET seed=${seed}: status ${res.statusCode}`);
+          c.errors.push({ seed, saw: `status ${res.statusCode}` });
         } else if (sha(parts) !== res.headers['x-sha256']) c.getAltered++;
         else c.getOk++;
         resolve();
@@ -135,7 +135,7 @@ function oneGet(agent: Agent, port: number, seed: number, c: HttpCounts): Promis
     req.on('error', (e: Error) => {
       if (gotHead) return;
       c.getErrBeforeBody++;
-      c.errors.push(`GET seed=${seed}: ${e.message}`);
+      c.errors.push({ seed, saw: e.message });
       resolve();
     });
     req.end();
@@ -215,11 +215,11 @@ test(`chaos, HTTP: ${SECONDS} s of GETs and POSTs while backends are killed, res
     assert.ok(c.getOk > 50, 'load ran');
     if (c.getErrBeforeBody > 0) {
       // What keepwire logged for them: the attempts and why each ended.
-      for (const e of c.errors) {
-        t.diagnostic(e);
-        const seedText = e.slice(4, e.indexOf(':'));
+      for (const { seed, saw } of c.errors) {
+        t.diagnostic(`GET seed=${seed}: ${saw}`);
+        const path = `/data?seed=${seed}`;
         for (const r of lb.records)
-          if (JSON.stringify(r).includes(`${seedText}"`)) t.diagnostic(`  ${JSON.stringify(r)}`);
+          if ('path' in r && r.path === path) t.diagnostic(`  ${JSON.stringify(r)}`);
       }
       const reasons = new Map<string, number>();
       for (const r of lb.records) {

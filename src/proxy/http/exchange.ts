@@ -290,11 +290,8 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     const socket = conn.socket;
     send(socket, this.head);
     if (this.replay !== undefined) for (const chunk of this.replay) this.writeBody(chunk);
+    // A body paused for an earlier attempt was resumed when it ended (dropAttempt).
     if (this.bodyDone) this.finishBody();
-    else if (this.bodyPausedForUpstream) {
-      this.bodyPausedForUpstream = false;
-      this.client.resumeBody();
-    }
     this.afterRequestWrite();
   }
 
