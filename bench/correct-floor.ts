@@ -31,17 +31,16 @@
  * metrics: what it costs over floor (c) is the HTTP work itself.
  *
  * The client leg is keepwire's `HandleWire` on the accepted TCP handle; the
- * upstream a net.Socket read with `readsViewTo` and written with `send`, as
+ * upstream a `HandleWire` too, connected with `connectWire`, as
  * src/proxy/http/transport.ts does. Heads are checked and copied as bytes
  * (no strings): a loop copies a head's kept lines into the one Buffer
  * written per response (head and body together).
  * Not a proxy anyone should run.
  */
-import net, { type Server, type Socket } from 'node:net';
+import net, { type Server } from 'node:net';
 import { acceptHandles, type TcpHandle, tcpHandles } from '../src/kernel/node-internals.js';
-import { HandleWire } from '../src/proxy/http/handle-wire.js';
-import { READ_BUFFER, readsViewTo } from '../src/proxy/reads.js';
-import { send } from '../src/proxy/writes.js';
+import { type ConnectingUser, connectWire, HandleWire } from '../src/proxy/http/handle-wire.js';
+import { READ_BUFFER } from '../src/proxy/reads.js';
 
 const TOKEN = 1;
 const FIELD = 2;
@@ -377,7 +376,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
   const clients = new Set<Client>();
   const idle: Upstream[] = [];
 
-  class Upstream {
+  class Upstream implements ConnectingUser {
     client: Client | undefined;
     readonly h = new Head();
     /** Bytes of a head not whole yet. */
@@ -387,14 +386,26 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
     reusable = true;
     closed = false;
     lastActive = now;
-    readonly socket: Socket;
+    readonly wire: HandleWire;
 
     constructor() {
-      this.socket = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
-      readsViewTo(this.socket, Upstream.prototype.onRead, this);
-      this.socket.on('end', () => this.onEnd());
-      this.socket.on('close', () => this.onEnd());
-      this.socket.on('error', () => {});
+      const { wire, error } = connectWire(handles, this, '127.0.0.1', target);
+      this.wire = wire;
+      if (error !== 0) queueMicrotask(() => this.onEnd());
+    }
+
+    onConnect(status: number): void {
+      if (status < 0 || !this.wire.start()) this.onEnd();
+    }
+
+    handleRead(n: number): void {
+      this.onRead(READ_BUFFER.subarray(0, n));
+    }
+
+    onDrain(): void {}
+
+    onClose(): void {
+      this.onEnd();
     }
 
     onRead(chunk: Buffer): void {
@@ -403,7 +414,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       const c = this.client;
       if (c === undefined) {
         // Bytes on an idle pooled connection: it can never be trusted again.
-        this.socket.destroy();
+        this.wire.destroy();
         return;
       }
       if (this.left !== -2) {
@@ -423,7 +434,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       }
       if (end < 0) {
         this.reusable = false;
-        this.socket.destroy();
+        this.wire.destroy();
         c.failed(502);
         return;
       }
@@ -454,14 +465,14 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       this.client = undefined;
       this.left = -2;
       if (this.reusable && !this.closed) idle.push(this);
-      else this.socket.destroy();
+      else this.wire.destroy();
       c.responseDone();
     }
 
     onEnd(): void {
       if (this.closed) return;
       this.closed = true;
-      this.socket.destroy();
+      this.wire.destroy();
       const at = idle.indexOf(this);
       if (at >= 0) idle.splice(at, 1);
       const c = this.client;
@@ -533,7 +544,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       this.up = up;
       this.busy = true;
       this.headSent = false;
-      send(up.socket, assemble(buf, 0, end, h, '', 0, 0));
+      up.wire.send(assemble(buf, 0, end, h, '', 0, 0));
       if (end < n) this.held = view ? copyOf(buf, end, n) : buf.subarray(end);
     }
 
@@ -575,7 +586,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       // The response in flight is abandoned: its upstream cannot be reused.
       if (up !== undefined) {
         up.client = undefined;
-        up.socket.destroy();
+        up.wire.destroy();
       }
     }
   }
@@ -588,7 +599,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
       if (c.busy && up !== undefined && now - up.lastActive > 60_000) {
         up.client = undefined;
         up.reusable = false;
-        up.socket.destroy();
+        up.wire.destroy();
         c.failed(504);
       } else if (!c.busy && now - c.lastActive > 75_000) c.wire.destroy();
     }
@@ -597,7 +608,7 @@ export async function runCorrectFloor(listenPort: number, target: number): Promi
   const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
   server.on('close', () => {
     clearInterval(sweep);
-    for (const up of idle.splice(0)) up.socket.destroy();
+    for (const up of idle.splice(0)) up.wire.destroy();
     for (const c of clients) c.wire.destroy();
   });
   await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));

@@ -33,7 +33,8 @@
  * `--parts 1` runs part 1 only. `--pairs N` adds to part 1 item 1's ratios
  * measured in N pairs of runs, A B B A (`--pair-seconds`, default 2):
  * keepwire against nginx (logging off, on, and metrics scraped) and floors
- * (c) and (d) against nginx, each pair's runs seconds apart (`paired`).
+ * (c) and (d) against nginx, and this build against KEEPWIRE_BEFORE's when
+ * given, each pair's runs seconds apart (`paired`).
  *
  * Not a test: prints req/s, p50, p99 per target and the ratios
  * keepwire/nginx and keepwire/http-proxy. Everything shares the same cores,
@@ -159,8 +160,8 @@ class LeastHttp {
  * client connection on its bare libuv TCP handle through keepwire's own
  * `HandleWire` (src/proxy/http/handle-wire.ts: reads into the shared
  * READ_BUFFER, reused write requests, no net.Socket), accepted with
- * `acceptHandles`; the upstream a net.Socket read with `readsViewTo` and
- * written with `send`, as src/proxy/http/transport.ts does. The request
+ * `acceptHandles`; the upstream a `HandleWire` too, connected with
+ * `connectWire`, as src/proxy/http/transport.ts does. The request
  * head goes upstream as a latin1 string (keepwire writes a string head), the
  * response back as one copy (keepwire's coalesced write is one Buffer): the
  * same syscalls and the same buffers as keepwire per request, and the same
@@ -169,9 +170,8 @@ class LeastHttp {
 async function runHandleFloor(listenPort: number, target: number): Promise<void> {
   const net = await import('node:net');
   const { acceptHandles, tcpHandles } = await import('../src/kernel/node-internals.js');
-  const { HandleWire } = await import('../src/proxy/http/handle-wire.js');
-  const { READ_BUFFER, readsViewTo } = await import('../src/proxy/reads.js');
-  const { send } = await import('../src/proxy/writes.js');
+  const { connectWire, HandleWire } = await import('../src/proxy/http/handle-wire.js');
+  const { READ_BUFFER } = await import('../src/proxy/reads.js');
   if (tcpHandles === null)
     throw new Error('bench/http: this Node has no tcp_wrap handles (keepwire would use net.Socket)');
   const handles = tcpHandles;
@@ -179,15 +179,32 @@ async function runHandleFloor(listenPort: number, target: number): Promise<void>
   server.listen(listenPort, '127.0.0.1', () => {
     const hooked = acceptHandles(server, (handle) => {
       handle.setNoDelay(true);
-      const up = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
       const http = new LeastHttp();
+      const up = connectWire(
+        handles,
+        {
+          onConnect: (status: number) => {
+            if (status < 0 || !up.start()) wire.destroy();
+          },
+          handleRead(n: number) {
+            const chunk = READ_BUFFER.subarray(0, n);
+            http.response(chunk);
+            wire.send(Buffer.from(chunk));
+          },
+          onEnd: () => up.destroy(),
+          onDrain() {},
+          onClose: () => wire.destroy(),
+        },
+        '127.0.0.1',
+        target,
+      ).wire;
       const wire = new HandleWire(
         handle,
         {
           handleRead(n: number) {
             const text = READ_BUFFER.toString('latin1', 0, n);
             if (text.indexOf('\r\n\r\n') >= 0) http.requestHead();
-            send(up, text);
+            up.send(text);
           },
           onEnd: () => up.destroy(),
           onDrain() {},
@@ -195,12 +212,6 @@ async function runHandleFloor(listenPort: number, target: number): Promise<void>
         },
         handles,
       );
-      readsViewTo(up, (chunk: Buffer) => {
-        http.response(chunk);
-        wire.send(Buffer.from(chunk));
-      });
-      up.on('close', () => wire.destroy());
-      up.on('error', () => {});
       return wire.start();
     });
     if (!hooked) throw new Error('bench/http: no onconnection on the listening handle');
@@ -610,6 +621,8 @@ listen web
         ['keepwire access_log off, metrics scraped every 1 s', 'nginx'],
         ['Node floor: least HTTP, client on TCP handles', 'nginx'],
         [CORRECT, 'nginx'],
+        // KEEPWIRE_BEFORE: this build against the other, paired as the rest.
+        ...(kwBefore ? [['keepwire access_log off', `keepwire access_log off, before (${before})`]] : []),
       ])
         await paired(byName(x!), byName(y!), pairs, pairSeconds, connections);
     }

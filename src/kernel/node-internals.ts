@@ -12,7 +12,7 @@
  * | net's `kBuffer`, `kBufferCb`, `kBufferGen` symbols, `_handle.useUserBuffer` | proxy/reads (onread on accepted sockets) | 'data' events |
  * | `process.binding('stream_wrap')`: `WriteWrap`, `streamBaseState`, `kLastWriteWasAsync`; `_handle.writeBuffer`/`writeLatin1String` | proxy/write-requests (the requests of proxy/writes, stream-handles, http/handle-wire) | `socket.write` |
  * | `streamBaseState[kReadBytesOrError]`, `_handle.onread`, the handle's `owner_symbol`, `new Socket({ handle })` | proxy/http/parked (idle connections held as their TCP handle) | idle connections stay `net.Socket`s |
- * | `process.binding('tcp_wrap')`: `TCP`, `TCPConnectWrap`; stream_wrap `ShutdownWrap`; `server._handle.onconnection` | proxy/stream-handles, proxy/listener, proxy/http/handle-wire (plain-TCP stream sessions and plain HTTP client connections on handles) | sessions and connections on `net.Socket` |
+ * | `process.binding('tcp_wrap')`: `TCP`, `TCPConnectWrap`; stream_wrap `ShutdownWrap`; `server._handle.onconnection` | proxy/stream-handles, proxy/listener, proxy/http/handle-wire, proxy/http/transport (plain-TCP stream sessions, plain HTTP client and upstream connections on handles) | sessions and connections on `net.Socket` |
  * | `Buffer.prototype.latin1Slice`, `latin1Write` (undocumented; what `toString`/`write` call for 'latin1') | proxy/http (request and response heads in and out) | `buf.toString('latin1', …)`, `buf.write(…, 'latin1')` |
  */
 import { Buffer } from 'node:buffer';
@@ -527,7 +527,7 @@ function tcpHandlesStatus(): InternalStatus {
   return {
     name: "process.binding('tcp_wrap') TCP + TCPConnectWrap, stream_wrap ShutdownWrap, net.Server _handle.onconnection",
     usedBy:
-      'proxy/stream-handles, proxy/http/handle-wire: plain-TCP stream sessions and plain HTTP client connections on TCP handles (no net.Socket)',
+      'proxy/stream-handles, proxy/http/handle-wire: plain-TCP stream sessions, plain HTTP client and upstream connections on TCP handles (no net.Socket)',
     available: tcpHandles !== null && acceptHookFound !== false,
     fallback:
       'stream sessions and plain HTTP connections on net.Socket (same behaviour, more CPU per session)',

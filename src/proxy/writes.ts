@@ -62,7 +62,7 @@ function onComplete(this: WriteReq<Socket>, status: number): void {
   const tracked = socket as unknown as Tracked;
   this.buffer = null;
   tracked[PENDING] = (tracked[PENDING] ?? 1) - 1;
-  if (status < 0 && !socket.destroyed) socket.destroy(writeError(status));
+  if (status < 0 && !socket.destroyed) socket.destroy(uvError(status, 'write'));
   if (tracked[PENDING] !== 0) return;
   const waiters = tracked[WAITERS];
   tracked[WAITERS] = undefined;
@@ -70,17 +70,18 @@ function onComplete(this: WriteReq<Socket>, status: number): void {
   if (waiters !== undefined) for (const w of waiters) flushed(socket, w);
 }
 
-function writeError(status: number): NodeJS.ErrnoException {
+/** The error Node makes of a failed libuv call (`write ECONNRESET`, code `ECONNRESET`). */
+export function uvError(status: number, syscall: string): NodeJS.ErrnoException {
   let code: string;
   try {
     code = getSystemErrorName(status);
   } catch {
     code = String(status);
   }
-  const e: NodeJS.ErrnoException = new Error(`write ${code}`);
+  const e: NodeJS.ErrnoException = new Error(`${syscall} ${code}`);
   e.code = code;
   e.errno = status;
-  e.syscall = 'write';
+  e.syscall = syscall;
   return e;
 }
 
@@ -119,7 +120,7 @@ export function send(socket: Socket, data: string | Buffer): void {
   const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer(req, data);
   if (err !== 0) {
     releaseWriteReq(req);
-    socket.destroy(writeError(err));
+    socket.destroy(uvError(err, 'write'));
     return;
   }
   // The kernel took part: the rest waits in libuv, which needs a Buffer kept alive (Node copies a string's rest).
@@ -161,7 +162,7 @@ export function resetBehindEnd(socket: Socket): NodeJS.ErrnoException | undefine
     return undefined;
   }
   if (err === 0) return undefined;
-  const e = writeError(err);
+  const e = uvError(err, 'write');
   return e.code === 'ECONNRESET' ? e : undefined;
 }
 

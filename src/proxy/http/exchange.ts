@@ -37,7 +37,6 @@ import { now } from '../clock.js';
 import { Deadline } from '../deadline.js';
 import { owned } from '../reads.js';
 import { Tries } from '../tries.js';
-import { blocked, send } from '../writes.js';
 import type { ClientSide } from './client-side.js';
 import { BodyKind, type ClientUser } from './connection.js';
 import {
@@ -287,8 +286,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     conn.user = this;
     conn.requests++;
     conn.parser.expect(this.method);
-    const socket = conn.socket;
-    send(socket, this.head);
+    conn.wire.send(this.head);
     if (this.replay !== undefined) for (const chunk of this.replay) this.writeBody(chunk);
     // A body paused for an earlier attempt was resumed when it ended (dropAttempt).
     if (this.bodyDone) this.finishBody();
@@ -303,7 +301,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
    */
   private afterRequestWrite(): void {
     if (this.conn === undefined) return;
-    if (blocked(this.conn.socket)) this.upstreamBlocked();
+    if (this.conn.wire.blocked) this.upstreamBlocked();
     else if (this.bodyDone && !this.awaitingResponse) this.armReadTimer();
   }
 
@@ -428,18 +426,13 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     }
     if (this.conn === undefined) return;
     this.writeBody(chunk);
-    if (blocked(this.conn.socket)) this.upstreamBlocked();
+    if (this.conn.wire.blocked) this.upstreamBlocked();
   }
 
   private writeBody(chunk: Buffer): void {
-    const socket = this.conn!.socket;
-    if (this.chunked) {
-      socket.cork();
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
-      socket.write('\r\n', 'latin1');
-      socket.uncork();
-    } else send(socket, chunk);
+    const wire = this.conn!.wire;
+    if (this.chunked) wire.sendParts([`${chunk.length.toString(16)}\r\n`, chunk, '\r\n']);
+    else wire.send(chunk);
   }
 
   onBodyEnd(trailers: string[]): void {
@@ -461,7 +454,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     let last = '0\r\n';
     const t = trailerFields(this.trailers);
     for (let i = 0; i < t.length; i += 2) last += `${t[i]}: ${t[i + 1]}\r\n`;
-    this.conn!.socket.write(`${last}\r\n`, 'latin1');
+    this.conn!.wire.send(`${last}\r\n`);
   }
 
   onClientBodyError(error: RequestError): void {
@@ -492,7 +485,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
       if (this.bodyDeadline?.armed) this.bodyDeadline.touch();
       this.client.resumeBody();
     }
-    if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !blocked(this.conn.socket))
+    if (this.bodyDone && !this.awaitingResponse && this.conn !== undefined && !this.conn.wire.blocked)
       this.armReadTimer();
   }
 
@@ -599,7 +592,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
   onReadDone(): void {
     if (!this.headerSent || this.conn === undefined) return;
     if (this.client.flush()) {
-      this.conn.socket.pause();
+      this.conn.wire.pause();
       this.upstreamPaused = true;
       this.clientBlocked();
     }
@@ -613,7 +606,7 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     if (this.upstreamPaused) {
       this.upstreamPaused = false;
       this.lastUpstreamReadAt = now();
-      this.conn?.socket.resume();
+      this.conn?.wire.resume();
     }
   }
 

@@ -1,13 +1,16 @@
 /**
- * A plain-TCP client connection of the HTTP proxy on the bare libuv TCP
- * handle the listening handle accepted (listener.ts `handleHandler`): no
- * net.Socket is made for it (see wire.ts for why and for the behaviour
- * kept). The internals are those of proxy/stream-handles.ts, through
- * src/kernel/node-internals.ts.
+ * A plain-TCP connection of the HTTP proxy on a bare libuv TCP handle: a
+ * client connection the listening handle accepted (listener.ts
+ * `handleHandler`), or an upstream connection connected with a
+ * TCPConnectWrap (transport.ts). No net.Socket is made for it (see wire.ts
+ * for why and for the behaviour kept). The internals are those of
+ * proxy/stream-handles.ts, through src/kernel/node-internals.ts.
  */
 import type { Socket } from 'node:net';
+import { constants } from 'node:os';
 import {
   socketOverTcpHandle,
+  type TcpConnectReq,
   type TcpHandle,
   type TcpHandles,
   type TcpShutdownReq,
@@ -29,6 +32,13 @@ export interface WireUser {
   onDrain(): void;
   /** The handle is closed. */
   onClose(): void;
+  /**
+   * A read or write failed with the libuv `status` (a negative errno); the
+   * handle is closed right after (then onClose). For a user that names the
+   * error (the upstream leg: `read ECONNRESET`); a client connection needs
+   * only the close.
+   */
+  onError?(status: number, syscall: 'read' | 'write'): void;
 }
 
 interface WireHandle extends TcpHandle {
@@ -37,6 +47,10 @@ interface WireHandle extends TcpHandle {
 }
 
 let binding: TcpHandles;
+
+const EMPTY = Buffer.alloc(0);
+/** libuv's ECONNRESET: the negative errno. */
+const UV_ECONNRESET = -constants.errno.ECONNRESET;
 
 function onRead(this: WireHandle): void {
   const wire = this.wire;
@@ -49,7 +63,7 @@ function onRead(this: WireHandle): void {
     wire.eof = true;
     wire.reading = false;
     wire.user.onEnd();
-  } else if (n < 0) wire.destroy();
+  } else if (n < 0) wire.fail(n, 'read');
 }
 
 function writeDone(this: WriteReq<HandleWire>, status: number): void {
@@ -60,7 +74,7 @@ function writeDone(this: WriteReq<HandleWire>, status: number): void {
   wire.pending--;
   if (wire.closed) return;
   if (status < 0) {
-    wire.destroy();
+    wire.fail(status, 'write');
     return;
   }
   if (wire.pending === 0) wire.drained();
@@ -79,6 +93,46 @@ function handleClosed(this: WireHandle): void {
   const wire = this.wire!;
   this.wire = undefined;
   if (!wire.handedOver) wire.user.onClose();
+}
+
+/** A WireUser that connects (`connectWire`): told once the connect completes. */
+export interface ConnectingUser extends WireUser {
+  /** The connect completed with `status`: 0, or a negative errno (the wire is still to be closed). */
+  onConnect(status: number): void;
+}
+
+function connectDone(this: TcpConnectReq, status: number): void {
+  const wire = this.wire as HandleWire;
+  this.wire = undefined;
+  if (!wire.closed) (wire.user as ConnectingUser).onConnect(status);
+}
+
+/**
+ * A HandleWire on a new TCP handle connecting to `address`:`port` (an IP
+ * literal) with a TCPConnectWrap, as net's connect does: `user.onConnect`
+ * once it completes, then `start` reads. Writes made before that wait in
+ * libuv's queue and go out once connected. `error` is the connect call's
+ * own failure (a negative errno; 0 when asked); the descriptor exists once
+ * asked (keepalive can go on it at once).
+ */
+export function connectWire(
+  handles: TcpHandles,
+  user: ConnectingUser,
+  address: string,
+  port: number,
+): { wire: HandleWire; error: number } {
+  const handle = handles.newSocket();
+  // Kept by libuv until the descriptor exists.
+  handle.setNoDelay(true);
+  const wire = new HandleWire(handle, user, handles);
+  const req = new handles.ConnectWrap();
+  req.oncomplete = connectDone;
+  req.wire = wire;
+  // An IP literal: a colon is IPv6.
+  const error = address.includes(':')
+    ? handle.connect6(req, address, port)
+    : handle.connect(req, address, port);
+  return { wire, error };
 }
 
 export class HandleWire implements ClientWire {
@@ -143,10 +197,35 @@ export class HandleWire implements ClientWire {
     }
     if (err !== 0) {
       releaseWriteReq(req);
-      this.destroy();
+      this.fail(err, 'write');
       return;
     }
     if (heldByLibuv(req, bytes)) this.pending++;
+  }
+
+  /** @internal a read or write failed: the user hears why, then the handle closes. */
+  fail(status: number, syscall: 'read' | 'write'): void {
+    if (this.closed) return;
+    this.user.onError?.(status, syscall);
+    this.destroy();
+  }
+
+  /**
+   * After the peer's EOF: was it a reset? The zero-byte write of writes.ts
+   * `resetBehindEnd` (libuv reports data then RST as EOF): the negative
+   * errno of ECONNRESET, or 0 (a FIN, or can't tell while writes are held).
+   */
+  resetBehindEof(): number {
+    if (this.closed || this.shut !== Shut.None || this.pending > 0) return 0;
+    const req = takeWriteReq(this.handle, writeDone, this);
+    const err = this.handle.writeBuffer(req, EMPTY);
+    if (err !== 0) {
+      releaseWriteReq(req);
+      return err === UV_ECONNRESET ? err : 0;
+    }
+    // Queued (nothing learned): completes as any write.
+    if (heldByLibuv(req, null)) this.pending++;
+    return 0;
   }
 
   sendParts(parts: readonly (string | Buffer)[]): void {

@@ -57,16 +57,19 @@ import { startSweep } from './parked.js';
 import { type ClientRequest, type HeadRules, RequestError } from './request.js';
 import type { ServerTable, VirtualServer } from './routing.js';
 import type { UpgradeTunnel } from './streaming.js';
+import { forceSocketUpstreams } from './transport.js';
 
 let socketsOnly = false;
 
 /**
  * For tests: run plain HTTP connections on net.Socket (true), as on a Node
  * without the handle internals, or back to what this Node has (false). Read
- * when a frontend starts.
+ * when a frontend starts; for upstream connections (transport.ts), when one
+ * opens.
  */
 export function forceSocketConnections(on: boolean): void {
   socketsOnly = on;
+  forceSocketUpstreams(on);
 }
 
 export interface HttpDeps {

@@ -7,17 +7,20 @@
  * upstream's `Connection: close` is obeyed and its `Keep-Alive: timeout=N`
  * hint shortens the idle time so keepwire closes first.
  */
-import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { connect, isIP, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { HttpUpstreamGroup } from '../../config/model.js';
-import type { KeepaliveApplier } from '../../keepalive/applier.js';
+import { type KeepaliveApplier, keepaliveOnFds } from '../../keepalive/applier.js';
+import { type TcpHandles, tcpHandles } from '../../kernel/node-internals.js';
 import { noteEvent, type UpstreamStats } from '../../metrics/stats.js';
 import type { UpstreamHost } from '../../upstream/hosts.js';
 import { Deadline } from '../deadline.js';
 import { SOCKET_HIGH_WATER_MARK } from '../listener.js';
 import { handView, READ_BUFFER } from '../reads.js';
 import { UpstreamHandshakeError, type UpstreamTlsClient } from '../tls-upstream.js';
-import { resetBehindEnd } from '../writes.js';
+import { resetBehindEnd, uvError } from '../writes.js';
+import { type ConnectingUser, connectWire, type HandleWire } from './handle-wire.js';
 import { type ParserSink, type ResponseHead, ResponseParser } from './parser.js';
+import { type ClientWire, SocketWire } from './wire.js';
 
 /**
  * How long before the upstream's advertised keep-alive timeout a connection
@@ -45,8 +48,31 @@ export type PoolSettings = Pick<
   'keepalive' | 'keepaliveTimeoutMs' | 'keepaliveRequests' | 'keepaliveTimeMs'
 >;
 
-export class UpstreamConnection implements ParserSink {
-  readonly socket: Socket;
+/**
+ * For tests: open plain upstream connections as net.Sockets (true), as on a
+ * Node without the handle internals, or back to what this Node has (false).
+ * Read when a connection opens (http/server.ts `forceSocketConnections`
+ * sets it with the client side's).
+ */
+export function forceSocketUpstreams(on: boolean): void {
+  socketUpstreams = on;
+}
+let socketUpstreams = false;
+
+export class UpstreamConnection implements ParserSink, ConnectingUser {
+  /**
+   * What the exchange writes to, pauses and resumes: a plain TCP
+   * connection's bare libuv handle (`HandleWire`, where Node has the
+   * internals and the address is an IP literal: no net.Socket, whose read
+   * callback and Writable state were about 3 % of the proxy's user time,
+   * docs/performance.md), else its net.Socket (TLS, host names, another
+   * Node).
+   */
+  readonly wire: ClientWire;
+  /** The wire as a handle (undefined on a socket). */
+  private readonly handleWire: HandleWire | undefined;
+  /** The net.Socket (undefined on a handle). */
+  private readonly sock: Socket | undefined;
   readonly parser: ResponseParser;
   readonly createdAt: number;
   /** Requests started on this connection. */
@@ -73,12 +99,22 @@ export class UpstreamConnection implements ParserSink {
     now: number,
     /** `proxy_pass https://`: TLS over the TCP connection; 'connected' once the handshake is done. */
     tls?: UpstreamTlsClient,
+    /** Open it as a bare TCP handle (plain TCP to an IP literal; GroupPool.open decides). */
+    handles?: TcpHandles,
   ) {
     this.createdAt = now;
     this.parser = new ResponseParser(this);
     this.keepalive = keepalive.value;
+    if (handles !== undefined) {
+      this.sock = undefined;
+      this.handleWire = this.openHandle(handles, keepalive);
+      this.wire = this.handleWire;
+      return;
+    }
+    this.handleWire = undefined;
+    let socket: Socket;
     if (tls === undefined) {
-      this.socket = connect({
+      socket = connect({
         host: host.address.host,
         port: host.address.port,
         noDelay: true,
@@ -95,38 +131,104 @@ export class UpstreamConnection implements ParserSink {
         },
       } as TcpNetConnectOpts);
     } else {
-      const socket = tls.connect(
+      socket = tls.connect(
         { host: host.address.host, port: host.address.port },
         { noDelay: true, highWaterMark: SOCKET_HIGH_WATER_MARK },
       );
       socket.on('data', (chunk: Buffer) => this.onData(chunk));
-      this.socket = socket;
     }
+    this.sock = socket;
+    this.wire = new SocketWire(socket);
     // Settings asked for before connect are applied by keepwire's backend
     // once the descriptor exists (DESIGN §2), so no wait for 'connect'; on
     // TLS they go on the TCP socket under it.
-    keepalive.apply(this.socket);
+    keepalive.apply(socket);
     let tcpUp = false;
-    this.socket.once('connect', () => {
+    socket.once('connect', () => {
       tcpUp = true;
     });
-    this.socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       this.connected = true;
       this.user?.onUpstreamConnect();
     });
-    this.socket.on('error', (error: Error) =>
+    socket.on('error', (error: Error) =>
       // A failure between TCP connect and the end of the handshake is the handshake's (verify, protocol, alert).
       this.onPeerGone(
         tls !== undefined && tcpUp && !this.connected ? new UpstreamHandshakeError(error) : error,
       ),
     );
-    this.socket.on('drain', () => this.user?.onUpstreamDrain());
-    this.socket.on('end', () =>
+    socket.on('drain', () => this.user?.onUpstreamDrain());
+    socket.on('end', () =>
       // libuv reports data then RST as an end (see resetBehindEnd): a body
       // framed by the connection's close must not complete on a reset.
-      this.onPeerGone(resetBehindEnd(this.socket) ?? 'upstream closed the connection'),
+      this.onPeerGone(resetBehindEnd(socket) ?? 'upstream closed the connection'),
     );
-    this.socket.on('close', () => this.onPeerGone('upstream connection closed'));
+    socket.on('close', () => this.onPeerGone('upstream connection closed'));
+  }
+
+  /**
+   * A TCP handle connecting to the host. The request written before the
+   * connect completes waits in libuv's queue, written once connected, as a
+   * socket's Writable holds it.
+   */
+  private openHandle(handles: TcpHandles, keepalive: KeepaliveApplier): HandleWire {
+    const { host: address, port } = this.host.address;
+    const { wire, error } = connectWire(handles, this, address, port);
+    if (error !== 0) {
+      // Told as a socket tells it: after the caller has taken the connection.
+      process.nextTick(() => this.onPeerGone(uvError(error, 'connect')));
+      return wire;
+    }
+    if (keepalive.enabled) keepalive.applyFd(wire.handle.fd, this.host.address.text);
+    return wire;
+  }
+
+  /** @internal the handle's connect completed with `status` (0, or a negative errno). */
+  onConnect(status: number): void {
+    const wire = this.handleWire!;
+    if (status < 0) {
+      this.onPeerGone(uvError(status, 'connect'));
+      return;
+    }
+    // A handle that cannot read is closed by `start` (then onClose).
+    if (!wire.start()) return;
+    this.connected = true;
+    this.user?.onUpstreamConnect();
+  }
+
+  // WireUser: what the handle tells its connection.
+  /** @internal */
+  handleRead(n: number): void {
+    // A view, valid during the call, as the socket's onread above.
+    handView(n, this.onData, this);
+  }
+  /** @internal */
+  onEnd(): void {
+    // libuv reports data then RST as EOF: a body framed by the close must not complete on a reset.
+    const reset = this.handleWire!.resetBehindEof();
+    this.onPeerGone(reset === 0 ? 'upstream closed the connection' : uvError(reset, 'read'));
+  }
+  /** @internal */
+  onDrain(): void {
+    this.user?.onUpstreamDrain();
+  }
+  /** @internal */
+  onClose(): void {
+    this.onPeerGone(this.failure ?? 'upstream connection closed');
+  }
+  /**
+   * @internal A read or write failed; the handle closes next. Told with the
+   * close, after the call that failed, as a socket's 'error' comes: a write
+   * refused at once is inside the exchange's own write.
+   */
+  onError(status: number, syscall: 'read' | 'write'): void {
+    this.failure ??= uvError(status, syscall);
+  }
+  private failure: Error | undefined;
+
+  /** The connection as the status page and keepalive read a socket. */
+  get socket(): Socket {
+    return this.sock ?? this.handleWire!.view();
   }
 
   /**
@@ -181,7 +283,7 @@ export class UpstreamConnection implements ParserSink {
     } catch (error) {
       this.dead = true;
       this.user = undefined;
-      this.socket.destroy();
+      this.wire.destroy();
       user.onConnectionError(error as Error);
     }
   }
@@ -199,13 +301,13 @@ export class UpstreamConnection implements ParserSink {
     if (user === undefined) {
       this.stopReadTimer();
       this.idleDeadline.cancel();
-      if (!wasDead) this.socket.destroy();
+      if (!wasDead) this.wire.destroy();
       return;
     }
     // A body framed by the connection's end completes here.
     if (typeof error === 'string' && this.parser.finish()) return;
     this.user = undefined;
-    this.socket.destroy();
+    this.wire.destroy();
     user.onConnectionError(typeof error === 'string' ? new UpstreamClosedError(error) : error);
   }
 
@@ -236,7 +338,8 @@ export class UpstreamConnection implements ParserSink {
   /**
    * Hands the socket over after a 101: from here on it carries the tunnel's
    * bytes, not HTTP. The connection lets go of it (no timers, no listeners,
-   * never cached); the caller must take its reads at once (`readsTo`).
+   * never cached); the caller must take its reads at once (`readsTo`). A
+   * handle gets a net.Socket made over it (as a client connection's does).
    */
   takeSocket(): Socket {
     this.dead = true;
@@ -244,7 +347,8 @@ export class UpstreamConnection implements ParserSink {
     this.idleDeadline.cancel();
     this.readDeadline.cancel();
     this.pool?.remove(this);
-    const socket = this.socket;
+    if (this.handleWire !== undefined) return this.handleWire.handOver(SOCKET_HIGH_WATER_MARK);
+    const socket = this.sock!;
     for (const event of ['connect', 'drain', 'end', 'error', 'close']) socket.removeAllListeners(event);
     return socket;
   }
@@ -258,7 +362,7 @@ export class UpstreamConnection implements ParserSink {
     this.idleDeadline.cancel();
     this.stopReadTimer();
     this.pool?.remove(this);
-    this.socket.destroy();
+    this.wire.destroy();
   }
 }
 
@@ -320,11 +424,11 @@ export class GroupPool {
       conn.pool = undefined;
       if (
         conn.dead ||
-        conn.socket.destroyed ||
+        conn.wire.destroyed ||
         now - conn.idleSince >= conn.idleLimitMs ||
         now - conn.createdAt >= this.settings.keepaliveTimeMs
       ) {
-        if (!conn.dead && !conn.socket.destroyed && now - conn.idleSince >= conn.idleLimitMs)
+        if (!conn.dead && !conn.wire.destroyed && now - conn.idleSince >= conn.idleLimitMs)
           this.idleExpired(conn);
         conn.destroy();
         continue;
@@ -336,7 +440,16 @@ export class GroupPool {
 
   open(host: UpstreamHost, keepalive: KeepaliveApplier, now: number): UpstreamConnection {
     this.opened++;
-    return new UpstreamConnection(host, keepalive, now, this.tls);
+    // A bare handle for plain TCP to an IP literal, where keepalive (if set) can go on its descriptor.
+    const handles =
+      this.tls === undefined &&
+      !socketUpstreams &&
+      tcpHandles !== null &&
+      isIP(host.address.host) !== 0 &&
+      (!keepalive.enabled || keepaliveOnFds())
+        ? tcpHandles
+        : undefined;
+    return new UpstreamConnection(host, keepalive, now, this.tls, handles);
   }
 
   /** Whether a connection that just finished a response may serve another. */

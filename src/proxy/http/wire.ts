@@ -2,23 +2,29 @@
  * What a client connection (connection.ts) needs of the connection under it:
  * writes in order (with whether libuv still holds some), pause and resume of
  * reads, a FIN after what was written (end), close (destroy), and a reset.
- * Two kinds:
+ * An upstream connection (transport.ts) writes, pauses, resumes and
+ * destroys through the same interface. Two kinds:
  *
  * - `SocketWire`, a net.Socket (TLS connections, a plain one on a Node
- *   without the handle internals, or once a socket was made over a handle
- *   for an Upgrade tunnel or HTTP/2): writes through writes.ts, the socket's
- *   events heard by the connection (`attach`);
- * - `HandleWire` (handle-wire.ts), the bare libuv TCP handle the listening handle accepted
- *   (listener.ts `handleHandler`), no net.Socket made for it: reads into the
- *   shared READ_BUFFER (its `onread`), writes with WriteWrap requests,
- *   shutdown with a ShutdownWrap, close and reset on the handle. A short
- *   session spent about 30 % of its user-space time in net's Socket
- *   (constructor, _destroy, the end/finish chain: docs/performance.md,
- *   short sessions); stream sessions avoid it the same way
- *   (proxy/stream-handles.ts).
+ *   without the handle internals, an upstream named by a host name, or
+ *   once a socket was made over a handle for an Upgrade tunnel or HTTP/2):
+ *   writes through writes.ts, the socket's events heard by its owner
+ *   (`attach`);
+ * - `HandleWire` (handle-wire.ts), a bare libuv TCP handle: the one the
+ *   listening handle accepted (listener.ts `handleHandler`), or an upstream
+ *   connection's, connected with a TCPConnectWrap; no net.Socket made for
+ *   it: reads into the shared READ_BUFFER (its `onread`), writes with
+ *   WriteWrap requests, shutdown with a ShutdownWrap, close and reset on
+ *   the handle. A short session spent about 30 % of its user-space time in
+ *   net's Socket (constructor, _destroy, the end/finish chain:
+ *   docs/performance.md, short sessions); stream sessions avoid it the same
+ *   way (proxy/stream-handles.ts). On a kept-alive upstream connection the
+ *   socket's read callback and Writable state were about 3 % of the
+ *   proxy's user time (perf, 2026-12-02).
  *
  * Behaviour is the socket's: a client FIN is an end the connection decides
- * on (allowHalfOpen), a read or write error closes the connection, 'drain'
+ * on (allowHalfOpen), a read or write error closes the connection (a
+ * handle's owner is told the errno first, `WireUser.onError`), 'drain'
  * when the last held write completes, destroySoon is a FIN after what was
  * written and then close.
  */

@@ -24,6 +24,7 @@ import {
   rawUpstream,
   sleep,
   startHttp,
+  until,
 } from './fixtures.js';
 
 async function withProxy(
@@ -62,15 +63,6 @@ async function sequence(port: number, requests: string[]): Promise<number[]> {
     return statuses;
   } finally {
     c.close();
-  }
-}
-
-/** Resolves once `cond` holds (bounded). */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
   }
 }
 

@@ -26,7 +26,7 @@ import {
 import { Arrivals } from '../../support.js';
 import { address, bothPaths, listen, type SessionPath, SRC, server } from '../fixtures.js';
 
-export { closedPort, sleep, within } from '../../support.js';
+export { closedPort, sleep, until, within } from '../../support.js';
 export { address, listen, SRC, server };
 
 /**

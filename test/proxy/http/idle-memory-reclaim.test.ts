@@ -21,6 +21,7 @@ import {
   server,
   sleep,
   startHttp,
+  until,
 } from './fixtures.js';
 
 const savedParking = { ...parking };
@@ -41,14 +42,6 @@ function liveConnections(): number {
   let n = 0;
   for (const g of liveHttp) for (const f of g.frontends) n += f.liveCount;
   return n;
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(10);
-  }
 }
 
 async function withProxy(body: (port: number) => Promise<void>): Promise<void> {

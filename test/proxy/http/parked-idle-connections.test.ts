@@ -32,6 +32,7 @@ import {
   server,
   sleep,
   startHttp,
+  until,
 } from './fixtures.js';
 
 const saved = { ...parking };
@@ -57,15 +58,6 @@ function liveConnections(): number {
   let n = 0;
   for (const f of frontends()) n += f.liveCount;
   return n;
-}
-
-/** Waits (bounded) until `cond` holds, checking every 10 ms. */
-async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(10);
-  }
 }
 
 async function withProxy(
