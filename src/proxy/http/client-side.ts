@@ -34,11 +34,15 @@ export interface ClientSide {
   resumeBody(): void;
   /** Sends `100 Continue` (asked for with Expect). */
   writeContinue(): void;
-  /** Queues the response head; `headers` are name, value pairs or header lines ending in CRLF. */
+  /**
+   * Queues the response head; `headers` are name, value pairs or header
+   * lines ending in CRLF, or an upstream's head as bytes (the status line
+   * and header lines, headers.ts `clientResponseHead`).
+   */
   startResponse(
     status: number,
     message: string,
-    headers: readonly string[] | string,
+    headers: readonly string[] | string | Buffer,
     kind: BodyKind,
     close: boolean,
   ): void;

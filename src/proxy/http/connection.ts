@@ -115,6 +115,9 @@ const COALESCE_LIMIT = 16 * 1024;
  * Buffer method loads in this path as LoadICs); the copy is the same memcpy.
  */
 const setBytes = Uint8Array.prototype.set;
+/** The framing and connection lines after a head passed on as bytes (startResponse). */
+const CHUNKED_LINE = Buffer.from('Transfer-Encoding: chunked\r\n', 'latin1');
+const CLOSE_LINES = Buffer.from('Connection: close\r\n\r\n', 'latin1');
 
 export enum BodyKind {
   /** No body (HEAD, 1xx, 204, 304, or the upstream said so). */
@@ -186,13 +189,14 @@ export class ClientConnection implements ClientSide {
   private pumping = false;
   private pausedForPipeline = false;
   /**
-   * Response bytes queued, in order: the first two pieces in fields of their
-   * own (most responses are a head and one body read: no array per
-   * response), any further ones in `out`, made only for them. Dropped once
-   * written (an idle connection holds no array).
+   * Response bytes queued, in order: the first three pieces in fields of
+   * their own (most responses are a head, or a proxied head in two pieces,
+   * and one body read: no array per response), any further ones in `out`,
+   * made only for them. Dropped once written (an idle connection holds no array).
    */
   private out1: string | Buffer | undefined;
   private out2: string | Buffer | undefined;
+  private out3: string | Buffer | undefined;
   private out: (string | Buffer)[] | undefined;
   private outBytes = 0;
   private timerKind = Timer.Header;
@@ -709,12 +713,14 @@ export class ClientConnection implements ClientSide {
   /**
    * Queues the response head. `headers` (name, value pairs, or header lines
    * ending in CRLF) must not carry Connection or Transfer-Encoding; framing
-   * and the connection's fate are decided here.
+   * and the connection's fate are decided here. A Buffer is an upstream's
+   * head as the client gets it (headers.ts `clientResponseHead`): the status
+   * line and the header lines, maybe a view of the read it came in.
    */
   startResponse(
     status: number,
     message: string,
-    headers: readonly string[] | string,
+    headers: readonly string[] | string | Buffer,
     kind: BodyKind,
     close: boolean,
   ): void {
@@ -725,8 +731,22 @@ export class ClientConnection implements ClientSide {
     const closeDelimited = !this.noBody && kind === BodyKind.Stream && !this.chunked;
     this.keep =
       !close && !closeDelimited && !this.peerEnded && req.keepAlive && this.owner.mayKeepAlive(this);
+    if (typeof headers !== 'string' && !Array.isArray(headers)) {
+      // Bytes stay bytes: the head, then the lines of keepwire's own, copied together in `flush`.
+      const lines = headers as Buffer;
+      this.queue(lines);
+      let size = lines.length;
+      if (this.chunked) {
+        this.queue(CHUNKED_LINE);
+        size += CHUNKED_LINE.length;
+      }
+      const end = this.keep ? this.limits.keepAliveBytes : CLOSE_LINES;
+      this.queue(end);
+      this.outBytes += size + end.length;
+      return;
+    }
     let head = statusLine(status, message);
-    head += typeof headers === 'string' ? headers : headerLines(headers);
+    head += typeof headers === 'string' ? headers : headerLines(headers as readonly string[]);
     if (this.chunked) head += 'Transfer-Encoding: chunked\r\n';
     head += this.keep ? this.limits.keepAliveLines : 'Connection: close\r\n\r\n';
     this.queue(head);
@@ -753,6 +773,7 @@ export class ClientConnection implements ClientSide {
   private queue(item: string | Buffer): void {
     if (this.out1 === undefined) this.out1 = item;
     else if (this.out2 === undefined) this.out2 = item;
+    else if (this.out3 === undefined) this.out3 = item;
     else if (this.out === undefined) this.out = [item];
     else this.out.push(item);
   }
@@ -763,24 +784,28 @@ export class ClientConnection implements ClientSide {
     const wire = this.w;
     if (first === undefined) return wire.blocked;
     const second = this.out2;
+    const third = this.out3;
     const rest = this.out;
-    // Body bytes may be views of the shared read buffer (an upstream read,
-    // http/transport.ts): what a write can keep past this call is copied.
+    // Body bytes (and a proxied head) may be views of the shared read buffer
+    // (an upstream read, http/transport.ts): what a write can keep past this
+    // call is copied.
     if (second === undefined) wire.send(ownedPiece(first));
     else if (this.outBytes <= COALESCE_LIMIT) {
       const buf = Buffer.allocUnsafe(this.outBytes);
       let at = put(buf, first, 0);
       at = put(buf, second, at);
+      if (third !== undefined) at = put(buf, third, at);
       if (rest !== undefined) for (let i = 0; i < rest.length; i++) at = put(buf, rest[i]!, at);
       wire.send(buf);
     } else {
       const parts: (string | Buffer)[] = [ownedPiece(first), ownedPiece(second)];
+      if (third !== undefined) parts.push(ownedPiece(third));
       if (rest !== undefined) for (let i = 0; i < rest.length; i++) parts.push(ownedPiece(rest[i]!));
       wire.sendParts(parts);
     }
     // Dropped, not emptied: setting an array's length is a runtime call
     // (about 1 % of the request path's user time).
-    this.out1 = this.out2 = this.out = undefined;
+    this.out1 = this.out2 = this.out3 = this.out = undefined;
     this.outBytes = 0;
     return wire.blocked;
   }

@@ -41,7 +41,7 @@ import type { ClientSide } from './client-side.js';
 import { BodyKind, type ClientUser } from './connection.js';
 import {
   balancerVars,
-  clientResponseText,
+  clientResponseHead,
   headerLines,
   idempotent,
   type RequestContext,
@@ -569,13 +569,14 @@ export class ProxyExchange implements ConnectionUser, ClientUser {
     const framing = head.framing;
     // The upstream's framing is not the client's: a Content-Length is kept
     // only for a body framed by it (or none), the rest is re-framed.
-    const headers = clientResponseText(head, framing === 'chunked' || framing === 'close');
+    const message = head.statusMessage === '' ? statusText(status) : head.statusMessage;
+    const headers = clientResponseHead(head, framing === 'chunked' || framing === 'close', message);
     this.headerSent = true;
     // Head, body and end of a small response usually arrive in one read:
     // they are queued and leave in one write (onReadDone or onComplete).
     this.client.startResponse(
       status,
-      head.statusMessage === '' ? statusText(status) : head.statusMessage,
+      message,
       headers,
       framing === 'none' ? BodyKind.None : framing === 'length' ? BodyKind.Length : BodyKind.Stream,
       false,

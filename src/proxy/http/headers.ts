@@ -8,6 +8,9 @@
  * is answered by keepwire itself, as nginx does.
  */
 
+import { Buffer } from 'node:buffer';
+import { latin1Write } from '../../kernel/node-internals.js';
+import { bodyView } from '../reads.js';
 import { flattened } from '../writes.js';
 import { HEADER_LENGTH, HEADER_PLAIN, type ResponseHead } from './parser.js';
 import { type HeaderLines, isToken, REQ_HOST, REQ_PLAIN, REQ_XFF } from './request.js';
@@ -44,19 +47,28 @@ enum Kind {
   ContentLength,
 }
 
-/** How a header is treated between legs, judged without lower-casing every name. */
+/**
+ * How a header is treated between legs, judged without lower-casing every
+ * name: by its length first, then `Proxy-*` of any length (a 10-character
+ * `Proxy-Info` is hop-by-hop as much as `Proxy-Connection`).
+ */
 function classify(name: string): Kind {
   switch (name.length) {
     case 2:
-      return sameName(name, 'te') ? Kind.HopByHop : Kind.Plain;
+      if (sameName(name, 'te')) return Kind.HopByHop;
+      break;
     case 7:
-      return sameName(name, 'trailer') || sameName(name, 'upgrade') ? Kind.HopByHop : Kind.Plain;
+      if (sameName(name, 'trailer') || sameName(name, 'upgrade')) return Kind.HopByHop;
+      break;
     case 10:
-      return sameName(name, 'connection') || sameName(name, 'keep-alive') ? Kind.HopByHop : Kind.Plain;
+      if (sameName(name, 'connection') || sameName(name, 'keep-alive')) return Kind.HopByHop;
+      break;
     case 14:
-      return sameName(name, 'content-length') ? Kind.ContentLength : Kind.Plain;
+      if (sameName(name, 'content-length')) return Kind.ContentLength;
+      break;
     case 17:
-      return sameName(name, 'transfer-encoding') ? Kind.HopByHop : Kind.Plain;
+      if (sameName(name, 'transfer-encoding')) return Kind.HopByHop;
+      break;
   }
   if (name.length > 6 && (name.charCodeAt(0) | 0x20) === 0x70 && sameName(name.slice(0, 6), 'proxy-'))
     return Kind.HopByHop;
@@ -411,19 +423,52 @@ export function headerLines(pairs: readonly string[]): string {
 }
 
 /**
- * The response's header lines for the client, as `clientResponseHeaders`
- * gives them but cut from the head as received: runs of forwarded lines are
- * one slice each (a typical response is one run), so no string is made per
- * header. Whitespace inside a line is passed on as the upstream sent it.
+ * The response head for the client up to its framing and connection lines
+ * (connection.ts `startResponse` adds those): the status line
+ * `HTTP/1.1 status message`, then the header lines `clientResponseHeaders`
+ * keeps, cut from the head's bytes as received. When the upstream's status
+ * line is the one to send (HTTP/1.1, the same reason phrase) and one run of
+ * consecutive lines follows it (a typical response), the head is a view of
+ * the read it came in, valid as long as that read is (the client connection
+ * copies it into its write); else one Buffer is made. No string is made of
+ * the head; whitespace inside a line is passed on as the upstream sent it.
  */
-export function clientResponseText(head: ResponseHead, dropLength: boolean): string {
-  if (head.connectionNames) return headerLines(clientResponseHeaders(head.rawHeaders, dropLength));
-  return keptLines(
-    head.text,
-    head.marks,
-    dropLength ? 1 << HEADER_PLAIN : (1 << HEADER_PLAIN) | (1 << HEADER_LENGTH),
-  );
+export function clientResponseHead(head: ResponseHead, dropLength: boolean, message: string): Buffer {
+  const line = head.minorVersion === 1 && head.statusMessage === message ? -1 : head.statusCode;
+  if (head.connectionNames)
+    return Buffer.from(
+      `HTTP/1.1 ${head.statusCode} ${message}\r\n${headerLines(clientResponseHeaders(head.rawHeaders, dropLength))}`,
+      'latin1',
+    );
+  const { bytes, marks } = head;
+  const kinds = dropLength ? 1 << HEADER_PLAIN : (1 << HEADER_PLAIN) | (1 << HEADER_LENGTH);
+  // The runs of kept lines, each from its first line's start to past the
+  // CRLF of its last; the status line as received starts the first run.
+  let n = 0;
+  let size = 0;
+  let runStart = line < 0 ? head.lineStart : -1;
+  let runEnd = head.lineEnd + 2;
+  for (let i = 0; i <= marks.length; i += 4) {
+    if (i < marks.length && (kinds & (1 << marks[i + 3]!)) !== 0) {
+      if (runStart < 0) runStart = marks[i]!;
+      runEnd = marks[i + 2]! + 2;
+    } else if (runStart >= 0) {
+      RUNS[n++] = runStart;
+      RUNS[n++] = runEnd;
+      size += runEnd - runStart;
+      runStart = -1;
+    }
+  }
+  if (n === 2 && line < 0) return bodyView(bytes, RUNS[0]!, RUNS[1]!);
+  const lead = line < 0 ? '' : `HTTP/1.1 ${line} ${message}\r\n`;
+  const out = Buffer.allocUnsafe(lead.length + size);
+  let p = latin1Write(out, lead, 0);
+  for (let k = 0; k < n; k += 2) p += bytes.copy(out, p, RUNS[k]!, RUNS[k + 1]!);
+  return out;
 }
+
+/** clientResponseHead's runs, start and end pairs: only its first entries hold (kept, never emptied). */
+const RUNS: number[] = [];
 
 /** Trailers minus the fields that may not appear in them (RFC 9110 §6.5.1), flat name, value pairs. */
 export function trailerFields(raw: readonly string[]): string[] {

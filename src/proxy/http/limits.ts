@@ -6,6 +6,7 @@
  * server and location, and a request picks its set when it is routed. client_header_timeout is not here: a header is read
  * before its Host is known, so the address's default server gives it.
  */
+import { Buffer } from 'node:buffer';
 import type { HttpLocation, HttpServer } from '../../config/model.js';
 
 export interface ClientLimits {
@@ -13,6 +14,8 @@ export interface ClientLimits {
   readonly keepaliveTimeoutMs: number;
   /** The `Connection: keep-alive` lines (and `Keep-Alive: timeout=N` when configured) ending the head. */
   readonly keepAliveLines: string;
+  /** The same lines as bytes: they end a head passed on as bytes (an upstream's, proxied). */
+  readonly keepAliveBytes: Buffer;
   readonly keepaliveRequests: number;
   readonly keepaliveTimeMs: number;
   readonly clientBodyTimeoutMs: number;
@@ -33,13 +36,15 @@ export interface ClientLimits {
 export function clientLimits(server: HttpServer, location?: HttpLocation): ClientLimits {
   const from = location ?? server;
   const header = from.keepaliveHeaderTimeoutMs;
+  // Built once: every keep-alive response ends with these bytes.
+  const keepAliveLines =
+    header === undefined
+      ? 'Connection: keep-alive\r\n\r\n'
+      : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(header / 1000)}\r\n\r\n`;
   return {
     keepaliveTimeoutMs: from.keepaliveTimeoutMs,
-    // Built once: every keep-alive response ends with these bytes.
-    keepAliveLines:
-      header === undefined
-        ? 'Connection: keep-alive\r\n\r\n'
-        : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(header / 1000)}\r\n\r\n`,
+    keepAliveLines,
+    keepAliveBytes: Buffer.from(keepAliveLines, 'latin1'),
     keepaliveRequests: from.keepaliveRequests,
     keepaliveTimeMs: from.keepaliveTimeMs,
     clientBodyTimeoutMs: from.clientBodyTimeoutMs,

@@ -15,7 +15,7 @@
 import { Buffer } from 'node:buffer';
 import { latin1Slice } from '../../kernel/node-internals.js';
 import { bodyView, owned } from '../reads.js';
-import { indexOfCrlf2, nameIs } from './request.js';
+import { indexOfCrlf2 } from './request.js';
 
 /** The most a response head may take; larger is an invalid_header failure, as nginx's proxy_buffer_size overflow. */
 export const MAX_RESPONSE_HEAD = 64 * 1024;
@@ -26,6 +26,9 @@ export const HEADER_PLAIN = 0;
 export const HEADER_HOP = 1;
 /** Content-Length: kept only while the client's framing is the upstream's. */
 export const HEADER_LENGTH = 2;
+
+/** A head's bytes once its response has been handed on: nothing of the read is kept. */
+const NO_BYTES = Buffer.alloc(0);
 
 export class ResponseHead {
   statusCode = 0;
@@ -44,12 +47,18 @@ export class ResponseHead {
   connectionNames = false;
 
   /**
-   * `text` is the head as received, without its final CRLF CRLF; `marks`
-   * holds four numbers per header line: where the line starts, its colon,
-   * where it ends (before CRLF) and its HEADER_* kind. Header lines reach
-   * the client as slices of `text`, so no string is made per header.
+   * The read the head arrived in (a view of the shared read buffer, or the
+   * joined reads of a split head), valid while the head is handed on
+   * (onHead, onInformational, a 101's onComplete) and dropped after.
+   * `marks` holds four numbers per header line, positions in `bytes`: where
+   * the line starts, its colon, where it ends (before CRLF) and its
+   * HEADER_* kind. The head is checked and passed on as bytes: no string is
+   * made of it on the way through (headers.ts `clientResponseLines`).
    */
-  text = '';
+  bytes: Buffer = NO_BYTES;
+  /** Where the status line starts in `bytes`, and where it ends (before its CRLF). */
+  lineStart = 0;
+  lineEnd = 0;
   readonly marks: number[] = [];
 
   /**
@@ -58,19 +67,27 @@ export class ResponseHead {
    * at the end (emptying it would make V8 drop the backing store and grow
    * it again, header by header, for every response).
    */
-  reset(text: string): void {
-    this.text = text;
+  reset(bytes: Buffer): void {
+    this.bytes = bytes;
     this.keepAliveHintMs = undefined;
     this.upgrade = false;
     this.connectionNames = false;
   }
 
+  /** The head was handed on: the read it came in is not kept. */
+  release(): void {
+    this.bytes = NO_BYTES;
+  }
+
   /** Flat name, value, name, value... as received (values trimmed). */
   get rawHeaders(): string[] {
     const out: string[] = [];
-    const { text, marks } = this;
+    const { bytes, marks } = this;
     for (let i = 0; i < marks.length; i += 4)
-      out.push(text.slice(marks[i]!, marks[i + 1]!), text.slice(marks[i + 1]! + 1, marks[i + 2]!).trim());
+      out.push(
+        latin1Slice(bytes, marks[i]!, marks[i + 1]!),
+        latin1Slice(bytes, marks[i + 1]! + 1, marks[i + 2]!).trim(),
+      );
     return out;
   }
 }
@@ -103,14 +120,33 @@ enum State {
 export const NO_TRAILERS: readonly string[] = [];
 const BAD_LINE_BREAK = /\0|\r(?!\n)|(?<!\r)\n/;
 const BARE = 'bare CR, LF or NUL in the response head';
+const LF = 10;
+const SP = 32;
+const HT = 9;
 
 /**
- * A refusal of the head `text`: the bare line break one when it has any, as
- * it is checked first; parseHead finds those line by line as it goes, so a
- * refusal found earlier looks for one in the rest of the head here.
+ * What a head line scan stops at, by byte (a table read per byte rather
+ * than three or four comparisons): CR ends the line; LF and NUL alone are
+ * refused (they would split the line again on the client's side); in
+ * NAME_STOP, the first colon ends the name.
  */
-function refusal(text: string, message: string): ParseError {
-  return new ParseError(BAD_LINE_BREAK.test(text) ? BARE : message);
+const LINE_STOP = new Uint8Array(256);
+const STOP_CR = 1;
+const STOP_BARE = 2;
+const STOP_COLON = 3;
+LINE_STOP[13] = STOP_CR;
+LINE_STOP[LF] = STOP_BARE;
+LINE_STOP[0] = STOP_BARE;
+const NAME_STOP = LINE_STOP.slice();
+NAME_STOP[0x3a] = STOP_COLON;
+
+/**
+ * A refusal of the head `data[from, end)`: the bare line break one when it
+ * has any, as it is checked first; parseHead finds those line by line as it
+ * goes, so a refusal found earlier looks for one in the rest of the head here.
+ */
+function refusal(data: Buffer, from: number, end: number, message: string): ParseError {
+  return new ParseError(BAD_LINE_BREAK.test(latin1Slice(data, from, end)) ? BARE : message);
 }
 
 /** What String.prototype.trim takes away, within latin1: TAB, LF, VT, FF, CR, SP and NBSP. */
@@ -118,30 +154,41 @@ function trimmed(c: number): boolean {
   return (c >= 9 && c <= 13) || c === 32 || c === 0xa0;
 }
 
-/** The first index in `text[from, to)` that `trim` would keep (`to` when none). */
-function trimStart(text: string, from: number, to: number): number {
-  while (from < to && trimmed(text.charCodeAt(from))) from++;
+/** The first index in `data[from, to)` that `trim` would keep (`to` when none). */
+function trimStart(data: Buffer, from: number, to: number): number {
+  while (from < to && trimmed(data[from]!)) from++;
   return from;
 }
 
-/** One past the last index in `text[from, to)` that `trim` would keep. */
-function trimEnd(text: string, from: number, to: number): number {
-  while (to > from && trimmed(text.charCodeAt(to - 1))) to--;
+/** One past the last index in `data[from, to)` that `trim` would keep. */
+function trimEnd(data: Buffer, from: number, to: number): number {
+  while (to > from && trimmed(data[to - 1]!)) to--;
   return to;
 }
 
+/** `data[from, from + lower.length)` equals `lower` (lower case) ignoring the case of letters. */
+export function bytesNameIs(data: Uint8Array, from: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const l = lower.charCodeAt(i);
+    const c = data[from + i]!;
+    // Only letters fold: `c | 0x20` would also turn CR into '-'.
+    if (c !== l && (l < 0x61 || l > 0x7a || (c | 0x20) !== l)) return false;
+  }
+  return true;
+}
+
 /**
- * A Content-Length value `text[from, to)`: 1 to 15 digits with whitespace
+ * A Content-Length value `data[from, to)`: 1 to 15 digits with whitespace
  * around them (what `/^\d{1,15}$/` accepted on the trimmed value), read in
  * place; -1 when it is anything else.
  */
-function lengthValue(text: string, from: number, to: number): number {
-  const a = trimStart(text, from, to);
-  const b = trimEnd(text, a, to);
+function lengthValue(data: Buffer, from: number, to: number): number {
+  const a = trimStart(data, from, to);
+  const b = trimEnd(data, a, to);
   if (b === a || b - a > 15) return -1;
   let n = 0;
   for (let i = a; i < b; i++) {
-    const d = text.charCodeAt(i) - 48;
+    const d = data[i]! - 48;
     if (d < 0 || d > 9) return -1;
     n = n * 10 + d;
   }
@@ -150,19 +197,28 @@ function lengthValue(text: string, from: number, to: number): number {
 
 /**
  * The minor version of a status line `HTTP/1.x NNN[ reason]` (0 or 1),
- * `text[0, end)`, or -1 when it is not one; checked without a regex.
+ * `data[from, end)`, or -1 when it is not one.
  */
-function statusLineVersion(text: string, end: number): number {
-  if (end < 12) return -1;
-  // One string comparison per version: cheaper than startsWith and two charCodeAt.
-  const version = text.slice(0, 9);
-  const minor = version === 'HTTP/1.1 ' ? 1 : version === 'HTTP/1.0 ' ? 0 : -1;
-  if (minor < 0) return -1;
-  for (let i = 9; i < 12; i++) {
-    const c = text.charCodeAt(i);
+function statusLineVersion(data: Buffer, from: number, end: number): number {
+  if (end - from < 12) return -1;
+  if (
+    data[from] !== 0x48 ||
+    data[from + 1] !== 0x54 ||
+    data[from + 2] !== 0x54 ||
+    data[from + 3] !== 0x50 ||
+    data[from + 4] !== 0x2f ||
+    data[from + 5] !== 0x31 ||
+    data[from + 6] !== 0x2e ||
+    data[from + 8] !== SP
+  )
+    return -1;
+  const minor = data[from + 7]! - 48;
+  if (minor !== 0 && minor !== 1) return -1;
+  for (let i = from + 9; i < from + 12; i++) {
+    const c = data[i]!;
     if (c < 48 || c > 57) return -1;
   }
-  if (end > 12 && text.charCodeAt(12) !== 32) return -1;
+  if (end - from > 12 && data[from + 12] !== SP) return -1;
   return minor;
 }
 
@@ -188,17 +244,17 @@ for (const [code, reason] of [
   REASONS[code] = reason;
 
 /**
- * The reason phrase `text[from, to)`: a usual one as a constant string (later
- * compared by identity, no string made), else a slice.
+ * The reason phrase `data[from, to)`: a usual one as a constant string (later
+ * compared by identity, no string made), else a string of its bytes.
  */
-function reasonPhrase(text: string, from: number, to: number, code: number): string {
+function reasonPhrase(data: Buffer, from: number, to: number, code: number): string {
   const known = REASONS[code];
   if (known !== undefined && known.length === to - from) {
     let i = 0;
-    while (i < known.length && text.charCodeAt(from + i) === known.charCodeAt(i)) i++;
+    while (i < known.length && data[from + i] === known.charCodeAt(i)) i++;
     if (i === known.length) return known;
   }
-  return text.slice(from, to);
+  return latin1Slice(data, from, to);
 }
 
 export class ResponseParser {
@@ -256,19 +312,22 @@ export class ResponseParser {
             this.buffered = owned(data.subarray(at));
             return;
           }
-          const head = this.parseHead(latin1Slice(data, at, end));
+          const head = this.parseHead(data, at, end);
           at = end + 4;
           if (head.statusCode < 200 && head.statusCode !== 101) {
             this.sink.onInformational(head);
+            head.release();
             continue;
           }
           if (head.statusCode === 101) {
             this.state = State.Done;
             this.sink.onHead(head);
             this.sink.onComplete(NO_TRAILERS, at < data.length ? data.subarray(at) : undefined);
+            head.release();
             return;
           }
           this.sink.onHead(head);
+          head.release();
           if (head.framing === 'none') {
             this.complete(data, at);
             return;
@@ -374,61 +433,76 @@ export class ResponseParser {
     this.sink.onComplete(this.trailers ?? NO_TRAILERS, at < data.length ? data.subarray(at) : undefined);
   }
 
-  private parseHead(text: string): ResponseHead {
-    // A lone CR or LF (or a NUL) inside a line would split it again on the
-    // client's side. Checked per line by one-character searches rather than
-    // one regex over the head (a third of the parse): a NUL anywhere, and a
-    // line's first LF must be the one right after its CR (none after the last).
-    if (text.indexOf('\0') >= 0) throw new ParseError(BARE);
-    let at = text.indexOf('\r');
-    if (text.indexOf('\n') !== (at < 0 ? -1 : at + 1)) throw new ParseError(BARE);
-    const statusEnd = at < 0 ? text.length : at;
-    const minorVersion = statusLineVersion(text, statusEnd);
+  /**
+   * The head `data[from, end)` (without its final CRLF CRLF), checked and
+   * read as bytes in one pass per line: a lone CR or LF (or a NUL) inside a
+   * line would split it again on the client's side, so each line must end
+   * in CR LF and hold neither before.
+   */
+  private parseHead(data: Buffer, from: number, end: number): ResponseHead {
+    // Every line scan stops at the CR at `end` (the head's CRLF CRLF) at the latest.
+    let at = from;
+    let stop = LINE_STOP[data[at]!]!;
+    while (stop === 0) stop = LINE_STOP[data[++at]!]!;
+    if (stop === STOP_BARE) throw new ParseError(BARE);
+    const statusEnd = at;
+    const minorVersion = statusLineVersion(data, from, statusEnd);
     if (minorVersion < 0)
-      throw refusal(text, `invalid status line "${text.slice(0, Math.min(statusEnd, 80))}"`);
-    const statusCode =
-      (text.charCodeAt(9) - 48) * 100 + (text.charCodeAt(10) - 48) * 10 + text.charCodeAt(11) - 48;
+      throw refusal(
+        data,
+        from,
+        end,
+        `invalid status line "${latin1Slice(data, from, Math.min(statusEnd, from + 80))}"`,
+      );
+    const statusCode = (data[from + 9]! - 48) * 100 + (data[from + 10]! - 48) * 10 + data[from + 11]! - 48;
     // One head per connection, refilled per response: its users read it
-    // during onHead/onInformational and keep nothing of it.
+    // while it is handed on and keep nothing of it.
     const head = this.head;
-    head.reset(text);
+    head.reset(data);
     const marks = head.marks;
     let contentLength = -1;
     let chunked = false;
     let te = false;
     let connClose = minorVersion === 0;
     let n = 0;
-    while (at >= 0) {
+    while (at < end) {
+      // `at` is a CR: the line break is CR LF (a CR at end - 1 is followed by the CR at `end`).
+      if (data[at + 1] !== LF) throw new ParseError(BARE);
       const start = at + 2;
-      at = text.indexOf('\r', start);
-      if (text.indexOf('\n', start) !== (at < 0 ? -1 : at + 1)) throw new ParseError(BARE);
-      const stop = at < 0 ? text.length : at;
-      const colon = text.indexOf(':', start);
-      const first = text.charCodeAt(start);
+      at = start;
+      stop = NAME_STOP[data[at]!]!;
+      while (stop === 0) stop = NAME_STOP[data[++at]!]!;
+      let colon = -1;
+      if (stop === STOP_COLON) {
+        colon = at;
+        stop = LINE_STOP[data[++at]!]!;
+        while (stop === 0) stop = LINE_STOP[data[++at]!]!;
+      }
+      if (stop === STOP_BARE) throw new ParseError(BARE);
+      const lineEnd = at;
+      const first = data[start]!;
       // Obsolete line folding and header lines without a name are refused (RFC 9112 §5.2).
-      if (colon <= start || colon > stop || first === 32 || first === 9)
-        throw refusal(text, 'invalid header line');
-      if (text.charCodeAt(colon - 1) === 32) throw refusal(text, 'whitespace before colon');
+      if (colon <= start || first === SP || first === HT)
+        throw refusal(data, from, end, 'invalid header line');
+      if (data[colon - 1] === SP) throw refusal(data, from, end, 'whitespace before colon');
       let kind = HEADER_PLAIN;
       switch (colon - start) {
         case 2:
-          if (nameIs(text, start, 'te')) kind = HEADER_HOP;
+          if (bytesNameIs(data, start, 'te')) kind = HEADER_HOP;
           break;
         case 7:
-          if (nameIs(text, start, 'trailer') || nameIs(text, start, 'upgrade')) kind = HEADER_HOP;
+          if (bytesNameIs(data, start, 'trailer') || bytesNameIs(data, start, 'upgrade')) kind = HEADER_HOP;
           break;
         case 10: {
-          // The usual spelling by one string comparison first: cheaper than nameIs's case folding, character by character.
-          if (text.slice(start, colon) === 'Connection' || nameIs(text, start, 'connection')) {
+          if (bytesNameIs(data, start, 'connection')) {
             kind = HEADER_HOP;
-            // The two usual values are recognised without a regex (keep-alive, every response's, as the name).
-            const a = trimStart(text, colon + 1, stop);
-            const b = trimEnd(text, a, stop);
-            if (b - a === 10 && (text.slice(a, b) === 'keep-alive' || nameIs(text, a, 'keep-alive')))
-              connClose = false;
-            else if (b - a === 5 && nameIs(text, a, 'close')) connClose = true;
+            // The two usual values are recognised in place, without a string or a regex.
+            const a = trimStart(data, colon + 1, lineEnd);
+            const b = trimEnd(data, a, lineEnd);
+            if (b - a === 10 && bytesNameIs(data, a, 'keep-alive')) connClose = false;
+            else if (b - a === 5 && bytesNameIs(data, a, 'close')) connClose = true;
             else {
-              const v = text.slice(a, b).toLowerCase();
+              const v = latin1Slice(data, a, b).toLowerCase();
               if (/(^|,)\s*close\s*(,|$)/.test(v)) connClose = true;
               else if (/(^|,)\s*keep-alive\s*(,|$)/.test(v)) connClose = false;
               if (/(^|,)\s*upgrade\s*(,|$)/.test(v)) head.upgrade = true;
@@ -438,36 +512,28 @@ export class ResponseParser {
                   head.connectionNames = true;
               }
             }
-          } else if (nameIs(text, start, 'keep-alive')) {
+          } else if (bytesNameIs(data, start, 'keep-alive')) {
             kind = HEADER_HOP;
-            const t = /timeout\s*=\s*(\d+)/i.exec(text.slice(colon + 1, stop));
+            const t = /timeout\s*=\s*(\d+)/i.exec(latin1Slice(data, colon + 1, lineEnd));
             if (t) head.keepAliveHintMs = Number(t[1]) * 1000;
           }
           break;
         }
         case 14:
-          // The usual spelling: two characters, then a 12-character slice. A
-          // slice of 13 or more is a sliced string, whose `===` leaves
-          // optimized code for V8's Runtime_StringEqual (0.5% of the proxy's
-          // user time, perf 2026-12-02); a shorter one is copied and compared inline.
-          if (
-            (text.charCodeAt(start) === 0x43 &&
-              text.charCodeAt(start + 1) === 0x6f &&
-              text.slice(start + 2, colon) === 'ntent-Length') ||
-            nameIs(text, start, 'content-length')
-          ) {
+          if (bytesNameIs(data, start, 'content-length')) {
             kind = HEADER_LENGTH;
-            const n = lengthValue(text, colon + 1, stop);
-            if (n < 0) throw refusal(text, 'invalid Content-Length');
-            if (contentLength >= 0 && contentLength !== n) throw refusal(text, 'conflicting Content-Length');
+            const n = lengthValue(data, colon + 1, lineEnd);
+            if (n < 0) throw refusal(data, from, end, 'invalid Content-Length');
+            if (contentLength >= 0 && contentLength !== n)
+              throw refusal(data, from, end, 'conflicting Content-Length');
             contentLength = n;
           }
           break;
         case 17:
-          if (nameIs(text, start, 'transfer-encoding')) {
+          if (bytesNameIs(data, start, 'transfer-encoding')) {
             kind = HEADER_HOP;
             te = true;
-            chunked = /(^|,)\s*chunked\s*$/i.test(text.slice(colon + 1, stop).trim());
+            chunked = /(^|,)\s*chunked\s*$/i.test(latin1Slice(data, colon + 1, lineEnd).trim());
           }
           break;
       }
@@ -475,12 +541,12 @@ export class ResponseParser {
         kind === HEADER_PLAIN &&
         colon - start > 6 &&
         (first | 0x20) === 0x70 &&
-        nameIs(text, start, 'proxy-')
+        bytesNameIs(data, start, 'proxy-')
       )
         kind = HEADER_HOP;
       marks[n] = start;
       marks[n + 1] = colon;
-      marks[n + 2] = stop;
+      marks[n + 2] = lineEnd;
       marks[n + 3] = kind;
       n += 4;
     }
@@ -490,8 +556,10 @@ export class ResponseParser {
     else if (te) framing = chunked ? 'chunked' : 'close';
     else if (contentLength >= 0) framing = 'length';
     else framing = 'close';
+    head.lineStart = from;
+    head.lineEnd = statusEnd;
     head.statusCode = statusCode;
-    head.statusMessage = statusEnd > 13 ? reasonPhrase(text, 13, statusEnd, statusCode) : '';
+    head.statusMessage = statusEnd - from > 13 ? reasonPhrase(data, from + 13, statusEnd, statusCode) : '';
     head.minorVersion = minorVersion;
     head.framing = framing;
     head.contentLength = Math.max(contentLength, 0);

@@ -92,6 +92,12 @@ export function http2Fields(
   return into;
 }
 
+/** The header lines of an upstream's head passed on as bytes: past its status line (`:status` says it). */
+function headerLinesOf(head: Buffer): string {
+  const text = head.toString('latin1');
+  return text.slice(text.indexOf('\r\n') + 2);
+}
+
 /** What the stream needs from its connection. */
 export interface StreamOwner {
   readonly remoteAddr: string;
@@ -179,7 +185,7 @@ export class Http2ClientStream implements ClientSide {
   startResponse(
     status: number,
     _message: string,
-    headers: readonly string[] | string,
+    headers: readonly string[] | string | Buffer,
     kind: BodyKind,
     _close: boolean,
   ): void {
@@ -188,7 +194,10 @@ export class Http2ClientStream implements ClientSide {
     this.noBody = kind === BodyKind.None || this.method === 'HEAD';
     // A body of unknown length may end with trailers (a chunked upstream response).
     this.withTrailers = !this.noBody && kind === BodyKind.Stream;
-    const fields = http2Fields(headers, { ':status': status });
+    const fields = http2Fields(
+      typeof headers === 'string' || Array.isArray(headers) ? headers : headerLinesOf(headers as Buffer),
+      { ':status': status },
+    );
     try {
       this.stream.respond(fields, { endStream: this.noBody, waitForTrailers: this.withTrailers });
     } catch {

@@ -76,8 +76,11 @@ function parserTo(onHead: (head: ResponseHead) => void): ResponseParser {
 
 test('response heads: hop-by-hop and framing headers found in any case, kept marks per response', () => {
   let head: ResponseHead | undefined;
+  let raw: string[] = [];
   const parser = parserTo((h) => {
     head = h;
+    // The head's bytes are the read's: its lines are read while it is handed on.
+    raw = h.rawHeaders;
   });
   parser.expect('GET');
   parser.execute(
@@ -94,7 +97,7 @@ test('response heads: hop-by-hop and framing headers found in any case, kept mar
   parser.expect('GET');
   parser.execute(Buffer.from('HTTP/1.1 200 OK\r\ntRaNsFeR-EnCoDiNg: chunked\r\n\r\n0\r\n\r\n'));
   assert.equal(head?.framing, 'chunked');
-  assert.deepEqual(head?.rawHeaders, ['tRaNsFeR-EnCoDiNg', 'chunked']);
+  assert.deepEqual(raw, ['tRaNsFeR-EnCoDiNg', 'chunked']);
 });
 
 test('response Content-Length and Connection values read in place: the same values accepted and refused', () => {
