@@ -295,6 +295,24 @@ function request(b: Build, buf: Buffer, end: number, i: number): string {
   }
 }
 
+/**
+ * The head a client gets up to its framing lines, in either build: the status
+ * line and the kept lines as bytes (`clientResponseHead`, since 7d2e41f),
+ * or the status line joined to the kept lines' text (`clientResponseText`).
+ */
+function clientHead(b: Build, h: Module, dropLength: boolean): string {
+  const message = h.statusMessage === '' ? 'Fine' : h.statusMessage;
+  if (typeof b.headers.clientResponseHead === 'function')
+    return b.headers.clientResponseHead(h, dropLength, message).toString('latin1');
+  return `HTTP/1.1 ${h.statusCode} ${message}\r\n${b.headers.clientResponseText(h, dropLength)}`;
+}
+
+/** A head's marks from its status line's start (a bytes head marks positions in its read, a text head in its text). */
+function marksOf(h: Module): number[] {
+  const from: number = typeof h.lineStart === 'number' ? h.lineStart : 0;
+  return h.marks.map((m: number, k: number) => (k % 4 === 3 ? m : m - from));
+}
+
 /** One response through `b`'s parser: every event with what its users read, or the error. */
 function response(b: Build, text: string, i: number): string {
   const out: unknown[] = [];
@@ -315,8 +333,8 @@ function response(b: Build, text: string, i: number): string {
         h.upgrade,
         h.connectionNames,
         h.rawHeaders,
-        [...h.marks],
-        b.headers.clientResponseText(h, i % 2 === 0),
+        marksOf(h),
+        clientHead(b, h, i % 2 === 0),
       ]);
     },
     onBody(c: Buffer) {
@@ -473,7 +491,7 @@ async function countChild(dist: string, n: number): Promise<void> {
       new b.parser.ResponseParser({
         onInformational() {},
         onHead(h: Module) {
-          sink += b.headers.clientResponseText(h, false).length;
+          sink += clientHead(b, h, false).length;
         },
         onBody(c: Buffer) {
           sink += c.length;
